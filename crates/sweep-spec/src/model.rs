@@ -1,0 +1,318 @@
+//! The validated, resolved sweep: what every later stage trusts. Built only by [`crate::load`].
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Serialize;
+
+pub use crate::expr::{Expr, Type, Value};
+pub use crate::raw::{Count, EngineKind, Mode, Packing, Parallel, TaskMode};
+use crate::source::KeyPath;
+
+/// A whole sweep, validated.
+#[derive(Debug)]
+pub struct Spec {
+    pub name: String,
+    pub model: Model,
+    pub engine: Engine,
+    pub cluster: Cluster,
+    pub workload: Workload,
+    /// The roles the spec defines, in the order agg, ctx, gen.
+    pub roles: Vec<RoleSpec>,
+    pub space: Space,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Model {
+    pub path: String,
+    pub served_name: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Engine {
+    pub kind: EngineKind,
+    /// The engine behind Dynamo, when `kind` is `dynamo`.
+    pub backend: Option<EngineKind>,
+    pub tasks: TaskMode,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Cluster {
+    pub gpus_per_node: u32,
+    pub max_nodes: Option<u32>,
+    pub partition: Option<String>,
+    pub account: Option<String>,
+    pub qos: Option<String>,
+    pub time_limit: Option<String>,
+    pub packing: Packing,
+    pub segment: bool,
+    pub container: Option<Container>,
+    pub sbatch: Vec<String>,
+    pub base_port: u16,
+    pub frontend_port: u16,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Container {
+    pub image: String,
+    pub mounts: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Workload {
+    pub concurrency_per_gen_server: bool,
+    #[serde(serialize_with = "serialize_count")]
+    pub requests: Count,
+    #[serde(serialize_with = "serialize_count")]
+    pub warmup: Count,
+}
+
+fn serialize_count<S: serde::Serializer>(count: &Count, s: S) -> Result<S::Ok, S::Error> {
+    match count {
+        Count::Fixed(n) => s.serialize_u64(*n),
+        Count::PerConcurrency(k) => s.serialize_str(&format!("{k}x")),
+    }
+}
+
+impl Count {
+    /// The number of requests for one point at `effective_concurrency`.
+    pub fn resolve(self, effective_concurrency: u64) -> u64 {
+        match self {
+            Count::Fixed(n) => n,
+            Count::PerConcurrency(k) => k.saturating_mul(effective_concurrency),
+        }
+    }
+}
+
+/// A server role of a job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Agg,
+    Ctx,
+    Gen,
+}
+
+impl Role {
+    pub const ALL: [Role; 3] = [Role::Agg, Role::Ctx, Role::Gen];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Agg => "agg",
+            Role::Ctx => "ctx",
+            Role::Gen => "gen",
+        }
+    }
+
+    /// The name the in-job roles use (`DISAGG_SERVING_TYPE`).
+    pub fn serving_type(self) -> &'static str {
+        match self {
+            Role::Agg => "AGG",
+            Role::Ctx => "CTX",
+            Role::Gen => "GEN",
+        }
+    }
+
+    pub fn mode(self) -> Mode {
+        match self {
+            Role::Agg => Mode::Agg,
+            Role::Ctx | Role::Gen => Mode::Disagg,
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A role's settings that are not axes.
+#[derive(Debug, Clone)]
+pub struct RoleSpec {
+    pub role: Role,
+    /// Passed to the engine verbatim; part of the deployment's identity.
+    pub engine_args: BTreeMap<String, serde_json::Value>,
+}
+
+/// The axes a role or the workload can vary, in canonical order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum AxisKey {
+    Servers,
+    Tp,
+    Pp,
+    Cp,
+    Parallel,
+    Batch,
+    MaxNumTokens,
+    MaxSeqLen,
+    Mtp,
+    Eplb,
+    Isl,
+    Osl,
+    Concurrency,
+}
+
+impl AxisKey {
+    pub const ROLE: [AxisKey; 10] = [
+        AxisKey::Servers,
+        AxisKey::Tp,
+        AxisKey::Pp,
+        AxisKey::Cp,
+        AxisKey::Parallel,
+        AxisKey::Batch,
+        AxisKey::MaxNumTokens,
+        AxisKey::MaxSeqLen,
+        AxisKey::Mtp,
+        AxisKey::Eplb,
+    ];
+    pub const WORKLOAD: [AxisKey; 3] = [AxisKey::Isl, AxisKey::Osl, AxisKey::Concurrency];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AxisKey::Servers => "servers",
+            AxisKey::Tp => "tp",
+            AxisKey::Pp => "pp",
+            AxisKey::Cp => "cp",
+            AxisKey::Parallel => "parallel",
+            AxisKey::Batch => "batch",
+            AxisKey::MaxNumTokens => "max_num_tokens",
+            AxisKey::MaxSeqLen => "max_seq_len",
+            AxisKey::Mtp => "mtp",
+            AxisKey::Eplb => "eplb",
+            AxisKey::Isl => "isl",
+            AxisKey::Osl => "osl",
+            AxisKey::Concurrency => "concurrency",
+        }
+    }
+
+    pub fn ty(self) -> Type {
+        match self {
+            AxisKey::Parallel => Type::Str,
+            _ => Type::Int,
+        }
+    }
+
+    /// The smallest value that makes sense for the axis.
+    pub fn minimum(self) -> i64 {
+        match self {
+            AxisKey::Mtp | AxisKey::Eplb => 0,
+            _ => 1,
+        }
+    }
+
+    /// The largest value the planner can place (counts are 32-bit in layouts and artifacts).
+    pub fn maximum(self) -> i64 {
+        i64::from(u32::MAX)
+    }
+}
+
+/// `gen.tp`, `agg.batch`, or a workload axis such as `isl`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct AxisName {
+    pub role: Option<Role>,
+    pub key: AxisKey,
+}
+
+impl fmt::Display for AxisName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.role {
+            Some(role) => write!(f, "{}.{}", role.as_str(), self.key.as_str()),
+            None => f.write_str(self.key.as_str()),
+        }
+    }
+}
+
+/// One value of an axis as written: a literal, or an expression evaluated per point.
+#[derive(Debug, Clone)]
+pub enum AxisValue {
+    Lit(Value),
+    Expr(Expr),
+}
+
+/// An axis of the space and its values.
+#[derive(Debug, Clone)]
+pub struct Axis {
+    pub name: AxisName,
+    pub values: Vec<AxisValue>,
+    /// Where the axis is written (`gen.tp`, or `workload.isl_osl` for paired values).
+    pub path: KeyPath,
+    /// Where each value is written.
+    pub value_paths: Vec<KeyPath>,
+}
+
+impl Axis {
+    pub fn has_expressions(&self) -> bool {
+        self.values.iter().any(|v| matches!(v, AxisValue::Expr(_)))
+    }
+}
+
+/// Slot 0 of a point's value array holds the mode; axis `i` lives in slot `i + 1`.
+pub const MODE_SLOT: usize = 0;
+
+pub fn slot_of(axis: usize) -> usize {
+    axis + 1
+}
+
+/// The parameter space: axes, how they combine per mode, and what is filtered out.
+#[derive(Debug)]
+pub struct Space {
+    pub axes: Vec<Axis>,
+    /// One per mode the spec asks for, in the order written.
+    pub subspaces: Vec<Subspace>,
+    pub excludes: Vec<Exclude>,
+    pub filter: Option<Filter>,
+}
+
+impl Space {
+    pub fn slot_count(&self) -> usize {
+        self.axes.len() + 1
+    }
+
+    pub fn axis(&self, role: Option<Role>, key: AxisKey) -> Option<usize> {
+        self.axes.iter().position(|a| a.name.role == role && a.name.key == key)
+    }
+
+    /// The number of points before excludes and `where`, summed over modes.
+    pub fn size(&self) -> u128 {
+        self.subspaces.iter().map(Subspace::size).sum()
+    }
+}
+
+/// The part of the space for one mode.
+#[derive(Debug)]
+pub struct Subspace {
+    pub mode: Mode,
+    /// Indices of the axes present in this mode.
+    pub axes: Vec<usize>,
+    /// Crossed dimensions; the axes of one dimension vary together (zip).
+    pub dims: Vec<Dim>,
+    /// Axes with expression values, in an order where each comes after what it reads.
+    pub derived: Vec<usize>,
+}
+
+impl Subspace {
+    pub fn size(&self) -> u128 {
+        self.dims.iter().map(|d| d.len as u128).product()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Dim {
+    pub axes: Vec<usize>,
+    pub len: usize,
+}
+
+/// Drops every point whose slots match all conditions.
+#[derive(Debug, Clone)]
+pub struct Exclude {
+    /// (slot, accepted values)
+    pub conditions: Vec<(usize, Vec<Value>)>,
+    pub path: KeyPath,
+}
+
+#[derive(Debug, Clone)]
+pub struct Filter {
+    pub expr: Expr,
+    pub path: KeyPath,
+}

@@ -1,0 +1,379 @@
+//! The spec as written: serde structs that mirror the YAML one to one and reject unknown keys.
+//! Nothing here is trusted; [`crate::resolve`] turns it into the validated model.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::de::{self, Deserializer, IntoDeserializer, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSpec {
+    pub version: Option<u64>,
+    pub name: String,
+    pub model: RawModel,
+    pub engine: RawEngine,
+    pub cluster: RawCluster,
+    pub mode: OneOrMany<Mode>,
+    pub agg: Option<RawRole>,
+    pub ctx: Option<RawRole>,
+    pub gen: Option<RawRole>,
+    pub workload: RawWorkload,
+    #[serde(default)]
+    pub sweep: RawSweep,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawModel {
+    pub path: String,
+    pub served_name: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEngine {
+    pub kind: EngineKind,
+    pub backend: Option<EngineKind>,
+    pub tasks: Option<TaskMode>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCluster {
+    pub gpus_per_node: u32,
+    pub max_nodes: Option<u32>,
+    pub partition: Option<String>,
+    pub account: Option<String>,
+    pub qos: Option<String>,
+    pub time_limit: Option<TimeLimit>,
+    pub packing: Option<Packing>,
+    pub segment: Option<bool>,
+    pub container: Option<RawContainer>,
+    pub sbatch: Option<Vec<String>>,
+    pub base_port: Option<u16>,
+    pub frontend_port: Option<u16>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawContainer {
+    pub image: String,
+    #[serde(default)]
+    pub mounts: Vec<String>,
+}
+
+/// One role's axes. Every axis takes a scalar or a list; numeric axes also take expressions.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRole {
+    pub servers: Option<OneOrMany<Number>>,
+    pub tp: Option<OneOrMany<Number>>,
+    pub pp: Option<OneOrMany<Number>>,
+    pub cp: Option<OneOrMany<Number>>,
+    pub parallel: Option<OneOrMany<Parallel>>,
+    pub batch: Option<OneOrMany<Number>>,
+    pub max_num_tokens: Option<OneOrMany<Number>>,
+    pub max_seq_len: Option<OneOrMany<Number>>,
+    pub mtp: Option<OneOrMany<Number>>,
+    pub eplb: Option<OneOrMany<Number>>,
+    pub engine_args: Option<BTreeMap<String, serde_json::Value>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWorkload {
+    pub isl: Option<OneOrMany<Number>>,
+    pub osl: Option<OneOrMany<Number>>,
+    pub isl_osl: Option<Vec<(Number, Number)>>,
+    pub concurrency: OneOrMany<Number>,
+    pub concurrency_per_gen_server: Option<bool>,
+    pub requests: Option<Count>,
+    pub warmup: Option<Count>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSweep {
+    #[serde(default)]
+    pub zip: Vec<Vec<String>>,
+    #[serde(default)]
+    pub exclude: Vec<BTreeMap<String, OneOrMany<Scalar>>>,
+    #[serde(rename = "where")]
+    pub filter: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Agg,
+    Disagg,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Agg => "agg",
+            Mode::Disagg => "disagg",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineKind {
+    Trtllm,
+    Vllm,
+    Sglang,
+    Dynamo,
+    Mock,
+    Custom,
+}
+
+impl EngineKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EngineKind::Trtllm => "trtllm",
+            EngineKind::Vllm => "vllm",
+            EngineKind::Sglang => "sglang",
+            EngineKind::Dynamo => "dynamo",
+            EngineKind::Mock => "mock",
+            EngineKind::Custom => "custom",
+        }
+    }
+}
+
+/// How many SLURM tasks a server gets: one per GPU (MPI-launched engines) or one per node
+/// (engines that spawn their own workers).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskMode {
+    PerGpu,
+    PerNode,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Packing {
+    Spread,
+    Packed,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Parallel {
+    Tep,
+    Dep,
+}
+
+impl Parallel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Parallel::Tep => "tep",
+            Parallel::Dep => "dep",
+        }
+    }
+}
+
+/// A numeric axis value: an integer, or an expression evaluated per point.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Number {
+    Int(i64),
+    Expr(String),
+}
+
+impl<'de> Deserialize<'de> for Number {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct NumberVisitor;
+        impl Visitor<'_> for NumberVisitor {
+            type Value = Number;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an integer or an expression string")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Number, E> {
+                Ok(Number::Int(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Number, E> {
+                i64::try_from(v)
+                    .map(Number::Int)
+                    .map_err(|_| E::custom(format!("{v} is too large")))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Number, E> {
+                Ok(Number::Expr(v.to_owned()))
+            }
+        }
+        deserializer.deserialize_any(NumberVisitor)
+    }
+}
+
+/// A value in an `exclude` entry: an integer or a string (e.g. `dep`).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Scalar {
+    Int(i64),
+    Str(String),
+}
+
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match Number::deserialize(deserializer)? {
+            Number::Int(v) => Ok(Scalar::Int(v)),
+            Number::Expr(s) => Ok(Scalar::Str(s)),
+        }
+    }
+}
+
+/// `"10x"` (a multiple of the effective concurrency) or a fixed count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Count {
+    PerConcurrency(u64),
+    Fixed(u64),
+}
+
+impl<'de> Deserialize<'de> for Count {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct CountVisitor;
+        impl Visitor<'_> for CountVisitor {
+            type Value = Count;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a count such as 500, or a multiple of the concurrency such as \"10x\"")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Count, E> {
+                Ok(Count::Fixed(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Count, E> {
+                u64::try_from(v)
+                    .map(Count::Fixed)
+                    .map_err(|_| E::custom(format!("a count cannot be negative ({v})")))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Count, E> {
+                v.strip_suffix('x')
+                    .and_then(|n| n.trim().parse::<u64>().ok())
+                    .map(Count::PerConcurrency)
+                    .ok_or_else(|| E::invalid_value(de::Unexpected::Str(v), &self))
+            }
+        }
+        deserializer.deserialize_any(CountVisitor)
+    }
+}
+
+/// A SLURM time limit, as minutes or a `[days-]hours:minutes:seconds` style string.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TimeLimit(pub String);
+
+impl<'de> Deserialize<'de> for TimeLimit {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TimeVisitor;
+        impl Visitor<'_> for TimeVisitor {
+            type Value = TimeLimit;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("minutes, or a SLURM time such as \"02:00:00\" or \"1-12:00:00\"")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<TimeLimit, E> {
+                Ok(TimeLimit(v.to_string()))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<TimeLimit, E> {
+                if is_slurm_time(v) {
+                    Ok(TimeLimit(v.to_owned()))
+                } else {
+                    Err(E::invalid_value(de::Unexpected::Str(v), &self))
+                }
+            }
+        }
+        deserializer.deserialize_any(TimeVisitor)
+    }
+}
+
+/// The formats `sbatch --time` accepts: `M`, `M:S`, `H:M:S`, `D-H`, `D-H:M`, `D-H:M:S`.
+fn is_slurm_time(text: &str) -> bool {
+    let numbers = |part: &str, max_parts: usize| {
+        let parts: Vec<&str> = part.split(':').collect();
+        parts.len() <= max_parts
+            && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+    };
+    match text.split_once('-') {
+        Some((days, rest)) => numbers(days, 1) && numbers(rest, 3),
+        None => numbers(text, 3),
+    }
+}
+
+/// A scalar or a list of them; a scalar is a list of one. The flag says whether a list was
+/// written, which decides whether an item's position is `key` or `key[i]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OneOrMany<T>(pub Vec<T>, pub bool);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for OneOrMany<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct OneOrManyVisitor<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for OneOrManyVisitor<T> {
+            type Value = OneOrMany<T>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a value or a list of values")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element()? {
+                    items.push(item);
+                }
+                Ok(OneOrMany(items, true))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                T::deserialize(de::value::MapAccessDeserializer::new(map)).map(|v| OneOrMany(vec![v], false))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+                T::deserialize(v.into_deserializer()).map(|v| OneOrMany(vec![v], false))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                T::deserialize(v.into_deserializer()).map(|v| OneOrMany(vec![v], false))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                T::deserialize(v.into_deserializer()).map(|v| OneOrMany(vec![v], false))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+                T::deserialize(v.into_deserializer()).map(|v| OneOrMany(vec![v], false))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                T::deserialize(v.into_deserializer()).map(|v| OneOrMany(vec![v], false))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Err(E::invalid_type(de::Unexpected::Unit, &self))
+            }
+        }
+        deserializer.deserialize_any(OneOrManyVisitor(PhantomData))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slurm_time_formats() {
+        for ok in ["30", "30:00", "02:00:00", "1-12", "1-12:30", "1-12:30:00"] {
+            assert!(is_slurm_time(ok), "{ok}");
+        }
+        for bad in ["", "2h", "1:2:3:4", "-1", "1-", "a-1", "1--2", "01:00:"] {
+            assert!(!is_slurm_time(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn one_or_many_accepts_both_shapes() {
+        let one: OneOrMany<Number> = serde_yaml::from_str("4").expect("scalar");
+        assert_eq!(one.0, vec![Number::Int(4)]);
+        let many: OneOrMany<Number> = serde_yaml::from_str("[1, \"batch * 2\"]").expect("list");
+        assert_eq!(many.0, vec![Number::Int(1), Number::Expr("batch * 2".into())]);
+        let parallel: OneOrMany<Parallel> = serde_yaml::from_str("[tep, dep]").expect("enum list");
+        assert_eq!(parallel.0, vec![Parallel::Tep, Parallel::Dep]);
+        assert!(serde_yaml::from_str::<OneOrMany<Number>>("1.5").is_err());
+    }
+
+    #[test]
+    fn counts() {
+        assert_eq!(serde_yaml::from_str::<Count>("\"10x\"").ok(), Some(Count::PerConcurrency(10)));
+        assert_eq!(serde_yaml::from_str::<Count>("500").ok(), Some(Count::Fixed(500)));
+        assert!(serde_yaml::from_str::<Count>("ten").is_err());
+        assert!(serde_yaml::from_str::<Count>("-1").is_err());
+    }
+}

@@ -1,0 +1,744 @@
+//! From the spec as written ([`RawSpec`]) to the validated model ([`Spec`]): defaults applied,
+//! every value range-checked, every name resolved, every expression compiled and ordered.
+
+use std::collections::HashMap;
+
+use crate::error::{Parent, SpecError, SpecErrorKind};
+use crate::expr::{Binding, Expr, ExprError, Type, Value};
+use crate::model::{
+    slot_of, Axis, AxisKey, AxisName, AxisValue, Cluster, Container, Count, Dim, Engine,
+    EngineKind, Exclude, Filter, Mode, Model, Packing, Parallel, Role, RoleSpec, Space, Spec,
+    Subspace, TaskMode, Workload, MODE_SLOT,
+};
+use crate::raw::{Number, OneOrMany, RawRole, RawSpec, Scalar};
+use crate::source::KeyPath;
+
+pub(crate) fn resolve(raw: RawSpec) -> Result<Spec, SpecError> {
+    if let Some(version) = raw.version {
+        if version != 1 {
+            return Err(SpecError::invalid(
+                KeyPath::keys("version"),
+                format!("spec version {version} is not supported"),
+            )
+            .with_help("this version of sweep reads spec version 1"));
+        }
+    }
+    let name = resolve_name(&raw.name)?;
+    let model = resolve_model(&raw)?;
+    let engine = resolve_engine(&raw)?;
+    let cluster = resolve_cluster(&raw)?;
+    let modes = resolve_modes(&raw.mode)?;
+    let roles = resolve_roles(&raw, &modes)?;
+    let workload = resolve_workload(&raw)?;
+    let space = SpaceBuilder::new(&raw, &roles, &modes)?.finish(&raw)?;
+    Ok(Spec { name, model, engine, cluster, workload, roles, space })
+}
+
+fn resolve_name(name: &str) -> Result<String, SpecError> {
+    let valid = name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if !valid {
+        return Err(SpecError::invalid(
+            KeyPath::keys("name"),
+            format!("`{name}` cannot name a sweep"),
+        )
+        .with_help(
+            "use letters, digits, `.`, `_` and `-`, starting with a letter or digit: the name \
+             becomes part of SLURM job names and directory names",
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+fn resolve_model(raw: &RawSpec) -> Result<Model, SpecError> {
+    let path = raw.model.path.trim();
+    if path.is_empty() {
+        return Err(SpecError::invalid(KeyPath::keys("model.path"), "the model path is empty"));
+    }
+    let served_name = match &raw.model.served_name {
+        Some(name) if name.trim().is_empty() => {
+            return Err(SpecError::invalid(
+                KeyPath::keys("model.served_name"),
+                "the served name is empty",
+            )
+            .with_help("remove the key to use the last component of `model.path`"))
+        }
+        Some(name) => name.clone(),
+        None => path.trim_end_matches('/').rsplit('/').next().unwrap_or(path).to_owned(),
+    };
+    Ok(Model { path: path.to_owned(), served_name })
+}
+
+fn resolve_engine(raw: &RawSpec) -> Result<Engine, SpecError> {
+    let kind = raw.engine.kind;
+    if let Some(backend) = raw.engine.backend {
+        let path = KeyPath::keys("engine.backend");
+        if kind != EngineKind::Dynamo {
+            return Err(SpecError::invalid(path, "`backend` applies only to `kind: dynamo`")
+                .with_help("remove `engine.backend`, or set `engine.kind: dynamo`"));
+        }
+        if !matches!(backend, EngineKind::Trtllm | EngineKind::Vllm | EngineKind::Sglang) {
+            return Err(SpecError::invalid(path, "Dynamo's backend is trtllm, vllm or sglang"));
+        }
+    }
+    // MPI-launched engines want one task per GPU; the others spawn their own workers per node.
+    let default_tasks = match (kind, raw.engine.backend) {
+        (EngineKind::Trtllm, _) | (EngineKind::Dynamo, Some(EngineKind::Trtllm)) => {
+            TaskMode::PerGpu
+        }
+        _ => TaskMode::PerNode,
+    };
+    Ok(Engine { kind, backend: raw.engine.backend, tasks: raw.engine.tasks.unwrap_or(default_tasks) })
+}
+
+fn resolve_cluster(raw: &RawSpec) -> Result<Cluster, SpecError> {
+    let c = &raw.cluster;
+    if c.gpus_per_node == 0 {
+        return Err(SpecError::invalid(
+            KeyPath::keys("cluster.gpus_per_node"),
+            "a node needs at least one GPU",
+        ));
+    }
+    if c.max_nodes == Some(0) {
+        return Err(SpecError::invalid(KeyPath::keys("cluster.max_nodes"), "must be at least 1"));
+    }
+    for (key, value) in [("partition", &c.partition), ("account", &c.account), ("qos", &c.qos)] {
+        if let Some(value) = value {
+            if value.trim().is_empty() || value.contains(char::is_whitespace) {
+                return Err(SpecError::invalid(
+                    KeyPath::keys("cluster").key(key),
+                    format!("`{value}` is not a SLURM {key} name"),
+                )
+                .with_help(format!("remove `cluster.{key}` to use the cluster's default")));
+            }
+        }
+    }
+    let sbatch = c.sbatch.clone().unwrap_or_default();
+    for (i, directive) in sbatch.iter().enumerate() {
+        if !directive.starts_with('-') || directive.contains(['\n', '\r']) {
+            return Err(SpecError::invalid(
+                KeyPath::keys("cluster.sbatch").index(i),
+                format!("`{directive}` is not an sbatch option"),
+            )
+            .with_help("write each extra directive as a single option, e.g. \"--exclusive\" or \"--constraint=h100\""));
+        }
+    }
+    let container = match &c.container {
+        Some(container) if container.image.trim().is_empty() => {
+            return Err(SpecError::invalid(
+                KeyPath::keys("cluster.container.image"),
+                "the container image is empty",
+            ))
+        }
+        Some(container) => {
+            Some(Container { image: container.image.clone(), mounts: container.mounts.clone() })
+        }
+        None => None,
+    };
+    let base_port = c.base_port.unwrap_or(8000);
+    let frontend_port = c.frontend_port.unwrap_or(8333);
+    if base_port == 0 || frontend_port == 0 {
+        let key = if base_port == 0 { "cluster.base_port" } else { "cluster.frontend_port" };
+        return Err(SpecError::invalid(KeyPath::keys(key), "port 0 cannot be listened on"));
+    }
+    Ok(Cluster {
+        gpus_per_node: c.gpus_per_node,
+        max_nodes: c.max_nodes,
+        partition: c.partition.clone(),
+        account: c.account.clone(),
+        qos: c.qos.clone(),
+        time_limit: c.time_limit.as_ref().map(|t| t.0.clone()),
+        packing: c.packing.unwrap_or(Packing::Spread),
+        segment: c.segment.unwrap_or(false),
+        container,
+        sbatch,
+        base_port,
+        frontend_port,
+    })
+}
+
+fn resolve_modes(raw: &OneOrMany<Mode>) -> Result<Vec<Mode>, SpecError> {
+    let path = KeyPath::keys("mode");
+    if raw.0.is_empty() {
+        return Err(SpecError::invalid(path, "no mode given").with_help("use `mode: agg`, `mode: disagg` or `mode: [agg, disagg]`"));
+    }
+    let mut modes = Vec::new();
+    for (i, mode) in raw.0.iter().enumerate() {
+        if modes.contains(mode) {
+            return Err(SpecError::invalid(path.index(i), format!("`{}` is listed twice", mode.as_str())));
+        }
+        modes.push(*mode);
+    }
+    Ok(modes)
+}
+
+fn raw_role(raw: &RawSpec, role: Role) -> Option<&RawRole> {
+    match role {
+        Role::Agg => raw.agg.as_ref(),
+        Role::Ctx => raw.ctx.as_ref(),
+        Role::Gen => raw.gen.as_ref(),
+    }
+}
+
+fn resolve_roles(raw: &RawSpec, modes: &[Mode]) -> Result<Vec<RoleSpec>, SpecError> {
+    let mut roles = Vec::new();
+    for role in Role::ALL {
+        let needed = modes.contains(&role.mode());
+        match (raw_role(raw, role), needed) {
+            (None, true) => {
+                return Err(SpecError::new(
+                    SpecErrorKind::MissingKey { key: role.as_str().into(), parent: Parent(KeyPath::root()) },
+                    KeyPath::root(),
+                )
+                .with_help(match role.mode() {
+                    Mode::Agg => "mode agg needs an `agg:` role with its axes",
+                    Mode::Disagg => "mode disagg needs a `ctx:` role and a `gen:` role with their axes",
+                }))
+            }
+            (Some(_), false) => {
+                return Err(SpecError::rule(
+                    KeyPath::keys(role.as_str()),
+                    format!("`{role}:` is given but mode `{}` is not swept", role.mode().as_str()),
+                )
+                .with_help(format!(
+                    "add `{}` to `mode`, or remove `{role}:`",
+                    role.mode().as_str()
+                )))
+            }
+            (Some(raw_role), true) => roles.push(RoleSpec {
+                role,
+                engine_args: raw_role.engine_args.clone().unwrap_or_default(),
+            }),
+            (None, false) => {}
+        }
+    }
+    Ok(roles)
+}
+
+fn resolve_workload(raw: &RawSpec) -> Result<Workload, SpecError> {
+    let w = &raw.workload;
+    let requests = w.requests.unwrap_or(Count::PerConcurrency(10));
+    if matches!(requests, Count::Fixed(0) | Count::PerConcurrency(0)) {
+        return Err(SpecError::invalid(KeyPath::keys("workload.requests"), "a point needs at least one request"));
+    }
+    Ok(Workload {
+        concurrency_per_gen_server: w.concurrency_per_gen_server.unwrap_or(false),
+        requests,
+        warmup: w.warmup.unwrap_or(Count::PerConcurrency(2)),
+    })
+}
+
+/// A value as written, before names are resolved.
+enum Written {
+    Int(i64),
+    Str(&'static str),
+    Expr(String),
+}
+
+struct PendingAxis {
+    name: AxisName,
+    values: Vec<Written>,
+    path: KeyPath,
+    value_paths: Vec<KeyPath>,
+    /// Values that come in pairs with another axis (`isl_osl`) may repeat on their own.
+    paired: bool,
+}
+
+struct SpaceBuilder {
+    axes: Vec<PendingAxis>,
+    modes: Vec<Mode>,
+}
+
+fn numbers(values: &OneOrMany<Number>, path: &KeyPath) -> (Vec<Written>, Vec<KeyPath>) {
+    let written = values
+        .0
+        .iter()
+        .map(|n| match n {
+            Number::Int(v) => Written::Int(*v),
+            Number::Expr(e) => Written::Expr(e.clone()),
+        })
+        .collect();
+    (written, item_paths(path, values.0.len(), values.1))
+}
+
+fn item_paths(path: &KeyPath, len: usize, is_list: bool) -> Vec<KeyPath> {
+    if is_list {
+        (0..len).map(|i| path.index(i)).collect()
+    } else {
+        vec![path.clone(); len]
+    }
+}
+
+impl SpaceBuilder {
+    fn new(raw: &RawSpec, roles: &[RoleSpec], modes: &[Mode]) -> Result<Self, SpecError> {
+        let mut builder =
+            Self { axes: Vec::new(), modes: modes.to_vec() };
+        for spec in roles {
+            let role = spec.role;
+            let Some(r) = raw_role(raw, role) else { continue };
+            let base = KeyPath::keys(role.as_str());
+            for key in AxisKey::ROLE {
+                let path = base.key(key.as_str());
+                let written = match key {
+                    AxisKey::Parallel => {
+                        let default = OneOrMany(vec![Parallel::Tep], false);
+                        let values = r.parallel.as_ref().unwrap_or(&default);
+                        let written = values.0.iter().map(|p| Written::Str(p.as_str())).collect();
+                        Some((written, item_paths(&path, values.0.len(), values.1)))
+                    }
+                    _ => {
+                        let given = match key {
+                            AxisKey::Servers => &r.servers,
+                            AxisKey::Tp => &r.tp,
+                            AxisKey::Pp => &r.pp,
+                            AxisKey::Cp => &r.cp,
+                            AxisKey::Batch => &r.batch,
+                            AxisKey::MaxNumTokens => &r.max_num_tokens,
+                            AxisKey::MaxSeqLen => &r.max_seq_len,
+                            AxisKey::Mtp => &r.mtp,
+                            _ => &r.eplb,
+                        };
+                        let default = match key {
+                            AxisKey::Mtp | AxisKey::Eplb => Some(0),
+                            AxisKey::Servers | AxisKey::Tp | AxisKey::Pp | AxisKey::Cp => Some(1),
+                            _ => None,
+                        };
+                        match (given, default) {
+                            (Some(values), _) => Some(numbers(values, &path)),
+                            (None, Some(v)) => Some((vec![Written::Int(v)], vec![path.clone()])),
+                            (None, None) if key == AxisKey::Batch => {
+                                return Err(SpecError::new(
+                                    SpecErrorKind::MissingKey { key: "batch".into(), parent: Parent(base.clone()) },
+                                    base.clone(),
+                                )
+                                .with_help(format!(
+                                    "give `{role}.batch`, the largest number of sequences a {role} server runs at once"
+                                )))
+                            }
+                            (None, None) => None,
+                        }
+                    }
+                };
+                if let Some((values, value_paths)) = written {
+                    builder.push(AxisName { role: Some(role), key }, values, path, value_paths, false)?;
+                }
+            }
+        }
+        builder.push_workload(raw)?;
+        Ok(builder)
+    }
+
+    fn push(
+        &mut self,
+        name: AxisName,
+        values: Vec<Written>,
+        path: KeyPath,
+        value_paths: Vec<KeyPath>,
+        paired: bool,
+    ) -> Result<(), SpecError> {
+        if values.is_empty() {
+            return Err(SpecError::invalid(path, "the list of values is empty")
+                .with_help("give at least one value, or remove the key to use its default"));
+        }
+        for (value, at) in values.iter().zip(&value_paths) {
+            if let Written::Int(v) = value {
+                check_range(name, *v, at)?;
+            }
+        }
+        if !paired {
+            for (i, value) in values.iter().enumerate() {
+                let earlier = values[..i].iter().any(|other| match (value, other) {
+                    (Written::Int(a), Written::Int(b)) => a == b,
+                    (Written::Str(a), Written::Str(b)) => a == b,
+                    (Written::Expr(a), Written::Expr(b)) => a.trim() == b.trim(),
+                    _ => false,
+                });
+                if earlier {
+                    return Err(SpecError::invalid(
+                        value_paths[i].clone(),
+                        "this value is listed twice; each point would run twice",
+                    )
+                    .with_help("remove the repeated value"));
+                }
+            }
+        }
+        self.axes.push(PendingAxis { name, values, path, value_paths, paired });
+        Ok(())
+    }
+
+    fn push_workload(&mut self, raw: &RawSpec) -> Result<(), SpecError> {
+        let w = &raw.workload;
+        let base = KeyPath::keys("workload");
+        match (&w.isl_osl, &w.isl, &w.osl) {
+            (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
+                return Err(SpecError::rule(
+                    base.key("isl_osl"),
+                    "`isl_osl` pairs lengths; it cannot be combined with `isl` or `osl`",
+                )
+                .with_help("use either `isl` and `osl` (crossed) or `isl_osl` (paired)"))
+            }
+            (Some(pairs), None, None) => {
+                let path = base.key("isl_osl");
+                if pairs.is_empty() {
+                    return Err(SpecError::invalid(path, "the list of pairs is empty"));
+                }
+                for (i, pair) in pairs.iter().enumerate() {
+                    if pairs[..i].contains(pair) {
+                        return Err(SpecError::invalid(path.index(i), "this pair is listed twice"));
+                    }
+                }
+                for (key, pick) in [(AxisKey::Isl, 0), (AxisKey::Osl, 1)] {
+                    let values = pairs
+                        .iter()
+                        .map(|p| match if pick == 0 { &p.0 } else { &p.1 } {
+                            Number::Int(v) => Written::Int(*v),
+                            Number::Expr(e) => Written::Expr(e.clone()),
+                        })
+                        .collect();
+                    let value_paths = (0..pairs.len()).map(|i| path.index(i).index(pick)).collect();
+                    self.push(AxisName { role: None, key }, values, path.clone(), value_paths, true)?;
+                }
+            }
+            (None, isl, osl) => {
+                for (key, given) in [(AxisKey::Isl, isl), (AxisKey::Osl, osl)] {
+                    let Some(values) = given else {
+                        return Err(SpecError::new(
+                            SpecErrorKind::MissingKey { key: key.as_str().into(), parent: Parent(base.clone()) },
+                            base.clone(),
+                        )
+                        .with_help("give `isl` and `osl` (crossed), or `isl_osl: [[isl, osl], ...]` (paired)"));
+                    };
+                    let path = base.key(key.as_str());
+                    let (written, paths) = numbers(values, &path);
+                    self.push(AxisName { role: None, key }, written, path, paths, false)?;
+                }
+            }
+        }
+        let path = base.key("concurrency");
+        let (written, paths) = numbers(&w.concurrency, &path);
+        self.push(AxisName { role: None, key: AxisKey::Concurrency }, written, path, paths, false)
+    }
+
+    fn lookup(&self, name: &str) -> Option<usize> {
+        self.axes.iter().position(|a| a.name.to_string() == name)
+    }
+
+    fn all_names(&self) -> Vec<String> {
+        std::iter::once("mode".to_owned()).chain(self.axes.iter().map(|a| a.name.to_string())).collect()
+    }
+
+    /// Resolves a name in an expression. Inside a role's axis, a bare axis key means that role's.
+    fn bind(&self, name: &str, context: Option<Role>) -> Result<Binding, Vec<String>> {
+        if name == "mode" {
+            return Ok(Binding { slot: MODE_SLOT, ty: Type::Str });
+        }
+        let found = self.lookup(name).or_else(|| {
+            let role = context?;
+            self.lookup(&format!("{role}.{name}"))
+        });
+        match found {
+            Some(axis) => Ok(Binding { slot: slot_of(axis), ty: self.axes[axis].name.key.ty() }),
+            None => Err(self.all_names()),
+        }
+    }
+
+    fn finish(self, raw: &RawSpec) -> Result<Space, SpecError> {
+        let axes = self.compile_axes()?;
+        let order = dependency_order(&axes)?;
+        let groups = self.zip_groups(raw)?;
+        let subspaces = self
+            .modes
+            .iter()
+            .map(|&mode| {
+                let present: Vec<usize> = (0..axes.len())
+                    .filter(|&a| axes[a].name.role.is_none_or(|r| r.mode() == mode))
+                    .collect();
+                let mut dims: Vec<Dim> = Vec::new();
+                let mut dim_of_group: HashMap<usize, usize> = HashMap::new();
+                for &axis in &present {
+                    let group = groups[axis];
+                    match dim_of_group.get(&group) {
+                        Some(&d) => dims[d].axes.push(axis),
+                        None => {
+                            dim_of_group.insert(group, dims.len());
+                            dims.push(Dim { axes: vec![axis], len: axes[axis].values.len() });
+                        }
+                    }
+                }
+                let derived = order.iter().copied().filter(|a| present.contains(a)).collect();
+                Subspace { mode, axes: present, dims, derived }
+            })
+            .collect();
+        let excludes = self.excludes(raw)?;
+        let filter = match &raw.sweep.filter {
+            None => None,
+            Some(source) => {
+                let path = KeyPath::keys("sweep.where");
+                let expr = Expr::compile(source, &|name| self.bind(name, None))
+                    .map_err(|e| expression_error(&path, e))?;
+                if expr.ty() != Type::Bool {
+                    return Err(SpecError::invalid(
+                        path,
+                        format!("`where` must be a condition, but this is {}", expr.ty()),
+                    )
+                    .with_help("compare values, e.g. `gen.tp * gen.servers <= 32`"));
+                }
+                Some(Filter { expr, path })
+            }
+        };
+        Ok(Space { axes, subspaces, excludes, filter })
+    }
+
+    fn compile_axes(&self) -> Result<Vec<Axis>, SpecError> {
+        let mut axes = Vec::with_capacity(self.axes.len());
+        for pending in &self.axes {
+            let mut values = Vec::with_capacity(pending.values.len());
+            for (written, path) in pending.values.iter().zip(&pending.value_paths) {
+                values.push(match written {
+                    Written::Int(v) => AxisValue::Lit(Value::Int(*v)),
+                    Written::Str(s) => AxisValue::Lit(Value::Str((*s).into())),
+                    Written::Expr(source) => {
+                        let role = pending.name.role;
+                        let expr = Expr::compile(source, &|name| self.bind(name, role))
+                            .map_err(|e| expression_error(path, e))?;
+                        if expr.ty() != pending.name.key.ty() {
+                            return Err(SpecError::invalid(
+                                path.clone(),
+                                format!("`{}` needs {}, but this expression gives {}", pending.name, pending.name.key.ty(), expr.ty()),
+                            ));
+                        }
+                        self.check_reach(pending, &expr, path)?;
+                        AxisValue::Expr(expr)
+                    }
+                });
+            }
+            axes.push(Axis {
+                name: pending.name,
+                values,
+                path: pending.path.clone(),
+                value_paths: pending.value_paths.clone(),
+            });
+        }
+        Ok(axes)
+    }
+
+    /// A role's derived value may read only axes that exist wherever that role does.
+    fn check_reach(&self, pending: &PendingAxis, expr: &Expr, path: &KeyPath) -> Result<(), SpecError> {
+        let Some(role) = pending.name.role else { return Ok(()) };
+        for &slot in expr.slots() {
+            if slot == MODE_SLOT {
+                continue;
+            }
+            if let Some(other) = self.axes[slot - 1].name.role {
+                if other.mode() != role.mode() {
+                    return Err(SpecError::invalid(
+                        path.clone(),
+                        format!("`{}` reads `{}`, which {} points do not have", pending.name, self.axes[slot - 1].name, role.mode().as_str()),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Union of the zip groups (and the implicit `isl_osl` pairing): the group id of each axis.
+    fn zip_groups(&self, raw: &RawSpec) -> Result<Vec<usize>, SpecError> {
+        let mut parent: Vec<usize> = (0..self.axes.len()).collect();
+        fn find(parent: &mut [usize], mut x: usize) -> usize {
+            while parent[x] != x {
+                parent[x] = parent[parent[x]];
+                x = parent[x];
+            }
+            x
+        }
+        let union = |parent: &mut Vec<usize>, a: usize, b: usize| {
+            let (ra, rb) = (find(parent, a), find(parent, b));
+            if ra != rb {
+                parent[ra.max(rb)] = ra.min(rb);
+            }
+        };
+        let paired: Vec<usize> = (0..self.axes.len()).filter(|&a| self.axes[a].paired).collect();
+        for pair in paired.windows(2) {
+            union(&mut parent, pair[0], pair[1]);
+        }
+        for (g, group) in raw.sweep.zip.iter().enumerate() {
+            let group_path = KeyPath::keys("sweep.zip").index(g);
+            if group.len() < 2 {
+                return Err(SpecError::invalid(group_path, "a zip group needs at least two axes")
+                    .with_help("list the axes that vary together, e.g. [gen.batch, gen.mtp]"));
+            }
+            let mut members: Vec<usize> = Vec::new();
+            for (i, name) in group.iter().enumerate() {
+                let at = group_path.index(i);
+                let axis = self.lookup(name).ok_or_else(|| unknown_axis(&at, name, &self.all_names()[1..]))?;
+                if members.contains(&axis) {
+                    return Err(SpecError::invalid(at, format!("`{name}` is listed twice in this group")));
+                }
+                if let Some(&first) = members.first() {
+                    let (a, b) = (&self.axes[first], &self.axes[axis]);
+                    if let (Some(ra), Some(rb)) = (a.name.role, b.name.role) {
+                        if ra.mode() != rb.mode() {
+                            return Err(SpecError::rule(at, format!("`{}` and `{}` are never in the same point; they cannot be zipped", a.name, b.name)));
+                        }
+                    }
+                    if a.values.len() != b.values.len() {
+                        return Err(SpecError::rule(
+                            at,
+                            format!(
+                                "zipped axes need the same number of values: `{}` has {}, `{}` has {}",
+                                a.name,
+                                a.values.len(),
+                                b.name,
+                                b.values.len()
+                            ),
+                        )
+                        .with_help("zipped axes vary together, value by value; give each the same number of values"));
+                    }
+                    union(&mut parent, first, axis);
+                }
+                members.push(axis);
+            }
+        }
+        Ok((0..self.axes.len()).map(|a| find(&mut parent, a)).collect())
+    }
+
+    fn excludes(&self, raw: &RawSpec) -> Result<Vec<Exclude>, SpecError> {
+        let mut excludes = Vec::new();
+        for (i, entry) in raw.sweep.exclude.iter().enumerate() {
+            let path = KeyPath::keys("sweep.exclude").index(i);
+            if entry.is_empty() {
+                return Err(SpecError::invalid(path, "an empty exclude entry would drop every point"));
+            }
+            let mut conditions = Vec::new();
+            for (name, values) in entry {
+                let at = path.key(name.clone());
+                let (slot, ty, key) = if name == "mode" {
+                    (MODE_SLOT, Type::Str, None)
+                } else {
+                    let axis = self.lookup(name).ok_or_else(|| unknown_axis(&at, name, &self.all_names()))?;
+                    (slot_of(axis), self.axes[axis].name.key.ty(), Some(self.axes[axis].name.key))
+                };
+                let mut accepted = Vec::new();
+                for value in &values.0 {
+                    accepted.push(match (value, ty) {
+                        (Scalar::Int(v), Type::Int) => Value::Int(*v),
+                        (Scalar::Str(s), Type::Str) => {
+                            let allowed: &[&str] = if key.is_none() { &["agg", "disagg"] } else { &["tep", "dep"] };
+                            if !allowed.contains(&s.as_str()) {
+                                return Err(SpecError::new(
+                                    SpecErrorKind::UnknownVariant { key: name.clone(), value: s.clone(), expected: allowed.join(" or ") },
+                                    at,
+                                ));
+                            }
+                            Value::Str(s.as_str().into())
+                        }
+                        (_, ty) => {
+                            return Err(SpecError::invalid(at, format!("`{name}` takes {ty}")));
+                        }
+                    });
+                }
+                conditions.push((slot, accepted));
+            }
+            excludes.push(Exclude { conditions, path });
+        }
+        Ok(excludes)
+    }
+}
+
+fn check_range(name: AxisName, value: i64, at: &KeyPath) -> Result<(), SpecError> {
+    let (min, max) = (name.key.minimum(), name.key.maximum());
+    if value < min {
+        return Err(SpecError::invalid(at.clone(), format!("`{name}` must be at least {min}, not {value}")));
+    }
+    if value > max {
+        return Err(SpecError::invalid(at.clone(), format!("`{name}` must be at most {max}, not {value}")));
+    }
+    Ok(())
+}
+
+fn unknown_axis(at: &KeyPath, name: &str, known: &[String]) -> SpecError {
+    let error = SpecError::invalid(at.clone(), format!("`{name}` is not an axis of this sweep"));
+    match crate::closest(name, known.iter().map(String::as_str)) {
+        Some(best) => error.with_help(format!("did you mean `{best}`?")),
+        None => error.with_help(format!("the axes are: {}", known.join(", "))),
+    }
+}
+
+fn expression_error(path: &KeyPath, source: ExprError) -> SpecError {
+    let help = match &source {
+        ExprError::UnknownName { suggestion: Some(best), .. } => Some(format!("did you mean `{best}`?")),
+        ExprError::UnknownName { known, .. } => Some(format!("the names are: {}", known.join(", "))),
+        _ => None,
+    };
+    let error = SpecError::new(SpecErrorKind::Expression { key: path.to_string(), source }, path.clone());
+    match help {
+        Some(help) => error.with_help(help),
+        None => error,
+    }
+}
+
+/// Orders the axes with expressions so that each comes after the axes it reads.
+fn dependency_order(axes: &[Axis]) -> Result<Vec<usize>, SpecError> {
+    let reads = |axis: &Axis| -> Vec<usize> {
+        let mut out: Vec<usize> = axis
+            .values
+            .iter()
+            .filter_map(|v| match v {
+                AxisValue::Expr(e) => Some(e.slots()),
+                AxisValue::Lit(_) => None,
+            })
+            .flatten()
+            .filter(|&&slot| slot != MODE_SLOT)
+            .map(|&slot| slot - 1)
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
+    };
+    #[derive(Clone, Copy, PartialEq)]
+    enum State {
+        New,
+        Visiting,
+        Done,
+    }
+    fn visit(
+        axis: usize,
+        axes: &[Axis],
+        reads: &dyn Fn(&Axis) -> Vec<usize>,
+        state: &mut [State],
+        stack: &mut Vec<usize>,
+        order: &mut Vec<usize>,
+    ) -> Result<(), SpecError> {
+        match state[axis] {
+            State::Done => return Ok(()),
+            State::Visiting => {
+                let start = stack.iter().position(|&a| a == axis).unwrap_or(0);
+                let cycle: Vec<String> =
+                    stack[start..].iter().chain([&axis]).map(|&a| format!("`{}`", axes[a].name)).collect();
+                return Err(SpecError::rule(
+                    axes[axis].path.clone(),
+                    format!("derived values read each other in a cycle: {}", cycle.join(" reads ")),
+                )
+                .with_help("give one of them a literal value"));
+            }
+            State::New => {}
+        }
+        state[axis] = State::Visiting;
+        stack.push(axis);
+        for dep in reads(&axes[axis]) {
+            visit(dep, axes, reads, state, stack, order)?;
+        }
+        stack.pop();
+        state[axis] = State::Done;
+        if axes[axis].has_expressions() {
+            order.push(axis);
+        }
+        Ok(())
+    }
+    let mut state = vec![State::New; axes.len()];
+    let mut order = Vec::new();
+    for axis in 0..axes.len() {
+        visit(axis, axes, &reads, &mut state, &mut Vec::new(), &mut order)?;
+    }
+    Ok(order)
+}
