@@ -41,9 +41,12 @@ fn locate(mut error: SpecError, map: &SourceMap) -> SpecError {
     if error.location.is_none() {
         let prefer_value = !matches!(
             error.kind,
-            SpecErrorKind::UnknownKey { .. } | SpecErrorKind::MissingKey { .. }
+            SpecErrorKind::UnknownKey { .. } | SpecErrorKind::MissingKey { .. } | SpecErrorKind::Rule(_)
         );
-        error.location = map.nearest(&error.path, prefer_value);
+        // The top level has no line of its own to show.
+        if !error.path.is_root() {
+            error.location = map.nearest(&error.path, prefer_value);
+        }
     }
     error
 }
@@ -84,8 +87,9 @@ fn classify(error: &serde_path_to_error::Error<serde_yaml::Error>, map: &SourceM
         let expected = quoted[1..].iter().map(|q| format!("`{q}`")).collect::<Vec<_>>().join(", ");
         (SpecErrorKind::UnknownVariant { key: path.to_string(), value, expected }, Some(help), serde_location)
     } else if message.starts_with("missing field") && !quoted.is_empty() {
-        // serde points at the start of the mapping; its key is the better place to show.
-        let location = map.nearest(&path, false).or(serde_location);
+        // serde points at the start of the mapping; its key is the better place to show, and the
+        // top level has no line of its own.
+        let location = if path.is_root() { None } else { map.nearest(&path, false).or(serde_location) };
         let kind = SpecErrorKind::MissingKey { key: quoted[0].clone(), parent: Parent(path.clone()) };
         (kind, Some(format!("add `{}:` (see docs/spec.md)", quoted[0])), location)
     } else if message.starts_with("duplicate field") && !quoted.is_empty() {
@@ -129,8 +133,12 @@ fn core_message(error: &serde_path_to_error::Error<serde_yaml::Error>) -> String
     }
     if let Some((prefix, rest)) = message.split_once(": ") {
         if !prefix.contains(' ') && !prefix.is_empty() && prefix != "." {
-            return rest.to_owned();
+            message = rest.to_owned();
         }
+    }
+    // Rust's integer type names mean nothing to someone writing YAML.
+    for ty in ["u8", "u16", "u32", "u64"] {
+        message = message.replace(&format!("expected {ty}"), "expected a whole number (0 or more)");
     }
     message
 }

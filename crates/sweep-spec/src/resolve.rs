@@ -312,7 +312,7 @@ impl SpaceBuilder {
                                     base.clone(),
                                 )
                                 .with_help(format!(
-                                    "give `{role}.batch`, the largest number of sequences a {role} server runs at once"
+                                    "give `{role}.batch`, the largest number of sequences each {role} server runs at once"
                                 )))
                             }
                             (None, None) => None,

@@ -1,0 +1,28 @@
+//! The exit codes of `sweep`, documented in `docs/exit-codes.md`. Scripts depend on them: never
+//! renumber one.
+
+use std::process::ExitCode;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Everything asked for was done.
+    Success = 0,
+    /// A bug in sweep: please report it.
+    Internal = 1,
+    /// The command line is wrong (unknown flag, missing argument).
+    Usage = 2,
+    /// The spec file is invalid: YAML syntax, unknown or missing keys, wrong types or values,
+    /// expressions that do not compile.
+    InvalidSpec = 3,
+    /// The spec is valid but cannot be planned: too many points, nothing left after filtering,
+    /// a layout that cannot be placed, an expression that fails for some point.
+    Unplannable = 4,
+    /// A file could not be read or written.
+    Io = 5,
+}
+
+impl From<Exit> for ExitCode {
+    fn from(exit: Exit) -> Self {
+        ExitCode::from(exit as u8)
+    }
+}

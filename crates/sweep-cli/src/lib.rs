@@ -1,0 +1,102 @@
+//! The `sweep` command. `main` hands the arguments to [`run`]; each subcommand lives in
+//! [`commands`] and returns data for stdout or an [`Error`] that knows its exit code.
+
+mod commands;
+mod diagnostic;
+mod error;
+mod exit;
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+pub use error::Error;
+pub use exit::Exit;
+
+#[derive(Debug, Parser)]
+#[command(name = "sweep", version, about = "SLURM-native sweeps of LLM inference serving configurations")]
+struct Cli {
+    /// More log output on stderr (-v: info, -vv: debug). RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Expand a sweep spec into jobs and points with exact node, task and GPU layouts.
+    Plan(PlanArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct PlanArgs {
+    /// The sweep spec (YAML).
+    file: PathBuf,
+    /// `table` for people, `json` for scripts (every job, layout and point).
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+    /// Refuse spaces larger than this (counted before `exclude` and `where`).
+    #[arg(long, default_value_t = 100_000, value_name = "N")]
+    max_points: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Format {
+    Table,
+    Json,
+}
+
+/// Parses `args`, runs the command and returns the process's exit code.
+pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            return match error.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => Exit::Success,
+                _ => Exit::Usage,
+            }
+            .into();
+        }
+    };
+    init_logging(cli.verbose);
+    let result = match cli.command {
+        Command::Plan(args) => commands::plan::run(&commands::plan::Settings {
+            file: args.file,
+            format: args.format,
+            max_points: args.max_points,
+        }),
+    };
+    match result {
+        Ok(()) => Exit::Success.into(),
+        // A reader that stops early (`sweep plan … | head`) is not an error.
+        Err(Error::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => Exit::Success.into(),
+        Err(error) => {
+            let mut stderr = std::io::stderr().lock();
+            let _ = stderr.write_all(error.render().as_bytes());
+            error.exit().into()
+        }
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let ansi = std::env::var_os("NO_COLOR").is_none() && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .with_target(false)
+        .without_time()
+        .try_init();
+}

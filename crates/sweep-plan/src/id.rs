@@ -1,0 +1,126 @@
+//! Content-hashed ids of jobs and points: the same configuration gives the same id on any
+//! machine and in any sweep; changing any value that changes what is measured changes the id.
+//!
+//! Ids cover the model, the engine, the container image, the GPUs per node, the packing, the
+//! mode, every role's values and engine arguments, and the point's workload and request counts.
+//! They leave out what does not change a measurement (the sweep's name, partition, account,
+//! time limit, extra sbatch lines), so a resumed sweep recognises points it already measured.
+//! Fields are length-prefixed and integers little-endian, so the bytes hashed are the same on
+//! every platform.
+
+use std::fmt;
+
+use serde::Serialize;
+use sweep_spec::{Mode, Spec};
+
+use crate::layout::RoleConfig;
+
+/// 64 bits of a BLAKE3 digest, shown as 16 hex digits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Id(pub u64);
+
+impl fmt::Display for Id {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+impl Serialize for Id {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+struct Fields(blake3::Hasher);
+
+impl Fields {
+    fn new(domain: &str) -> Self {
+        let mut fields = Fields(blake3::Hasher::new());
+        fields.text(domain);
+        fields
+    }
+
+    fn text(&mut self, text: &str) -> &mut Self {
+        self.0.update(&(text.len() as u64).to_le_bytes());
+        self.0.update(text.as_bytes());
+        self
+    }
+
+    fn int(&mut self, value: u64) -> &mut Self {
+        self.0.update(&value.to_le_bytes());
+        self
+    }
+
+    fn optional(&mut self, value: Option<u32>) -> &mut Self {
+        match value {
+            Some(v) => self.int(1).int(u64::from(v)),
+            None => self.int(0),
+        }
+    }
+
+    fn finish(&self) -> Id {
+        let digest = self.0.finalize();
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&digest.as_bytes()[..8]);
+        Id(u64::from_le_bytes(first))
+    }
+}
+
+/// The id of a deployment: everything that is fixed while its servers run.
+pub fn job_id(spec: &Spec, mode: Mode, roles: &[RoleConfig]) -> Id {
+    let mut f = Fields::new("sweep/job/v1");
+    f.text(&spec.model.path).text(&spec.model.served_name);
+    f.text(spec.engine.kind.as_str());
+    f.text(spec.engine.backend.map_or("", |b| b.as_str()));
+    f.text(&format!("{:?}", spec.engine.tasks));
+    f.text(spec.cluster.container.as_ref().map_or("", |c| c.image.as_str()));
+    f.int(u64::from(spec.cluster.gpus_per_node));
+    f.text(&format!("{:?}", spec.cluster.packing));
+    f.text(mode.as_str());
+    for config in roles {
+        f.text(config.role.as_str());
+        for value in [config.servers, config.tp, config.pp, config.cp, config.batch, config.mtp, config.eplb] {
+            f.int(u64::from(value));
+        }
+        f.text(config.parallel.as_str());
+        f.optional(config.max_num_tokens).optional(config.max_seq_len);
+        let args = spec.roles.iter().find(|r| r.role == config.role).map(|r| &r.engine_args);
+        // A BTreeMap of serde_json values serialises with sorted keys: canonical.
+        f.text(&args.map(|a| serde_json::to_string(a).unwrap_or_default()).unwrap_or_default());
+    }
+    f.finish()
+}
+
+/// The workload of one point, as hashed into its id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PointKey {
+    pub isl: u32,
+    pub osl: u32,
+    pub concurrency: u32,
+    pub effective_concurrency: u64,
+    pub requests: u64,
+    pub warmup: u64,
+}
+
+pub fn point_id(job: Id, key: &PointKey) -> Id {
+    let mut f = Fields::new("sweep/point/v1");
+    f.int(job.0).int(u64::from(key.isl)).int(u64::from(key.osl)).int(u64::from(key.concurrency));
+    f.int(key.effective_concurrency).int(key.requests).int(key.warmup);
+    f.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn point_ids_are_pinned() {
+        // A fixed input must give this id on every machine and in every build: if this fails,
+        // ids changed and every existing sweep directory would stop resuming.
+        let key = PointKey { isl: 1024, osl: 128, concurrency: 8, effective_concurrency: 8, requests: 80, warmup: 16 };
+        assert_eq!(point_id(Id(42), &key).to_string(), "70d8ccc2a275a327");
+        let other = PointKey { concurrency: 16, ..key };
+        assert_ne!(point_id(Id(42), &other), point_id(Id(42), &key));
+        assert_ne!(point_id(Id(43), &key), point_id(Id(42), &key));
+    }
+}
