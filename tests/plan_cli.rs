@@ -1,1 +1,187 @@
+//! `sweep plan` end to end: the real binary on the example sweeps and on every kind of bad input
+//! the spec can contain, with its output, its messages and its exit codes.
 
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("workspace root")
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn sweep(args: &[&str]) -> Run {
+    let output = Command::new(env!("CARGO_BIN_EXE_sweep"))
+        .args(args)
+        .current_dir(workspace())
+        .env("NO_COLOR", "1")
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("sweep runs");
+    Run {
+        code: output.status.code().expect("exited normally"),
+        stdout: String::from_utf8(output.stdout).expect("utf-8 stdout"),
+        stderr: String::from_utf8(output.stderr).expect("utf-8 stderr"),
+    }
+}
+
+fn yaml_files(dir: &str) -> Vec<String> {
+    let mut files: Vec<String> = std::fs::read_dir(workspace().join(dir))
+        .expect("directory exists")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".yaml"))
+        .collect();
+    files.sort();
+    files
+}
+
+macro_rules! snapshot {
+    ($name:expr, $value:expr) => {
+        insta::with_settings!({ prepend_module_to_snapshot => false, omit_expression => true }, {
+            insta::assert_snapshot!($name, $value);
+        })
+    };
+}
+
+#[test]
+fn plans_every_example_sweep_as_a_table() {
+    let examples = yaml_files("sweeps");
+    assert!(examples.len() >= 5, "the examples are missing: {examples:?}");
+    for file in examples {
+        let run = sweep(&["plan", &format!("sweeps/{file}")]);
+        assert_eq!(run.code, 0, "{file}: {}", run.stderr);
+        assert_eq!(run.stderr, "", "{file} should plan without warnings");
+        snapshot!(format!("table-{}", file.trim_end_matches(".yaml")), run.stdout);
+    }
+}
+
+#[test]
+fn plans_every_example_sweep_as_json() {
+    for file in yaml_files("sweeps") {
+        let run = sweep(&["plan", &format!("sweeps/{file}"), "--format", "json"]);
+        assert_eq!(run.code, 0, "{file}: {}", run.stderr);
+        let plan: serde_json::Value = serde_json::from_str(&run.stdout).expect("valid JSON");
+        let jobs = plan["jobs"].as_array().expect("jobs");
+        let points: usize = jobs.iter().map(|j| j["points"].as_array().expect("points").len()).sum();
+        assert_eq!(plan["totals"]["points"].as_u64(), Some(points as u64), "{file}");
+        // The JSON pins every id: a change in hashing shows up here as a failed snapshot.
+        snapshot!(format!("json-{}", file.trim_end_matches(".yaml")), run.stdout);
+    }
+}
+
+/// Each bad spec, the exit code it must give (3: invalid spec, 4: cannot be planned).
+const BAD: &[(&str, i32)] = &[
+    ("dep6-on-4-gpu-nodes", 4),
+    ("derived-division-by-zero", 4),
+    ("duplicate-value", 3),
+    ("empty", 3),
+    ("empty-after-filter", 4),
+    ("expression-cycle", 3),
+    ("isl-and-isl-osl", 3),
+    ("larger-than-max-nodes", 4),
+    ("missing-batch", 3),
+    ("missing-key", 3),
+    ("out-of-range", 3),
+    ("role-without-mode", 3),
+    ("syntax", 3),
+    ("too-many-points", 4),
+    ("unknown-key", 3),
+    ("unknown-role-key", 3),
+    ("unknown-variant", 3),
+    ("where-syntax", 3),
+    ("where-unknown-axis", 3),
+    ("wrong-type", 3),
+    ("zip-unequal", 3),
+    ("zip-unknown-axis", 3),
+];
+
+#[test]
+fn bad_input_gets_a_located_error_the_right_exit_code_and_no_output() {
+    let files = yaml_files("tests/fixtures/bad");
+    let mut listed: Vec<String> = BAD.iter().map(|(name, _)| format!("{name}.yaml")).collect();
+    listed.sort();
+    assert_eq!(files, listed, "every bad fixture needs an expected exit code here");
+    for (name, code) in BAD {
+        let run = sweep(&["plan", &format!("tests/fixtures/bad/{name}.yaml"), "--max-points", "10000"]);
+        assert_eq!(run.code, *code, "{name}: {}", run.stderr);
+        assert_eq!(run.stdout, "", "{name}: nothing may reach stdout on error");
+        assert!(run.stderr.starts_with("error: "), "{name}: {}", run.stderr);
+        assert!(run.stderr.contains(&format!("tests/fixtures/bad/{name}.yaml")), "{name} names the file");
+        snapshot!(format!("bad-{name}"), format!("exit: {}\n{}", run.code, run.stderr));
+    }
+}
+
+#[test]
+fn a_misspelt_key_suggests_the_valid_one_with_its_line() {
+    let run = sweep(&["plan", "tests/fixtures/bad/unknown-key.yaml"]);
+    assert!(run.stderr.contains("unknown-key.yaml:8:3"), "{}", run.stderr);
+    assert!(run.stderr.contains("did you mean `gpus_per_node`?"), "{}", run.stderr);
+}
+
+#[test]
+fn a_missing_file_is_an_io_error() {
+    let run = sweep(&["plan", "sweeps/does-not-exist.yaml"]);
+    assert_eq!(run.code, 5);
+    assert_eq!(run.stdout, "");
+    assert!(run.stderr.contains("cannot read `sweeps/does-not-exist.yaml`"), "{}", run.stderr);
+}
+
+#[test]
+fn usage_errors_exit_2_and_help_exits_0() {
+    assert_eq!(sweep(&["plan"]).code, 2);
+    assert_eq!(sweep(&["plan", "sweeps/quickstart.yaml", "--format", "xml"]).code, 2);
+    assert_eq!(sweep(&["frobnicate"]).code, 2);
+    let help = sweep(&["plan", "--help"]);
+    assert_eq!(help.code, 0);
+    assert!(help.stdout.contains("--max-points"), "{}", help.stdout);
+}
+
+#[test]
+fn max_points_guards_the_space_before_filtering() {
+    let refused = sweep(&["plan", "tests/fixtures/bad/too-many-points.yaml"]);
+    assert_eq!(refused.code, 0, "11,520 points are under the default limit of 100,000");
+    let refused = sweep(&["plan", "tests/fixtures/bad/too-many-points.yaml", "--max-points", "11519"]);
+    assert_eq!(refused.code, 4);
+    let accepted = sweep(&["plan", "tests/fixtures/bad/too-many-points.yaml", "--max-points", "11520"]);
+    assert_eq!(accepted.code, 0, "{}", accepted.stderr);
+}
+
+#[test]
+fn a_reader_that_stops_early_is_not_an_error() {
+    // Megabytes of JSON: far more than a pipe holds, so the write really meets a closed pipe.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sweep"))
+        .args(["plan", "tests/fixtures/bad/too-many-points.yaml", "--format", "json"])
+        .current_dir(workspace())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawns");
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut first).expect("reads");
+    assert_eq!(first, "{\n");
+    let output = child.wait_with_output().expect("exits");
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(output.stderr.is_empty(), "{}", String::from_utf8_lossy(&output.stderr));
+}
+
+#[test]
+fn an_exclude_that_matches_nothing_is_a_warning_on_stderr() {
+    let dir = std::env::temp_dir().join(format!("sweep-plan-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let spec = dir.join("unused-exclude.yaml");
+    let text = std::fs::read_to_string(workspace().join("sweeps/quickstart.yaml"))
+        .expect("quickstart")
+        .replace("sweep:\n", "sweep:\n  exclude:\n    - {agg.tp: 8}\n");
+    std::fs::write(&spec, text).expect("write spec");
+    let run = sweep(&["plan", spec.to_str().expect("utf-8 path")]);
+    std::fs::remove_dir_all(&dir).ok();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.starts_with("warning: this exclude entry matches no point"), "{}", run.stderr);
+    assert!(run.stderr.contains("unused-exclude.yaml:"), "{}", run.stderr);
+    assert!(run.stdout.starts_with("JOB "), "the plan itself still goes to stdout");
+}
