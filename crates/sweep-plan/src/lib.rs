@@ -8,7 +8,8 @@
 mod id;
 mod layout;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::ops::Range;
 
 use serde::Serialize;
@@ -178,7 +179,7 @@ pub fn plan(spec: &Spec, options: &PlanOptions) -> Result<Plan, PlanError> {
         jobs: Vec::new(),
         points: Vec::new(),
         job_index: HashMap::new(),
-        seen_points: std::collections::HashSet::new(),
+        seen_points: HashSet::default(),
         stats: Stats { space: size, ..Stats::default() },
         exclude_hits: vec![0; space.excludes.len()],
         slots: vec![None; space.slot_count()],
@@ -212,7 +213,7 @@ struct Expander<'a> {
     jobs: Vec<Job>,
     points: Vec<Point>,
     job_index: HashMap<(Mode, Vec<Value>), u32>,
-    seen_points: std::collections::HashSet<Id>,
+    seen_points: HashSet<Id, BuildHasherDefault<IdHasher>>,
     stats: Stats,
     exclude_hits: Vec<u64>,
     /// The current point's values; slot 0 is the mode.
@@ -271,11 +272,14 @@ impl Expander<'_> {
                 }
             }
             if self.keep()? {
-                self.key.clear();
-                self.key.extend(role_axes.iter().map(|&a| self.slots[a + 1].clone().unwrap_or(Value::Int(0))));
+                let same_as_last = last.as_ref().is_some_and(|(key, _)| {
+                    key.iter().zip(&role_axes).all(|(value, &a)| self.slots[a + 1].as_ref() == Some(value))
+                });
                 let job = match &last {
-                    Some((key, j)) if *key == self.key => *j,
+                    Some((_, j)) if same_as_last => *j,
                     _ => {
+                        self.key.clear();
+                        self.key.extend(role_axes.iter().map(|&a| self.slots[a + 1].clone().unwrap_or(Value::Int(0))));
                         let j = match self.job_index.get(&(sub.mode, self.key.clone())) {
                             Some(&j) => j,
                             None => self.new_job(sub)?,
@@ -447,6 +451,26 @@ impl Expander<'_> {
     }
 }
 
+/// Ids are already uniform hashes: hashing them again would only cost time.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        self.0 = value;
+    }
+}
+
 /// Reorders points so that each job's points are contiguous (stable within a job).
 fn group_by_job(points: Vec<Point>, jobs: &mut [Job]) -> Vec<Point> {
     let mut counts = vec![0usize; jobs.len()];
@@ -487,7 +511,7 @@ fn disambiguate_names(jobs: &mut [Job]) {
     for job in jobs.iter() {
         *count.entry(job.name.as_str()).or_default() += 1;
     }
-    let shared: std::collections::HashSet<String> =
+    let shared: HashSet<String> =
         count.into_iter().filter(|(_, n)| *n > 1).map(|(name, _)| name.to_owned()).collect();
     for job in jobs.iter_mut() {
         if shared.contains(&job.name) {

@@ -298,6 +298,6 @@ fn write_json(out: &mut impl Write, spec: &Spec, plan: &Plan) -> std::io::Result
         totals: Totals::of(plan),
         jobs: JobsView { spec, plan },
     };
-    serde_json::to_writer_pretty(&mut *out, &view)?;
+    serde_json::to_writer(&mut *out, &view)?;
     out.write_all(b"\n")
 }
