@@ -19,10 +19,10 @@ pub enum Error {
     },
     /// The spec is invalid.
     #[error("{error}")]
-    Spec { file: String, text: String, error: SpecError },
+    Spec { file: String, text: String, error: Box<SpecError> },
     /// The spec is valid but cannot be planned.
     #[error("{error}")]
-    Plan { file: String, text: String, source_map: SourceMap, error: PlanError },
+    Plan { file: String, text: String, source_map: Box<SourceMap>, error: Box<PlanError> },
     /// Writing the output failed.
     #[error("cannot write the output: {0}")]
     Output(#[source] std::io::Error),

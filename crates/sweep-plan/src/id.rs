@@ -76,7 +76,8 @@ pub fn job_id(spec: &Spec, mode: Mode, roles: &[RoleConfig]) -> Id {
     f.text(mode.as_str());
     for config in roles {
         f.text(config.role.as_str());
-        for value in [config.servers, config.tp, config.pp, config.cp, config.batch, config.mtp, config.eplb] {
+        for value in [config.servers, config.tp, config.pp, config.cp, config.batch, config.mtp, config.eplb]
+        {
             f.int(u64::from(value));
         }
         f.text(config.parallel.as_str());
@@ -133,7 +134,14 @@ mod tests {
     fn point_ids_are_pinned() {
         // A fixed input must give this id on every machine and in every build: if this fails,
         // ids changed and every existing sweep directory would stop resuming.
-        let key = PointKey { isl: 1024, osl: 128, concurrency: 8, effective_concurrency: 8, requests: 80, warmup: 16 };
+        let key = PointKey {
+            isl: 1024,
+            osl: 128,
+            concurrency: 8,
+            effective_concurrency: 8,
+            requests: 80,
+            warmup: 16,
+        };
         assert_eq!(point_id(Id(42), &key).to_string(), "ee760a3e03443e7d");
         let other = PointKey { concurrency: 16, ..key };
         assert_ne!(point_id(Id(42), &other), point_id(Id(42), &key));

@@ -140,7 +140,11 @@ impl Layout {
             let servers = u64::from(config.servers);
             let (nodes_per_server, servers_per_node, nodes) = if world > gpn {
                 if world % gpn != 0 {
-                    return Err(LayoutError::NotWholeNodes { role: config.role, world, gpus_per_node: settings.gpus_per_node });
+                    return Err(LayoutError::NotWholeNodes {
+                        role: config.role,
+                        world,
+                        gpus_per_node: settings.gpus_per_node,
+                    });
                 }
                 let per_server = world / gpn;
                 (per_server, 1, servers * per_server)
@@ -167,7 +171,12 @@ impl Layout {
         }
         let total_servers: u64 = roles.iter().map(|r| u64::from(r.servers)).sum();
         let last_port = u64::from(settings.base_port) + total_servers - 1;
-        let ports = |problem| LayoutError::Ports { servers: total_servers, first: settings.base_port, last: last_port, problem };
+        let ports = |problem| LayoutError::Ports {
+            servers: total_servers,
+            first: settings.base_port,
+            last: last_port,
+            problem,
+        };
         if last_port > u64::from(u16::MAX) {
             return Err(ports("runs past port 65535"));
         }
@@ -175,8 +184,12 @@ impl Layout {
             [only] => only.role != Role::Agg || only.servers > 1,
             _ => true,
         };
-        if has_frontend && (u64::from(settings.base_port)..=last_port).contains(&u64::from(settings.frontend_port)) {
-            return Err(ports("include the frontend port; move `cluster.base_port` or `cluster.frontend_port`"));
+        if has_frontend
+            && (u64::from(settings.base_port)..=last_port).contains(&u64::from(settings.frontend_port))
+        {
+            return Err(ports(
+                "include the frontend port; move `cluster.base_port` or `cluster.frontend_port`",
+            ));
         }
         let nodes = fits_u32(next_node, "nodes")?;
         let (ntasks, ntasks_per_node) = match settings.tasks {
@@ -206,17 +219,18 @@ impl Layout {
         for role in &self.roles {
             let world = role.world_size;
             for k in 0..role.servers {
-                let (nodes, cuda_visible_devices) = if role.nodes_per_server > 1 || world == self.gpus_per_node {
-                    let first = role.first_node + k * role.nodes_per_server;
-                    (
-                        (first..first + role.nodes_per_server).collect(),
-                        device_range(0, self.gpus_per_node.min(world)),
-                    )
-                } else {
-                    let node = role.first_node + k / role.servers_per_node;
-                    let slot = k % role.servers_per_node;
-                    (vec![node], device_range(slot * world, world))
-                };
+                let (nodes, cuda_visible_devices) =
+                    if role.nodes_per_server > 1 || world == self.gpus_per_node {
+                        let first = role.first_node + k * role.nodes_per_server;
+                        (
+                            (first..first + role.nodes_per_server).collect(),
+                            device_range(0, self.gpus_per_node.min(world)),
+                        )
+                    } else {
+                        let node = role.first_node + k / role.servers_per_node;
+                        let slot = k % role.servers_per_node;
+                        (vec![node], device_range(slot * world, world))
+                    };
                 let (ntasks, ntasks_per_node) = match self.tasks {
                     TaskMode::PerGpu => (world, world.min(self.gpus_per_node)),
                     TaskMode::PerNode => (role.nodes_per_server, 1),
@@ -301,6 +315,19 @@ mod tests {
     }
 
     #[test]
+    fn packed_servers_never_straddle_nodes() {
+        // TensorRT-LLM's formula gives ceil(5 × 3 / 8) = 2 nodes, splitting one server.
+        let mut s = settings(Packing::Packed);
+        s.gpus_per_node = 8;
+        let layout = Layout::compute(&[role(Role::Agg, 5, 3)], &s).expect("placeable");
+        assert_eq!((layout.nodes, layout.roles[0].servers_per_node), (3, 2));
+        let devices: Vec<_> =
+            layout.servers().iter().map(|p| (p.nodes[0], p.cuda_visible_devices.clone())).collect();
+        assert_eq!(devices[1], (0, "3,4,5".to_owned()));
+        assert_eq!(devices[4], (2, "0,1,2".to_owned()));
+    }
+
+    #[test]
     fn dep6_on_four_gpu_nodes_is_refused() {
         // pitfalls.md row 6: DEP6 was silently over-allocated to 8 ranks.
         let err = Layout::compute(&[role(Role::Agg, 1, 6)], &settings(Packing::Spread));
@@ -309,8 +336,9 @@ mod tests {
 
     #[test]
     fn working_and_allocated_gpus_differ_when_servers_leave_gpus_idle() {
-        let layout = Layout::compute(&[role(Role::Ctx, 3, 2), role(Role::Gen, 3, 2)], &settings(Packing::Spread))
-            .expect("placeable");
+        let layout =
+            Layout::compute(&[role(Role::Ctx, 3, 2), role(Role::Gen, 3, 2)], &settings(Packing::Spread))
+                .expect("placeable");
         assert_eq!((layout.nodes, layout.gpus_allocated, layout.gpus_working), (6, 24, 12));
     }
 

@@ -14,9 +14,7 @@ use std::ops::Range;
 
 use serde::Serialize;
 use sweep_spec::expr::EvalError;
-use sweep_spec::{
-    AxisKey, AxisValue, KeyPath, Mode, Parallel, Role, Spec, Subspace, Value, MODE_SLOT,
-};
+use sweep_spec::{AxisKey, AxisValue, KeyPath, Mode, Parallel, Role, Spec, Subspace, Value, MODE_SLOT};
 
 pub use id::{job_id, point_id, Id, PointKey};
 pub use layout::{Endpoint, Layout, LayoutError, LayoutSettings, RoleConfig, RoleLayout, ServerPlacement};
@@ -141,9 +139,9 @@ impl PlanError {
             } else {
                 KeyPath::keys("sweep.exclude")
             }),
-            PlanError::Layout { path, .. } | PlanError::Eval { path, .. } | PlanError::OutOfRange { path, .. } => {
-                Some(path.clone())
-            }
+            PlanError::Layout { path, .. }
+            | PlanError::Eval { path, .. }
+            | PlanError::OutOfRange { path, .. } => Some(path.clone()),
             PlanError::TooManyNodes { .. } => Some(KeyPath::keys("cluster.max_nodes")),
         }
     }
@@ -226,11 +224,11 @@ struct Expander<'a> {
 impl Expander<'_> {
     fn subspace(&mut self, sub: &Subspace) -> Result<(), PlanError> {
         let axes = &self.spec.space.axes;
-        let role_axes: Vec<usize> = sub.axes.iter().copied().filter(|&a| axes[a].name.role.is_some()).collect();
-        let workload = |key| {
-            self.spec.space.axis(None, key).unwrap_or_default()
-        };
-        let (isl, osl, concurrency) = (workload(AxisKey::Isl), workload(AxisKey::Osl), workload(AxisKey::Concurrency));
+        let role_axes: Vec<usize> =
+            sub.axes.iter().copied().filter(|&a| axes[a].name.role.is_some()).collect();
+        let workload = |key| self.spec.space.axis(None, key).unwrap_or_default();
+        let (isl, osl, concurrency) =
+            (workload(AxisKey::Isl), workload(AxisKey::Osl), workload(AxisKey::Concurrency));
         self.slots.iter_mut().for_each(|s| *s = None);
         self.slots[MODE_SLOT] = Some(Value::Str(sub.mode.as_str().into()));
         // Mixed-radix counter over the dimensions, the last one fastest.
@@ -279,7 +277,9 @@ impl Expander<'_> {
                     Some((_, j)) if same_as_last => *j,
                     _ => {
                         self.key.clear();
-                        self.key.extend(role_axes.iter().map(|&a| self.slots[a + 1].clone().unwrap_or(Value::Int(0))));
+                        self.key.extend(
+                            role_axes.iter().map(|&a| self.slots[a + 1].clone().unwrap_or(Value::Int(0))),
+                        );
                         let j = match self.job_index.get(&(sub.mode, self.key.clone())) {
                             Some(&j) => j,
                             None => self.new_job(sub)?,
@@ -288,7 +288,8 @@ impl Expander<'_> {
                         j
                     }
                 };
-                let int = |axis: usize| self.slots[axis + 1].as_ref().and_then(Value::as_int).unwrap_or(0) as u32;
+                let int =
+                    |axis: usize| self.slots[axis + 1].as_ref().and_then(Value::as_int).unwrap_or(0) as u32;
                 self.push_point(job, int(isl), int(osl), int(concurrency));
             }
             // Advance the counter.
@@ -441,7 +442,10 @@ impl Expander<'_> {
     /// The current point's values, for error messages.
     fn describe(&self) -> String {
         let axes = &self.spec.space.axes;
-        let mut parts = vec![format!("mode={}", self.slots[MODE_SLOT].as_ref().map(ToString::to_string).unwrap_or_default())];
+        let mut parts = vec![format!(
+            "mode={}",
+            self.slots[MODE_SLOT].as_ref().map(ToString::to_string).unwrap_or_default()
+        )];
         for (i, axis) in axes.iter().enumerate() {
             if let Some(value) = &self.slots[i + 1] {
                 parts.push(format!("{}={value}", axis.name));
@@ -496,9 +500,13 @@ fn group_by_job(points: Vec<Point>, jobs: &mut [Job]) -> Vec<Point> {
 /// post-processing parse), and `agg{N}_{dep|tep}{TP}_batch{B}_eplb{S}_mtp{K}` for aggregated jobs.
 fn job_name(mode: Mode, roles: &[RoleConfig]) -> String {
     let find = |role| roles.iter().find(|r| r.role == role);
-    let tail = |r: &RoleConfig| format!("{}{}_batch{}_eplb{}_mtp{}", r.parallel.as_str(), r.tp, r.batch, r.eplb, r.mtp);
+    let tail = |r: &RoleConfig| {
+        format!("{}{}_batch{}_eplb{}_mtp{}", r.parallel.as_str(), r.tp, r.batch, r.eplb, r.mtp)
+    };
     match (mode, find(Role::Ctx), find(Role::Gen), find(Role::Agg)) {
-        (Mode::Disagg, Some(ctx), Some(gen), _) => format!("ctx{}_gen{}_{}", ctx.servers, gen.servers, tail(gen)),
+        (Mode::Disagg, Some(ctx), Some(gen), _) => {
+            format!("ctx{}_gen{}_{}", ctx.servers, gen.servers, tail(gen))
+        }
         (_, _, _, Some(agg)) => format!("agg{}_{}", agg.servers, tail(agg)),
         _ => "job".into(),
     }

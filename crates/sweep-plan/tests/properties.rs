@@ -41,7 +41,8 @@ fn case() -> impl Strategy<Value = Case> {
     )
         .prop_map(|(disagg, gpus_per_node, packed, servers, tp, batch, mtp, isl, concurrency, picks)| {
             // Excludes name values that exist, so that they really remove points.
-            let excludes = picks.into_iter().map(|(t, b)| (tp[t % tp.len()], batch[b % batch.len()])).collect();
+            let excludes =
+                picks.into_iter().map(|(t, b)| (tp[t % tp.len()], batch[b % batch.len()])).collect();
             Case { disagg, gpus_per_node, packed, servers, tp, batch, mtp, isl, concurrency, excludes }
         })
 }

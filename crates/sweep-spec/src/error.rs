@@ -9,7 +9,8 @@ use crate::source::{KeyPath, Location};
 #[derive(Debug, thiserror::Error)]
 #[error("{kind}")]
 pub struct SpecError {
-    pub kind: SpecErrorKind,
+    /// Boxed: errors travel through every `Result` of validation, which should stay small.
+    pub kind: Box<SpecErrorKind>,
     /// The key or item the problem is about.
     pub path: KeyPath,
     /// Where in the file; `None` when the position could not be found.
@@ -64,7 +65,7 @@ impl fmt::Display for Parent {
 
 impl SpecError {
     pub fn new(kind: SpecErrorKind, path: KeyPath) -> Self {
-        Self { kind, path, location: None, help: None }
+        Self { kind: Box::new(kind), path, location: None, help: None }
     }
 
     #[must_use]

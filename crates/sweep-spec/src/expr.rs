@@ -277,8 +277,8 @@ fn lower(
             (Node::In(Box::new(n), items), Type::Bool)
         }
         Ast::Call(name, args) => {
-            let (function, canonical, arity) = Function::lookup(name)
-                .ok_or_else(|| ExprError::UnknownFunction { name: name.clone() })?;
+            let (function, canonical, arity) =
+                Function::lookup(name).ok_or_else(|| ExprError::UnknownFunction { name: name.clone() })?;
             if args.len() != arity {
                 return Err(ExprError::Arity { function: canonical, expected: arity, got: args.len() });
             }
@@ -312,9 +312,8 @@ fn eval(node: &Node, slots: &[Option<Value>]) -> Result<Value, EvalError> {
             other => Ok(other.as_int().unwrap_or_default()),
         }
     };
-    let boolean = |node: &Node| -> Result<bool, EvalError> {
-        Ok(matches!(eval(node, slots)?, Value::Bool(true)))
-    };
+    let boolean =
+        |node: &Node| -> Result<bool, EvalError> { Ok(matches!(eval(node, slots)?, Value::Bool(true))) };
     Ok(match node {
         Node::Lit(value) => value.clone(),
         Node::Slot(slot, name) => match slots.get(*slot) {
@@ -418,8 +417,8 @@ impl<'a> Parser<'a> {
 
     fn tokenize(&mut self) -> Result<(), ExprError> {
         const OPERATORS: [&str; 20] = [
-            "&&", "||", "==", "!=", "<=", ">=", "<", ">", "+", "-", "*", "/", "%", "(", ")", "[",
-            "]", ",", "!", "=",
+            "&&", "||", "==", "!=", "<=", ">=", "<", ">", "+", "-", "*", "/", "%", "(", ")", "[", "]", ",",
+            "!", "=",
         ];
         let bytes = self.source.as_bytes();
         let mut i = 0;
@@ -433,9 +432,8 @@ impl<'a> Parser<'a> {
                     i += 1;
                 }
                 let digits: String = self.source[start..i].chars().filter(|c| *c != '_').collect();
-                let value = digits
-                    .parse::<i64>()
-                    .map_err(|_| self.error("integer literal out of range", start))?;
+                let value =
+                    digits.parse::<i64>().map_err(|_| self.error("integer literal out of range", start))?;
                 self.tokens.push((Token::Int(value), start));
             } else if c.is_ascii_alphabetic() || c == b'_' {
                 let start = i;
@@ -455,10 +453,9 @@ impl<'a> Parser<'a> {
                 self.tokens.push((Token::Str(text), start));
             } else {
                 let rest = &self.source[i..];
-                let op = OPERATORS
-                    .iter()
-                    .find(|op| rest.starts_with(**op))
-                    .ok_or_else(|| self.error(format!("unexpected character `{}`", rest.chars().next().unwrap_or(' ')), i))?;
+                let op = OPERATORS.iter().find(|op| rest.starts_with(**op)).ok_or_else(|| {
+                    self.error(format!("unexpected character `{}`", rest.chars().next().unwrap_or(' ')), i)
+                })?;
                 if *op == "=" {
                     return Err(self.error("`=` is not an operator; compare with `==`", i));
                 }
@@ -717,7 +714,9 @@ mod tests {
     #[test]
     fn compile_errors_name_the_problem() {
         let err = |s: &str| Expr::compile(s, &names).expect_err(s);
-        assert!(matches!(err("gen.tpp > 1"), ExprError::UnknownName { suggestion: Some(s), .. } if s == "gen.tp"));
+        assert!(
+            matches!(err("gen.tpp > 1"), ExprError::UnknownName { suggestion: Some(s), .. } if s == "gen.tp")
+        );
         assert!(matches!(err("gen.tp = 4"), ExprError::Syntax { offset: 7, .. }));
         assert!(matches!(err("(gen.tp"), ExprError::Syntax { .. }));
         assert!(matches!(err(""), ExprError::Syntax { .. }));

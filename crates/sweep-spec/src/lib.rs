@@ -30,8 +30,8 @@ pub fn load(text: &str) -> Result<Document, SpecError> {
             .with_help("start from one of the examples in `sweeps/`"));
     }
     let deserializer = serde_yaml::Deserializer::from_str(text);
-    let raw: raw::RawSpec = serde_path_to_error::deserialize(deserializer)
-        .map_err(|error| classify(&error, &source_map))?;
+    let raw: raw::RawSpec =
+        serde_path_to_error::deserialize(deserializer).map_err(|error| classify(&error, &source_map))?;
     let spec = resolve::resolve(raw).map_err(|error| locate(error, &source_map))?;
     Ok(Document { spec, source_map })
 }
@@ -40,7 +40,7 @@ pub fn load(text: &str) -> Result<Document, SpecError> {
 fn locate(mut error: SpecError, map: &SourceMap) -> SpecError {
     if error.location.is_none() {
         let prefer_value = !matches!(
-            error.kind,
+            *error.kind,
             SpecErrorKind::UnknownKey { .. } | SpecErrorKind::MissingKey { .. } | SpecErrorKind::Rule(_)
         );
         // The top level has no line of its own to show.
@@ -93,9 +93,13 @@ fn classify(error: &serde_path_to_error::Error<serde_yaml::Error>, map: &SourceM
         let kind = SpecErrorKind::MissingKey { key: quoted[0].clone(), parent: Parent(path.clone()) };
         (kind, Some(format!("add `{}:` (see docs/spec.md)", quoted[0])), location)
     } else if message.starts_with("duplicate field") && !quoted.is_empty() {
-        let kind = SpecErrorKind::Rule(format!("key `{}` appears twice in {}", quoted[0], Parent(path.clone())));
+        let kind =
+            SpecErrorKind::Rule(format!("key `{}` appears twice in {}", quoted[0], Parent(path.clone())));
         (kind, Some("keep one of them".to_owned()), serde_location)
-    } else if message.starts_with("invalid ") || message.contains(" is too large") || message.starts_with("a count") {
+    } else if message.starts_with("invalid ")
+        || message.contains(" is too large")
+        || message.starts_with("a count")
+    {
         (SpecErrorKind::InvalidValue { key: path.to_string(), message }, None, serde_location)
     } else {
         (SpecErrorKind::Syntax(message), None, serde_location)
@@ -152,9 +156,7 @@ pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) ->
     candidates
         .into_iter()
         .map(|candidate| (strsim::damerau_levenshtein(name, candidate), candidate))
-        .filter(|(distance, candidate)| {
-            *distance <= 3 && *distance < name.len().max(candidate.len()) / 2 + 1
-        })
+        .filter(|(distance, candidate)| *distance <= 3 && *distance < name.len().max(candidate.len()) / 2 + 1)
         .min_by_key(|(distance, _)| *distance)
         .map(|(_, candidate)| candidate.to_owned())
 }

@@ -196,9 +196,7 @@ impl<'de> Deserialize<'de> for Number {
                 Ok(Number::Int(v))
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Number, E> {
-                i64::try_from(v)
-                    .map(Number::Int)
-                    .map_err(|_| E::custom(format!("{v} is too large")))
+                i64::try_from(v).map(Number::Int).map_err(|_| E::custom(format!("{v} is too large")))
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Number, E> {
                 Ok(Number::Expr(v.to_owned()))

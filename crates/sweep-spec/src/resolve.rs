@@ -6,9 +6,9 @@ use std::collections::HashMap;
 use crate::error::{Parent, SpecError, SpecErrorKind};
 use crate::expr::{Binding, Expr, ExprError, Type, Value};
 use crate::model::{
-    slot_of, Axis, AxisKey, AxisName, AxisValue, Cluster, Container, Count, Dim, Engine,
-    EngineKind, Exclude, Filter, Mode, Model, Packing, Parallel, Role, RoleSpec, Space, Spec,
-    Subspace, TaskMode, Workload, MODE_SLOT,
+    slot_of, Axis, AxisKey, AxisName, AxisValue, Cluster, Container, Count, Dim, Engine, EngineKind, Exclude,
+    Filter, Mode, Model, Packing, Parallel, Role, RoleSpec, Space, Spec, Subspace, TaskMode, Workload,
+    MODE_SLOT,
 };
 use crate::raw::{Number, OneOrMany, RawRole, RawSpec, Scalar};
 use crate::source::KeyPath;
@@ -38,14 +38,11 @@ fn resolve_name(name: &str) -> Result<String, SpecError> {
     let valid = name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
         && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
     if !valid {
-        return Err(SpecError::invalid(
-            KeyPath::keys("name"),
-            format!("`{name}` cannot name a sweep"),
-        )
-        .with_help(
-            "use letters, digits, `.`, `_` and `-`, starting with a letter or digit: the name \
+        return Err(SpecError::invalid(KeyPath::keys("name"), format!("`{name}` cannot name a sweep"))
+            .with_help(
+                "use letters, digits, `.`, `_` and `-`, starting with a letter or digit: the name \
              becomes part of SLURM job names and directory names",
-        ));
+            ));
     }
     Ok(name.to_owned())
 }
@@ -57,11 +54,8 @@ fn resolve_model(raw: &RawSpec) -> Result<Model, SpecError> {
     }
     let served_name = match &raw.model.served_name {
         Some(name) if name.trim().is_empty() => {
-            return Err(SpecError::invalid(
-                KeyPath::keys("model.served_name"),
-                "the served name is empty",
-            )
-            .with_help("remove the key to use the last component of `model.path`"))
+            return Err(SpecError::invalid(KeyPath::keys("model.served_name"), "the served name is empty")
+                .with_help("remove the key to use the last component of `model.path`"))
         }
         Some(name) => name.clone(),
         None => path.trim_end_matches('/').rsplit('/').next().unwrap_or(path).to_owned(),
@@ -83,9 +77,7 @@ fn resolve_engine(raw: &RawSpec) -> Result<Engine, SpecError> {
     }
     // MPI-launched engines want one task per GPU; the others spawn their own workers per node.
     let default_tasks = match (kind, raw.engine.backend) {
-        (EngineKind::Trtllm, _) | (EngineKind::Dynamo, Some(EngineKind::Trtllm)) => {
-            TaskMode::PerGpu
-        }
+        (EngineKind::Trtllm, _) | (EngineKind::Dynamo, Some(EngineKind::Trtllm)) => TaskMode::PerGpu,
         _ => TaskMode::PerNode,
     };
     Ok(Engine { kind, backend: raw.engine.backend, tasks: raw.engine.tasks.unwrap_or(default_tasks) })
@@ -160,7 +152,8 @@ fn resolve_cluster(raw: &RawSpec) -> Result<Cluster, SpecError> {
 fn resolve_modes(raw: &OneOrMany<Mode>) -> Result<Vec<Mode>, SpecError> {
     let path = KeyPath::keys("mode");
     if raw.0.is_empty() {
-        return Err(SpecError::invalid(path, "no mode given").with_help("use `mode: agg`, `mode: disagg` or `mode: [agg, disagg]`"));
+        return Err(SpecError::invalid(path, "no mode given")
+            .with_help("use `mode: agg`, `mode: disagg` or `mode: [agg, disagg]`"));
     }
     let mut modes = Vec::new();
     for (i, mode) in raw.0.iter().enumerate() {
@@ -200,15 +193,11 @@ fn resolve_roles(raw: &RawSpec, modes: &[Mode]) -> Result<Vec<RoleSpec>, SpecErr
                     KeyPath::keys(role.as_str()),
                     format!("`{role}:` is given but mode `{}` is not swept", role.mode().as_str()),
                 )
-                .with_help(format!(
-                    "add `{}` to `mode`, or remove `{role}:`",
-                    role.mode().as_str()
-                )))
+                .with_help(format!("add `{}` to `mode`, or remove `{role}:`", role.mode().as_str())))
             }
-            (Some(raw_role), true) => roles.push(RoleSpec {
-                role,
-                engine_args: raw_role.engine_args.clone().unwrap_or_default(),
-            }),
+            (Some(raw_role), true) => {
+                roles.push(RoleSpec { role, engine_args: raw_role.engine_args.clone().unwrap_or_default() })
+            }
             (None, false) => {}
         }
     }
@@ -219,7 +208,10 @@ fn resolve_workload(raw: &RawSpec) -> Result<Workload, SpecError> {
     let w = &raw.workload;
     let requests = w.requests.unwrap_or(Count::PerConcurrency(10));
     if matches!(requests, Count::Fixed(0) | Count::PerConcurrency(0)) {
-        return Err(SpecError::invalid(KeyPath::keys("workload.requests"), "a point needs at least one request"));
+        return Err(SpecError::invalid(
+            KeyPath::keys("workload.requests"),
+            "a point needs at least one request",
+        ));
     }
     Ok(Workload {
         concurrency_per_gen_server: w.concurrency_per_gen_server.unwrap_or(false),
@@ -271,8 +263,7 @@ fn item_paths(path: &KeyPath, len: usize, is_list: bool) -> Vec<KeyPath> {
 
 impl SpaceBuilder {
     fn new(raw: &RawSpec, roles: &[RoleSpec], modes: &[Mode]) -> Result<Self, SpecError> {
-        let mut builder =
-            Self { axes: Vec::new(), modes: modes.to_vec() };
+        let mut builder = Self { axes: Vec::new(), modes: modes.to_vec() };
         for spec in roles {
             let role = spec.role;
             let Some(r) = raw_role(raw, role) else { continue };
@@ -403,10 +394,15 @@ impl SpaceBuilder {
                 for (key, given) in [(AxisKey::Isl, isl), (AxisKey::Osl, osl)] {
                     let Some(values) = given else {
                         return Err(SpecError::new(
-                            SpecErrorKind::MissingKey { key: key.as_str().into(), parent: Parent(base.clone()) },
+                            SpecErrorKind::MissingKey {
+                                key: key.as_str().into(),
+                                parent: Parent(base.clone()),
+                            },
                             base.clone(),
                         )
-                        .with_help("give `isl` and `osl` (crossed), or `isl_osl: [[isl, osl], ...]` (paired)"));
+                        .with_help(
+                            "give `isl` and `osl` (crossed), or `isl_osl: [[isl, osl], ...]` (paired)",
+                        ));
                     };
                     let path = base.key(key.as_str());
                     let (written, paths) = numbers(values, &path);
@@ -450,9 +446,8 @@ impl SpaceBuilder {
             .modes
             .iter()
             .map(|&mode| {
-                let present: Vec<usize> = (0..axes.len())
-                    .filter(|&a| axes[a].name.role.is_none_or(|r| r.mode() == mode))
-                    .collect();
+                let present: Vec<usize> =
+                    (0..axes.len()).filter(|&a| axes[a].name.role.is_none_or(|r| r.mode() == mode)).collect();
                 let mut dims: Vec<Dim> = Vec::new();
                 let mut dim_of_group: HashMap<usize, usize> = HashMap::new();
                 for &axis in &present {
@@ -504,7 +499,12 @@ impl SpaceBuilder {
                         if expr.ty() != pending.name.key.ty() {
                             return Err(SpecError::invalid(
                                 path.clone(),
-                                format!("`{}` needs {}, but this expression gives {}", pending.name, pending.name.key.ty(), expr.ty()),
+                                format!(
+                                    "`{}` needs {}, but this expression gives {}",
+                                    pending.name,
+                                    pending.name.key.ty(),
+                                    expr.ty()
+                                ),
                             ));
                         }
                         self.check_reach(pending, &expr, path)?;
@@ -533,7 +533,12 @@ impl SpaceBuilder {
                 if other.mode() != role.mode() {
                     return Err(SpecError::invalid(
                         path.clone(),
-                        format!("`{}` reads `{}`, which {} points do not have", pending.name, self.axes[slot - 1].name, role.mode().as_str()),
+                        format!(
+                            "`{}` reads `{}`, which {} points do not have",
+                            pending.name,
+                            self.axes[slot - 1].name,
+                            role.mode().as_str()
+                        ),
                     ));
                 }
             }
@@ -570,7 +575,8 @@ impl SpaceBuilder {
             let mut members: Vec<usize> = Vec::new();
             for (i, name) in group.iter().enumerate() {
                 let at = group_path.index(i);
-                let axis = self.lookup(name).ok_or_else(|| unknown_axis(&at, name, &self.all_names()[1..]))?;
+                let axis =
+                    self.lookup(name).ok_or_else(|| unknown_axis(&at, name, &self.all_names()[1..]))?;
                 if members.contains(&axis) {
                     return Err(SpecError::invalid(at, format!("`{name}` is listed twice in this group")));
                 }
@@ -578,7 +584,13 @@ impl SpaceBuilder {
                     let (a, b) = (&self.axes[first], &self.axes[axis]);
                     if let (Some(ra), Some(rb)) = (a.name.role, b.name.role) {
                         if ra.mode() != rb.mode() {
-                            return Err(SpecError::rule(at, format!("`{}` and `{}` are never in the same point; they cannot be zipped", a.name, b.name)));
+                            return Err(SpecError::rule(
+                                at,
+                                format!(
+                                    "`{}` and `{}` are never in the same point; they cannot be zipped",
+                                    a.name, b.name
+                                ),
+                            ));
                         }
                     }
                     if a.values.len() != b.values.len() {
@@ -592,7 +604,9 @@ impl SpaceBuilder {
                                 b.values.len()
                             ),
                         )
-                        .with_help("zipped axes vary together, value by value; give each the same number of values"));
+                        .with_help(
+                            "zipped axes vary together, value by value; give each the same number of values",
+                        ));
                     }
                     union(&mut parent, first, axis);
                 }
@@ -623,10 +637,15 @@ impl SpaceBuilder {
                     accepted.push(match (value, ty) {
                         (Scalar::Int(v), Type::Int) => Value::Int(*v),
                         (Scalar::Str(s), Type::Str) => {
-                            let allowed: &[&str] = if key.is_none() { &["agg", "disagg"] } else { &["tep", "dep"] };
+                            let allowed: &[&str] =
+                                if key.is_none() { &["agg", "disagg"] } else { &["tep", "dep"] };
                             if !allowed.contains(&s.as_str()) {
                                 return Err(SpecError::new(
-                                    SpecErrorKind::UnknownVariant { key: name.clone(), value: s.clone(), expected: allowed.join(" or ") },
+                                    SpecErrorKind::UnknownVariant {
+                                        key: name.clone(),
+                                        value: s.clone(),
+                                        expected: allowed.join(" or "),
+                                    },
                                     at,
                                 ));
                             }

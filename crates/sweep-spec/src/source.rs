@@ -142,8 +142,14 @@ impl SourceMap {
 }
 
 enum Frame {
-    Map { path: KeyPath, pending_key: Option<String> },
-    Seq { path: KeyPath, next: usize },
+    Map {
+        path: KeyPath,
+        pending_key: Option<String>,
+    },
+    Seq {
+        path: KeyPath,
+        next: usize,
+    },
     /// A complex (non-scalar) mapping key: tracked only to keep the stack balanced.
     Ignored,
 }
@@ -178,7 +184,6 @@ impl Builder {
             },
         }
     }
-
 }
 
 fn location(mark: Marker, width: usize) -> Location {

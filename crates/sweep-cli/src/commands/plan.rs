@@ -40,13 +40,18 @@ pub fn load_and_plan(file: &PathBuf, max_points: u64) -> Result<(Document, Plan)
     let started = Instant::now();
     let document = match sweep_spec::load(&text) {
         Ok(document) => document,
-        Err(error) => return Err(Error::Spec { file: display, text, error }),
+        Err(error) => return Err(Error::Spec { file: display, text, error: Box::new(error) }),
     };
     let plan = match sweep_plan::plan(&document.spec, &PlanOptions { max_points }) {
         Ok(plan) => plan,
         Err(error) => {
             let Document { source_map, .. } = document;
-            return Err(Error::Plan { file: display, text, source_map, error });
+            return Err(Error::Plan {
+                file: display,
+                text,
+                source_map: Box::new(source_map),
+                error: Box::new(error),
+            });
         }
     };
     tracing::info!(

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Runs every test of the project: unit, property, snapshot and end-to-end tests of the binaries.
+# This is the README's test command, and `.ci/run` calls exactly this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "error: cargo is not on PATH; install Rust (rustup) first" >&2
+  exit 1
+fi
+
+# nextest runs each test in its own process and reports slow or leaky tests; plain `cargo test`
+# is the fallback where it is not installed. Both build one dev profile for tests and binaries.
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --no-fail-fast "$@"
+else
+  cargo test --workspace --no-fail-fast "$@"
+fi
