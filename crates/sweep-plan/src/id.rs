@@ -14,6 +14,7 @@ use serde::Serialize;
 use sweep_spec::{Mode, Spec};
 
 use crate::layout::RoleConfig;
+use crate::Point;
 
 /// 64 bits of a BLAKE3 digest, shown as 16 hex digits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -89,19 +90,9 @@ pub fn job_id(spec: &Spec, mode: Mode, roles: &[RoleConfig]) -> Id {
     f.finish()
 }
 
-/// The workload of one point, as hashed into its id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PointKey {
-    pub isl: u32,
-    pub osl: u32,
-    pub concurrency: u32,
-    pub effective_concurrency: u64,
-    pub requests: u64,
-    pub warmup: u64,
-}
-
-/// Called once per point, so it hashes one fixed-size buffer in a single call.
-pub fn point_id(job: Id, key: &PointKey) -> Id {
+/// The id of a point of job `job`, from its workload and request counts (its own `id` and `job`
+/// index are not read). Called once per point, so it hashes one fixed buffer in a single call.
+pub fn point_id(job: Id, key: &Point) -> Id {
     const DOMAIN: &[u8; 16] = b"sweep/point/v1\0\0";
     let fields = [
         job.0,
@@ -134,7 +125,9 @@ mod tests {
     fn point_ids_are_pinned() {
         // A fixed input must give this id on every machine and in every build: if this fails,
         // ids changed and every existing sweep directory would stop resuming.
-        let key = PointKey {
+        let key = Point {
+            id: Id(0),
+            job: 7,
             isl: 1024,
             osl: 128,
             concurrency: 8,
@@ -143,7 +136,8 @@ mod tests {
             warmup: 16,
         };
         assert_eq!(point_id(Id(42), &key).to_string(), "ee760a3e03443e7d");
-        let other = PointKey { concurrency: 16, ..key };
+        let other = Point { concurrency: 16, ..key };
+        assert_eq!(point_id(Id(42), &Point { id: Id(9), job: 0, ..key }), point_id(Id(42), &key));
         assert_ne!(point_id(Id(42), &other), point_id(Id(42), &key));
         assert_ne!(point_id(Id(43), &key), point_id(Id(42), &key));
     }

@@ -16,7 +16,7 @@ use serde::Serialize;
 use sweep_spec::expr::EvalError;
 use sweep_spec::{AxisKey, AxisValue, KeyPath, Mode, Parallel, Role, Spec, Subspace, Value, MODE_SLOT};
 
-pub use id::{job_id, point_id, Id, PointKey};
+pub use id::{job_id, point_id, Id};
 pub use layout::{Endpoint, Layout, LayoutError, LayoutSettings, RoleConfig, RoleLayout, ServerPlacement};
 
 /// Limits on planning.
@@ -414,7 +414,9 @@ impl Expander<'_> {
             1
         };
         let effective_concurrency = u64::from(concurrency) * multiplier;
-        let key = PointKey {
+        let mut point = Point {
+            id: Id(0),
+            job,
             isl,
             osl,
             concurrency,
@@ -422,21 +424,12 @@ impl Expander<'_> {
             requests: spec.workload.requests.resolve(effective_concurrency),
             warmup: spec.workload.warmup.resolve(effective_concurrency),
         };
-        let id = point_id(j.id, &key);
-        if !self.seen_points.insert(id) {
+        point.id = point_id(j.id, &point);
+        if !self.seen_points.insert(point.id) {
             self.stats.duplicates += 1;
             return;
         }
-        self.points.push(Point {
-            id,
-            job,
-            isl,
-            osl,
-            concurrency,
-            effective_concurrency,
-            requests: key.requests,
-            warmup: key.warmup,
-        });
+        self.points.push(point);
     }
 
     /// The current point's values, for error messages.
