@@ -1,0 +1,47 @@
+//! A simulated LLM inference engine for sweeps, tests and demos without a GPU: an OpenAI-compatible
+//! HTTP server whose responses are timed by a continuous-batching model of an engine, in the
+//! roles of a disaggregated deployment (agg, ctx, gen, and the router in front), with faults to
+//! inject. `docs/mock-engine.md` documents the model, the flags and the faults.
+
+pub mod config;
+pub mod engine;
+pub mod faults;
+pub mod openai;
+pub mod router;
+pub mod server;
+
+use std::future::Future;
+use std::io;
+use std::path::Path;
+
+pub use config::Settings;
+
+/// Serves on `listener` until `shutdown` completes. Workers register in the rendezvous folder
+/// once listening.
+pub async fn serve(
+    settings: Settings,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    let local = listener.local_addr()?;
+    let address = format!("{}:{}", settings.host, local.port());
+    if let Some(path) = &settings.port_file {
+        write_atomically(path, &local.port().to_string())?;
+    }
+    if let (Some(dir), role) = (&settings.rendezvous, settings.role) {
+        if role != config::Role::Router {
+            let registration = serde_json::json!({"role": role.as_str(), "address": address});
+            write_atomically(&dir.join(format!("{}-{}.json", role.as_str(), local.port())), &registration.to_string())?;
+        }
+    }
+    tracing::info!(role = settings.role.as_str(), %address, "listening");
+    let app = server::App::new(settings, address);
+    axum::serve(listener, server::router(app)).with_graceful_shutdown(shutdown).await
+}
+
+/// Writes through a temporary file and a rename, so a reader never sees half a file.
+fn write_atomically(path: &Path, contents: &str) -> io::Result<()> {
+    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    std::fs::write(&tmp, contents)?;
+    std::fs::rename(&tmp, path)
+}

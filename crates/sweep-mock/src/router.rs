@@ -1,0 +1,237 @@
+//! The disaggregation router (DISAGG_SERVER): knows the CTX and GEN workers, sends each request's
+//! prompt to a CTX worker, then hands it to a GEN worker and relays the decode as token events.
+//!
+//! Workers come from `--ctx`/`--gen` flags and from registration files in the rendezvous folder
+//! (`{"role": "ctx", "address": "host:port"}`), which is rescanned while the router runs.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
+
+use crate::config::{Role, Routing, Settings};
+use crate::engine::Event;
+
+#[derive(Debug)]
+pub struct Worker {
+    pub role: Role,
+    pub address: String,
+    in_flight: AtomicU64,
+    served: AtomicU64,
+}
+
+#[derive(Debug)]
+pub struct Workers {
+    ctx: RwLock<Vec<Arc<Worker>>>,
+    gen: RwLock<Vec<Arc<Worker>>>,
+    next: AtomicUsize,
+    routing: Routing,
+    client: reqwest::Client,
+}
+
+/// Counts a worker's request as in flight until dropped.
+struct InFlight(Arc<Worker>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Workers {
+    pub fn start(settings: &Settings) -> Arc<Self> {
+        let workers = Arc::new(Self {
+            ctx: RwLock::new(Vec::new()),
+            gen: RwLock::new(Vec::new()),
+            next: AtomicUsize::new(0),
+            routing: settings.routing,
+            client: reqwest::Client::builder().no_proxy().build().unwrap_or_default(),
+        });
+        for address in &settings.ctx_workers {
+            workers.add(Role::Ctx, address);
+        }
+        for address in &settings.gen_workers {
+            workers.add(Role::Gen, address);
+        }
+        if let Some(dir) = settings.rendezvous.clone() {
+            tokio::spawn(watch(Arc::downgrade(&workers), dir));
+        }
+        workers
+    }
+
+    fn list(&self, role: Role) -> &RwLock<Vec<Arc<Worker>>> {
+        if role == Role::Ctx {
+            &self.ctx
+        } else {
+            &self.gen
+        }
+    }
+
+    fn add(&self, role: Role, address: &str) {
+        let mut list = self.list(role).write().unwrap_or_else(|e| e.into_inner());
+        if !list.iter().any(|w| w.address == address) {
+            tracing::info!(role = role.as_str(), address, "worker registered");
+            list.push(Arc::new(Worker {
+                role,
+                address: address.to_owned(),
+                in_flight: AtomicU64::new(0),
+                served: AtomicU64::new(0),
+            }));
+        }
+    }
+
+    fn pick(&self, role: Role) -> Option<InFlight> {
+        let list = self.list(role).read().unwrap_or_else(|e| e.into_inner());
+        let worker = match self.routing {
+            Routing::RoundRobin => {
+                let n = list.len();
+                (n > 0).then(|| list[self.next.fetch_add(1, Ordering::Relaxed) % n].clone())
+            }
+            Routing::LeastLoaded => list.iter().min_by_key(|w| w.in_flight.load(Ordering::Relaxed)).cloned(),
+        }?;
+        worker.in_flight.fetch_add(1, Ordering::Relaxed);
+        worker.served.fetch_add(1, Ordering::Relaxed);
+        Some(InFlight(worker))
+    }
+
+    /// Whether the router can serve (a CTX and a GEN worker known), and the workers as listed by
+    /// `/health`.
+    pub fn instances(&self) -> (bool, Vec<serde_json::Value>) {
+        let mut instances = Vec::new();
+        let mut ready = true;
+        for role in [Role::Ctx, Role::Gen] {
+            let list = self.list(role).read().unwrap_or_else(|e| e.into_inner());
+            ready &= !list.is_empty();
+            instances.extend(list.iter().map(|w| serde_json::json!({"role": role.as_str(), "address": w.address})));
+        }
+        (ready, instances)
+    }
+
+    pub fn metrics(&self) -> String {
+        let mut text = String::from(
+            "# HELP sweep_mock_router_in_flight Requests a worker is serving for this router.\n\
+             # TYPE sweep_mock_router_in_flight gauge\n",
+        );
+        let mut served = String::from(
+            "# HELP sweep_mock_router_requests_total Requests sent to a worker.\n\
+             # TYPE sweep_mock_router_requests_total counter\n",
+        );
+        for role in [Role::Ctx, Role::Gen] {
+            for w in self.list(role).read().unwrap_or_else(|e| e.into_inner()).iter() {
+                let labels = format!("{{role=\"{}\",worker=\"{}\"}}", role.as_str(), w.address);
+                text.push_str(&format!("sweep_mock_router_in_flight{labels} {}\n", w.in_flight.load(Ordering::Relaxed)));
+                served.push_str(&format!("sweep_mock_router_requests_total{labels} {}\n", w.served.load(Ordering::Relaxed)));
+            }
+        }
+        text + &served
+    }
+
+    /// Runs one request through a CTX and a GEN worker; its events arrive on the receiver.
+    pub fn dispatch(self: Arc<Self>, prompt_tokens: u32, output_tokens: u32) -> mpsc::UnboundedReceiver<Event> {
+        let (events, receiver) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            if let Err(message) = self.relay(prompt_tokens, output_tokens, &events).await {
+                let _ = events.send(Event::Failed(message.into()));
+            }
+        });
+        receiver
+    }
+
+    async fn relay(
+        &self,
+        prompt_tokens: u32,
+        output_tokens: u32,
+        events: &mpsc::UnboundedSender<Event>,
+    ) -> Result<(), String> {
+        let ctx = self.pick(Role::Ctx).ok_or("no ctx worker is registered")?;
+        let body = format!("{{\"prompt_tokens\":{prompt_tokens}}}");
+        let response = self
+            .client
+            .post(format!("http://{}/internal/prefill", ctx.0.address))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| format!("ctx worker {}: {e}", ctx.0.address))?;
+        if !response.status().is_success() {
+            let status = response.status();
+            let text = response.text().await.unwrap_or_default();
+            return Err(format!("ctx worker {} answered {status}: {text}", ctx.0.address));
+        }
+        drop(ctx);
+        // The CTX worker's prefill produced the first token.
+        if events.send(Event::Tokens(1)).is_err() {
+            return Ok(());
+        }
+        let remaining = output_tokens - 1;
+        if remaining > 0 {
+            let gen = self.pick(Role::Gen).ok_or("no gen worker is registered")?;
+            let body = format!("{{\"prompt_tokens\":{prompt_tokens},\"output_tokens\":{remaining}}}");
+            let response = self
+                .client
+                .post(format!("http://{}/internal/decode", gen.0.address))
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .map_err(|e| format!("gen worker {}: {e}", gen.0.address))?;
+            if !response.status().is_success() {
+                let status = response.status();
+                let text = response.text().await.unwrap_or_default();
+                return Err(format!("gen worker {} answered {status}: {text}", gen.0.address));
+            }
+            let mut received = 0u32;
+            let mut pending = Vec::new();
+            let mut body = response.bytes_stream();
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk.map_err(|e| format!("gen worker {} stream: {e}", gen.0.address))?;
+                pending.extend_from_slice(&chunk);
+                while let Some(end) = pending.iter().position(|&b| b == b'\n') {
+                    let line: Vec<u8> = pending.drain(..=end).collect();
+                    let line = String::from_utf8_lossy(&line[..end]).into_owned();
+                    let n: u32 = line.parse().map_err(|_| format!("gen worker {}: {line}", gen.0.address))?;
+                    received += n;
+                    if events.send(Event::Tokens(n)).is_err() {
+                        // The client left: dropping the stream ends the GEN worker's sequence.
+                        return Ok(());
+                    }
+                }
+            }
+            if received != remaining {
+                return Err(format!("gen worker {} stopped after {received} of {remaining} tokens", gen.0.address));
+            }
+        }
+        let _ = events.send(Event::Done);
+        Ok(())
+    }
+}
+
+/// Rescans the rendezvous folder for worker registrations while the router lives.
+async fn watch(workers: std::sync::Weak<Workers>, dir: PathBuf) {
+    loop {
+        let Some(workers) = workers.upgrade() else { return };
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if path.extension().is_none_or(|e| e != "json") {
+                    continue;
+                }
+                let Ok(text) = std::fs::read_to_string(&path) else { continue };
+                let Ok(value) = serde_json::from_str::<serde_json::Value>(&text) else { continue };
+                let role = match value["role"].as_str() {
+                    Some("ctx") => Role::Ctx,
+                    Some("gen") => Role::Gen,
+                    _ => continue,
+                };
+                if let Some(address) = value["address"].as_str() {
+                    workers.add(role, address);
+                }
+            }
+        }
+        drop(workers);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -1,0 +1,413 @@
+//! The HTTP server of every role: the OpenAI endpoints, `/health`, `/metrics`, `/v1/models`,
+//! and the internal hand-off endpoints of disaggregated workers; faults are injected here.
+
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
+
+use crate::config::{Role, Settings};
+use crate::engine::{Engine, Event, Phase};
+use crate::faults::Dice;
+use crate::openai::{self, ApiError, Endpoint, Parsed, Renderer};
+use crate::router::Workers;
+
+/// Everything a handler needs.
+#[derive(Debug)]
+pub struct App {
+    pub settings: Settings,
+    /// `host:port` this server is reachable at.
+    pub address: String,
+    pub engine: Option<Engine>,
+    pub workers: Option<Arc<Workers>>,
+    started: Instant,
+    requests: AtomicU64,
+}
+
+impl App {
+    pub fn new(settings: Settings, address: String) -> Arc<Self> {
+        let engine = (settings.role != Role::Router).then(|| Engine::start(settings.sim.clone()));
+        let workers = (settings.role == Role::Router).then(|| Workers::start(&settings));
+        Arc::new(Self { settings, address, engine, workers, started: Instant::now(), requests: AtomicU64::new(0) })
+    }
+}
+
+pub fn router(app: Arc<App>) -> axum::Router {
+    axum::Router::new()
+        .route("/v1/chat/completions", post(chat))
+        .route("/v1/completions", post(completions))
+        .route("/v1/models", get(models))
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .route("/internal/prefill", post(prefill))
+        .route("/internal/decode", post(decode))
+        .with_state(app)
+}
+
+fn error_response(error: &ApiError) -> Response {
+    let status = StatusCode::from_u16(error.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, [(header::CONTENT_TYPE, "application/json")], error.body()).into_response()
+}
+
+fn json(status: StatusCode, body: String) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// The faults every request meets on arrival: slow start, crash and injected errors. Returns the
+/// request's number (from 1) or the response to give instead.
+fn admit(app: &App) -> Result<u64, Response> {
+    let faults = &app.settings.faults;
+    if let Some(seconds) = faults.fault_slow_start {
+        if app.started.elapsed().as_secs_f64() < seconds {
+            return Err(error_response(&ApiError::server(503, "the engine is still starting (slow-start fault)")));
+        }
+    }
+    let number = app.requests.fetch_add(1, Ordering::Relaxed) + 1;
+    if let Some(limit) = faults.fault_crash_after {
+        if number > limit {
+            tracing::error!(limit, "crash fault: exiting on request {number}");
+            std::process::exit(1);
+        }
+    }
+    if Dice::new(faults.fault_seed, number, 1).chance(faults.fault_error_rate) {
+        return Err(error_response(&ApiError::server(faults.fault_error_status, "injected error (error-rate fault)")));
+    }
+    Ok(number)
+}
+
+fn slow_start_gate(app: &App) -> Option<Response> {
+    let seconds = app.settings.faults.fault_slow_start?;
+    (app.started.elapsed().as_secs_f64() < seconds)
+        .then(|| error_response(&ApiError::server(503, "the engine is still starting (slow-start fault)")))
+}
+
+async fn chat(State(app): State<Arc<App>>, body: Bytes) -> Response {
+    openai_request(app, Endpoint::Chat, body).await
+}
+
+async fn completions(State(app): State<Arc<App>>, body: Bytes) -> Response {
+    openai_request(app, Endpoint::Completions, body).await
+}
+
+async fn openai_request(app: Arc<App>, endpoint: Endpoint, body: Bytes) -> Response {
+    if matches!(app.settings.role, Role::Ctx | Role::Gen) {
+        let message = format!("a {} worker serves the router, not clients", app.settings.role.as_str());
+        return error_response(&ApiError { status: 404, kind: "invalid_request_error", code: None, param: None, message });
+    }
+    let number = match admit(&app) {
+        Ok(number) => number,
+        Err(response) => return response,
+    };
+    let parsed = match openai::parse(endpoint, &body, &app.settings.model, app.settings.eos_after) {
+        Ok(parsed) => parsed,
+        Err(error) => return error_response(&error),
+    };
+    let events = match (&app.engine, &app.workers) {
+        (Some(engine), _) => engine.submit(parsed.prompt_tokens, parsed.output_tokens, Phase::Full),
+        (None, Some(workers)) => workers.clone().dispatch(parsed.prompt_tokens, parsed.output_tokens),
+        (None, None) => unreachable!("every role has an engine or workers"),
+    };
+    let plan = FaultPlan::for_request(&app, number);
+    let renderer = Renderer::new(endpoint, number, &parsed.model);
+    if parsed.stream {
+        stream_response(parsed, events, renderer, plan)
+    } else {
+        whole_response(parsed, events, renderer, plan).await
+    }
+}
+
+/// The stream faults that apply to one request, decided when it arrives.
+#[derive(Debug, Clone, Copy)]
+struct FaultPlan {
+    hang_after: Option<u32>,
+    reset_after: Option<u32>,
+    malformed_rate: f64,
+    seed: u64,
+    number: u64,
+}
+
+impl FaultPlan {
+    fn for_request(app: &App, number: u64) -> Self {
+        let f = &app.settings.faults;
+        let hang_after =
+            f.fault_hang_after_tokens.filter(|_| Dice::new(f.fault_seed, number, 2).chance(f.fault_hang_probability));
+        let reset_after = f
+            .fault_reset_after_tokens
+            .filter(|_| Dice::new(f.fault_seed, number, 3).chance(f.fault_reset_probability));
+        Self { hang_after, reset_after, malformed_rate: f.fault_malformed_rate, seed: f.fault_seed, number }
+    }
+
+    /// Tokens that may still be sent before a hang or a reset.
+    fn allowance(&self, sent: u32) -> Option<u32> {
+        [self.hang_after, self.reset_after].into_iter().flatten().min().map(|limit| limit.saturating_sub(sent))
+    }
+}
+
+fn finish_reason(parsed: &Parsed, generated: u32) -> &'static str {
+    if generated >= parsed.output_tokens && parsed.hit_max_tokens {
+        "length"
+    } else {
+        "stop"
+    }
+}
+
+async fn whole_response(
+    parsed: Parsed,
+    mut events: mpsc::UnboundedReceiver<Event>,
+    renderer: Renderer,
+    plan: FaultPlan,
+) -> Response {
+    let mut generated = 0u32;
+    loop {
+        match events.recv().await {
+            Some(Event::Tokens(n)) => generated += n,
+            Some(Event::Done) => break,
+            Some(Event::Rejected) => return error_response(&kv_rejection()),
+            Some(Event::Failed(message)) => return error_response(&ApiError::server(502, message.to_string())),
+            None => return error_response(&ApiError::server(500, "the engine stopped")),
+        }
+    }
+    if plan.hang_after.is_some_and(|h| h < generated) {
+        std::future::pending::<()>().await;
+    }
+    if plan.reset_after.is_some_and(|r| r < generated) {
+        return abort_body();
+    }
+    let text = openai::token_text(0, generated);
+    json(StatusCode::OK, renderer.complete(&text, finish_reason(&parsed, generated), parsed.prompt_tokens, generated))
+}
+
+fn kv_rejection() -> ApiError {
+    ApiError::invalid("the prompt and max_tokens exceed the KV-cache capacity", None)
+}
+
+/// A 200 whose body breaks off at once: the client sees the connection drop.
+fn abort_body() -> Response {
+    let stream = futures_util::stream::once(async {
+        Err::<Bytes, io::Error>(io::Error::new(io::ErrorKind::ConnectionReset, "reset fault"))
+    });
+    Response::builder()
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from_stream(stream))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+struct Streaming {
+    parsed: Parsed,
+    events: mpsc::UnboundedReceiver<Event>,
+    renderer: Renderer,
+    plan: FaultPlan,
+    sent: u32,
+    chunk_number: u64,
+    tail: Vec<String>,
+    ended: bool,
+}
+
+impl Streaming {
+    /// The next piece of the body, or `None` at its end.
+    async fn next(&mut self) -> Option<Result<Bytes, io::Error>> {
+        if let Some(piece) = self.tail.pop() {
+            return Some(Ok(Bytes::from(piece)));
+        }
+        if self.ended {
+            return None;
+        }
+        loop {
+            let event = self.events.recv().await;
+            match event {
+                Some(Event::Tokens(n)) => {
+                    let allowed = self.plan.allowance(self.sent).map_or(n, |a| a.min(n));
+                    if allowed == 0 {
+                        if self.plan.hang_after.is_some_and(|h| self.sent >= h) {
+                            // Hang fault: keep the connection open and send nothing, ever.
+                            std::future::pending::<()>().await;
+                        }
+                        self.ended = true;
+                        return Some(Err(io::Error::new(io::ErrorKind::ConnectionReset, "reset fault")));
+                    }
+                    let text = openai::token_text(self.sent, allowed);
+                    let first = self.sent == 0;
+                    self.sent += allowed;
+                    self.chunk_number += 1;
+                    let dice = Dice::new(self.plan.seed, self.plan.number, 100 + self.chunk_number);
+                    let event = if dice.chance(self.plan.malformed_rate) {
+                        // Malformed-SSE fault: a JSON object cut short.
+                        "data: {\"id\":\"malformed\",\"choices\":[{\"delta\":{\"content\":\n\n".to_owned()
+                    } else {
+                        self.renderer.chunk(&text, first)
+                    };
+                    return Some(Ok(Bytes::from(event)));
+                }
+                Some(Event::Done) => {
+                    self.ended = true;
+                    // Popped from the back.
+                    self.tail.push(openai::DONE.to_owned());
+                    if self.parsed.include_usage {
+                        self.tail.push(self.renderer.usage(self.parsed.prompt_tokens, self.sent));
+                    }
+                    return Some(Ok(Bytes::from(self.renderer.finish(finish_reason(&self.parsed, self.sent)))));
+                }
+                Some(Event::Rejected) | Some(Event::Failed(_)) | None => {
+                    let error = match event {
+                        Some(Event::Rejected) => kv_rejection(),
+                        Some(Event::Failed(message)) => ApiError::server(502, message.to_string()),
+                        _ => ApiError::server(500, "the engine stopped"),
+                    };
+                    self.ended = true;
+                    self.tail.push(openai::DONE.to_owned());
+                    return Some(Ok(Bytes::from(format!("data: {}\n\n", error.body()))));
+                }
+            }
+        }
+    }
+}
+
+fn stream_response(
+    parsed: Parsed,
+    events: mpsc::UnboundedReceiver<Event>,
+    renderer: Renderer,
+    plan: FaultPlan,
+) -> Response {
+    let state = Streaming { parsed, events, renderer, plan, sent: 0, chunk_number: 0, tail: Vec::new(), ended: false };
+    let body = futures_util::stream::unfold(state, |mut state| async move {
+        let item = state.next().await?;
+        Some((item, state))
+    });
+    Response::builder()
+        .header(header::CONTENT_TYPE, "text/event-stream")
+        .header(header::CACHE_CONTROL, "no-cache")
+        .body(Body::from_stream(body))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+async fn models(State(app): State<Arc<App>>) -> Response {
+    if let Some(response) = slow_start_gate(&app) {
+        return response;
+    }
+    let created = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let body = serde_json::json!({
+        "object": "list",
+        "data": [{"id": app.settings.model, "object": "model", "created": created, "owned_by": "sweep-mock"}],
+    });
+    json(StatusCode::OK, body.to_string())
+}
+
+/// 200 with the instances behind this endpoint and their roles, as Dynamo's frontend lists its
+/// workers; a router answers 503 until it has at least one CTX and one GEN worker.
+async fn health(State(app): State<Arc<App>>) -> Response {
+    if let Some(response) = slow_start_gate(&app) {
+        return response;
+    }
+    let (ready, instances) = match &app.workers {
+        Some(workers) => workers.instances(),
+        None => (true, vec![serde_json::json!({"role": app.settings.role.as_str(), "address": app.address})]),
+    };
+    let body = serde_json::json!({
+        "status": if ready { "healthy" } else { "waiting for workers" },
+        "role": app.settings.role.as_str(),
+        "model": app.settings.model,
+        "instances": instances,
+    });
+    json(if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, body.to_string())
+}
+
+async fn metrics(State(app): State<Arc<App>>) -> Response {
+    let mut text = String::new();
+    let role = app.settings.role.as_str();
+    let mut metric = |name: &str, kind: &str, help: &str, value: f64| {
+        text.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{role=\"{role}\"}} {value}\n"
+        ));
+    };
+    metric("sweep_mock_requests_total", "counter", "Requests received.", app.requests.load(Ordering::Relaxed) as f64);
+    if let Some(engine) = &app.engine {
+        let s = &engine.stats;
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed) as f64;
+        metric("sweep_mock_num_requests_running", "gauge", "Sequences in the running batch.", load(&s.running));
+        metric("sweep_mock_num_requests_waiting", "gauge", "Requests waiting to be scheduled.", load(&s.waiting));
+        let capacity = load(&s.kv_capacity_tokens).max(1.0);
+        metric("sweep_mock_kv_cache_usage_ratio", "gauge", "Share of KV-cache tokens reserved.", load(&s.kv_used_tokens) / capacity);
+        metric("sweep_mock_prompt_tokens_total", "counter", "Prompt tokens admitted.", load(&s.prompt_tokens_total));
+        metric("sweep_mock_generation_tokens_total", "counter", "Output tokens generated.", load(&s.generated_tokens_total));
+        metric("sweep_mock_requests_finished_total", "counter", "Requests finished.", load(&s.requests_finished_total));
+        metric("sweep_mock_steps_total", "counter", "Engine steps run.", load(&s.steps_total));
+    }
+    if let Some(workers) = &app.workers {
+        text.push_str(&workers.metrics());
+    }
+    (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+#[derive(serde::Deserialize)]
+struct Handoff {
+    prompt_tokens: u32,
+    #[serde(default)]
+    output_tokens: u32,
+}
+
+fn parse_handoff(body: &[u8]) -> Result<Handoff, Response> {
+    serde_json::from_slice(body).map_err(|e| error_response(&ApiError::invalid(format!("bad hand-off: {e}"), None)))
+}
+
+/// CTX: prefill a prompt and answer once its first token exists.
+async fn prefill(State(app): State<Arc<App>>, body: Bytes) -> Response {
+    let (Role::Ctx, Some(engine)) = (app.settings.role, &app.engine) else {
+        return error_response(&ApiError::invalid("only a ctx worker prefills for the router", None));
+    };
+    if let Err(response) = admit(&app) {
+        return response;
+    }
+    let handoff = match parse_handoff(&body) {
+        Ok(h) => h,
+        Err(response) => return response,
+    };
+    let mut events = engine.submit(handoff.prompt_tokens, 1, Phase::PrefillOnly);
+    loop {
+        match events.recv().await {
+            Some(Event::Tokens(_)) => {}
+            Some(Event::Done) => return json(StatusCode::OK, format!("{{\"prompt_tokens\":{}}}", handoff.prompt_tokens)),
+            Some(Event::Rejected) => return error_response(&kv_rejection()),
+            Some(Event::Failed(m)) => return error_response(&ApiError::server(500, m.to_string())),
+            None => return error_response(&ApiError::server(500, "the engine stopped")),
+        }
+    }
+}
+
+/// GEN: take over a prefilled request after the KV transfer and stream its token counts, one
+/// decimal count per line; a line `error …` reports a failure.
+async fn decode(State(app): State<Arc<App>>, body: Bytes) -> Response {
+    let (Role::Gen, Some(engine)) = (app.settings.role, app.engine.clone()) else {
+        return error_response(&ApiError::invalid("only a gen worker decodes for the router", None));
+    };
+    if let Err(response) = admit(&app) {
+        return response;
+    }
+    let handoff = match parse_handoff(&body) {
+        Ok(h) => h,
+        Err(response) => return response,
+    };
+    tokio::time::sleep(app.settings.sim.kv_transfer_time(u64::from(handoff.prompt_tokens))).await;
+    let events = engine.submit(handoff.prompt_tokens, handoff.output_tokens, Phase::DecodeOnly);
+    let lines = futures_util::stream::unfold(events, |mut events| async move {
+        let line = match events.recv().await? {
+            Event::Tokens(n) => format!("{n}\n"),
+            Event::Done => return None,
+            Event::Rejected => "error the request exceeds the GEN worker's KV cache\n".to_owned(),
+            Event::Failed(m) => format!("error {m}\n"),
+        };
+        Some((Ok::<Bytes, io::Error>(Bytes::from(line)), events))
+    })
+    .boxed();
+    Response::builder()
+        .header(header::CONTENT_TYPE, "text/plain")
+        .body(Body::from_stream(lines))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
