@@ -40,6 +40,8 @@ pub enum Routing {
 
 #[derive(Debug, Clone, Parser)]
 #[command(name = "sweep-mock-engine", version, about = "A simulated OpenAI-compatible LLM inference engine")]
+// A later flag overrides an earlier one, so launch templates can append per-point overrides.
+#[command(args_override_self = true)]
 pub struct Settings {
     /// What this process serves.
     #[arg(long, value_enum, default_value_t = Role::Agg, env = "SWEEP_MOCK_ROLE")]
