@@ -9,6 +9,14 @@ if ! command -v cargo >/dev/null 2>&1; then
   exit 1
 fi
 
+# Python packages some tests drive the project with (the official OpenAI client).
+if ! python3 -c "import openai" >/dev/null 2>&1; then
+  echo "installing the test suite's Python packages (tests/requirements.txt)" >&2
+  pip=(python3 -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt)
+  # Debian's own python3 refuses system-wide installs unless told (PEP 668).
+  "${pip[@]}" || "${pip[@]}" --break-system-packages
+fi
+
 # nextest runs each test in its own process and reports slow or leaky tests; plain `cargo test`
 # is the fallback where it is not installed. Both build one dev profile for tests and binaries.
 if cargo nextest --version >/dev/null 2>&1; then
