@@ -17,6 +17,11 @@ if ! python3 -c "import openai" >/dev/null 2>&1; then
   "${pip[@]}" || "${pip[@]}" --break-system-packages
 fi
 
+# The end-to-end tests submit to a real SLURM cluster on this host (needs root to start).
+if ! scripts/slurm-dev-cluster.sh status >/dev/null 2>&1; then
+  scripts/slurm-dev-cluster.sh start
+fi
+
 # nextest runs each test in its own process and reports slow or leaky tests; plain `cargo test`
 # is the fallback where it is not installed. Both build one dev profile for tests and binaries.
 if cargo nextest --version >/dev/null 2>&1; then

@@ -183,7 +183,9 @@ impl SimParams {
         if self.no_delay {
             return Duration::ZERO;
         }
-        ms(prompt_tokens as f64 * self.kv_transfer_per_token_us / 1000.0 / self.speedup.max(f64::MIN_POSITIVE))
+        ms(prompt_tokens as f64 * self.kv_transfer_per_token_us
+            / 1000.0
+            / self.speedup.max(f64::MIN_POSITIVE))
     }
 }
 

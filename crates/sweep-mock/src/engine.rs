@@ -82,7 +82,12 @@ impl Engine {
     }
 
     /// Queues a request; its events arrive on the returned receiver.
-    pub fn submit(&self, prompt_tokens: u32, output_tokens: u32, phase: Phase) -> mpsc::UnboundedReceiver<Event> {
+    pub fn submit(
+        &self,
+        prompt_tokens: u32,
+        output_tokens: u32,
+        phase: Phase,
+    ) -> mpsc::UnboundedReceiver<Event> {
         let (events, receiver) = mpsc::unbounded_channel();
         self.stats.waiting.fetch_add(1, Ordering::Relaxed);
         let request = Request { prompt_tokens, output_tokens, phase, events };
@@ -118,7 +123,15 @@ struct Scheduler {
 impl Scheduler {
     fn new(params: SimParams, receiver: mpsc::UnboundedReceiver<Request>, stats: Arc<Stats>) -> Self {
         let tokens_per_step = params.tokens_per_step();
-        Self { params, receiver, stats, waiting: VecDeque::new(), running: Vec::new(), kv_used: 0, tokens_per_step }
+        Self {
+            params,
+            receiver,
+            stats,
+            waiting: VecDeque::new(),
+            running: Vec::new(),
+            kv_used: 0,
+            tokens_per_step,
+        }
     }
 
     async fn run(mut self) {
@@ -139,7 +152,8 @@ impl Scheduler {
             let (admitted, prefill_tokens) = self.admit();
             let decoding = self.running.len() - admitted;
             let kv_context: u64 = self.running[..decoding].iter().map(|s| s.context).sum();
-            let step = self.params.prefill_time(prefill_tokens) + self.params.decode_time(decoding, kv_context);
+            let step =
+                self.params.prefill_time(prefill_tokens) + self.params.decode_time(decoding, kv_context);
             clock = Some(self.wait(clock, step).await);
             self.advance(decoding);
             self.publish();

@@ -7,7 +7,8 @@ pub struct Dice(u64);
 
 impl Dice {
     pub fn new(seed: u64, request: u64, purpose: u64) -> Self {
-        let mut x = seed ^ request.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ purpose.wrapping_mul(0xD1B5_4A32_D192_ED03);
+        let mut x =
+            seed ^ request.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ purpose.wrapping_mul(0xD1B5_4A32_D192_ED03);
         x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         Self(x ^ (x >> 31))

@@ -31,7 +31,10 @@ pub async fn serve(
     if let (Some(dir), role) = (&settings.rendezvous, settings.role) {
         if role != config::Role::Router {
             let registration = serde_json::json!({"role": role.as_str(), "address": address});
-            write_atomically(&dir.join(format!("{}-{}.json", role.as_str(), local.port())), &registration.to_string())?;
+            write_atomically(
+                &dir.join(format!("{}-{}.json", role.as_str(), local.port())),
+                &registration.to_string(),
+            )?;
         }
     }
     tracing::info!(role = settings.role.as_str(), %address, "listening");

@@ -125,9 +125,9 @@ fn words(text: &str) -> u64 {
 fn count(value: Option<i64>, name: &'static str) -> Result<Option<u32>, ApiError> {
     match value {
         None => Ok(None),
-        Some(v) => u32::try_from(v)
-            .map(Some)
-            .map_err(|_| ApiError::invalid(format!("`{name}` must be between 0 and {}", u32::MAX), Some(name))),
+        Some(v) => u32::try_from(v).map(Some).map_err(|_| {
+            ApiError::invalid(format!("`{name}` must be between 0 and {}", u32::MAX), Some(name))
+        }),
     }
 }
 
@@ -163,17 +163,21 @@ pub fn parse(endpoint: Endpoint, body: &[u8], served: &str, eos_after: u32) -> R
                 .iter()
                 .map(|m| match &m.content {
                     Some(Content::Text(text)) => words(text),
-                    Some(Content::Parts(parts)) => parts.iter().filter_map(|p| p.text.as_deref()).map(words).sum(),
+                    Some(Content::Parts(parts)) => {
+                        parts.iter().filter_map(|p| p.text.as_deref()).map(words).sum()
+                    }
                     None => 0,
                 })
                 .sum::<u64>()
         }
-        Endpoint::Completions => match raw.prompt.ok_or_else(|| ApiError::invalid("`prompt` is required", Some("prompt")))? {
-            Prompt::Text(text) => words(&text),
-            Prompt::Texts(texts) => texts.iter().map(|t| words(t)).sum(),
-            Prompt::Ids(ids) => ids.len() as u64,
-            Prompt::IdLists(lists) => lists.iter().map(|l| l.len() as u64).sum(),
-        },
+        Endpoint::Completions => {
+            match raw.prompt.ok_or_else(|| ApiError::invalid("`prompt` is required", Some("prompt")))? {
+                Prompt::Text(text) => words(&text),
+                Prompt::Texts(texts) => texts.iter().map(|t| words(t)).sum(),
+                Prompt::Ids(ids) => ids.len() as u64,
+                Prompt::IdLists(lists) => lists.iter().map(|l| l.len() as u64).sum(),
+            }
+        }
     };
     if prompt_tokens == 0 {
         return Err(ApiError::invalid("the prompt is empty", None));
@@ -233,9 +237,8 @@ pub struct Renderer {
 
 impl Renderer {
     pub fn new(endpoint: Endpoint, request_number: u64, model: &str) -> Self {
-        let created = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+        let created =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let (prefix, object) = match endpoint {
             Endpoint::Chat => ("chatcmpl", "chat.completion.chunk"),
             Endpoint::Completions => ("cmpl", "text_completion"),
@@ -274,7 +277,10 @@ impl Renderer {
                 self.head
             ),
             Endpoint::Completions => {
-                format!("data: {}\"text\":\"\",\"logprobs\":null,\"finish_reason\":\"{reason}\"}}]}}\n\n", self.head)
+                format!(
+                    "data: {}\"text\":\"\",\"logprobs\":null,\"finish_reason\":\"{reason}\"}}]}}\n\n",
+                    self.head
+                )
             }
         }
     }
@@ -349,13 +355,17 @@ mod tests {
         let nvext = chat(r#"{"model":"tiny","messages":[{"role":"user","content":"x"}],"max_tokens":40,"nvext":{"ignore_eos":true}}"#)
             .expect("valid");
         assert_eq!(nvext.output_tokens, 40);
-        let eos = chat(r#"{"model":"tiny","messages":[{"role":"user","content":"x"}],"max_tokens":40}"#).expect("valid");
+        let eos = chat(r#"{"model":"tiny","messages":[{"role":"user","content":"x"}],"max_tokens":40}"#)
+            .expect("valid");
         assert_eq!(eos.output_tokens, 16, "stops at the simulated EOS");
-        let short = chat(r#"{"model":"tiny","messages":[{"role":"user","content":"x"}],"max_tokens":4}"#).expect("valid");
+        let short = chat(r#"{"model":"tiny","messages":[{"role":"user","content":"x"}],"max_tokens":4}"#)
+            .expect("valid");
         assert_eq!(short.output_tokens, 4);
-        let min = chat(r#"{"model":"tiny","messages":[{"role":"user","content":"x"}],"min_tokens":30}"#).expect("valid");
+        let min = chat(r#"{"model":"tiny","messages":[{"role":"user","content":"x"}],"min_tokens":30}"#)
+            .expect("valid");
         assert_eq!(min.output_tokens, 30);
-        let ids = parse(Endpoint::Completions, br#"{"model":"tiny","prompt":[1,2,3]}"#, "tiny", 16).expect("valid");
+        let ids =
+            parse(Endpoint::Completions, br#"{"model":"tiny","prompt":[1,2,3]}"#, "tiny", 16).expect("valid");
         assert_eq!(ids.prompt_tokens, 3);
     }
 
@@ -368,9 +378,16 @@ mod tests {
         assert_eq!(status(r#"{"model":"tiny"}"#), 400);
         assert_eq!(status(r#"{"model":"tiny","messages":[]}"#), 400);
         assert_eq!(status(r#"{"model":"tiny","messages":[{"role":"user","content":""}]}"#), 400);
-        assert_eq!(status(r#"{"model":"tiny","messages":[{"role":"user","content":"x"}],"max_tokens":-1}"#), 400);
-        assert_eq!(status(r#"{"model":"tiny","messages":[{"role":"user","content":"x"}],"max_tokens":0}"#), 400);
-        let body: serde_json::Value = serde_json::from_str(&chat("[]").expect_err("array").body()).expect("json");
+        assert_eq!(
+            status(r#"{"model":"tiny","messages":[{"role":"user","content":"x"}],"max_tokens":-1}"#),
+            400
+        );
+        assert_eq!(
+            status(r#"{"model":"tiny","messages":[{"role":"user","content":"x"}],"max_tokens":0}"#),
+            400
+        );
+        let body: serde_json::Value =
+            serde_json::from_str(&chat("[]").expect_err("array").body()).expect("json");
         assert_eq!(body["error"]["type"], "invalid_request_error");
     }
 
@@ -382,7 +399,8 @@ mod tests {
             let value: serde_json::Value = serde_json::from_str(json).expect(json);
             assert_eq!(value["model"], "ti\"ny");
         }
-        let full: serde_json::Value = serde_json::from_str(&r.complete(" a b", "length", 3, 2)).expect("json");
+        let full: serde_json::Value =
+            serde_json::from_str(&r.complete(" a b", "length", 3, 2)).expect("json");
         assert_eq!(full["usage"]["total_tokens"], 5);
     }
 }

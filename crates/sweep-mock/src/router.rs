@@ -105,7 +105,9 @@ impl Workers {
         for role in [Role::Ctx, Role::Gen] {
             let list = self.list(role).read().unwrap_or_else(|e| e.into_inner());
             ready &= !list.is_empty();
-            instances.extend(list.iter().map(|w| serde_json::json!({"role": role.as_str(), "address": w.address})));
+            instances.extend(
+                list.iter().map(|w| serde_json::json!({"role": role.as_str(), "address": w.address})),
+            );
         }
         (ready, instances)
     }
@@ -122,15 +124,25 @@ impl Workers {
         for role in [Role::Ctx, Role::Gen] {
             for w in self.list(role).read().unwrap_or_else(|e| e.into_inner()).iter() {
                 let labels = format!("{{role=\"{}\",worker=\"{}\"}}", role.as_str(), w.address);
-                text.push_str(&format!("sweep_mock_router_in_flight{labels} {}\n", w.in_flight.load(Ordering::Relaxed)));
-                served.push_str(&format!("sweep_mock_router_requests_total{labels} {}\n", w.served.load(Ordering::Relaxed)));
+                text.push_str(&format!(
+                    "sweep_mock_router_in_flight{labels} {}\n",
+                    w.in_flight.load(Ordering::Relaxed)
+                ));
+                served.push_str(&format!(
+                    "sweep_mock_router_requests_total{labels} {}\n",
+                    w.served.load(Ordering::Relaxed)
+                ));
             }
         }
         text + &served
     }
 
     /// Runs one request through a CTX and a GEN worker; its events arrive on the receiver.
-    pub fn dispatch(self: Arc<Self>, prompt_tokens: u32, output_tokens: u32) -> mpsc::UnboundedReceiver<Event> {
+    pub fn dispatch(
+        self: Arc<Self>,
+        prompt_tokens: u32,
+        output_tokens: u32,
+    ) -> mpsc::UnboundedReceiver<Event> {
         let (events, receiver) = mpsc::unbounded_channel();
         tokio::spawn(async move {
             if let Err(message) = self.relay(prompt_tokens, output_tokens, &events).await {
@@ -201,7 +213,10 @@ impl Workers {
                 }
             }
             if received != remaining {
-                return Err(format!("gen worker {} stopped after {received} of {remaining} tokens", gen.0.address));
+                return Err(format!(
+                    "gen worker {} stopped after {received} of {remaining} tokens",
+                    gen.0.address
+                ));
             }
         }
         let _ = events.send(Event::Done);

@@ -36,7 +36,14 @@ impl App {
     pub fn new(settings: Settings, address: String) -> Arc<Self> {
         let engine = (settings.role != Role::Router).then(|| Engine::start(settings.sim.clone()));
         let workers = (settings.role == Role::Router).then(|| Workers::start(&settings));
-        Arc::new(Self { settings, address, engine, workers, started: Instant::now(), requests: AtomicU64::new(0) })
+        Arc::new(Self {
+            settings,
+            address,
+            engine,
+            workers,
+            started: Instant::now(),
+            requests: AtomicU64::new(0),
+        })
     }
 }
 
@@ -67,7 +74,10 @@ fn admit(app: &App) -> Result<u64, Response> {
     let faults = &app.settings.faults;
     if let Some(seconds) = faults.fault_slow_start {
         if app.started.elapsed().as_secs_f64() < seconds {
-            return Err(error_response(&ApiError::server(503, "the engine is still starting (slow-start fault)")));
+            return Err(error_response(&ApiError::server(
+                503,
+                "the engine is still starting (slow-start fault)",
+            )));
         }
     }
     let number = app.requests.fetch_add(1, Ordering::Relaxed) + 1;
@@ -78,7 +88,10 @@ fn admit(app: &App) -> Result<u64, Response> {
         }
     }
     if Dice::new(faults.fault_seed, number, 1).chance(faults.fault_error_rate) {
-        return Err(error_response(&ApiError::server(faults.fault_error_status, "injected error (error-rate fault)")));
+        return Err(error_response(&ApiError::server(
+            faults.fault_error_status,
+            "injected error (error-rate fault)",
+        )));
     }
     Ok(number)
 }
@@ -100,7 +113,13 @@ async fn completions(State(app): State<Arc<App>>, body: Bytes) -> Response {
 async fn openai_request(app: Arc<App>, endpoint: Endpoint, body: Bytes) -> Response {
     if matches!(app.settings.role, Role::Ctx | Role::Gen) {
         let message = format!("a {} worker serves the router, not clients", app.settings.role.as_str());
-        return error_response(&ApiError { status: 404, kind: "invalid_request_error", code: None, param: None, message });
+        return error_response(&ApiError {
+            status: 404,
+            kind: "invalid_request_error",
+            code: None,
+            param: None,
+            message,
+        });
     }
     let number = match admit(&app) {
         Ok(number) => number,
@@ -137,8 +156,9 @@ struct FaultPlan {
 impl FaultPlan {
     fn for_request(app: &App, number: u64) -> Self {
         let f = &app.settings.faults;
-        let hang_after =
-            f.fault_hang_after_tokens.filter(|_| Dice::new(f.fault_seed, number, 2).chance(f.fault_hang_probability));
+        let hang_after = f
+            .fault_hang_after_tokens
+            .filter(|_| Dice::new(f.fault_seed, number, 2).chance(f.fault_hang_probability));
         let reset_after = f
             .fault_reset_after_tokens
             .filter(|_| Dice::new(f.fault_seed, number, 3).chance(f.fault_reset_probability));
@@ -147,7 +167,11 @@ impl FaultPlan {
 
     /// Tokens that may still be sent before a hang or a reset.
     fn allowance(&self, sent: u32) -> Option<u32> {
-        [self.hang_after, self.reset_after].into_iter().flatten().min().map(|limit| limit.saturating_sub(sent))
+        [self.hang_after, self.reset_after]
+            .into_iter()
+            .flatten()
+            .min()
+            .map(|limit| limit.saturating_sub(sent))
     }
 }
 
@@ -171,7 +195,9 @@ async fn whole_response(
             Some(Event::Tokens(n)) => generated += n,
             Some(Event::Done) => break,
             Some(Event::Rejected) => return error_response(&kv_rejection()),
-            Some(Event::Failed(message)) => return error_response(&ApiError::server(502, message.to_string())),
+            Some(Event::Failed(message)) => {
+                return error_response(&ApiError::server(502, message.to_string()))
+            }
             None => return error_response(&ApiError::server(500, "the engine stopped")),
         }
     }
@@ -182,7 +208,10 @@ async fn whole_response(
         return abort_body();
     }
     let text = openai::token_text(0, generated);
-    json(StatusCode::OK, renderer.complete(&text, finish_reason(&parsed, generated), parsed.prompt_tokens, generated))
+    json(
+        StatusCode::OK,
+        renderer.complete(&text, finish_reason(&parsed, generated), parsed.prompt_tokens, generated),
+    )
 }
 
 fn kv_rejection() -> ApiError {
@@ -253,7 +282,9 @@ impl Streaming {
                     if self.parsed.include_usage {
                         self.tail.push(self.renderer.usage(self.parsed.prompt_tokens, self.sent));
                     }
-                    return Some(Ok(Bytes::from(self.renderer.finish(finish_reason(&self.parsed, self.sent)))));
+                    return Some(Ok(Bytes::from(
+                        self.renderer.finish(finish_reason(&self.parsed, self.sent)),
+                    )));
                 }
                 Some(Event::Rejected) | Some(Event::Failed(_)) | None => {
                     let error = match event {
@@ -276,7 +307,16 @@ fn stream_response(
     renderer: Renderer,
     plan: FaultPlan,
 ) -> Response {
-    let state = Streaming { parsed, events, renderer, plan, sent: 0, chunk_number: 0, tail: Vec::new(), ended: false };
+    let state = Streaming {
+        parsed,
+        events,
+        renderer,
+        plan,
+        sent: 0,
+        chunk_number: 0,
+        tail: Vec::new(),
+        ended: false,
+    };
     let body = futures_util::stream::unfold(state, |mut state| async move {
         let item = state.next().await?;
         Some((item, state))
@@ -292,7 +332,8 @@ async fn models(State(app): State<Arc<App>>) -> Response {
     if let Some(response) = slow_start_gate(&app) {
         return response;
     }
-    let created = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let created =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let body = serde_json::json!({
         "object": "list",
         "data": [{"id": app.settings.model, "object": "model", "created": created, "owned_by": "sweep-mock"}],
@@ -327,17 +368,52 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
             "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{role=\"{role}\"}} {value}\n"
         ));
     };
-    metric("sweep_mock_requests_total", "counter", "Requests received.", app.requests.load(Ordering::Relaxed) as f64);
+    metric(
+        "sweep_mock_requests_total",
+        "counter",
+        "Requests received.",
+        app.requests.load(Ordering::Relaxed) as f64,
+    );
     if let Some(engine) = &app.engine {
         let s = &engine.stats;
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed) as f64;
-        metric("sweep_mock_num_requests_running", "gauge", "Sequences in the running batch.", load(&s.running));
-        metric("sweep_mock_num_requests_waiting", "gauge", "Requests waiting to be scheduled.", load(&s.waiting));
+        metric(
+            "sweep_mock_num_requests_running",
+            "gauge",
+            "Sequences in the running batch.",
+            load(&s.running),
+        );
+        metric(
+            "sweep_mock_num_requests_waiting",
+            "gauge",
+            "Requests waiting to be scheduled.",
+            load(&s.waiting),
+        );
         let capacity = load(&s.kv_capacity_tokens).max(1.0);
-        metric("sweep_mock_kv_cache_usage_ratio", "gauge", "Share of KV-cache tokens reserved.", load(&s.kv_used_tokens) / capacity);
-        metric("sweep_mock_prompt_tokens_total", "counter", "Prompt tokens admitted.", load(&s.prompt_tokens_total));
-        metric("sweep_mock_generation_tokens_total", "counter", "Output tokens generated.", load(&s.generated_tokens_total));
-        metric("sweep_mock_requests_finished_total", "counter", "Requests finished.", load(&s.requests_finished_total));
+        metric(
+            "sweep_mock_kv_cache_usage_ratio",
+            "gauge",
+            "Share of KV-cache tokens reserved.",
+            load(&s.kv_used_tokens) / capacity,
+        );
+        metric(
+            "sweep_mock_prompt_tokens_total",
+            "counter",
+            "Prompt tokens admitted.",
+            load(&s.prompt_tokens_total),
+        );
+        metric(
+            "sweep_mock_generation_tokens_total",
+            "counter",
+            "Output tokens generated.",
+            load(&s.generated_tokens_total),
+        );
+        metric(
+            "sweep_mock_requests_finished_total",
+            "counter",
+            "Requests finished.",
+            load(&s.requests_finished_total),
+        );
         metric("sweep_mock_steps_total", "counter", "Engine steps run.", load(&s.steps_total));
     }
     if let Some(workers) = &app.workers {
@@ -354,7 +430,8 @@ struct Handoff {
 }
 
 fn parse_handoff(body: &[u8]) -> Result<Handoff, Response> {
-    serde_json::from_slice(body).map_err(|e| error_response(&ApiError::invalid(format!("bad hand-off: {e}"), None)))
+    serde_json::from_slice(body)
+        .map_err(|e| error_response(&ApiError::invalid(format!("bad hand-off: {e}"), None)))
 }
 
 /// CTX: prefill a prompt and answer once its first token exists.
@@ -373,7 +450,9 @@ async fn prefill(State(app): State<Arc<App>>, body: Bytes) -> Response {
     loop {
         match events.recv().await {
             Some(Event::Tokens(_)) => {}
-            Some(Event::Done) => return json(StatusCode::OK, format!("{{\"prompt_tokens\":{}}}", handoff.prompt_tokens)),
+            Some(Event::Done) => {
+                return json(StatusCode::OK, format!("{{\"prompt_tokens\":{}}}", handoff.prompt_tokens))
+            }
             Some(Event::Rejected) => return error_response(&kv_rejection()),
             Some(Event::Failed(m)) => return error_response(&ApiError::server(500, m.to_string())),
             None => return error_response(&ApiError::server(500, "the engine stopped")),

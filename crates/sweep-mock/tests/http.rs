@@ -3,9 +3,9 @@
 
 use std::time::{Duration, Instant};
 
+use clap::Parser;
 use futures_util::StreamExt;
 use sweep_mock::Settings;
-use clap::Parser;
 
 /// A server on a free loopback port, stopped when dropped.
 struct Server {
@@ -126,7 +126,8 @@ async fn stream(base: &str, path: &str, body: String, limit: Duration) -> Stream
 #[tokio::test]
 async fn streams_chat_with_exact_tokens_and_usage() {
     let server = start(&["--no-delay"]).await;
-    let s = stream(&server.base, "/v1/chat/completions", chat_body(128, 64, true), Duration::from_secs(10)).await;
+    let s =
+        stream(&server.base, "/v1/chat/completions", chat_body(128, 64, true), Duration::from_secs(10)).await;
     assert_eq!(s.error, None);
     assert_eq!(s.events.last().map(|(_, e)| e.as_str()), Some("[DONE]"));
     let events = s.json_events();
@@ -144,7 +145,9 @@ async fn streams_chat_with_exact_tokens_and_usage() {
 #[tokio::test]
 async fn completions_stream_and_whole_responses() {
     let server = start(&["--no-delay"]).await;
-    let body = serde_json::json!({"model": "tiny", "prompt": "one two three", "max_tokens": 5, "stream": true}).to_string();
+    let body =
+        serde_json::json!({"model": "tiny", "prompt": "one two three", "max_tokens": 5, "stream": true})
+            .to_string();
     let s = stream(&server.base, "/v1/completions", body, Duration::from_secs(10)).await;
     assert_eq!(s.text().split_whitespace().count(), 5);
     assert!(s.json_events().iter().all(|e| e["object"] == "text_completion"));
@@ -160,7 +163,10 @@ async fn completions_stream_and_whole_responses() {
         .await
         .expect("JSON");
     assert_eq!(whole["object"], "chat.completion");
-    assert_eq!(whole["choices"][0]["message"]["content"].as_str().map(|t| t.split_whitespace().count()), Some(7));
+    assert_eq!(
+        whole["choices"][0]["message"]["content"].as_str().map(|t| t.split_whitespace().count()),
+        Some(7)
+    );
     assert_eq!(whole["usage"]["prompt_tokens"], 10);
     assert_eq!(whole["usage"]["completion_tokens"], 7);
 
@@ -192,7 +198,8 @@ async fn bad_requests_get_openai_error_bodies() {
         ("/v1/completions", r#"{"model":"tiny","prompt":"x","max_tokens":4,"min_tokens":8}"#, 400),
     ];
     for (path, body, status) in cases {
-        let response = client().post(format!("{}{path}", server.base)).body(*body).send().await.expect("sends");
+        let response =
+            client().post(format!("{}{path}", server.base)).body(*body).send().await.expect("sends");
         assert_eq!(response.status().as_u16(), *status, "{body}");
         let error: serde_json::Value = response.json().await.expect("error body is JSON");
         assert!(error["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}: {error}");
@@ -205,15 +212,34 @@ async fn bad_requests_get_openai_error_bodies() {
 #[tokio::test]
 async fn models_health_and_metrics() {
     let server = start(&["--no-delay"]).await;
-    let models: serde_json::Value =
-        client().get(format!("{}/v1/models", server.base)).send().await.expect("sends").json().await.expect("JSON");
+    let models: serde_json::Value = client()
+        .get(format!("{}/v1/models", server.base))
+        .send()
+        .await
+        .expect("sends")
+        .json()
+        .await
+        .expect("JSON");
     assert_eq!(models["data"][0]["id"], "tiny");
-    let health: serde_json::Value =
-        client().get(format!("{}/health", server.base)).send().await.expect("sends").json().await.expect("JSON");
+    let health: serde_json::Value = client()
+        .get(format!("{}/health", server.base))
+        .send()
+        .await
+        .expect("sends")
+        .json()
+        .await
+        .expect("JSON");
     assert_eq!(health["instances"][0]["role"], "agg");
     assert_eq!(health["instances"][0]["address"], server.address);
     stream(&server.base, "/v1/chat/completions", chat_body(8, 3, true), Duration::from_secs(5)).await;
-    let metrics = client().get(format!("{}/metrics", server.base)).send().await.expect("sends").text().await.expect("text");
+    let metrics = client()
+        .get(format!("{}/metrics", server.base))
+        .send()
+        .await
+        .expect("sends")
+        .text()
+        .await
+        .expect("text");
     for line in [
         "sweep_mock_generation_tokens_total{role=\"agg\"} 3",
         "sweep_mock_prompt_tokens_total{role=\"agg\"} 8",
@@ -227,14 +253,23 @@ async fn models_health_and_metrics() {
 
 /// A model with round numbers: prefill 200 ms, decode steps of 50 ms, nothing else.
 const TIMED: &[&str] = &[
-    "--prefill-base-ms", "200", "--prefill-per-token-us", "0", "--decode-base-ms", "50",
-    "--decode-per-seq-us", "0", "--decode-per-kv-token-ns", "0",
+    "--prefill-base-ms",
+    "200",
+    "--prefill-per-token-us",
+    "0",
+    "--decode-base-ms",
+    "50",
+    "--decode-per-seq-us",
+    "0",
+    "--decode-per-kv-token-ns",
+    "0",
 ];
 
 #[tokio::test]
 async fn ttft_and_inter_token_gaps_follow_the_model_within_5_percent() {
     let server = start(TIMED).await;
-    let s = stream(&server.base, "/v1/chat/completions", chat_body(100, 11, true), Duration::from_secs(10)).await;
+    let s =
+        stream(&server.base, "/v1/chat/completions", chat_body(100, 11, true), Duration::from_secs(10)).await;
     let times = s.content_times();
     assert_eq!(times.len(), 11);
     let ttft = (times[0] - s.started).as_secs_f64() * 1000.0;
@@ -244,7 +279,8 @@ async fn ttft_and_inter_token_gaps_follow_the_model_within_5_percent() {
 
     // MTP with acceptance 1: each decode step yields mtp + 1 tokens and costs 1 + 0.1 × mtp more.
     let server = start(&[TIMED, &["--mtp", "3", "--mtp-acceptance", "1"]].concat()).await;
-    let s = stream(&server.base, "/v1/chat/completions", chat_body(100, 13, true), Duration::from_secs(10)).await;
+    let s =
+        stream(&server.base, "/v1/chat/completions", chat_body(100, 13, true), Duration::from_secs(10)).await;
     let times = s.content_times();
     assert_eq!(times.len(), 4, "1 token from prefill, then 3 steps of 4 tokens");
     let step = (times[3] - times[0]).as_secs_f64() * 1000.0 / 3.0;
@@ -255,10 +291,19 @@ async fn ttft_and_inter_token_gaps_follow_the_model_within_5_percent() {
 #[tokio::test]
 async fn requests_queue_when_the_batch_is_full() {
     let server = start(&[TIMED, &["--max-batch", "2", "--prefill-base-ms", "20"]].concat()).await;
-    let runs = (0..4).map(|_| stream(&server.base, "/v1/chat/completions", chat_body(10, 6, true), Duration::from_secs(10)));
+    let runs = (0..4).map(|_| {
+        stream(&server.base, "/v1/chat/completions", chat_body(10, 6, true), Duration::from_secs(10))
+    });
     let probe = async {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        client().get(format!("{}/metrics", server.base)).send().await.expect("sends").text().await.expect("text")
+        client()
+            .get(format!("{}/metrics", server.base))
+            .send()
+            .await
+            .expect("sends")
+            .text()
+            .await
+            .expect("text")
     };
     let (results, metrics) = tokio::join!(futures_util::future::join_all(runs), probe);
     assert!(metrics.contains("sweep_mock_num_requests_running{role=\"agg\"} 2"), "{metrics}");
@@ -295,10 +340,17 @@ async fn disaggregated_path_spreads_over_two_ctx_and_two_gen_workers() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let roles: Vec<&str> = health["instances"].as_array().expect("instances").iter().filter_map(|i| i["role"].as_str()).collect();
+    let roles: Vec<&str> = health["instances"]
+        .as_array()
+        .expect("instances")
+        .iter()
+        .filter_map(|i| i["role"].as_str())
+        .collect();
     assert_eq!(roles, ["ctx", "ctx", "gen", "gen"], "{health}");
 
-    let runs = (0..8).map(|i| stream(&router.base, "/v1/chat/completions", chat_body(50 + i, 20, true), Duration::from_secs(10)));
+    let runs = (0..8).map(|i| {
+        stream(&router.base, "/v1/chat/completions", chat_body(50 + i, 20, true), Duration::from_secs(10))
+    });
     for (i, s) in futures_util::future::join_all(runs).await.iter().enumerate() {
         assert_eq!(s.error, None);
         assert_eq!(s.text().split_whitespace().count(), 20);
@@ -306,18 +358,43 @@ async fn disaggregated_path_spreads_over_two_ctx_and_two_gen_workers() {
         assert_eq!(usage["prompt_tokens"], 50 + i as u64);
         assert_eq!(usage["completion_tokens"], 20);
     }
-    let metrics = client().get(format!("{}/metrics", router.base)).send().await.expect("sends").text().await.expect("text");
+    let metrics = client()
+        .get(format!("{}/metrics", router.base))
+        .send()
+        .await
+        .expect("sends")
+        .text()
+        .await
+        .expect("text");
     for worker in &workers {
-        let line = metrics.lines().find(|l| l.starts_with("sweep_mock_router_requests_total") && l.contains(&worker.address));
-        assert!(line.is_some_and(|l| l.ends_with(" 4")), "round robin sends 4 of 8 to {}:\n{metrics}", worker.address);
+        let line = metrics
+            .lines()
+            .find(|l| l.starts_with("sweep_mock_router_requests_total") && l.contains(&worker.address));
+        assert!(
+            line.is_some_and(|l| l.ends_with(" 4")),
+            "round robin sends 4 of 8 to {}:\n{metrics}",
+            worker.address
+        );
     }
     // Each gen worker decoded 4 × 19 tokens; each ctx worker prefilled 4 prompts.
     for worker in &workers[2..] {
-        let text = client().get(format!("{}/metrics", worker.base)).send().await.expect("sends").text().await.expect("text");
+        let text = client()
+            .get(format!("{}/metrics", worker.base))
+            .send()
+            .await
+            .expect("sends")
+            .text()
+            .await
+            .expect("text");
         assert!(text.contains("sweep_mock_generation_tokens_total{role=\"gen\"} 76"), "{text}");
     }
     // Clients cannot bypass the router.
-    let direct = client().post(format!("{}/v1/chat/completions", workers[0].base)).body(chat_body(5, 5, false)).send().await.expect("sends");
+    let direct = client()
+        .post(format!("{}/v1/chat/completions", workers[0].base))
+        .body(chat_body(5, 5, false))
+        .send()
+        .await
+        .expect("sends");
     assert_eq!(direct.status(), 404);
     std::fs::remove_dir_all(&dir).ok();
 }
@@ -327,8 +404,15 @@ async fn router_without_workers_is_not_healthy_and_says_why() {
     let router = start(&["--role", "router"]).await;
     let response = client().get(format!("{}/health", router.base)).send().await.expect("sends");
     assert_eq!(response.status(), 503);
-    let body: serde_json::Value =
-        client().post(format!("{}/v1/chat/completions", router.base)).body(chat_body(5, 5, false)).send().await.expect("sends").json().await.expect("JSON");
+    let body: serde_json::Value = client()
+        .post(format!("{}/v1/chat/completions", router.base))
+        .body(chat_body(5, 5, false))
+        .send()
+        .await
+        .expect("sends")
+        .json()
+        .await
+        .expect("JSON");
     assert!(body["error"]["message"].as_str().is_some_and(|m| m.contains("no ctx worker")), "{body}");
 }
 
@@ -337,7 +421,12 @@ async fn fault_slow_start_answers_503_then_serves() {
     let server = start(&["--no-delay", "--fault-slow-start", "0.4"]).await;
     let early = client().get(format!("{}/health", server.base)).send().await.expect("sends");
     assert_eq!(early.status(), 503);
-    let early = client().post(format!("{}/v1/chat/completions", server.base)).body(chat_body(5, 2, false)).send().await.expect("sends");
+    let early = client()
+        .post(format!("{}/v1/chat/completions", server.base))
+        .body(chat_body(5, 2, false))
+        .send()
+        .await
+        .expect("sends");
     assert_eq!(early.status(), 503);
     tokio::time::sleep(Duration::from_millis(450)).await;
     let late = client().get(format!("{}/health", server.base)).send().await.expect("sends");
@@ -347,7 +436,8 @@ async fn fault_slow_start_answers_503_then_serves() {
 #[tokio::test]
 async fn fault_hang_stalls_the_stream_after_n_tokens_and_keeps_it_open() {
     let server = start(&["--no-delay", "--fault-hang-after-tokens", "5"]).await;
-    let s = stream(&server.base, "/v1/chat/completions", chat_body(5, 20, true), Duration::from_millis(800)).await;
+    let s = stream(&server.base, "/v1/chat/completions", chat_body(5, 20, true), Duration::from_millis(800))
+        .await;
     assert_eq!(s.error.as_deref(), Some("timed out"), "the connection stays open");
     assert_eq!(s.text().split_whitespace().count(), 5);
 }
@@ -355,7 +445,8 @@ async fn fault_hang_stalls_the_stream_after_n_tokens_and_keeps_it_open() {
 #[tokio::test]
 async fn fault_reset_drops_the_connection_after_n_tokens() {
     let server = start(&["--no-delay", "--fault-reset-after-tokens", "3"]).await;
-    let s = stream(&server.base, "/v1/chat/completions", chat_body(5, 20, true), Duration::from_secs(5)).await;
+    let s =
+        stream(&server.base, "/v1/chat/completions", chat_body(5, 20, true), Duration::from_secs(5)).await;
     assert!(s.error.as_deref().is_some_and(|e| e != "timed out"), "{:?}", s.error);
     assert_eq!(s.text().split_whitespace().count(), 3);
     assert!(!s.events.iter().any(|(_, e)| e == "[DONE]"));
@@ -363,17 +454,32 @@ async fn fault_reset_drops_the_connection_after_n_tokens() {
 
 #[tokio::test]
 async fn fault_error_rate_fails_exactly_the_requests_its_dice_pick() {
-    let server = start(&["--no-delay", "--fault-error-rate", "0.3", "--fault-error-status", "503", "--fault-seed", "9"]).await;
+    let server = start(&[
+        "--no-delay",
+        "--fault-error-rate",
+        "0.3",
+        "--fault-error-status",
+        "503",
+        "--fault-seed",
+        "9",
+    ])
+    .await;
     let mut failed = Vec::new();
     for n in 1..=60u64 {
-        let response = client().post(format!("{}/v1/completions", server.base)).body(r#"{"model":"tiny","prompt":"a","max_tokens":1}"#).send().await.expect("sends");
+        let response = client()
+            .post(format!("{}/v1/completions", server.base))
+            .body(r#"{"model":"tiny","prompt":"a","max_tokens":1}"#)
+            .send()
+            .await
+            .expect("sends");
         match response.status().as_u16() {
             200 => {}
             503 => failed.push(n),
             other => panic!("unexpected status {other}"),
         }
     }
-    let expected: Vec<u64> = (1..=60).filter(|&n| sweep_mock::faults::Dice::new(9, n, 1).chance(0.3)).collect();
+    let expected: Vec<u64> =
+        (1..=60).filter(|&n| sweep_mock::faults::Dice::new(9, n, 1).chance(0.3)).collect();
     assert_eq!(failed, expected);
     assert!((8..=30).contains(&failed.len()), "{failed:?}");
 }

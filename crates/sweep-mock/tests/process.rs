@@ -28,7 +28,8 @@ impl Drop for TempDir {
 }
 
 fn spawn(args: &[&str]) -> Engine {
-    let dir = std::env::temp_dir().join(format!("sweep-mock-proc-{}-{:?}", std::process::id(), Instant::now()));
+    let dir =
+        std::env::temp_dir().join(format!("sweep-mock-proc-{}-{:?}", std::process::id(), Instant::now()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let port_file = dir.join("port");
     let child = Command::new(env!("CARGO_BIN_EXE_sweep-mock-engine"))
@@ -106,9 +107,11 @@ fn workspace() -> &'static Path {
 fn the_official_openai_python_client_conforms() {
     let engine = spawn(&["--no-delay"]);
     let script = workspace().join("tests/openai_conformance.py");
-    let output = Command::new("python3").arg(&script).arg(&engine.base).output().expect(
-        "python3 runs; scripts/test.sh installs the Python packages of tests/requirements.txt",
-    );
+    let output = Command::new("python3")
+        .arg(&script)
+        .arg(&engine.base)
+        .output()
+        .expect("python3 runs; scripts/test.sh installs the Python packages of tests/requirements.txt");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "conformance failed:\n{stdout}\n{stderr}");
