@@ -227,9 +227,7 @@ mod tests {
 
     #[test]
     fn time_model() {
-        let mut p = SimParams::default();
-        p.tp = 1;
-        p.mtp = 0;
+        let mut p = SimParams { tp: 1, mtp: 0, ..SimParams::default() };
         assert_eq!(p.prefill_time(1000), Duration::from_millis(25));
         // 10 ms + 8 × 150 µs + 8000 tokens × 2 ns = 11.216 ms
         assert_eq!(p.decode_time(8, 8000), Duration::from_micros(11_216));

@@ -69,15 +69,12 @@ fn json(status: StatusCode, body: String) -> Response {
 }
 
 /// The faults every request meets on arrival: slow start, crash and injected errors. Returns the
-/// request's number (from 1) or the response to give instead.
-fn admit(app: &App) -> Result<u64, Response> {
+/// request's number (from 1) or the error to answer instead.
+fn admit(app: &App) -> Result<u64, ApiError> {
     let faults = &app.settings.faults;
     if let Some(seconds) = faults.fault_slow_start {
         if app.started.elapsed().as_secs_f64() < seconds {
-            return Err(error_response(&ApiError::server(
-                503,
-                "the engine is still starting (slow-start fault)",
-            )));
+            return Err(ApiError::server(503, "the engine is still starting (slow-start fault)"));
         }
     }
     let number = app.requests.fetch_add(1, Ordering::Relaxed) + 1;
@@ -88,10 +85,7 @@ fn admit(app: &App) -> Result<u64, Response> {
         }
     }
     if Dice::new(faults.fault_seed, number, 1).chance(faults.fault_error_rate) {
-        return Err(error_response(&ApiError::server(
-            faults.fault_error_status,
-            "injected error (error-rate fault)",
-        )));
+        return Err(ApiError::server(faults.fault_error_status, "injected error (error-rate fault)"));
     }
     Ok(number)
 }
@@ -123,7 +117,7 @@ async fn openai_request(app: Arc<App>, endpoint: Endpoint, body: Bytes) -> Respo
     }
     let number = match admit(&app) {
         Ok(number) => number,
-        Err(response) => return response,
+        Err(error) => return error_response(&error),
     };
     let parsed = match openai::parse(endpoint, &body, &app.settings.model, app.settings.eos_after) {
         Ok(parsed) => parsed,
@@ -249,55 +243,51 @@ impl Streaming {
         if self.ended {
             return None;
         }
-        loop {
-            let event = self.events.recv().await;
-            match event {
-                Some(Event::Tokens(n)) => {
-                    let allowed = self.plan.allowance(self.sent).map_or(n, |a| a.min(n));
-                    if allowed == 0 {
-                        if self.plan.hang_after.is_some_and(|h| self.sent >= h) {
-                            // Hang fault: keep the connection open and send nothing, ever.
-                            std::future::pending::<()>().await;
-                        }
-                        self.ended = true;
-                        return Some(Err(io::Error::new(io::ErrorKind::ConnectionReset, "reset fault")));
+        let event = self.events.recv().await;
+        let piece = match event {
+            Some(Event::Tokens(n)) => {
+                let allowed = self.plan.allowance(self.sent).map_or(n, |a| a.min(n));
+                if allowed == 0 {
+                    if self.plan.hang_after.is_some_and(|h| self.sent >= h) {
+                        // Hang fault: keep the connection open and send nothing, ever.
+                        std::future::pending::<()>().await;
                     }
-                    let text = openai::token_text(self.sent, allowed);
-                    let first = self.sent == 0;
-                    self.sent += allowed;
-                    self.chunk_number += 1;
-                    let dice = Dice::new(self.plan.seed, self.plan.number, 100 + self.chunk_number);
-                    let event = if dice.chance(self.plan.malformed_rate) {
-                        // Malformed-SSE fault: a JSON object cut short.
-                        "data: {\"id\":\"malformed\",\"choices\":[{\"delta\":{\"content\":\n\n".to_owned()
-                    } else {
-                        self.renderer.chunk(&text, first)
-                    };
-                    return Some(Ok(Bytes::from(event)));
-                }
-                Some(Event::Done) => {
                     self.ended = true;
-                    // Popped from the back.
-                    self.tail.push(openai::DONE.to_owned());
-                    if self.parsed.include_usage {
-                        self.tail.push(self.renderer.usage(self.parsed.prompt_tokens, self.sent));
-                    }
-                    return Some(Ok(Bytes::from(
-                        self.renderer.finish(finish_reason(&self.parsed, self.sent)),
-                    )));
+                    return Some(Err(io::Error::new(io::ErrorKind::ConnectionReset, "reset fault")));
                 }
-                Some(Event::Rejected) | Some(Event::Failed(_)) | None => {
-                    let error = match event {
-                        Some(Event::Rejected) => kv_rejection(),
-                        Some(Event::Failed(message)) => ApiError::server(502, message.to_string()),
-                        _ => ApiError::server(500, "the engine stopped"),
-                    };
-                    self.ended = true;
-                    self.tail.push(openai::DONE.to_owned());
-                    return Some(Ok(Bytes::from(format!("data: {}\n\n", error.body()))));
+                let text = openai::token_text(self.sent, allowed);
+                let first = self.sent == 0;
+                self.sent += allowed;
+                self.chunk_number += 1;
+                let dice = Dice::new(self.plan.seed, self.plan.number, 100 + self.chunk_number);
+                if dice.chance(self.plan.malformed_rate) {
+                    // Malformed-SSE fault: a JSON object cut short.
+                    "data: {\"id\":\"malformed\",\"choices\":[{\"delta\":{\"content\":\n\n".to_owned()
+                } else {
+                    self.renderer.chunk(&text, first)
                 }
             }
-        }
+            Some(Event::Done) => {
+                self.ended = true;
+                // The tail is popped from the back: usage, then [DONE].
+                self.tail.push(openai::DONE.to_owned());
+                if self.parsed.include_usage {
+                    self.tail.push(self.renderer.usage(self.parsed.prompt_tokens, self.sent));
+                }
+                self.renderer.finish(finish_reason(&self.parsed, self.sent))
+            }
+            Some(Event::Rejected) | Some(Event::Failed(_)) | None => {
+                let error = match event {
+                    Some(Event::Rejected) => kv_rejection(),
+                    Some(Event::Failed(message)) => ApiError::server(502, message.to_string()),
+                    _ => ApiError::server(500, "the engine stopped"),
+                };
+                self.ended = true;
+                self.tail.push(openai::DONE.to_owned());
+                format!("data: {}\n\n", error.body())
+            }
+        };
+        Some(Ok(Bytes::from(piece)))
     }
 }
 
@@ -429,9 +419,10 @@ struct Handoff {
     output_tokens: u32,
 }
 
-fn parse_handoff(body: &[u8]) -> Result<Handoff, Response> {
-    serde_json::from_slice(body)
-        .map_err(|e| error_response(&ApiError::invalid(format!("bad hand-off: {e}"), None)))
+/// A hand-off request from the router, after the arrival faults.
+fn handoff(app: &App, body: &[u8]) -> Result<Handoff, ApiError> {
+    admit(app)?;
+    serde_json::from_slice(body).map_err(|e| ApiError::invalid(format!("bad hand-off: {e}"), None))
 }
 
 /// CTX: prefill a prompt and answer once its first token exists.
@@ -439,12 +430,9 @@ async fn prefill(State(app): State<Arc<App>>, body: Bytes) -> Response {
     let (Role::Ctx, Some(engine)) = (app.settings.role, &app.engine) else {
         return error_response(&ApiError::invalid("only a ctx worker prefills for the router", None));
     };
-    if let Err(response) = admit(&app) {
-        return response;
-    }
-    let handoff = match parse_handoff(&body) {
+    let handoff = match handoff(&app, &body) {
         Ok(h) => h,
-        Err(response) => return response,
+        Err(error) => return error_response(&error),
     };
     let mut events = engine.submit(handoff.prompt_tokens, 1, Phase::PrefillOnly);
     loop {
@@ -466,12 +454,9 @@ async fn decode(State(app): State<Arc<App>>, body: Bytes) -> Response {
     let (Role::Gen, Some(engine)) = (app.settings.role, app.engine.clone()) else {
         return error_response(&ApiError::invalid("only a gen worker decodes for the router", None));
     };
-    if let Err(response) = admit(&app) {
-        return response;
-    }
-    let handoff = match parse_handoff(&body) {
+    let handoff = match handoff(&app, &body) {
         Ok(h) => h,
-        Err(response) => return response,
+        Err(error) => return error_response(&error),
     };
     tokio::time::sleep(app.settings.sim.kv_transfer_time(u64::from(handoff.prompt_tokens))).await;
     let events = engine.submit(handoff.prompt_tokens, handoff.output_tokens, Phase::DecodeOnly);
