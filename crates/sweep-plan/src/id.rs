@@ -1,7 +1,7 @@
 //! Content-hashed ids of jobs and points: the same configuration gives the same id on any
 //! machine and in any sweep; changing any value that changes what is measured changes the id.
 //!
-//! Ids cover the model, the engine, the container image, the GPUs per node, the packing, the
+//! Ids cover the model, the engine (with a custom engine's commands), the container image, the GPUs per node, the packing, the
 //! mode, every role's values and engine arguments, and the point's workload and request counts.
 //! They leave out what does not change a measurement (the sweep's name, partition, account,
 //! time limit, extra sbatch lines), so a resumed sweep recognises points it already measured.
@@ -71,6 +71,10 @@ pub fn job_id(spec: &Spec, mode: Mode, roles: &[RoleConfig]) -> Id {
     f.text(spec.engine.kind.as_str());
     f.text(spec.engine.backend.map_or("", |b| b.as_str()));
     f.text(&format!("{:?}", spec.engine.tasks));
+    // Fields added after v1 are hashed only when set, so that existing ids stay the same.
+    if !spec.engine.commands.is_empty() {
+        f.text("engine.commands").text(&serde_json::to_string(&spec.engine.commands).unwrap_or_default());
+    }
     f.text(spec.cluster.container.as_ref().map_or("", |c| c.image.as_str()));
     f.int(u64::from(spec.cluster.gpus_per_node));
     f.text(&format!("{:?}", spec.cluster.packing));

@@ -34,6 +34,9 @@ pub struct Engine {
     /// The engine behind Dynamo, when `kind` is `dynamo`.
     pub backend: Option<EngineKind>,
     pub tasks: TaskMode,
+    /// `custom` engines: each role's launch command (a template), and the frontend's.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub commands: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -50,6 +53,8 @@ pub struct Cluster {
     pub sbatch: Vec<String>,
     pub base_port: u16,
     pub frontend_port: u16,
+    /// A folder of templates that override the built-in ones by path.
+    pub templates_dir: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -38,6 +38,7 @@ pub struct RawEngine {
     pub kind: EngineKind,
     pub backend: Option<EngineKind>,
     pub tasks: Option<TaskMode>,
+    pub commands: Option<BTreeMap<String, String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -55,6 +56,7 @@ pub struct RawCluster {
     pub sbatch: Option<Vec<String>>,
     pub base_port: Option<u16>,
     pub frontend_port: Option<u16>,
+    pub templates_dir: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -80,7 +80,54 @@ fn resolve_engine(raw: &RawSpec) -> Result<Engine, SpecError> {
         (EngineKind::Trtllm, _) | (EngineKind::Dynamo, Some(EngineKind::Trtllm)) => TaskMode::PerGpu,
         _ => TaskMode::PerNode,
     };
-    Ok(Engine { kind, backend: raw.engine.backend, tasks: raw.engine.tasks.unwrap_or(default_tasks) })
+    let commands = raw.engine.commands.clone().unwrap_or_default();
+    let path = KeyPath::keys("engine.commands");
+    match (kind, commands.is_empty()) {
+        (EngineKind::Custom, true) => {
+            return Err(SpecError::new(
+                SpecErrorKind::MissingKey { key: "commands".into(), parent: Parent(KeyPath::keys("engine")) },
+                KeyPath::keys("engine"),
+            )
+            .with_help("a custom engine needs each role's launch command, e.g. `commands: {agg: \"my-server --port {{ server.port }}\"}`"))
+        }
+        (EngineKind::Custom, false) => {
+            for (role, command) in &commands {
+                if !["agg", "ctx", "gen", "frontend"].contains(&role.as_str()) {
+                    let error = SpecError::new(
+                        SpecErrorKind::UnknownKey { key: role.clone(), parent: Parent(path.clone()) },
+                        path.key(role.clone()),
+                    );
+                    return Err(match crate::closest(role, ["agg", "ctx", "gen", "frontend"]) {
+                        Some(best) => error.with_help(format!("did you mean `{best}`?")),
+                        None => error.with_help("the keys are agg, ctx, gen and frontend"),
+                    });
+                }
+                if command.trim().is_empty() {
+                    return Err(SpecError::invalid(path.key(role.clone()), "the command is empty"));
+                }
+            }
+            for role in Role::ALL {
+                if raw_role(raw, role).is_some() && !commands.contains_key(role.as_str()) {
+                    return Err(SpecError::new(
+                        SpecErrorKind::MissingKey { key: role.as_str().into(), parent: Parent(path.clone()) },
+                        path.clone(),
+                    )
+                    .with_help(format!("give the command that starts a {role} server")));
+                }
+            }
+        }
+        (_, false) => {
+            return Err(SpecError::invalid(path, "`commands` applies only to `kind: custom`")
+                .with_help("remove `engine.commands`, or set `engine.kind: custom`"))
+        }
+        (_, true) => {}
+    }
+    Ok(Engine {
+        kind,
+        backend: raw.engine.backend,
+        tasks: raw.engine.tasks.unwrap_or(default_tasks),
+        commands,
+    })
 }
 
 fn resolve_cluster(raw: &RawSpec) -> Result<Cluster, SpecError> {
@@ -146,6 +193,7 @@ fn resolve_cluster(raw: &RawSpec) -> Result<Cluster, SpecError> {
         sbatch,
         base_port,
         frontend_port,
+        templates_dir: c.templates_dir.clone(),
     })
 }
 

@@ -1,0 +1,201 @@
+//! What templates see: one job, flattened into plain values (`docs/templates.md`).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use sweep_plan::{Job, Plan, RoleConfig};
+use sweep_spec::Spec;
+
+/// Where the job's files live on the cluster's shared filesystem, and the runner binary.
+#[derive(Debug, Clone, Serialize)]
+pub struct JobPaths {
+    pub sweep_dir: String,
+    pub job_dir: String,
+    /// The `sweep-runner` binary; the mock engine is looked up beside it.
+    pub runner: String,
+    pub bin_dir: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SlurmContext {
+    pub job_name: String,
+    pub nodes: u32,
+    pub ntasks: u32,
+    pub ntasks_per_node: u32,
+    pub gpus_per_node: u32,
+    pub segment: Option<u32>,
+    pub time_limit: Option<String>,
+    pub partition: Option<String>,
+    pub account: Option<String>,
+    pub qos: Option<String>,
+    pub extra: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ContainerContext {
+    pub image: String,
+    /// The spec's mounts plus the sweep folder and the runner's folder, so that the runner and
+    /// the job's files are reachable inside the engine's image.
+    pub mounts: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RoleContext {
+    pub role: String,
+    pub serving_type: String,
+    #[serde(flatten)]
+    pub config: RoleConfig,
+    pub world_size: u64,
+    pub engine_args: BTreeMap<String, serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ServerContext {
+    /// `ctx`, `gen` or `agg`.
+    pub role: sweep_spec::Role,
+    /// `CTX`, `GEN` or `AGG` (`DISAGG_SERVING_TYPE`).
+    pub serving_type: String,
+    pub index: u32,
+    /// `gen_0`, …: the name of its log and status files.
+    pub name: String,
+    pub nodes: Vec<u32>,
+    pub ntasks: u32,
+    pub ntasks_per_node: u32,
+    pub cuda_visible_devices: String,
+    pub port: u16,
+    /// The engine's launch command as shell text, filled in by rendering.
+    pub command: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FrontendContext {
+    pub node: u32,
+    pub port: u16,
+    pub command: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PointContext {
+    pub id: String,
+    pub isl: u32,
+    pub osl: u32,
+    pub concurrency: u32,
+    pub effective_concurrency: u64,
+    pub requests: u64,
+    pub warmup: u64,
+}
+
+/// One job, as templates see it.
+#[derive(Debug, Clone, Serialize)]
+pub struct JobContext {
+    pub sweep: String,
+    pub id: String,
+    pub name: String,
+    pub mode: String,
+    pub engine: String,
+    pub model: sweep_spec::Model,
+    pub slurm: SlurmContext,
+    pub container: Option<ContainerContext>,
+    pub paths: JobPaths,
+    pub roles: Vec<RoleContext>,
+    pub servers: Vec<ServerContext>,
+    pub frontend: Option<FrontendContext>,
+    pub benchmark_node: u32,
+    pub points: Vec<PointContext>,
+    /// `engine.commands` of a `custom` engine, by role (and `frontend`).
+    pub custom_commands: BTreeMap<String, String>,
+}
+
+impl JobContext {
+    pub fn new(spec: &Spec, plan: &Plan, job: &Job, paths: JobPaths) -> Self {
+        let layout = &job.layout;
+        let cluster = &spec.cluster;
+        let container = cluster.container.as_ref().map(|c| {
+            let mut mounts = c.mounts.clone();
+            for dir in [&paths.sweep_dir, &paths.bin_dir] {
+                let mount = format!("{dir}:{dir}");
+                if !mounts.contains(&mount) {
+                    mounts.push(mount);
+                }
+            }
+            ContainerContext { image: c.image.clone(), mounts }
+        });
+        let roles = job
+            .roles
+            .iter()
+            .map(|config| RoleContext {
+                role: config.role.as_str().to_owned(),
+                serving_type: config.role.serving_type().to_owned(),
+                config: config.clone(),
+                world_size: config.world_size(),
+                engine_args: spec
+                    .roles
+                    .iter()
+                    .find(|r| r.role == config.role)
+                    .map(|r| r.engine_args.clone())
+                    .unwrap_or_default(),
+            })
+            .collect();
+        let servers = layout
+            .servers()
+            .into_iter()
+            .map(|s| ServerContext {
+                role: s.role,
+                serving_type: s.role.serving_type().to_owned(),
+                name: format!("{}_{}", s.role.as_str(), s.index),
+                index: s.index,
+                nodes: s.nodes,
+                ntasks: s.ntasks,
+                ntasks_per_node: s.ntasks_per_node,
+                cuda_visible_devices: s.cuda_visible_devices,
+                port: s.port,
+                command: String::new(),
+            })
+            .collect();
+        JobContext {
+            sweep: spec.name.clone(),
+            id: job.id.to_string(),
+            name: job.name.clone(),
+            mode: job.mode.as_str().to_owned(),
+            engine: spec.engine.kind.as_str().to_owned(),
+            model: spec.model.clone(),
+            slurm: SlurmContext {
+                // Unique per sweep and job; never used to find or cancel jobs (ids are).
+                job_name: format!("{}.{}", spec.name, job.name),
+                nodes: layout.nodes,
+                ntasks: layout.ntasks,
+                ntasks_per_node: layout.ntasks_per_node,
+                gpus_per_node: layout.gpus_per_node,
+                segment: layout.segment,
+                time_limit: cluster.time_limit.clone(),
+                partition: cluster.partition.clone(),
+                account: cluster.account.clone(),
+                qos: cluster.qos.clone(),
+                extra: cluster.sbatch.clone(),
+            },
+            container,
+            paths,
+            roles,
+            servers,
+            frontend: layout.frontend.map(|f| FrontendContext {
+                node: f.node,
+                port: f.port,
+                command: String::new(),
+            }),
+            benchmark_node: layout.benchmark_node,
+            points: plan.points[job.points.clone()]
+                .iter()
+                .map(|p| PointContext {
+                    id: p.id.to_string(),
+                    isl: p.isl,
+                    osl: p.osl,
+                    concurrency: p.concurrency,
+                    effective_concurrency: p.effective_concurrency,
+                    requests: p.requests,
+                    warmup: p.warmup,
+                })
+                .collect(),
+            custom_commands: spec.engine.commands.clone(),
+        }
+    }
+}

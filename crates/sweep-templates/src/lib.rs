@@ -1,0 +1,170 @@
+//! Renders a planned job into its sbatch script and its engines' launch commands and configs.
+//!
+//! Templates live in the workspace's `templates/` folder and are compiled into the binary; a
+//! user folder (`cluster.templates_dir` or `--templates DIR`) overrides any of them by path.
+//! Safety does not depend on template authors: in `*.sh.j2` templates every interpolated value is
+//! shell-quoted by the formatter unless a filter of ours produced it as safe shell text, and
+//! `#SBATCH` values go through `directive`, which refuses line breaks. Undefined variables are
+//! errors, never empty strings. `docs/templates.md` lists the context.
+
+mod context;
+mod shell;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use minijinja::{AutoEscape, Environment, UndefinedBehavior, Value};
+
+pub use context::{JobContext, JobPaths, ServerContext};
+pub use shell::quote;
+
+/// The templates shipped with sweep, by path under `templates/`.
+pub const BUILTIN: &[(&str, &str)] = &[
+    ("sbatch.sh.j2", include_str!("../../../templates/sbatch.sh.j2")),
+    ("engines/mock/command.sh.j2", include_str!("../../../templates/engines/mock/command.sh.j2")),
+    ("engines/mock/frontend.sh.j2", include_str!("../../../templates/engines/mock/frontend.sh.j2")),
+];
+
+/// Engine kinds with launch templates. TensorRT-LLM, vLLM, SGLang and Dynamo need their disagg
+/// front ends configured with the workers' host names, which only the in-job runner learns.
+pub const ENGINES: &[&str] = &["mock", "custom"];
+
+/// Why a job could not be rendered.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    /// A user template folder could not be read.
+    #[error("cannot read the template `{}`: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The engine kind has no launch templates yet.
+    #[error("engine kind `{0}` has no launch templates yet; sweep renders `mock` and `custom` engines (a `custom` engine takes each role's command in `engine.commands`)")]
+    UnsupportedEngine(String),
+    /// A template does not parse or failed while rendering (an undefined variable, a value a
+    /// filter refused).
+    #[error("template `{template}`: {source}")]
+    Template {
+        template: String,
+        #[source]
+        source: minijinja::Error,
+    },
+}
+
+/// The rendered files of one job, by path relative to the job's folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderedJob {
+    pub script: String,
+    /// Engine configuration files the script refers to (e.g. `engine/gen.yaml`).
+    pub files: BTreeMap<String, String>,
+}
+
+/// The template environment: built-ins, overridden by a user folder.
+#[derive(Debug)]
+pub struct Templates {
+    env: Environment<'static>,
+}
+
+impl Templates {
+    /// Built-in templates, each replaced by `overrides/<same path>` when that file exists.
+    pub fn new(overrides: Option<&Path>) -> Result<Self, RenderError> {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_keep_trailing_newline(true);
+        env.set_trim_blocks(true);
+        env.set_lstrip_blocks(true);
+        env.set_auto_escape_callback(|name| {
+            if name.ends_with(".sh.j2") {
+                AutoEscape::Custom("sh")
+            } else {
+                AutoEscape::None
+            }
+        });
+        env.set_formatter(shell::formatter);
+        env.add_filter("argv", shell::argv);
+        env.add_filter("directive", shell::directive);
+        env.add_filter("nodelist", shell::nodelist);
+        for (name, source) in BUILTIN {
+            let source = match overrides.map(|dir| dir.join(name)).filter(|path| path.is_file()) {
+                Some(path) => {
+                    std::fs::read_to_string(&path).map_err(|source| RenderError::Read { path, source })?
+                }
+                None => (*source).to_owned(),
+            };
+            env.add_template_owned(*name, source)
+                .map_err(|source| RenderError::Template { template: (*name).to_owned(), source })?;
+        }
+        Ok(Self { env })
+    }
+
+    fn render(&self, name: &str, context: &Value) -> Result<String, RenderError> {
+        let template = self
+            .env
+            .get_template(name)
+            .map_err(|source| RenderError::Template { template: name.to_owned(), source })?;
+        template.render(context).map_err(|source| RenderError::Template { template: name.to_owned(), source })
+    }
+
+    /// Renders one job: each server's launch command, the frontend's, the engine configs, then
+    /// the sbatch script that runs them all.
+    pub fn render_job(&self, mut job: JobContext) -> Result<RenderedJob, RenderError> {
+        let kind = job.engine.clone();
+        if !ENGINES.contains(&kind.as_str()) {
+            return Err(RenderError::UnsupportedEngine(kind));
+        }
+        // Engine configuration files (TensorRT-LLM's per-role YAML) will be rendered here.
+        let files = BTreeMap::new();
+        let command_template = format!("engines/{kind}/command.sh.j2");
+        for index in 0..job.servers.len() {
+            let server = job.servers[index].clone();
+            let role = job.roles.iter().find(|r| r.config.role == server.role).cloned();
+            let context =
+                Value::from_serialize(serde_json::json!({"job": &job, "server": &server, "role": role}));
+            job.servers[index].command = if kind == "custom" {
+                self.render_custom(&job, &server, &context)?
+            } else {
+                self.render(&command_template, &context)?.trim().to_owned()
+            };
+        }
+        if let Some(frontend) = job.frontend.clone() {
+            let context = Value::from_serialize(serde_json::json!({"job": &job, "frontend": &frontend}));
+            let command = if kind == "custom" {
+                let source = job.custom_commands.get("frontend").cloned().unwrap_or_default();
+                self.render_inline("engine.commands.frontend", &source, &context)?
+            } else {
+                self.render(&format!("engines/{kind}/frontend.sh.j2"), &context)?.trim().to_owned()
+            };
+            job.frontend = Some(context::FrontendContext { command, ..frontend });
+        }
+        let script = self.render("sbatch.sh.j2", &Value::from_serialize(serde_json::json!({"job": &job})))?;
+        Ok(RenderedJob { script, files })
+    }
+
+    /// A `custom` engine's command for a server: the spec's template for its role.
+    fn render_custom(
+        &self,
+        job: &JobContext,
+        server: &ServerContext,
+        context: &Value,
+    ) -> Result<String, RenderError> {
+        let key = server.role.as_str();
+        let source = job.custom_commands.get(key).cloned().unwrap_or_default();
+        self.render_inline(&format!("engine.commands.{key}"), &source, context)
+    }
+
+    /// Renders a template given in the spec, with shell quoting like the built-in ones.
+    fn render_inline(&self, name: &str, source: &str, context: &Value) -> Result<String, RenderError> {
+        let mut env = self.env.clone();
+        let name = format!("{name}.sh.j2");
+        env.add_template_owned(name.clone(), source.to_owned())
+            .map_err(|source| RenderError::Template { template: name.clone(), source })?;
+        let template = env
+            .get_template(&name)
+            .map_err(|source| RenderError::Template { template: name.clone(), source })?;
+        let text = template
+            .render(context)
+            .map_err(|source| RenderError::Template { template: name.clone(), source })?;
+        Ok(text.trim().to_owned())
+    }
+}

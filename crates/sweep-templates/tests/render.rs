@@ -1,0 +1,255 @@
+//! Rendered sbatch scripts: snapshots of the example sweeps, `bash -n` on every script, and hostile
+//! values run through a real shell to prove they arrive literally and execute nothing.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use sweep_plan::{plan, PlanOptions};
+use sweep_templates::{JobContext, JobPaths, RenderedJob, Templates};
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("workspace")
+}
+
+fn paths(sweep_dir: &str, job: &str) -> JobPaths {
+    JobPaths {
+        sweep_dir: sweep_dir.to_owned(),
+        job_dir: format!("{sweep_dir}/jobs/{job}"),
+        runner: "/opt/sweep/bin/sweep-runner".to_owned(),
+        bin_dir: "/opt/sweep/bin".to_owned(),
+    }
+}
+
+/// Every job of a spec, rendered.
+fn render_spec(text: &str, sweep_dir: &str) -> Vec<(String, RenderedJob)> {
+    let document = sweep_spec::load(text).expect("valid spec");
+    let planned = plan(&document.spec, &PlanOptions::default()).expect("plans");
+    let templates = Templates::new(None).expect("built-in templates");
+    planned
+        .jobs
+        .iter()
+        .map(|job| {
+            let context = JobContext::new(&document.spec, &planned, job, paths(sweep_dir, &job.name));
+            (job.name.clone(), templates.render_job(context).expect("renders"))
+        })
+        .collect()
+}
+
+fn bash_n(script: &str) {
+    let dir = tempdir();
+    let file = dir.0.join("job.sbatch");
+    std::fs::write(&file, script).expect("write");
+    let output = Command::new("bash").arg("-n").arg(&file).output().expect("bash runs");
+    assert!(output.status.success(), "bash -n: {}\n{script}", String::from_utf8_lossy(&output.stderr));
+}
+
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn tempdir() -> TempDir {
+    static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("sweep-templates-{}-{n}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    TempDir(dir)
+}
+
+#[test]
+fn the_quickstart_renders_one_script_per_job_and_each_parses() {
+    let text = std::fs::read_to_string(workspace().join("sweeps/quickstart.yaml")).expect("quickstart");
+    let jobs = render_spec(&text, "/shared/sweeps/quickstart");
+    assert_eq!(jobs.len(), 10);
+    for (_, job) in &jobs {
+        bash_n(&job.script);
+        assert!(job.script.contains("#SBATCH --nodes="));
+    }
+    let first =
+        |mode: &str| jobs.iter().find(|(name, _)| name.starts_with(mode)).expect("job").1.script.clone();
+    insta::with_settings!({ prepend_module_to_snapshot => false, omit_expression => true }, {
+        insta::assert_snapshot!("quickstart-agg", first("agg"));
+        insta::assert_snapshot!("quickstart-disagg", first("ctx"));
+    });
+}
+
+#[test]
+fn sbatch_lines_come_from_the_layout_and_cluster_settings() {
+    let text = std::fs::read_to_string(workspace().join("sweeps/quickstart.yaml"))
+        .expect("quickstart")
+        .replace("  packing: packed\n", "  packing: packed\n  partition: gpu\n  account: perf\n  qos: high\n  time_limit: \"01:30:00\"\n  segment: true\n  sbatch: [\"--exclusive\", \"--constraint=h100\"]\n  container: {image: \"nvcr.io/nvidia/mock:1\", mounts: [\"/models:/models\"]}\n");
+    let jobs = render_spec(&text, "/shared/q");
+    let (_, disagg) = jobs.iter().find(|(name, _)| name.starts_with("ctx")).expect("disagg job");
+    for line in [
+        "#SBATCH --job-name=quickstart.ctx1_gen1_tep1_batch8_eplb0_mtp0",
+        "#SBATCH --nodes=2",
+        "#SBATCH --ntasks=2",
+        "#SBATCH --ntasks-per-node=1",
+        "#SBATCH --gpus-per-node=4",
+        "#SBATCH --segment=2",
+        "#SBATCH --time=01:30:00",
+        "#SBATCH --partition=gpu",
+        "#SBATCH --account=perf",
+        "#SBATCH --qos=high",
+        "#SBATCH --output=/shared/q/jobs/ctx1_gen1_tep1_batch8_eplb0_mtp0/slurm-%j.out",
+        "#SBATCH --exclusive",
+        "#SBATCH --constraint=h100",
+        "--container-image=nvcr.io/nvidia/mock:1 --container-mounts=/models:/models,/shared/q:/shared/q,/opt/sweep/bin:/opt/sweep/bin --no-container-mount-home",
+        "--export=ALL,DISAGG_SERVING_TYPE=GEN",
+        "--export=ALL,DISAGG_SERVING_TYPE=CTX",
+        "--export=ALL,DISAGG_SERVING_TYPE=DISAGG_SERVER",
+        "--export=ALL,DISAGG_SERVING_TYPE=BENCHMARK",
+    ] {
+        assert!(disagg.script.contains(line), "missing `{line}` in\n{}", disagg.script);
+    }
+    bash_n(&disagg.script);
+}
+
+/// Values that would run commands if they reached a shell unquoted.
+const HOSTILE: &[&str] = &[
+    "$(touch PWNED_subst)",
+    "`touch PWNED_backtick`",
+    "x; touch PWNED_semicolon",
+    "it's \"quoted\" 'twice'",
+    "line one\ntouch PWNED_newline",
+    "a|b&c>d<e*?[x]~{y,z}#!",
+];
+
+/// Runs a rendered script with a fake `srun` (drops its options, runs the command) and a fake
+/// `scontrol`, and a fake runner that records its argv; returns each runner call's argv.
+fn execute(script: &str, dir: &Path) -> Vec<Vec<String>> {
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).expect("bin");
+    let fake = |name: &str, body: &str| {
+        let path = bin.join(name);
+        std::fs::write(&path, format!("#!/bin/bash\n{body}\n")).expect("write fake");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    };
+    fake("srun", "while [[ \"$1\" == --* ]]; do shift; done\nexec \"$@\"");
+    fake("scontrol", "printf 'n%s\\n' 1 2 3 4");
+    fake("sweep-runner", "printf '%s\\0' \"$@\" > \"$ARGV_DIR/$(date +%s%N).$$\"");
+    let argv_dir = dir.join("argv");
+    std::fs::create_dir_all(&argv_dir).expect("argv dir");
+    let script =
+        script.replace("/opt/sweep/bin/sweep-runner", &bin.join("sweep-runner").display().to_string());
+    let file = dir.join("job.sbatch");
+    std::fs::write(&file, script).expect("script");
+    let status = Command::new("bash")
+        .arg(&file)
+        .current_dir(dir)
+        .env("PATH", format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default()))
+        .env("SLURM_JOB_NODELIST", "n[1-4]")
+        .env("ARGV_DIR", &argv_dir)
+        .status()
+        .expect("bash runs");
+    assert!(status.success());
+    let mut calls: Vec<(String, Vec<String>)> = std::fs::read_dir(&argv_dir)
+        .expect("argv files")
+        .map(|e| {
+            let path = e.expect("entry").path();
+            let bytes = std::fs::read(&path).expect("argv");
+            let args = bytes
+                .split(|&b| b == 0)
+                .filter(|a| !a.is_empty())
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            (path.display().to_string(), args)
+        })
+        .collect();
+    calls.sort();
+    calls.into_iter().map(|(_, args)| args).collect()
+}
+
+#[test]
+fn hostile_values_reach_the_engine_literally_and_run_nothing() {
+    for (i, hostile) in HOSTILE.iter().enumerate() {
+        let dir = tempdir();
+        let sweep_dir = dir.0.join(format!("sweep dir {i} 'x'"));
+        let spec = format!(
+            "name: hostile\nmodel: {{path: /m, served_name: {}}}\nengine: {{kind: mock}}\ncluster: {{gpus_per_node: 4}}\n\
+             mode: agg\nagg:\n  batch: 8\n  engine_args: {{decode_base_ms: {}}}\nworkload: {{isl: 8, osl: 8, concurrency: 1}}\n",
+            serde_json::to_string(hostile).expect("json"),
+            serde_json::to_string(hostile).expect("json"),
+        );
+        let jobs = render_spec(&spec, &sweep_dir.display().to_string());
+        let calls = execute(&jobs[0].1.script, &dir.0);
+        let serve = calls
+            .iter()
+            .find(|argv| argv.first().map(String::as_str) == Some("serve"))
+            .expect("a serve call");
+        let command = &serve[serve.iter().position(|a| a == "--").expect("--") + 1..];
+        let after = |flag: &str| command.iter().position(|a| a == flag).map(|p| command[p + 1].clone());
+        assert_eq!(after("--model").as_deref(), Some(*hostile), "{command:?}");
+        assert_eq!(after("--decode-base-ms").as_deref(), Some(*hostile), "{command:?}");
+        assert!(serve.contains(&sweep_dir.join("jobs").join(&jobs[0].0).display().to_string()), "{serve:?}");
+        let pwned: Vec<_> = std::fs::read_dir(&dir.0)
+            .expect("dir")
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().starts_with("PWNED"))
+            .collect();
+        assert!(pwned.is_empty(), "{hostile:?} executed something: {pwned:?}");
+    }
+}
+
+#[test]
+fn a_line_break_cannot_escape_an_sbatch_comment() {
+    let document = sweep_spec::load(
+        "name: q\nmodel: {path: /m}\nengine: {kind: mock}\ncluster: {gpus_per_node: 4}\nmode: agg\nagg: {batch: 8}\n\
+         workload: {isl: 8, osl: 8, concurrency: 1}\n",
+    )
+    .expect("valid");
+    let planned = plan(&document.spec, &PlanOptions::default()).expect("plans");
+    let templates = Templates::new(None).expect("templates");
+    let mut context = JobContext::new(&document.spec, &planned, &planned.jobs[0], paths("/s", "j"));
+    context.slurm.partition = Some("gpu\ntouch PWNED".to_owned());
+    let error = templates.render_job(context).expect_err("refused");
+    assert!(error.to_string().contains("line break"), "{error}");
+}
+
+#[test]
+fn custom_engines_render_the_spec_commands_with_quoting() {
+    let spec = "name: custom\nmodel: {path: /m}\nengine:\n  kind: custom\n  commands:\n    ctx: \"my-server --port {{ server.port }} --model {{ job.model.path }} --tp {{ role.tp }}\"\n    gen: \"my-server --port {{ server.port }} --batch {{ role.batch }}\"\n    frontend: \"my-router --port {{ frontend.port }}\"\ncluster: {gpus_per_node: 4}\nmode: disagg\nctx: {batch: 1}\ngen: {batch: 8, tp: 2}\nworkload: {isl: 8, osl: 8, concurrency: 1}\n";
+    let jobs = render_spec(spec, "/s");
+    let dir = tempdir();
+    let calls = execute(&jobs[0].1.script, &dir.0);
+    let commands: BTreeMap<String, Vec<String>> = calls
+        .iter()
+        .filter(|argv| argv[0] == "serve")
+        .map(|argv| {
+            let role = argv[argv.iter().position(|a| a == "--role").expect("role") + 1].clone();
+            (role, argv[argv.iter().position(|a| a == "--").expect("--") + 1..].to_vec())
+        })
+        .collect();
+    assert_eq!(commands["GEN"], ["my-server", "--port", "8000", "--batch", "8"]);
+    assert_eq!(commands["CTX"], ["my-server", "--port", "8001", "--model", "/m", "--tp", "1"]);
+    assert_eq!(commands["DISAGG_SERVER"], ["my-router", "--port", "8333"]);
+    assert!(calls.iter().any(|argv| argv[0] == "benchmark"));
+}
+
+#[test]
+fn user_templates_override_the_built_ins_and_typos_are_errors() {
+    let dir = tempdir();
+    std::fs::create_dir_all(dir.0.join("engines/mock")).expect("dirs");
+    std::fs::write(dir.0.join("engines/mock/command.sh.j2"), "my-mock --port {{ server.port }}")
+        .expect("write");
+    let document = sweep_spec::load(
+        "name: q\nmodel: {path: /m}\nengine: {kind: mock}\ncluster: {gpus_per_node: 4}\nmode: agg\nagg: {batch: 8}\nworkload: {isl: 8, osl: 8, concurrency: 1}\n",
+    )
+    .expect("valid");
+    let planned = plan(&document.spec, &PlanOptions::default()).expect("plans");
+    let templates = Templates::new(Some(&dir.0)).expect("templates");
+    let context = JobContext::new(&document.spec, &planned, &planned.jobs[0], paths("/s", "j"));
+    let rendered = templates.render_job(context.clone()).expect("renders");
+    assert!(rendered.script.contains("-- my-mock --port 8000 &"), "{}", rendered.script);
+
+    std::fs::write(dir.0.join("engines/mock/command.sh.j2"), "my-mock --port {{ server.prot }}")
+        .expect("write");
+    let templates = Templates::new(Some(&dir.0)).expect("templates");
+    let error = templates.render_job(context).expect_err("undefined variable");
+    assert!(error.to_string().contains("engines/mock/command.sh.j2"), "{error}");
+}
