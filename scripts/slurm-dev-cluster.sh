@@ -79,8 +79,16 @@ start_munge() {
   [ -f /etc/munge/munge.key ] || mungekey --create >/dev/null
   chown munge:munge /etc/munge/munge.key
   chmod 400 /etc/munge/munge.key
-  pgrep -x munged >/dev/null || runuser -u munge -- /usr/sbin/munged
-  munge -n | unmunge >/dev/null
+  # Judge munged by whether a credential round-trips, not by its process: one that is still
+  # shutting down has a process but no socket.
+  munge_works() { munge -n 2>/dev/null | unmunge >/dev/null 2>&1; }
+  munge_works && return 0
+  for _ in $(seq 20); do pgrep -x munged >/dev/null || break; sleep 0.25; done
+  pkill -x munged 2>/dev/null || true
+  runuser -u munge -- /usr/sbin/munged
+  for _ in $(seq 40); do munge_works && return 0; sleep 0.25; done
+  log "error: munged does not answer"
+  exit 1
 }
 
 cluster_answers() { timeout 5 sinfo -h >/dev/null 2>&1; }

@@ -22,6 +22,10 @@ if ! scripts/slurm-dev-cluster.sh status >/dev/null 2>&1; then
   scripts/slurm-dev-cluster.sh start
 fi
 
+# End-to-end tests run the binaries of several packages (sweep, sweep-runner,
+# sweep-mock-engine): build them all first, in the same dev profile the tests use.
+cargo build --workspace --bins
+
 # nextest runs each test in its own process and reports slow or leaky tests; plain `cargo test`
 # is the fallback where it is not installed. Both build one dev profile for tests and binaries.
 if cargo nextest --version >/dev/null 2>&1; then

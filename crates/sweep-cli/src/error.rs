@@ -26,14 +26,36 @@ pub enum Error {
     /// Writing the output failed.
     #[error("cannot write the output: {0}")]
     Output(#[source] std::io::Error),
+    /// A file or folder could not be written.
+    #[error("cannot write `{}`: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The output folder exists: sweep never overwrites results.
+    #[error("`{}` already exists; sweep never overwrites a sweep folder", path.display())]
+    Exists { path: PathBuf },
+    /// The templates could not be loaded.
+    #[error("{0}")]
+    Render(#[source] sweep_templates::RenderError),
+    /// A job's templates failed to render.
+    #[error("job `{job}`: {source}")]
+    RenderJob {
+        job: String,
+        #[source]
+        source: sweep_templates::RenderError,
+    },
 }
 
 impl Error {
     pub fn exit(&self) -> Exit {
         match self {
-            Error::Read { .. } | Error::Output(_) => Exit::Io,
+            Error::Read { .. } | Error::Output(_) | Error::Write { .. } => Exit::Io,
             Error::Spec { .. } => Exit::InvalidSpec,
             Error::Plan { .. } => Exit::Unplannable,
+            Error::Exists { .. } => Exit::Exists,
+            Error::Render(_) | Error::RenderJob { .. } => Exit::Template,
         }
     }
 
@@ -59,7 +81,18 @@ impl Error {
                 help: error.help(),
             }
             .render(),
-            Error::Read { .. } | Error::Output(_) => format!("error: {self}\n"),
+            Error::Exists { .. } => {
+                format!("error: {self}\n  = help: choose a new folder\n")
+            }
+            Error::Render(source) | Error::RenderJob { source, .. } => {
+                // minijinja's error shows the template lines around the problem.
+                let detail = match source {
+                    sweep_templates::RenderError::Template { source, .. } => format!("\n{source:#}"),
+                    _ => String::new(),
+                };
+                format!("error: {self}{detail}\n")
+            }
+            Error::Read { .. } | Error::Output(_) | Error::Write { .. } => format!("error: {self}\n"),
         }
     }
 }

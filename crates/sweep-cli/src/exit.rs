@@ -19,6 +19,11 @@ pub enum Exit {
     Unplannable = 4,
     /// A file could not be read or written.
     Io = 5,
+    /// The output folder exists; sweep never overwrites results.
+    Exists = 6,
+    /// A template failed to load or render (a user template's syntax, an undefined variable, a
+    /// value a template filter refused, an engine kind without templates).
+    Template = 7,
 }
 
 impl From<Exit> for ExitCode {

@@ -30,6 +30,27 @@ struct Cli {
 enum Command {
     /// Expand a sweep spec into jobs and points with exact node, task and GPU layouts.
     Plan(PlanArgs),
+    /// Write the sweep folder — spec, plan, manifest, every job's sbatch script — without
+    /// submitting anything.
+    Render(RenderArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct RenderArgs {
+    /// The sweep spec (YAML).
+    file: PathBuf,
+    /// The sweep folder to create; it must not exist.
+    #[arg(short, long, value_name = "DIR")]
+    output: PathBuf,
+    /// Templates overriding the built-in ones, by path (beats `cluster.templates_dir`).
+    #[arg(long, value_name = "DIR")]
+    templates: Option<PathBuf>,
+    /// The `sweep-runner` binary as compute nodes see it (default: beside `sweep`).
+    #[arg(long, value_name = "PATH")]
+    runner: Option<PathBuf>,
+    /// Refuse spaces larger than this (counted before `exclude` and `where`).
+    #[arg(long, default_value_t = 100_000, value_name = "N")]
+    max_points: u64,
 }
 
 #[derive(Debug, clap::Args)]
@@ -69,6 +90,13 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
             file: args.file,
             format: args.format,
             max_points: args.max_points,
+        }),
+        Command::Render(args) => commands::render::run(&commands::render::Settings {
+            file: args.file,
+            output: args.output,
+            max_points: args.max_points,
+            templates: args.templates,
+            runner: args.runner,
         }),
     };
     match result {

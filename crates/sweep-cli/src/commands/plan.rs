@@ -291,7 +291,7 @@ impl<'a> JobView<'a> {
     }
 }
 
-fn write_json(out: &mut impl Write, spec: &Spec, plan: &Plan) -> std::io::Result<()> {
+pub fn write_json(out: &mut impl Write, spec: &Spec, plan: &Plan) -> std::io::Result<()> {
     let view = PlanView {
         plan_version: 1,
         sweep: &spec.name,
