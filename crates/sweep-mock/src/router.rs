@@ -152,6 +152,25 @@ impl Workers {
         receiver
     }
 
+    /// Posts a hand-off to a worker's `/internal/<step>`; an error names the worker.
+    async fn post(&self, worker: &Worker, step: &str, body: String) -> Result<reqwest::Response, String> {
+        let role = worker.role.as_str();
+        let response = self
+            .client
+            .post(format!("http://{}/internal/{step}", worker.address))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| format!("{role} worker {}: {e}", worker.address))?;
+        if !response.status().is_success() {
+            let status = response.status();
+            let text = response.text().await.unwrap_or_default();
+            return Err(format!("{role} worker {} answered {status}: {text}", worker.address));
+        }
+        Ok(response)
+    }
+
     async fn relay(
         &self,
         prompt_tokens: u32,
@@ -159,20 +178,7 @@ impl Workers {
         events: &mpsc::UnboundedSender<Event>,
     ) -> Result<(), String> {
         let ctx = self.pick(Role::Ctx).ok_or("no ctx worker is registered")?;
-        let body = format!("{{\"prompt_tokens\":{prompt_tokens}}}");
-        let response = self
-            .client
-            .post(format!("http://{}/internal/prefill", ctx.0.address))
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| format!("ctx worker {}: {e}", ctx.0.address))?;
-        if !response.status().is_success() {
-            let status = response.status();
-            let text = response.text().await.unwrap_or_default();
-            return Err(format!("ctx worker {} answered {status}: {text}", ctx.0.address));
-        }
+        self.post(&ctx.0, "prefill", format!("{{\"prompt_tokens\":{prompt_tokens}}}")).await?;
         drop(ctx);
         // The CTX worker's prefill produced the first token.
         if events.send(Event::Tokens(1)).is_err() {
@@ -182,19 +188,7 @@ impl Workers {
         if remaining > 0 {
             let gen = self.pick(Role::Gen).ok_or("no gen worker is registered")?;
             let body = format!("{{\"prompt_tokens\":{prompt_tokens},\"output_tokens\":{remaining}}}");
-            let response = self
-                .client
-                .post(format!("http://{}/internal/decode", gen.0.address))
-                .header("content-type", "application/json")
-                .body(body)
-                .send()
-                .await
-                .map_err(|e| format!("gen worker {}: {e}", gen.0.address))?;
-            if !response.status().is_success() {
-                let status = response.status();
-                let text = response.text().await.unwrap_or_default();
-                return Err(format!("gen worker {} answered {status}: {text}", gen.0.address));
-            }
+            let response = self.post(&gen.0, "decode", body).await?;
             let mut received = 0u32;
             let mut pending = Vec::new();
             let mut body = response.bytes_stream();

@@ -34,6 +34,14 @@ fn client() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().build().expect("client")
 }
 
+async fn get_json(url: String) -> serde_json::Value {
+    client().get(url).send().await.expect("sends").json().await.expect("JSON")
+}
+
+async fn post_json(url: String, body: impl Into<reqwest::Body>) -> serde_json::Value {
+    client().post(url).body(body).send().await.expect("sends").json().await.expect("JSON")
+}
+
 fn chat_body(words: usize, max_tokens: u32, stream: bool) -> String {
     let prompt = vec!["word"; words].join(" ");
     serde_json::json!({
@@ -153,15 +161,8 @@ async fn completions_stream_and_whole_responses() {
     assert!(s.json_events().iter().all(|e| e["object"] == "text_completion"));
     assert!(s.json_events().iter().all(|e| e.get("usage").is_none()), "no usage unless asked");
 
-    let whole: serde_json::Value = client()
-        .post(format!("{}/v1/chat/completions", server.base))
-        .body(chat_body(10, 7, false))
-        .send()
-        .await
-        .expect("sends")
-        .json()
-        .await
-        .expect("JSON");
+    let whole: serde_json::Value =
+        post_json(format!("{}/v1/chat/completions", server.base), chat_body(10, 7, false)).await;
     assert_eq!(whole["object"], "chat.completion");
     assert_eq!(
         whole["choices"][0]["message"]["content"].as_str().map(|t| t.split_whitespace().count()),
@@ -171,15 +172,11 @@ async fn completions_stream_and_whole_responses() {
     assert_eq!(whole["usage"]["completion_tokens"], 7);
 
     // Without ignore_eos the simulated EOS ends the output early, with finish reason "stop".
-    let eos: serde_json::Value = client()
-        .post(format!("{}/v1/completions", server.base))
-        .body(r#"{"model":"tiny","prompt":"a","max_tokens":100}"#)
-        .send()
-        .await
-        .expect("sends")
-        .json()
-        .await
-        .expect("JSON");
+    let eos: serde_json::Value = post_json(
+        format!("{}/v1/completions", server.base),
+        r#"{"model":"tiny","prompt":"a","max_tokens":100}"#,
+    )
+    .await;
     assert_eq!(eos["usage"]["completion_tokens"], 16);
     assert_eq!(eos["choices"][0]["finish_reason"], "stop");
 }
@@ -212,23 +209,9 @@ async fn bad_requests_get_openai_error_bodies() {
 #[tokio::test]
 async fn models_health_and_metrics() {
     let server = start(&["--no-delay"]).await;
-    let models: serde_json::Value = client()
-        .get(format!("{}/v1/models", server.base))
-        .send()
-        .await
-        .expect("sends")
-        .json()
-        .await
-        .expect("JSON");
+    let models: serde_json::Value = get_json(format!("{}/v1/models", server.base)).await;
     assert_eq!(models["data"][0]["id"], "tiny");
-    let health: serde_json::Value = client()
-        .get(format!("{}/health", server.base))
-        .send()
-        .await
-        .expect("sends")
-        .json()
-        .await
-        .expect("JSON");
+    let health: serde_json::Value = get_json(format!("{}/health", server.base)).await;
     assert_eq!(health["instances"][0]["role"], "agg");
     assert_eq!(health["instances"][0]["address"], server.address);
     stream(&server.base, "/v1/chat/completions", chat_body(8, 3, true), Duration::from_secs(5)).await;
@@ -404,15 +387,8 @@ async fn router_without_workers_is_not_healthy_and_says_why() {
     let router = start(&["--role", "router"]).await;
     let response = client().get(format!("{}/health", router.base)).send().await.expect("sends");
     assert_eq!(response.status(), 503);
-    let body: serde_json::Value = client()
-        .post(format!("{}/v1/chat/completions", router.base))
-        .body(chat_body(5, 5, false))
-        .send()
-        .await
-        .expect("sends")
-        .json()
-        .await
-        .expect("JSON");
+    let body: serde_json::Value =
+        post_json(format!("{}/v1/chat/completions", router.base), chat_body(5, 5, false)).await;
     assert!(body["error"]["message"].as_str().is_some_and(|m| m.contains("no ctx worker")), "{body}");
 }
 

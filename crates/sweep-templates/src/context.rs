@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
-use sweep_plan::{Job, Plan, RoleConfig};
+use sweep_plan::{Job, Plan, Point, RoleConfig};
 use sweep_spec::Spec;
 
 /// Where the job's files live on the cluster's shared filesystem, and the runner binary.
@@ -74,17 +74,6 @@ pub struct FrontendContext {
     pub command: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct PointContext {
-    pub id: String,
-    pub isl: u32,
-    pub osl: u32,
-    pub concurrency: u32,
-    pub effective_concurrency: u64,
-    pub requests: u64,
-    pub warmup: u64,
-}
-
 /// One job, as templates see it.
 #[derive(Debug, Clone, Serialize)]
 pub struct JobContext {
@@ -101,7 +90,7 @@ pub struct JobContext {
     pub servers: Vec<ServerContext>,
     pub frontend: Option<FrontendContext>,
     pub benchmark_node: u32,
-    pub points: Vec<PointContext>,
+    pub points: Vec<Point>,
     /// `engine.commands` of a `custom` engine, by role (and `frontend`).
     pub custom_commands: BTreeMap<String, String>,
 }
@@ -183,18 +172,7 @@ impl JobContext {
                 command: String::new(),
             }),
             benchmark_node: layout.benchmark_node,
-            points: plan.points[job.points.clone()]
-                .iter()
-                .map(|p| PointContext {
-                    id: p.id.to_string(),
-                    isl: p.isl,
-                    osl: p.osl,
-                    concurrency: p.concurrency,
-                    effective_concurrency: p.effective_concurrency,
-                    requests: p.requests,
-                    warmup: p.warmup,
-                })
-                .collect(),
+            points: plan.points[job.points.clone()].to_vec(),
             custom_commands: spec.engine.commands.clone(),
         }
     }
