@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Simulated-engine benchmark (issue 4), with wrk as the load tool. The engine runs on core 0
-# (`--threads 1`, zero simulated delay), wrk on core 1.
+# Simulated-engine benchmark (issue 4), measured with wrk and with this project's client
+# (`sweep-runner profile`) in the same run. The engine runs on core 0 (`--threads 1`, zero
+# simulated delay), the load tool on core 1.
 #   1. non-streaming, 1 output token, 64 connections: requests/s        (target ≥ 5,000)
 #   2. streaming, 256 output tokens, 256 connections: streamed tokens/s (target ≥ 100,000)
 #   3. 1,000,000 non-streaming requests: the engine's RSS sampled every 2 s (target: flat)
@@ -9,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 seconds=${1:-20}
 command -v wrk >/dev/null || { echo "needs wrk: apt-get install -y wrk" >&2; exit 1; }
-cargo build --release --quiet -p sweep-mock
+cargo build --release --quiet -p sweep-mock -p sweep-runner
 work=$(mktemp -d)
 trap 'kill "$engine" 2>/dev/null || true; rm -rf "$work"' EXIT
 taskset -c 0 target/release/sweep-mock-engine --port 0 --port-file "$work/port" --model tiny \
@@ -32,6 +33,18 @@ echo "non-streaming, 1 token, 64 connections: ${rate} requests/s"
 lua 256 true > "$work/stream.lua"
 rate=$(taskset -c 1 wrk -t1 -c256 -d"${seconds}s" -s "$work/stream.lua" "$url" | awk '/Requests\/sec/ {print $2}')
 echo "streaming, 256 tokens, 256 connections: ${rate} requests/s = $(awk -v r="$rate" 'BEGIN {printf "%.0f", r * 256}') streamed tokens/s"
+
+profile() {  # our client, on core 1
+  taskset -c 1 target/release/sweep-runner profile --url "${url%/v1/completions}" --endpoint completions \
+    --model tiny --isl 8 "$@" | python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+cpu = r["client_cpu_s"]["user"] + r["client_cpu_s"]["system"]
+print("%.0f requests/s, %.0f tokens/s, errors %s, client CPU %.2f s" % (
+    r["request_throughput"], r["output_token_throughput"], r["errors"], cpu))'
+}
+echo "sweep-runner profile, non-streaming, 1 token, 64 connections: $(profile --stream false --osl 1 --concurrency 64 --requests 300000 --warmup 1000)"
+echo "sweep-runner profile, streaming, 256 tokens, 256 connections: $(profile --stream true --osl 256 --concurrency 256 --requests 8192 --warmup 256)"
 
 start=$(requests)
 echo "memory over 1,000,000 requests (RSS in MB, every 2 s; ${start} requests served before):"

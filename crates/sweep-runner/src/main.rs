@@ -4,7 +4,8 @@
 //!   in the job's rendezvous folder, runs the engine's command with its own log (appended, never
 //!   truncated), stops it when the job's `control/stop` file appears, and writes a status marker.
 //! - `benchmark`: waits until every server of the job has registered, then tells them to stop.
-//!   (Readiness checks and load generation belong here too; they are not written yet.)
+//!   (Readiness checks and load generation within the job are not written yet.)
+//! - `profile`: a closed-loop load generator against any OpenAI-compatible server.
 //!
 //! The job folder is on the cluster's shared filesystem; every file is written through a
 //! temporary name and a rename, so readers never see half a file.
@@ -15,6 +16,8 @@ use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::{Parser, Subcommand};
+
+mod profile;
 
 #[derive(Debug, Parser)]
 #[command(name = "sweep-runner", version, about = "The in-job runner of sweep")]
@@ -43,6 +46,8 @@ enum Step {
         #[arg(last = true, required = true)]
         command: Vec<String>,
     },
+    /// Load an OpenAI-compatible server in a closed loop and print the measurements as JSON.
+    Profile(profile::ProfileArgs),
     /// Wait for the job's servers, then stop them.
     Benchmark {
         #[arg(long)]
@@ -60,6 +65,12 @@ fn main() -> ExitCode {
             serve(&job_dir, &role, index, port, gpus.as_deref(), &command)
         }
         Step::Benchmark { job_dir, ready_timeout } => benchmark(&job_dir, Duration::from_secs(ready_timeout)),
+        Step::Profile(args) => profile::run(args).and_then(|results| {
+            use std::io::Write;
+            let mut stdout = std::io::stdout().lock();
+            writeln!(stdout, "{results}").map_err(|e| format!("cannot write the results: {e}"))?;
+            Ok(ExitCode::SUCCESS)
+        }),
     };
     match result {
         Ok(code) => code,
