@@ -161,11 +161,14 @@ impl Scheduler {
     }
 
     /// Sleeps until the end of a step of length `step` and returns that instant. Deadlines chain
-    /// from the previous one unless the engine fell more than a step behind.
+    /// from the previous one, so a late wake-up (the timer ticks every millisecond) is caught up by
+    /// the next steps and the mean step time stays exact even for steps shorter than a tick; only
+    /// a lag beyond `MAX_LAG` (the machine was starved) restarts the clock.
     async fn wait(&self, clock: Option<Instant>, step: Duration) -> Instant {
+        const MAX_LAG: Duration = Duration::from_millis(20);
         let now = Instant::now();
         let start = match clock {
-            Some(previous) if previous + step > now => previous,
+            Some(previous) if now.saturating_duration_since(previous) < MAX_LAG => previous,
             _ => now,
         };
         let deadline = start + step;

@@ -39,6 +39,13 @@ pub async fn serve(
     }
     tracing::info!(role = settings.role.as_str(), %address, "listening");
     let app = server::App::new(settings, address);
+    // Without TCP_NODELAY, Nagle's algorithm holds a small SSE chunk until the previous one is
+    // acknowledged, delaying first tokens by milliseconds and distorting what clients measure.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::warn!(%error, "cannot set TCP_NODELAY");
+        }
+    });
     axum::serve(listener, server::router(app)).with_graceful_shutdown(shutdown).await
 }
 

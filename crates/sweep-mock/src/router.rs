@@ -27,7 +27,10 @@ pub struct Worker {
 pub struct Workers {
     ctx: RwLock<Vec<Arc<Worker>>>,
     gen: RwLock<Vec<Arc<Worker>>>,
-    next: AtomicUsize,
+    /// Round-robin position per role: one shared counter would advance twice per request (a CTX
+    /// and a GEN pick) and keep sending GEN work to the same worker.
+    next_ctx: AtomicUsize,
+    next_gen: AtomicUsize,
     routing: Routing,
     client: reqwest::Client,
 }
@@ -46,7 +49,8 @@ impl Workers {
         let workers = Arc::new(Self {
             ctx: RwLock::new(Vec::new()),
             gen: RwLock::new(Vec::new()),
-            next: AtomicUsize::new(0),
+            next_ctx: AtomicUsize::new(0),
+            next_gen: AtomicUsize::new(0),
             routing: settings.routing,
             client: reqwest::Client::builder().no_proxy().build().unwrap_or_default(),
         });
@@ -87,8 +91,9 @@ impl Workers {
         let list = self.list(role).read().unwrap_or_else(|e| e.into_inner());
         let worker = match self.routing {
             Routing::RoundRobin => {
+                let next = if role == Role::Ctx { &self.next_ctx } else { &self.next_gen };
                 let n = list.len();
-                (n > 0).then(|| list[self.next.fetch_add(1, Ordering::Relaxed) % n].clone())
+                (n > 0).then(|| list[next.fetch_add(1, Ordering::Relaxed) % n].clone())
             }
             Routing::LeastLoaded => list.iter().min_by_key(|w| w.in_flight.load(Ordering::Relaxed)).cloned(),
         }?;

@@ -383,6 +383,71 @@ async fn disaggregated_path_spreads_over_two_ctx_and_two_gen_workers() {
 }
 
 #[tokio::test]
+async fn least_loaded_routing_spares_the_busy_worker() {
+    let ctx = start(&["--role", "ctx", "--no-delay"]).await;
+    // One slow GEN worker (200 ms decode steps) and one instant one.
+    let slow = start(&["--role", "gen", "--decode-base-ms", "200", "--decode-per-seq-us", "0"]).await;
+    let fast = start(&["--role", "gen", "--no-delay"]).await;
+    let served = |routing: &'static str| {
+        let (ctx, slow, fast) = (ctx.address.clone(), slow.address.clone(), fast.address.clone());
+        async move {
+            let router = start(&[
+                "--role",
+                "router",
+                "--routing",
+                routing,
+                "--ctx",
+                &ctx,
+                "--gen",
+                &slow,
+                "--gen",
+                &fast,
+            ])
+            .await;
+            // Two clients, each sending its next request when the last one ends, 16 in all: a
+            // request that lands on the slow worker holds it while the other client carries on.
+            let left = std::sync::atomic::AtomicU32::new(16);
+            let client_loop = || async {
+                while left
+                    .fetch_update(
+                        std::sync::atomic::Ordering::Relaxed,
+                        std::sync::atomic::Ordering::Relaxed,
+                        |n| n.checked_sub(1),
+                    )
+                    .is_ok()
+                {
+                    let body =
+                        r#"{"model":"tiny","prompt":"a b","max_tokens":4,"ignore_eos":true,"stream":true}"#;
+                    stream(&router.base, "/v1/completions", body.to_owned(), Duration::from_secs(20)).await;
+                }
+            };
+            tokio::join!(client_loop(), client_loop());
+            let metrics = client()
+                .get(format!("{}/metrics", router.base))
+                .send()
+                .await
+                .expect("sends")
+                .text()
+                .await
+                .expect("text");
+            let count = |address: &str| -> u64 {
+                metrics
+                    .lines()
+                    .find(|l| l.starts_with("sweep_mock_router_requests_total") && l.contains(address))
+                    .and_then(|l| l.rsplit(' ').next())
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0)
+            };
+            (count(&slow), count(&fast))
+        }
+    };
+    assert_eq!(served("round-robin").await, (8, 8));
+    let (to_slow, to_fast) = served("least-loaded").await;
+    assert_eq!(to_slow + to_fast, 16);
+    assert!(to_slow <= 5, "least-loaded sent {to_slow} of 16 to the busy worker");
+}
+
+#[tokio::test]
 async fn router_without_workers_is_not_healthy_and_says_why() {
     let router = start(&["--role", "router"]).await;
     let response = client().get(format!("{}/health", router.base)).send().await.expect("sends");

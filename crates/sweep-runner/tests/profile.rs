@@ -84,3 +84,34 @@ fn counts_errors_by_type_and_completes_nothing_silently() {
         profile(&url, &["--requests", "4", "--osl", "5", "--stream", "false", "--endpoint", "completions"]);
     assert_eq!((r["completed"].as_u64(), r["output_tokens"].as_u64()), (Some(4), Some(20)), "{r}");
 }
+
+/// Tokens/s per user and per GPU from one closed-loop run.
+fn rates(engine_args: &[&str], concurrency: u32, tp: f64) -> (f64, f64) {
+    let url = engine(&[engine_args, &["--speedup", "5"]].concat());
+    let c = concurrency.to_string();
+    let requests = (concurrency * 2).to_string();
+    let r = profile(
+        &url,
+        &["--concurrency", &c, "--requests", &requests, "--warmup", &c, "--isl", "64", "--osl", "32"],
+    );
+    let per_user = 1000.0 / r["inter_token_latency"]["avg"].as_f64().expect("itl");
+    let per_gpu = r["output_token_throughput"].as_f64().expect("throughput") / tp;
+    (per_user, per_gpu)
+}
+
+#[test]
+fn the_default_model_shows_the_trade_offs_of_real_sweeps() {
+    // Batch: throughput per GPU rises with batch while tokens per user fall.
+    let (user_b1, gpu_b1) = rates(&["--max-batch", "1"], 1, 1.0);
+    let (user_b32, gpu_b32) = rates(&["--max-batch", "32"], 32, 1.0);
+    assert!(gpu_b32 > 5.0 * gpu_b1, "per-GPU {gpu_b1:.0} → {gpu_b32:.0} tokens/s");
+    assert!(user_b32 < 0.9 * user_b1, "per-user {user_b1:.0} → {user_b32:.0} tokens/s");
+    // TP: faster per user, less per GPU (tp^0.8 speed-up for tp GPUs).
+    let (user_tp4, gpu_tp4) = rates(&["--max-batch", "8", "--tp", "4"], 8, 4.0);
+    let (user_tp1, gpu_tp1) = rates(&["--max-batch", "8"], 8, 1.0);
+    assert!(user_tp4 > 2.0 * user_tp1, "per-user TP1 {user_tp1:.0}, TP4 {user_tp4:.0}");
+    assert!(gpu_tp4 < gpu_tp1, "per-GPU TP1 {gpu_tp1:.0}, TP4 {gpu_tp4:.0}");
+    // MTP: more tokens per step than the longer step costs.
+    let (user_mtp3, _) = rates(&["--max-batch", "8", "--mtp", "3"], 8, 1.0);
+    assert!(user_mtp3 > 1.5 * user_tp1, "per-user MTP0 {user_tp1:.0}, MTP3 {user_mtp3:.0}");
+}
