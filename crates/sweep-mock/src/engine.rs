@@ -99,6 +99,9 @@ impl Engine {
     }
 }
 
+/// How many zero-time steps run between two yields to the connections.
+const INSTANT_STEPS_PER_YIELD: u32 = 8;
+
 struct Sequence {
     request: Request,
     generated: u32,
@@ -136,6 +139,7 @@ impl Scheduler {
 
     async fn run(mut self) {
         let mut clock: Option<Instant> = None;
+        let mut instant_steps = 0u32;
         loop {
             if self.running.is_empty() && self.waiting.is_empty() {
                 match self.receiver.recv().await {
@@ -154,7 +158,17 @@ impl Scheduler {
             let kv_context: u64 = self.running[..decoding].iter().map(|s| s.context).sum();
             let step =
                 self.params.prefill_time(prefill_tokens) + self.params.decode_time(decoding, kv_context);
-            clock = Some(self.wait(clock, step).await);
+            if step.is_zero() {
+                // Zero-time steps (`--no-delay`) have no timing to keep: yield to the connections
+                // every few steps, so each stream finds several tokens to write at once.
+                instant_steps += 1;
+                if instant_steps % INSTANT_STEPS_PER_YIELD == 0 {
+                    tokio::task::yield_now().await;
+                }
+                clock = None;
+            } else {
+                clock = Some(self.wait(clock, step).await);
+            }
             self.advance(decoding);
             self.publish();
         }
@@ -172,12 +186,7 @@ impl Scheduler {
             _ => now,
         };
         let deadline = start + step;
-        if step.is_zero() {
-            // Let the connections drain what this step produced before the next one.
-            tokio::task::yield_now().await;
-        } else {
-            tokio::time::sleep_until(deadline).await;
-        }
+        tokio::time::sleep_until(deadline).await;
         deadline
     }
 

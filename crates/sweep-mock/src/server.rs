@@ -253,6 +253,9 @@ impl Streaming {
                         std::future::pending::<()>().await;
                     }
                     self.ended = true;
+                    // Reset fault: let the tokens before it reach the client first (an error in
+                    // the same write would abort the connection with them still unsent).
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
                     return Some(Err(io::Error::new(io::ErrorKind::ConnectionReset, "reset fault")));
                 }
                 let text = openai::token_text(self.sent, allowed);
@@ -291,6 +294,27 @@ impl Streaming {
     }
 }
 
+/// Joins consecutive pieces into one; an error stays in its place, after what came before it.
+fn coalesce(pieces: Vec<Result<Bytes, io::Error>>) -> Vec<Result<Bytes, io::Error>> {
+    let mut out = Vec::new();
+    let mut joined = bytes::BytesMut::new();
+    for piece in pieces {
+        match piece {
+            Ok(bytes) => joined.extend_from_slice(&bytes),
+            Err(error) => {
+                if !joined.is_empty() {
+                    out.push(Ok(joined.split().freeze()));
+                }
+                out.push(Err(error));
+            }
+        }
+    }
+    if !joined.is_empty() {
+        out.push(Ok(joined.freeze()));
+    }
+    out
+}
+
 fn stream_response(
     parsed: Parsed,
     events: mpsc::UnboundedReceiver<Event>,
@@ -307,10 +331,14 @@ fn stream_response(
         tail: Vec::new(),
         ended: false,
     };
+    // Events already waiting go out in one write (at most 64): no token is held back, but a
+    // stream that fell behind catches up in few syscalls instead of one per token.
     let body = futures_util::stream::unfold(state, |mut state| async move {
         let item = state.next().await?;
         Some((item, state))
-    });
+    })
+    .ready_chunks(64)
+    .flat_map(|pieces| futures_util::stream::iter(coalesce(pieces)));
     Response::builder()
         .header(header::CONTENT_TYPE, "text/event-stream")
         .header(header::CACHE_CONTROL, "no-cache")
