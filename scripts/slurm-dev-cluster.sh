@@ -61,6 +61,8 @@ SlurmdLogFile=/var/log/slurm/slurmd-%n.log
 SlurmctldPidFile=/run/slurmctld.pid
 SlurmctldLogFile=/var/log/slurm/slurmctld.log
 JobAcctGatherType=jobacct_gather/none
+# Reject impossible jobs at submission, as production clusters do, instead of queueing them forever.
+EnforcePartLimits=ALL
 AccountingStorageType=accounting_storage/none
 GresTypes=gpu
 NodeName=n[1-$nodes] NodeHostname=$host NodeAddr=127.0.0.1 Port=17001-$((17000 + nodes)) CPUs=2 RealMemory=4000 Gres=gpu:$gpus State=UNKNOWN

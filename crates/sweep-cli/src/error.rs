@@ -39,6 +39,15 @@ pub enum Error {
     /// The templates could not be loaded.
     #[error("{0}")]
     Render(#[source] sweep_templates::RenderError),
+    /// Another `sweep submit` holds the folder's lock.
+    #[error("`{}` is held by another submit ({holder})", path.display())]
+    Locked { path: PathBuf, holder: String },
+    /// A SLURM command is missing or refused.
+    #[error("{0}")]
+    Slurm(#[source] sweep_slurm::driver::SlurmError),
+    /// SLURM rejected some jobs; the others were submitted.
+    #[error("SLURM rejected {rejected} of {total} jobs; their reasons are in the manifest")]
+    Rejected { rejected: usize, total: usize },
     /// A job's templates failed to render.
     #[error("job `{job}`: {source}")]
     RenderJob {
@@ -56,6 +65,8 @@ impl Error {
             Error::Plan { .. } => Exit::Unplannable,
             Error::Exists { .. } => Exit::Exists,
             Error::Render(_) | Error::RenderJob { .. } => Exit::Template,
+            Error::Locked { .. } => Exit::Locked,
+            Error::Slurm(_) | Error::Rejected { .. } => Exit::Slurm,
         }
     }
 
@@ -92,7 +103,14 @@ impl Error {
                 };
                 format!("error: {self}{detail}\n")
             }
-            Error::Read { .. } | Error::Output(_) | Error::Write { .. } => format!("error: {self}\n"),
+            Error::Locked { .. } => {
+                format!("error: {self}\n  = help: wait for it to finish; remove the lock file only if no submit is running\n")
+            }
+            Error::Read { .. }
+            | Error::Output(_)
+            | Error::Write { .. }
+            | Error::Slurm(_)
+            | Error::Rejected { .. } => format!("error: {self}\n"),
         }
     }
 }

@@ -24,6 +24,11 @@ pub enum Exit {
     /// A template failed to load or render (a user template's syntax, an undefined variable, a
     /// value a template filter refused, an engine kind without templates).
     Template = 7,
+    /// Another `sweep submit` is working on the same sweep folder.
+    Locked = 8,
+    /// SLURM is not installed here, or refused a command, or rejected some of the jobs (the
+    /// others were submitted; the manifest has each rejection's reason).
+    Slurm = 9,
 }
 
 impl From<Exit> for ExitCode {

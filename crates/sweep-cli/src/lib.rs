@@ -33,6 +33,27 @@ enum Command {
     /// Write the sweep folder — spec, plan, manifest, every job's sbatch script — without
     /// submitting anything.
     Render(RenderArgs),
+    /// Render the sweep folder, then submit every job with `sbatch`, recording each job id.
+    Submit {
+        #[command(flatten)]
+        render: RenderArgs,
+        /// Render and print the sbatch command lines; submit nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Each job's state: SLURM's (one squeue call) while it remembers the job, else the runner's
+    /// status markers.
+    Status {
+        /// The sweep folder.
+        dir: PathBuf,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Cancel the sweep's queued and running jobs, by job id.
+    Cancel {
+        /// The sweep folder.
+        dir: PathBuf,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -65,6 +86,18 @@ struct PlanArgs {
     max_points: u64,
 }
 
+impl RenderArgs {
+    fn into_settings(self) -> commands::render::Settings {
+        commands::render::Settings {
+            file: self.file,
+            output: self.output,
+            max_points: self.max_points,
+            templates: self.templates,
+            runner: self.runner,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum Format {
     Table,
@@ -91,13 +124,10 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
             format: args.format,
             max_points: args.max_points,
         }),
-        Command::Render(args) => commands::render::run(&commands::render::Settings {
-            file: args.file,
-            output: args.output,
-            max_points: args.max_points,
-            templates: args.templates,
-            runner: args.runner,
-        }),
+        Command::Render(args) => commands::render::run(&args.into_settings()),
+        Command::Submit { render, dry_run } => commands::slurm::submit(&render.into_settings(), dry_run),
+        Command::Status { dir, format } => commands::slurm::status(&dir, format == Format::Json),
+        Command::Cancel { dir } => commands::slurm::cancel(&dir),
     };
     match result {
         Ok(()) => Exit::Success.into(),

@@ -1,4 +1,5 @@
-//! SLURM facts the rest of sweep needs. [`hostlist`] is pure; the drivers of `sbatch`, `squeue`,
-//! `sacct` and `scancel` will live beside it.
+//! SLURM facts and commands the rest of sweep needs: [`hostlist`] is pure; [`driver`] runs
+//! `sbatch`, `squeue` and `scancel`.
 
+pub mod driver;
 pub mod hostlist;

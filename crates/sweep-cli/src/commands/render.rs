@@ -21,6 +21,13 @@ pub struct Settings {
 }
 
 pub fn run(settings: &Settings) -> Result<(), Error> {
+    let output = render(settings)?;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{}", output.display()).map_err(Error::Output)
+}
+
+/// Writes the sweep folder; returns its absolute path.
+pub fn render(settings: &Settings) -> Result<PathBuf, Error> {
     let (document, plan) = load_and_plan(&settings.file, settings.max_points)?;
     let spec = &document.spec;
     let output = absolute(&settings.output)?;
@@ -54,15 +61,13 @@ pub fn run(settings: &Settings) -> Result<(), Error> {
         let _ = std::fs::remove_dir_all(&staging);
         Error::Write { path: output.clone(), source }
     })?;
-    let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "{}", output.display()).map_err(Error::Output)?;
     eprintln!(
         "rendered {} job scripts for {} points into {}",
         plan.jobs.len(),
         plan.points.len(),
         output.display()
     );
-    Ok(())
+    Ok(output)
 }
 
 #[allow(clippy::too_many_arguments)]

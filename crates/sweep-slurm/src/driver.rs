@@ -1,0 +1,111 @@
+//! The SLURM commands sweep runs: `sbatch`, `squeue`, `scancel`. Jobs are found and cancelled by
+//! id only, never by name (a shared name would reach other users' jobs), and `squeue` is called
+//! once for all of a sweep's jobs, never once per job, to spare the controller.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SlurmError {
+    /// The command is not installed here.
+    #[error("`{command}` is not on PATH; run sweep on a SLURM login node")]
+    Missing { command: &'static str },
+    /// The command ran and refused; the text is SLURM's own.
+    #[error("{command} failed: {message}")]
+    Refused { command: &'static str, message: String },
+    #[error("cannot run `{command}`: {source}")]
+    Io {
+        command: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn run(command: &'static str, args: &[&str]) -> Result<String, SlurmError> {
+    let output = Command::new(command).args(args).output().map_err(|source| {
+        if source.kind() == std::io::ErrorKind::NotFound {
+            SlurmError::Missing { command }
+        } else {
+            SlurmError::Io { command, source }
+        }
+    })?;
+    if !output.status.success() {
+        let message = String::from_utf8_lossy(&output.stderr).trim().to_owned();
+        return Err(SlurmError::Refused { command, message });
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// Whether `sbatch` is installed.
+pub fn available() -> bool {
+    Command::new("sbatch").arg("--version").output().is_ok_and(|o| o.status.success())
+}
+
+/// Submits a script; returns the job id. A refusal carries SLURM's message.
+pub fn sbatch(script: &Path) -> Result<String, SlurmError> {
+    let script = script.to_string_lossy();
+    let out = run("sbatch", &["--parsable", &script])?;
+    // `--parsable` prints `id` or `id;cluster`.
+    let id = out.trim().split(';').next().unwrap_or_default().to_owned();
+    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit() || b == b'_') {
+        return Err(SlurmError::Refused {
+            command: "sbatch",
+            message: format!("unexpected output: {out:?}"),
+        });
+    }
+    Ok(id)
+}
+
+/// A job as `squeue` sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueEntry {
+    pub state: String,
+    pub reason: String,
+}
+
+/// The state of each of `ids` that the controller still knows, in one call. Jobs it has
+/// forgotten (ended more than `MinJobAge` ago) are absent.
+pub fn squeue(ids: &[String]) -> Result<BTreeMap<String, QueueEntry>, SlurmError> {
+    if ids.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let list = ids.join(",");
+    let out = match run(
+        "squeue",
+        &["--noheader", "--states=all", "--format=%i|%T|%r", &format!("--jobs={list}")],
+    ) {
+        Ok(out) => out,
+        // Asked for a single id it no longer knows, squeue fails instead of printing nothing.
+        Err(SlurmError::Refused { message, .. }) if message.contains("Invalid job id") => String::new(),
+        Err(error) => return Err(error),
+    };
+    Ok(out
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.splitn(3, '|');
+            let (id, state, reason) = (fields.next()?, fields.next()?, fields.next().unwrap_or(""));
+            Some((
+                id.trim().to_owned(),
+                QueueEntry { state: state.trim().to_owned(), reason: reason.trim().to_owned() },
+            ))
+        })
+        .collect())
+}
+
+/// Cancels jobs by id.
+pub fn scancel(ids: &[String]) -> Result<(), SlurmError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let args: Vec<&str> = ids.iter().map(String::as_str).collect();
+    run("scancel", &args).map(|_| ())
+}
+
+/// Whether a state is final.
+pub fn is_final(state: &str) -> bool {
+    !matches!(
+        state,
+        "PENDING" | "RUNNING" | "CONFIGURING" | "COMPLETING" | "SUSPENDED" | "REQUEUED" | "RESIZING"
+    )
+}
