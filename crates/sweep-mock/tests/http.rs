@@ -38,6 +38,10 @@ async fn get_json(url: String) -> serde_json::Value {
     client().get(url).send().await.expect("sends").json().await.expect("JSON")
 }
 
+async fn get_text(url: String) -> String {
+    client().get(url).send().await.expect("sends").text().await.expect("text")
+}
+
 async fn post_json(url: String, body: impl Into<reqwest::Body>) -> serde_json::Value {
     client().post(url).body(body).send().await.expect("sends").json().await.expect("JSON")
 }
@@ -215,14 +219,7 @@ async fn models_health_and_metrics() {
     assert_eq!(health["instances"][0]["role"], "agg");
     assert_eq!(health["instances"][0]["address"], server.address);
     stream(&server.base, "/v1/chat/completions", chat_body(8, 3, true), Duration::from_secs(5)).await;
-    let metrics = client()
-        .get(format!("{}/metrics", server.base))
-        .send()
-        .await
-        .expect("sends")
-        .text()
-        .await
-        .expect("text");
+    let metrics = get_text(format!("{}/metrics", server.base)).await;
     for line in [
         "sweep_mock_generation_tokens_total{role=\"agg\"} 3",
         "sweep_mock_prompt_tokens_total{role=\"agg\"} 8",
@@ -279,14 +276,7 @@ async fn requests_queue_when_the_batch_is_full() {
     });
     let probe = async {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        client()
-            .get(format!("{}/metrics", server.base))
-            .send()
-            .await
-            .expect("sends")
-            .text()
-            .await
-            .expect("text")
+        get_text(format!("{}/metrics", server.base)).await
     };
     let (results, metrics) = tokio::join!(futures_util::future::join_all(runs), probe);
     assert!(metrics.contains("sweep_mock_num_requests_running{role=\"agg\"} 2"), "{metrics}");
@@ -341,14 +331,7 @@ async fn disaggregated_path_spreads_over_two_ctx_and_two_gen_workers() {
         assert_eq!(usage["prompt_tokens"], 50 + i as u64);
         assert_eq!(usage["completion_tokens"], 20);
     }
-    let metrics = client()
-        .get(format!("{}/metrics", router.base))
-        .send()
-        .await
-        .expect("sends")
-        .text()
-        .await
-        .expect("text");
+    let metrics = get_text(format!("{}/metrics", router.base)).await;
     for worker in &workers {
         let line = metrics
             .lines()
@@ -361,14 +344,7 @@ async fn disaggregated_path_spreads_over_two_ctx_and_two_gen_workers() {
     }
     // Each gen worker decoded 4 × 19 tokens; each ctx worker prefilled 4 prompts.
     for worker in &workers[2..] {
-        let text = client()
-            .get(format!("{}/metrics", worker.base))
-            .send()
-            .await
-            .expect("sends")
-            .text()
-            .await
-            .expect("text");
+        let text = get_text(format!("{}/metrics", worker.base)).await;
         assert!(text.contains("sweep_mock_generation_tokens_total{role=\"gen\"} 76"), "{text}");
     }
     // Clients cannot bypass the router.
@@ -422,14 +398,7 @@ async fn least_loaded_routing_spares_the_busy_worker() {
                 }
             };
             tokio::join!(client_loop(), client_loop());
-            let metrics = client()
-                .get(format!("{}/metrics", router.base))
-                .send()
-                .await
-                .expect("sends")
-                .text()
-                .await
-                .expect("text");
+            let metrics = get_text(format!("{}/metrics", router.base)).await;
             let count = |address: &str| -> u64 {
                 metrics
                     .lines()
