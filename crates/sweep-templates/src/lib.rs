@@ -116,19 +116,26 @@ impl Templates {
         // Engine configuration files (TensorRT-LLM's per-role YAML) will be rendered here.
         let files = BTreeMap::new();
         let command_template = format!("engines/{kind}/command.sh.j2");
+        // The job is turned into a template value once and shared by every server's context
+        // (values are reference-counted); commands are not part of what command templates see.
+        let job_value = Value::from_serialize(&job);
         for index in 0..job.servers.len() {
-            let server = job.servers[index].clone();
-            let role = job.roles.iter().find(|r| r.config.role == server.role).cloned();
-            let context =
-                Value::from_serialize(serde_json::json!({"job": &job, "server": &server, "role": role}));
-            job.servers[index].command = if kind == "custom" {
-                self.render_custom(&job, &server, &context)?
+            let server = &job.servers[index];
+            let role = job.roles.iter().find(|r| r.config.role == server.role);
+            let context = minijinja::context! {
+                job => job_value.clone(),
+                server => Value::from_serialize(server),
+                role => Value::from_serialize(role),
+            };
+            let command = if kind == "custom" {
+                self.render_custom(&job, server, &context)?
             } else {
                 self.render(&command_template, &context)?.trim().to_owned()
             };
+            job.servers[index].command = command;
         }
         if let Some(frontend) = job.frontend.clone() {
-            let context = Value::from_serialize(serde_json::json!({"job": &job, "frontend": &frontend}));
+            let context = minijinja::context! { job => job_value.clone(), frontend => Value::from_serialize(&frontend) };
             let command = if kind == "custom" {
                 let source = job.custom_commands.get("frontend").cloned().unwrap_or_default();
                 self.render_inline("engine.commands.frontend", &source, &context)?
@@ -137,7 +144,8 @@ impl Templates {
             };
             job.frontend = Some(context::FrontendContext { command, ..frontend });
         }
-        let script = self.render("sbatch.sh.j2", &Value::from_serialize(serde_json::json!({"job": &job})))?;
+        let script =
+            self.render("sbatch.sh.j2", &minijinja::context! { job => Value::from_serialize(&job) })?;
         Ok(RenderedJob { script, files })
     }
 
