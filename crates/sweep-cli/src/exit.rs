@@ -22,7 +22,8 @@ pub enum Exit {
     /// The output folder exists; sweep never overwrites results.
     Exists = 6,
     /// A template failed to load or render (a user template's syntax, an undefined variable, a
-    /// value a template filter refused, an engine kind without templates).
+    /// value a template filter refused, an engine kind without templates, a `custom` engine's
+    /// missing command).
     Template = 7,
     /// Another `sweep submit` is working on the same sweep folder.
     Locked = 8,

@@ -91,8 +91,6 @@ pub struct JobContext {
     pub frontend: Option<FrontendContext>,
     pub benchmark_node: u32,
     pub points: Vec<Point>,
-    /// `engine.commands` of a `custom` engine, by role (and `frontend`).
-    pub custom_commands: BTreeMap<String, String>,
 }
 
 impl JobContext {
@@ -173,7 +171,6 @@ impl JobContext {
             }),
             benchmark_node: layout.benchmark_node,
             points: plan.points[job.points.clone()].to_vec(),
-            custom_commands: spec.engine.commands.clone(),
         }
     }
 }

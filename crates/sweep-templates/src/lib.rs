@@ -39,6 +39,9 @@ pub enum RenderError {
         #[source]
         source: std::io::Error,
     },
+    /// A `custom` engine's job needs a command the spec does not give.
+    #[error("a custom engine needs `engine.commands.{0}` for this job; add it to the spec")]
+    MissingCommand(String),
     /// The engine kind has no launch templates yet.
     #[error("engine kind `{0}` has no launch templates yet; sweep renders `mock` and `custom` engines (a `custom` engine takes each role's command in `engine.commands`)")]
     UnsupportedEngine(String),
@@ -52,12 +55,10 @@ pub enum RenderError {
     },
 }
 
-/// The rendered files of one job, by path relative to the job's folder.
+/// The rendered sbatch script of one job.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RenderedJob {
     pub script: String,
-    /// Engine configuration files the script refers to (e.g. `engine/gen.yaml`).
-    pub files: BTreeMap<String, String>,
 }
 
 /// The template environment: built-ins, overridden by a user folder.
@@ -67,8 +68,9 @@ pub struct Templates {
 }
 
 impl Templates {
-    /// Built-in templates, each replaced by `overrides/<same path>` when that file exists.
-    pub fn new(overrides: Option<&Path>) -> Result<Self, RenderError> {
+    /// Built-in templates, each replaced by `overrides/<same path>` when that file exists, plus a
+    /// `custom` engine's commands (`engine.commands`), compiled once as `engine.commands.<key>`.
+    pub fn new(overrides: Option<&Path>, commands: &BTreeMap<String, String>) -> Result<Self, RenderError> {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         env.set_keep_trailing_newline(true);
@@ -95,6 +97,12 @@ impl Templates {
             env.add_template_owned(*name, source)
                 .map_err(|source| RenderError::Template { template: (*name).to_owned(), source })?;
         }
+        // The `.sh.j2` suffix gives them the same shell quoting as the built-in templates.
+        for (key, source) in commands {
+            let name = format!("engine.commands.{key}.sh.j2");
+            env.add_template_owned(name.clone(), source.clone())
+                .map_err(|source| RenderError::Template { template: name, source })?;
+        }
         Ok(Self { env })
     }
 
@@ -106,16 +114,18 @@ impl Templates {
         template.render(context).map_err(|source| RenderError::Template { template: name.to_owned(), source })
     }
 
-    /// Renders one job: each server's launch command, the frontend's, the engine configs, then
+    /// Renders one job: each server's launch command, the frontend's, then
     /// the sbatch script that runs them all.
     pub fn render_job(&self, mut job: JobContext) -> Result<RenderedJob, RenderError> {
         let kind = job.engine.clone();
         if !ENGINES.contains(&kind.as_str()) {
             return Err(RenderError::UnsupportedEngine(kind));
         }
-        // Engine configuration files (TensorRT-LLM's per-role YAML) will be rendered here.
-        let files = BTreeMap::new();
-        let command_template = format!("engines/{kind}/command.sh.j2");
+        let (command_template, frontend_template) = if kind == "custom" {
+            (None, "engine.commands.frontend.sh.j2".to_owned())
+        } else {
+            (Some(format!("engines/{kind}/command.sh.j2")), format!("engines/{kind}/frontend.sh.j2"))
+        };
         // The job is turned into a template value once and shared by every server's context
         // (values are reference-counted); commands are not part of what command templates see.
         let job_value = Value::from_serialize(&job);
@@ -127,52 +137,30 @@ impl Templates {
                 server => Value::from_serialize(server),
                 role => Value::from_serialize(role),
             };
-            let command = if kind == "custom" {
-                self.render_custom(&job, server, &context)?
-            } else {
-                self.render(&command_template, &context)?.trim().to_owned()
+            let template = match &command_template {
+                Some(name) => name.clone(),
+                None => format!("engine.commands.{}.sh.j2", server.role.as_str()),
             };
-            job.servers[index].command = command;
+            job.servers[index].command = self.render_command(&template, &context)?;
         }
         if let Some(frontend) = job.frontend.clone() {
             let context = minijinja::context! { job => job_value.clone(), frontend => Value::from_serialize(&frontend) };
-            let command = if kind == "custom" {
-                let source = job.custom_commands.get("frontend").cloned().unwrap_or_default();
-                self.render_inline("engine.commands.frontend", &source, &context)?
-            } else {
-                self.render(&format!("engines/{kind}/frontend.sh.j2"), &context)?.trim().to_owned()
-            };
+            let command = self.render_command(&frontend_template, &context)?;
             job.frontend = Some(context::FrontendContext { command, ..frontend });
         }
         let script =
             self.render("sbatch.sh.j2", &minijinja::context! { job => Value::from_serialize(&job) })?;
-        Ok(RenderedJob { script, files })
+        Ok(RenderedJob { script })
     }
 
-    /// A `custom` engine's command for a server: the spec's template for its role.
-    fn render_custom(
-        &self,
-        job: &JobContext,
-        server: &ServerContext,
-        context: &Value,
-    ) -> Result<String, RenderError> {
-        let key = server.role.as_str();
-        let source = job.custom_commands.get(key).cloned().unwrap_or_default();
-        self.render_inline(&format!("engine.commands.{key}"), &source, context)
-    }
-
-    /// Renders a template given in the spec, with shell quoting like the built-in ones.
-    fn render_inline(&self, name: &str, source: &str, context: &Value) -> Result<String, RenderError> {
-        let mut env = self.env.clone();
-        let name = format!("{name}.sh.j2");
-        env.add_template_owned(name.clone(), source.to_owned())
-            .map_err(|source| RenderError::Template { template: name.clone(), source })?;
-        let template = env
-            .get_template(&name)
-            .map_err(|source| RenderError::Template { template: name.clone(), source })?;
-        let text = template
-            .render(context)
-            .map_err(|source| RenderError::Template { template: name.clone(), source })?;
-        Ok(text.trim().to_owned())
+    /// A launch command: the template's text, trimmed; a `custom` engine's missing command is an
+    /// error, never an empty step.
+    fn render_command(&self, name: &str, context: &Value) -> Result<String, RenderError> {
+        if self.env.get_template(name).is_err() {
+            if let Some(key) = name.strip_prefix("engine.commands.").and_then(|n| n.strip_suffix(".sh.j2")) {
+                return Err(RenderError::MissingCommand(key.to_owned()));
+            }
+        }
+        Ok(self.render(name, context)?.trim().to_owned())
     }
 }

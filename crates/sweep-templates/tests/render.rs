@@ -26,7 +26,7 @@ fn paths(sweep_dir: &str, job: &str) -> JobPaths {
 fn render_spec(text: &str, sweep_dir: &str) -> Vec<(String, RenderedJob)> {
     let document = sweep_spec::load(text).expect("valid spec");
     let planned = plan(&document.spec, &PlanOptions::default()).expect("plans");
-    let templates = Templates::new(None).expect("built-in templates");
+    let templates = Templates::new(None, &document.spec.engine.commands).expect("built-in templates");
     planned
         .jobs
         .iter()
@@ -204,7 +204,7 @@ fn a_line_break_cannot_escape_an_sbatch_comment() {
     )
     .expect("valid");
     let planned = plan(&document.spec, &PlanOptions::default()).expect("plans");
-    let templates = Templates::new(None).expect("templates");
+    let templates = Templates::new(None, &document.spec.engine.commands).expect("templates");
     let mut context = JobContext::new(&document.spec, &planned, &planned.jobs[0], paths("/s", "j"));
     context.slurm.partition = Some("gpu\ntouch PWNED".to_owned());
     let error = templates.render_job(context).expect_err("refused");
@@ -242,14 +242,25 @@ fn user_templates_override_the_built_ins_and_typos_are_errors() {
     )
     .expect("valid");
     let planned = plan(&document.spec, &PlanOptions::default()).expect("plans");
-    let templates = Templates::new(Some(&dir.0)).expect("templates");
+    let templates = Templates::new(Some(&dir.0), &document.spec.engine.commands).expect("templates");
     let context = JobContext::new(&document.spec, &planned, &planned.jobs[0], paths("/s", "j"));
     let rendered = templates.render_job(context.clone()).expect("renders");
     assert!(rendered.script.contains("-- my-mock --port 8000 &"), "{}", rendered.script);
 
     std::fs::write(dir.0.join("engines/mock/command.sh.j2"), "my-mock --port {{ server.prot }}")
         .expect("write");
-    let templates = Templates::new(Some(&dir.0)).expect("templates");
+    let templates = Templates::new(Some(&dir.0), &document.spec.engine.commands).expect("templates");
     let error = templates.render_job(context).expect_err("undefined variable");
     assert!(error.to_string().contains("engines/mock/command.sh.j2"), "{error}");
+}
+
+#[test]
+fn a_custom_engine_without_a_frontend_command_is_an_error_not_an_empty_step() {
+    let spec = "name: nofront\nmodel: {path: /m}\nengine:\n  kind: custom\n  commands: {ctx: \"a\", gen: \"b\"}\ncluster: {gpus_per_node: 4}\nmode: disagg\nctx: {batch: 1}\ngen: {batch: 1}\nworkload: {isl: 8, osl: 8, concurrency: 1}\n";
+    let document = sweep_spec::load(spec).expect("valid");
+    let planned = plan(&document.spec, &PlanOptions::default()).expect("plans");
+    let templates = Templates::new(None, &document.spec.engine.commands).expect("templates");
+    let context = JobContext::new(&document.spec, &planned, &planned.jobs[0], paths("/s", "j"));
+    let error = templates.render_job(context).expect_err("no frontend command");
+    assert!(error.to_string().contains("engine.commands.frontend"), "{error}");
 }

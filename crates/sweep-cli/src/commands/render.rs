@@ -41,7 +41,7 @@ pub fn render(settings: &Settings) -> Result<PathBuf, Error> {
     let bin_dir = runner.parent().map(Path::to_path_buf).unwrap_or_default();
     let templates_dir =
         settings.templates.clone().or_else(|| spec.cluster.templates_dir.as_ref().map(PathBuf::from));
-    let templates = Templates::new(templates_dir.as_deref()).map_err(Error::Render)?;
+    let templates = Templates::new(templates_dir.as_deref(), &spec.engine.commands).map_err(Error::Render)?;
 
     // Everything is written under a temporary name beside the target and renamed at the end, so
     // a failure leaves nothing half-written behind.
@@ -110,9 +110,6 @@ fn write_sweep(
             .map_err(|source| Error::RenderJob { job: job.name.clone(), source })?;
         let staged = staging.join("jobs").join(&job.name);
         write(staged.join("job.sbatch"), rendered.script.as_bytes())?;
-        for (name, contents) in &rendered.files {
-            write(staged.join(name), contents.as_bytes())?;
-        }
         let context_json = serde_json::to_vec_pretty(&context).map_err(|e| Error::Output(e.into()))?;
         write(staged.join("job.json"), &context_json)?;
         jobs.push(serde_json::json!({
