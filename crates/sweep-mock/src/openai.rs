@@ -302,31 +302,18 @@ impl Renderer {
 
     /// A whole non-streaming response.
     pub fn complete(&self, text: &str, reason: &str, prompt_tokens: u32, completion_tokens: u32) -> String {
+        let text = serde_json::Value::from(text).to_string();
         let usage = usage_json(prompt_tokens, completion_tokens);
-        match self.endpoint {
-            Endpoint::Chat => serde_json::json!({
-                "id": self.id,
-                "object": "chat.completion",
-                "created": self.created,
-                "model": serde_json::from_str::<serde_json::Value>(&self.model_json).unwrap_or_default(),
-                "choices": [{
-                    "index": 0,
-                    "message": {"role": "assistant", "content": text},
-                    "logprobs": null,
-                    "finish_reason": reason,
-                }],
-                "usage": serde_json::from_str::<serde_json::Value>(&usage).unwrap_or_default(),
-            }),
-            Endpoint::Completions => serde_json::json!({
-                "id": self.id,
-                "object": "text_completion",
-                "created": self.created,
-                "model": serde_json::from_str::<serde_json::Value>(&self.model_json).unwrap_or_default(),
-                "choices": [{"index": 0, "text": text, "logprobs": null, "finish_reason": reason}],
-                "usage": serde_json::from_str::<serde_json::Value>(&usage).unwrap_or_default(),
-            }),
-        }
-        .to_string()
+        let (object, choice) = match self.endpoint {
+            Endpoint::Chat => {
+                ("chat.completion", format!("\"message\":{{\"role\":\"assistant\",\"content\":{text}}}"))
+            }
+            Endpoint::Completions => ("text_completion", format!("\"text\":{text}")),
+        };
+        format!(
+            "{{\"id\":\"{}\",\"object\":\"{object}\",\"created\":{},\"model\":{},\"choices\":[{{\"index\":0,{choice},\"logprobs\":null,\"finish_reason\":\"{reason}\"}}],\"usage\":{usage}}}",
+            self.id, self.created, self.model_json
+        )
     }
 }
 
