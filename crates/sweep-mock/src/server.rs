@@ -72,11 +72,7 @@ fn json(status: StatusCode, body: String) -> Response {
 /// request's number (from 1) or the error to answer instead.
 fn admit(app: &App) -> Result<u64, ApiError> {
     let faults = &app.settings.faults;
-    if let Some(seconds) = faults.fault_slow_start {
-        if app.started.elapsed().as_secs_f64() < seconds {
-            return Err(ApiError::server(503, "the engine is still starting (slow-start fault)"));
-        }
-    }
+    still_starting(app)?;
     let number = app.requests.fetch_add(1, Ordering::Relaxed) + 1;
     if let Some(limit) = faults.fault_crash_after {
         if number > limit {
@@ -90,10 +86,14 @@ fn admit(app: &App) -> Result<u64, ApiError> {
     Ok(number)
 }
 
-fn slow_start_gate(app: &App) -> Option<Response> {
-    let seconds = app.settings.faults.fault_slow_start?;
-    (app.started.elapsed().as_secs_f64() < seconds)
-        .then(|| error_response(&ApiError::server(503, "the engine is still starting (slow-start fault)")))
+/// The slow-start fault: every endpoint answers 503 until its time is up.
+fn still_starting(app: &App) -> Result<(), ApiError> {
+    match app.settings.faults.fault_slow_start {
+        Some(seconds) if app.started.elapsed().as_secs_f64() < seconds => {
+            Err(ApiError::server(503, "the engine is still starting (slow-start fault)"))
+        }
+        _ => Ok(()),
+    }
 }
 
 async fn chat(State(app): State<Arc<App>>, body: Bytes) -> Response {
@@ -347,8 +347,8 @@ fn stream_response(
 }
 
 async fn models(State(app): State<Arc<App>>) -> Response {
-    if let Some(response) = slow_start_gate(&app) {
-        return response;
+    if let Err(error) = still_starting(&app) {
+        return error_response(&error);
     }
     let created =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
@@ -362,8 +362,8 @@ async fn models(State(app): State<Arc<App>>) -> Response {
 /// 200 with the instances behind this endpoint and their roles, as Dynamo's frontend lists its
 /// workers; a router answers 503 until it has at least one CTX and one GEN worker.
 async fn health(State(app): State<Arc<App>>) -> Response {
-    if let Some(response) = slow_start_gate(&app) {
-        return response;
+    if let Err(error) = still_starting(&app) {
+        return error_response(&error);
     }
     let (ready, instances) = match &app.workers {
         Some(workers) => workers.instances(),
@@ -395,44 +395,38 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
     if let Some(engine) = &app.engine {
         let s = &engine.stats;
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed) as f64;
-        metric(
-            "sweep_mock_num_requests_running",
-            "gauge",
-            "Sequences in the running batch.",
-            load(&s.running),
-        );
-        metric(
-            "sweep_mock_num_requests_waiting",
-            "gauge",
-            "Requests waiting to be scheduled.",
-            load(&s.waiting),
-        );
-        let capacity = load(&s.kv_capacity_tokens).max(1.0);
-        metric(
-            "sweep_mock_kv_cache_usage_ratio",
-            "gauge",
-            "Share of KV-cache tokens reserved.",
-            load(&s.kv_used_tokens) / capacity,
-        );
-        metric(
-            "sweep_mock_prompt_tokens_total",
-            "counter",
-            "Prompt tokens admitted.",
-            load(&s.prompt_tokens_total),
-        );
-        metric(
-            "sweep_mock_generation_tokens_total",
-            "counter",
-            "Output tokens generated.",
-            load(&s.generated_tokens_total),
-        );
-        metric(
-            "sweep_mock_requests_finished_total",
-            "counter",
-            "Requests finished.",
-            load(&s.requests_finished_total),
-        );
-        metric("sweep_mock_steps_total", "counter", "Engine steps run.", load(&s.steps_total));
+        let kv_usage = load(&s.kv_used_tokens) / load(&s.kv_capacity_tokens).max(1.0);
+        for (name, kind, help, value) in [
+            ("sweep_mock_num_requests_running", "gauge", "Sequences in the running batch.", load(&s.running)),
+            (
+                "sweep_mock_num_requests_waiting",
+                "gauge",
+                "Requests waiting to be scheduled.",
+                load(&s.waiting),
+            ),
+            ("sweep_mock_kv_cache_usage_ratio", "gauge", "Share of KV-cache tokens reserved.", kv_usage),
+            (
+                "sweep_mock_prompt_tokens_total",
+                "counter",
+                "Prompt tokens admitted.",
+                load(&s.prompt_tokens_total),
+            ),
+            (
+                "sweep_mock_generation_tokens_total",
+                "counter",
+                "Output tokens generated.",
+                load(&s.generated_tokens_total),
+            ),
+            (
+                "sweep_mock_requests_finished_total",
+                "counter",
+                "Requests finished.",
+                load(&s.requests_finished_total),
+            ),
+            ("sweep_mock_steps_total", "counter", "Engine steps run.", load(&s.steps_total)),
+        ] {
+            metric(name, kind, help, value);
+        }
     }
     if let Some(workers) = &app.workers {
         text.push_str(&workers.metrics());
