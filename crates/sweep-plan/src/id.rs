@@ -115,6 +115,19 @@ pub fn point_id(job: Id, key: &Point) -> Id {
     first_64_bits(blake3::hash(&buffer))
 }
 
+/// The id points of `job` are hashed under: the job's own when the load settings are the
+/// defaults (so ids from before these settings existed stay valid), else mixed with a hash of
+/// the settings that change what is measured (not `enabled`, which only says whether to run).
+pub fn with_load(job: Id, load: &sweep_spec::Load) -> Id {
+    let measured = sweep_spec::Load { enabled: true, ..load.clone() };
+    if measured == sweep_spec::Load::default() {
+        return job;
+    }
+    let mut f = Fields::new("sweep/load/v1");
+    f.int(job.0).text(&serde_json::to_string(&measured).unwrap_or_default());
+    f.finish()
+}
+
 fn first_64_bits(hash: blake3::Hash) -> Id {
     let mut first = [0u8; 8];
     first.copy_from_slice(&hash.as_bytes()[..8]);

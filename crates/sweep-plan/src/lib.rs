@@ -424,7 +424,7 @@ impl Expander<'_> {
             requests: spec.workload.requests.resolve(effective_concurrency),
             warmup: spec.workload.warmup.resolve(effective_concurrency),
         };
-        point.id = point_id(j.id, &point);
+        point.id = point_id(id::with_load(j.id, &spec.workload.load), &point);
         if !self.seen_points.insert(point.id) {
             self.stats.duplicates += 1;
             return;

@@ -1,26 +1,16 @@
-//! `sweep-runner`: what each `srun` step of a sweep job runs.
-//!
-//! - `serve`: one server of a role (CTX, GEN, AGG, DISAGG_SERVER). Publishes the server's address
-//!   in the job's rendezvous folder, runs the engine's command with its own log (appended, never
-//!   truncated), stops it when the job's `control/stop` file appears, and writes a status marker.
-//! - `benchmark`: waits until every server of the job has registered, then tells them to stop.
-//!   (Readiness checks and load generation within the job are not written yet.)
-//! - `profile`: a closed-loop load generator against any OpenAI-compatible server.
-//!
-//! The job folder is on the cluster's shared filesystem; every file is written through a
-//! temporary name and a rename, so readers never see half a file.
+//! The `sweep-runner` binary: parses arguments and hands them to the library.
 
-use std::fs::OpenOptions;
-use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
-use clap::{Parser, Subcommand};
-
-mod profile;
+use clap::{Parser, Subcommand, ValueEnum};
+use sweep_runner::load::{self, progress, Arrival, Endpoint, Slos};
+use sweep_runner::{benchmark, serve};
 
 #[derive(Debug, Parser)]
-#[command(name = "sweep-runner", version, about = "The in-job runner of sweep")]
+#[command(name = "sweep-runner", version, about = "The in-job runner of sweep, and a load generator")]
 struct Cli {
     #[command(subcommand)]
     command: Step,
@@ -42,35 +32,244 @@ enum Step {
         /// `CUDA_VISIBLE_DEVICES` for the engine.
         #[arg(long)]
         gpus: Option<String>,
+        /// Publish this network interface's address instead of the node's name.
+        #[arg(long, env = "SWEEP_INTERFACE")]
+        interface: Option<String>,
         /// The engine's command and arguments.
         #[arg(last = true, required = true)]
         command: Vec<String>,
     },
-    /// Load an OpenAI-compatible server in a closed loop and print the measurements as JSON.
-    Profile(profile::ProfileArgs),
-    /// Wait for the job's servers, then stop them.
+    /// Load an OpenAI-compatible server and report aiperf-compatible measurements.
+    Profile(ProfileArgs),
+    /// The job's BENCHMARK role: wait for its servers, run its points, stop the servers.
     Benchmark {
         #[arg(long)]
         job_dir: PathBuf,
-        /// Give up when a server has not registered after this many seconds.
-        #[arg(long, default_value_t = 1800)]
-        ready_timeout: u64,
+        /// Seconds to wait for the servers (default: `engine.health.timeout`).
+        #[arg(long)]
+        ready_timeout: Option<f64>,
+        /// Unix time by which the points must stop (default: from SLURM's time left).
+        #[arg(long)]
+        deadline: Option<f64>,
+        /// Seconds before the deadline to stop, to leave time for writing results.
+        #[arg(long, default_value_t = 30.0)]
+        deadline_margin: f64,
+        #[arg(long, value_enum, default_value_t = ProgressArg::Auto)]
+        progress: ProgressArg,
     },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ProgressArg {
+    Auto,
+    Bar,
+    Lines,
+    Off,
+}
+
+impl From<ProgressArg> for progress::Mode {
+    fn from(p: ProgressArg) -> Self {
+        match p {
+            ProgressArg::Auto => progress::Mode::Auto,
+            ProgressArg::Bar => progress::Mode::Bar,
+            ProgressArg::Lines => progress::Mode::Lines,
+            ProgressArg::Off => progress::Mode::Off,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ArrivalArg {
+    Closed,
+    Constant,
+    Poisson,
+    Gamma,
+}
+
+#[derive(Debug, clap::Args)]
+struct ProfileArgs {
+    /// The server's base URL, e.g. http://127.0.0.1:8000
+    #[arg(long)]
+    url: String,
+    #[arg(long, value_enum, default_value_t = Endpoint::Chat)]
+    endpoint: Endpoint,
+    #[arg(long)]
+    model: String,
+    /// Closed loop: requests in flight. Open loop: the most in flight (0: no cap).
+    #[arg(long, default_value_t = 1)]
+    concurrency: u32,
+    /// Measured requests (with a trace: at most this many of its entries).
+    #[arg(long)]
+    requests: Option<u64>,
+    /// Stop sending measured requests after this many seconds.
+    #[arg(long)]
+    duration: Option<f64>,
+    /// Requests sent first, in a closed loop, and left out of the results.
+    #[arg(long, default_value_t = 0)]
+    warmup: u64,
+    #[arg(long, value_enum, default_value_t = ArrivalArg::Closed)]
+    arrival: ArrivalArg,
+    /// Requests per second, for an open loop.
+    #[arg(long)]
+    request_rate: Option<f64>,
+    /// Gamma shape: below 1 bursty, above 1 regular.
+    #[arg(long, default_value_t = 1.0)]
+    burstiness: f64,
+    /// Replay a mooncake-style JSONL trace (timestamp ms, input_length, output_length, hash_ids).
+    #[arg(long, value_name = "FILE")]
+    trace: Option<PathBuf>,
+    /// Tokens per hash id of a trace.
+    #[arg(long, default_value_t = 512)]
+    block_size: u32,
+    /// Replay a trace this many times faster.
+    #[arg(long, default_value_t = 1.0)]
+    trace_speedup: f64,
+    /// Prompt length in tokens (words; the server's usage gives the exact count).
+    #[arg(long, default_value_t = 128)]
+    isl: u32,
+    #[arg(long, default_value_t = 0.0)]
+    isl_stddev: f64,
+    /// Output tokens, asked for with max_tokens = min_tokens = OSL and ignore_eos.
+    #[arg(long, default_value_t = 64)]
+    osl: u32,
+    #[arg(long, default_value_t = 0.0)]
+    osl_stddev: f64,
+    /// Stream the response (SSE).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    stream: bool,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Give up on one request after this many seconds.
+    #[arg(long, default_value_t = 600.0)]
+    request_timeout: f64,
+    /// A JSON object merged into every request body, e.g. '{"temperature": 0}'.
+    #[arg(long, value_name = "JSON")]
+    extra_body: Option<String>,
+    /// SLOs for goodput, aiperf's syntax: "time_to_first_token:200 inter_token_latency:20" (ms).
+    #[arg(long)]
+    goodput: Option<String>,
+    /// Write profile_export.jsonl, profile_export_aiperf.json and .csv into this folder.
+    #[arg(long, value_name = "DIR")]
+    artifact_dir: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = ProgressArg::Auto)]
+    progress: ProgressArg,
+    /// Runtime worker threads.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+}
+
+fn positive(name: &str, value: f64) -> Result<f64, String> {
+    if value.is_finite() && value > 0.0 {
+        Ok(value)
+    } else {
+        Err(format!("--{name} must be a number > 0, not {value}"))
+    }
+}
+
+impl ProfileArgs {
+    /// Every setting checked before anything is sent.
+    fn settings(&self) -> Result<load::Settings, String> {
+        let rate = || {
+            self.request_rate
+                .ok_or_else(|| "an open loop needs --request-rate (requests per second)".to_owned())
+                .and_then(|r| positive("request-rate", r))
+        };
+        let arrival = match (&self.trace, self.arrival) {
+            (Some(path), ArrivalArg::Closed) => Arrival::Trace {
+                entries: Arc::new(load::prompts::read_trace(path).map_err(|e| e.to_string())?),
+                block_size: self.block_size.max(1),
+                speedup: positive("trace-speedup", self.trace_speedup)?,
+            },
+            (Some(_), _) => return Err("--trace sets its own arrival times; drop --arrival".into()),
+            (None, ArrivalArg::Closed) => Arrival::Closed,
+            (None, ArrivalArg::Constant) => Arrival::Constant { rate: rate()? },
+            (None, ArrivalArg::Poisson) => Arrival::Poisson { rate: rate()? },
+            (None, ArrivalArg::Gamma) => {
+                Arrival::Gamma { rate: rate()?, shape: positive("burstiness", self.burstiness)? }
+            }
+        };
+        if arrival == Arrival::Closed && self.requests.is_none() && self.duration.is_none() {
+            return Err("say how much load: --requests N or --duration SECONDS".into());
+        }
+        let extra_body = match &self.extra_body {
+            None => serde_json::Map::new(),
+            Some(text) => match serde_json::from_str(text) {
+                Ok(serde_json::Value::Object(map)) => map,
+                _ => return Err(format!("--extra-body must be a JSON object, not `{text}`")),
+            },
+        };
+        Ok(load::Settings {
+            url: self.url.clone(),
+            endpoint: self.endpoint,
+            model: self.model.clone(),
+            stream: self.stream,
+            arrival,
+            concurrency: self.concurrency,
+            requests: self.requests,
+            duration: self.duration.map(|d| positive("duration", d).map(Duration::from_secs_f64)).transpose()?,
+            warmup: self.warmup,
+            isl: self.isl.max(1),
+            isl_stddev: self.isl_stddev.max(0.0),
+            osl: self.osl.max(1),
+            osl_stddev: self.osl_stddev.max(0.0),
+            seed: self.seed,
+            request_timeout: Duration::from_secs_f64(positive("request-timeout", self.request_timeout)?),
+            extra_body,
+            slos: self.goodput.as_deref().map(Slos::parse).transpose()?.unwrap_or_default(),
+            threads: self.threads,
+        })
+    }
+}
+
+fn profile(args: &ProfileArgs) -> Result<ExitCode, String> {
+    let settings = args.settings()?;
+    if let Some(dir) = &args.artifact_dir {
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    let cancel = load::Cancel::new();
+    {
+        let cancel = cancel.clone();
+        std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+            runtime.block_on(async {
+                let _ = tokio::signal::ctrl_c().await;
+                cancel.cancel("interrupted (SIGINT)");
+            });
+        });
+    }
+    let outcome = load::run(settings.clone(), cancel, args.artifact_dir.as_deref(), args.progress.into())?;
+    let json = outcome.to_json(&settings, serde_json::json!({}));
+    if let Some(dir) = &args.artifact_dir {
+        load::write_exports(dir, &json, &outcome.profiling)?;
+    }
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{json}").map_err(|e| format!("cannot write the results: {e}"))?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
-        Step::Serve { job_dir, role, index, port, gpus, command } => {
-            serve(&job_dir, &role, index, port, gpus.as_deref(), &command)
-        }
-        Step::Benchmark { job_dir, ready_timeout } => benchmark(&job_dir, Duration::from_secs(ready_timeout)),
-        Step::Profile(args) => profile::run(args).and_then(|results| {
-            use std::io::Write;
-            let mut stdout = std::io::stdout().lock();
-            writeln!(stdout, "{results}").map_err(|e| format!("cannot write the results: {e}"))?;
-            Ok(ExitCode::SUCCESS)
+    let result = match &cli.command {
+        Step::Serve { job_dir, role, index, port, gpus, interface, command } => serve::run(&serve::Serve {
+            job_dir,
+            role,
+            index: *index,
+            port: *port,
+            gpus: gpus.as_deref(),
+            interface: interface.as_deref(),
+            command,
         }),
+        Step::Benchmark { job_dir, ready_timeout, deadline, deadline_margin, progress } => {
+            benchmark::run(&benchmark::Benchmark {
+                job_dir: job_dir.clone(),
+                ready_timeout: ready_timeout.map(Duration::from_secs_f64),
+                deadline: *deadline,
+                margin: Duration::from_secs_f64(deadline_margin.max(0.0)),
+                progress: (*progress).into(),
+            })
+        }
+        Step::Profile(args) => profile(args),
     };
     match result {
         Ok(code) => code,
@@ -79,187 +278,4 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
-}
-
-fn now() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
-}
-
-/// The node this step runs on: SLURM's name for it (resolvable on the cluster), else the host's.
-fn node() -> String {
-    std::env::var("SLURMD_NODENAME")
-        .ok()
-        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok().map(|h| h.trim().to_owned()))
-        .unwrap_or_else(|| "localhost".to_owned())
-}
-
-fn write_atomically(path: &Path, value: &serde_json::Value) -> Result<(), String> {
-    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-    std::fs::write(&tmp, value.to_string()).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, path).map_err(|e| format!("cannot write {}: {e}", path.display()))
-}
-
-fn serve(
-    job_dir: &Path,
-    role: &str,
-    index: u32,
-    port: u16,
-    gpus: Option<&str>,
-    command: &[String],
-) -> Result<ExitCode, String> {
-    let name = format!("{}_{index}", role.to_ascii_lowercase());
-    // An MPI-launched server runs one task per GPU; task 0 speaks for the server.
-    let leader = std::env::var("SLURM_PROCID").map_or(true, |id| id == "0");
-    let node = node();
-    for dir in ["logs", "rendezvous", "status", "control"] {
-        std::fs::create_dir_all(job_dir.join(dir)).map_err(|e| format!("cannot create {dir}: {e}"))?;
-    }
-    let log_path = job_dir.join("logs").join(format!("{name}.log"));
-    let log = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)
-        .map_err(|e| format!("cannot open {}: {e}", log_path.display()))?;
-    let err_log = log.try_clone().map_err(|e| e.to_string())?;
-    let started = now();
-    let mut engine = Command::new(&command[0]);
-    engine.args(&command[1..]).stdin(Stdio::null()).stdout(log).stderr(err_log);
-    if let Some(gpus) = gpus {
-        engine.env("CUDA_VISIBLE_DEVICES", gpus);
-    }
-    let mut child = match engine.spawn() {
-        Ok(child) => child,
-        Err(e) => {
-            let reason = format!("cannot start `{}`: {e}", command[0]);
-            if leader {
-                write_status(job_dir, &name, "failed", None, &node, &reason, started)?;
-            }
-            return Err(reason);
-        }
-    };
-    if leader {
-        let registration = serde_json::json!({
-            "role": role.to_ascii_lowercase(),
-            "serving_type": role,
-            "index": index,
-            "address": format!("{node}:{port}"),
-            "node": node,
-            "pid": child.id(),
-        });
-        write_atomically(&job_dir.join("rendezvous").join(format!("{name}.json")), &registration)?;
-    }
-    let stop = job_dir.join("control").join("stop");
-    loop {
-        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
-            let (state, reason) = if stop.exists() {
-                ("stopped", "the job asked it to stop".to_owned())
-            } else {
-                ("exited", format!("the engine exited by itself with {status}"))
-            };
-            if leader {
-                write_status(job_dir, &name, state, status.code(), &node, &reason, started)?;
-            }
-            return Ok(if state == "stopped" { ExitCode::SUCCESS } else { ExitCode::from(1) });
-        }
-        if stop.exists() {
-            // SIGTERM first, as SLURM would; the loop then records how it ended.
-            let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while child.try_wait().map_err(|e| e.to_string())?.is_none() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            if child.try_wait().map_err(|e| e.to_string())?.is_none() {
-                let _ = child.kill();
-            }
-            continue;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-fn write_status(
-    job_dir: &Path,
-    name: &str,
-    state: &str,
-    code: Option<i32>,
-    node: &str,
-    reason: &str,
-    started: f64,
-) -> Result<(), String> {
-    let status = serde_json::json!({
-        "state": state,
-        "exit_code": code,
-        "node": node,
-        "reason": reason,
-        "started_at": started,
-        "ended_at": now(),
-    });
-    write_atomically(&job_dir.join("status").join(format!("{name}.json")), &status)
-}
-
-/// The names (`gen_0`, …, `disagg_server_0`) of the servers `job.json` says the job runs.
-fn expected_servers(job_dir: &Path) -> Result<Vec<String>, String> {
-    let path = job_dir.join("job.json");
-    let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let job: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| format!("{} is not JSON: {e}", path.display()))?;
-    let mut names: Vec<String> = job["servers"]
-        .as_array()
-        .ok_or_else(|| format!("{} lists no servers", path.display()))?
-        .iter()
-        .filter_map(|s| s["name"].as_str().map(str::to_owned))
-        .collect();
-    if !job["frontend"].is_null() {
-        names.push("disagg_server_0".to_owned());
-    }
-    Ok(names)
-}
-
-fn benchmark(job_dir: &Path, ready_timeout: Duration) -> Result<ExitCode, String> {
-    let started = now();
-    let node = node();
-    let stop = || std::fs::write(job_dir.join("control").join("stop"), b"");
-    std::fs::create_dir_all(job_dir.join("control")).map_err(|e| e.to_string())?;
-    let finish = |state: &str, reason: String| -> Result<ExitCode, String> {
-        write_status(job_dir, "benchmark", state, None, &node, &reason, started)?;
-        let _ = stop();
-        if state == "done" {
-            Ok(ExitCode::SUCCESS)
-        } else {
-            Err(reason)
-        }
-    };
-    let expected = match expected_servers(job_dir) {
-        Ok(names) => names,
-        Err(reason) => return finish("failed", reason),
-    };
-    let deadline = Instant::now() + ready_timeout;
-    loop {
-        let missing: Vec<&String> = expected
-            .iter()
-            .filter(|n| !job_dir.join("rendezvous").join(format!("{n}.json")).exists())
-            .collect();
-        if missing.is_empty() {
-            break;
-        }
-        // A server that already ended will never register: fail now, not at the timeout.
-        for name in &missing {
-            let status = job_dir.join("status").join(format!("{name}.json"));
-            if let Ok(text) = std::fs::read_to_string(&status) {
-                return finish("failed", format!("server {name} ended before registering: {text}"));
-            }
-        }
-        if Instant::now() > deadline {
-            let names: Vec<&str> = missing.iter().map(|n| n.as_str()).collect();
-            return finish(
-                "failed",
-                format!("servers not registered after {ready_timeout:?}: {}", names.join(", ")),
-            );
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    finish(
-        "done",
-        format!("all {} servers registered; load generation is not implemented yet", expected.len()),
-    )
 }

@@ -32,6 +32,10 @@ fn profile(url: &str, extra: &[&str]) -> serde_json::Value {
     serde_json::from_slice(&output.stdout).expect("JSON on stdout")
 }
 
+fn count(r: &serde_json::Value, key: &str) -> u64 {
+    r[key]["avg"].as_f64().unwrap_or_else(|| panic!("{key} missing: {r}")) as u64
+}
+
 #[test]
 fn measures_the_engine_model_closely() {
     let url = engine(&[
@@ -51,8 +55,9 @@ fn measures_the_engine_model_closely() {
         &url,
         &["--concurrency", "1", "--requests", "4", "--warmup", "1", "--isl", "32", "--osl", "9"],
     );
-    assert_eq!(r["completed"], 4, "{r}");
-    assert_eq!(r["output_tokens"], 36, "warm-up requests are not counted");
+    assert_eq!(r["request_count"]["avg"], 4.0, "{r}");
+    assert_eq!(r["total_output_tokens"]["avg"], 36.0, "warm-up requests are not counted");
+    assert_eq!(r["warmup_metrics"]["request_count"], 1);
     assert_eq!(r["errors"], serde_json::json!({}));
     let ttft = r["time_to_first_token"]["avg"].as_f64().expect("ttft");
     let itl = r["inter_token_latency"]["avg"].as_f64().expect("itl");
@@ -65,15 +70,16 @@ fn measures_the_engine_model_closely() {
         &url,
         &["--concurrency", "2", "--requests", "6", "--warmup", "2", "--isl", "32", "--osl", "9"],
     );
-    assert_eq!((r["completed"].as_u64(), r["output_tokens"].as_u64()), (Some(6), Some(54)), "{r}");
+    assert_eq!((count(&r, "request_count"), count(&r, "total_output_tokens")), (6, 54), "{r}");
 }
 
 #[test]
 fn counts_errors_by_type_and_completes_nothing_silently() {
     let url = engine(&["--no-delay", "--fault-error-rate", "1", "--fault-error-status", "503"]);
     let r = profile(&url, &["--requests", "5", "--osl", "4"]);
-    assert_eq!(r["completed"], 0);
+    assert_eq!(count(&r, "request_count"), 0);
     assert_eq!(r["errors"], serde_json::json!({"http_503": 5}));
+    assert_eq!(count(&r, "error_request_count"), 5);
 
     let url = engine(&["--no-delay", "--fault-reset-after-tokens", "2"]);
     let r = profile(&url, &["--requests", "3", "--osl", "8"]);
@@ -82,7 +88,7 @@ fn counts_errors_by_type_and_completes_nothing_silently() {
     let url = engine(&["--no-delay"]);
     let r =
         profile(&url, &["--requests", "4", "--osl", "5", "--stream", "false", "--endpoint", "completions"]);
-    assert_eq!((r["completed"].as_u64(), r["output_tokens"].as_u64()), (Some(4), Some(20)), "{r}");
+    assert_eq!((count(&r, "request_count"), count(&r, "total_output_tokens")), (4, 20), "{r}");
 }
 
 /// Tokens/s per user and per GPU from one closed-loop run.
@@ -95,7 +101,7 @@ fn rates(engine_args: &[&str], concurrency: u32, tp: f64) -> (f64, f64) {
         &["--concurrency", &c, "--requests", &requests, "--warmup", &c, "--isl", "64", "--osl", "32"],
     );
     let per_user = 1000.0 / r["inter_token_latency"]["avg"].as_f64().expect("itl");
-    let per_gpu = r["output_token_throughput"].as_f64().expect("throughput") / tp;
+    let per_gpu = r["output_token_throughput"]["avg"].as_f64().expect("throughput") / tp;
     (per_user, per_gpu)
 }
 

@@ -51,11 +51,47 @@ fn wait(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
     }
 }
 
-const TWO_SERVERS: &str = r#"{"servers": [{"name": "gen_0"}, {"name": "ctx_0"}], "frontend": null}"#;
+/// A job description as `sweep render` writes it: one entry per (name, role, port) server,
+/// `health`/`load` settings, and `points` as (id, concurrency, requests, warmup).
+fn job(servers: &[(&str, &str, u16)], health: serde_json::Value, load: serde_json::Value, points: &[(&str, u64, u64, u64)]) -> String {
+    let servers: Vec<serde_json::Value> = servers
+        .iter()
+        .map(|(name, role, port)| serde_json::json!({
+            "name": name, "role": role, "nodes": [0], "cuda_visible_devices": "0", "port": port,
+        }))
+        .collect();
+    let roles: Vec<serde_json::Value> = ["agg", "ctx", "gen"]
+        .iter()
+        .map(|role| {
+            let n = servers.iter().filter(|s| s["role"] == *role).count();
+            serde_json::json!({"role": role, "servers": n, "tp": 1, "parallel": "tep", "world_size": 1})
+        })
+        .filter(|r| r["servers"] != 0)
+        .collect();
+    let points: Vec<serde_json::Value> = points
+        .iter()
+        .map(|(id, c, requests, warmup)| serde_json::json!({
+            "id": id, "isl": 16, "osl": 8, "concurrency": c, "effective_concurrency": c,
+            "requests": requests, "warmup": warmup,
+        }))
+        .collect();
+    serde_json::json!({
+        "sweep": "test", "id": "00000000000000aa", "name": "agg1_tep1_batch8_eplb0_mtp0", "mode": "agg",
+        "engine": "mock", "model": {"path": "/models/tiny", "served_name": "tiny"},
+        "slurm": {"nodes": 1, "gpus_per_node": 4}, "roles": roles, "servers": servers, "frontend": null,
+        "load": load, "health": health, "points": points,
+    })
+    .to_string()
+}
+
+/// Servers without an HTTP endpoint: ready once registered, no load.
+fn deploy_only(servers: &[(&str, &str, u16)]) -> String {
+    job(servers, serde_json::json!({"path": null}), serde_json::json!({"enabled": false}), &[])
+}
 
 #[test]
 fn servers_register_run_their_command_and_stop_when_the_benchmark_ends() {
-    let dir = job_dir("stop", TWO_SERVERS);
+    let dir = job_dir("stop", &deploy_only(&[("gen_0", "gen", 9000), ("ctx_0", "ctx", 9001)]));
     let script = "echo started on $CUDA_VISIBLE_DEVICES; trap 'echo got TERM; exit 0' TERM; while :; do sleep 0.05; done";
     let mut gen = serve(&dir.0, "GEN", 0, &["bash", "-c", script]);
     let mut ctx = serve(&dir.0, "CTX", 0, &["bash", "-c", script]);
@@ -77,7 +113,7 @@ fn servers_register_run_their_command_and_stop_when_the_benchmark_ends() {
 
 #[test]
 fn a_server_that_dies_fails_the_benchmark_at_once_with_its_status() {
-    let dir = job_dir("dies", TWO_SERVERS);
+    let dir = job_dir("dies", &deploy_only(&[("gen_0", "gen", 9000), ("ctx_0", "ctx", 9001)]));
     let mut gen = serve(&dir.0, "GEN", 0, &["bash", "-c", "sleep 30"]);
     // CTX's command does not exist: it never registers, and says why.
     let mut ctx = serve(&dir.0, "CTX", 0, &["/nonexistent/engine"]);
@@ -100,7 +136,7 @@ fn a_server_that_dies_fails_the_benchmark_at_once_with_its_status() {
 
 #[test]
 fn logs_are_appended_never_truncated() {
-    let dir = job_dir("append", r#"{"servers": [], "frontend": null}"#);
+    let dir = job_dir("append", &deploy_only(&[]));
     std::fs::create_dir_all(dir.0.join("logs")).expect("logs");
     std::fs::write(dir.0.join("logs/agg_0.log"), "earlier run\n").expect("write");
     let mut agg = serve(&dir.0, "AGG", 0, &["echo", "this run"]);

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use crate::expr::{Expr, Type, Value};
 pub use crate::raw::{Count, EngineKind, Mode, Packing, Parallel, TaskMode};
@@ -37,6 +37,25 @@ pub struct Engine {
     /// `custom` engines: each role's launch command (a template), and the frontend's.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub commands: BTreeMap<String, String>,
+    pub health: Health,
+}
+
+/// How the benchmark step decides a server is ready.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Health {
+    /// The URL path polled until it answers 200; `None`: ready once registered.
+    pub path: Option<String>,
+    /// Seconds between polls.
+    pub interval: f64,
+    /// Seconds before giving up on a server.
+    pub timeout: f64,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Health { path: Some("/health".into()), interval: 2.0, timeout: 1800.0 }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -70,6 +89,82 @@ pub struct Workload {
     pub requests: Count,
     #[serde(serialize_with = "serialize_count")]
     pub warmup: Count,
+    /// How the benchmark step generates load; the same for every point.
+    pub load: Load,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Endpoint {
+    Chat,
+    Completions,
+}
+
+/// When requests are sent: a closed loop at the point's concurrency, or an open loop at
+/// `request_rate` (the concurrency then caps what is in flight), or a trace's timestamps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ArrivalKind {
+    Closed,
+    Constant,
+    Poisson,
+    Gamma,
+    Trace,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Goodput {
+    pub time_to_first_token: Option<f64>,
+    pub inter_token_latency: Option<f64>,
+    pub request_latency: Option<f64>,
+}
+
+/// The load generator's settings (`workload.*` beyond the axes), resolved with their defaults.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Load {
+    pub endpoint: Endpoint,
+    pub streaming: bool,
+    pub arrival: ArrivalKind,
+    pub request_rate: Option<f64>,
+    pub burstiness: f64,
+    pub trace: Option<String>,
+    pub trace_block_size: u32,
+    pub trace_speedup: f64,
+    pub isl_stddev: f64,
+    pub osl_stddev: f64,
+    pub seed: u64,
+    pub duration: Option<f64>,
+    pub request_timeout: f64,
+    pub extra_body: BTreeMap<String, serde_json::Value>,
+    pub goodput: Goodput,
+    pub dep_ttft_correction: bool,
+    /// `false`: deploy and check only — wait for every server, send no load.
+    pub enabled: bool,
+}
+
+impl Default for Load {
+    fn default() -> Self {
+        Load {
+            endpoint: Endpoint::Chat,
+            streaming: true,
+            arrival: ArrivalKind::Closed,
+            request_rate: None,
+            burstiness: 1.0,
+            trace: None,
+            trace_block_size: 512,
+            trace_speedup: 1.0,
+            isl_stddev: 0.0,
+            osl_stddev: 0.0,
+            seed: 0,
+            duration: None,
+            request_timeout: 600.0,
+            extra_body: BTreeMap::new(),
+            goodput: Goodput::default(),
+            dep_ttft_correction: false,
+            enabled: true,
+        }
+    }
 }
 
 fn serialize_count<S: serde::Serializer>(count: &Count, s: S) -> Result<S::Ok, S::Error> {

@@ -39,6 +39,30 @@ pub struct RawEngine {
     pub backend: Option<EngineKind>,
     pub tasks: Option<TaskMode>,
     pub commands: Option<BTreeMap<String, String>>,
+    pub health: Option<RawHealth>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHealth {
+    /// `null`: the servers have no HTTP health endpoint; ready once registered.
+    #[serde(default, deserialize_with = "explicit_null")]
+    pub path: Option<Option<String>>,
+    pub interval: Option<f64>,
+    pub timeout: Option<f64>,
+}
+
+/// Tells `key: null` (Some(None)) apart from a missing key (None).
+fn explicit_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGoodput {
+    pub time_to_first_token: Option<f64>,
+    pub inter_token_latency: Option<f64>,
+    pub request_latency: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -94,6 +118,23 @@ pub struct RawWorkload {
     pub concurrency_per_gen_server: Option<bool>,
     pub requests: Option<Count>,
     pub warmup: Option<Count>,
+    pub endpoint: Option<crate::model::Endpoint>,
+    pub streaming: Option<bool>,
+    pub arrival: Option<crate::model::ArrivalKind>,
+    pub request_rate: Option<f64>,
+    pub burstiness: Option<f64>,
+    pub trace: Option<String>,
+    pub trace_block_size: Option<u32>,
+    pub trace_speedup: Option<f64>,
+    pub isl_stddev: Option<f64>,
+    pub osl_stddev: Option<f64>,
+    pub seed: Option<u64>,
+    pub duration: Option<f64>,
+    pub request_timeout: Option<f64>,
+    pub extra_body: Option<BTreeMap<String, serde_json::Value>>,
+    pub goodput: Option<RawGoodput>,
+    pub dep_ttft_correction: Option<bool>,
+    pub load: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

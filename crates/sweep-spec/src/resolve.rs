@@ -8,7 +8,7 @@ use crate::expr::{Binding, Expr, ExprError, Type, Value};
 use crate::model::{
     slot_of, Axis, AxisKey, AxisName, AxisValue, Cluster, Container, Count, Dim, Engine, EngineKind, Exclude,
     Filter, Mode, Model, Packing, Parallel, Role, RoleSpec, Space, Spec, Subspace, TaskMode, Workload,
-    MODE_SLOT,
+    ArrivalKind, Goodput, Health, Load, MODE_SLOT,
 };
 use crate::raw::{Number, OneOrMany, RawRole, RawSpec, Scalar};
 use crate::source::KeyPath;
@@ -127,6 +127,7 @@ fn resolve_engine(raw: &RawSpec) -> Result<Engine, SpecError> {
         backend: raw.engine.backend,
         tasks: raw.engine.tasks.unwrap_or(default_tasks),
         commands,
+        health: resolve_health(raw.engine.health.as_ref())?,
     })
 }
 
@@ -265,6 +266,104 @@ fn resolve_workload(raw: &RawSpec) -> Result<Workload, SpecError> {
         concurrency_per_gen_server: w.concurrency_per_gen_server.unwrap_or(false),
         requests,
         warmup: w.warmup.unwrap_or(Count::PerConcurrency(2)),
+        load: resolve_load(w)?,
+    })
+}
+
+/// A number that must be finite and positive (or ≥ 0 with `zero_ok`).
+fn positive(key: &str, value: Option<f64>, zero_ok: bool) -> Result<Option<f64>, SpecError> {
+    match value {
+        Some(v) if !v.is_finite() || v < 0.0 || (v == 0.0 && !zero_ok) => Err(SpecError::invalid(
+            KeyPath::keys(key),
+            if zero_ok { "must be a number ≥ 0" } else { "must be a number > 0" },
+        )),
+        other => Ok(other),
+    }
+}
+
+fn resolve_load(w: &crate::raw::RawWorkload) -> Result<Load, SpecError> {
+    let d = Load::default();
+    let arrival = w.arrival.unwrap_or(if w.trace.is_some() { ArrivalKind::Trace } else { ArrivalKind::Closed });
+    let request_rate = positive("workload.request_rate", w.request_rate, false)?;
+    match arrival {
+        ArrivalKind::Constant | ArrivalKind::Poisson | ArrivalKind::Gamma if request_rate.is_none() => {
+            return Err(SpecError::new(
+                SpecErrorKind::MissingKey { key: "request_rate".into(), parent: Parent(KeyPath::keys("workload")) },
+                KeyPath::keys("workload.arrival"),
+            )
+            .with_help("an open loop needs `workload.request_rate` (requests per second)"));
+        }
+        ArrivalKind::Closed | ArrivalKind::Trace if request_rate.is_some() => {
+            return Err(SpecError::invalid(
+                KeyPath::keys("workload.request_rate"),
+                "a request rate needs an open loop",
+            )
+            .with_help("set `workload.arrival` to constant, poisson or gamma"));
+        }
+        ArrivalKind::Trace if w.trace.is_none() => {
+            return Err(SpecError::new(
+                SpecErrorKind::MissingKey { key: "trace".into(), parent: Parent(KeyPath::keys("workload")) },
+                KeyPath::keys("workload.arrival"),
+            )
+            .with_help("trace replay needs `workload.trace`, a mooncake-style JSONL file"));
+        }
+        _ => {}
+    }
+    if w.burstiness.is_some() && arrival != ArrivalKind::Gamma {
+        return Err(SpecError::invalid(KeyPath::keys("workload.burstiness"), "burstiness shapes gamma arrivals only")
+            .with_help("set `workload.arrival: gamma`, or remove `burstiness`"));
+    }
+    if w.trace.is_some() && arrival != ArrivalKind::Trace {
+        return Err(SpecError::invalid(KeyPath::keys("workload.trace"), "a trace is replayed with `arrival: trace`"));
+    }
+    if w.trace_block_size == Some(0) {
+        return Err(SpecError::invalid(KeyPath::keys("workload.trace_block_size"), "must be at least 1"));
+    }
+    let goodput = w.goodput.as_ref().map_or(Ok(Goodput::default()), |g| {
+        Ok::<_, SpecError>(Goodput {
+            time_to_first_token: positive("workload.goodput.time_to_first_token", g.time_to_first_token, false)?,
+            inter_token_latency: positive("workload.goodput.inter_token_latency", g.inter_token_latency, false)?,
+            request_latency: positive("workload.goodput.request_latency", g.request_latency, false)?,
+        })
+    })?;
+    Ok(Load {
+        endpoint: w.endpoint.unwrap_or(d.endpoint),
+        streaming: w.streaming.unwrap_or(d.streaming),
+        arrival,
+        request_rate,
+        burstiness: positive("workload.burstiness", w.burstiness, false)?.unwrap_or(d.burstiness),
+        trace: w.trace.clone(),
+        trace_block_size: w.trace_block_size.unwrap_or(d.trace_block_size),
+        trace_speedup: positive("workload.trace_speedup", w.trace_speedup, false)?.unwrap_or(d.trace_speedup),
+        isl_stddev: positive("workload.isl_stddev", w.isl_stddev, true)?.unwrap_or(d.isl_stddev),
+        osl_stddev: positive("workload.osl_stddev", w.osl_stddev, true)?.unwrap_or(d.osl_stddev),
+        seed: w.seed.unwrap_or(d.seed),
+        duration: positive("workload.duration", w.duration, false)?,
+        request_timeout: positive("workload.request_timeout", w.request_timeout, false)?
+            .unwrap_or(d.request_timeout),
+        extra_body: w.extra_body.clone().unwrap_or_default(),
+        goodput,
+        dep_ttft_correction: w.dep_ttft_correction.unwrap_or(d.dep_ttft_correction),
+        enabled: w.load.unwrap_or(d.enabled),
+    })
+}
+
+fn resolve_health(raw: Option<&crate::raw::RawHealth>) -> Result<Health, SpecError> {
+    let d = Health::default();
+    let Some(raw) = raw else { return Ok(d) };
+    let path = match &raw.path {
+        None => d.path,
+        Some(None) => None,
+        Some(Some(path)) if !path.starts_with('/') => {
+            return Err(SpecError::invalid(KeyPath::keys("engine.health.path"), "a URL path starts with `/`")
+                .with_help("e.g. `/health`; `null` means no HTTP check"))
+        }
+        Some(Some(path)) => Some(path.clone()),
+    };
+    Ok(Health {
+        path,
+        interval: positive("engine.health.interval", raw.interval, false)?.unwrap_or(d.interval),
+        timeout: positive("engine.health.timeout", raw.timeout, false)?.unwrap_or(d.timeout),
     })
 }
 

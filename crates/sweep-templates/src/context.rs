@@ -90,6 +90,9 @@ pub struct JobContext {
     pub servers: Vec<ServerContext>,
     pub frontend: Option<FrontendContext>,
     pub benchmark_node: u32,
+    /// How the benchmark step loads the servers, and how it decides they are ready.
+    pub load: sweep_spec::Load,
+    pub health: sweep_spec::Health,
     pub points: Vec<Point>,
 }
 
@@ -170,6 +173,8 @@ impl JobContext {
                 command: String::new(),
             }),
             benchmark_node: layout.benchmark_node,
+            load: spec.workload.load.clone(),
+            health: spec.engine.health.clone(),
             points: plan.points[job.points.clone()].to_vec(),
         }
     }

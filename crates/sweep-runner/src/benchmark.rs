@@ -1,0 +1,619 @@
+//! `sweep-runner benchmark`: the BENCHMARK role of a job.
+//!
+//! 1. writes the job's `metadata.json` (deployment, GPUs allocated and working, nodes, engine,
+//!    versions, seed) before anything is measured;
+//! 2. waits until every server has registered and answers its health check (with the expected
+//!    instances behind a router), then sends one smoke request that must return a token — and
+//!    fails at once, with the log's tail, when a server process ends while it waits;
+//! 3. runs each point into `points/<id>/`: per-request records as they finish, the
+//!    aiperf-compatible exports, and a `status.json` marker (`done`, `failed`, `timeout`,
+//!    `cancelled`) with the reason — stopping in time before the job's time limit, and on
+//!    SIGTERM, with what was measured kept and what was not run marked;
+//! 4. writes `status/benchmark.json` and tells the servers to stop, so the job ends by itself.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use sweep_spec::{ArrivalKind, Health, Load};
+
+use crate::files;
+use crate::load::{self, progress, Arrival, Cancel, Slos};
+
+#[derive(Debug, Deserialize)]
+struct Job {
+    sweep: String,
+    id: String,
+    name: String,
+    mode: String,
+    engine: String,
+    model: Model,
+    slurm: Slurm,
+    roles: Vec<serde_json::Value>,
+    servers: Vec<Server>,
+    frontend: Option<Frontend>,
+    load: Load,
+    health: Health,
+    points: Vec<Point>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Model {
+    served_name: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct Slurm {
+    nodes: u32,
+    gpus_per_node: u32,
+}
+
+#[derive(Debug, Deserialize)]
+struct Server {
+    name: String,
+    role: String,
+    nodes: Vec<u32>,
+    cuda_visible_devices: String,
+    port: u16,
+}
+
+#[derive(Debug, Deserialize)]
+struct Frontend {
+    node: u32,
+    port: u16,
+}
+
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+struct Point {
+    id: String,
+    isl: u32,
+    osl: u32,
+    concurrency: u32,
+    effective_concurrency: u64,
+    requests: u64,
+    warmup: u64,
+}
+
+#[derive(Debug)]
+pub struct Benchmark {
+    pub job_dir: PathBuf,
+    /// Overrides `engine.health.timeout`.
+    pub ready_timeout: Option<Duration>,
+    /// Unix time by which every point must have stopped; else found from SLURM's time left.
+    pub deadline: Option<f64>,
+    /// How long before the deadline to stop, leaving time to write results.
+    pub margin: Duration,
+    pub progress: progress::Mode,
+}
+
+impl Job {
+    fn read(dir: &Path) -> Result<Job, String> {
+        let path = dir.join("job.json");
+        let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        serde_json::from_str(&text).map_err(|e| format!("{} is not a job description: {e}", path.display()))
+    }
+
+    /// Names of every server, the frontend last.
+    fn server_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.servers.iter().map(|s| s.name.clone()).collect();
+        if self.frontend.is_some() {
+            names.push("disagg_server_0".into());
+        }
+        names
+    }
+
+    fn gpus_working(&self) -> u64 {
+        self.roles.iter().map(|r| r["world_size"].as_u64().unwrap_or(0) * r["servers"].as_u64().unwrap_or(0)).sum()
+    }
+
+    /// The serving role (GEN in disagg jobs, AGG otherwise).
+    fn serving_role(&self) -> Option<&serde_json::Value> {
+        let wanted = if self.mode == "disagg" { "gen" } else { "agg" };
+        self.roles.iter().find(|r| r["role"] == wanted)
+    }
+}
+
+/// The allocation's host names, in SLURM's order (this host's name, outside SLURM).
+fn hosts() -> Vec<String> {
+    match std::env::var("SLURM_JOB_NODELIST") {
+        Ok(list) => sweep_slurm::hostlist::expand(&list).unwrap_or_else(|_| vec![list]),
+        Err(_) => vec![files::node()],
+    }
+}
+
+/// SLURM's time left for this job, from `squeue -o %L` (`[days-]hours:minutes:seconds`).
+fn slurm_time_left() -> Option<Duration> {
+    let id = std::env::var("SLURM_JOB_ID").ok()?;
+    let output = std::process::Command::new("squeue").args(["-h", "-j", &id, "-o", "%L"]).output().ok()?;
+    parse_time_left(String::from_utf8_lossy(&output.stdout).trim())
+}
+
+pub fn parse_time_left(text: &str) -> Option<Duration> {
+    let (days, rest) = match text.split_once('-') {
+        Some((d, rest)) => (d.parse::<u64>().ok()?, rest),
+        None => (0, text),
+    };
+    let parts: Vec<u64> = rest.split(':').map(|p| p.parse().ok()).collect::<Option<_>>()?;
+    let seconds = match parts.as_slice() {
+        [h, m, s] => h * 3600 + m * 60 + s,
+        [m, s] => m * 60 + s,
+        [s] => *s,
+        _ => return None,
+    };
+    Some(Duration::from_secs(days * 86_400 + seconds))
+}
+
+struct Run<'a> {
+    dir: &'a Path,
+    job: Job,
+    hosts: Vec<String>,
+    started: f64,
+    cancel: Cancel,
+    progress: progress::Mode,
+}
+
+impl Run<'_> {
+    fn host(&self, node: u32) -> String {
+        self.hosts.get(node as usize).cloned().unwrap_or_else(|| format!("node{node}"))
+    }
+
+    fn metadata(&self, addresses: &BTreeMap<String, String>) -> serde_json::Value {
+        let job = &self.job;
+        let servers: Vec<serde_json::Value> = job
+            .servers
+            .iter()
+            .map(|s| {
+                serde_json::json!({
+                    "name": s.name, "role": s.role,
+                    "nodes": s.nodes.iter().map(|&n| self.host(n)).collect::<Vec<_>>(),
+                    "cuda_visible_devices": s.cuda_visible_devices, "port": s.port,
+                    "address": addresses.get(&s.name),
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "metadata_version": 1,
+            "sweep": job.sweep,
+            "job": {"id": job.id, "name": job.name, "mode": job.mode},
+            "engine": job.engine,
+            "model": job.model.served_name,
+            "roles": job.roles,
+            "servers": servers,
+            "frontend": job.frontend.as_ref().map(|f| serde_json::json!({
+                "node": self.host(f.node), "port": f.port, "address": addresses.get("disagg_server_0"),
+            })),
+            "gpus": {
+                "allocated": u64::from(job.slurm.nodes) * u64::from(job.slurm.gpus_per_node),
+                "working": job.gpus_working(),
+            },
+            "slurm_job_id": std::env::var("SLURM_JOB_ID").ok(),
+            "node_list": std::env::var("SLURM_JOB_NODELIST").ok(),
+            "nodes": self.hosts,
+            "executor": if std::env::var("SLURM_JOB_ID").is_ok() { "slurm" } else { "local" },
+            "versions": {"sweep-runner": env!("CARGO_PKG_VERSION")},
+            "seed": job.load.seed,
+            "load": job.load,
+            "started_at": self.started,
+        })
+    }
+
+    fn status_of(&self, name: &str) -> Option<serde_json::Value> {
+        files::read_json(&self.dir.join("status").join(format!("{name}.json")))
+    }
+
+    /// A server that has ended, with its status and log tail: the reason a wait or point fails.
+    fn ended_server(&self) -> Option<String> {
+        self.job.server_names().into_iter().find_map(|name| {
+            let status = self.status_of(&name)?;
+            let log = files::tail(&self.dir.join("logs").join(format!("{name}.log")), 20);
+            Some(format!(
+                "server {name} ended ({}): {}\n--- last lines of logs/{name}.log ---\n{log}",
+                status["state"].as_str().unwrap_or("?"),
+                status["reason"].as_str().unwrap_or("")
+            ))
+        })
+    }
+
+    /// Waits for every registration, then every health check. Returns name → address.
+    fn wait_ready(&self, timeout: Duration) -> Result<BTreeMap<String, String>, String> {
+        let deadline = Instant::now() + timeout;
+        let names = self.job.server_names();
+        let mut addresses = BTreeMap::new();
+        while addresses.len() < names.len() {
+            for name in &names {
+                if let Some(r) = files::read_json(&self.dir.join("rendezvous").join(format!("{name}.json"))) {
+                    if let Some(address) = r["address"].as_str() {
+                        addresses.insert(name.clone(), address.to_owned());
+                    }
+                }
+            }
+            if addresses.len() == names.len() {
+                break;
+            }
+            if let Some(reason) = self.ended_server() {
+                return Err(reason);
+            }
+            if let Some(reason) = self.cancel.reason() {
+                return Err(reason);
+            }
+            if Instant::now() > deadline {
+                let missing: Vec<&str> =
+                    names.iter().filter(|n| !addresses.contains_key(*n)).map(String::as_str).collect();
+                return Err(format!("servers not registered after {timeout:?}: {}", missing.join(", ")));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let Some(path) = &self.job.health.path else { return Ok(addresses) };
+        let interval = Duration::from_secs_f64(self.job.health.interval);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the runtime: {e}"))?;
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| e.to_string())?;
+        let router = self.expected_instances();
+        let none = BTreeMap::new();
+        for name in &names {
+            let url = format!("http://{}{path}", addresses[name]);
+            let expected = if name == "disagg_server_0" { &router } else { &none };
+            loop {
+                let answer = runtime.block_on(async {
+                    let response = client.get(&url).send().await.map_err(|e| e.to_string())?;
+                    let status = response.status();
+                    let body = response.text().await.unwrap_or_default();
+                    Ok::<_, String>((status, body))
+                });
+                let last = match answer {
+                    Ok((status, body)) if status.is_success() => match missing_instances(&body, expected) {
+                        None => break,
+                        Some(what) => format!("healthy, but {what}"),
+                    },
+                    Ok((status, body)) => format!("HTTP {status}: {}", body.chars().take(200).collect::<String>()),
+                    Err(e) => e,
+                };
+                if let Some(reason) = self.ended_server() {
+                    return Err(reason);
+                }
+                if let Some(reason) = self.cancel.reason() {
+                    return Err(reason);
+                }
+                if Instant::now() > deadline {
+                    let log = files::tail(&self.dir.join("logs").join(format!("{name}.log")), 20);
+                    return Err(format!(
+                        "server {name} not healthy after {timeout:?} ({url}: {last})\n--- last lines of logs/{name}.log ---\n{log}"
+                    ));
+                }
+                std::thread::sleep(interval);
+            }
+        }
+        Ok(addresses)
+    }
+
+    /// What a router must list behind it: servers per role.
+    fn expected_instances(&self) -> BTreeMap<String, usize> {
+        let mut out = BTreeMap::new();
+        if self.job.frontend.is_some() {
+            for server in &self.job.servers {
+                *out.entry(server.role.clone()).or_default() += 1;
+            }
+        }
+        out
+    }
+
+    fn settings(&self, url: &str, point: &Point) -> Result<load::Settings, String> {
+        let l = &self.job.load;
+        let arrival = match l.arrival {
+            ArrivalKind::Closed => Arrival::Closed,
+            ArrivalKind::Constant => Arrival::Constant { rate: l.request_rate.unwrap_or(1.0) },
+            ArrivalKind::Poisson => Arrival::Poisson { rate: l.request_rate.unwrap_or(1.0) },
+            ArrivalKind::Gamma => Arrival::Gamma { rate: l.request_rate.unwrap_or(1.0), shape: l.burstiness },
+            ArrivalKind::Trace => {
+                let path = l.trace.as_deref().ok_or("trace replay without a trace")?;
+                let entries = load::prompts::read_trace(Path::new(path)).map_err(|e| e.to_string())?;
+                Arrival::Trace { entries: Arc::new(entries), block_size: l.trace_block_size, speedup: l.trace_speedup }
+            }
+        };
+        Ok(load::Settings {
+            url: url.to_owned(),
+            endpoint: match l.endpoint {
+                sweep_spec::Endpoint::Chat => load::Endpoint::Chat,
+                sweep_spec::Endpoint::Completions => load::Endpoint::Completions,
+            },
+            model: self.job.model.served_name.clone(),
+            stream: l.streaming,
+            arrival,
+            concurrency: u32::try_from(point.effective_concurrency).unwrap_or(u32::MAX),
+            requests: Some(point.requests),
+            duration: l.duration.map(Duration::from_secs_f64),
+            warmup: point.warmup,
+            isl: point.isl,
+            isl_stddev: l.isl_stddev,
+            osl: point.osl,
+            osl_stddev: l.osl_stddev,
+            seed: l.seed,
+            request_timeout: Duration::from_secs_f64(l.request_timeout),
+            extra_body: l.extra_body.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            slos: Slos {
+                time_to_first_token: l.goodput.time_to_first_token,
+                inter_token_latency: l.goodput.inter_token_latency,
+                request_latency: l.goodput.request_latency,
+            },
+            threads: 2,
+        })
+    }
+
+    /// One request that must come back with at least one token.
+    fn smoke(&self, url: &str) -> Result<(), String> {
+        let point = Point { id: "smoke".into(), isl: 8, osl: 2, concurrency: 1, effective_concurrency: 1, requests: 1, warmup: 0 };
+        let mut settings = self.settings(url, &point)?;
+        settings.arrival = Arrival::Closed;
+        settings.slos = Slos::default();
+        let outcome = load::run(settings, self.cancel.clone(), None, progress::Mode::Off)?;
+        if outcome.profiling.completed == 1 {
+            return Ok(());
+        }
+        let why = outcome.profiling.errors.values().next().map_or("no answer".to_owned(), |(_, m)| m.clone());
+        Err(format!("the smoke request to {url} failed: {why}"))
+    }
+
+    /// A fresh folder for a point; an existing one (a rerun in the same job folder) is kept.
+    fn point_dir(&self, point: &Point) -> Result<PathBuf, String> {
+        let base = self.dir.join("points");
+        std::fs::create_dir_all(&base).map_err(|e| format!("cannot create {}: {e}", base.display()))?;
+        for attempt in 1.. {
+            let name = if attempt == 1 { point.id.clone() } else { format!("{}.{attempt}", point.id) };
+            let dir = base.join(name);
+            match std::fs::create_dir(&dir) {
+                Ok(()) => return Ok(dir),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(format!("cannot create {}: {e}", dir.display())),
+            }
+        }
+        unreachable!("the attempts are unbounded")
+    }
+
+    fn mark(&self, dir: &Path, point: &Point, state: &str, reason: &str, started: f64) -> Result<(), String> {
+        files::write_json(
+            &dir.join("status.json"),
+            &serde_json::json!({
+                "point": point.id, "job": self.job.name, "state": state, "reason": reason,
+                "started_at": started, "ended_at": files::now(),
+            }),
+        )
+    }
+
+    /// Runs one point; returns its state.
+    fn point(&self, url: &str, point: &Point) -> Result<&'static str, String> {
+        let dir = self.point_dir(point)?;
+        let started = files::now();
+        files::write_json(&dir.join("point.json"), &serde_json::to_value(point).map_err(|e| e.to_string())?)?;
+        if let Some(reason) = self.cancel.reason() {
+            let state = if reason.contains("time limit") { "timeout" } else { "cancelled" };
+            self.mark(&dir, point, state, &format!("not run: {reason}"), started)?;
+            return Ok(state);
+        }
+        self.mark(&dir, point, "running", "", started)?;
+        let settings = self.settings(url, point)?;
+        let outcome = load::run(settings.clone(), self.cancel.clone(), Some(&dir), self.progress)?;
+        let mut extra = serde_json::json!({
+            "point": point,
+            "job": {"id": self.job.id, "name": self.job.name},
+        });
+        if self.job.load.dep_ttft_correction && outcome.cancelled.is_none() {
+            if let Some(corrected) = self.dep_ttft(&settings)? {
+                extra["time_to_first_token_dep_corrected"] = corrected;
+            }
+        }
+        let json = outcome.to_json(&settings, extra);
+        load::write_exports(&dir, &json, &outcome.profiling)?;
+        let p = &outcome.profiling;
+        let (state, reason) = if let Some(reason) = &outcome.cancelled {
+            let state = if reason.contains("time limit") { "timeout" } else { "cancelled" };
+            (state, format!("{reason}; {} requests finished before it, kept", p.completed))
+        } else if let Some(server) = self.ended_server() {
+            ("failed", format!("{server}"))
+        } else if p.completed == 0 {
+            let why = p.errors.iter().next().map_or("no request was sent".to_owned(), |((code, kind), (n, m))| {
+                format!("all {n} requests failed: {kind}{} {m}", code.map(|c| format!(" {c}")).unwrap_or_default())
+            });
+            ("failed", why)
+        } else {
+            ("done", format!("{} requests, {} errors", p.completed, p.error_count()))
+        };
+        self.mark(&dir, point, state, &reason, started)?;
+        Ok(state)
+    }
+
+    /// Dynamo's DEP TTFT correction: one burst of `attention_dp_size × 4` requests, reporting
+    /// max(TTFT) / 4. Only for a DEP serving role.
+    fn dep_ttft(&self, settings: &load::Settings) -> Result<Option<serde_json::Value>, String> {
+        let Some(role) = self.job.serving_role().filter(|r| r["parallel"] == "dep") else { return Ok(None) };
+        let adp = role["tp"].as_u64().unwrap_or(1);
+        let burst = adp * 4;
+        let mut s = settings.clone();
+        s.arrival = Arrival::Closed;
+        s.concurrency = u32::try_from(burst).unwrap_or(u32::MAX);
+        s.requests = Some(burst);
+        s.warmup = 0;
+        s.duration = None;
+        let outcome = load::run(s, self.cancel.clone(), None, progress::Mode::Off)?;
+        let Some(ttft) = outcome.profiling.stat("time_to_first_token").filter(|s| s.count() > 0) else {
+            return Ok(None);
+        };
+        let max = ttft.quantile(1.0);
+        Ok(Some(serde_json::json!({
+            "unit": "ms", "avg": max / 4.0, "burst": burst, "attention_dp_size": adp,
+            "definition": "max(TTFT) / 4 over one burst of attention_dp_size × 4 requests (Dynamo's profiler)",
+        })))
+    }
+}
+
+/// SIGTERM or SIGINT cancels the load; results so far are kept and marked.
+fn on_signal(cancel: Cancel) {
+    std::thread::spawn(move || {
+        let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+        runtime.block_on(async {
+            use tokio::signal::unix::{signal, SignalKind};
+            let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+            else {
+                return;
+            };
+            let name = tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = int.recv() => "SIGINT",
+            };
+            cancel.cancel(format!("received {name} (the job was cancelled or reached its time limit)"));
+        });
+    });
+}
+
+pub fn run(b: &Benchmark) -> Result<ExitCode, String> {
+    let dir = b.job_dir.as_path();
+    let started = files::now();
+    let node = files::node();
+    for sub in ["control", "status", "points"] {
+        std::fs::create_dir_all(dir.join(sub)).map_err(|e| format!("cannot create {sub}: {e}"))?;
+    }
+    let finish = |state: &str, reason: &str| -> Result<ExitCode, String> {
+        files::write_json(
+            &dir.join("status").join("benchmark.json"),
+            &serde_json::json!({
+                "state": state, "node": node, "reason": reason,
+                "started_at": started, "ended_at": files::now(),
+            }),
+        )?;
+        // The servers stop when they see this; the job then ends by itself, COMPLETED.
+        let _ = std::fs::write(dir.join("control").join("stop"), b"");
+        eprintln!("sweep-runner: benchmark {state}: {reason}");
+        Ok(if state == "done" { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    };
+    let job = match Job::read(dir) {
+        Ok(job) => job,
+        Err(reason) => return finish("failed", &reason),
+    };
+    let cancel = Cancel::new();
+    on_signal(cancel.clone());
+    let deadline = b
+        .deadline
+        .map(|unix| Duration::from_secs_f64((unix - files::now()).max(0.0)))
+        .or_else(slurm_time_left)
+        .map(|left| left.saturating_sub(b.margin));
+    if let Some(left) = deadline {
+        let cancel = cancel.clone();
+        let margin = b.margin;
+        std::thread::spawn(move || {
+            std::thread::sleep(left);
+            cancel.cancel(format!("the job's time limit is near (stopped {} s before it)", margin.as_secs()));
+        });
+    }
+    let run = Run { dir, job, hosts: hosts(), started, cancel, progress: b.progress };
+    files::write_json(&dir.join("metadata.json"), &run.metadata(&BTreeMap::new()))?;
+    let timeout = b.ready_timeout.unwrap_or(Duration::from_secs_f64(run.job.health.timeout));
+    let addresses = match run.wait_ready(timeout) {
+        Ok(addresses) => addresses,
+        Err(reason) => {
+            let state = if run.cancel.reason().is_some() { "timeout" } else { "failed" };
+            mark_unrun(&run, state, &format!("the servers never became ready: {}", first_line(&reason)))?;
+            return finish(state, &reason);
+        }
+    };
+    files::write_json(&dir.join("metadata.json"), &run.metadata(&addresses))?;
+    if !run.job.load.enabled {
+        mark_unrun(&run, "skipped", "`workload.load: false`: deployed and checked only")?;
+        return finish("done", &format!("all {} servers ready; no load asked for", addresses.len()));
+    }
+    let target = addresses
+        .get("disagg_server_0")
+        .or_else(|| run.job.servers.first().and_then(|s| addresses.get(&s.name)))
+        .ok_or("the job has no server to load")?;
+    let url = format!("http://{target}");
+    if run.job.health.path.is_some() {
+        if let Err(reason) = run.smoke(&url) {
+            mark_unrun(&run, "failed", &format!("not run: {reason}"))?;
+            return finish("failed", &reason);
+        }
+    }
+    let mut states: BTreeMap<&str, usize> = BTreeMap::new();
+    for point in &run.job.points {
+        let state = run.point(&url, point)?;
+        *states.entry(state).or_default() += 1;
+    }
+    let summary: Vec<String> = states.iter().map(|(s, n)| format!("{n} {s}")).collect();
+    let total = run.job.points.len();
+    let state = if states.get("done") == Some(&total) {
+        "done"
+    } else if states.contains_key("timeout") {
+        "timeout"
+    } else if states.contains_key("cancelled") {
+        "cancelled"
+    } else {
+        "failed"
+    };
+    finish(state, &format!("{total} points: {}", summary.join(", ")))
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or_default()
+}
+
+/// Every point gets a marker even when none ran, so no point disappears.
+fn mark_unrun(run: &Run, state: &str, reason: &str) -> Result<(), String> {
+    let now = files::now();
+    for point in &run.job.points {
+        let dir = run.point_dir(point)?;
+        files::write_json(&dir.join("point.json"), &serde_json::to_value(point).map_err(|e| e.to_string())?)?;
+        run.mark(&dir, point, state, reason, now)?;
+    }
+    Ok(())
+}
+
+/// `None` when the body lists the expected instances per role (or lists none at all).
+fn missing_instances(body: &str, expected: &BTreeMap<String, usize>) -> Option<String> {
+    if expected.is_empty() {
+        return None;
+    }
+    let value: serde_json::Value = serde_json::from_str(body).ok()?;
+    let instances = value["instances"].as_array()?;
+    let mut have: BTreeMap<String, usize> = BTreeMap::new();
+    for instance in instances {
+        if let Some(role) = instance["role"].as_str() {
+            *have.entry(role.to_owned()).or_default() += 1;
+        }
+    }
+    let short: Vec<String> = expected
+        .iter()
+        .filter(|(role, n)| have.get(*role).copied().unwrap_or(0) < **n)
+        .map(|(role, n)| format!("{}/{n} {role}", have.get(role).copied().unwrap_or(0)))
+        .collect();
+    (!short.is_empty()).then(|| format!("only {} instances are listed", short.join(", ")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_left_in_squeue_formats() {
+        assert_eq!(parse_time_left("29:45"), Some(Duration::from_secs(29 * 60 + 45)));
+        assert_eq!(parse_time_left("1:00:00"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_time_left("2-03:04:05"), Some(Duration::from_secs(2 * 86400 + 3 * 3600 + 4 * 60 + 5)));
+        assert_eq!(parse_time_left("UNLIMITED"), None);
+        assert_eq!(parse_time_left("INVALID"), None);
+    }
+
+    #[test]
+    fn routers_must_list_every_expected_instance() {
+        let expected = BTreeMap::from([("ctx".to_owned(), 2), ("gen".to_owned(), 1)]);
+        let body = r#"{"instances": [{"role": "ctx"}, {"role": "gen"}]}"#;
+        assert_eq!(missing_instances(body, &expected).as_deref(), Some("only 1/2 ctx instances are listed"));
+        let body = r#"{"instances": [{"role": "ctx"}, {"role": "ctx"}, {"role": "gen"}]}"#;
+        assert_eq!(missing_instances(body, &expected), None);
+        assert_eq!(missing_instances("OK", &expected), None, "a body that lists nothing is not checked");
+    }
+}

@@ -1,0 +1,711 @@
+//! The load generator: closed loop (concurrency), open loop (a seeded absolute schedule of
+//! constant, Poisson or gamma arrivals, optionally capped), and trace replay; a warm-up phase
+//! left out of the results; a deadline and signals that cancel what is in flight and record it.
+//!
+//! Requests run on a tokio runtime. Every finished request goes, as a [`Record`], to one
+//! collector thread that appends it to `profile_export.jsonl` (flushed at least every second,
+//! so a `kill -9` loses at most the last second) and adds it to the phase's [`Aggregate`].
+//! Open-loop arrivals are timed by a dedicated thread with the OS's sleep, not tokio's
+//! millisecond timer, so that sends leave within a fraction of a millisecond of their slot.
+
+pub mod client;
+pub mod progress;
+pub mod prompts;
+pub mod record;
+pub mod rng;
+pub mod stats;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use tokio::sync::{watch, Semaphore};
+
+pub use record::{Phase, Record, RequestError};
+pub use stats::{Aggregate, Slos};
+
+use prompts::TraceEntry;
+use rng::Rng;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Endpoint {
+    Chat,
+    Completions,
+}
+
+impl Endpoint {
+    pub fn path(self) -> &'static str {
+        match self {
+            Endpoint::Chat => "/v1/chat/completions",
+            Endpoint::Completions => "/v1/completions",
+        }
+    }
+}
+
+/// When requests are sent.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Arrival {
+    /// `concurrency` requests in flight; each finished one is replaced at once.
+    Closed,
+    /// `rate` requests per second, evenly spaced.
+    Constant { rate: f64 },
+    /// `rate` requests per second with exponential gaps.
+    Poisson { rate: f64 },
+    /// `rate` requests per second with gamma gaps of `shape` (< 1 bursty, > 1 regular).
+    Gamma { rate: f64, shape: f64 },
+    /// At the trace's timestamps, divided by `speedup`.
+    Trace { entries: Arc<Vec<TraceEntry>>, block_size: u32, speedup: f64 },
+}
+
+impl Arrival {
+    pub fn describe(&self) -> String {
+        match self {
+            Arrival::Closed => "closed loop".into(),
+            Arrival::Constant { rate } => format!("constant {rate} req/s"),
+            Arrival::Poisson { rate } => format!("poisson {rate} req/s"),
+            Arrival::Gamma { rate, shape } => format!("gamma {rate} req/s, shape {shape}"),
+            Arrival::Trace { entries, speedup, .. } => {
+                format!("trace of {} requests at ×{speedup}", entries.len())
+            }
+        }
+    }
+}
+
+/// Everything a load needs, resolved before anything is sent.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The server's base URL, e.g. `http://127.0.0.1:8000`.
+    pub url: String,
+    pub endpoint: Endpoint,
+    pub model: String,
+    pub stream: bool,
+    pub arrival: Arrival,
+    /// Closed loop: requests in flight. Open loop: the most in flight (0: no cap).
+    pub concurrency: u32,
+    /// Measured requests (a trace: at most this many of its entries).
+    pub requests: Option<u64>,
+    /// Stop sending measured requests after this long.
+    pub duration: Option<Duration>,
+    /// Requests sent first, in a closed loop at `concurrency`, and left out of the results.
+    pub warmup: u64,
+    pub isl: u32,
+    pub isl_stddev: f64,
+    pub osl: u32,
+    pub osl_stddev: f64,
+    pub seed: u64,
+    pub request_timeout: Duration,
+    /// Merged into every request body (after the fields this tool sets).
+    pub extra_body: serde_json::Map<String, serde_json::Value>,
+    pub slos: Slos,
+    /// Runtime worker threads (1: a single-threaded runtime).
+    pub threads: usize,
+}
+
+/// Why a load stopped early.
+#[derive(Debug, Clone, Default)]
+pub struct Cancel {
+    reason: Arc<Mutex<Option<String>>>,
+    flag: Arc<AtomicBool>,
+    sender: Arc<Mutex<Option<watch::Sender<bool>>>>,
+}
+
+impl Cancel {
+    pub fn new() -> Self {
+        Cancel::default()
+    }
+
+    /// Stops the load: nothing new is sent; what is in flight is recorded as cancelled. The
+    /// first reason given wins.
+    pub fn cancel(&self, reason: impl Into<String>) {
+        let mut slot = self.reason.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.is_none() {
+            *slot = Some(reason.into());
+        }
+        self.flag.store(true, Ordering::SeqCst);
+        if let Some(sender) = &*self.sender.lock().unwrap_or_else(|e| e.into_inner()) {
+            let _ = sender.send(true);
+        }
+    }
+
+    pub fn reason(&self) -> Option<String> {
+        self.reason.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.flag.load(Ordering::SeqCst)
+    }
+
+    fn subscribe(&self) -> watch::Receiver<bool> {
+        let mut slot = self.sender.lock().unwrap_or_else(|e| e.into_inner());
+        let sender = slot.get_or_insert_with(|| watch::channel(false).0);
+        if self.is_cancelled() {
+            let _ = sender.send(true);
+        }
+        sender.subscribe()
+    }
+}
+
+/// Wall-clock nanoseconds for monotonic instants, from one anchor taken at the start.
+#[derive(Debug, Clone, Copy)]
+struct Clock {
+    instant: Instant,
+    wall_ns: u64,
+}
+
+impl Clock {
+    fn now() -> Self {
+        let wall_ns = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+        Clock { instant: Instant::now(), wall_ns }
+    }
+
+    fn wall(&self, t: Instant) -> u64 {
+        self.wall_ns + t.saturating_duration_since(self.instant).as_nanos() as u64
+    }
+}
+
+/// What one run (warm-up and profiling) produced.
+#[derive(Debug)]
+pub struct Outcome {
+    pub profiling: Aggregate,
+    pub warmup: Aggregate,
+    /// Profiling requests sent.
+    pub sent: u64,
+    pub start_ns: u64,
+    pub end_ns: u64,
+    /// Set when the load was cancelled (deadline, signal), with the reason.
+    pub cancelled: Option<String>,
+    /// The per-request file, when one was written.
+    pub records: Option<PathBuf>,
+    pub client_cpu_s: (f64, f64),
+}
+
+struct Shared {
+    client: reqwest::Client,
+    url: String,
+    settings: Settings,
+    clock: Clock,
+    sink: std::sync::mpsc::Sender<Record>,
+    cancel: Cancel,
+}
+
+impl Shared {
+    /// The body of request `index` and its prompt length in words.
+    fn body(&self, index: u64, phase: Phase) -> (Bytes, u32, u32) {
+        let s = &self.settings;
+        // Warm-up prompts come from a stream of their own, so they never warm a cache for the
+        // measured prompts.
+        let stream = if phase == Phase::Warmup { index | 1 << 63 } else { index };
+        let (prompt, isl, osl) = match (&s.arrival, phase) {
+            (Arrival::Trace { entries, block_size, .. }, Phase::Profiling) => {
+                let entry = &entries[index as usize % entries.len()];
+                (entry.prompt(s.seed, stream, *block_size), entry.input_length, entry.output_length)
+            }
+            _ => {
+                let mut rng = Rng::for_stream(s.seed ^ 0x1e57, stream);
+                let isl = prompts::length(&mut rng, s.isl, s.isl_stddev);
+                let osl = prompts::length(&mut rng, s.osl, s.osl_stddev);
+                (prompts::synthetic(s.seed, stream, isl), isl, osl)
+            }
+        };
+        let mut body = serde_json::Map::new();
+        body.insert("model".into(), s.model.clone().into());
+        match s.endpoint {
+            Endpoint::Chat => {
+                body.insert("messages".into(), serde_json::json!([{"role": "user", "content": prompt}]));
+            }
+            Endpoint::Completions => {
+                body.insert("prompt".into(), prompt.into());
+            }
+        }
+        // OSL is fixed the way sweeps fix it: max = min = OSL and the end-of-sequence ignored.
+        body.insert("max_tokens".into(), osl.into());
+        body.insert("min_tokens".into(), osl.into());
+        body.insert("ignore_eos".into(), true.into());
+        body.insert("stream".into(), s.stream.into());
+        if s.stream {
+            body.insert("stream_options".into(), serde_json::json!({"include_usage": true}));
+        }
+        for (key, value) in &s.extra_body {
+            body.insert(key.clone(), value.clone());
+        }
+        let text = serde_json::Value::Object(body).to_string();
+        (Bytes::from(text), isl, osl)
+    }
+
+    async fn request(self: &Arc<Self>, index: u64, phase: Phase, credit: Instant) {
+        let (body, words, _) = self.body(index, phase);
+        let mut cancelled = self.cancel.subscribe();
+        let start = Instant::now();
+        let mut measured = client::Measured::default();
+        let was_cancelled = tokio::select! {
+            () = client::send(
+                &self.client, &self.url, body, self.settings.stream, self.settings.request_timeout,
+                start, &mut measured,
+            ) => false,
+            _ = cancelled.wait_for(|c| *c) => true,
+        };
+        let end = measured.end.unwrap_or_else(|| start.elapsed());
+        let mut error = measured.error;
+        if was_cancelled {
+            error = Some(RequestError {
+                code: None,
+                kind: "cancelled",
+                message: self.cancel.reason().unwrap_or_else(|| "cancelled".into()),
+            });
+        }
+        let usage = measured.output_tokens.is_some();
+        let output_tokens = measured.output_tokens.unwrap_or(measured.content_events);
+        if error.is_none() && output_tokens == 0 {
+            error = Some(RequestError {
+                code: None,
+                kind: "zero_output_tokens",
+                message: "the response finished with no output tokens".into(),
+            });
+        }
+        let record = Record {
+            index,
+            phase,
+            credit_ns: self.clock.wall(credit),
+            start_ns: self.clock.wall(start),
+            end_ns: self.clock.wall(start + end),
+            content_times: measured.content_times,
+            output_tokens,
+            input_tokens: measured.input_tokens.unwrap_or(u64::from(words)),
+            usage,
+            error,
+            cancelled: was_cancelled,
+        };
+        let _ = self.sink.send(record);
+    }
+}
+
+/// Closed loop: `concurrency` workers share a counter of requests to send.
+async fn closed_loop(shared: Arc<Shared>, phase: Phase, total: Option<u64>, until: Option<Instant>) -> u64 {
+    let next = Arc::new(AtomicU64::new(0));
+    let concurrency = shared.settings.concurrency.max(1);
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..concurrency {
+        let (shared, next) = (shared.clone(), next.clone());
+        workers.spawn(async move {
+            loop {
+                if shared.cancel.is_cancelled() || until.is_some_and(|u| Instant::now() >= u) {
+                    return;
+                }
+                let index = next.fetch_add(1, Ordering::Relaxed);
+                if total.is_some_and(|t| index >= t) {
+                    return;
+                }
+                shared.request(index, phase, Instant::now()).await;
+            }
+        });
+    }
+    while workers.join_next().await.is_some() {}
+    let sent = next.load(Ordering::Relaxed);
+    total.map_or(sent, |t| sent.min(t))
+}
+
+/// The offsets from the start at which an open loop sends, in order.
+#[derive(Debug)]
+pub struct Schedule {
+    arrival: Arrival,
+    rng: Rng,
+    index: u64,
+    at: f64,
+}
+
+impl Schedule {
+    pub fn new(arrival: Arrival, seed: u64) -> Self {
+        Schedule { arrival, rng: Rng::new(seed ^ 0xa221_7a1), index: 0, at: 0.0 }
+    }
+}
+
+impl Iterator for Schedule {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        let index = self.index;
+        self.index += 1;
+        // The first request leaves at once; each gap is drawn after the previous send's slot,
+        // and slots are absolute, so a late send does not push the rest back.
+        let at = match &self.arrival {
+            Arrival::Closed => return None,
+            Arrival::Trace { entries, speedup, .. } => {
+                let first = entries.first()?.timestamp;
+                return entries.get(index as usize).map(|e| e.at(first, *speedup));
+            }
+            _ if index == 0 => 0.0,
+            Arrival::Constant { rate } => self.at + 1.0 / rate,
+            Arrival::Poisson { rate } => self.at + self.rng.exponential(1.0 / rate),
+            Arrival::Gamma { rate, shape } => self.at + self.rng.gamma(*shape, 1.0 / rate),
+        };
+        self.at = at;
+        Some(Duration::from_secs_f64(at))
+    }
+}
+
+/// Open loop: a thread sleeps until each slot and hands the request to the runtime.
+async fn open_loop(shared: Arc<Shared>, total: Option<u64>, until: Option<Instant>) -> u64 {
+    let runtime = tokio::runtime::Handle::current();
+    let cap = match shared.settings.concurrency {
+        0 => None,
+        n => Some(Arc::new(Semaphore::new(n as usize))),
+    };
+    let in_flight = Arc::new(AtomicU64::new(0));
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    let scheduler = {
+        let shared = shared.clone();
+        let in_flight = in_flight.clone();
+        std::thread::spawn(move || {
+            // A short lead, so that the first slot is not already late.
+            let start = Instant::now() + Duration::from_millis(5);
+            let mut sent = 0u64;
+            for offset in Schedule::new(shared.settings.arrival.clone(), shared.settings.seed) {
+                if total.is_some_and(|t| sent >= t) || shared.cancel.is_cancelled() {
+                    break;
+                }
+                let at = start + offset;
+                if until.is_some_and(|u| at >= u) {
+                    break;
+                }
+                let now = Instant::now();
+                if at > now {
+                    std::thread::sleep(at - now);
+                }
+                if shared.cancel.is_cancelled() {
+                    break;
+                }
+                let (shared, cap, in_flight) = (shared.clone(), cap.clone(), in_flight.clone());
+                in_flight.fetch_add(1, Ordering::SeqCst);
+                let index = sent;
+                runtime.spawn(async move {
+                    let _permit = match &cap {
+                        Some(cap) => Some(cap.clone().acquire_owned().await),
+                        None => None,
+                    };
+                    shared.request(index, Phase::Profiling, at).await;
+                    in_flight.fetch_sub(1, Ordering::SeqCst);
+                });
+                sent += 1;
+            }
+            let _ = done_tx.send(sent);
+        })
+    };
+    let sent = done_rx.await.unwrap_or(0);
+    let _ = scheduler.join();
+    // Every spawned request records itself (cancelled ones too) before it is counted out.
+    while in_flight.load(Ordering::SeqCst) > 0 {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    sent
+}
+
+/// Runs the warm-up and the measured phase. With `artifact_dir`, every request is appended to
+/// `profile_export.jsonl` there as it finishes.
+pub fn run(
+    settings: Settings,
+    cancel: Cancel,
+    artifact_dir: Option<&std::path::Path>,
+    progress: progress::Mode,
+) -> Result<Outcome, String> {
+    let runtime = if settings.threads <= 1 {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread().worker_threads(settings.threads).enable_all().build()
+    }
+    .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .tcp_nodelay(true)
+        .pool_max_idle_per_host(settings.concurrency.max(1) as usize)
+        .build()
+        .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+    let url = format!("{}{}", settings.url.trim_end_matches('/'), settings.endpoint.path());
+    let records_path = artifact_dir.map(|d| d.join("profile_export.jsonl"));
+    let file = match &records_path {
+        Some(path) => Some(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| format!("cannot open {}: {e}", path.display()))?,
+        ),
+        None => None,
+    };
+    let (sink, records) = std::sync::mpsc::channel::<Record>();
+    let expected = settings.requests.or(match &settings.arrival {
+        Arrival::Trace { entries, .. } => Some(entries.len() as u64),
+        _ => None,
+    });
+    let collector = {
+        let slos = settings.slos.clone();
+        let warmup_total = settings.warmup;
+        let duration = settings.duration;
+        std::thread::spawn(move || collect(records, file, slos, progress, warmup_total, expected, duration))
+    };
+    let clock = Clock::now();
+    let cpu_0 = cpu_seconds();
+    let shared = Arc::new(Shared { client, url, settings, clock, sink, cancel: cancel.clone() });
+    let (start_ns, sent) = runtime.block_on(async {
+        if shared.settings.warmup > 0 {
+            closed_loop(shared.clone(), Phase::Warmup, Some(shared.settings.warmup), None).await;
+        }
+        let start_ns = clock.wall(Instant::now());
+        let until = shared.settings.duration.map(|d| Instant::now() + d);
+        let total = match &shared.settings.arrival {
+            Arrival::Trace { entries, .. } => {
+                Some(shared.settings.requests.map_or(entries.len() as u64, |r| r.min(entries.len() as u64)))
+            }
+            _ => shared.settings.requests,
+        };
+        let sent = match shared.settings.arrival {
+            Arrival::Closed => closed_loop(shared.clone(), Phase::Profiling, total, until).await,
+            _ => open_loop(shared.clone(), total, until).await,
+        };
+        (start_ns, sent)
+    });
+    let end_ns = clock.wall(Instant::now());
+    let cpu_1 = cpu_seconds();
+    drop(shared);
+    drop(runtime);
+    let (profiling, warmup) = collector.join().map_err(|_| "the record collector panicked".to_owned())??;
+    Ok(Outcome {
+        profiling,
+        warmup,
+        sent,
+        start_ns,
+        end_ns,
+        cancelled: cancel.reason(),
+        records: records_path,
+        client_cpu_s: (cpu_1.0 - cpu_0.0, cpu_1.1 - cpu_0.1),
+    })
+}
+
+/// The collector thread: appends records to the file (flushed at least every second) and
+/// aggregates them by phase.
+fn collect(
+    records: std::sync::mpsc::Receiver<Record>,
+    file: Option<std::fs::File>,
+    slos: Slos,
+    progress: progress::Mode,
+    warmup_total: u64,
+    expected: Option<u64>,
+    duration: Option<Duration>,
+) -> Result<(Aggregate, Aggregate), String> {
+    let mut out = file.map(|f| std::io::BufWriter::with_capacity(1 << 16, f));
+    let mut profiling = Aggregate::new(slos.clone());
+    let mut warmup = Aggregate::new(slos);
+    let mut last_flush = Instant::now();
+    let mut bar = progress::Progress::new(progress, warmup_total, expected, duration);
+    let worker = format!("sweep-runner-{}", std::process::id());
+    let mut write_error = None;
+    loop {
+        let record = records.recv_timeout(Duration::from_millis(200));
+        if let Ok(record) = &record {
+            if let Some(out) = out.as_mut().filter(|_| write_error.is_none()) {
+                let line = record.to_json(&worker).to_string();
+                if let Err(e) = out.write_all(line.as_bytes()).and_then(|()| out.write_all(b"\n")) {
+                    write_error = Some(e.to_string());
+                }
+            }
+            match record.phase {
+                Phase::Warmup => warmup.add(record),
+                Phase::Profiling => profiling.add(record),
+            }
+            bar.update(record.phase, &profiling);
+        } else {
+            bar.tick(&profiling);
+        }
+        let disconnected = matches!(record, Err(std::sync::mpsc::RecvTimeoutError::Disconnected));
+        if disconnected || last_flush.elapsed() >= Duration::from_secs(1) {
+            if let Some(out) = out.as_mut() {
+                if let Err(e) = out.flush() {
+                    write_error.get_or_insert(e.to_string());
+                }
+            }
+            last_flush = Instant::now();
+        }
+        if disconnected {
+            break;
+        }
+    }
+    bar.finish(&profiling);
+    if let Some(e) = write_error {
+        return Err(format!("cannot write the per-request records: {e}"));
+    }
+    Ok((profiling, warmup))
+}
+
+/// This process's CPU time in seconds (user, system), from `/proc/self/stat` (clock ticks of
+/// 1/100 s, the Linux default).
+pub fn cpu_seconds() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> =
+        stat.rsplit_once(") ").map(|(_, rest)| rest.split(' ').collect()).unwrap_or_default();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0) / 100.0;
+    // After the command name: state is field 0, utime field 11, stime field 12.
+    (ticks(11), ticks(12))
+}
+
+/// `2026-11-22T10:08:27.436080` (UTC), the shape of aiperf's `start_time` and `end_time`.
+pub fn iso_time(ns: u64) -> String {
+    let secs = (ns / 1_000_000_000) as i64;
+    let micros = (ns % 1_000_000_000) / 1000;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{micros:06}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+impl Outcome {
+    /// Errors by type, compactly: `{"http_503": 5, "timeout": 1}`.
+    pub fn error_counts(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut out = serde_json::Map::new();
+        for ((code, kind), (count, _)) in &self.profiling.errors {
+            let key = match code {
+                Some(code) => format!("http_{code}"),
+                None => (*kind).to_owned(),
+            };
+            let total = out.get(&key).and_then(serde_json::Value::as_u64).unwrap_or(0) + count;
+            out.insert(key, total.into());
+        }
+        out
+    }
+
+    /// `profile_export_aiperf.json`: the metrics in aiperf's shape plus how they were made.
+    pub fn to_json(&self, settings: &Settings, extra: serde_json::Value) -> serde_json::Value {
+        let mut info = serde_json::Map::new();
+        info.insert(
+            "generator".into(),
+            serde_json::json!({"name": "sweep-runner", "version": env!("CARGO_PKG_VERSION")}),
+        );
+        info.insert("start_time".into(), iso_time(self.start_ns).into());
+        info.insert("end_time".into(), iso_time(self.end_ns).into());
+        info.insert("was_cancelled".into(), self.cancelled.is_some().into());
+        info.insert("cancel_reason".into(), self.cancelled.clone().into());
+        let expected = settings.requests.unwrap_or(self.sent);
+        let finished = self.profiling.completed + self.profiling.error_count();
+        info.insert("is_complete".into(), (self.cancelled.is_none() && finished >= expected).into());
+        info.insert("sent_request_count".into(), self.sent.into());
+        info.insert("errors".into(), self.error_counts().into());
+        info.insert(
+            "warmup_metrics".into(),
+            serde_json::json!({
+                "request_count": self.warmup.completed,
+                "error_request_count": self.warmup.error_count(),
+            }),
+        );
+        info.insert(
+            "client_cpu_s".into(),
+            serde_json::json!({"user": self.client_cpu_s.0, "system": self.client_cpu_s.1}),
+        );
+        info.insert("input_config".into(), input_config(settings));
+        if let serde_json::Value::Object(extra) = extra {
+            info.extend(extra);
+        }
+        self.profiling.to_aiperf_json(info)
+    }
+}
+
+/// The settings in the shape of aiperf's `input_config`, plus what aiperf has no key for.
+fn input_config(s: &Settings) -> serde_json::Value {
+    let (phase_type, rate) = match &s.arrival {
+        Arrival::Closed => ("concurrency", None),
+        Arrival::Constant { rate } | Arrival::Poisson { rate } | Arrival::Gamma { rate, .. } => {
+            ("request_rate", Some(*rate))
+        }
+        Arrival::Trace { .. } => ("trace", None),
+    };
+    serde_json::json!({
+        "models": {"items": [{"name": s.model}]},
+        "endpoint": {
+            "urls": [s.url],
+            "type": s.endpoint,
+            "path": s.endpoint.path(),
+            "streaming": s.stream,
+            "extra": s.extra_body,
+        },
+        "datasets": [{
+            "name": "main",
+            "type": if matches!(s.arrival, Arrival::Trace { .. }) { "mooncake_trace" } else { "synthetic" },
+            "random_seed": s.seed,
+            "prompts": {
+                "isl": {"mean": s.isl, "stddev": s.isl_stddev},
+                "osl": {"mean": s.osl, "stddev": s.osl_stddev},
+            },
+        }],
+        "phases": [
+            {"name": "warmup", "kind": "warmup", "type": "concurrency", "exclude_from_results": true,
+             "requests": s.warmup, "concurrency": s.concurrency.max(1)},
+            {"name": "profiling", "kind": "profiling", "type": phase_type, "requests": s.requests,
+             "duration_s": s.duration.map(|d| d.as_secs_f64()), "concurrency": s.concurrency,
+             "request_rate": rate, "arrival": s.arrival.describe()},
+        ],
+        "request_timeout_s": s.request_timeout.as_secs_f64(),
+        "goodput": {
+            "time_to_first_token": s.slos.time_to_first_token,
+            "inter_token_latency": s.slos.inter_token_latency,
+            "request_latency": s.slos.request_latency,
+        },
+    })
+}
+
+/// Writes `profile_export_aiperf.json` and `.csv` into `dir`, each through a temporary name.
+pub fn write_exports(dir: &std::path::Path, json: &serde_json::Value, aggregate: &Aggregate) -> Result<(), String> {
+    let text = serde_json::to_string_pretty(json).map_err(|e| e.to_string())?;
+    crate::files::write_atomically(&dir.join("profile_export_aiperf.json"), text.as_bytes())?;
+    crate::files::write_atomically(&dir.join("profile_export_aiperf.csv"), aggregate.to_aiperf_csv().as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iso_times_are_utc_civil_dates() {
+        assert_eq!(iso_time(0), "1970-01-01T00:00:00.000000");
+        // 2026-11-22T10:08:27.436080Z
+        assert_eq!(iso_time(1_795_342_107_436_080_000), "2026-11-22T10:08:27.436080");
+        assert_eq!(iso_time(951_782_400_000_000_000), "2000-02-29T00:00:00.000000");
+    }
+
+    #[test]
+    fn schedules_are_absolute_seeded_and_at_the_asked_rate() {
+        let constant: Vec<Duration> = Schedule::new(Arrival::Constant { rate: 4.0 }, 1).take(5).collect();
+        assert_eq!(constant, [0.0, 0.25, 0.5, 0.75, 1.0].map(Duration::from_secs_f64));
+        for arrival in [Arrival::Poisson { rate: 1000.0 }, Arrival::Gamma { rate: 1000.0, shape: 0.25 }] {
+            let a: Vec<Duration> = Schedule::new(arrival.clone(), 7).take(20_000).collect();
+            let b: Vec<Duration> = Schedule::new(arrival.clone(), 7).take(20_000).collect();
+            assert_eq!(a, b, "same seed, same schedule");
+            let rate = 19_999.0 / a[19_999].as_secs_f64();
+            assert!((rate - 1000.0).abs() < 30.0, "{arrival:?}: {rate} req/s");
+            assert!(a.windows(2).all(|w| w[0] <= w[1]));
+        }
+        let trace = Arrival::Trace {
+            entries: Arc::new(vec![
+                TraceEntry { timestamp: 1000.0, input_length: 1, output_length: 1, hash_ids: vec![] },
+                TraceEntry { timestamp: 1500.0, input_length: 1, output_length: 1, hash_ids: vec![] },
+            ]),
+            block_size: 512,
+            speedup: 2.0,
+        };
+        let t: Vec<Duration> = Schedule::new(trace, 0).collect();
+        assert_eq!(t, [Duration::ZERO, Duration::from_millis(250)]);
+    }
+}

@@ -1,0 +1,136 @@
+//! `sweep-runner serve`: one server of a role. Publishes the server's address in the job's
+//! rendezvous folder, runs the engine's command with its own log (appended, never truncated),
+//! forwards SIGTERM/SIGINT to it, stops it when the job's `control/stop` file appears, and
+//! writes a status marker when it ends.
+
+use std::fs::OpenOptions;
+use std::path::Path;
+use std::process::{Command, ExitCode, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::files;
+
+#[derive(Debug)]
+pub struct Serve<'a> {
+    pub job_dir: &'a Path,
+    pub role: &'a str,
+    pub index: u32,
+    pub port: u16,
+    pub gpus: Option<&'a str>,
+    /// Publish this interface's address instead of the node's name.
+    pub interface: Option<&'a str>,
+    pub command: &'a [String],
+}
+
+/// SIGTERM and SIGINT set the flag instead of killing the runner, which then passes the
+/// signal on to the engine and records how it ended.
+fn signal_flag() -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let set = flag.clone();
+    std::thread::spawn(move || {
+        let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+        runtime.block_on(async {
+            use tokio::signal::unix::{signal, SignalKind};
+            let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+            else {
+                return;
+            };
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            set.store(true, Ordering::SeqCst);
+        });
+    });
+    flag
+}
+
+pub fn run(s: &Serve) -> Result<ExitCode, String> {
+    let name = format!("{}_{}", s.role.to_ascii_lowercase(), s.index);
+    // An MPI-launched server runs one task per GPU; task 0 speaks for the server.
+    let leader = std::env::var("SLURM_PROCID").map_or(true, |id| id == "0");
+    let node = files::node();
+    let host = match s.interface {
+        Some(interface) => files::interface_address(interface)?,
+        None => node.clone(),
+    };
+    for dir in ["logs", "rendezvous", "status", "control"] {
+        std::fs::create_dir_all(s.job_dir.join(dir)).map_err(|e| format!("cannot create {dir}: {e}"))?;
+    }
+    let signalled = signal_flag();
+    let log_path = s.job_dir.join("logs").join(format!("{name}.log"));
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(|e| format!("cannot open {}: {e}", log_path.display()))?;
+    let err_log = log.try_clone().map_err(|e| e.to_string())?;
+    let started = files::now();
+    let mut engine = Command::new(&s.command[0]);
+    engine.args(&s.command[1..]).stdin(Stdio::null()).stdout(log).stderr(err_log);
+    if let Some(gpus) = s.gpus {
+        engine.env("CUDA_VISIBLE_DEVICES", gpus);
+    }
+    let status = |state: &str, code: Option<i32>, reason: &str| -> Result<(), String> {
+        if !leader {
+            return Ok(());
+        }
+        let status = serde_json::json!({
+            "state": state,
+            "exit_code": code,
+            "node": node,
+            "reason": reason,
+            "started_at": started,
+            "ended_at": files::now(),
+        });
+        files::write_json(&s.job_dir.join("status").join(format!("{name}.json")), &status)
+    };
+    let mut child = match engine.spawn() {
+        Ok(child) => child,
+        Err(e) => {
+            let reason = format!("cannot start `{}`: {e}", s.command[0]);
+            status("failed", None, &reason)?;
+            return Err(reason);
+        }
+    };
+    if leader {
+        let registration = serde_json::json!({
+            "role": s.role.to_ascii_lowercase(),
+            "serving_type": s.role,
+            "index": s.index,
+            "address": format!("{host}:{}", s.port),
+            "node": node,
+            "pid": child.id(),
+        });
+        files::write_json(&s.job_dir.join("rendezvous").join(format!("{name}.json")), &registration)?;
+    }
+    let stop = s.job_dir.join("control").join("stop");
+    loop {
+        if let Some(exit) = child.try_wait().map_err(|e| e.to_string())? {
+            let (state, reason) = if stop.exists() {
+                ("stopped", "the job asked it to stop".to_owned())
+            } else if signalled.load(Ordering::SeqCst) {
+                ("stopped", "the runner was signalled (SIGTERM/SIGINT) and passed it on".to_owned())
+            } else {
+                ("exited", format!("the engine exited by itself with {exit}"))
+            };
+            status(state, exit.code(), &reason)?;
+            return Ok(if state == "stopped" { ExitCode::SUCCESS } else { ExitCode::from(1) });
+        }
+        if stop.exists() || signalled.load(Ordering::SeqCst) {
+            // SIGTERM first, as SLURM would; the loop then records how it ended.
+            let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while child.try_wait().map_err(|e| e.to_string())?.is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            if child.try_wait().map_err(|e| e.to_string())?.is_none() {
+                let _ = child.kill();
+            }
+            continue;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
