@@ -42,18 +42,20 @@ fn new_sweep(name: &str, spec: &str) -> Sweep {
     Sweep { dir }
 }
 
-/// Roles that hold no port: `sleep` stands in for a server until the benchmark stops it.
+/// Roles that hold no port: `sleep` stands in for a server until the benchmark stops it; with no
+/// health endpoint and no load, the job deploys, checks every role registered, and ends.
 const SPEC: &str = "\
 name: e2e-submit
 model: {path: /m}
 engine:
   kind: custom
   commands: {ctx: \"sleep 600\", gen: \"sleep 600\", frontend: \"sleep 600\"}
+  health: {path: null}
 cluster: {gpus_per_node: 4, max_nodes: 16}
 mode: disagg
 ctx: {servers: [1, 2], tp: 4, batch: 1}
 gen: {servers: 1, tp: [4, 32], batch: 8}
-workload: {isl: 8, osl: 8, concurrency: [1, 2]}
+workload: {isl: 8, osl: 8, concurrency: [1, 2], load: false}
 ";
 
 #[test]

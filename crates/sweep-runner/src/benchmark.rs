@@ -393,8 +393,7 @@ impl Run<'_> {
         let dir = self.point_dir(point)?;
         let started = files::now();
         files::write_json(&dir.join("point.json"), &serde_json::to_value(point).map_err(|e| e.to_string())?)?;
-        if let Some(reason) = self.cancel.reason() {
-            let state = if reason.contains("time limit") { "timeout" } else { "cancelled" };
+        if let (Some(state), Some(reason)) = (self.cancel.state(), self.cancel.reason()) {
             self.mark(&dir, point, state, &format!("not run: {reason}"), started)?;
             return Ok(state);
         }
@@ -413,11 +412,21 @@ impl Run<'_> {
         let json = outcome.to_json(&settings, extra);
         load::write_exports(&dir, &json, &outcome.profiling)?;
         let p = &outcome.profiling;
+        // A server that died shows up first as failed connections; its marker follows within
+        // the serve step's poll interval.
+        let lost_connections = p.errors.keys().any(|(_, kind)| matches!(*kind, "transport" | "stream_interrupted"));
+        let ended = match self.ended_server() {
+            None if lost_connections => {
+                std::thread::sleep(Duration::from_secs(2));
+                self.ended_server()
+            }
+            ended => ended,
+        };
         let (state, reason) = if let Some(reason) = &outcome.cancelled {
-            let state = if reason.contains("time limit") { "timeout" } else { "cancelled" };
+            let state = self.cancel.state().unwrap_or("cancelled");
             (state, format!("{reason}; {} requests finished before it, kept", p.completed))
-        } else if let Some(server) = self.ended_server() {
-            ("failed", format!("{server}"))
+        } else if let Some(server) = ended {
+            ("failed", server)
         } else if p.completed == 0 {
             let why = p.errors.iter().next().map_or("no request was sent".to_owned(), |((code, kind), (n, m))| {
                 format!("all {n} requests failed: {kind}{} {m}", code.map(|c| format!(" {c}")).unwrap_or_default())
@@ -468,7 +477,7 @@ fn on_signal(cancel: Cancel) {
                 _ = term.recv() => "SIGTERM",
                 _ = int.recv() => "SIGINT",
             };
-            cancel.cancel(format!("received {name} (the job was cancelled or reached its time limit)"));
+            cancel.cancel("cancelled", format!("received {name} (the job was cancelled or reached its time limit)"));
         });
     });
 }
@@ -509,7 +518,7 @@ pub fn run(b: &Benchmark) -> Result<ExitCode, String> {
         let margin = b.margin;
         std::thread::spawn(move || {
             std::thread::sleep(left);
-            cancel.cancel(format!("the job's time limit is near (stopped {} s before it)", margin.as_secs()));
+            cancel.cancel("timeout", format!("the job's time limit is near (stopped {} s before it)", margin.as_secs()));
         });
     }
     let run = Run { dir, job, hosts: hosts(), started, cancel, progress: b.progress };
@@ -518,7 +527,7 @@ pub fn run(b: &Benchmark) -> Result<ExitCode, String> {
     let addresses = match run.wait_ready(timeout) {
         Ok(addresses) => addresses,
         Err(reason) => {
-            let state = if run.cancel.reason().is_some() { "timeout" } else { "failed" };
+            let state = run.cancel.state().unwrap_or("failed");
             mark_unrun(&run, state, &format!("the servers never became ready: {}", first_line(&reason)))?;
             return finish(state, &reason);
         }

@@ -233,7 +233,7 @@ fn profile(args: &ProfileArgs) -> Result<ExitCode, String> {
             let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
             runtime.block_on(async {
                 let _ = tokio::signal::ctrl_c().await;
-                cancel.cancel("interrupted (SIGINT)");
+                cancel.cancel("cancelled", "interrupted (SIGINT)");
             });
         });
     }

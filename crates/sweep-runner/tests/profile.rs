@@ -121,3 +121,97 @@ fn the_default_model_shows_the_trade_offs_of_real_sweeps() {
     let (user_mtp3, _) = rates(&["--max-batch", "8", "--mtp", "3"], 8, 1.0);
     assert!(user_mtp3 > 1.5 * user_tp1, "per-user MTP0 {user_tp1:.0}, MTP3 {user_mtp3:.0}");
 }
+
+#[test]
+fn an_open_loop_sends_on_its_schedule_and_writes_every_request() {
+    let url = engine(&["--no-delay"]);
+    let dir = std::env::temp_dir().join(format!("sweep-open-loop-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let r = profile(
+        &url,
+        &[
+            "--arrival", "poisson", "--request-rate", "200", "--requests", "200", "--warmup", "5",
+            "--osl", "4", "--seed", "9", "--artifact-dir", dir.to_str().expect("utf-8"),
+        ],
+    );
+    assert_eq!(count(&r, "request_count"), 200, "{r}");
+    // 199 exponential gaps with mean 5 ms: about 1 s (the seeded draw, ± the last response).
+    let duration = r["benchmark_duration"]["avg"].as_f64().expect("duration");
+    assert!((0.7..1.4).contains(&duration), "{duration} s");
+    let lag = r["credit_to_start_latency"]["p99"].as_f64().expect("send lag");
+    assert!(lag < 20.0, "sends leave on time: p99 lag {lag} ms");
+    assert_eq!(r["input_config"]["phases"][1]["type"], "request_rate");
+    let lines = std::fs::read_to_string(dir.join("profile_export.jsonl")).expect("records");
+    assert_eq!(lines.lines().count(), 205, "every request, warm-up included");
+    let csv = std::fs::read_to_string(dir.join("profile_export_aiperf.csv")).expect("csv");
+    assert!(csv.contains("Request Count (requests),200.00"), "{csv}");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("profile_export_aiperf.json")).expect("json"))
+            .expect("JSON");
+    assert_eq!(json["request_count"], r["request_count"]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A server that records each prompt and answers with one streamed token.
+fn capturing_server() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use axum::routing::post;
+    let prompts = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = prompts.clone();
+    let app = axum::Router::new().route(
+        "/v1/completions",
+        post(move |body: String| {
+            let seen = seen.clone();
+            async move {
+                let v: serde_json::Value = serde_json::from_str(&body).expect("JSON body");
+                seen.lock().expect("lock").push(v["prompt"].as_str().expect("prompt").to_owned());
+                let words = v["prompt"].as_str().unwrap_or_default().split(' ').count();
+                format!(
+                    "data: {{\"choices\":[{{\"text\":\"x\"}}]}}\n\ndata: {{\"choices\":[],\"usage\":{{\"prompt_tokens\":{words},\"completion_tokens\":1}}}}\n\ndata: [DONE]\n\n"
+                )
+            }
+        }),
+    );
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binds");
+    let address = listener.local_addr().expect("address");
+    listener.set_nonblocking(true).expect("nonblocking");
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        runtime.block_on(async {
+            let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+            let _ = axum::serve(listener, app).await;
+        });
+    });
+    (format!("http://{address}"), prompts)
+}
+
+#[test]
+fn a_trace_replays_its_timing_and_shared_prefixes_reach_the_server() {
+    let (url, prompts) = capturing_server();
+    let dir = std::env::temp_dir().join(format!("sweep-trace-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let trace = dir.join("trace.jsonl");
+    std::fs::write(
+        &trace,
+        concat!(
+            "{\"timestamp\": 0, \"input_length\": 10, \"output_length\": 1, \"hash_ids\": [1, 2, 3]}\n",
+            "{\"timestamp\": 300, \"input_length\": 12, \"output_length\": 1, \"hash_ids\": [1, 2, 4]}\n",
+            "{\"timestamp\": 600, \"input_length\": 8, \"output_length\": 1, \"hash_ids\": [5, 6]}\n",
+        ),
+    )
+    .expect("trace");
+    let started = std::time::Instant::now();
+    let r = profile(
+        &url,
+        &["--endpoint", "completions", "--trace", trace.to_str().expect("utf-8"), "--block-size", "4"],
+    );
+    assert!(started.elapsed() >= std::time::Duration::from_millis(600), "the timestamps were kept");
+    assert_eq!(count(&r, "request_count"), 3, "{r}");
+    assert_eq!(count(&r, "total_isl"), 30, "ISL from the server's usage");
+    let prompts = prompts.lock().expect("lock").clone();
+    let words: Vec<Vec<&str>> = prompts.iter().map(|p| p.split(' ').collect()).collect();
+    assert_eq!(words.iter().map(Vec::len).collect::<Vec<_>>(), [10, 12, 8]);
+    assert_eq!(words[0][..8], words[1][..8], "hash ids 1 and 2: the same 8-token prefix");
+    assert_ne!(words[0][8..10], words[1][8..10], "block 3 and block 4 differ");
+    assert_ne!(words[0][..4], words[2][..4], "block 1 and block 5 differ");
+    let _ = std::fs::remove_dir_all(&dir);
+}

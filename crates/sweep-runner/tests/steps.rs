@@ -145,3 +145,199 @@ fn logs_are_appended_never_truncated() {
     assert_eq!(log, "earlier run\nthis run\n");
     assert_eq!(json(&dir.0.join("status/agg_0.json"))["state"], "exited");
 }
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("binds").local_addr().expect("address").port()
+}
+
+fn mock_engine() -> String {
+    Path::new(env!("CARGO_BIN_EXE_sweep-runner")).with_file_name("sweep-mock-engine").display().to_string()
+}
+
+/// One mock AGG server (with `flags`) served through the runner, and the benchmark step.
+struct Deployment {
+    dir: JobDir,
+    server: Child,
+    bench: Child,
+}
+
+impl Drop for Deployment {
+    fn drop(&mut self) {
+        for child in [&mut self.server, &mut self.bench] {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn deploy(name: &str, flags: &[&str], load: serde_json::Value, points: &[(&str, u64, u64, u64)], bench_args: &[&str]) -> Deployment {
+    let port = free_port();
+    let health = serde_json::json!({"path": "/health", "interval": 0.1, "timeout": 30});
+    let dir = job_dir(name, &job(&[("agg_0", "agg", port)], health, load, points));
+    let port_text = port.to_string();
+    let engine = mock_engine();
+    let mut command = vec![engine.as_str(), "--model", "tiny", "--port", &port_text];
+    command.extend_from_slice(flags);
+    let server = runner()
+        .args(["serve", "--job-dir"])
+        .arg(&dir.0)
+        .args(["--role", "AGG", "--index", "0", "--port", &port_text, "--"])
+        .args(&command)
+        .env_remove("SLURM_PROCID")
+        .spawn()
+        .expect("spawns");
+    let bench = runner()
+        .args(["benchmark", "--progress", "off", "--job-dir"])
+        .arg(&dir.0)
+        .args(bench_args)
+        .env_remove("SLURM_JOB_ID")
+        .spawn()
+        .expect("spawns");
+    Deployment { dir, server, bench }
+}
+
+fn point_status(dir: &Path, id: &str) -> serde_json::Value {
+    json(&dir.join("points").join(id).join("status.json"))
+}
+
+fn jsonl(dir: &Path, id: &str) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(dir.join("points").join(id).join("profile_export.jsonl")).unwrap_or_default();
+    text.lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect()
+}
+
+#[test]
+fn the_benchmark_runs_every_point_and_writes_its_artifacts() {
+    let load = serde_json::json!({"seed": 3});
+    let mut d = deploy("points", &["--speedup", "20"], load, &[("p1", 1, 3, 1), ("p2", 2, 6, 2)], &[]);
+    assert!(wait(&mut d.bench, Duration::from_secs(60)).success(), "benchmark failed");
+    wait(&mut d.server, Duration::from_secs(40));
+    let dir = &d.dir.0;
+    let meta = json(&dir.join("metadata.json"));
+    assert_eq!(meta["gpus"], serde_json::json!({"allocated": 4, "working": 1}), "{meta}");
+    assert!(meta["servers"][0]["address"].as_str().is_some_and(|a| a.ends_with(&meta["servers"][0]["port"].to_string())));
+    assert_eq!(meta["seed"], 3);
+    for (id, requests, warmup) in [("p1", 3, 1), ("p2", 6, 2)] {
+        assert_eq!(point_status(dir, id)["state"], "done", "{id}");
+        let lines = jsonl(dir, id);
+        assert_eq!(lines.len(), requests + warmup, "{id}: every request, warm-up included, one line each");
+        let measured = lines.iter().filter(|l| l["metadata"]["benchmark_phase"] == "profiling").count();
+        assert_eq!(measured, requests);
+        let export = json(&dir.join("points").join(id).join("profile_export_aiperf.json"));
+        assert_eq!(export["request_count"]["avg"], requests as f64, "{export}");
+        assert_eq!(export["output_sequence_length"]["avg"], 8.0);
+        assert_eq!(export["point"]["id"], id);
+        assert!(dir.join("points").join(id).join("profile_export_aiperf.csv").exists());
+    }
+    assert_eq!(json(&dir.join("status/benchmark.json"))["state"], "done");
+    assert_eq!(json(&dir.join("status/agg_0.json"))["state"], "stopped");
+}
+
+#[test]
+fn a_server_crashing_mid_point_fails_that_point_and_keeps_what_finished() {
+    // Request 1 is the smoke test, 2–5 are p1, 6 and 7 succeed in p2, 8 kills the server.
+    let mut d = deploy(
+        "crash",
+        &["--no-delay", "--fault-crash-after", "7"],
+        serde_json::json!({"request_timeout": 5}),
+        &[("p1", 1, 4, 0), ("p2", 1, 4, 0), ("p3", 1, 2, 0)],
+        &[],
+    );
+    assert!(!wait(&mut d.bench, Duration::from_secs(60)).success());
+    let dir = &d.dir.0;
+    assert_eq!(point_status(dir, "p1")["state"], "done");
+    let p2 = point_status(dir, "p2");
+    assert_eq!(p2["state"], "failed");
+    assert!(p2["reason"].as_str().is_some_and(|r| r.contains("agg_0") && r.contains("exited")), "{p2}");
+    let ok = jsonl(dir, "p2").iter().filter(|l| l["error"].is_null()).count();
+    assert_eq!(ok, 2, "the two requests that finished before the crash are kept");
+    assert_eq!(point_status(dir, "p3")["state"], "failed", "later points still run and are recorded");
+    let bench = json(&dir.join("status/benchmark.json"));
+    assert_eq!(bench["state"], "failed");
+    assert!(bench["reason"].as_str().is_some_and(|r| r.contains("1 done") && r.contains("2 failed")), "{bench}");
+}
+
+#[test]
+fn a_hung_stream_times_out_and_the_point_finishes() {
+    let mut d = deploy(
+        "hang",
+        &["--no-delay", "--fault-hang-after-tokens", "2", "--fault-hang-probability", "0.5", "--fault-seed", "1"],
+        serde_json::json!({"request_timeout": 1.5}),
+        &[("p1", 4, 8, 0)],
+        &[],
+    );
+    wait(&mut d.bench, Duration::from_secs(60));
+    let dir = &d.dir.0;
+    let export = json(&dir.join("points/p1/profile_export_aiperf.json"));
+    let timeouts = export["errors"]["timeout"].as_u64().unwrap_or(0);
+    let done = export["request_count"]["avg"].as_f64().unwrap_or(0.0) as u64;
+    assert!(timeouts > 0 && done > 0 && timeouts + done == 8, "{export}");
+    assert_eq!(point_status(dir, "p1")["state"], "done", "errors are counted; the point still finished");
+}
+
+#[test]
+fn the_deadline_stops_a_point_in_time_and_keeps_its_partial_results() {
+    let deadline = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs_f64() + 4.0;
+    let started = Instant::now();
+    let mut d = deploy(
+        "deadline",
+        &["--prefill-base-ms", "5", "--decode-base-ms", "20"],
+        serde_json::json!({}),
+        &[("p1", 1, 1000, 0), ("p2", 1, 10, 0)],
+        &["--deadline", &deadline.to_string(), "--deadline-margin", "1"],
+    );
+    assert!(!wait(&mut d.bench, Duration::from_secs(30)).success());
+    assert!(started.elapsed() < Duration::from_secs(10), "stopped at the deadline, not after 1000 requests");
+    let dir = &d.dir.0;
+    let p1 = point_status(dir, "p1");
+    assert_eq!(p1["state"], "timeout", "{p1}");
+    let export = json(&dir.join("points/p1/profile_export_aiperf.json"));
+    assert!(export["request_count"]["avg"].as_f64().unwrap_or(0.0) >= 1.0, "finished requests are kept");
+    assert_eq!(export["was_cancelled"], true);
+    assert_eq!(export["errors"]["cancelled"], 1, "the request in flight is recorded as cancelled");
+    let p2 = point_status(dir, "p2");
+    assert_eq!(p2["state"], "timeout");
+    assert!(p2["reason"].as_str().is_some_and(|r| r.starts_with("not run")), "{p2}");
+    assert_eq!(json(&dir.join("status/benchmark.json"))["state"], "timeout");
+}
+
+#[test]
+fn sigterm_keeps_what_was_measured_and_marks_the_rest() {
+    let mut d = deploy(
+        "sigterm",
+        &["--prefill-base-ms", "5", "--decode-base-ms", "20"],
+        serde_json::json!({}),
+        &[("p1", 1, 1000, 0), ("p2", 1, 10, 0)],
+        &[],
+    );
+    let dir = d.dir.0.clone();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while jsonl(&dir, "p1").len() < 2 {
+        assert!(Instant::now() < deadline, "no request finished");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = Command::new("kill").args(["-TERM", &d.bench.id().to_string()]).status();
+    assert!(!wait(&mut d.bench, Duration::from_secs(20)).success());
+    let p1 = point_status(&dir, "p1");
+    assert_eq!(p1["state"], "cancelled");
+    assert!(p1["reason"].as_str().is_some_and(|r| r.contains("SIGTERM")), "{p1}");
+    assert!(jsonl(&dir, "p1").len() >= 2, "records are kept");
+    assert_eq!(point_status(&dir, "p2")["state"], "cancelled");
+}
+
+#[test]
+fn a_server_that_never_becomes_healthy_fails_with_its_log() {
+    let mut d = deploy(
+        "unhealthy",
+        &["--fault-slow-start", "120"],
+        serde_json::json!({}),
+        &[("p1", 1, 2, 0)],
+        &["--ready-timeout", "2"],
+    );
+    assert!(!wait(&mut d.bench, Duration::from_secs(30)).success());
+    let dir = &d.dir.0;
+    let bench = json(&dir.join("status/benchmark.json"));
+    let reason = bench["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("agg_0 not healthy") && reason.contains("HTTP 503"), "{reason}");
+    assert!(reason.contains("last lines of logs/agg_0.log"), "{reason}");
+    assert_eq!(point_status(dir, "p1")["state"], "failed", "the point is recorded, not dropped");
+}

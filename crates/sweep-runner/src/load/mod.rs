@@ -105,10 +105,11 @@ pub struct Settings {
     pub threads: usize,
 }
 
-/// Why a load stopped early.
+/// Why a load stopped early: the state it leaves points in (`timeout` for a deadline,
+/// `cancelled` for a signal) and the reason.
 #[derive(Debug, Clone, Default)]
 pub struct Cancel {
-    reason: Arc<Mutex<Option<String>>>,
+    reason: Arc<Mutex<Option<(&'static str, String)>>>,
     flag: Arc<AtomicBool>,
     sender: Arc<Mutex<Option<watch::Sender<bool>>>>,
 }
@@ -119,11 +120,11 @@ impl Cancel {
     }
 
     /// Stops the load: nothing new is sent; what is in flight is recorded as cancelled. The
-    /// first reason given wins.
-    pub fn cancel(&self, reason: impl Into<String>) {
+    /// first call wins; `state` is what the unfinished points become.
+    pub fn cancel(&self, state: &'static str, reason: impl Into<String>) {
         let mut slot = self.reason.lock().unwrap_or_else(|e| e.into_inner());
         if slot.is_none() {
-            *slot = Some(reason.into());
+            *slot = Some((state, reason.into()));
         }
         self.flag.store(true, Ordering::SeqCst);
         if let Some(sender) = &*self.sender.lock().unwrap_or_else(|e| e.into_inner()) {
@@ -132,7 +133,12 @@ impl Cancel {
     }
 
     pub fn reason(&self) -> Option<String> {
-        self.reason.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.reason.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(|(_, r)| r.clone())
+    }
+
+    /// The state unfinished points take (`timeout` or `cancelled`), once cancelled.
+    pub fn state(&self) -> Option<&'static str> {
+        self.reason.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(|(s, _)| *s)
     }
 
     pub fn is_cancelled(&self) -> bool {
