@@ -48,6 +48,12 @@ pub enum Error {
     /// SLURM rejected some jobs; the others were submitted.
     #[error("SLURM rejected {rejected} of {total} jobs; their reasons are in the manifest")]
     Rejected { rejected: usize, total: usize },
+    /// `--resume` on a folder that holds no sweep.
+    #[error("`{}` is not a sweep folder (no manifest.json)", path.display())]
+    NotASweep { path: PathBuf },
+    /// Jobs run by the local executor did not complete.
+    #[error("{failed} of {total} jobs did not complete")]
+    JobsFailed { failed: usize, total: usize },
     /// A job's templates failed to render.
     #[error("job `{job}`: {source}")]
     RenderJob {
@@ -60,7 +66,8 @@ pub enum Error {
 impl Error {
     pub fn exit(&self) -> Exit {
         match self {
-            Error::Read { .. } | Error::Output(_) | Error::Write { .. } => Exit::Io,
+            Error::Read { .. } | Error::Output(_) | Error::Write { .. } | Error::NotASweep { .. } => Exit::Io,
+            Error::JobsFailed { .. } => Exit::JobsFailed,
             Error::Spec { .. } => Exit::InvalidSpec,
             Error::Plan { .. } => Exit::Unplannable,
             Error::Exists { .. } => Exit::Exists,
@@ -106,6 +113,15 @@ impl Error {
             Error::Locked { .. } => {
                 format!("error: {self}\n  = help: wait for it to finish; remove the lock file only if no submit is running\n")
             }
+            Error::Slurm(sweep_slurm::driver::SlurmError::Missing { .. }) => format!(
+                "error: {self}\n  = help: submit from a login node of the cluster, or run the sweep on this machine with `--executor local`\n"
+            ),
+            Error::NotASweep { .. } => {
+                format!("error: {self}\n  = help: `--resume` continues the folder an earlier `sweep submit -o DIR` created\n")
+            }
+            Error::JobsFailed { .. } => format!(
+                "error: {self}\n  = help: `sweep status DIR --points` shows each point's reason; `sweep submit FILE -o DIR --resume` reruns what has no result\n"
+            ),
             Error::Read { .. }
             | Error::Output(_)
             | Error::Write { .. }

@@ -30,6 +30,9 @@ pub enum Exit {
     /// SLURM is not installed here, or refused a command, or rejected some of the jobs (the
     /// others were submitted; the manifest has each rejection's reason).
     Slurm = 9,
+    /// Jobs run by the local executor did not all complete (each point's marker says why;
+    /// what was measured is kept).
+    JobsFailed = 10,
 }
 
 impl From<Exit> for ExitCode {

@@ -33,13 +33,21 @@ enum Command {
     /// Write the sweep folder — spec, plan, manifest, every job's sbatch script — without
     /// submitting anything.
     Render(RenderArgs),
-    /// Render the sweep folder, then submit every job with `sbatch`, recording each job id.
+    /// Render the sweep folder, then submit every job with `sbatch` (recording each job id), or
+    /// run them on this machine with `--executor local`.
     Submit {
         #[command(flatten)]
         render: RenderArgs,
-        /// Render and print the sbatch command lines; submit nothing.
-        #[arg(long)]
+        /// Render and print the sbatch (or bash) command lines; run nothing.
+        #[arg(long, conflicts_with = "resume")]
         dry_run: bool,
+        /// Continue the existing sweep folder: run only the points with no complete result
+        /// (failed, cancelled, timed out, never run, or new in the spec). Nothing is overwritten.
+        #[arg(long)]
+        resume: bool,
+        /// Each job waits for the one before it (`--dependency=afterany`): one job at a time.
+        #[arg(long)]
+        sequential: bool,
     },
     /// Each job's state: SLURM's (one squeue call) while it remembers the job, else the runner's
     /// status markers.
@@ -48,6 +56,12 @@ enum Command {
         dir: PathBuf,
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
+        /// A line per point under each job.
+        #[arg(long)]
+        points: bool,
+        /// Refresh every SECONDS until every job has ended.
+        #[arg(long, value_name = "SECONDS", num_args = 0..=1, default_missing_value = "5")]
+        watch: Option<f64>,
     },
     /// Cancel the sweep's queued and running jobs, by job id.
     Cancel {
@@ -72,6 +86,16 @@ struct RenderArgs {
     /// Refuse spaces larger than this (counted before `exclude` and `where`).
     #[arg(long, default_value_t = 100_000, value_name = "N")]
     max_points: u64,
+    /// `slurm` (sbatch scripts) or `local` (every role a process on this machine); beats the
+    /// spec's `executor`.
+    #[arg(long, value_enum)]
+    executor: Option<ExecutorArg>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ExecutorArg {
+    Slurm,
+    Local,
 }
 
 #[derive(Debug, clap::Args)]
@@ -94,6 +118,10 @@ impl RenderArgs {
             max_points: self.max_points,
             templates: self.templates,
             runner: self.runner,
+            executor: self.executor.map(|e| match e {
+                ExecutorArg::Slurm => sweep_spec::ExecutorKind::Slurm,
+                ExecutorArg::Local => sweep_spec::ExecutorKind::Local,
+            }),
         }
     }
 }
@@ -125,9 +153,14 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
             max_points: args.max_points,
         }),
         Command::Render(args) => commands::render::run(&args.into_settings()),
-        Command::Submit { render, dry_run } => commands::slurm::submit(&render.into_settings(), dry_run),
-        Command::Status { dir, format } => commands::slurm::status(&dir, format == Format::Json),
-        Command::Cancel { dir } => commands::slurm::cancel(&dir),
+        Command::Submit { render, dry_run, resume, sequential } => commands::submit::submit(
+            &render.into_settings(),
+            commands::submit::Options { dry_run, resume, sequential },
+        ),
+        Command::Status { dir, format, points, watch } => {
+            commands::submit::status(&dir, format == Format::Json, points, watch)
+        }
+        Command::Cancel { dir } => commands::submit::cancel(&dir),
     };
     match result {
         Ok(()) => Exit::Success.into(),

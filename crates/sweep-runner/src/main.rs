@@ -35,6 +35,9 @@ enum Step {
         /// Publish this network interface's address instead of the node's name.
         #[arg(long, env = "SWEEP_INTERFACE")]
         interface: Option<String>,
+        /// Publish this host name or address (the local executor uses 127.0.0.1).
+        #[arg(long, conflicts_with = "interface")]
+        host: Option<String>,
         /// The engine's command and arguments.
         #[arg(last = true, required = true)]
         command: Vec<String>,
@@ -251,13 +254,14 @@ fn profile(args: &ProfileArgs) -> Result<ExitCode, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
-        Step::Serve { job_dir, role, index, port, gpus, interface, command } => serve::run(&serve::Serve {
+        Step::Serve { job_dir, role, index, port, gpus, interface, host, command } => serve::run(&serve::Serve {
             job_dir,
             role,
             index: *index,
             port: *port,
             gpus: gpus.as_deref(),
             interface: interface.as_deref(),
+            host: host.as_deref(),
             command,
         }),
         Step::Benchmark { job_dir, ready_timeout, deadline, deadline_margin, progress } => {

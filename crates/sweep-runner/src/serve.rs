@@ -21,6 +21,8 @@ pub struct Serve<'a> {
     pub gpus: Option<&'a str>,
     /// Publish this interface's address instead of the node's name.
     pub interface: Option<&'a str>,
+    /// Publish this host name or address.
+    pub host: Option<&'a str>,
     pub command: &'a [String],
 }
 
@@ -52,10 +54,26 @@ pub fn run(s: &Serve) -> Result<ExitCode, String> {
     // An MPI-launched server runs one task per GPU; task 0 speaks for the server.
     let leader = std::env::var("SLURM_PROCID").map_or(true, |id| id == "0");
     let node = files::node();
-    let host = match s.interface {
-        Some(interface) => files::interface_address(interface)?,
-        None => node.clone(),
+    let host = match (s.host, s.interface) {
+        (Some(host), _) => host.to_owned(),
+        (None, Some(interface)) => files::interface_address(interface)?,
+        (None, None) => node.clone(),
     };
+    // A port another process holds (another job sharing this node's network) would fail the
+    // engine obscurely, or worse, answer for it: say so now.
+    if leader && s.port != 0 && std::net::TcpListener::bind(("0.0.0.0", s.port)).is_err() {
+        let reason = format!(
+            "port {} on {node} is already in use: another job or process shares this node's network; \
+             give each concurrent sweep its own `cluster.base_port`/`frontend_port`, or submit with --sequential",
+            s.port
+        );
+        std::fs::create_dir_all(s.job_dir.join("status")).map_err(|e| e.to_string())?;
+        files::write_json(
+            &s.job_dir.join("status").join(format!("{name}.json")),
+            &serde_json::json!({"state": "failed", "node": node, "reason": reason, "ended_at": files::now()}),
+        )?;
+        return Err(reason);
+    }
     for dir in ["logs", "rendezvous", "status", "control"] {
         std::fs::create_dir_all(s.job_dir.join(dir)).map_err(|e| format!("cannot create {dir}: {e}"))?;
     }

@@ -43,9 +43,14 @@ pub fn available() -> bool {
 }
 
 /// Submits a script; returns the job id. A refusal carries SLURM's message.
-pub fn sbatch(script: &Path) -> Result<String, SlurmError> {
+/// Submits `script` with `options` (e.g. `--dependency=afterany:12`) before it; returns the
+/// job id.
+pub fn sbatch(script: &Path, options: &[String]) -> Result<String, SlurmError> {
     let script = script.to_string_lossy();
-    let out = run("sbatch", &["--parsable", &script])?;
+    let mut args: Vec<&str> = vec!["--parsable"];
+    args.extend(options.iter().map(String::as_str));
+    args.push(&script);
+    let out = run("sbatch", &args)?;
     // `--parsable` prints `id` or `id;cluster`.
     let id = out.trim().split(';').next().unwrap_or_default().to_owned();
     if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit() || b == b'_') {
@@ -55,6 +60,26 @@ pub fn sbatch(script: &Path) -> Result<String, SlurmError> {
         });
     }
     Ok(id)
+}
+
+/// The final states `sacct` recorded for `ids`, when the cluster keeps accounting; empty when
+/// it does not (no error: accounting is optional).
+pub fn sacct(ids: &[String]) -> BTreeMap<String, QueueEntry> {
+    let mut out = BTreeMap::new();
+    if ids.is_empty() {
+        return out;
+    }
+    let list = ids.join(",");
+    let Ok(text) = run("sacct", &["-n", "-P", "-X", "-j", &list, "-o", "JobID,State,ExitCode"]) else { return out };
+    for line in text.lines() {
+        let mut fields = line.split('|');
+        if let (Some(id), Some(state), Some(code)) = (fields.next(), fields.next(), fields.next()) {
+            // `CANCELLED by 0` → `CANCELLED`.
+            let state = state.split_whitespace().next().unwrap_or_default().to_owned();
+            out.insert(id.to_owned(), QueueEntry { state, reason: format!("from accounting, exit code {code}") });
+        }
+    }
+    out
 }
 
 /// A job as `squeue` sees it.

@@ -13,6 +13,8 @@ use crate::source::KeyPath;
 #[derive(Debug)]
 pub struct Spec {
     pub name: String,
+    /// Where `sweep submit` runs the jobs unless told otherwise.
+    pub executor: ExecutorKind,
     pub model: Model,
     pub engine: Engine,
     pub cluster: Cluster,
@@ -20,6 +22,16 @@ pub struct Spec {
     /// The roles the spec defines, in the order agg, ctx, gen.
     pub roles: Vec<RoleSpec>,
     pub space: Space,
+}
+
+/// `slurm`: each job is an sbatch script. `local`: each job's roles are processes on this
+/// machine, one job after another.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExecutorKind {
+    #[default]
+    Slurm,
+    Local,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -13,6 +13,7 @@ use serde::Deserialize;
 pub struct RawSpec {
     pub version: Option<u64>,
     pub name: String,
+    pub executor: Option<crate::model::ExecutorKind>,
     pub model: RawModel,
     pub engine: RawEngine,
     pub cluster: RawCluster,

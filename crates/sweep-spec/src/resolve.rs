@@ -31,7 +31,8 @@ pub(crate) fn resolve(raw: RawSpec) -> Result<Spec, SpecError> {
     let roles = resolve_roles(&raw, &modes)?;
     let workload = resolve_workload(&raw)?;
     let space = SpaceBuilder::new(&raw, &roles, &modes)?.finish(&raw)?;
-    Ok(Spec { name, model, engine, cluster, workload, roles, space })
+    let executor = raw.executor.unwrap_or_default();
+    Ok(Spec { name, executor, model, engine, cluster, workload, roles, space })
 }
 
 fn resolve_name(name: &str) -> Result<String, SpecError> {

@@ -21,6 +21,7 @@ pub use shell::quote;
 /// The templates shipped with sweep, by path under `templates/`.
 pub const BUILTIN: &[(&str, &str)] = &[
     ("sbatch.sh.j2", include_str!("../../../templates/sbatch.sh.j2")),
+    ("local.sh.j2", include_str!("../../../templates/local.sh.j2")),
     ("engines/mock/command.sh.j2", include_str!("../../../templates/engines/mock/command.sh.j2")),
     ("engines/mock/frontend.sh.j2", include_str!("../../../templates/engines/mock/frontend.sh.j2")),
 ];
@@ -55,7 +56,33 @@ pub enum RenderError {
     },
 }
 
-/// The rendered sbatch script of one job.
+/// Which script a job is rendered into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Executor {
+    /// `sbatch.sh.j2`: an `srun` step per role on the job's nodes.
+    Slurm,
+    /// `local.sh.j2`: every role a process on this machine.
+    Local,
+}
+
+impl Executor {
+    pub fn template(self) -> &'static str {
+        match self {
+            Executor::Slurm => "sbatch.sh.j2",
+            Executor::Local => "local.sh.j2",
+        }
+    }
+
+    /// The script's file name in the job's folder.
+    pub fn script_name(self) -> &'static str {
+        match self {
+            Executor::Slurm => "job.sbatch",
+            Executor::Local => "job.local.sh",
+        }
+    }
+}
+
+/// The rendered script of one job.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RenderedJob {
     pub script: String,
@@ -114,9 +141,9 @@ impl Templates {
         template.render(context).map_err(|source| RenderError::Template { template: name.to_owned(), source })
     }
 
-    /// Renders one job: each server's launch command, the frontend's, then
-    /// the sbatch script that runs them all.
-    pub fn render_job(&self, mut job: JobContext) -> Result<RenderedJob, RenderError> {
+    /// Renders one job: each server's launch command, the frontend's, then the script (sbatch
+    /// or local) that runs them all.
+    pub fn render_job(&self, mut job: JobContext, executor: Executor) -> Result<RenderedJob, RenderError> {
         let kind = job.engine.clone();
         if !ENGINES.contains(&kind.as_str()) {
             return Err(RenderError::UnsupportedEngine(kind));
@@ -149,7 +176,7 @@ impl Templates {
             job.frontend = Some(context::FrontendContext { command, ..frontend });
         }
         let script =
-            self.render("sbatch.sh.j2", &minijinja::context! { job => Value::from_serialize(&job) })?;
+            self.render(executor.template(), &minijinja::context! { job => Value::from_serialize(&job) })?;
         Ok(RenderedJob { script })
     }
 

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use sweep_plan::{plan, PlanOptions};
-use sweep_templates::{JobContext, JobPaths, RenderedJob, Templates};
+use sweep_templates::{Executor, JobContext, JobPaths, RenderedJob, Templates};
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("workspace")
@@ -32,7 +32,7 @@ fn render_spec(text: &str, sweep_dir: &str) -> Vec<(String, RenderedJob)> {
         .iter()
         .map(|job| {
             let context = JobContext::new(&document.spec, &planned, job, paths(sweep_dir, &job.name));
-            (job.name.clone(), templates.render_job(context).expect("renders"))
+            (job.name.clone(), templates.render_job(context, Executor::Slurm).expect("renders"))
         })
         .collect()
 }
@@ -207,7 +207,7 @@ fn a_line_break_cannot_escape_an_sbatch_comment() {
     let templates = Templates::new(None, &document.spec.engine.commands).expect("templates");
     let mut context = JobContext::new(&document.spec, &planned, &planned.jobs[0], paths("/s", "j"));
     context.slurm.partition = Some("gpu\ntouch PWNED".to_owned());
-    let error = templates.render_job(context).expect_err("refused");
+    let error = templates.render_job(context, Executor::Slurm).expect_err("refused");
     assert!(error.to_string().contains("line break"), "{error}");
 }
 
@@ -244,13 +244,13 @@ fn user_templates_override_the_built_ins_and_typos_are_errors() {
     let planned = plan(&document.spec, &PlanOptions::default()).expect("plans");
     let templates = Templates::new(Some(&dir.0), &document.spec.engine.commands).expect("templates");
     let context = JobContext::new(&document.spec, &planned, &planned.jobs[0], paths("/s", "j"));
-    let rendered = templates.render_job(context.clone()).expect("renders");
+    let rendered = templates.render_job(context.clone(), Executor::Slurm).expect("renders");
     assert!(rendered.script.contains("-- my-mock --port 8000 &"), "{}", rendered.script);
 
     std::fs::write(dir.0.join("engines/mock/command.sh.j2"), "my-mock --port {{ server.prot }}")
         .expect("write");
     let templates = Templates::new(Some(&dir.0), &document.spec.engine.commands).expect("templates");
-    let error = templates.render_job(context).expect_err("undefined variable");
+    let error = templates.render_job(context, Executor::Slurm).expect_err("undefined variable");
     assert!(error.to_string().contains("engines/mock/command.sh.j2"), "{error}");
 }
 
@@ -261,6 +261,6 @@ fn a_custom_engine_without_a_frontend_command_is_an_error_not_an_empty_step() {
     let planned = plan(&document.spec, &PlanOptions::default()).expect("plans");
     let templates = Templates::new(None, &document.spec.engine.commands).expect("templates");
     let context = JobContext::new(&document.spec, &planned, &planned.jobs[0], paths("/s", "j"));
-    let error = templates.render_job(context).expect_err("no frontend command");
+    let error = templates.render_job(context, Executor::Slurm).expect_err("no frontend command");
     assert!(error.to_string().contains("engine.commands.frontend"), "{error}");
 }

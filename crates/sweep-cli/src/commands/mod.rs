@@ -1,5 +1,7 @@
-//! One module per subcommand.
+//! One module per subcommand, and the sweep folder's manifest they share.
 
+pub mod local;
+pub mod manifest;
 pub mod plan;
 pub mod render;
-pub mod slurm;
+pub mod submit;

@@ -1,11 +1,16 @@
 //! `sweep render FILE -o DIR`: the sweep folder as `sweep submit` would create it — spec, plan,
-//! manifest, and per job its sbatch script and `job.json` — without submitting anything.
+//! manifest, and per job its script and `job.json` — without submitting anything. Also the
+//! rendering behind `sweep submit --resume`, which adds job folders for the points that have no
+//! complete result, next to (never over) what is there.
 
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use sweep_templates::{JobContext, JobPaths, Templates};
+use serde_json::Value;
+use sweep_templates::{Executor, JobContext, JobPaths, Templates};
 
+use crate::commands::manifest::{self, Manifest};
 use crate::commands::plan::load_and_plan;
 use crate::error::Error;
 
@@ -18,22 +23,30 @@ pub struct Settings {
     pub templates: Option<PathBuf>,
     /// The `sweep-runner` binary as compute nodes see it.
     pub runner: Option<PathBuf>,
+    /// Beats the spec's `executor`.
+    pub executor: Option<sweep_spec::ExecutorKind>,
 }
 
 pub fn run(settings: &Settings) -> Result<(), Error> {
-    let output = render(settings)?;
+    let (output, _) = render(settings)?;
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "{}", output.display()).map_err(Error::Output)
 }
 
-/// Writes the sweep folder; returns its absolute path.
-pub fn render(settings: &Settings) -> Result<PathBuf, Error> {
+/// What every rendering needs, resolved before anything is written.
+struct Prepared {
+    spec_text: Vec<u8>,
+    document: sweep_spec::Document,
+    plan: sweep_plan::Plan,
+    templates: Templates,
+    runner: PathBuf,
+    bin_dir: PathBuf,
+    executor: Executor,
+}
+
+fn prepare(settings: &Settings) -> Result<Prepared, Error> {
     let (document, plan) = load_and_plan(&settings.file, settings.max_points)?;
     let spec = &document.spec;
-    let output = absolute(&settings.output)?;
-    if output.exists() {
-        return Err(Error::Exists { path: output });
-    }
     let runner = match &settings.runner {
         Some(path) => absolute(path)?,
         None => default_runner()?,
@@ -42,7 +55,22 @@ pub fn render(settings: &Settings) -> Result<PathBuf, Error> {
     let templates_dir =
         settings.templates.clone().or_else(|| spec.cluster.templates_dir.as_ref().map(PathBuf::from));
     let templates = Templates::new(templates_dir.as_deref(), &spec.engine.commands).map_err(Error::Render)?;
+    let executor = match settings.executor.unwrap_or(spec.executor) {
+        sweep_spec::ExecutorKind::Slurm => Executor::Slurm,
+        sweep_spec::ExecutorKind::Local => Executor::Local,
+    };
+    let spec_text = std::fs::read(&settings.file)
+        .map_err(|source| Error::Read { path: settings.file.clone(), source })?;
+    Ok(Prepared { spec_text, document, plan, templates, runner, bin_dir, executor })
+}
 
+/// Writes the sweep folder; returns its absolute path and the executor its scripts are for.
+pub fn render(settings: &Settings) -> Result<(PathBuf, Executor), Error> {
+    let prepared = prepare(settings)?;
+    let output = absolute(&settings.output)?;
+    if output.exists() {
+        return Err(Error::Exists { path: output });
+    }
     // Everything is written under a temporary name beside the target and renamed at the end, so
     // a failure leaves nothing half-written behind.
     let parent = output.parent().ok_or_else(|| Error::Exists { path: output.clone() })?;
@@ -52,7 +80,7 @@ pub fn render(settings: &Settings) -> Result<PathBuf, Error> {
         output.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
         std::process::id()
     ));
-    let result = write_sweep(&staging, &output, &settings.file, spec, &plan, &templates, &runner, &bin_dir);
+    let result = write_sweep(&staging, &output, &prepared);
     if let Err(error) = result {
         let _ = std::fs::remove_dir_all(&staging);
         return Err(error);
@@ -63,73 +91,135 @@ pub fn render(settings: &Settings) -> Result<PathBuf, Error> {
     })?;
     eprintln!(
         "rendered {} job scripts for {} points into {}",
-        plan.jobs.len(),
-        plan.points.len(),
+        prepared.plan.jobs.len(),
+        prepared.plan.points.len(),
         output.display()
     );
-    Ok(output)
+    Ok((output, prepared.executor))
 }
 
-#[allow(clippy::too_many_arguments)]
-fn write_sweep(
-    staging: &Path,
-    output: &Path,
-    spec_file: &Path,
-    spec: &sweep_spec::Spec,
-    plan: &sweep_plan::Plan,
-    templates: &Templates,
-    runner: &Path,
-    bin_dir: &Path,
-) -> Result<(), Error> {
-    let write = |path: PathBuf, contents: &[u8]| -> Result<(), Error> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
-                .map_err(|source| Error::Write { path: dir.to_path_buf(), source })?;
-        }
-        std::fs::write(&path, contents).map_err(|source| Error::Write { path, source })
-    };
-    let spec_text =
-        std::fs::read(spec_file).map_err(|source| Error::Read { path: spec_file.to_path_buf(), source })?;
-    write(staging.join("spec.yaml"), &spec_text)?;
-    let mut plan_json = Vec::new();
-    crate::commands::plan::write_json(&mut plan_json, spec, plan).map_err(Error::Output)?;
-    write(staging.join("plan.json"), &plan_json)?;
-
-    let mut jobs = Vec::with_capacity(plan.jobs.len());
-    for job in &plan.jobs {
-        let job_dir = output.join("jobs").join(&job.name);
-        let paths = JobPaths {
-            sweep_dir: output.display().to_string(),
-            job_dir: job_dir.display().to_string(),
-            runner: runner.display().to_string(),
-            bin_dir: bin_dir.display().to_string(),
-        };
-        let context = JobContext::new(spec, plan, job, paths);
-        let rendered = templates
-            .render_job(context.clone())
-            .map_err(|source| Error::RenderJob { job: job.name.clone(), source })?;
-        let staged = staging.join("jobs").join(&job.name);
-        write(staged.join("job.sbatch"), rendered.script.as_bytes())?;
-        let context_json = serde_json::to_vec_pretty(&context).map_err(|e| Error::Output(e.into()))?;
-        write(staged.join("job.json"), &context_json)?;
-        jobs.push(serde_json::json!({
-            "id": job.id,
-            "name": job.name,
-            "dir": format!("jobs/{}", job.name),
-            "state": "rendered",
-            "slurm_job_id": null,
-            "points": plan.points[job.points.clone()].iter().map(|p| p.id).collect::<Vec<_>>(),
-        }));
+fn write(path: PathBuf, contents: &[u8]) -> Result<(), Error> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|source| Error::Write { path: dir.to_path_buf(), source })?;
     }
-    let manifest = serde_json::json!({
-        "manifest_version": 1,
-        "sweep": spec.name,
-        "jobs": jobs,
-    });
-    write(
-        staging.join("manifest.json"),
-        &serde_json::to_vec_pretty(&manifest).map_err(|e| Error::Output(e.into()))?,
-    )
+    std::fs::write(&path, contents).map_err(|source| Error::Write { path, source })
+}
+
+fn write_sweep(staging: &Path, output: &Path, p: &Prepared) -> Result<(), Error> {
+    let spec = &p.document.spec;
+    write(staging.join("spec.yaml"), &p.spec_text)?;
+    let mut plan_json = Vec::new();
+    crate::commands::plan::write_json(&mut plan_json, spec, &p.plan).map_err(Error::Output)?;
+    write(staging.join("plan.json"), &plan_json)?;
+    let mut jobs = Vec::with_capacity(p.plan.jobs.len());
+    for job in &p.plan.jobs {
+        let points: Vec<sweep_plan::Point> = p.plan.points[job.points.clone()].to_vec();
+        jobs.push(write_job(&staging.join("jobs").join(&job.name), output, &job.name, job, points, p, 1)?);
+    }
+    let manifest = Manifest::new(spec.name.clone(), p.executor, jobs);
+    write(staging.join("manifest.json"), &manifest.to_bytes()?)
+}
+
+/// Renders one job folder (script and `job.json`) into `staged`, to live at
+/// `<output>/jobs/<dir_name>`; returns its manifest entry.
+fn write_job(
+    staged: &Path,
+    output: &Path,
+    dir_name: &str,
+    job: &sweep_plan::Job,
+    points: Vec<sweep_plan::Point>,
+    p: &Prepared,
+    attempt: u32,
+) -> Result<Value, Error> {
+    let job_dir = output.join("jobs").join(dir_name);
+    let paths = JobPaths {
+        sweep_dir: output.display().to_string(),
+        job_dir: job_dir.display().to_string(),
+        runner: p.runner.display().to_string(),
+        bin_dir: p.bin_dir.display().to_string(),
+    };
+    let mut context = JobContext::new(&p.document.spec, &p.plan, job, paths);
+    context.points = points;
+    let rendered = p
+        .templates
+        .render_job(context.clone(), p.executor)
+        .map_err(|source| Error::RenderJob { job: job.name.clone(), source })?;
+    write(staged.join(p.executor.script_name()), rendered.script.as_bytes())?;
+    let context_json = serde_json::to_vec_pretty(&context).map_err(|e| Error::Output(e.into()))?;
+    write(staged.join("job.json"), &context_json)?;
+    Ok(serde_json::json!({
+        "id": job.id,
+        "name": job.name,
+        "dir": format!("jobs/{dir_name}"),
+        "script": p.executor.script_name(),
+        "attempt": attempt,
+        "state": "rendered",
+        "slurm_job_id": null,
+        "points": context.points.iter().map(|pt| pt.id).collect::<Vec<_>>(),
+    }))
+}
+
+/// What a resume found and added.
+#[derive(Debug)]
+pub struct Resumed {
+    pub dir: PathBuf,
+    pub executor: Executor,
+    /// Manifest indices of the job folders it added.
+    pub added: Vec<usize>,
+}
+
+/// Adds a job folder for every job of the (possibly changed) spec that has points with no
+/// complete result and not queued or running (`live`); existing folders are never touched.
+pub fn resume(settings: &Settings, live: &BTreeSet<String>) -> Result<Resumed, Error> {
+    let p = prepare(settings)?;
+    let dir = absolute(&settings.output)?;
+    let mut manifest = Manifest::read(&dir)?;
+    let done = manifest::completed_points(&dir);
+    let (mut already, mut running, mut to_run) = (0usize, 0usize, 0usize);
+    let mut added = Vec::new();
+    let resumes = manifest.resumes() + 1;
+    for job in &p.plan.jobs {
+        let mut points = Vec::new();
+        for point in &p.plan.points[job.points.clone()] {
+            let id = point.id.to_string();
+            if done.contains(&id) {
+                already += 1;
+            } else if live.contains(&id) {
+                running += 1;
+            } else {
+                points.push(point.clone());
+            }
+        }
+        if points.is_empty() {
+            continue;
+        }
+        to_run += points.len();
+        // The first free folder name: `name`, `name.2`, `name.3`, …
+        let (attempt, dir_name) = (1u32..)
+            .map(|n| (n, if n == 1 { job.name.clone() } else { format!("{}.{n}", job.name) }))
+            .find(|(_, name)| !dir.join("jobs").join(name).exists())
+            .expect("unbounded");
+        let staged = dir.join("jobs").join(format!(".{dir_name}.rendering-{}", std::process::id()));
+        let entry = match write_job(&staged, &dir, &dir_name, job, points, &p, attempt) {
+            Ok(entry) => entry,
+            Err(error) => {
+                let _ = std::fs::remove_dir_all(&staged);
+                return Err(error);
+            }
+        };
+        let target = dir.join("jobs").join(&dir_name);
+        std::fs::rename(&staged, &target).map_err(|source| Error::Write { path: target, source })?;
+        added.push(manifest.push(entry));
+    }
+    // The spec this resume ran from, beside (not over) the first one.
+    write(dir.join(format!("spec.resume-{resumes}.yaml")), &p.spec_text)?;
+    manifest.set_resumes(resumes);
+    manifest.write(&dir)?;
+    eprintln!(
+        "resume: {already} points already complete, {running} queued or running, {to_run} to run in {} new job folders",
+        added.len()
+    );
+    Ok(Resumed { dir, executor: p.executor, added })
 }
 
 fn absolute(path: &Path) -> Result<PathBuf, Error> {
