@@ -1,0 +1,252 @@
+//! Whole sweeps of the simulated engine: through `sweep submit` on the development SLURM cluster
+//! and through the local executor — every point measured, artifacts for each, the same folder
+//! layout from both; a cancelled job resumed alone; a changed spec resumed without touching what
+//! was measured.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+struct Sweep {
+    dir: PathBuf,
+}
+
+impl Drop for Sweep {
+    fn drop(&mut self) {
+        // Whatever happened, nothing the test submitted stays queued.
+        for name in ["slurm", "sweep"] {
+            let _ = Command::new(env!("CARGO_BIN_EXE_sweep")).arg("cancel").arg(self.dir.join(name)).output();
+        }
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+fn new_sweep(name: &str, spec: &str) -> Sweep {
+    let dir = std::env::temp_dir().join(format!("sweep-e2e-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::write(dir.join("spec.yaml"), spec).expect("spec");
+    Sweep { dir }
+}
+
+fn sweep(args: &[&str], cwd: &Path) -> (i32, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_sweep")).args(args).current_dir(cwd).output().expect("runs");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+fn status(cwd: &Path, folder: &str) -> Vec<serde_json::Value> {
+    let (code, stdout, stderr) = sweep(&["status", folder, "--format", "json"], cwd);
+    assert_eq!(code, 0, "{stderr}");
+    serde_json::from_str(&stdout).expect("JSON")
+}
+
+const FINAL: &[&str] = &["COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "ENDED", "REJECTED"];
+
+/// Polls `sweep status` until `done(rows)` holds.
+fn wait_for(cwd: &Path, folder: &str, limit: Duration, done: impl Fn(&[serde_json::Value]) -> bool) -> Vec<serde_json::Value> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let rows = status(cwd, folder);
+        if done(&rows) {
+            return rows;
+        }
+        assert!(Instant::now() < deadline, "not there after {limit:?}: {rows:#?}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+fn all_final(rows: &[serde_json::Value]) -> bool {
+    rows.iter().all(|r| FINAL.contains(&r["state"].as_str().unwrap_or_default()))
+}
+
+fn point_states(rows: &[serde_json::Value]) -> Vec<String> {
+    rows.iter()
+        .flat_map(|r| r["points"].as_array().cloned().unwrap_or_default())
+        .map(|p| p["state"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// Relative paths under `root`, with what differs by design between executors left out: the
+/// script, SLURM's own output, and each step's launcher log.
+fn layout(root: &Path) -> BTreeSet<String> {
+    fn walk(dir: &Path, root: &Path, out: &mut BTreeSet<String>) {
+        for entry in std::fs::read_dir(dir).expect("readable").flatten() {
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if path.is_dir() {
+                walk(&path, root, out);
+                continue;
+            }
+            let skip = ["job.sbatch", "job.local.sh", "local.out"].contains(&name.as_str())
+                || name.starts_with("slurm-")
+                || name.ends_with(".srun.log")
+                || name.ends_with(".step.log");
+            if !skip {
+                out.insert(path.strip_prefix(root).expect("inside").display().to_string());
+            }
+        }
+    }
+    let mut out = BTreeSet::new();
+    walk(root, root, &mut out);
+    out
+}
+
+const BOTH_MODES: &str = "\
+name: e2e-modes
+model: {path: /models/tiny, served_name: tiny}
+engine: {kind: mock}
+cluster: {gpus_per_node: 4, packing: packed, base_port: 18500, frontend_port: 18599}
+mode: [agg, disagg]
+agg: {tp: 1, batch: 8, engine_args: {speedup: 20}}
+ctx: {servers: 2, tp: 1, batch: 8, engine_args: {speedup: 20}}
+gen: {servers: 1, tp: 1, batch: 8, engine_args: {speedup: 20}}
+workload: {isl: 32, osl: 8, concurrency: [1, 4], requests: 8, warmup: 2}
+";
+
+#[test]
+fn agg_and_disagg_sweeps_complete_on_slurm_and_locally_with_the_same_layout() {
+    let s = new_sweep("modes", BOTH_MODES);
+    // One job at a time: the dev cluster's nodes share one network, so two jobs' ports collide.
+    let (code, stdout, stderr) = sweep(&["submit", "spec.yaml", "-o", "slurm", "--sequential"], &s.dir);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout.lines().count(), 2, "two jobs: {stdout}");
+    let rows = wait_for(&s.dir, "slurm", Duration::from_secs(240), all_final);
+    for row in &rows {
+        assert_eq!(row["state"], "COMPLETED", "{row:#}");
+    }
+    assert_eq!(point_states(&rows), ["done"; 4], "{rows:#?}");
+    let slurm = s.dir.join("slurm");
+    let disagg = slurm.join("jobs/ctx2_gen1_tep1_batch8_eplb0_mtp0");
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(disagg.join("metadata.json")).expect("metadata")).expect("JSON");
+    // Roles never share a node: CTX on one, GEN on another; 3 of the 8 GPUs work.
+    assert_eq!(meta["gpus"], serde_json::json!({"allocated": 8, "working": 3}));
+    assert_eq!(meta["executor"], "slurm");
+    assert!(meta["node_list"].as_str().is_some_and(|n| n.starts_with('n')), "{meta}");
+    assert_eq!(meta["servers"].as_array().map(Vec::len), Some(3));
+    for point in std::fs::read_dir(disagg.join("points")).expect("points").flatten() {
+        let export: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(point.path().join("profile_export_aiperf.json")).expect("export"),
+        )
+        .expect("JSON");
+        assert_eq!(export["request_count"]["avg"], 8.0, "{export}");
+        assert_eq!(export["output_sequence_length"]["avg"], 8.0);
+    }
+
+    let (code, _, stderr) = sweep(&["submit", "spec.yaml", "-o", "local", "--executor", "local"], &s.dir);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(point_states(&status(&s.dir, "local")), ["done"; 4]);
+    let (a, b) = (layout(&slurm), layout(&s.dir.join("local")));
+    assert_eq!(a, b, "only in SLURM's: {:?}; only in local: {:?}", a.difference(&b).collect::<Vec<_>>(), b.difference(&a).collect::<Vec<_>>());
+    assert!(a.iter().any(|p| p.ends_with("profile_export.jsonl")));
+}
+
+const TWO_JOBS: &str = "\
+name: e2e-resume
+model: {path: /models/tiny, served_name: tiny}
+engine: {kind: mock}
+cluster: {gpus_per_node: 4, base_port: 18600, frontend_port: 18699}
+mode: agg
+agg: {tp: [1, 2], batch: 4, engine_args: {speedup: 2}}
+workload: {isl: 32, osl: 32, concurrency: 1, requests: 40, warmup: 0}
+";
+
+#[test]
+fn a_cancelled_job_is_resumed_alone_and_nothing_measured_is_touched() {
+    let s = new_sweep("resume", TWO_JOBS);
+    let (code, stdout, stderr) = sweep(&["submit", "spec.yaml", "-o", "sweep", "--sequential"], &s.dir);
+    assert_eq!(code, 0, "{stderr}");
+    let ids: Vec<&str> = stdout.lines().filter_map(|l| l.split('\t').nth(1)).collect();
+    assert_eq!(ids.len(), 2);
+    wait_for(&s.dir, "sweep", Duration::from_secs(120), |rows| rows[0]["state"] == "COMPLETED");
+    let first = s.dir.join("sweep/jobs/agg1_tep1_batch4_eplb0_mtp0/points");
+    let before = layout(&first);
+    let export = first.read_dir().expect("points").flatten().next().expect("a point").path().join("profile_export_aiperf.json");
+    let measured = std::fs::read(&export).expect("export");
+    let (code, _, stderr) = sweep(&["cancel", "sweep"], &s.dir);
+    assert_eq!(code, 0, "{stderr}");
+    let rows = wait_for(&s.dir, "sweep", Duration::from_secs(60), all_final);
+    assert_eq!(rows[1]["state"], "CANCELLED", "{rows:#?}");
+
+    let (code, stdout, stderr) = sweep(&["submit", "spec.yaml", "-o", "sweep", "--resume"], &s.dir);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("1 points already complete") && stderr.contains("1 to run in 1 new job folders"), "{stderr}");
+    assert_eq!(stdout.lines().count(), 1, "only the cancelled job's point is resubmitted: {stdout}");
+    let rows = wait_for(&s.dir, "sweep", Duration::from_secs(120), all_final);
+    assert_eq!(rows.len(), 3, "a new folder beside the cancelled one: {rows:#?}");
+    assert_eq!(rows[2]["dir"], "jobs/agg1_tep2_batch4_eplb0_mtp0.2");
+    assert_eq!(rows[2]["state"], "COMPLETED", "{rows:#?}");
+    assert_eq!(layout(&first), before, "the completed job's files are as they were");
+    assert_eq!(std::fs::read(&export).expect("export"), measured, "and its results unchanged");
+
+    // Nothing left to do: a second resume adds nothing.
+    let (code, stdout, stderr) = sweep(&["submit", "spec.yaml", "-o", "sweep", "--resume"], &s.dir);
+    assert_eq!((code, stdout.as_str()), (0, ""), "{stderr}");
+    assert!(stderr.contains("nothing to run"), "{stderr}");
+}
+
+#[test]
+fn a_grown_spec_resumes_locally_with_only_its_new_points() {
+    let spec: String = BOTH_MODES
+        .replace("mode: [agg, disagg]", "mode: agg")
+        .replace("18500", "18700")
+        .replace("18599", "18799")
+        .lines()
+        .filter(|l| !l.starts_with("ctx:") && !l.starts_with("gen:"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let s = new_sweep("grow", &spec.replace("concurrency: [1, 4]", "concurrency: [1]"));
+    let (code, _, stderr) = sweep(&["submit", "spec.yaml", "-o", "sweep", "--executor", "local"], &s.dir);
+    assert_eq!(code, 0, "{stderr}");
+    let job = s.dir.join("sweep/jobs/agg1_tep1_batch8_eplb0_mtp0");
+    let before = std::fs::read(job.join("metadata.json")).expect("metadata");
+    std::fs::write(s.dir.join("spec.yaml"), &spec).expect("grown spec");
+    let (code, _, stderr) = sweep(&["submit", "spec.yaml", "-o", "sweep", "--resume", "--executor", "local"], &s.dir);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("1 points already complete") && stderr.contains("1 to run"), "{stderr}");
+    let rows = status(&s.dir, "sweep");
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[1]["dir"], "jobs/agg1_tep1_batch8_eplb0_mtp0.2");
+    assert_eq!(rows[1]["points"].as_array().map(Vec::len), Some(1), "only the new concurrency");
+    assert_eq!(point_states(&rows), ["done", "done"]);
+    assert_eq!(std::fs::read(job.join("metadata.json")).expect("metadata"), before);
+    assert!(s.dir.join("sweep/spec.resume-1.yaml").exists() && s.dir.join("sweep/spec.yaml").exists());
+}
+
+#[test]
+fn a_job_near_its_time_limit_stops_in_time_and_keeps_its_partial_results() {
+    // One minute of SLURM time; the runner stops 30 s before it, mid-point, and writes results.
+    let spec = TWO_JOBS
+        .replace("tp: [1, 2]", "tp: 1")
+        .replace("18600", "18800")
+        .replace("18699", "18899")
+        .replace("gpus_per_node: 4,", "gpus_per_node: 4, time_limit: 1,")
+        .replace("concurrency: 1, requests: 40", "concurrency: [1, 2], requests: 2000");
+    let s = new_sweep("limit", &spec);
+    let (code, _, stderr) = sweep(&["submit", "spec.yaml", "-o", "sweep"], &s.dir);
+    assert_eq!(code, 0, "{stderr}");
+    let rows = wait_for(&s.dir, "sweep", Duration::from_secs(90), all_final);
+    assert_eq!(point_states(&rows), ["timeout", "timeout"], "{rows:#?}");
+    let job = s.dir.join("sweep/jobs/agg1_tep1_batch4_eplb0_mtp0");
+    let bench: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(job.join("status/benchmark.json")).expect("marker")).expect("JSON");
+    assert_eq!(bench["state"], "timeout", "{bench}");
+    let reasons: Vec<String> = rows[0]["points"].as_array().expect("points").iter().map(|p| p["reason"].as_str().unwrap_or_default().to_owned()).collect();
+    assert!(reasons.iter().any(|r| r.contains("time limit") && r.contains("kept")), "{reasons:?}");
+    assert!(reasons.iter().any(|r| r.starts_with("not run")), "{reasons:?}");
+    let measured = std::fs::read_dir(job.join("points"))
+        .expect("points")
+        .flatten()
+        .filter_map(|p| std::fs::read_to_string(p.path().join("profile_export_aiperf.json")).ok())
+        .map(|t| serde_json::from_str::<serde_json::Value>(&t).expect("JSON"))
+        .map(|j| j["request_count"]["avg"].as_f64().unwrap_or(0.0))
+        .sum::<f64>();
+    assert!(measured >= 10.0, "what finished before the stop is kept: {measured}");
+}
