@@ -33,7 +33,8 @@ fn new_sweep(name: &str, spec: &str) -> Sweep {
 }
 
 fn sweep(args: &[&str], cwd: &Path) -> (i32, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_sweep")).args(args).current_dir(cwd).output().expect("runs");
+    let output =
+        Command::new(env!("CARGO_BIN_EXE_sweep")).args(args).current_dir(cwd).output().expect("runs");
     (
         output.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -47,10 +48,16 @@ fn status(cwd: &Path, folder: &str) -> Vec<serde_json::Value> {
     serde_json::from_str(&stdout).expect("JSON")
 }
 
-const FINAL: &[&str] = &["COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "ENDED", "REJECTED"];
+const FINAL: &[&str] =
+    &["COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "ENDED", "REJECTED"];
 
 /// Polls `sweep status` until `done(rows)` holds.
-fn wait_for(cwd: &Path, folder: &str, limit: Duration, done: impl Fn(&[serde_json::Value]) -> bool) -> Vec<serde_json::Value> {
+fn wait_for(
+    cwd: &Path,
+    folder: &str,
+    limit: Duration,
+    done: impl Fn(&[serde_json::Value]) -> bool,
+) -> Vec<serde_json::Value> {
     let deadline = Instant::now() + limit;
     loop {
         let rows = status(cwd, folder);
@@ -125,7 +132,8 @@ fn agg_and_disagg_sweeps_complete_on_slurm_and_locally_with_the_same_layout() {
     let slurm = s.dir.join("slurm");
     let disagg = slurm.join("jobs/ctx2_gen1_tep1_batch8_eplb0_mtp0");
     let meta: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(disagg.join("metadata.json")).expect("metadata")).expect("JSON");
+        serde_json::from_str(&std::fs::read_to_string(disagg.join("metadata.json")).expect("metadata"))
+            .expect("JSON");
     // Roles never share a node: CTX on one, GEN on another; 3 of the 8 GPUs work.
     assert_eq!(meta["gpus"], serde_json::json!({"allocated": 8, "working": 3}));
     assert_eq!(meta["executor"], "slurm");
@@ -144,7 +152,13 @@ fn agg_and_disagg_sweeps_complete_on_slurm_and_locally_with_the_same_layout() {
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(point_states(&status(&s.dir, "local")), ["done"; 4]);
     let (a, b) = (layout(&slurm), layout(&s.dir.join("local")));
-    assert_eq!(a, b, "only in SLURM's: {:?}; only in local: {:?}", a.difference(&b).collect::<Vec<_>>(), b.difference(&a).collect::<Vec<_>>());
+    assert_eq!(
+        a,
+        b,
+        "only in SLURM's: {:?}; only in local: {:?}",
+        a.difference(&b).collect::<Vec<_>>(),
+        b.difference(&a).collect::<Vec<_>>()
+    );
     assert!(a.iter().any(|p| p.ends_with("profile_export.jsonl")));
 }
 
@@ -168,7 +182,14 @@ fn a_cancelled_job_is_resumed_alone_and_nothing_measured_is_touched() {
     wait_for(&s.dir, "sweep", Duration::from_secs(120), |rows| rows[0]["state"] == "COMPLETED");
     let first = s.dir.join("sweep/jobs/agg1_tep1_batch4_eplb0_mtp0/points");
     let before = layout(&first);
-    let export = first.read_dir().expect("points").flatten().next().expect("a point").path().join("profile_export_aiperf.json");
+    let export = first
+        .read_dir()
+        .expect("points")
+        .flatten()
+        .next()
+        .expect("a point")
+        .path()
+        .join("profile_export_aiperf.json");
     let measured = std::fs::read(&export).expect("export");
     let (code, _, stderr) = sweep(&["cancel", "sweep"], &s.dir);
     assert_eq!(code, 0, "{stderr}");
@@ -177,7 +198,10 @@ fn a_cancelled_job_is_resumed_alone_and_nothing_measured_is_touched() {
 
     let (code, stdout, stderr) = sweep(&["submit", "spec.yaml", "-o", "sweep", "--resume"], &s.dir);
     assert_eq!(code, 0, "{stderr}");
-    assert!(stderr.contains("1 points already complete") && stderr.contains("1 to run in 1 new job folders"), "{stderr}");
+    assert!(
+        stderr.contains("1 points already complete") && stderr.contains("1 to run in 1 new job folders"),
+        "{stderr}"
+    );
     assert_eq!(stdout.lines().count(), 1, "only the cancelled job's point is resubmitted: {stdout}");
     let rows = wait_for(&s.dir, "sweep", Duration::from_secs(120), all_final);
     assert_eq!(rows.len(), 3, "a new folder beside the cancelled one: {rows:#?}");
@@ -208,7 +232,8 @@ fn a_grown_spec_resumes_locally_with_only_its_new_points() {
     let job = s.dir.join("sweep/jobs/agg1_tep1_batch8_eplb0_mtp0");
     let before = std::fs::read(job.join("metadata.json")).expect("metadata");
     std::fs::write(s.dir.join("spec.yaml"), &spec).expect("grown spec");
-    let (code, _, stderr) = sweep(&["submit", "spec.yaml", "-o", "sweep", "--resume", "--executor", "local"], &s.dir);
+    let (code, _, stderr) =
+        sweep(&["submit", "spec.yaml", "-o", "sweep", "--resume", "--executor", "local"], &s.dir);
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.contains("1 points already complete") && stderr.contains("1 to run"), "{stderr}");
     let rows = status(&s.dir, "sweep");
@@ -236,9 +261,15 @@ fn a_job_near_its_time_limit_stops_in_time_and_keeps_its_partial_results() {
     assert_eq!(point_states(&rows), ["timeout", "timeout"], "{rows:#?}");
     let job = s.dir.join("sweep/jobs/agg1_tep1_batch4_eplb0_mtp0");
     let bench: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(job.join("status/benchmark.json")).expect("marker")).expect("JSON");
+        serde_json::from_str(&std::fs::read_to_string(job.join("status/benchmark.json")).expect("marker"))
+            .expect("JSON");
     assert_eq!(bench["state"], "timeout", "{bench}");
-    let reasons: Vec<String> = rows[0]["points"].as_array().expect("points").iter().map(|p| p["reason"].as_str().unwrap_or_default().to_owned()).collect();
+    let reasons: Vec<String> = rows[0]["points"]
+        .as_array()
+        .expect("points")
+        .iter()
+        .map(|p| p["reason"].as_str().unwrap_or_default().to_owned())
+        .collect();
     assert!(reasons.iter().any(|r| r.contains("time limit") && r.contains("kept")), "{reasons:?}");
     assert!(reasons.iter().any(|r| r.starts_with("not run")), "{reasons:?}");
     let measured = std::fs::read_dir(job.join("points"))

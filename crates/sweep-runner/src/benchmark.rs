@@ -92,7 +92,8 @@ pub struct Benchmark {
 impl Job {
     fn read(dir: &Path) -> Result<Job, String> {
         let path = dir.join("job.json");
-        let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         serde_json::from_str(&text).map_err(|e| format!("{} is not a job description: {e}", path.display()))
     }
 
@@ -106,7 +107,10 @@ impl Job {
     }
 
     fn gpus_working(&self) -> u64 {
-        self.roles.iter().map(|r| r["world_size"].as_u64().unwrap_or(0) * r["servers"].as_u64().unwrap_or(0)).sum()
+        self.roles
+            .iter()
+            .map(|r| r["world_size"].as_u64().unwrap_or(0) * r["servers"].as_u64().unwrap_or(0))
+            .sum()
     }
 
     /// The serving role (GEN in disagg jobs, AGG otherwise).
@@ -274,7 +278,9 @@ impl Run<'_> {
                         None => break,
                         Some(what) => format!("healthy, but {what}"),
                     },
-                    Ok((status, body)) => format!("HTTP {status}: {}", body.chars().take(200).collect::<String>()),
+                    Ok((status, body)) => {
+                        format!("HTTP {status}: {}", body.chars().take(200).collect::<String>())
+                    }
                     Err(e) => e,
                 };
                 if let Some(reason) = self.ended_server() {
@@ -316,7 +322,11 @@ impl Run<'_> {
             ArrivalKind::Trace => {
                 let path = l.trace.as_deref().ok_or("trace replay without a trace")?;
                 let entries = load::prompts::read_trace(Path::new(path)).map_err(|e| e.to_string())?;
-                Arrival::Trace { entries: Arc::new(entries), block_size: l.trace_block_size, speedup: l.trace_speedup }
+                Arrival::Trace {
+                    entries: Arc::new(entries),
+                    block_size: l.trace_block_size,
+                    speedup: l.trace_speedup,
+                }
             }
         };
         Ok(load::Settings {
@@ -350,7 +360,15 @@ impl Run<'_> {
 
     /// One request that must come back with at least one token.
     fn smoke(&self, url: &str) -> Result<(), String> {
-        let point = Point { id: "smoke".into(), isl: 8, osl: 2, concurrency: 1, effective_concurrency: 1, requests: 1, warmup: 0 };
+        let point = Point {
+            id: "smoke".into(),
+            isl: 8,
+            osl: 2,
+            concurrency: 1,
+            effective_concurrency: 1,
+            requests: 1,
+            warmup: 0,
+        };
         let mut settings = self.settings(url, &point)?;
         settings.arrival = Arrival::Closed;
         settings.slos = Slos::default();
@@ -414,7 +432,8 @@ impl Run<'_> {
         let p = &outcome.profiling;
         // A server that died shows up first as failed connections; its marker follows within
         // the serve step's poll interval.
-        let lost_connections = p.errors.keys().any(|(_, kind)| matches!(*kind, "transport" | "stream_interrupted"));
+        let lost_connections =
+            p.errors.keys().any(|(_, kind)| matches!(*kind, "transport" | "stream_interrupted"));
         let ended = match self.ended_server() {
             None if lost_connections => {
                 std::thread::sleep(Duration::from_secs(2));
@@ -428,9 +447,13 @@ impl Run<'_> {
         } else if let Some(server) = ended {
             ("failed", server)
         } else if p.completed == 0 {
-            let why = p.errors.iter().next().map_or("no request was sent".to_owned(), |((code, kind), (n, m))| {
-                format!("all {n} requests failed: {kind}{} {m}", code.map(|c| format!(" {c}")).unwrap_or_default())
-            });
+            let why =
+                p.errors.iter().next().map_or("no request was sent".to_owned(), |((code, kind), (n, m))| {
+                    format!(
+                        "all {n} requests failed: {kind}{} {m}",
+                        code.map(|c| format!(" {c}")).unwrap_or_default()
+                    )
+                });
             ("failed", why)
         } else {
             ("done", format!("{} requests, {} errors", p.completed, p.error_count()))
@@ -469,7 +492,8 @@ fn on_signal(cancel: Cancel) {
         let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
         runtime.block_on(async {
             use tokio::signal::unix::{signal, SignalKind};
-            let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+            let (Ok(mut term), Ok(mut int)) =
+                (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
             else {
                 return;
             };
@@ -477,7 +501,10 @@ fn on_signal(cancel: Cancel) {
                 _ = term.recv() => "SIGTERM",
                 _ = int.recv() => "SIGINT",
             };
-            cancel.cancel("cancelled", format!("received {name} (the job was cancelled or reached its time limit)"));
+            cancel.cancel(
+                "cancelled",
+                format!("received {name} (the job was cancelled or reached its time limit)"),
+            );
         });
     });
 }
@@ -518,7 +545,10 @@ pub fn run(b: &Benchmark) -> Result<ExitCode, String> {
         let margin = b.margin;
         std::thread::spawn(move || {
             std::thread::sleep(left);
-            cancel.cancel("timeout", format!("the job's time limit is near (stopped {} s before it)", margin.as_secs()));
+            cancel.cancel(
+                "timeout",
+                format!("the job's time limit is near (stopped {} s before it)", margin.as_secs()),
+            );
         });
     }
     let run = Run { dir, job, hosts: hosts(), started, cancel, progress: b.progress };
@@ -611,7 +641,10 @@ mod tests {
     fn time_left_in_squeue_formats() {
         assert_eq!(parse_time_left("29:45"), Some(Duration::from_secs(29 * 60 + 45)));
         assert_eq!(parse_time_left("1:00:00"), Some(Duration::from_secs(3600)));
-        assert_eq!(parse_time_left("2-03:04:05"), Some(Duration::from_secs(2 * 86400 + 3 * 3600 + 4 * 60 + 5)));
+        assert_eq!(
+            parse_time_left("2-03:04:05"),
+            Some(Duration::from_secs(2 * 86400 + 3 * 3600 + 4 * 60 + 5))
+        );
         assert_eq!(parse_time_left("UNLIMITED"), None);
         assert_eq!(parse_time_left("INVALID"), None);
     }

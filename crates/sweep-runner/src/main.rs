@@ -209,7 +209,10 @@ impl ProfileArgs {
             arrival,
             concurrency: self.concurrency,
             requests: self.requests,
-            duration: self.duration.map(|d| positive("duration", d).map(Duration::from_secs_f64)).transpose()?,
+            duration: self
+                .duration
+                .map(|d| positive("duration", d).map(Duration::from_secs_f64))
+                .transpose()?,
             warmup: self.warmup,
             isl: self.isl.max(1),
             isl_stddev: self.isl_stddev.max(0.0),
@@ -233,7 +236,9 @@ fn profile(args: &ProfileArgs) -> Result<ExitCode, String> {
     {
         let cancel = cancel.clone();
         std::thread::spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+                return;
+            };
             runtime.block_on(async {
                 let _ = tokio::signal::ctrl_c().await;
                 cancel.cancel("cancelled", "interrupted (SIGINT)");
@@ -254,16 +259,18 @@ fn profile(args: &ProfileArgs) -> Result<ExitCode, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
-        Step::Serve { job_dir, role, index, port, gpus, interface, host, command } => serve::run(&serve::Serve {
-            job_dir,
-            role,
-            index: *index,
-            port: *port,
-            gpus: gpus.as_deref(),
-            interface: interface.as_deref(),
-            host: host.as_deref(),
-            command,
-        }),
+        Step::Serve { job_dir, role, index, port, gpus, interface, host, command } => {
+            serve::run(&serve::Serve {
+                job_dir,
+                role,
+                index: *index,
+                port: *port,
+                gpus: gpus.as_deref(),
+                interface: interface.as_deref(),
+                host: host.as_deref(),
+                command,
+            })
+        }
         Step::Benchmark { job_dir, ready_timeout, deadline, deadline_margin, progress } => {
             benchmark::run(&benchmark::Benchmark {
                 job_dir: job_dir.clone(),

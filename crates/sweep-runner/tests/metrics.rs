@@ -99,9 +99,10 @@ fn percentiles_are_within_a_thousandth() {
 
 #[test]
 fn exports_have_aiperfs_keys_and_csv_layout() {
-    let aiperf: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(fixture("profile_export_aiperf.json")).expect("fixture"))
-            .expect("fixture JSON");
+    let aiperf: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture("profile_export_aiperf.json")).expect("fixture"),
+    )
+    .expect("fixture JSON");
     let mut agg = Aggregate::new(Slos::default());
     for i in 0..10 {
         agg.add(&record(i, i * 10, &[i * 10 + 50, i * 10 + 60, i * 10 + 70], i * 10 + 70, 3));
@@ -164,7 +165,9 @@ fn exports_have_aiperfs_keys_and_csv_layout() {
         assert!(names(&csv).iter().any(|n| n == row), "ours lacks {row}:\n{csv}");
     }
     // Every row of ours that aiperf also has sits in the same block as in aiperf's file.
-    let block = |t: &str, row: &str| t.split("\n\n").position(|b| b.lines().any(|l| l.starts_with(&format!("{row},"))));
+    let block = |t: &str, row: &str| {
+        t.split("\n\n").position(|b| b.lines().any(|l| l.starts_with(&format!("{row},"))))
+    };
     for row in names(&csv).iter().filter(|n| n.as_str() != "Metric" && their_names.contains(n)) {
         assert_eq!(block(&csv, row), block(&theirs, row), "{row} is in another block");
     }

@@ -130,8 +130,20 @@ fn an_open_loop_sends_on_its_schedule_and_writes_every_request() {
     let r = profile(
         &url,
         &[
-            "--arrival", "poisson", "--request-rate", "200", "--requests", "200", "--warmup", "5",
-            "--osl", "4", "--seed", "9", "--artifact-dir", dir.to_str().expect("utf-8"),
+            "--arrival",
+            "poisson",
+            "--request-rate",
+            "200",
+            "--requests",
+            "200",
+            "--warmup",
+            "5",
+            "--osl",
+            "4",
+            "--seed",
+            "9",
+            "--artifact-dir",
+            dir.to_str().expect("utf-8"),
         ],
     );
     assert_eq!(count(&r, "request_count"), 200, "{r}");

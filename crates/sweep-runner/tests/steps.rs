@@ -53,12 +53,19 @@ fn wait(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
 
 /// A job description as `sweep render` writes it: one entry per (name, role, port) server,
 /// `health`/`load` settings, and `points` as (id, concurrency, requests, warmup).
-fn job(servers: &[(&str, &str, u16)], health: serde_json::Value, load: serde_json::Value, points: &[(&str, u64, u64, u64)]) -> String {
+fn job(
+    servers: &[(&str, &str, u16)],
+    health: serde_json::Value,
+    load: serde_json::Value,
+    points: &[(&str, u64, u64, u64)],
+) -> String {
     let servers: Vec<serde_json::Value> = servers
         .iter()
-        .map(|(name, role, port)| serde_json::json!({
-            "name": name, "role": role, "nodes": [0], "cuda_visible_devices": "0", "port": port,
-        }))
+        .map(|(name, role, port)| {
+            serde_json::json!({
+                "name": name, "role": role, "nodes": [0], "cuda_visible_devices": "0", "port": port,
+            })
+        })
         .collect();
     let roles: Vec<serde_json::Value> = ["agg", "ctx", "gen"]
         .iter()
@@ -70,10 +77,12 @@ fn job(servers: &[(&str, &str, u16)], health: serde_json::Value, load: serde_jso
         .collect();
     let points: Vec<serde_json::Value> = points
         .iter()
-        .map(|(id, c, requests, warmup)| serde_json::json!({
-            "id": id, "isl": 16, "osl": 8, "concurrency": c, "effective_concurrency": c,
-            "requests": requests, "warmup": warmup,
-        }))
+        .map(|(id, c, requests, warmup)| {
+            serde_json::json!({
+                "id": id, "isl": 16, "osl": 8, "concurrency": c, "effective_concurrency": c,
+                "requests": requests, "warmup": warmup,
+            })
+        })
         .collect();
     serde_json::json!({
         "sweep": "test", "id": "00000000000000aa", "name": "agg1_tep1_batch8_eplb0_mtp0", "mode": "agg",
@@ -170,7 +179,13 @@ impl Drop for Deployment {
     }
 }
 
-fn deploy(name: &str, flags: &[&str], load: serde_json::Value, points: &[(&str, u64, u64, u64)], bench_args: &[&str]) -> Deployment {
+fn deploy(
+    name: &str,
+    flags: &[&str],
+    load: serde_json::Value,
+    points: &[(&str, u64, u64, u64)],
+    bench_args: &[&str],
+) -> Deployment {
     let port = free_port();
     let health = serde_json::json!({"path": "/health", "interval": 0.1, "timeout": 30});
     let dir = job_dir(name, &job(&[("agg_0", "agg", port)], health, load, points));
@@ -201,7 +216,8 @@ fn point_status(dir: &Path, id: &str) -> serde_json::Value {
 }
 
 fn jsonl(dir: &Path, id: &str) -> Vec<serde_json::Value> {
-    let text = std::fs::read_to_string(dir.join("points").join(id).join("profile_export.jsonl")).unwrap_or_default();
+    let text =
+        std::fs::read_to_string(dir.join("points").join(id).join("profile_export.jsonl")).unwrap_or_default();
     text.lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect()
 }
 
@@ -214,7 +230,9 @@ fn the_benchmark_runs_every_point_and_writes_its_artifacts() {
     let dir = &d.dir.0;
     let meta = json(&dir.join("metadata.json"));
     assert_eq!(meta["gpus"], serde_json::json!({"allocated": 4, "working": 1}), "{meta}");
-    assert!(meta["servers"][0]["address"].as_str().is_some_and(|a| a.ends_with(&meta["servers"][0]["port"].to_string())));
+    assert!(meta["servers"][0]["address"]
+        .as_str()
+        .is_some_and(|a| a.ends_with(&meta["servers"][0]["port"].to_string())));
     assert_eq!(meta["seed"], 3);
     for (id, requests, warmup) in [("p1", 3, 1), ("p2", 6, 2)] {
         assert_eq!(point_status(dir, id)["state"], "done", "{id}");
@@ -253,14 +271,25 @@ fn a_server_crashing_mid_point_fails_that_point_and_keeps_what_finished() {
     assert_eq!(point_status(dir, "p3")["state"], "failed", "later points still run and are recorded");
     let bench = json(&dir.join("status/benchmark.json"));
     assert_eq!(bench["state"], "failed");
-    assert!(bench["reason"].as_str().is_some_and(|r| r.contains("1 done") && r.contains("2 failed")), "{bench}");
+    assert!(
+        bench["reason"].as_str().is_some_and(|r| r.contains("1 done") && r.contains("2 failed")),
+        "{bench}"
+    );
 }
 
 #[test]
 fn a_hung_stream_times_out_and_the_point_finishes() {
     let mut d = deploy(
         "hang",
-        &["--no-delay", "--fault-hang-after-tokens", "2", "--fault-hang-probability", "0.5", "--fault-seed", "1"],
+        &[
+            "--no-delay",
+            "--fault-hang-after-tokens",
+            "2",
+            "--fault-hang-probability",
+            "0.5",
+            "--fault-seed",
+            "1",
+        ],
         serde_json::json!({"request_timeout": 1.5}),
         &[("p1", 4, 8, 0)],
         &[],
@@ -276,7 +305,9 @@ fn a_hung_stream_times_out_and_the_point_finishes() {
 
 #[test]
 fn the_deadline_stops_a_point_in_time_and_keeps_its_partial_results() {
-    let deadline = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs_f64() + 4.0;
+    let deadline =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs_f64()
+            + 4.0;
     let started = Instant::now();
     let mut d = deploy(
         "deadline",

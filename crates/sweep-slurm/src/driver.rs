@@ -70,13 +70,18 @@ pub fn sacct(ids: &[String]) -> BTreeMap<String, QueueEntry> {
         return out;
     }
     let list = ids.join(",");
-    let Ok(text) = run("sacct", &["-n", "-P", "-X", "-j", &list, "-o", "JobID,State,ExitCode"]) else { return out };
+    let Ok(text) = run("sacct", &["-n", "-P", "-X", "-j", &list, "-o", "JobID,State,ExitCode"]) else {
+        return out;
+    };
     for line in text.lines() {
         let mut fields = line.split('|');
         if let (Some(id), Some(state), Some(code)) = (fields.next(), fields.next(), fields.next()) {
             // `CANCELLED by 0` → `CANCELLED`.
             let state = state.split_whitespace().next().unwrap_or_default().to_owned();
-            out.insert(id.to_owned(), QueueEntry { state, reason: format!("from accounting, exit code {code}") });
+            out.insert(
+                id.to_owned(),
+                QueueEntry { state, reason: format!("from accounting, exit code {code}") },
+            );
         }
     }
     out

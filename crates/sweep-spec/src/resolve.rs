@@ -6,9 +6,9 @@ use std::collections::HashMap;
 use crate::error::{Parent, SpecError, SpecErrorKind};
 use crate::expr::{Binding, Expr, ExprError, Type, Value};
 use crate::model::{
-    slot_of, Axis, AxisKey, AxisName, AxisValue, Cluster, Container, Count, Dim, Engine, EngineKind, Exclude,
-    Filter, Mode, Model, Packing, Parallel, Role, RoleSpec, Space, Spec, Subspace, TaskMode, Workload,
-    ArrivalKind, Goodput, Health, Load, MODE_SLOT,
+    slot_of, ArrivalKind, Axis, AxisKey, AxisName, AxisValue, Cluster, Container, Count, Dim, Engine,
+    EngineKind, Exclude, Filter, Goodput, Health, Load, Mode, Model, Packing, Parallel, Role, RoleSpec,
+    Space, Spec, Subspace, TaskMode, Workload, MODE_SLOT,
 };
 use crate::raw::{Number, OneOrMany, RawRole, RawSpec, Scalar};
 use crate::source::KeyPath;
@@ -284,12 +284,16 @@ fn positive(key: &str, value: Option<f64>, zero_ok: bool) -> Result<Option<f64>,
 
 fn resolve_load(w: &crate::raw::RawWorkload) -> Result<Load, SpecError> {
     let d = Load::default();
-    let arrival = w.arrival.unwrap_or(if w.trace.is_some() { ArrivalKind::Trace } else { ArrivalKind::Closed });
+    let arrival =
+        w.arrival.unwrap_or(if w.trace.is_some() { ArrivalKind::Trace } else { ArrivalKind::Closed });
     let request_rate = positive("workload.request_rate", w.request_rate, false)?;
     match arrival {
         ArrivalKind::Constant | ArrivalKind::Poisson | ArrivalKind::Gamma if request_rate.is_none() => {
             return Err(SpecError::new(
-                SpecErrorKind::MissingKey { key: "request_rate".into(), parent: Parent(KeyPath::keys("workload")) },
+                SpecErrorKind::MissingKey {
+                    key: "request_rate".into(),
+                    parent: Parent(KeyPath::keys("workload")),
+                },
                 KeyPath::keys("workload.arrival"),
             )
             .with_help("an open loop needs `workload.request_rate` (requests per second)"));
@@ -311,19 +315,33 @@ fn resolve_load(w: &crate::raw::RawWorkload) -> Result<Load, SpecError> {
         _ => {}
     }
     if w.burstiness.is_some() && arrival != ArrivalKind::Gamma {
-        return Err(SpecError::invalid(KeyPath::keys("workload.burstiness"), "burstiness shapes gamma arrivals only")
-            .with_help("set `workload.arrival: gamma`, or remove `burstiness`"));
+        return Err(SpecError::invalid(
+            KeyPath::keys("workload.burstiness"),
+            "burstiness shapes gamma arrivals only",
+        )
+        .with_help("set `workload.arrival: gamma`, or remove `burstiness`"));
     }
     if w.trace.is_some() && arrival != ArrivalKind::Trace {
-        return Err(SpecError::invalid(KeyPath::keys("workload.trace"), "a trace is replayed with `arrival: trace`"));
+        return Err(SpecError::invalid(
+            KeyPath::keys("workload.trace"),
+            "a trace is replayed with `arrival: trace`",
+        ));
     }
     if w.trace_block_size == Some(0) {
         return Err(SpecError::invalid(KeyPath::keys("workload.trace_block_size"), "must be at least 1"));
     }
     let goodput = w.goodput.as_ref().map_or(Ok(Goodput::default()), |g| {
         Ok::<_, SpecError>(Goodput {
-            time_to_first_token: positive("workload.goodput.time_to_first_token", g.time_to_first_token, false)?,
-            inter_token_latency: positive("workload.goodput.inter_token_latency", g.inter_token_latency, false)?,
+            time_to_first_token: positive(
+                "workload.goodput.time_to_first_token",
+                g.time_to_first_token,
+                false,
+            )?,
+            inter_token_latency: positive(
+                "workload.goodput.inter_token_latency",
+                g.inter_token_latency,
+                false,
+            )?,
             request_latency: positive("workload.goodput.request_latency", g.request_latency, false)?,
         })
     })?;

@@ -38,12 +38,17 @@ pub fn run(dir: &Path, manifest: &mut Manifest, indices: &[usize]) -> Result<(us
             .ok()
             .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
         let (state, reason) = match &marker {
-            Some(m) if m["state"] == "done" => ("completed", m["reason"].as_str().unwrap_or_default().to_owned()),
+            Some(m) if m["state"] == "done" => {
+                ("completed", m["reason"].as_str().unwrap_or_default().to_owned())
+            }
             Some(m) => (
                 m["state"].as_str().unwrap_or("failed"),
                 m["reason"].as_str().unwrap_or_default().lines().next().unwrap_or_default().to_owned(),
             ),
-            None => ("failed", format!("the job ended ({status}) without a benchmark marker; see {}", log.display())),
+            None => (
+                "failed",
+                format!("the job ended ({status}) without a benchmark marker; see {}", log.display()),
+            ),
         };
         let entry = manifest.job_mut(index);
         entry["state"] = state.into();

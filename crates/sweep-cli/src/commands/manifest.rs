@@ -30,11 +30,15 @@ impl Manifest {
 
     pub fn read(dir: &Path) -> Result<Self, Error> {
         let path = path(dir);
-        let text = std::fs::read_to_string(&path).map_err(|source| Error::Read { path: path.clone(), source })?;
-        let value: Value =
-            serde_json::from_str(&text).map_err(|e| Error::Read { path: path.clone(), source: std::io::Error::other(e) })?;
+        let text =
+            std::fs::read_to_string(&path).map_err(|source| Error::Read { path: path.clone(), source })?;
+        let value: Value = serde_json::from_str(&text)
+            .map_err(|e| Error::Read { path: path.clone(), source: std::io::Error::other(e) })?;
         if !value["jobs"].is_array() {
-            return Err(Error::Read { path, source: std::io::Error::other("no `jobs` list: not a sweep manifest") });
+            return Err(Error::Read {
+                path,
+                source: std::io::Error::other("no `jobs` list: not a sweep manifest"),
+            });
         }
         Ok(Manifest(value))
     }
@@ -46,7 +50,8 @@ impl Manifest {
     pub fn write(&self, dir: &Path) -> Result<(), Error> {
         let path = path(dir);
         let tmp = dir.join(format!(".manifest.json.{}", std::process::id()));
-        std::fs::write(&tmp, self.to_bytes()?).map_err(|source| Error::Write { path: tmp.clone(), source })?;
+        std::fs::write(&tmp, self.to_bytes()?)
+            .map_err(|source| Error::Write { path: tmp.clone(), source })?;
         std::fs::rename(&tmp, &path).map_err(|source| Error::Write { path, source })
     }
 
@@ -104,7 +109,9 @@ pub fn point_markers(dir: &Path) -> Vec<(PathBuf, Value)> {
         let Ok(points) = std::fs::read_dir(job.path().join("points")) else { continue };
         for point in points.flatten() {
             let marker = point.path().join("status.json");
-            if let Some(status) = std::fs::read_to_string(&marker).ok().and_then(|t| serde_json::from_str(&t).ok()) {
+            if let Some(status) =
+                std::fs::read_to_string(&marker).ok().and_then(|t| serde_json::from_str(&t).ok())
+            {
                 out.push((point.path(), status));
             }
         }

@@ -187,7 +187,7 @@ pub fn resume(settings: &Settings, live: &BTreeSet<String>) -> Result<Resumed, E
             } else if live.contains(&id) {
                 running += 1;
             } else {
-                points.push(point.clone());
+                points.push(*point);
             }
         }
         if points.is_empty() {

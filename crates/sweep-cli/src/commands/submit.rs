@@ -28,12 +28,15 @@ pub struct Options {
 }
 
 pub fn submit(settings: &render::Settings, options: Options) -> Result<(), Error> {
-    let slurm_missing = |executor: Executor| executor == Executor::Slurm && !options.dry_run && !driver::available();
+    let slurm_missing =
+        |executor: Executor| executor == Executor::Slurm && !options.dry_run && !driver::available();
     let (dir, executor, indices, _lock) = if options.resume {
         let dir = std::path::absolute(&settings.output)
             .map_err(|source| Error::Write { path: settings.output.clone(), source })?;
         let lock = Lock::take(&dir).map_err(|e| match e {
-            Error::Write { .. } if !dir.join("manifest.json").exists() => Error::NotASweep { path: dir.clone() },
+            Error::Write { .. } if !dir.join("manifest.json").exists() => {
+                Error::NotASweep { path: dir.clone() }
+            }
             e => e,
         })?;
         let manifest = Manifest::read(&dir)?;
@@ -74,16 +77,27 @@ pub fn submit(settings: &render::Settings, options: Options) -> Result<(), Error
             let mut stdout = std::io::stdout().lock();
             for &i in &indices {
                 let job = &manifest.jobs()[i];
-                let script = dir.join(job["dir"].as_str().unwrap_or_default()).join(job["script"].as_str().unwrap_or_default());
-                writeln!(stdout, "bash {}", sweep_templates::quote(&script.display().to_string())).map_err(Error::Output)?;
+                let script = dir
+                    .join(job["dir"].as_str().unwrap_or_default())
+                    .join(job["script"].as_str().unwrap_or_default());
+                writeln!(stdout, "bash {}", sweep_templates::quote(&script.display().to_string()))
+                    .map_err(Error::Output)?;
             }
             eprintln!("dry run: {} jobs rendered into {}, none run", indices.len(), dir.display());
             Ok(())
         }
         Executor::Local => {
-            eprintln!("running {} jobs on this machine (local executor); results in {}", indices.len(), dir.display());
+            eprintln!(
+                "running {} jobs on this machine (local executor); results in {}",
+                indices.len(),
+                dir.display()
+            );
             let (completed, failed) = local::run(&dir, &mut manifest, &indices)?;
-            eprintln!("{completed} of {} jobs completed, {failed} did not; `sweep status {}` shows each point", indices.len(), dir.display());
+            eprintln!(
+                "{completed} of {} jobs completed, {failed} did not; `sweep status {}` shows each point",
+                indices.len(),
+                dir.display()
+            );
             if failed > 0 {
                 return Err(Error::JobsFailed { failed, total: indices.len() });
             }
@@ -102,29 +116,45 @@ fn live_points(manifest: &Manifest) -> Result<BTreeSet<String>, Error> {
     let queue = driver::squeue(&ids).map_err(Error::Slurm)?;
     let mut live = BTreeSet::new();
     for job in manifest.jobs() {
-        let queued = job["slurm_job_id"].as_str().and_then(|id| queue.get(id)).is_some_and(|e| !driver::is_final(&e.state));
+        let queued = job["slurm_job_id"]
+            .as_str()
+            .and_then(|id| queue.get(id))
+            .is_some_and(|e| !driver::is_final(&e.state));
         if queued {
-            live.extend(job["points"].as_array().into_iter().flatten().filter_map(|p| p.as_str().map(str::to_owned)));
+            live.extend(
+                job["points"].as_array().into_iter().flatten().filter_map(|p| p.as_str().map(str::to_owned)),
+            );
         }
     }
     Ok(live)
 }
 
-fn submit_slurm(dir: &Path, manifest: &mut Manifest, indices: &[usize], options: Options) -> Result<(), Error> {
+fn submit_slurm(
+    dir: &Path,
+    manifest: &mut Manifest,
+    indices: &[usize],
+    options: Options,
+) -> Result<(), Error> {
     let mut stdout = std::io::stdout().lock();
     let (mut submitted, mut rejected) = (0usize, 0usize);
     let mut previous: Option<String> = None;
     for (n, &index) in indices.iter().enumerate() {
         let job = &manifest.jobs()[index];
         let name = job["name"].as_str().unwrap_or_default().to_owned();
-        let script = dir.join(job["dir"].as_str().unwrap_or_default()).join(job["script"].as_str().unwrap_or("job.sbatch"));
+        let script = dir
+            .join(job["dir"].as_str().unwrap_or_default())
+            .join(job["script"].as_str().unwrap_or("job.sbatch"));
         let mut extra = Vec::new();
         if options.sequential {
             extra.push(format!("--dependency=afterany:{}", previous.as_deref().unwrap_or("$PREVIOUS")));
         }
         if options.dry_run {
             let shown: Vec<String> = extra.iter().map(|e| sweep_templates::quote(e)).collect();
-            let line = format!("sbatch --parsable {}{}", shown.iter().map(|e| format!("{e} ")).collect::<String>(), sweep_templates::quote(&script.display().to_string()));
+            let line = format!(
+                "sbatch --parsable {}{}",
+                shown.iter().map(|e| format!("{e} ")).collect::<String>(),
+                sweep_templates::quote(&script.display().to_string())
+            );
             writeln!(stdout, "{line}").map_err(Error::Output)?;
             continue;
         }
@@ -182,7 +212,9 @@ fn job_state(
     }
     let marker = dir.join(job["dir"].as_str().unwrap_or_default()).join("status/benchmark.json");
     match std::fs::read_to_string(&marker).ok().and_then(|t| serde_json::from_str::<Value>(&t).ok()) {
-        Some(status) if status["state"] == "done" => ("COMPLETED".into(), "from the job's status marker".into()),
+        Some(status) if status["state"] == "done" => {
+            ("COMPLETED".into(), "from the job's status marker".into())
+        }
         Some(status) => (
             status["state"].as_str().unwrap_or("failed").to_uppercase(),
             status["reason"].as_str().unwrap_or_default().lines().next().unwrap_or_default().to_owned(),
@@ -197,10 +229,18 @@ fn point_states(job_dir: &Path) -> BTreeMap<String, (String, String)> {
     let Ok(entries) = std::fs::read_dir(job_dir.join("points")) else { return out };
     for entry in entries.flatten() {
         let marker = entry.path().join("status.json");
-        if let Some(status) = std::fs::read_to_string(marker).ok().and_then(|t| serde_json::from_str::<Value>(&t).ok()) {
+        if let Some(status) =
+            std::fs::read_to_string(marker).ok().and_then(|t| serde_json::from_str::<Value>(&t).ok())
+        {
             if let Some(id) = status["point"].as_str() {
                 let state = status["state"].as_str().unwrap_or("?").to_owned();
-                let reason = status["reason"].as_str().unwrap_or_default().lines().next().unwrap_or_default().to_owned();
+                let reason = status["reason"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
                 out.insert(id.to_owned(), (state, reason));
             }
         }
@@ -220,7 +260,17 @@ fn status_rows(dir: &Path) -> Result<(Vec<Value>, bool), Error> {
         .iter()
         .map(|job| {
             let (state, reason) = job_state(dir, job, &queue, &accounting);
-            all_final &= !matches!(state.as_str(), "PENDING" | "RUNNING" | "CONFIGURING" | "COMPLETING" | "SUBMITTED" | "RENDERED" | "SUSPENDED" | "REQUEUED");
+            all_final &= !matches!(
+                state.as_str(),
+                "PENDING"
+                    | "RUNNING"
+                    | "CONFIGURING"
+                    | "COMPLETING"
+                    | "SUBMITTED"
+                    | "RENDERED"
+                    | "SUSPENDED"
+                    | "REQUEUED"
+            );
             let markers = point_states(&dir.join(job["dir"].as_str().unwrap_or_default()));
             let points: Vec<Value> = job["points"]
                 .as_array()
@@ -228,7 +278,8 @@ fn status_rows(dir: &Path) -> Result<(Vec<Value>, bool), Error> {
                 .flatten()
                 .filter_map(Value::as_str)
                 .map(|id| {
-                    let (state, reason) = markers.get(id).cloned().unwrap_or(("pending".into(), String::new()));
+                    let (state, reason) =
+                        markers.get(id).cloned().unwrap_or(("pending".into(), String::new()));
                     serde_json::json!({"id": id, "state": state, "reason": reason})
                 })
                 .collect();
@@ -254,7 +305,13 @@ fn summary(points: &[Value]) -> String {
 }
 
 fn print_table(out: &mut impl Write, rows: &[Value], points: bool) -> std::io::Result<()> {
-    let width = rows.iter().filter_map(|r| r["dir"].as_str()).map(|d| d.trim_start_matches("jobs/").len()).max().unwrap_or(3).max(3);
+    let width = rows
+        .iter()
+        .filter_map(|r| r["dir"].as_str())
+        .map(|d| d.trim_start_matches("jobs/").len())
+        .max()
+        .unwrap_or(3)
+        .max(3);
     writeln!(out, "{:<width$}  {:>8}  {:<10}  {:<24}  REASON", "JOB", "SLURM ID", "STATE", "POINTS")?;
     for row in rows {
         let list = row["points"].as_array().map_or(&[][..], Vec::as_slice);
@@ -269,7 +326,13 @@ fn print_table(out: &mut impl Write, rows: &[Value], points: bool) -> std::io::R
         )?;
         if points {
             for p in list {
-                writeln!(out, "  {}  {:<10}  {}", p["id"].as_str().unwrap_or_default(), p["state"].as_str().unwrap_or_default(), p["reason"].as_str().unwrap_or_default())?;
+                writeln!(
+                    out,
+                    "  {}  {:<10}  {}",
+                    p["id"].as_str().unwrap_or_default(),
+                    p["state"].as_str().unwrap_or_default(),
+                    p["reason"].as_str().unwrap_or_default()
+                )?;
             }
         }
     }

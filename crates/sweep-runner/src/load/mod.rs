@@ -325,7 +325,7 @@ pub struct Schedule {
 
 impl Schedule {
     pub fn new(arrival: Arrival, seed: u64) -> Self {
-        Schedule { arrival, rng: Rng::new(seed ^ 0xa221_7a1), index: 0, at: 0.0 }
+        Schedule { arrival, rng: Rng::new(seed ^ 0x0a22_17a1), index: 0, at: 0.0 }
     }
 }
 
@@ -673,10 +673,17 @@ fn input_config(s: &Settings) -> serde_json::Value {
 }
 
 /// Writes `profile_export_aiperf.json` and `.csv` into `dir`, each through a temporary name.
-pub fn write_exports(dir: &std::path::Path, json: &serde_json::Value, aggregate: &Aggregate) -> Result<(), String> {
+pub fn write_exports(
+    dir: &std::path::Path,
+    json: &serde_json::Value,
+    aggregate: &Aggregate,
+) -> Result<(), String> {
     let text = serde_json::to_string_pretty(json).map_err(|e| e.to_string())?;
     crate::files::write_atomically(&dir.join("profile_export_aiperf.json"), text.as_bytes())?;
-    crate::files::write_atomically(&dir.join("profile_export_aiperf.csv"), aggregate.to_aiperf_csv().as_bytes())
+    crate::files::write_atomically(
+        &dir.join("profile_export_aiperf.csv"),
+        aggregate.to_aiperf_csv().as_bytes(),
+    )
 }
 
 #[cfg(test)]

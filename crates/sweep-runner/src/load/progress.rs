@@ -88,7 +88,8 @@ impl Progress {
             Mode::Bar => {
                 let width = 30;
                 let filled = fraction.map_or(0, |f| (f * width as f64).round() as usize).min(width);
-                let _ = write!(stderr, "\r[{}{}] {text}\x1b[K", "#".repeat(filled), " ".repeat(width - filled));
+                let _ =
+                    write!(stderr, "\r[{}{}] {text}\x1b[K", "#".repeat(filled), " ".repeat(width - filled));
                 if last {
                     let _ = writeln!(stderr);
                 }

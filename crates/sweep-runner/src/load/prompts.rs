@@ -16,12 +16,12 @@ use super::rng::Rng;
 const WORDS: &[&str] = &[
     "the", "of", "and", "to", "in", "is", "that", "for", "it", "as", "was", "with", "be", "by", "on", "not",
     "he", "this", "are", "or", "his", "from", "at", "which", "but", "have", "an", "had", "they", "you",
-    "were", "their", "one", "all", "we", "can", "her", "has", "there", "been", "if", "more", "when",
-    "will", "would", "who", "so", "no", "time", "out", "up", "people", "new", "first", "about", "may",
-    "year", "like", "only", "over", "some", "work", "world", "day", "water", "city", "house", "line",
-    "state", "small", "long", "light", "place", "point", "hand", "part", "home", "case", "word", "game",
-    "road", "book", "music", "plan", "test", "data", "model", "power", "level", "value", "field", "form",
-    "order", "group", "rate", "step", "area", "side", "page", "table", "number", "system",
+    "were", "their", "one", "all", "we", "can", "her", "has", "there", "been", "if", "more", "when", "will",
+    "would", "who", "so", "no", "time", "out", "up", "people", "new", "first", "about", "may", "year",
+    "like", "only", "over", "some", "work", "world", "day", "water", "city", "house", "line", "state",
+    "small", "long", "light", "place", "point", "hand", "part", "home", "case", "word", "game", "road",
+    "book", "music", "plan", "test", "data", "model", "power", "level", "value", "field", "form", "order",
+    "group", "rate", "step", "area", "side", "page", "table", "number", "system",
 ];
 
 /// `n` words drawn from `rng`, each followed by a space except the last.
@@ -104,14 +104,18 @@ pub enum TraceError {
 /// Reads a JSONL trace; entries are sorted by timestamp (stable, so ties keep file order).
 pub fn read_trace(path: &Path) -> Result<Vec<TraceEntry>, TraceError> {
     let name = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| TraceError::Read { path: name.clone(), source })?;
+    let text =
+        std::fs::read_to_string(path).map_err(|source| TraceError::Read { path: name.clone(), source })?;
     let mut entries = Vec::new();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
-        let entry = serde_json::from_str(line)
-            .map_err(|source| TraceError::Parse { path: name.clone(), line: i + 1, source })?;
+        let entry = serde_json::from_str(line).map_err(|source| TraceError::Parse {
+            path: name.clone(),
+            line: i + 1,
+            source,
+        })?;
         entries.push(entry);
     }
     if entries.is_empty() {
@@ -147,7 +151,12 @@ mod tests {
 
     #[test]
     fn equal_hash_ids_give_equal_prefixes() {
-        let entry = |ids: Vec<u64>, len| TraceEntry { timestamp: 0.0, input_length: len, output_length: 4, hash_ids: ids };
+        let entry = |ids: Vec<u64>, len| TraceEntry {
+            timestamp: 0.0,
+            input_length: len,
+            output_length: 4,
+            hash_ids: ids,
+        };
         let a = entry(vec![1, 2, 3], 10).prompt(9, 0, 4);
         let b = entry(vec![1, 2, 7], 10).prompt(9, 1, 4);
         let words = |s: &str| s.split(' ').map(str::to_owned).collect::<Vec<_>>();

@@ -161,11 +161,10 @@ impl Slos {
             let (key, value) = item
                 .split_once(':')
                 .ok_or_else(|| format!("goodput SLO `{item}` is not `metric:milliseconds`"))?;
-            let value: f64 = value
-                .parse()
-                .ok()
-                .filter(|v: &f64| v.is_finite() && *v > 0.0)
-                .ok_or_else(|| format!("goodput SLO `{item}`: `{value}` is not a positive number of ms"))?;
+            let value: f64 =
+                value.parse().ok().filter(|v: &f64| v.is_finite() && *v > 0.0).ok_or_else(|| {
+                    format!("goodput SLO `{item}`: `{value}` is not a positive number of ms")
+                })?;
             match key {
                 "time_to_first_token" | "ttft" => slos.time_to_first_token = Some(value),
                 "inter_token_latency" | "itl" => slos.inter_token_latency = Some(value),
@@ -240,7 +239,8 @@ impl Aggregate {
             self.cancelled += 1;
         }
         if let Some(error) = &record.error {
-            let entry = self.errors.entry((error.code, error.kind)).or_insert_with(|| (0, error.message.clone()));
+            let entry =
+                self.errors.entry((error.code, error.kind)).or_insert_with(|| (0, error.message.clone()));
             entry.0 += 1;
             return;
         }
@@ -362,8 +362,11 @@ impl Aggregate {
             out.push_str(&format!(",{:.2}\n", stat.std()));
         }
         out.push_str("\nMetric,Value\n");
-        let mut scalars: Vec<(String, f64)> =
-            self.scalars().into_iter().map(|(_, header, unit, v)| (format!("{header} ({unit})"), v)).collect();
+        let mut scalars: Vec<(String, f64)> = self
+            .scalars()
+            .into_iter()
+            .map(|(_, header, unit, v)| (format!("{header} ({unit})"), v))
+            .collect();
         scalars.sort_by(|a, b| a.0.cmp(&b.0));
         for (name, value) in scalars {
             out.push_str(&format!("{},{value:.2}\n", csv_field(&name)));
