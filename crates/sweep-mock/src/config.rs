@@ -64,6 +64,11 @@ pub struct Settings {
     /// Workers: write `<role>-<port>.json` here once listening. Router: read workers from here.
     #[arg(long, value_name = "DIR")]
     pub rendezvous: Option<PathBuf>,
+    /// Append one JSON line per streamed request to this file: its `X-Request-ID`, and the wall
+    /// clock (ns) when the request arrived and when its first token was handed to the socket —
+    /// the reference for measuring a client's TTFT error.
+    #[arg(long, value_name = "FILE")]
+    pub token_log: Option<PathBuf>,
     /// Router: a CTX worker's `host:port` (repeatable).
     #[arg(long = "ctx", value_name = "HOST:PORT")]
     pub ctx_workers: Vec<String>,

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures_util::StreamExt;
@@ -30,12 +30,53 @@ pub struct App {
     pub workers: Option<Arc<Workers>>,
     started: Instant,
     requests: AtomicU64,
+    token_log: Option<TokenLog>,
+}
+
+/// Lines for `--token-log`, written by a thread of their own so handlers never wait on a disk.
+#[derive(Debug, Clone)]
+struct TokenLog(std::sync::mpsc::Sender<String>);
+
+impl TokenLog {
+    fn open(path: &std::path::Path) -> io::Result<Self> {
+        use std::io::Write;
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+        let (sender, lines) = std::sync::mpsc::channel::<String>();
+        std::thread::spawn(move || {
+            let mut out = std::io::BufWriter::new(file);
+            loop {
+                match lines.recv_timeout(std::time::Duration::from_millis(100)) {
+                    Ok(line) => {
+                        let _ = writeln!(out, "{line}");
+                    }
+                    // Flushed whenever the load pauses: complete soon after it stops.
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                        let _ = out.flush();
+                    }
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+                }
+            }
+            let _ = out.flush();
+        });
+        Ok(TokenLog(sender))
+    }
+}
+
+fn wall_ns() -> u128 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos())
 }
 
 impl App {
     pub fn new(settings: Settings, address: String) -> Arc<Self> {
         let engine = (settings.role != Role::Router).then(|| Engine::start(settings.sim.clone()));
         let workers = (settings.role == Role::Router).then(|| Workers::start(&settings));
+        let token_log = settings.token_log.as_deref().and_then(|path| match TokenLog::open(path) {
+            Ok(log) => Some(log),
+            Err(error) => {
+                tracing::error!(%error, path = %path.display(), "cannot open the token log");
+                None
+            }
+        });
         Arc::new(Self {
             settings,
             address,
@@ -43,6 +84,7 @@ impl App {
             workers,
             started: Instant::now(),
             requests: AtomicU64::new(0),
+            token_log,
         })
     }
 }
@@ -96,15 +138,16 @@ fn still_starting(app: &App) -> Result<(), ApiError> {
     }
 }
 
-async fn chat(State(app): State<Arc<App>>, body: Bytes) -> Response {
-    openai_request(app, Endpoint::Chat, body).await
+async fn chat(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
+    openai_request(app, Endpoint::Chat, &headers, body).await
 }
 
-async fn completions(State(app): State<Arc<App>>, body: Bytes) -> Response {
-    openai_request(app, Endpoint::Completions, body).await
+async fn completions(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
+    openai_request(app, Endpoint::Completions, &headers, body).await
 }
 
-async fn openai_request(app: Arc<App>, endpoint: Endpoint, body: Bytes) -> Response {
+async fn openai_request(app: Arc<App>, endpoint: Endpoint, headers: &HeaderMap, body: Bytes) -> Response {
+    let arrived_ns = wall_ns();
     if matches!(app.settings.role, Role::Ctx | Role::Gen) {
         let message = format!("a {} worker serves the router, not clients", app.settings.role.as_str());
         return error_response(&ApiError {
@@ -131,7 +174,11 @@ async fn openai_request(app: Arc<App>, endpoint: Endpoint, body: Bytes) -> Respo
     let plan = FaultPlan::for_request(&app, number);
     let renderer = Renderer::new(endpoint, number, &parsed.model);
     if parsed.stream {
-        stream_response(parsed, events, renderer, plan)
+        let log = app.token_log.clone().map(|log| {
+            let id = headers.get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+            (log, id, arrived_ns)
+        });
+        stream_response(parsed, events, renderer, plan, log)
     } else {
         whole_response(parsed, events, renderer, plan).await
     }
@@ -232,6 +279,8 @@ struct Streaming {
     chunk_number: u64,
     tail: Vec<String>,
     ended: bool,
+    /// `--token-log`: where to note the first token, the request's id and its arrival.
+    log: Option<(TokenLog, String, u128)>,
 }
 
 impl Streaming {
@@ -260,6 +309,14 @@ impl Streaming {
                 }
                 let text = openai::token_text(self.sent, allowed);
                 let first = self.sent == 0;
+                if first {
+                    if let Some((log, id, arrived)) = self.log.take() {
+                        let line = serde_json::json!({
+                            "x_request_id": id, "received_ns": arrived, "first_token_ns": wall_ns(),
+                        });
+                        let _ = log.0.send(line.to_string());
+                    }
+                }
                 self.sent += allowed;
                 self.chunk_number += 1;
                 let dice = Dice::new(self.plan.seed, self.plan.number, 100 + self.chunk_number);
@@ -320,6 +377,7 @@ fn stream_response(
     events: mpsc::UnboundedReceiver<Event>,
     renderer: Renderer,
     plan: FaultPlan,
+    log: Option<(TokenLog, String, u128)>,
 ) -> Response {
     let state = Streaming {
         parsed,
@@ -330,6 +388,7 @@ fn stream_response(
         chunk_number: 0,
         tail: Vec::new(),
         ended: false,
+        log,
     };
     // Events already waiting go out in one write (at most 64): no token is held back, but a
     // stream that fell behind catches up in few syscalls instead of one per token.

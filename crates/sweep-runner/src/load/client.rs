@@ -67,6 +67,7 @@ fn error(code: Option<u16>, kind: &'static str, message: impl Into<String>) -> O
 pub async fn send(
     client: &reqwest::Client,
     url: &str,
+    request_id: &str,
     body: Bytes,
     stream: bool,
     timeout: Duration,
@@ -76,6 +77,7 @@ pub async fn send(
     let response = match client
         .post(url)
         .header("content-type", "application/json")
+        .header("x-request-id", request_id)
         .body(body)
         .timeout(timeout)
         .send()

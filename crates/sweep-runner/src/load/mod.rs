@@ -196,6 +196,8 @@ struct Shared {
     clock: Clock,
     sink: std::sync::mpsc::Sender<Record>,
     cancel: Cancel,
+    /// Prefix of the `X-Request-ID` of every request (the records' `x_request_id`).
+    worker: String,
 }
 
 impl Shared {
@@ -247,9 +249,10 @@ impl Shared {
         let mut cancelled = self.cancel.subscribe();
         let start = Instant::now();
         let mut measured = client::Measured::default();
+        let request_id = record::request_id(&self.worker, phase, index);
         let was_cancelled = tokio::select! {
             () = client::send(
-                &self.client, &self.url, body, self.settings.stream, self.settings.request_timeout,
+                &self.client, &self.url, &request_id, body, self.settings.stream, self.settings.request_timeout,
                 start, &mut measured,
             ) => false,
             _ = cancelled.wait_for(|c| *c) => true,
@@ -454,7 +457,8 @@ pub fn run(
     };
     let clock = Clock::now();
     let cpu_0 = cpu_seconds();
-    let shared = Arc::new(Shared { client, url, settings, clock, sink, cancel: cancel.clone() });
+    let worker = record::worker_id();
+    let shared = Arc::new(Shared { client, url, settings, clock, sink, cancel: cancel.clone(), worker });
     let (start_ns, sent) = runtime.block_on(async {
         if shared.settings.warmup > 0 {
             closed_loop(shared.clone(), Phase::Warmup, Some(shared.settings.warmup), None).await;
@@ -506,7 +510,7 @@ fn collect(
     let mut warmup = Aggregate::new(slos);
     let mut last_flush = Instant::now();
     let mut bar = progress::Progress::new(progress, warmup_total, expected, duration);
-    let worker = format!("sweep-runner-{}", std::process::id());
+    let worker = record::worker_id();
     let mut write_error = None;
     loop {
         let record = records.recv_timeout(Duration::from_millis(200));

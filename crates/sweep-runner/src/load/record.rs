@@ -18,6 +18,20 @@ impl Phase {
     }
 }
 
+/// This process's worker id, the prefix of its requests' ids.
+pub fn worker_id() -> String {
+    format!("sweep-runner-{}", std::process::id())
+}
+
+/// The `X-Request-ID` a request is sent with, and its `x_request_id` in the records: unique in
+/// the run (warm-up requests have their own numbering).
+pub fn request_id(worker: &str, phase: Phase, index: u64) -> String {
+    match phase {
+        Phase::Warmup => format!("{worker}-w{index}"),
+        Phase::Profiling => format!("{worker}-{index}"),
+    }
+}
+
 /// Why a request failed. `kind` is one of the types in `docs/metrics.md`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestError {
@@ -116,7 +130,7 @@ impl Record {
         serde_json::json!({
             "metadata": {
                 "session_num": self.index,
-                "x_request_id": format!("{worker}-{}", self.index),
+                "x_request_id": request_id(worker, self.phase, self.index),
                 "turn_index": 0,
                 "credit_issued_ns": self.credit_ns,
                 "request_start_ns": self.start_ns,
