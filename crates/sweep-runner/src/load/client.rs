@@ -66,7 +66,7 @@ fn error(code: Option<u16>, kind: &'static str, message: impl Into<String>) -> O
 /// waiting (a deadline) still has everything measured so far.
 pub async fn send(
     client: &reqwest::Client,
-    url: &str,
+    url: reqwest::Url,
     request_id: &str,
     body: Bytes,
     stream: bool,

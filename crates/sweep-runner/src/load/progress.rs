@@ -38,11 +38,10 @@ impl Progress {
         Progress { mode, started: now, last: now, warmup_total, warmup_done: 0, expected, duration }
     }
 
-    pub fn update(&mut self, phase: Phase, profiling: &Aggregate) {
+    pub fn count(&mut self, phase: Phase) {
         if phase == Phase::Warmup {
             self.warmup_done += 1;
         }
-        self.tick(profiling);
     }
 
     pub fn tick(&mut self, profiling: &Aggregate) {

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use serde::Serialize;
+
 /// Warm-up requests are recorded (marked as such) but never enter the results.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
@@ -101,49 +103,106 @@ impl Record {
         }
     }
 
-    /// The record as a line of aiperf's `profile_export.jsonl`.
-    pub fn to_json(&self, worker: &str) -> serde_json::Value {
-        let value = |v: f64, unit: &str| serde_json::json!({"value": v, "unit": unit});
-        let mut metrics = serde_json::Map::new();
-        if self.error.is_none() {
+    /// The record as a line of aiperf's `profile_export.jsonl`, appended to `out`.
+    pub fn write_json(&self, worker: &str, out: &mut Vec<u8>) {
+        let v = |value: f64, unit: &'static str| Some(Value { value, unit });
+        let metrics = if self.error.is_none() {
             let d = self.derived();
-            metrics.insert("request_latency".into(), value(d.request_latency, "ms"));
-            if let Some(ttft) = d.time_to_first_token {
-                metrics.insert("time_to_first_token".into(), value(ttft, "ms"));
+            Metrics {
+                request_latency: v(d.request_latency, "ms"),
+                time_to_first_token: d.time_to_first_token.and_then(|t| v(t, "ms")),
+                inter_token_latency: d.inter_token_latency.and_then(|t| v(t, "ms")),
+                output_token_throughput_per_user: d
+                    .output_token_throughput_per_user
+                    .and_then(|t| v(t, "tokens/sec/user")),
+                inter_chunk_latency: (!d.inter_chunk_latency.is_empty())
+                    .then_some(Value { value: d.inter_chunk_latency, unit: "ms" }),
+                output_sequence_length: v(self.output_tokens as f64, "tokens"),
+                input_sequence_length: v(self.input_tokens as f64, "tokens"),
+                credit_to_start_latency: v(d.credit_to_start_latency, "ms"),
             }
-            if let Some(itl) = d.inter_token_latency {
-                metrics.insert("inter_token_latency".into(), value(itl, "ms"));
-            }
-            if let Some(tps) = d.output_token_throughput_per_user {
-                metrics.insert("output_token_throughput_per_user".into(), value(tps, "tokens/sec/user"));
-            }
-            if !d.inter_chunk_latency.is_empty() {
-                metrics.insert(
-                    "inter_chunk_latency".into(),
-                    serde_json::json!({"value": d.inter_chunk_latency, "unit": "ms"}),
-                );
-            }
-            metrics.insert("output_sequence_length".into(), value(self.output_tokens as f64, "tokens"));
-            metrics.insert("input_sequence_length".into(), value(self.input_tokens as f64, "tokens"));
-            metrics.insert("credit_to_start_latency".into(), value(d.credit_to_start_latency, "ms"));
-        }
-        serde_json::json!({
-            "metadata": {
-                "session_num": self.index,
-                "x_request_id": request_id(worker, self.phase, self.index),
-                "turn_index": 0,
-                "credit_issued_ns": self.credit_ns,
-                "request_start_ns": self.start_ns,
-                "request_end_ns": self.end_ns,
-                "worker_id": worker,
-                "benchmark_phase": self.phase.as_str(),
-                "was_cancelled": self.cancelled,
-                "token_source": if self.usage { "server_usage" } else { "client_count" },
+        } else {
+            Metrics::default()
+        };
+        let line = Line {
+            metadata: Metadata {
+                session_num: self.index,
+                x_request_id: request_id(worker, self.phase, self.index),
+                turn_index: 0,
+                credit_issued_ns: self.credit_ns,
+                request_start_ns: self.start_ns,
+                request_end_ns: self.end_ns,
+                worker_id: worker,
+                benchmark_phase: self.phase.as_str(),
+                was_cancelled: self.cancelled,
+                token_source: if self.usage { "server_usage" } else { "client_count" },
             },
-            "metrics": metrics,
-            "error": self.error.as_ref().map(|e| serde_json::json!({
-                "code": e.code, "type": e.kind, "message": e.message,
-            })),
-        })
+            metrics,
+            error: self.error.as_ref().map(|e| ErrorOut { code: e.code, kind: e.kind, message: &e.message }),
+        };
+        // Writing plain structs into a Vec cannot fail.
+        let _ = serde_json::to_writer(out, &line);
     }
+
+    /// The same line as a JSON value.
+    pub fn to_json(&self, worker: &str) -> serde_json::Value {
+        let mut out = Vec::new();
+        self.write_json(worker, &mut out);
+        serde_json::from_slice(&out).unwrap_or_default()
+    }
+}
+
+#[derive(Serialize)]
+struct Value<T> {
+    value: T,
+    unit: &'static str,
+}
+
+#[derive(Serialize, Default)]
+struct Metrics {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_latency: Option<Value<f64>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    time_to_first_token: Option<Value<f64>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    inter_token_latency: Option<Value<f64>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    output_token_throughput_per_user: Option<Value<f64>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    inter_chunk_latency: Option<Value<Vec<f64>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    output_sequence_length: Option<Value<f64>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    input_sequence_length: Option<Value<f64>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    credit_to_start_latency: Option<Value<f64>>,
+}
+
+#[derive(Serialize)]
+struct Metadata<'a> {
+    session_num: u64,
+    x_request_id: String,
+    turn_index: u32,
+    credit_issued_ns: u64,
+    request_start_ns: u64,
+    request_end_ns: u64,
+    worker_id: &'a str,
+    benchmark_phase: &'static str,
+    was_cancelled: bool,
+    token_source: &'static str,
+}
+
+#[derive(Serialize)]
+struct ErrorOut<'a> {
+    code: Option<u16>,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    message: &'a str,
+}
+
+#[derive(Serialize)]
+struct Line<'a> {
+    metadata: Metadata<'a>,
+    metrics: Metrics,
+    error: Option<ErrorOut<'a>>,
 }
