@@ -1,5 +1,6 @@
 //! One request to an OpenAI-compatible server, measured.
 
+use std::borrow::Cow;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -8,24 +9,31 @@ use serde::Deserialize;
 
 use super::record::RequestError;
 
+// Texts are borrowed from the response bytes when they hold no escapes: parsing an event then
+// allocates nothing but its list of choices.
 #[derive(Deserialize)]
-struct Event {
-    #[serde(default)]
-    choices: Vec<Choice>,
+struct Event<'a> {
+    #[serde(default, borrow)]
+    choices: Vec<Choice<'a>>,
     usage: Option<Usage>,
 }
 
 #[derive(Deserialize)]
-struct Choice {
-    delta: Option<Delta>,
-    text: Option<String>,
-    message: Option<Delta>,
+struct Choice<'a> {
+    #[serde(borrow)]
+    delta: Option<Delta<'a>>,
+    #[serde(borrow)]
+    text: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    message: Option<Delta<'a>>,
 }
 
 #[derive(Deserialize)]
-struct Delta {
-    content: Option<String>,
-    reasoning_content: Option<String>,
+struct Delta<'a> {
+    #[serde(borrow)]
+    content: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    reasoning_content: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
@@ -35,9 +43,9 @@ struct Usage {
     completion_tokens: u64,
 }
 
-impl Event {
+impl Event<'_> {
     fn has_content(&self) -> bool {
-        let some = |t: Option<&String>| t.is_some_and(|t| !t.is_empty());
+        let some = |t: Option<&Cow<str>>| t.is_some_and(|t| !t.is_empty());
         self.choices.iter().any(|c| {
             let delta = c.delta.as_ref().or(c.message.as_ref());
             some(delta.and_then(|d| d.content.as_ref()))
@@ -120,46 +128,19 @@ pub async fn send(
             }
         };
         out.end = Some(now);
-        buffer.extend_from_slice(&chunk);
         if !stream {
+            buffer.extend_from_slice(&chunk);
             continue;
         }
-        // Several SSE events may arrive in one read: each is counted, all at this read's time.
-        let mut consumed = 0;
-        let mut content_in_read = false;
-        while let Some(end) = find_event_end(&buffer[consumed..]) {
-            let event = &buffer[consumed..consumed + end];
-            consumed += end + 2;
-            let Some(payload) = event.strip_prefix(b"data:") else { continue };
-            let payload = payload.trim_ascii();
-            if payload == b"[DONE]" {
-                continue;
-            }
-            match serde_json::from_slice::<Event>(payload) {
-                Ok(event) => {
-                    if event.has_content() {
-                        out.content_events += 1;
-                        content_in_read = true;
-                    }
-                    if let Some(usage) = event.usage {
-                        out.output_tokens = Some(usage.completion_tokens);
-                        out.input_tokens = usage.prompt_tokens;
-                    }
-                }
-                Err(e) => {
-                    if out.error.is_none() {
-                        out.error = error(
-                            None,
-                            "malformed_stream",
-                            format!("{e}: {}", String::from_utf8_lossy(&payload[..payload.len().min(200)])),
-                        );
-                    }
-                }
-            }
-        }
-        buffer.drain(..consumed);
-        if content_in_read {
-            out.content_times.push(now);
+        // Usually a read holds whole events: parse them from the read itself, and keep only an
+        // unfinished tail for the next one.
+        if buffer.is_empty() {
+            let consumed = parse_events(&chunk, now, out);
+            buffer.extend_from_slice(&chunk[consumed..]);
+        } else {
+            buffer.extend_from_slice(&chunk);
+            let consumed = parse_events(&buffer, now, out);
+            buffer.drain(..consumed);
         }
     }
     if !stream {
@@ -181,7 +162,56 @@ pub async fn send(
 
 /// The end of the first SSE event in `buffer` (the index of its blank line).
 fn find_event_end(buffer: &[u8]) -> Option<usize> {
-    buffer.windows(2).position(|w| w == b"\n\n")
+    let mut from = 0;
+    while let Some(i) = buffer[from..].iter().position(|&b| b == b'\n') {
+        let at = from + i;
+        if buffer.get(at + 1) == Some(&b'\n') {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
+}
+
+/// Counts the complete SSE events at the start of `data`, all arrived at `now` (several events
+/// in one read are counted, one content time for the read); returns the bytes consumed.
+fn parse_events(data: &[u8], now: Duration, out: &mut Measured) -> usize {
+    let mut consumed = 0;
+    let mut content_in_read = false;
+    while let Some(end) = find_event_end(&data[consumed..]) {
+        let event = &data[consumed..consumed + end];
+        consumed += end + 2;
+        let Some(payload) = event.strip_prefix(b"data:") else { continue };
+        let payload = payload.trim_ascii();
+        if payload == b"[DONE]" {
+            continue;
+        }
+        match serde_json::from_slice::<Event>(payload) {
+            Ok(event) => {
+                if event.has_content() {
+                    out.content_events += 1;
+                    content_in_read = true;
+                }
+                if let Some(usage) = event.usage {
+                    out.output_tokens = Some(usage.completion_tokens);
+                    out.input_tokens = usage.prompt_tokens;
+                }
+            }
+            Err(e) => {
+                if out.error.is_none() {
+                    out.error = error(
+                        None,
+                        "malformed_stream",
+                        format!("{e}: {}", String::from_utf8_lossy(&payload[..payload.len().min(200)])),
+                    );
+                }
+            }
+        }
+    }
+    if content_in_read {
+        out.content_times.push(now);
+    }
+    consumed
 }
 
 fn source_chain(error: &dyn std::error::Error) -> String {
@@ -192,4 +222,42 @@ fn source_chain(error: &dyn std::error::Error) -> String {
         source = e.source();
     }
     parts.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(text: &str) -> String {
+        format!("data: {{\"choices\":[{{\"delta\":{{\"content\":\"{text}\"}}}}]}}\n\n")
+    }
+
+    #[test]
+    fn events_in_one_read_share_its_time_and_split_events_wait_for_their_end() {
+        let mut out = Measured::default();
+        let t = |ms| Duration::from_millis(ms);
+        // Three events in one read: three tokens, one content time.
+        let read = format!("{}{}{}", event("a"), event("b"), event("c"));
+        assert_eq!(parse_events(read.as_bytes(), t(10), &mut out), read.len());
+        assert_eq!((out.content_events, out.content_times.clone()), (3, vec![t(10)]));
+        // An event cut in two reads counts when its end arrives.
+        let e = event("d");
+        let (head, tail) = e.as_bytes().split_at(9);
+        assert_eq!(parse_events(head, t(20), &mut out), 0);
+        let joined = [head, tail].concat();
+        assert_eq!(parse_events(&joined, t(30), &mut out), joined.len());
+        assert_eq!(out.content_times, vec![t(10), t(30)]);
+        // Role-only and usage events are not content; usage gives the token counts; [DONE] ends.
+        let rest = "data: {\"choices\":[{\"delta\":{\"role\":\"assistant\"}}]}\n\n\
+                    data: {\"choices\":[],\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":4}}\n\ndata: [DONE]\n\n";
+        parse_events(rest.as_bytes(), t(40), &mut out);
+        assert_eq!((out.content_events, out.output_tokens, out.input_tokens), (4, Some(4), Some(7)));
+        assert_eq!(out.content_times.len(), 2);
+        // Escaped text still parses (it cannot be borrowed) and a broken event is an error.
+        parse_events(event("caf\\u00e9 \\\"x\\\"").as_bytes(), t(50), &mut out);
+        assert_eq!(out.content_events, 5);
+        assert!(out.error.is_none());
+        parse_events(b"data: {\"choices\":[{\"delta\":{\"content\":\n\n", t(60), &mut out);
+        assert_eq!(out.error.as_ref().map(|e| e.kind), Some("malformed_stream"));
+    }
 }
