@@ -70,22 +70,25 @@ fn error(code: Option<u16>, kind: &'static str, message: impl Into<String>) -> O
     Some(RequestError { code, kind, message: message.into() })
 }
 
-/// Sends `body` to `url` and fills `out` as the answer arrives, so that a caller that stops
-/// waiting (a deadline) still has everything measured so far.
-pub async fn send(
-    client: &reqwest::Client,
-    url: reqwest::Url,
-    request_id: &str,
-    body: Bytes,
-    stream: bool,
-    timeout: Duration,
-    start: Instant,
-    out: &mut Measured,
-) {
+/// One request to send.
+#[derive(Debug)]
+pub struct Request<'a> {
+    pub url: reqwest::Url,
+    /// Sent as `X-Request-ID`.
+    pub id: &'a str,
+    pub body: Bytes,
+    pub stream: bool,
+    pub timeout: Duration,
+}
+
+/// Sends `request` and fills `out` as the answer arrives (times from `start`), so that a caller
+/// that stops waiting (a deadline) still has everything measured so far.
+pub async fn send(client: &reqwest::Client, request: Request<'_>, start: Instant, out: &mut Measured) {
+    let Request { url, id, body, stream, timeout } = request;
     let response = match client
         .post(url)
         .header("content-type", "application/json")
-        .header("x-request-id", request_id)
+        .header("x-request-id", id)
         .body(body)
         .timeout(timeout)
         .send()

@@ -253,8 +253,16 @@ impl Shared {
         let request_id = record::request_id(&self.worker, phase, index);
         let was_cancelled = tokio::select! {
             () = client::send(
-                &self.client, self.url.clone(), &request_id, body, self.settings.stream, self.settings.request_timeout,
-                start, &mut measured,
+                &self.client,
+                client::Request {
+                    url: self.url.clone(),
+                    id: &request_id,
+                    body,
+                    stream: self.settings.stream,
+                    timeout: self.settings.request_timeout,
+                },
+                start,
+                &mut measured,
             ) => false,
             _ = cancelled.wait_for(|c| *c) => true,
         };
