@@ -372,3 +372,35 @@ fn a_server_that_never_becomes_healthy_fails_with_its_log() {
     assert!(reason.contains("last lines of logs/agg_0.log"), "{reason}");
     assert_eq!(point_status(dir, "p1")["state"], "failed", "the point is recorded, not dropped");
 }
+
+#[test]
+fn dep_serving_roles_get_dynamos_ttft_correction() {
+    let port = free_port();
+    let health = serde_json::json!({"path": "/health", "interval": 0.1, "timeout": 30});
+    let load = serde_json::json!({"dep_ttft_correction": true});
+    let mut job: serde_json::Value =
+        serde_json::from_str(&job(&[("agg_0", "agg", port)], health, load, &[("p1", 2, 4, 0)])).expect("job");
+    job["roles"][0]["parallel"] = "dep".into();
+    job["roles"][0]["tp"] = 2.into();
+    let dir = job_dir("dep", &job.to_string());
+    let port_text = port.to_string();
+    let mut server = runner()
+        .args(["serve", "--job-dir"])
+        .arg(&dir.0)
+        .args(["--role", "AGG", "--index", "0", "--port", &port_text, "--"])
+        .args([mock_engine().as_str(), "--model", "tiny", "--port", &port_text, "--speedup", "10"])
+        .env_remove("SLURM_PROCID")
+        .spawn()
+        .expect("spawns");
+    let mut bench = runner().args(["benchmark", "--progress", "off", "--job-dir"]).arg(&dir.0).spawn().expect("spawns");
+    assert!(wait(&mut bench, Duration::from_secs(60)).success());
+    wait(&mut server, Duration::from_secs(40));
+    let export = json(&dir.0.join("points/p1/profile_export_aiperf.json"));
+    let corrected = &export["time_to_first_token_dep_corrected"];
+    // One burst of attention_dp_size × 4 = 8 requests; max(TTFT) / 4.
+    assert_eq!(corrected["burst"], 8, "{export}");
+    let avg = corrected["avg"].as_f64().expect("corrected TTFT");
+    assert!(avg > 0.0 && avg < export["time_to_first_token"]["max"].as_f64().expect("max") * 2.0, "{corrected}");
+    // Not applied to TEP roles.
+    assert!(json(&dir.0.join("metadata.json"))["roles"][0]["parallel"] == "dep");
+}
