@@ -51,7 +51,7 @@ engine:
   kind: custom
   commands: {ctx: \"sleep 600\", gen: \"sleep 600\", frontend: \"sleep 600\"}
   health: {path: null}
-cluster: {gpus_per_node: 4, max_nodes: 16}
+cluster: {gpus_per_node: 4, max_nodes: 16, base_port: 19000, frontend_port: 19099}
 mode: disagg
 ctx: {servers: [1, 2], tp: 4, batch: 1}
 gen: {servers: 1, tp: [4, 32], batch: 8}

@@ -122,6 +122,8 @@ pub struct LayoutSettings {
     pub segment: bool,
     pub base_port: u16,
     pub frontend_port: u16,
+    /// The engine always serves through a frontend (Dynamo), even one aggregated server.
+    pub always_frontend: bool,
 }
 
 fn fits_u32(value: u64, what: &'static str) -> Result<u32, LayoutError> {
@@ -180,10 +182,11 @@ impl Layout {
         if last_port > u64::from(u16::MAX) {
             return Err(ports("runs past port 65535"));
         }
-        let has_frontend = match roles {
-            [only] => only.role != Role::Agg || only.servers > 1,
-            _ => true,
-        };
+        let has_frontend = settings.always_frontend
+            || match roles {
+                [only] => only.role != Role::Agg || only.servers > 1,
+                _ => true,
+            };
         if has_frontend
             && (u64::from(settings.base_port)..=last_port).contains(&u64::from(settings.frontend_port))
         {
@@ -294,6 +297,7 @@ mod tests {
             segment: false,
             base_port: 8000,
             frontend_port: 8333,
+            always_frontend: false,
         }
     }
 

@@ -353,6 +353,7 @@ impl Expander<'_> {
             segment: cluster.segment,
             base_port: cluster.base_port,
             frontend_port: cluster.frontend_port,
+            always_frontend: self.spec.engine.kind == sweep_spec::EngineKind::Dynamo,
         };
         let layout = Layout::compute(&roles, &settings).map_err(|source| {
             let path = match &source {

@@ -65,7 +65,9 @@ fn case_3_dynamo_aggregated_dep8() {
     assert_eq!((job.layout.nodes, job.layout.ntasks, job.layout.gpus_allocated), (2, 8, 8));
     assert_eq!(job.role(Role::Agg).expect("agg").max_num_tokens, Some(9344));
     assert_eq!(job.name, "agg1_dep8_batch1024_eplb0_mtp0");
-    assert_eq!(job.layout.frontend, None, "one AGG server needs no frontend");
+    // Dynamo serves through its own frontend even for one server; it shares node 0.
+    let frontend = job.layout.frontend.expect("Dynamo always has a frontend");
+    assert_eq!((frontend.node, frontend.port), (0, 8333));
 }
 
 #[test]

@@ -160,8 +160,11 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
+    /// The host of the job's node `node`. Outside SLURM (the local executor) every node is
+    /// this host.
     fn host(&self, node: u32) -> String {
-        self.hosts.get(node as usize).cloned().unwrap_or_else(|| format!("node{node}"))
+        let host = if self.hosts.len() == 1 { self.hosts.first() } else { self.hosts.get(node as usize) };
+        host.cloned().unwrap_or_else(|| format!("node{node}"))
     }
 
     fn metadata(&self, addresses: &BTreeMap<String, String>) -> serde_json::Value {

@@ -5,3 +5,4 @@ pub mod benchmark;
 pub mod files;
 pub mod load;
 pub mod serve;
+pub mod workers;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use sweep_runner::load::{self, progress, Arrival, Endpoint, Slos};
-use sweep_runner::{benchmark, serve};
+use sweep_runner::{benchmark, serve, workers};
 
 #[derive(Debug, Parser)]
 #[command(name = "sweep-runner", version, about = "The in-job runner of sweep, and a load generator")]
@@ -39,6 +39,25 @@ enum Step {
         #[arg(long, conflicts_with = "interface")]
         host: Option<String>,
         /// The engine's command and arguments.
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+    /// A frontend's launcher: wait for every worker of the job to register, hand their
+    /// addresses to the command (a config file or arguments), then become that command.
+    WithWorkers {
+        #[arg(long)]
+        job_dir: PathBuf,
+        #[arg(long, value_enum)]
+        format: workers::Format,
+        /// The config file to write (`trtllm-disagg`).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The frontend's port, for the config.
+        #[arg(long, default_value_t = 8333)]
+        port: u16,
+        /// Seconds to wait for the workers to register.
+        #[arg(long, default_value_t = 3600.0)]
+        timeout: f64,
         #[arg(last = true, required = true)]
         command: Vec<String>,
     },
@@ -281,6 +300,16 @@ fn main() -> ExitCode {
             })
         }
         Step::Profile(args) => profile(args),
+        Step::WithWorkers { job_dir, format, config, port, timeout, command } => {
+            workers::with_workers(&workers::WithWorkers {
+                job_dir,
+                format: *format,
+                config: config.as_deref(),
+                port: *port,
+                timeout: Duration::from_secs_f64(timeout.max(0.0)),
+                command,
+            })
+        }
     };
     match result {
         Ok(code) => code,

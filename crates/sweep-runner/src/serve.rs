@@ -87,8 +87,9 @@ pub fn run(s: &Serve) -> Result<ExitCode, String> {
         .map_err(|e| format!("cannot open {}: {e}", log_path.display()))?;
     let err_log = log.try_clone().map_err(|e| e.to_string())?;
     let started = files::now();
-    let mut engine = Command::new(&s.command[0]);
-    engine.args(&s.command[1..]).stdin(Stdio::null()).stdout(log).stderr(err_log);
+    let command = crate::workers::substitute(s.job_dir, s.command);
+    let mut engine = Command::new(&command[0]);
+    engine.args(&command[1..]).stdin(Stdio::null()).stdout(log).stderr(err_log);
     if let Some(gpus) = s.gpus {
         engine.env("CUDA_VISIBLE_DEVICES", gpus);
     }

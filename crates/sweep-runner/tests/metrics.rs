@@ -7,7 +7,7 @@ use sweep_runner::load::{Aggregate, Phase, Record, RequestError, Slos};
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/fixtures/aiperf-0.13.0/agg-bm-128-64/agg_tp1/aiperf_artifacts/concurrency_4")
+        .join("../../tests/fixtures/aiperf-0.13.0/agg-bm-128-64/agg_tp1/aiperf_artifacts/concurrency_4")
         .join(name)
 }
 

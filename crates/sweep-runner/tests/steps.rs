@@ -25,10 +25,12 @@ fn runner() -> Command {
 }
 
 fn serve(dir: &Path, role: &str, index: u32, command: &[&str]) -> Child {
+    // A port of its own: tests run at once, and a busy port is refused.
+    let port = free_port().to_string();
     runner()
         .args(["serve", "--job-dir"])
         .arg(dir)
-        .args(["--role", role, "--index", &index.to_string(), "--port", "9000", "--gpus", "0,1", "--"])
+        .args(["--role", role, "--index", &index.to_string(), "--port", &port, "--gpus", "0,1", "--"])
         .args(command)
         .env_remove("SLURM_PROCID")
         .spawn()
@@ -110,7 +112,7 @@ fn servers_register_run_their_command_and_stop_when_the_benchmark_ends() {
     assert!(wait(&mut ctx, Duration::from_secs(20)).success());
     let registration = json(&dir.0.join("rendezvous/gen_0.json"));
     assert_eq!(registration["role"], "gen");
-    assert!(registration["address"].as_str().is_some_and(|a| a.ends_with(":9000")), "{registration}");
+    assert!(registration["address"].as_str().is_some_and(|a| a.contains(':')), "{registration}");
     for name in ["gen_0", "ctx_0"] {
         let status = json(&dir.0.join(format!("status/{name}.json")));
         assert_eq!(status["state"], "stopped", "{status}");
@@ -392,7 +394,8 @@ fn dep_serving_roles_get_dynamos_ttft_correction() {
         .env_remove("SLURM_PROCID")
         .spawn()
         .expect("spawns");
-    let mut bench = runner().args(["benchmark", "--progress", "off", "--job-dir"]).arg(&dir.0).spawn().expect("spawns");
+    let mut bench =
+        runner().args(["benchmark", "--progress", "off", "--job-dir"]).arg(&dir.0).spawn().expect("spawns");
     assert!(wait(&mut bench, Duration::from_secs(60)).success());
     wait(&mut server, Duration::from_secs(40));
     let export = json(&dir.0.join("points/p1/profile_export_aiperf.json"));
@@ -400,7 +403,52 @@ fn dep_serving_roles_get_dynamos_ttft_correction() {
     // One burst of attention_dp_size × 4 = 8 requests; max(TTFT) / 4.
     assert_eq!(corrected["burst"], 8, "{export}");
     let avg = corrected["avg"].as_f64().expect("corrected TTFT");
-    assert!(avg > 0.0 && avg < export["time_to_first_token"]["max"].as_f64().expect("max") * 2.0, "{corrected}");
+    assert!(
+        avg > 0.0 && avg < export["time_to_first_token"]["max"].as_f64().expect("max") * 2.0,
+        "{corrected}"
+    );
     // Not applied to TEP roles.
     assert!(json(&dir.0.join("metadata.json"))["roles"][0]["parallel"] == "dep");
+}
+
+#[test]
+fn with_workers_waits_for_every_worker_then_hands_over_their_addresses() {
+    let dir = job_dir(
+        "with-workers",
+        &deploy_only(&[("ctx_0", "ctx", 9101), ("ctx_1", "ctx", 9102), ("gen_0", "gen", 9103)]),
+    );
+    let config = dir.0.join("configs/disagg_server.yaml");
+    let frontend = runner()
+        .args(["with-workers", "--job-dir"])
+        .arg(&dir.0)
+        .args(["--format", "trtllm-disagg", "--config"])
+        .arg(&config)
+        .args(["--port", "8333", "--", "bash", "-c", "echo \"$SWEEP_CTX_URLS|$SWEEP_GEN_URLS\"; cat \"$0\""])
+        .arg(&config)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawns");
+    // The frontend waits while the workers are still starting.
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!config.exists(), "no config before every worker registered");
+    let mut workers: Vec<Child> = [("CTX", 0), ("CTX", 1), ("GEN", 0)]
+        .iter()
+        .map(|(role, index)| serve(&dir.0, role, *index, &["bash", "-c", "sleep 30"]))
+        .collect();
+    let output = frontend.wait_with_output().expect("ends");
+    std::fs::write(dir.0.join("control/stop"), b"").expect("stop");
+    for worker in &mut workers {
+        wait(worker, Duration::from_secs(40));
+    }
+    assert!(output.status.success());
+    let text = String::from_utf8_lossy(&output.stdout);
+    let first = text.lines().next().unwrap_or_default();
+    let (ctx, gen) = first.split_once('|').expect("two lists");
+    assert_eq!((ctx.split(',').count(), gen.split(',').count()), (2, 1), "{text}");
+    assert!(
+        text.contains("context_servers:\n  num_instances: 2\n")
+            && text.contains("generation_servers:\n  num_instances: 1\n"),
+        "{text}"
+    );
+    assert!(text.contains(&format!("    - \"{gen}\"")), "the GEN worker's address as it registered: {text}");
 }

@@ -82,6 +82,8 @@ pub struct JobContext {
     pub name: String,
     pub mode: String,
     pub engine: String,
+    /// Dynamo's backend (`trtllm`, `vllm`, `sglang`), when `engine` is `dynamo`.
+    pub backend: Option<String>,
     pub model: sweep_spec::Model,
     pub slurm: SlurmContext,
     pub container: Option<ContainerContext>,
@@ -148,6 +150,7 @@ impl JobContext {
             name: job.name.clone(),
             mode: job.mode.as_str().to_owned(),
             engine: spec.engine.kind.as_str().to_owned(),
+            backend: spec.engine.backend.map(|b| b.as_str().to_owned()),
             model: spec.model.clone(),
             slurm: SlurmContext {
                 // Unique per sweep and job; never used to find or cancel jobs (ids are).

@@ -24,11 +24,19 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("local.sh.j2", include_str!("../../../templates/local.sh.j2")),
     ("engines/mock/command.sh.j2", include_str!("../../../templates/engines/mock/command.sh.j2")),
     ("engines/mock/frontend.sh.j2", include_str!("../../../templates/engines/mock/frontend.sh.j2")),
+    ("engines/trtllm/command.sh.j2", include_str!("../../../templates/engines/trtllm/command.sh.j2")),
+    ("engines/trtllm/frontend.sh.j2", include_str!("../../../templates/engines/trtllm/frontend.sh.j2")),
+    ("engines/trtllm/config.yaml.j2", include_str!("../../../templates/engines/trtllm/config.yaml.j2")),
+    ("engines/sglang/command.sh.j2", include_str!("../../../templates/engines/sglang/command.sh.j2")),
+    ("engines/sglang/frontend.sh.j2", include_str!("../../../templates/engines/sglang/frontend.sh.j2")),
+    ("engines/vllm/command.sh.j2", include_str!("../../../templates/engines/vllm/command.sh.j2")),
+    ("engines/vllm/frontend.sh.j2", include_str!("../../../templates/engines/vllm/frontend.sh.j2")),
+    ("engines/dynamo/command.sh.j2", include_str!("../../../templates/engines/dynamo/command.sh.j2")),
+    ("engines/dynamo/frontend.sh.j2", include_str!("../../../templates/engines/dynamo/frontend.sh.j2")),
 ];
 
-/// Engine kinds with launch templates. TensorRT-LLM, vLLM, SGLang and Dynamo need their disagg
-/// front ends configured with the workers' host names, which only the in-job runner learns.
-pub const ENGINES: &[&str] = &["mock", "custom"];
+/// Engine kinds with launch templates.
+pub const ENGINES: &[&str] = &["mock", "custom", "trtllm", "vllm", "sglang", "dynamo"];
 
 /// Why a job could not be rendered.
 #[derive(Debug, thiserror::Error)]
@@ -43,9 +51,12 @@ pub enum RenderError {
     /// A `custom` engine's job needs a command the spec does not give.
     #[error("a custom engine needs `engine.commands.{0}` for this job; add it to the spec")]
     MissingCommand(String),
-    /// The engine kind has no launch templates yet.
-    #[error("engine kind `{0}` has no launch templates yet; sweep renders `mock` and `custom` engines (a `custom` engine takes each role's command in `engine.commands`)")]
+    /// The engine kind has no launch templates.
+    #[error("engine kind `{0}` has no launch templates; a `custom` engine takes each role's command in `engine.commands`")]
     UnsupportedEngine(String),
+    /// The engine's templates cannot launch this job's layout.
+    #[error("job `{job}`: {why}")]
+    UnsupportedLayout { job: String, why: String },
     /// A template does not parse or failed while rendering (an undefined variable, a value a
     /// filter refused).
     #[error("template `{template}`: {source}")]
@@ -82,10 +93,39 @@ impl Executor {
     }
 }
 
-/// The rendered script of one job.
+/// The rendered script of one job, and the files its engines read (path relative to the job's
+/// folder, contents): e.g. TensorRT-LLM's per-role `configs/<role>.yaml`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RenderedJob {
     pub script: String,
+    pub files: Vec<(String, String)>,
+}
+
+/// CUDA-graph batch sizes for a batch limit: 1, 2, 4, … below it, and the limit itself.
+fn cuda_graph_batch_sizes(batch: u32) -> Vec<u32> {
+    let mut sizes: Vec<u32> =
+        std::iter::successors(Some(1u32), |s| s.checked_mul(2)).take_while(|&s| s < batch).collect();
+    sizes.push(batch.max(1));
+    sizes
+}
+
+/// Layouts an engine's templates cannot launch, said before anything is rendered.
+fn check_layout(job: &JobContext) -> Result<(), RenderError> {
+    let refuse =
+        |why: &str| Err(RenderError::UnsupportedLayout { job: job.name.clone(), why: why.to_owned() });
+    let spans_nodes = job.servers.iter().any(|s| s.nodes.len() > 1);
+    match job.engine.as_str() {
+        "vllm" if job.frontend.is_some() => refuse(
+            "vLLM has no router of its own for several servers or prefill/decode pairs; use `engine: {kind: dynamo, backend: vllm}`, or a `custom` engine with a `frontend` command",
+        ),
+        "vllm" if spans_nodes => refuse(
+            "a vLLM server over several nodes needs Ray, which the templates do not start; keep each server within a node, or use a `custom` engine",
+        ),
+        "trtllm" if job.frontend.is_some() && job.mode == "agg" => refuse(
+            "TensorRT-LLM's disaggregated server routes prefill/decode pairs only, not several aggregated servers; run one aggregated server per job, or use `engine: {kind: dynamo, backend: trtllm}`",
+        ),
+        _ => Ok(()),
+    }
 }
 
 /// The template environment: built-ins, overridden by a user folder.
@@ -114,6 +154,18 @@ impl Templates {
         env.add_filter("argv", shell::argv);
         env.add_filter("directive", shell::directive);
         env.add_filter("nodelist", shell::nodelist);
+        env.add_filter("cuda_graph_batch_sizes", cuda_graph_batch_sizes);
+        // minijinja's own `tojson` marks its output safe, which in a `.sh.j2` template would skip
+        // shell quoting — and JSON's `{a,b}` is brace expansion to bash. Ours returns plain text,
+        // which the formatter quotes like any other value.
+        env.add_filter("tojson", |value: Value| -> Result<String, minijinja::Error> {
+            serde_json::to_string(&value).map_err(|e| {
+                minijinja::Error::new(
+                    minijinja::ErrorKind::InvalidOperation,
+                    format!("cannot write JSON: {e}"),
+                )
+            })
+        });
         for (name, source) in BUILTIN {
             let source = match overrides.map(|dir| dir.join(name)).filter(|path| path.is_file()) {
                 Some(path) => {
@@ -148,6 +200,7 @@ impl Templates {
         if !ENGINES.contains(&kind.as_str()) {
             return Err(RenderError::UnsupportedEngine(kind));
         }
+        check_layout(&job)?;
         let (command_template, frontend_template) = if kind == "custom" {
             (None, "engine.commands.frontend.sh.j2".to_owned())
         } else {
@@ -156,6 +209,16 @@ impl Templates {
         // The job is turned into a template value once and shared by every server's context
         // (values are reference-counted); commands are not part of what command templates see.
         let job_value = Value::from_serialize(&job);
+        // TensorRT-LLM (alone or behind Dynamo) reads each role's options from a YAML file.
+        let mut files = Vec::new();
+        if kind == "trtllm" || job.backend.as_deref() == Some("trtllm") && kind == "dynamo" {
+            for role in &job.roles {
+                let context =
+                    minijinja::context! { job => job_value.clone(), role => Value::from_serialize(role) };
+                let config = self.render("engines/trtllm/config.yaml.j2", &context)?;
+                files.push((format!("configs/{}.yaml", role.role), config));
+            }
+        }
         for index in 0..job.servers.len() {
             let server = &job.servers[index];
             let role = job.roles.iter().find(|r| r.config.role == server.role);
@@ -177,7 +240,7 @@ impl Templates {
         }
         let script =
             self.render(executor.template(), &minijinja::context! { job => Value::from_serialize(&job) })?;
-        Ok(RenderedJob { script })
+        Ok(RenderedJob { script, files })
     }
 
     /// A launch command: the template's text, trimmed; a `custom` engine's missing command is an

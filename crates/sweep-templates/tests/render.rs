@@ -264,3 +264,123 @@ fn a_custom_engine_without_a_frontend_command_is_an_error_not_an_empty_step() {
     let error = templates.render_job(context, Executor::Slurm).expect_err("no frontend command");
     assert!(error.to_string().contains("engine.commands.frontend"), "{error}");
 }
+
+fn example(name: &str) -> String {
+    std::fs::read_to_string(workspace().join("sweeps").join(format!("{name}.yaml"))).expect("example")
+}
+
+fn config(job: &RenderedJob, role: &str) -> serde_yaml::Value {
+    let (_, text) =
+        job.files.iter().find(|(path, _)| path == &format!("configs/{role}.yaml")).expect("config");
+    // serde_yaml refuses duplicate keys: an engine_args key never appears twice.
+    serde_yaml::from_str(text).unwrap_or_else(|e| panic!("{e}\n{text}"))
+}
+
+#[test]
+fn tensorrt_llm_jobs_get_their_launch_commands_and_engine_configs() {
+    let jobs = render_spec(&example("trtllm-wideep-packed"), "/shared/w");
+    let (_, job) = &jobs[0];
+    bash_n(&job.script);
+    assert!(job.script.contains("trtllm-llmapi-launch trtllm-serve /models/DeepSeek-R1-FP4 --host 0.0.0.0 --port 8000 --backend pytorch --extra_llm_api_options /shared/w/jobs/ctx2_gen1_dep32_batch128_eplb288_mtp3/configs/gen.yaml"), "{}", job.script);
+    assert!(job.script.contains(
+        "with-workers --job-dir /shared/w/jobs/ctx2_gen1_dep32_batch128_eplb288_mtp3 --format trtllm-disagg"
+    ));
+    let gen = config(job, "gen");
+    assert_eq!(gen["tensor_parallel_size"], 32);
+    assert_eq!(gen["moe_expert_parallel_size"], 32);
+    assert_eq!(gen["enable_attention_dp"], true);
+    assert_eq!(gen["max_batch_size"], 128);
+    assert_eq!(gen["moe_config"]["backend"], "WIDEEP");
+    assert_eq!(gen["moe_config"]["load_balancer"]["num_slots"], 288);
+    assert_eq!(gen["speculative_config"]["decoding_type"], "MTP");
+    assert_eq!(gen["speculative_config"]["num_nextn_predict_layers"], 3);
+    let sizes = gen["cuda_graph_config"]["batch_sizes"].as_sequence().expect("batch sizes").clone();
+    assert_eq!(sizes.first().and_then(serde_yaml::Value::as_u64), Some(1));
+    assert_eq!(sizes.last().and_then(serde_yaml::Value::as_u64), Some(128));
+    assert_eq!(gen["cache_transceiver_config"]["backend"], "DEFAULT");
+    let ctx = config(job, "ctx");
+    assert_eq!((ctx["tensor_parallel_size"].as_u64(), ctx["max_batch_size"].as_u64()), (Some(4), Some(1)));
+    assert_eq!(ctx["disable_overlap_scheduler"], true);
+    assert!(ctx.get("speculative_config").is_none() && ctx.get("cuda_graph_config").is_none());
+    insta::with_settings!({ prepend_module_to_snapshot => false, omit_expression => true }, {
+        insta::assert_snapshot!("trtllm-disagg", job.script);
+        insta::assert_snapshot!("trtllm-gen-config", job.files.iter().find(|(p, _)| p == "configs/gen.yaml").expect("gen").1);
+    });
+
+    // A role's engine_args replace generated keys and add new ones, each once.
+    let text = example("trtllm-wideep-packed").replace(
+        "  eplb: 288\n",
+        "  eplb: 288\n  engine_args: {max_batch_size: 64, kv_cache_config: {dtype: fp8, free_gpu_memory_fraction: 0.8}}\n",
+    );
+    let jobs = render_spec(&text, "/shared/w");
+    let gen = config(&jobs[0].1, "gen");
+    assert_eq!(gen["max_batch_size"], 64);
+    assert_eq!(gen["kv_cache_config"]["dtype"], "fp8");
+}
+
+#[test]
+fn dynamo_sglang_and_vllm_render_or_say_why_not() {
+    for name in ["dynamo-wideep-disagg", "dynamo-tep-multi-gen", "dynamo-agg-dep8"] {
+        for (job_name, job) in render_spec(&example(name), "/shared/d") {
+            bash_n(&job.script);
+            assert!(job.script.contains("python3 -m dynamo.trtllm"), "{job_name}");
+            assert!(
+                job.script.contains("python3 -m dynamo.frontend"),
+                "{job_name}: Dynamo always has its frontend"
+            );
+            assert!(job.script.contains("ETCD_ENDPOINTS=http://@SWEEP_FRONTEND_HOST@:2379"), "{job_name}");
+            assert!(job.files.iter().any(|(p, _)| p.starts_with("configs/")), "{job_name}");
+        }
+    }
+    let sglang = "name: s\nmodel: {path: /m, served_name: m}\nengine: {kind: sglang}\ncluster: {gpus_per_node: 4}\n\
+                  mode: [agg, disagg]\nagg: {tp: 8, parallel: dep, batch: 16, mtp: 2}\nctx: {tp: 4, batch: 4}\ngen: {tp: 4, batch: 32}\n\
+                  workload: {isl: 8, osl: 8, concurrency: 1}\n";
+    let jobs = render_spec(sglang, "/shared/s");
+    let (_, agg) = jobs.iter().find(|(n, _)| n.starts_with("agg")).expect("agg");
+    bash_n(&agg.script);
+    assert!(
+        agg.script
+            .contains("--tp-size 8 --dp-size 8 --enable-dp-attention --ep-size 8 --max-running-requests 128"),
+        "{}",
+        agg.script
+    );
+    assert!(agg
+        .script
+        .contains("--nnodes 2 --node-rank @SWEEP_NODE_RANK@ --dist-init-addr @SWEEP_HEAD@:9000"));
+    assert!(agg.script.contains("--speculative-algorithm EAGLE --speculative-num-steps 2"));
+    let (_, disagg) = jobs.iter().find(|(n, _)| n.starts_with("ctx")).expect("disagg");
+    bash_n(&disagg.script);
+    assert!(
+        disagg.script.contains("--disaggregation-mode prefill")
+            && disagg.script.contains("--disaggregation-mode decode")
+    );
+    assert!(disagg
+        .script
+        .contains("--format sglang-router -- python3 -m sglang_router.launch_router --pd-disaggregation"));
+
+    let vllm =
+        "name: v\nmodel: {path: /m, served_name: m}\nengine: {kind: vllm}\ncluster: {gpus_per_node: 4}\n\
+                mode: agg\nagg: {tp: 4, batch: 16, mtp: 2}\nworkload: {isl: 8, osl: 8, concurrency: 1}\n";
+    let jobs = render_spec(vllm, "/shared/v");
+    bash_n(&jobs[0].1.script);
+    assert!(jobs[0].1.script.contains("vllm serve /m --served-model-name m --host 0.0.0.0 --port 8000 --tensor-parallel-size 4 --max-num-seqs 16 --speculative-config '{\"method\":\"deepseek_mtp\",\"num_speculative_tokens\":2}'"), "{}", jobs[0].1.script);
+    // JSON in an argument stays one argument: bash would brace-expand `{a,b}` left unquoted.
+    let dir = tempdir();
+    let calls = execute(&jobs[0].1.script, &dir.0);
+    let serve = calls.iter().find(|argv| argv.first().is_some_and(|a| a == "serve")).expect("serve call");
+    assert!(
+        serve.iter().any(|a| a == r#"{"method":"deepseek_mtp","num_speculative_tokens":2}"#),
+        "{serve:?}"
+    );
+    // vLLM disaggregated: no router of its own — refused, with what to do instead.
+    let document = sweep_spec::load(&vllm.replace(
+        "mode: agg\nagg: {tp: 4, batch: 16, mtp: 2}",
+        "mode: disagg\nctx: {tp: 1, batch: 4}\ngen: {tp: 1, batch: 4}",
+    ))
+    .expect("valid");
+    let planned = plan(&document.spec, &PlanOptions::default()).expect("plans");
+    let templates = Templates::new(None, &document.spec.engine.commands).expect("templates");
+    let context = JobContext::new(&document.spec, &planned, &planned.jobs[0], paths("/shared/v", "j"));
+    let error = templates.render_job(context, Executor::Slurm).expect_err("refused").to_string();
+    assert!(error.contains("kind: dynamo, backend: vllm"), "{error}");
+}

@@ -28,23 +28,23 @@ pub struct Settings {
 }
 
 pub fn run(settings: &Settings) -> Result<(), Error> {
-    let (output, _) = render(settings)?;
+    let output = write(prepare(settings)?, settings)?;
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "{}", output.display()).map_err(Error::Output)
 }
 
 /// What every rendering needs, resolved before anything is written.
-struct Prepared {
+pub struct Prepared {
     spec_text: Vec<u8>,
     document: sweep_spec::Document,
     plan: sweep_plan::Plan,
     templates: Templates,
     runner: PathBuf,
     bin_dir: PathBuf,
-    executor: Executor,
+    pub executor: Executor,
 }
 
-fn prepare(settings: &Settings) -> Result<Prepared, Error> {
+pub fn prepare(settings: &Settings) -> Result<Prepared, Error> {
     let (document, plan) = load_and_plan(&settings.file, settings.max_points)?;
     let spec = &document.spec;
     let runner = match &settings.runner {
@@ -64,9 +64,8 @@ fn prepare(settings: &Settings) -> Result<Prepared, Error> {
     Ok(Prepared { spec_text, document, plan, templates, runner, bin_dir, executor })
 }
 
-/// Writes the sweep folder; returns its absolute path and the executor its scripts are for.
-pub fn render(settings: &Settings) -> Result<(PathBuf, Executor), Error> {
-    let prepared = prepare(settings)?;
+/// Writes the sweep folder; returns its absolute path.
+pub fn write(prepared: Prepared, settings: &Settings) -> Result<PathBuf, Error> {
     let output = absolute(&settings.output)?;
     if output.exists() {
         return Err(Error::Exists { path: output });
@@ -95,10 +94,10 @@ pub fn render(settings: &Settings) -> Result<(PathBuf, Executor), Error> {
         prepared.plan.points.len(),
         output.display()
     );
-    Ok((output, prepared.executor))
+    Ok(output)
 }
 
-fn write(path: PathBuf, contents: &[u8]) -> Result<(), Error> {
+fn write_file(path: PathBuf, contents: &[u8]) -> Result<(), Error> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|source| Error::Write { path: dir.to_path_buf(), source })?;
     }
@@ -107,17 +106,17 @@ fn write(path: PathBuf, contents: &[u8]) -> Result<(), Error> {
 
 fn write_sweep(staging: &Path, output: &Path, p: &Prepared) -> Result<(), Error> {
     let spec = &p.document.spec;
-    write(staging.join("spec.yaml"), &p.spec_text)?;
+    write_file(staging.join("spec.yaml"), &p.spec_text)?;
     let mut plan_json = Vec::new();
     crate::commands::plan::write_json(&mut plan_json, spec, &p.plan).map_err(Error::Output)?;
-    write(staging.join("plan.json"), &plan_json)?;
+    write_file(staging.join("plan.json"), &plan_json)?;
     let mut jobs = Vec::with_capacity(p.plan.jobs.len());
     for job in &p.plan.jobs {
         let points: Vec<sweep_plan::Point> = p.plan.points[job.points.clone()].to_vec();
         jobs.push(write_job(&staging.join("jobs").join(&job.name), output, &job.name, job, points, p, 1)?);
     }
     let manifest = Manifest::new(spec.name.clone(), p.executor, jobs);
-    write(staging.join("manifest.json"), &manifest.to_bytes()?)
+    write_file(staging.join("manifest.json"), &manifest.to_bytes()?)
 }
 
 /// Renders one job folder (script and `job.json`) into `staged`, to live at
@@ -144,9 +143,12 @@ fn write_job(
         .templates
         .render_job(context.clone(), p.executor)
         .map_err(|source| Error::RenderJob { job: job.name.clone(), source })?;
-    write(staged.join(p.executor.script_name()), rendered.script.as_bytes())?;
+    write_file(staged.join(p.executor.script_name()), rendered.script.as_bytes())?;
+    for (path, contents) in &rendered.files {
+        write_file(staged.join(path), contents.as_bytes())?;
+    }
     let context_json = serde_json::to_vec_pretty(&context).map_err(|e| Error::Output(e.into()))?;
-    write(staged.join("job.json"), &context_json)?;
+    write_file(staged.join("job.json"), &context_json)?;
     Ok(serde_json::json!({
         "id": job.id,
         "name": job.name,
@@ -170,8 +172,7 @@ pub struct Resumed {
 
 /// Adds a job folder for every job of the (possibly changed) spec that has points with no
 /// complete result and not queued or running (`live`); existing folders are never touched.
-pub fn resume(settings: &Settings, live: &BTreeSet<String>) -> Result<Resumed, Error> {
-    let p = prepare(settings)?;
+pub fn resume(p: Prepared, settings: &Settings, live: &BTreeSet<String>) -> Result<Resumed, Error> {
     let dir = absolute(&settings.output)?;
     let mut manifest = Manifest::read(&dir)?;
     let done = manifest::completed_points(&dir);
@@ -212,7 +213,7 @@ pub fn resume(settings: &Settings, live: &BTreeSet<String>) -> Result<Resumed, E
         added.push(manifest.push(entry));
     }
     // The spec this resume ran from, beside (not over) the first one.
-    write(dir.join(format!("spec.resume-{resumes}.yaml")), &p.spec_text)?;
+    write_file(dir.join(format!("spec.resume-{resumes}.yaml")), &p.spec_text)?;
     manifest.set_resumes(resumes);
     manifest.write(&dir)?;
     eprintln!(

@@ -28,41 +28,28 @@ pub struct Options {
 }
 
 pub fn submit(settings: &render::Settings, options: Options) -> Result<(), Error> {
-    let slurm_missing =
-        |executor: Executor| executor == Executor::Slurm && !options.dry_run && !driver::available();
+    // Everything is resolved first, so a login node without SLURM leaves no folder behind.
+    let mut prepared = render::prepare(settings)?;
     let (dir, executor, indices, _lock) = if options.resume {
         let dir = std::path::absolute(&settings.output)
             .map_err(|source| Error::Write { path: settings.output.clone(), source })?;
-        let lock = Lock::take(&dir).map_err(|e| match e {
-            Error::Write { .. } if !dir.join("manifest.json").exists() => {
-                Error::NotASweep { path: dir.clone() }
-            }
-            e => e,
-        })?;
-        let manifest = Manifest::read(&dir)?;
-        let executor = settings.executor.map_or(manifest.executor(), |e| match e {
-            sweep_spec::ExecutorKind::Slurm => Executor::Slurm,
-            sweep_spec::ExecutorKind::Local => Executor::Local,
-        });
-        if slurm_missing(executor) {
-            return Err(Error::Slurm(driver::SlurmError::Missing { command: "sbatch" }));
+        if !dir.join("manifest.json").is_file() {
+            return Err(Error::NotASweep { path: dir });
         }
+        let lock = Lock::take(&dir)?;
+        let manifest = Manifest::read(&dir)?;
+        // A resume keeps the folder's executor unless told otherwise.
+        if settings.executor.is_none() {
+            prepared.executor = manifest.executor();
+        }
+        check_sbatch(prepared.executor, options)?;
         let live = live_points(&manifest)?;
-        let resumed = render::resume(settings, &live)?;
+        let resumed = render::resume(prepared, settings, &live)?;
         (resumed.dir, resumed.executor, resumed.added, lock)
     } else {
-        // Decided before rendering, so a login node without SLURM leaves no folder behind.
-        let executor = settings.executor.map(|e| e == sweep_spec::ExecutorKind::Local);
-        if executor != Some(true) && !options.dry_run && !driver::available() {
-            let spec_says_local = std::fs::read_to_string(&settings.file)
-                .ok()
-                .and_then(|t| sweep_spec::load(&t).ok())
-                .is_some_and(|d| d.spec.executor == sweep_spec::ExecutorKind::Local);
-            if executor == Some(false) || !spec_says_local {
-                return Err(Error::Slurm(driver::SlurmError::Missing { command: "sbatch" }));
-            }
-        }
-        let (dir, executor) = render::render(settings)?;
+        check_sbatch(prepared.executor, options)?;
+        let executor = prepared.executor;
+        let dir = render::write(prepared, settings)?;
         let lock = Lock::take(&dir)?;
         let count = Manifest::read(&dir)?.jobs().len();
         (dir, executor, (0..count).collect(), lock)
@@ -105,6 +92,14 @@ pub fn submit(settings: &render::Settings, options: Options) -> Result<(), Error
         }
         Executor::Slurm => submit_slurm(&dir, &mut manifest, &indices, options),
     }
+}
+
+/// SLURM jobs need `sbatch` here (a dry run does not).
+fn check_sbatch(executor: Executor, options: Options) -> Result<(), Error> {
+    if executor == Executor::Slurm && !options.dry_run && !driver::available() {
+        return Err(Error::Slurm(driver::SlurmError::Missing { command: "sbatch" }));
+    }
+    Ok(())
 }
 
 /// The points of jobs SLURM still has queued or running: a resume must not run them twice.

@@ -1,0 +1,216 @@
+//! What an engine's command learns only inside the job: where its peers are.
+//!
+//! - [`substitute`]: `serve` replaces `@SWEEP_NODE_RANK@`, `@SWEEP_NNODES@`, `@SWEEP_HEAD@` (this
+//!   step's node rank, node count and first node: multi-node servers) and `@SWEEP_FRONTEND_HOST@`
+//!   (the node of the job's frontend: Dynamo's etcd and NATS) in the engine's arguments.
+//! - [`with_workers`]: a frontend's command waits for every worker's registration, then is given
+//!   their addresses — as TensorRT-LLM's disaggregated-server config file, or as SGLang router
+//!   arguments — and replaces the runner's process.
+
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::files;
+
+fn expand(list: &str) -> Vec<String> {
+    sweep_slurm::hostlist::expand(list).unwrap_or_else(|_| vec![list.to_owned()])
+}
+
+/// The values of the `@SWEEP_…@` tokens for this task.
+fn tokens(job_dir: &Path) -> Vec<(&'static str, String)> {
+    let node = files::node();
+    let step: Vec<String> = std::env::var("SLURM_STEP_NODELIST").map(|l| expand(&l)).unwrap_or_default();
+    let rank = step.iter().position(|n| *n == node).unwrap_or(0);
+    let head = step.first().cloned().unwrap_or_else(|| node.clone());
+    let frontend = files::read_json(&job_dir.join("job.json"))
+        .and_then(|job| job["frontend"]["node"].as_u64())
+        .and_then(|index| {
+            let hosts = expand(&std::env::var("SLURM_JOB_NODELIST").ok()?);
+            hosts.get(index as usize).cloned()
+        })
+        .unwrap_or_else(|| node.clone());
+    vec![
+        ("@SWEEP_NODE_RANK@", rank.to_string()),
+        ("@SWEEP_NNODES@", step.len().max(1).to_string()),
+        ("@SWEEP_HEAD@", head),
+        ("@SWEEP_FRONTEND_HOST@", frontend),
+    ]
+}
+
+/// The command with every token replaced (only arguments that hold one are touched).
+pub fn substitute(job_dir: &Path, command: &[String]) -> Vec<String> {
+    if !command.iter().any(|a| a.contains("@SWEEP_")) {
+        return command.to_vec();
+    }
+    let values = tokens(job_dir);
+    command
+        .iter()
+        .map(|arg| values.iter().fold(arg.clone(), |a, (token, value)| a.replace(token, value)))
+        .collect()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Write TensorRT-LLM's `trtllm-serve disaggregated` config to `--config`.
+    TrtllmDisagg,
+    /// Append `--prefill URL … --decode URL …` (or `--worker-urls URL …` for aggregated servers).
+    SglangRouter,
+}
+
+#[derive(Debug)]
+pub struct WithWorkers<'a> {
+    pub job_dir: &'a Path,
+    pub format: Format,
+    pub config: Option<&'a Path>,
+    pub port: u16,
+    pub timeout: Duration,
+    pub command: &'a [String],
+}
+
+/// Every worker's address by role (`ctx`, `gen`, `agg`), in index order, once all registered.
+fn wait_for_workers(job_dir: &Path, timeout: Duration) -> Result<Vec<(String, String)>, String> {
+    let job = files::read_json(&job_dir.join("job.json"))
+        .ok_or_else(|| format!("cannot read {}/job.json", job_dir.display()))?;
+    let servers: Vec<(String, String)> = job["servers"]
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .filter_map(|s| Some((s["name"].as_str()?.to_owned(), s["role"].as_str()?.to_owned())))
+                .collect()
+        })
+        .unwrap_or_default();
+    let deadline = Instant::now() + timeout;
+    loop {
+        let found: Vec<Option<(String, String)>> = servers
+            .iter()
+            .map(|(name, role)| {
+                let r = files::read_json(&job_dir.join("rendezvous").join(format!("{name}.json")))?;
+                Some((role.clone(), r["address"].as_str()?.to_owned()))
+            })
+            .collect();
+        if found.iter().all(Option::is_some) {
+            return Ok(found.into_iter().flatten().collect());
+        }
+        if let Some((name, _)) =
+            servers.iter().find(|(n, _)| job_dir.join("status").join(format!("{n}.json")).exists())
+        {
+            return Err(format!("worker {name} ended before it registered"));
+        }
+        if Instant::now() > deadline {
+            return Err(format!("the workers did not all register within {timeout:?}"));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// TensorRT-LLM's disaggregated-server configuration for these workers.
+pub fn trtllm_config(port: u16, workers: &[(String, String)]) -> String {
+    let list = |role: &str| -> Vec<&str> {
+        workers.iter().filter(|(r, _)| r == role).map(|(_, a)| a.as_str()).collect()
+    };
+    let block = |key: &str, urls: &[&str]| {
+        let mut out = format!("{key}:\n  num_instances: {}\n  urls:\n", urls.len());
+        for url in urls {
+            out.push_str(&format!("    - \"{url}\"\n"));
+        }
+        out
+    };
+    format!(
+        "# written by sweep-runner once every worker registered\nhostname: 0.0.0.0\nport: {port}\nbackend: pytorch\n{}{}",
+        block("context_servers", &list("ctx")),
+        block("generation_servers", &list("gen")),
+    )
+}
+
+/// SGLang router arguments for these workers.
+pub fn sglang_args(workers: &[(String, String)]) -> Vec<String> {
+    let mut out = Vec::new();
+    let agg: Vec<String> =
+        workers.iter().filter(|(r, _)| r == "agg").map(|(_, a)| format!("http://{a}")).collect();
+    if !agg.is_empty() {
+        out.push("--worker-urls".to_owned());
+        out.extend(agg);
+    }
+    for (role, address) in workers {
+        match role.as_str() {
+            "ctx" => out.extend(["--prefill".to_owned(), format!("http://{address}")]),
+            "gen" => out.extend(["--decode".to_owned(), format!("http://{address}")]),
+            _ => {}
+        }
+    }
+    out
+}
+
+pub fn with_workers(w: &WithWorkers) -> Result<std::process::ExitCode, String> {
+    let workers = wait_for_workers(w.job_dir, w.timeout)?;
+    let mut command = w.command.to_vec();
+    match w.format {
+        Format::TrtllmDisagg => {
+            let path = w.config.ok_or("--format trtllm-disagg needs --config FILE")?;
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            }
+            files::write_atomically(path, trtllm_config(w.port, &workers).as_bytes())?;
+        }
+        Format::SglangRouter => command.extend(sglang_args(&workers)),
+    }
+    let join = |role: &str| {
+        workers.iter().filter(|(r, _)| r == role).map(|(_, a)| a.as_str()).collect::<Vec<_>>().join(",")
+    };
+    // Only returns when the command could not be started.
+    let error = std::process::Command::new(&command[0])
+        .args(&command[1..])
+        .env("SWEEP_CTX_URLS", join("ctx"))
+        .env("SWEEP_GEN_URLS", join("gen"))
+        .env("SWEEP_AGG_URLS", join("agg"))
+        .exec();
+    Err(format!("cannot start `{}`: {error}", command[0]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn workers() -> Vec<(String, String)> {
+        [("ctx", "n1:8001"), ("ctx", "n2:8002"), ("gen", "n3:8000")]
+            .map(|(r, a)| (r.to_owned(), a.to_owned()))
+            .to_vec()
+    }
+
+    #[test]
+    fn trtllm_gets_every_worker_in_its_config() {
+        let config: serde_yaml::Value = serde_yaml::from_str(&trtllm_config(8333, &workers())).expect("YAML");
+        assert_eq!(config["port"], 8333);
+        assert_eq!(config["backend"], "pytorch");
+        assert_eq!(config["context_servers"]["num_instances"], 2);
+        assert_eq!(config["context_servers"]["urls"][1], "n2:8002");
+        assert_eq!(config["generation_servers"]["num_instances"], 1);
+        assert_eq!(config["generation_servers"]["urls"][0], "n3:8000");
+    }
+
+    #[test]
+    fn sglang_router_gets_prefill_and_decode_urls() {
+        assert_eq!(
+            sglang_args(&workers()),
+            ["--prefill", "http://n1:8001", "--prefill", "http://n2:8002", "--decode", "http://n3:8000"]
+        );
+        let agg = [("agg".to_owned(), "n1:8000".to_owned()), ("agg".to_owned(), "n2:8000".to_owned())];
+        assert_eq!(sglang_args(&agg), ["--worker-urls", "http://n1:8000", "http://n2:8000"]);
+    }
+
+    #[test]
+    fn tokens_are_replaced_only_where_they_are() {
+        let dir = std::env::temp_dir();
+        let command = vec![
+            "engine".to_owned(),
+            "--rank".to_owned(),
+            "@SWEEP_NODE_RANK@".to_owned(),
+            "{a:1}".to_owned(),
+        ];
+        let out = substitute(&dir, &command);
+        assert_eq!(out[..2], command[..2]);
+        assert!(out[2].parse::<u32>().is_ok(), "{out:?}");
+        assert_eq!(out[3], "{a:1}");
+    }
+}
