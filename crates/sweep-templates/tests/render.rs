@@ -321,7 +321,11 @@ fn tensorrt_llm_jobs_get_their_launch_commands_and_engine_configs() {
 #[test]
 fn dynamo_sglang_and_vllm_render_or_say_why_not() {
     for name in ["dynamo-wideep-disagg", "dynamo-tep-multi-gen", "dynamo-agg-dep8"] {
-        for (job_name, job) in render_spec(&example(name), "/shared/d") {
+        let jobs = render_spec(&example(name), "/shared/d");
+        insta::with_settings!({ prepend_module_to_snapshot => false, omit_expression => true }, {
+            insta::assert_snapshot!(name, jobs[0].1.script);
+        });
+        for (job_name, job) in jobs {
             bash_n(&job.script);
             assert!(job.script.contains("python3 -m dynamo.trtllm"), "{job_name}");
             assert!(
