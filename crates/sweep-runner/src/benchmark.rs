@@ -565,16 +565,20 @@ pub fn run(b: &Benchmark) -> Result<ExitCode, String> {
             return finish(state, &reason);
         }
     };
-    files::write_json(&dir.join("metadata.json"), &run.metadata(&addresses))?;
-    if !run.job.load.enabled {
-        mark_unrun(&run, "skipped", "`workload.load: false`: deployed and checked only")?;
-        return finish("done", &format!("all {} servers ready; no load asked for", addresses.len()));
-    }
     let target = addresses
         .get("disagg_server_0")
         .or_else(|| run.job.servers.first().and_then(|s| addresses.get(&s.name)))
         .ok_or("the job has no server to load")?;
     let url = format!("http://{target}");
+    let mut metadata = run.metadata(&addresses);
+    if run.job.health.path.is_some() {
+        metadata["engine_info"] = engine_info(&url);
+    }
+    files::write_json(&dir.join("metadata.json"), &metadata)?;
+    if !run.job.load.enabled {
+        mark_unrun(&run, "skipped", "`workload.load: false`: deployed and checked only")?;
+        return finish("done", &format!("all {} servers ready; no load asked for", addresses.len()));
+    }
     if run.job.health.path.is_some() {
         if let Err(reason) = run.smoke(&url) {
             mark_unrun(&run, "failed", &format!("not run: {reason}"))?;
@@ -598,6 +602,31 @@ pub fn run(b: &Benchmark) -> Result<ExitCode, String> {
         "failed"
     };
     finish(state, &format!("{total} points: {}", summary.join(", ")))
+}
+
+/// What the engine says of itself, for the record: `GET /version` (vLLM, SGLang, TensorRT-LLM)
+/// and `GET /v1/models`, each as JSON (or text), `null` when it does not answer.
+fn engine_info(url: &str) -> serde_json::Value {
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+        return serde_json::Value::Null;
+    };
+    let Ok(client) = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(5)).build() else {
+        return serde_json::Value::Null;
+    };
+    let get = |path: &str| {
+        runtime.block_on(async {
+            let response = client.get(format!("{url}{path}")).send().await.ok()?;
+            if !response.status().is_success() {
+                return None;
+            }
+            let text = response.text().await.ok()?;
+            Some(
+                serde_json::from_str(&text)
+                    .unwrap_or_else(|_| serde_json::Value::from(text.chars().take(1000).collect::<String>())),
+            )
+        })
+    };
+    serde_json::json!({"version": get("/version"), "models": get("/v1/models")})
 }
 
 fn first_line(text: &str) -> &str {

@@ -236,6 +236,10 @@ fn the_benchmark_runs_every_point_and_writes_its_artifacts() {
         .as_str()
         .is_some_and(|a| a.ends_with(&meta["servers"][0]["port"].to_string())));
     assert_eq!(meta["seed"], 3);
+    assert_eq!(
+        meta["engine_info"]["models"]["data"][0]["id"], "tiny",
+        "what the engine says of itself: {meta}"
+    );
     for (id, requests, warmup) in [("p1", 3, 1), ("p2", 6, 2)] {
         assert_eq!(point_status(dir, id)["state"], "done", "{id}");
         let lines = jsonl(dir, id);
