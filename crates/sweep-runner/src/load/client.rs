@@ -4,9 +4,9 @@ use std::borrow::Cow;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures_util::StreamExt;
 use serde::Deserialize;
 
+use super::http::{parse_head, Chunked, Connection, Framing, Pool};
 use super::record::RequestError;
 
 // Texts are borrowed from the response bytes when they hold no escapes: parsing an event then
@@ -73,85 +73,167 @@ fn error(code: Option<u16>, kind: &'static str, message: impl Into<String>) -> O
 /// One request to send.
 #[derive(Debug)]
 pub struct Request<'a> {
-    pub url: reqwest::Url,
+    /// The URL path, e.g. `/v1/chat/completions`.
+    pub path: &'a str,
     /// Sent as `X-Request-ID`.
     pub id: &'a str,
     pub body: Bytes,
     pub stream: bool,
-    pub timeout: Duration,
 }
 
-/// Sends `request` and fills `out` as the answer arrives (times from `start`), so that a caller
-/// that stops waiting (a deadline) still has everything measured so far.
-pub async fn send(client: &reqwest::Client, request: Request<'_>, start: Instant, out: &mut Measured) {
-    let Request { url, id, body, stream, timeout } = request;
-    let response = match client
-        .post(url)
-        .header("content-type", "application/json")
-        .header("x-request-id", id)
-        .body(body)
-        .timeout(timeout)
-        .send()
-        .await
-    {
-        Ok(response) => response,
-        Err(e) => {
-            out.end = Some(start.elapsed());
-            out.error = if e.is_timeout() {
-                error(None, "timeout", format!("no answer within {timeout:?}"))
-            } else {
-                error(None, "transport", format!("{e}: {}", source_chain(&e)))
-            };
-            return;
-        }
-    };
-    let status = response.status();
-    if !status.is_success() {
-        let text = response.text().await.unwrap_or_default();
-        out.end = Some(start.elapsed());
-        let message: String = text.chars().take(500).collect();
-        out.error = error(Some(status.as_u16()), "http_error", message);
-        return;
+/// How an exchange failed: before any byte of an answer (a kept-alive connection the server had
+/// closed: worth one retry on a new one), or during the answer.
+enum Fail {
+    BeforeAnswer(std::io::Error),
+    During(&'static str, String),
+}
+
+/// When a read's bytes arrived, as an offset from `start`: the kernel's receive timestamp when
+/// there is one, else now.
+fn arrival(stamp: Option<u64>, start: Instant, start_wall_ns: u64) -> Duration {
+    match stamp {
+        Some(ns) if ns >= start_wall_ns => Duration::from_nanos(ns - start_wall_ns),
+        _ => start.elapsed(),
     }
-    let mut chunks = response.bytes_stream();
-    let mut buffer: Vec<u8> = Vec::new();
-    while let Some(chunk) = chunks.next().await {
-        // The arrival time, before anything is parsed.
-        let now = start.elapsed();
-        let chunk = match chunk {
-            Ok(chunk) => chunk,
+}
+
+/// Sends `request` and fills `out` as the answer arrives (times from `start`, which was
+/// `start_wall_ns` on the wall clock), so that a caller that stops waiting (a timeout, a
+/// deadline) still has everything measured so far.
+pub async fn send(pool: &Pool, request: Request<'_>, start: Instant, start_wall_ns: u64, out: &mut Measured) {
+    let mut bytes = format!(
+        "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nX-Request-ID: {}\r\nContent-Length: {}\r\n\r\n",
+        request.path,
+        pool.host(),
+        request.id,
+        request.body.len()
+    )
+    .into_bytes();
+    bytes.extend_from_slice(&request.body);
+    for attempt in 0..2 {
+        let connection = if attempt == 0 { pool.get().await } else { pool.connect().await };
+        let mut connection = match connection {
+            Ok(connection) => connection,
             Err(e) => {
-                out.end = Some(now);
-                out.error = if e.is_timeout() {
-                    error(None, "timeout", format!("the response did not finish within {timeout:?}"))
-                } else {
-                    error(None, "stream_interrupted", format!("{e}: {}", source_chain(&e)))
-                };
+                out.end = Some(start.elapsed());
+                out.error = error(None, "transport", format!("cannot connect: {e}"));
                 return;
             }
         };
-        out.end = Some(now);
-        if !stream {
-            buffer.extend_from_slice(&chunk);
-            continue;
-        }
-        // Usually a read holds whole events: parse them from the read itself, and keep only an
-        // unfinished tail for the next one.
-        if buffer.is_empty() {
-            let consumed = parse_events(&chunk, now, out);
-            buffer.extend_from_slice(&chunk[consumed..]);
-        } else {
-            buffer.extend_from_slice(&chunk);
-            let consumed = parse_events(&buffer, now, out);
-            buffer.drain(..consumed);
+        let reused = connection.served > 0;
+        match exchange(&mut connection, &bytes, request.stream, start, start_wall_ns, out).await {
+            Ok(true) => return pool.put(connection),
+            Ok(false) => return,
+            Err(Fail::BeforeAnswer(_)) if reused && attempt == 0 => continue,
+            Err(Fail::BeforeAnswer(e)) => {
+                out.end = Some(start.elapsed());
+                out.error = error(None, "transport", format!("no answer: {e}"));
+                return;
+            }
+            Err(Fail::During(kind, message)) => {
+                out.error = error(None, kind, message);
+                return;
+            }
         }
     }
-    if !stream {
-        match serde_json::from_slice::<Event>(&buffer) {
+}
+
+/// One request and its whole answer on `connection`; returns whether the connection can carry
+/// another.
+async fn exchange(
+    connection: &mut Connection,
+    request: &[u8],
+    stream: bool,
+    start: Instant,
+    start_wall_ns: u64,
+    out: &mut Measured,
+) -> Result<bool, Fail> {
+    connection.write_all(request).await.map_err(Fail::BeforeAnswer)?;
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut pending: Vec<u8> = Vec::new();
+    let interrupted = |e: String| Fail::During("stream_interrupted", e);
+    // The head.
+    let (head, mut now) = loop {
+        let (n, stamp) = connection.read(&mut buf).await.map_err(|e| {
+            if pending.is_empty() {
+                Fail::BeforeAnswer(e)
+            } else {
+                interrupted(e.to_string())
+            }
+        })?;
+        if n == 0 {
+            return Err(if pending.is_empty() {
+                Fail::BeforeAnswer(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "the server closed the connection",
+                ))
+            } else {
+                interrupted("the connection closed inside the response head".into())
+            });
+        }
+        let now = arrival(stamp, start, start_wall_ns);
+        out.end = Some(now);
+        pending.extend_from_slice(&buf[..n]);
+        if let Some(head) =
+            parse_head(&pending).map_err(|e| Fail::During("malformed_response", e.to_string()))?
+        {
+            pending.drain(..head.length);
+            break (head, now);
+        }
+    };
+    let ok = (200..300).contains(&head.status);
+    let streaming = ok && stream;
+    let mut chunked = Chunked::default();
+    let mut data: Vec<u8> = Vec::new();
+    let mut received = 0usize;
+    // The body: what came with the head, then each read, all parsed as they arrive.
+    let mut raw = std::mem::take(&mut pending);
+    loop {
+        let complete = match head.framing {
+            Framing::Chunked => {
+                let used = chunked
+                    .decode(&raw, &mut data)
+                    .map_err(|e| Fail::During("malformed_response", e.to_string()))?;
+                raw.drain(..used);
+                chunked.done
+            }
+            Framing::Length(n) => {
+                received += raw.len();
+                data.append(&mut raw);
+                received >= n
+            }
+            Framing::Close => {
+                data.append(&mut raw);
+                false
+            }
+        };
+        if streaming && !data.is_empty() {
+            let consumed = parse_events(&data, now, out);
+            data.drain(..consumed);
+        }
+        if complete {
+            break;
+        }
+        let (n, stamp) = connection.read(&mut buf).await.map_err(|e| interrupted(e.to_string()))?;
+        if n == 0 {
+            if head.framing == Framing::Close {
+                break;
+            }
+            return Err(interrupted("the connection closed before the response ended".into()));
+        }
+        now = arrival(stamp, start, start_wall_ns);
+        out.end = Some(now);
+        raw.extend_from_slice(&buf[..n]);
+    }
+    if !ok {
+        let message: String = String::from_utf8_lossy(&data).chars().take(500).collect();
+        out.error = error(Some(head.status), "http_error", message);
+    } else if !stream {
+        match serde_json::from_slice::<Event>(&data) {
             Ok(event) => {
                 if event.has_content() {
                     out.content_events = 1;
-                    out.content_times.push(out.end.unwrap_or_default());
+                    out.content_times.push(now);
                 }
                 if let Some(usage) = event.usage {
                     out.output_tokens = Some(usage.completion_tokens);
@@ -161,6 +243,7 @@ pub async fn send(client: &reqwest::Client, request: Request<'_>, start: Instant
             Err(e) => out.error = error(None, "malformed_response", e.to_string()),
         }
     }
+    Ok(head.keep_alive)
 }
 
 /// The end of the first SSE event in `buffer` (the index of its blank line).
@@ -215,16 +298,6 @@ fn parse_events(data: &[u8], now: Duration, out: &mut Measured) -> usize {
         out.content_times.push(now);
     }
     consumed
-}
-
-fn source_chain(error: &dyn std::error::Error) -> String {
-    let mut parts = Vec::new();
-    let mut source = error.source();
-    while let Some(e) = source {
-        parts.push(e.to_string());
-        source = e.source();
-    }
-    parts.join(": ")
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 //! millisecond timer, so that sends leave within a fraction of a millisecond of their slot.
 
 pub mod client;
+pub mod http;
 pub mod progress;
 pub mod prompts;
 pub mod record;
@@ -190,9 +191,10 @@ pub struct Outcome {
 }
 
 struct Shared {
-    client: reqwest::Client,
-    /// Parsed once: parsing a URL per request is a measurable share of a request's cost.
-    url: reqwest::Url,
+    /// Connections to the server, kept alive.
+    pool: http::Pool,
+    /// The endpoint's path.
+    path: String,
     settings: Settings,
     clock: Clock,
     sink: Arc<Sink>,
@@ -251,19 +253,20 @@ impl Shared {
         let start = Instant::now();
         let mut measured = client::Measured::default();
         let request_id = record::request_id(&self.worker, phase, index);
+        let request =
+            client::Request { path: &self.path, id: &request_id, body, stream: self.settings.stream };
+        let timeout = self.settings.request_timeout;
         let was_cancelled = tokio::select! {
-            () = client::send(
-                &self.client,
-                client::Request {
-                    url: self.url.clone(),
-                    id: &request_id,
-                    body,
-                    stream: self.settings.stream,
-                    timeout: self.settings.request_timeout,
-                },
-                start,
-                &mut measured,
-            ) => false,
+            () = client::send(&self.pool, request, start, self.clock.wall(start), &mut measured) => false,
+            () = tokio::time::sleep(timeout) => {
+                measured.end = Some(start.elapsed());
+                measured.error = Some(RequestError {
+                    code: None,
+                    kind: "timeout",
+                    message: format!("unfinished after {timeout:?}"),
+                });
+                false
+            }
             _ = cancelled.wait_for(|c| *c) => true,
         };
         let end = measured.end.unwrap_or_else(|| start.elapsed());
@@ -435,19 +438,20 @@ pub fn run(
         tokio::runtime::Builder::new_multi_thread().worker_threads(settings.threads).enable_all().build()
     }
     .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .tcp_nodelay(true)
-        // Keep every connection for reuse: an uncapped open loop has no known bound, and
-        // reconnecting per request would cost more than the request.
-        .pool_max_idle_per_host(match settings.concurrency {
-            0 => usize::MAX,
-            n => n as usize,
-        })
-        .build()
-        .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-    let url = format!("{}{}", settings.url.trim_end_matches('/'), settings.endpoint.path());
-    let url = reqwest::Url::parse(&url).map_err(|e| format!("`{url}` is not a URL: {e}"))?;
+    let url =
+        reqwest::Url::parse(&settings.url).map_err(|e| format!("`{}` is not a URL: {e}", settings.url))?;
+    if url.scheme() != "http" {
+        return Err(format!("`{}`: the load generator speaks plain http", settings.url));
+    }
+    let host = url.host_str().ok_or_else(|| format!("`{}` has no host", settings.url))?.to_owned();
+    let port = url.port_or_known_default().unwrap_or(80);
+    let address = runtime
+        .block_on(tokio::net::lookup_host((host.as_str(), port)))
+        .map_err(|e| format!("cannot resolve {host}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{host} has no address"))?;
+    let pool = http::Pool::new(address, format!("{host}:{port}"));
+    let path = format!("{}{}", url.path().trim_end_matches('/'), settings.endpoint.path());
     let records_path = artifact_dir.map(|d| d.join("profile_export.jsonl"));
     let file = match &records_path {
         Some(path) => Some(
@@ -475,7 +479,7 @@ pub fn run(
     let cpu_0 = cpu_seconds();
     let worker = record::worker_id();
     let shared =
-        Arc::new(Shared { client, url, settings, clock, sink: sink.clone(), cancel: cancel.clone(), worker });
+        Arc::new(Shared { pool, path, settings, clock, sink: sink.clone(), cancel: cancel.clone(), worker });
     let (start_ns, sent) = runtime.block_on(async {
         if shared.settings.warmup > 0 {
             closed_loop(shared.clone(), Phase::Warmup, Some(shared.settings.warmup), None).await;

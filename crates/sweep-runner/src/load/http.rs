@@ -1,0 +1,280 @@
+//! The load generator's own HTTP/1.1 client: one request at a time per connection, kept alive in
+//! a pool, the response read with `recvmsg` so that every read carries the kernel's receive
+//! timestamp (`SO_TIMESTAMPNS`) — when the bytes reached this host, not when a busy client got
+//! round to reading them. A general-purpose client (reqwest, hyper) cannot give those, and
+//! costs several times more CPU per streamed token.
+
+use std::io::{self, IoSliceMut};
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::sync::Mutex;
+
+use nix::sys::socket::{recvmsg, setsockopt, sockopt, ControlMessageOwned, MsgFlags};
+use tokio::io::{AsyncWriteExt, Interest};
+use tokio::net::TcpStream;
+
+/// One connection and what it holds that is not yet parsed.
+#[derive(Debug)]
+pub struct Connection {
+    stream: TcpStream,
+    cmsg: Vec<u8>,
+    /// How many responses it has carried (a reused connection may have been closed by the server).
+    pub served: u64,
+}
+
+/// Where requests go, and the idle connections to it.
+#[derive(Debug)]
+pub struct Pool {
+    address: SocketAddr,
+    /// `host:port` for the `Host` header.
+    host: String,
+    idle: Mutex<Vec<Connection>>,
+}
+
+/// One read: how many bytes, and the wall-clock ns at which the kernel received the last of them.
+pub type Read = (usize, Option<u64>);
+
+impl Pool {
+    pub fn new(address: SocketAddr, host: String) -> Self {
+        Pool { address, host, idle: Mutex::new(Vec::new()) }
+    }
+
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// An idle connection, else a new one.
+    pub async fn get(&self) -> io::Result<Connection> {
+        if let Some(connection) = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop() {
+            return Ok(connection);
+        }
+        self.connect().await
+    }
+
+    pub async fn connect(&self) -> io::Result<Connection> {
+        let stream = TcpStream::connect(self.address).await?;
+        stream.set_nodelay(true)?;
+        // Without timestamps the reads still work; arrival is then taken when read.
+        let _ = setsockopt(&stream, sockopt::ReceiveTimestampns, &true);
+        Ok(Connection { stream, cmsg: nix::cmsg_space!(nix::sys::time::TimeSpec), served: 0 })
+    }
+
+    /// Keeps a connection whose response was read to its end.
+    pub fn put(&self, mut connection: Connection) {
+        connection.served += 1;
+        self.idle.lock().unwrap_or_else(|e| e.into_inner()).push(connection);
+    }
+}
+
+impl Connection {
+    pub async fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.stream.write_all(bytes).await
+    }
+
+    /// Reads what has arrived into `buf`; 0 bytes means the server closed the connection.
+    pub async fn read(&mut self, buf: &mut [u8]) -> io::Result<Read> {
+        loop {
+            self.stream.readable().await?;
+            let fd = self.stream.as_raw_fd();
+            let cmsg = &mut self.cmsg;
+            let result = self.stream.try_io(Interest::READABLE, || {
+                let mut iov = [IoSliceMut::new(&mut *buf)];
+                cmsg.clear();
+                let message = recvmsg::<()>(fd, &mut iov, Some(&mut *cmsg), MsgFlags::empty())
+                    .map_err(io::Error::from)?;
+                let mut stamp = None;
+                if let Ok(cmsgs) = message.cmsgs() {
+                    for c in cmsgs {
+                        if let ControlMessageOwned::ScmTimestampns(t) = c {
+                            stamp = Some(t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64);
+                        }
+                    }
+                }
+                Ok((message.bytes, stamp))
+            });
+            match result {
+                Ok(read) => return Ok(read),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// An HTTP/1.1 body's framing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    Length(usize),
+    Chunked,
+    /// Until the server closes the connection.
+    Close,
+}
+
+/// The status line and the headers that matter here, once the head has arrived.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Head {
+    pub status: u16,
+    pub framing: Framing,
+    pub keep_alive: bool,
+    /// Bytes of the buffer the head took.
+    pub length: usize,
+}
+
+/// Parses a response head at the start of `buf`; `None` until it is complete.
+pub fn parse_head(buf: &[u8]) -> io::Result<Option<Head>> {
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut response = httparse::Response::new(&mut headers);
+    let length = match response.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, format!("bad response head: {e}"))),
+    };
+    let status = response.code.unwrap_or(0);
+    let mut framing = Framing::Close;
+    let mut keep_alive = response.version == Some(1);
+    for header in response.headers.iter() {
+        let value = std::str::from_utf8(header.value).unwrap_or_default().trim();
+        if header.name.eq_ignore_ascii_case("transfer-encoding")
+            && value.to_ascii_lowercase().contains("chunked")
+        {
+            framing = Framing::Chunked;
+        } else if header.name.eq_ignore_ascii_case("content-length") && framing != Framing::Chunked {
+            let n = value
+                .parse()
+                .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "bad content-length"))?;
+            framing = Framing::Length(n);
+        } else if header.name.eq_ignore_ascii_case("connection") {
+            keep_alive = !value.eq_ignore_ascii_case("close");
+        }
+    }
+    if framing == Framing::Close {
+        keep_alive = false;
+    }
+    Ok(Some(Head { status, framing, keep_alive, length }))
+}
+
+/// Incremental decoding of a chunked body.
+#[derive(Debug, Default)]
+pub struct Chunked {
+    /// Data bytes left in the current chunk; `None` while reading a size line.
+    left: Option<usize>,
+    /// Expecting the CRLF that ends a chunk's data.
+    crlf: bool,
+    /// The last (empty) chunk was seen: reading the trailer up to its blank line.
+    trailer: bool,
+    pub done: bool,
+}
+
+impl Chunked {
+    /// Decodes what it can from `input` into `out`; returns the bytes consumed.
+    pub fn decode(&mut self, input: &[u8], out: &mut Vec<u8>) -> io::Result<usize> {
+        let mut at = 0;
+        while at < input.len() && !self.done {
+            if let Some(left) = self.left {
+                let n = left.min(input.len() - at);
+                out.extend_from_slice(&input[at..at + n]);
+                at += n;
+                if left == n {
+                    self.left = None;
+                    self.crlf = true;
+                } else {
+                    self.left = Some(left - n);
+                }
+                continue;
+            }
+            let Some(end) = input[at..].windows(2).position(|w| w == b"\r\n") else { break };
+            let line = &input[at..at + end];
+            at += end + 2;
+            if self.crlf {
+                if !line.is_empty() {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "chunk data not followed by CRLF",
+                    ));
+                }
+                self.crlf = false;
+            } else if self.trailer {
+                if line.is_empty() {
+                    self.done = true;
+                }
+            } else {
+                let hex = line.split(|&b| b == b';').next().unwrap_or_default();
+                let size = std::str::from_utf8(hex)
+                    .ok()
+                    .and_then(|h| usize::from_str_radix(h.trim(), 16).ok())
+                    .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "bad chunk size"))?;
+                if size == 0 {
+                    self.trailer = true;
+                } else {
+                    self.left = Some(size);
+                }
+            }
+        }
+        Ok(at)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunked_bodies_decode_across_any_split() {
+        let body = b"5\r\nhello\r\n7;ext=1\r\n, world\r\n0\r\nTrailer: x\r\n\r\n";
+        for split in 0..body.len() {
+            let mut decoder = Chunked::default();
+            let mut out = Vec::new();
+            let mut pending = body[..split].to_vec();
+            let used = decoder.decode(&pending, &mut out).expect("valid");
+            pending.drain(..used);
+            pending.extend_from_slice(&body[split..]);
+            let used = decoder.decode(&pending, &mut out).expect("valid");
+            assert_eq!(used, pending.len(), "split at {split}");
+            assert_eq!(out, b"hello, world");
+            assert!(decoder.done, "split at {split}");
+        }
+        assert!(Chunked::default().decode(b"zz\r\n", &mut Vec::new()).is_err());
+    }
+
+    #[test]
+    fn reads_carry_the_kernels_receive_time() {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        runtime.block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("binds");
+            let address = listener.local_addr().expect("address");
+            let pool = Pool::new(address, address.to_string());
+            let mut connection = pool.connect().await.expect("connects");
+            let (mut server, _) = listener.accept().await.expect("accepts");
+            let before = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock");
+            server.write_all(b"hello").await.expect("writes");
+            // Read late: the stamp still says when the bytes came, not when they were read.
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            let read_at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock");
+            let mut buf = [0u8; 16];
+            let (n, stamp) = connection.read(&mut buf).await.expect("reads");
+            assert_eq!(&buf[..n], b"hello");
+            let stamp = stamp.expect("SO_TIMESTAMPNS is on");
+            assert!(
+                stamp >= before.as_nanos() as u64 && stamp + 40_000_000 < read_at.as_nanos() as u64,
+                "{stamp}"
+            );
+        });
+    }
+
+    #[test]
+    fn heads_say_how_the_body_ends() {
+        let head = parse_head(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\ndata")
+            .expect("valid")
+            .expect("whole");
+        assert_eq!(
+            (head.status, head.framing, head.keep_alive, head.length),
+            (200, Framing::Chunked, true, 47)
+        );
+        let head = parse_head(b"HTTP/1.1 503 x\r\ncontent-length: 12\r\nconnection: close\r\n\r\n")
+            .expect("ok")
+            .expect("whole");
+        assert_eq!((head.status, head.framing, head.keep_alive), (503, Framing::Length(12), false));
+        assert_eq!(parse_head(b"HTTP/1.1 200 OK\r\ncontent-").expect("ok"), None);
+        assert!(parse_head(b"garbage\r\n\r\n").is_err());
+    }
+}
