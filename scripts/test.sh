@@ -17,6 +17,16 @@ if ! python3 -c "import openai" >/dev/null 2>&1; then
   "${pip[@]}" || "${pip[@]}" --break-system-packages
 fi
 
+# The report test opens report.html in a real browser (Debian's chromium); plots need a font.
+missing=()
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing ${missing[*]} from Debian's packages" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
 # The end-to-end tests submit to a real SLURM cluster on this host (needs root to start).
 if ! scripts/slurm-dev-cluster.sh status >/dev/null 2>&1; then
   scripts/slurm-dev-cluster.sh start

@@ -54,6 +54,12 @@ pub enum Error {
     /// Jobs run by the local executor did not complete.
     #[error("{failed} of {total} jobs did not complete")]
     JobsFailed { failed: usize, total: usize },
+    /// The command line is wrong in a way clap cannot see.
+    #[error("{0}")]
+    Usage(String),
+    /// Aggregation failed: nothing found or readable, or an output could not be written.
+    #[error("{0}")]
+    Aggregate(#[source] sweep_aggregate::Error),
     /// A job's templates failed to render.
     #[error("job `{job}`: {source}")]
     RenderJob {
@@ -74,6 +80,13 @@ impl Error {
             Error::Render(_) | Error::RenderJob { .. } => Exit::Template,
             Error::Locked { .. } => Exit::Locked,
             Error::Slurm(_) | Error::Rejected { .. } => Exit::Slurm,
+            Error::Usage(_) => Exit::Usage,
+            Error::Aggregate(e) => match e {
+                sweep_aggregate::Error::NothingFound { .. }
+                | sweep_aggregate::Error::NothingReadable { .. } => Exit::NoResults,
+                sweep_aggregate::Error::Polars(_) => Exit::Internal,
+                _ => Exit::Io,
+            },
         }
     }
 
@@ -122,8 +135,16 @@ impl Error {
             Error::JobsFailed { .. } => format!(
                 "error: {self}\n  = help: `sweep status DIR --points` shows each point's reason; `sweep submit FILE -o DIR --resume` reruns what has no result\n"
             ),
+            Error::Aggregate(sweep_aggregate::Error::NothingFound { .. }) => format!(
+                "error: {self}\n  = help: give a folder `sweep submit -o` created, or one holding aiperf runs (profile_export_aiperf.json)\n"
+            ),
+            Error::Aggregate(sweep_aggregate::Error::NothingReadable { .. }) => format!(
+                "error: {self}\n  = help: `sweep status DIR --points` shows why points have no result\n"
+            ),
             Error::Read { .. }
             | Error::Output(_)
+            | Error::Usage(_)
+            | Error::Aggregate(_)
             | Error::Write { .. }
             | Error::Slurm(_)
             | Error::Rejected { .. } => format!("error: {self}\n"),

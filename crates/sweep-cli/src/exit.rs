@@ -33,6 +33,9 @@ pub enum Exit {
     /// Jobs run by the local executor did not all complete (each point's marker says why;
     /// what was measured is kept).
     JobsFailed = 10,
+    /// `sweep aggregate` / `report` found no point, or could read none of those it found
+    /// (each unreadable file was named in a warning).
+    NoResults = 11,
 }
 
 impl From<Exit> for ExitCode {

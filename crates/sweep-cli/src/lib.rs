@@ -68,6 +68,67 @@ enum Command {
         /// The sweep folder.
         dir: PathBuf,
     },
+    /// Merge every point under the folders into one table (results.parquet, results.csv), Pareto
+    /// frontiers (pareto.csv) and plots; print the frontiers.
+    Aggregate(AggregateArgs),
+    /// Everything `aggregate` writes, plus a self-contained report.html and a report.md summary.
+    Report(AggregateArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct AggregateArgs {
+    /// Sweep folders, aiperf run folders (Dynamo's layout included), or folders holding them.
+    #[arg(required = true, value_name = "DIR")]
+    dirs: Vec<PathBuf>,
+    /// Where to write (default: `DIR/report` when one folder is given).
+    #[arg(short, long, value_name = "DIR")]
+    output: Option<PathBuf>,
+    /// Recompute every point from its per-request records (profile_export.jsonl) instead of
+    /// reading its summary.
+    #[arg(long)]
+    from_records: bool,
+    /// Report the best configuration reaching each of these tokens/s/user, e.g. `50,100`.
+    #[arg(long, value_delimiter = ',', value_name = "TPS")]
+    min_tps_user: Vec<f64>,
+    /// Tokens/s per GPU over the GPUs the servers use (`working`) or the job holds (`allocated`).
+    #[arg(long, value_enum, default_value_t = GpusArg::Working)]
+    gpus: GpusArg,
+    /// `table` (the frontiers) for people, `json` for scripts.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum GpusArg {
+    Working,
+    Allocated,
+}
+
+impl AggregateArgs {
+    fn into_settings(
+        self,
+        outputs: sweep_aggregate::Outputs,
+    ) -> Result<commands::aggregate::Settings, Error> {
+        if let Some(bad) = self.min_tps_user.iter().find(|v| !v.is_finite() || **v < 0.0) {
+            return Err(Error::Usage(format!(
+                "--min-tps-user {bad}: give non-negative tokens/s/user, e.g. 50,100"
+            )));
+        }
+        Ok(commands::aggregate::Settings {
+            output: commands::aggregate::Settings::resolve_output(&self.dirs, self.output)?,
+            dirs: self.dirs,
+            options: sweep_aggregate::Options {
+                from_records: self.from_records,
+                min_tps_user: self.min_tps_user,
+                gpu_basis: match self.gpus {
+                    GpusArg::Working => sweep_aggregate::GpuBasis::Working,
+                    GpusArg::Allocated => sweep_aggregate::GpuBasis::Allocated,
+                },
+            },
+            outputs,
+            json: self.format == Format::Json,
+        })
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -161,6 +222,12 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
             commands::submit::status(&dir, format == Format::Json, points, watch)
         }
         Command::Cancel { dir } => commands::submit::cancel(&dir),
+        Command::Aggregate(args) => {
+            args.into_settings(sweep_aggregate::Outputs::Tables).and_then(|s| commands::aggregate::run(&s))
+        }
+        Command::Report(args) => {
+            args.into_settings(sweep_aggregate::Outputs::Report).and_then(|s| commands::aggregate::run(&s))
+        }
     };
     match result {
         Ok(()) => Exit::Success.into(),

@@ -1,5 +1,6 @@
 //! One module per subcommand, and the sweep folder's manifest they share.
 
+pub mod aggregate;
 pub mod local;
 pub mod manifest;
 pub mod plan;

@@ -1,0 +1,633 @@
+//! Finding every point under a folder.
+//!
+//! Three shapes are recognised:
+//! - **this project's sweep folders** (`manifest.json` + `plan.json`): the plan says every point
+//!   that should exist and its configuration, `metadata.json` what the job really had,
+//!   `status.json` how each point ended. A planned point with no folder is a row too
+//!   (`not_run`, with its job's state from the manifest).
+//! - **Dynamo-style aiperf trees**: `<kind>-bm-<isl>-<osl>/<config>/aiperf_artifacts/` with
+//!   `deployment_config.json` and `concurrency_<C>/profile_export_aiperf.json`. Only here are
+//!   parameters parsed from folder names, because nothing else records them.
+//! - **any other aiperf run folder** (a `profile_export_aiperf.json` or `profile_export.jsonl`).
+//!
+//! Nothing is guessed: a value no file gives stays empty (no `total_gpus = 1` fallback) and a
+//! file that cannot be read is a [`Warning`].
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::{Error, Warning};
+
+/// Where a point comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Sweep,
+    Dynamo,
+    Aiperf,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Sweep => "sweep",
+            Source::Dynamo => "dynamo",
+            Source::Aiperf => "aiperf",
+        }
+    }
+}
+
+/// One serving role of a configuration.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RoleConfig {
+    /// `agg`, `ctx` or `gen`.
+    pub role: String,
+    pub servers: Option<i64>,
+    pub tp: Option<i64>,
+    pub pp: Option<i64>,
+    /// `tep` or `dep` (attention data parallel).
+    pub parallel: Option<String>,
+    pub batch: Option<i64>,
+    pub mtp: Option<i64>,
+    pub eplb: Option<i64>,
+}
+
+/// The deployment a point ran on.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Config {
+    pub sweep: Option<String>,
+    /// The configuration's name: the job's name, or the Dynamo config folder.
+    pub job: String,
+    pub job_id: Option<String>,
+    /// `agg` or `disagg`.
+    pub mode: Option<String>,
+    pub roles: Vec<RoleConfig>,
+    pub gpus_allocated: Option<i64>,
+    pub gpus_working: Option<i64>,
+    pub model: Option<String>,
+    pub engine: Option<String>,
+}
+
+impl Config {
+    pub fn role(&self, name: &str) -> Option<&RoleConfig> {
+        self.roles.iter().find(|r| r.role == name)
+    }
+
+    /// The role that produces output tokens: GEN in disagg, AGG otherwise.
+    pub fn decode_role(&self) -> Option<&RoleConfig> {
+        self.role("gen").or_else(|| self.role("agg"))
+    }
+}
+
+/// A point found on disk (or planned and missing).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PointSource {
+    pub source: Source,
+    /// The point's folder; for a point that never ran, its job's folder or the sweep's.
+    pub dir: PathBuf,
+    pub config: Config,
+    pub point: String,
+    pub isl: Option<i64>,
+    pub osl: Option<i64>,
+    pub concurrency: Option<i64>,
+    pub effective_concurrency: Option<i64>,
+    /// `done`, `failed`, `timeout`, `cancelled`, `running`, `not_run` (or `unknown` when no
+    /// marker says; reading may turn it into `done` or `unreadable`).
+    pub state: String,
+    pub reason: Option<String>,
+    /// How many job folders held this point (a resume adds one per rerun).
+    pub attempts: u32,
+    pub summary: Option<PathBuf>,
+    pub records: Option<PathBuf>,
+    /// aiperf's `phase_manifest.json`: the profiling phase's own start and end, which aiperf's
+    /// throughputs divide by.
+    pub phase_manifest: Option<PathBuf>,
+}
+
+/// What a sweep folder says about where and how it ran, for the report.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SweepInfo {
+    pub dir: PathBuf,
+    pub name: String,
+    pub executor: Option<String>,
+    /// The resolved spec as submitted (`spec.yaml`).
+    pub spec: Option<String>,
+    pub engine: Option<String>,
+    pub model: Option<String>,
+    pub nodes: BTreeSet<String>,
+    pub versions: BTreeMap<String, String>,
+    pub slurm_job_ids: Vec<String>,
+    pub jobs: usize,
+}
+
+#[derive(Debug, Default)]
+pub struct Discovery {
+    pub points: Vec<PointSource>,
+    pub sweeps: Vec<SweepInfo>,
+    pub warnings: Vec<Warning>,
+}
+
+impl Discovery {
+    pub fn merge(&mut self, other: Discovery) {
+        self.points.extend(other.points);
+        self.sweeps.extend(other.sweeps);
+        self.warnings.extend(other.warnings);
+    }
+
+    fn warn(&mut self, path: &Path, message: impl Into<String>) {
+        self.warnings.push(Warning { path: path.to_owned(), message: message.into() });
+    }
+}
+
+const SUMMARY: &str = "profile_export_aiperf.json";
+const RECORDS: &str = "profile_export.jsonl";
+
+/// Walks `root` (a sweep folder, an aiperf tree, or any folder holding them).
+pub fn discover(root: &Path) -> Result<Discovery, Error> {
+    let meta = std::fs::metadata(root).map_err(|source| Error::Read { path: root.to_owned(), source })?;
+    if !meta.is_dir() {
+        return Err(Error::Read {
+            path: root.to_owned(),
+            source: std::io::Error::other("not a folder: give a sweep folder or a folder of aiperf runs"),
+        });
+    }
+    let mut found = Discovery::default();
+    walk(root, root, &mut found, &mut BTreeSet::new());
+    Ok(found)
+}
+
+/// Symbolic links to folders are followed (run folders are often linked into one tree); a
+/// folder reached twice is read once, which also ends link cycles.
+fn walk(root: &Path, dir: &Path, found: &mut Discovery, visited: &mut BTreeSet<PathBuf>) {
+    if !visited.insert(dir.canonicalize().unwrap_or_else(|_| dir.to_owned())) {
+        return;
+    }
+    if dir.join("manifest.json").is_file() && dir.join("plan.json").is_file() {
+        sweep_folder(dir, found);
+        return;
+    }
+    if dir.join(SUMMARY).is_file() || dir.join(RECORDS).is_file() {
+        aiperf_point(root, dir, found);
+        // A run folder's `phases/*/` hold copies of its own summary: not points of their own.
+        return;
+    }
+    if dir.join("deployment_config.json").is_file() && !has_concurrency_results(dir) {
+        found.warn(
+            &dir.join("deployment_config.json"),
+            "a deployment with no concurrency_<C> results: the job ended before its first point",
+        );
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        found.warn(dir, "cannot list this folder");
+        return;
+    };
+    let mut children: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    children.sort();
+    for child in children {
+        walk(root, &child, found, visited);
+    }
+}
+
+fn has_concurrency_results(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|entries| {
+        entries.filter_map(Result::ok).any(|e| e.file_name().to_string_lossy().starts_with("concurrency_"))
+    })
+}
+
+/// Reads a JSON file; a missing or broken one is a warning and `None`.
+fn read_json(path: &Path, found: &mut Discovery, missing_is_warning: bool) -> Option<Value> {
+    match std::fs::read(path) {
+        Ok(bytes) => match serde_json::from_slice(&bytes) {
+            Ok(value) => Some(value),
+            Err(e) => {
+                found.warn(path, format!("not valid JSON ({e}); ignored"));
+                None
+            }
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !missing_is_warning => None,
+        Err(e) => {
+            found.warn(path, format!("cannot read ({e})"));
+            None
+        }
+    }
+}
+
+fn int(v: &Value) -> Option<i64> {
+    v.as_i64().or_else(|| v.as_f64().map(|f| f.round() as i64))
+}
+
+fn string(v: &Value) -> Option<String> {
+    v.as_str().map(str::to_owned)
+}
+
+fn roles_from_json(roles: &Value) -> Vec<RoleConfig> {
+    roles
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .map(|r| RoleConfig {
+                    role: r["role"].as_str().unwrap_or("?").to_ascii_lowercase(),
+                    servers: int(&r["servers"]),
+                    tp: int(&r["tp"]),
+                    pp: int(&r["pp"]),
+                    parallel: string(&r["parallel"]),
+                    batch: int(&r["batch"]),
+                    mtp: int(&r["mtp"]),
+                    eplb: int(&r["eplb"]),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// One attempt at a point: its folder in one job folder.
+struct Attempt {
+    dir: PathBuf,
+    state: String,
+    reason: Option<String>,
+    point: Value,
+    config: Config,
+}
+
+fn sweep_folder(dir: &Path, found: &mut Discovery) {
+    let plan = read_json(&dir.join("plan.json"), found, true).unwrap_or(Value::Null);
+    let manifest = read_json(&dir.join("manifest.json"), found, true).unwrap_or(Value::Null);
+    let name = plan["sweep"]
+        .as_str()
+        .or_else(|| manifest["sweep"].as_str())
+        .map_or_else(|| dir.file_name().unwrap_or_default().to_string_lossy().into_owned(), str::to_owned);
+    let mut info = SweepInfo {
+        dir: dir.to_owned(),
+        name: name.clone(),
+        executor: string(&manifest["executor"]),
+        spec: std::fs::read_to_string(dir.join("spec.yaml")).ok(),
+        engine: string(&plan["engine"]["kind"]),
+        model: string(&plan["model"]["served_name"]).or_else(|| string(&plan["model"]["path"])),
+        ..SweepInfo::default()
+    };
+
+    // The configuration of each planned job, by job id.
+    let mut planned: BTreeMap<String, (Config, Vec<Value>)> = BTreeMap::new();
+    for job in plan["jobs"].as_array().into_iter().flatten() {
+        let config = Config {
+            sweep: Some(name.clone()),
+            job: job["name"].as_str().unwrap_or("?").to_owned(),
+            job_id: string(&job["id"]),
+            mode: string(&job["mode"]),
+            roles: roles_from_json(&job["roles"]),
+            gpus_allocated: int(&job["layout"]["gpus_allocated"]),
+            gpus_working: int(&job["layout"]["gpus_working"]),
+            model: info.model.clone(),
+            engine: info.engine.clone(),
+        };
+        let points = job["points"].as_array().cloned().unwrap_or_default();
+        planned.insert(config.job_id.clone().unwrap_or_default(), (config, points));
+    }
+    info.jobs = planned.len();
+
+    // Job folders: those the manifest lists, in its order (attempts in order), then any other
+    // folder under jobs/ (a manifest that lost an entry must not lose its results).
+    let entries: Vec<Value> = manifest["jobs"].as_array().cloned().unwrap_or_default();
+    let mut job_dirs: Vec<(PathBuf, Option<&Value>)> = Vec::new();
+    for entry in &entries {
+        if let Some(rel) = entry["dir"].as_str() {
+            job_dirs.push((dir.join(rel), Some(entry)));
+        }
+        if let Some(id) = entry["slurm_job_id"]
+            .as_str()
+            .map(str::to_owned)
+            .or_else(|| entry["slurm_job_id"].as_u64().map(|n| n.to_string()))
+        {
+            info.slurm_job_ids.push(id);
+        }
+    }
+    if let Ok(read) = std::fs::read_dir(dir.join("jobs")) {
+        let mut extra: Vec<PathBuf> = read
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.is_dir() && !job_dirs.iter().any(|(d, _)| d == p))
+            .collect();
+        extra.sort();
+        job_dirs.extend(extra.into_iter().map(|p| (p, None)));
+    }
+
+    let mut attempts: BTreeMap<String, Vec<Attempt>> = BTreeMap::new();
+    for (job_dir, entry) in &job_dirs {
+        let metadata = read_json(&job_dir.join("metadata.json"), found, false);
+        let job_id = entry
+            .and_then(|e| string(&e["id"]))
+            .or_else(|| metadata.as_ref().and_then(|m| string(&m["job"]["id"])));
+        let mut config =
+            job_id.as_ref().and_then(|id| planned.get(id)).map(|(c, _)| c.clone()).unwrap_or_else(|| {
+                Config {
+                    sweep: Some(name.clone()),
+                    job: job_dir.file_name().unwrap_or_default().to_string_lossy().into_owned(),
+                    job_id: job_id.clone(),
+                    ..Config::default()
+                }
+            });
+        if let Some(m) = &metadata {
+            // What the job really had beats what was planned.
+            if let Some(g) = int(&m["gpus"]["allocated"]) {
+                config.gpus_allocated = Some(g);
+            }
+            if let Some(g) = int(&m["gpus"]["working"]) {
+                config.gpus_working = Some(g);
+            }
+            if config.roles.is_empty() {
+                config.roles = roles_from_json(&m["roles"]);
+                config.mode = string(&m["job"]["mode"]);
+                config.job = m["job"]["name"].as_str().unwrap_or(&config.job).to_owned();
+            }
+            for node in m["nodes"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+                info.nodes.insert(node.to_owned());
+            }
+            for (k, v) in m["versions"].as_object().into_iter().flatten() {
+                info.versions.insert(k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_owned));
+            }
+        }
+        let Ok(read) = std::fs::read_dir(job_dir.join("points")) else { continue };
+        let mut point_dirs: Vec<PathBuf> =
+            read.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.is_dir()).collect();
+        point_dirs.sort();
+        for point_dir in point_dirs {
+            let id = point_dir.file_name().unwrap_or_default().to_string_lossy().into_owned();
+            let status = read_json(&point_dir.join("status.json"), found, false);
+            let point = read_json(&point_dir.join("point.json"), found, false).unwrap_or(Value::Null);
+            let (state, reason) = match &status {
+                Some(s) => (
+                    s["state"].as_str().unwrap_or("unknown").to_owned(),
+                    string(&s["reason"]).filter(|r| !r.is_empty()),
+                ),
+                None => ("unknown".to_owned(), Some("no status.json marker".to_owned())),
+            };
+            attempts.entry(id).or_default().push(Attempt {
+                dir: point_dir,
+                state,
+                reason,
+                point,
+                config: config.clone(),
+            });
+        }
+    }
+
+    // One row per planned point, then any point found that the plan does not list.
+    let mut seen = BTreeSet::new();
+    for (job_id, (config, points)) in &planned {
+        for point in points {
+            let id = point["id"].as_str().unwrap_or("?").to_owned();
+            seen.insert(id.clone());
+            match attempts.remove(&id) {
+                Some(list) => found.points.push(choose(list, Some(point))),
+                None => {
+                    let entry = entries.iter().rev().find(|e| {
+                        e["points"].as_array().is_some_and(|ps| ps.iter().any(|p| p.as_str() == Some(&id)))
+                    });
+                    let reason = match entry {
+                        Some(e) => format!(
+                            "job {} {}{}",
+                            e["name"].as_str().unwrap_or(job_id),
+                            e["state"].as_str().unwrap_or("unknown"),
+                            e["reason"]
+                                .as_str()
+                                .filter(|r| !r.is_empty())
+                                .map(|r| format!(": {r}"))
+                                .unwrap_or_default()
+                        ),
+                        None => "never submitted (not in manifest.json)".to_owned(),
+                    };
+                    let point_dir = entry
+                        .and_then(|e| e["dir"].as_str())
+                        .map_or_else(|| dir.to_owned(), |rel| dir.join(rel));
+                    found.points.push(PointSource {
+                        source: Source::Sweep,
+                        dir: point_dir,
+                        config: config.clone(),
+                        point: id,
+                        isl: int(&point["isl"]),
+                        osl: int(&point["osl"]),
+                        concurrency: int(&point["concurrency"]),
+                        effective_concurrency: int(&point["effective_concurrency"]),
+                        state: "not_run".to_owned(),
+                        reason: Some(reason),
+                        attempts: 0,
+                        summary: None,
+                        records: None,
+                        phase_manifest: None,
+                    });
+                }
+            }
+        }
+    }
+    for (id, list) in attempts {
+        if !seen.contains(&id) {
+            found.points.push(choose(list, None));
+        }
+    }
+    found.sweeps.push(info);
+}
+
+/// The attempt that speaks for a point: the last one that finished (`done`), else the last.
+fn choose(mut list: Vec<Attempt>, planned: Option<&Value>) -> PointSource {
+    let attempts = list.len() as u32;
+    let index = list.iter().rposition(|a| a.state == "done").unwrap_or(list.len() - 1);
+    let a = list.swap_remove(index);
+    let p = if a.point.is_object() { &a.point } else { planned.unwrap_or(&Value::Null) };
+    let file = |name: &str| Some(a.dir.join(name)).filter(|f| f.is_file());
+    PointSource {
+        source: Source::Sweep,
+        summary: file(SUMMARY),
+        records: file(RECORDS),
+        phase_manifest: None,
+        point: a.dir.file_name().unwrap_or_default().to_string_lossy().into_owned(),
+        isl: int(&p["isl"]),
+        osl: int(&p["osl"]),
+        concurrency: int(&p["concurrency"]),
+        effective_concurrency: int(&p["effective_concurrency"]),
+        state: a.state,
+        reason: a.reason,
+        attempts,
+        config: a.config,
+        dir: a.dir,
+    }
+}
+
+/// A folder with aiperf exports outside any sweep folder of ours.
+fn aiperf_point(root: &Path, dir: &Path, found: &mut Discovery) {
+    let name = dir.file_name().unwrap_or_default().to_string_lossy().into_owned();
+    let concurrency = name.strip_prefix("concurrency_").and_then(|c| c.parse::<i64>().ok());
+    let parent = dir.parent().unwrap_or(dir);
+    // Dynamo: <kind>-bm-<isl>-<osl>/<config>/aiperf_artifacts/concurrency_<C>/
+    let deployment =
+        [dir, parent].into_iter().map(|d| d.join("deployment_config.json")).find(|p| p.is_file());
+    let source = if deployment.is_some() && concurrency.is_some() { Source::Dynamo } else { Source::Aiperf };
+    let config_dir = if parent.file_name().is_some_and(|n| n == "aiperf_artifacts") {
+        parent.parent().unwrap_or(parent)
+    } else if concurrency.is_some() {
+        parent
+    } else {
+        dir
+    };
+    let mut config = Config {
+        job: config_dir
+            .strip_prefix(root)
+            .ok()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(config_dir)
+            .display()
+            .to_string(),
+        ..Config::default()
+    };
+    let config_name = config_dir.file_name().unwrap_or_default().to_string_lossy().into_owned();
+    let (mut isl, mut osl) = (None, None);
+    if source == Source::Dynamo {
+        if let Some(parsed) = parse_config_name(&config_name) {
+            config.roles = parsed;
+        }
+        if let Some((kind, i, o)) = config_dir
+            .parent()
+            .and_then(|p| p.file_name())
+            .and_then(|n| parse_bench_dir(&n.to_string_lossy()))
+        {
+            config.mode = Some(kind);
+            isl = Some(i);
+            osl = Some(o);
+        }
+    }
+    if let Some(path) = &deployment {
+        if let Some(d) = read_json(path, found, true) {
+            config.mode = string(&d["kind"]).or(config.mode);
+            config.model = string(&d["model"]);
+            match int(&d["total_gpus"]) {
+                // Dynamo's total_gpus is ctx_gpus + gen_gpus: the GPUs the servers use.
+                Some(g) => {
+                    config.gpus_working = Some(g);
+                    config.gpus_allocated = Some(g);
+                }
+                None => found.warn(path, "no total_gpus: tokens/s per GPU left empty for its points"),
+            }
+        }
+    } else if source == Source::Dynamo || concurrency.is_some() {
+        found.warn(
+            &parent.join("deployment_config.json"),
+            "missing: GPU count unknown, tokens/s per GPU left empty (never assumed to be 1)",
+        );
+    }
+    if config.mode.is_none() {
+        config.mode = config
+            .roles
+            .iter()
+            .any(|r| r.role == "gen")
+            .then(|| "disagg".to_owned())
+            .or_else(|| config.roles.iter().any(|r| r.role == "agg").then(|| "agg".to_owned()));
+    }
+    let file = |name: &str| Some(dir.join(name)).filter(|f| f.is_file());
+    found.points.push(PointSource {
+        source,
+        dir: dir.to_owned(),
+        point: name,
+        isl,
+        osl,
+        concurrency,
+        effective_concurrency: concurrency,
+        // aiperf leaves no marker: reading the summary decides.
+        state: "unknown".to_owned(),
+        reason: None,
+        attempts: 1,
+        summary: file(SUMMARY),
+        records: file(RECORDS),
+        phase_manifest: file("phase_manifest.json"),
+        config,
+    });
+}
+
+/// `<kind>-bm-<isl>-<osl>` → (kind, isl, osl).
+pub fn parse_bench_dir(name: &str) -> Option<(String, i64, i64)> {
+    let mut parts = name.rsplitn(4, '-');
+    let osl = parts.next()?.parse().ok()?;
+    let isl = parts.next()?.parse().ok()?;
+    (parts.next()? == "bm").then_some(())?;
+    Some((parts.next()?.to_owned(), isl, osl))
+}
+
+/// Dynamo's config folder names: `ctx{N}_gen{M}_{dep|tep}{TP}_batch{B}_eplb{S}_mtp{K}` for disagg
+/// (N, M: server counts; the parallelism and the rest describe the GEN servers) and
+/// `agg{N}_…` or `agg_tp{TP}` for aggregated serving. Unknown words make the name unparsed.
+pub fn parse_config_name(name: &str) -> Option<Vec<RoleConfig>> {
+    let mut ctx: Option<i64> = None;
+    let mut decode = RoleConfig::default();
+    for word in name.split('_') {
+        let split = word.find(|c: char| c.is_ascii_digit()).unwrap_or(word.len());
+        let (key, digits) = word.split_at(split);
+        let number = if digits.is_empty() { None } else { Some(digits.parse::<i64>().ok()?) };
+        match (key, number) {
+            ("ctx", Some(n)) => ctx = Some(n),
+            ("gen", Some(n)) => {
+                decode.role = "gen".into();
+                decode.servers = Some(n);
+            }
+            ("agg", n) => {
+                decode.role = "agg".into();
+                decode.servers = n.or(Some(1));
+            }
+            ("tep" | "dep", Some(n)) => {
+                decode.parallel = Some(key.into());
+                decode.tp = Some(n);
+            }
+            ("tp", Some(n)) => decode.tp = Some(n),
+            ("batch", Some(n)) => decode.batch = Some(n),
+            ("eplb", Some(n)) => decode.eplb = Some(n),
+            ("mtp", Some(n)) => decode.mtp = Some(n),
+            _ => return None,
+        }
+    }
+    if decode.role.is_empty() {
+        return None;
+    }
+    let mut roles = Vec::new();
+    if let Some(n) = ctx {
+        roles.push(RoleConfig { role: "ctx".into(), servers: Some(n), ..RoleConfig::default() });
+    }
+    roles.push(decode);
+    Some(roles)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dynamo_names() {
+        assert_eq!(parse_bench_dir("disagg-bm-8192-1024"), Some(("disagg".into(), 8192, 1024)));
+        assert_eq!(parse_bench_dir("agg-bm-128-64"), Some(("agg".into(), 128, 64)));
+        assert_eq!(parse_bench_dir("agg-128-64"), None);
+        let roles = parse_config_name("ctx2_gen1_dep16_batch256_eplb288_mtp3").unwrap();
+        assert_eq!(roles[0], RoleConfig { role: "ctx".into(), servers: Some(2), ..Default::default() });
+        assert_eq!(
+            roles[1],
+            RoleConfig {
+                role: "gen".into(),
+                servers: Some(1),
+                tp: Some(16),
+                pp: None,
+                parallel: Some("dep".into()),
+                batch: Some(256),
+                mtp: Some(3),
+                eplb: Some(288),
+            }
+        );
+        let agg = parse_config_name("agg_tp1").unwrap();
+        assert_eq!(
+            agg,
+            vec![RoleConfig { role: "agg".into(), servers: Some(1), tp: Some(1), ..Default::default() }]
+        );
+        assert_eq!(parse_config_name("my_best_run"), None);
+        assert_eq!(parse_config_name("ctx1"), None);
+    }
+}

@@ -1,0 +1,183 @@
+//! Merges the results of sweeps into one table, Pareto frontiers, plots and a report.
+//!
+//! The pipeline, one module per step:
+//! - [`discover`] walks folders for points: this project's sweep folders (manifest, plan and
+//!   per-point markers, no name parsing), Dynamo-style aiperf trees
+//!   (`deployment_config.json` + `concurrency_<C>/`) and bare aiperf run folders;
+//! - [`summary`] reads a point's `profile_export_aiperf.json`; [`records`] recomputes the same
+//!   figures from `profile_export.jsonl` with one lazy polars scan when a summary is missing or
+//!   `--from-records` asks for it;
+//! - [`table`] derives per-GPU and per-user throughputs and writes `results.parquet`/`.csv`;
+//! - [`pareto`] (pure) finds frontiers, best configurations at thresholds and the
+//!   disagg-to-agg ratio; [`plot`] draws PNG and SVG charts; [`report`] writes HTML and Markdown.
+//!
+//! Nothing here drops a point: failed, cancelled, timed-out, unreadable and never-run points are
+//! rows with their state and reason, and every file that could not be read is a [`Warning`].
+
+pub mod discover;
+pub mod metrics;
+pub mod pareto;
+pub mod plot;
+pub mod records;
+pub mod report;
+pub mod summary;
+pub mod table;
+
+use std::path::{Path, PathBuf};
+
+pub use discover::{Discovery, SweepInfo};
+pub use table::Row;
+
+/// Something that could not be read; the point it belongs to is kept and marked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Warning {
+    pub path: PathBuf,
+    pub message: String,
+}
+
+impl std::fmt::Display for Warning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.path.display(), self.message)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{}: {source}", path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{}: {source}", path.display())]
+    Write { path: PathBuf, source: std::io::Error },
+    #[error("{}: no sweep folder, aiperf export or profile_export.jsonl under it", path.display())]
+    NothingFound { path: PathBuf },
+    #[error("none of the {points} points found could be read:{}", list(warnings))]
+    NothingReadable { points: usize, warnings: Vec<Warning> },
+    #[error("polars: {0}")]
+    Polars(#[from] polars::prelude::PolarsError),
+    #[error("plot {}: {message}", path.display())]
+    Plot { path: PathBuf, message: String },
+}
+
+fn list(warnings: &[Warning]) -> String {
+    warnings.iter().map(|w| format!("\n  warning: {w}")).collect()
+}
+
+/// Which GPU count divides output throughput for the frontier's y axis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GpuBasis {
+    /// GPUs the servers use (the honest figure; srt-slurm once divided by allocated ones).
+    #[default]
+    Working,
+    /// GPUs the job holds, idle ones included.
+    Allocated,
+}
+
+/// Settings of one aggregation, resolved before anything is read.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Recompute every point's figures from its per-request records, ignoring summaries.
+    pub from_records: bool,
+    /// Best configuration at each of these tokens/s/user floors.
+    pub min_tps_user: Vec<f64>,
+    pub gpu_basis: GpuBasis,
+}
+
+/// Everything `sweep aggregate` and `sweep report` produce, in memory.
+#[derive(Debug)]
+pub struct Aggregate {
+    pub rows: Vec<Row>,
+    pub sweeps: Vec<SweepInfo>,
+    pub warnings: Vec<Warning>,
+    pub analysis: pareto::Analysis,
+}
+
+/// Discovers, reads and analyses every point under `inputs`.
+pub fn aggregate(inputs: &[PathBuf], options: &Options) -> Result<Aggregate, Error> {
+    let mut discovery = Discovery::default();
+    for input in inputs {
+        let found = discover::discover(input)?;
+        if found.points.is_empty() {
+            return Err(Error::NothingFound { path: input.clone() });
+        }
+        discovery.merge(found);
+    }
+    let Discovery { points, sweeps, mut warnings } = discovery;
+    let mut rows = table::read_points(points, options.from_records, &mut warnings)?;
+    if !rows.is_empty() && rows.iter().all(|r| r.state == "unreadable") {
+        return Err(Error::NothingReadable { points: rows.len(), warnings });
+    }
+    table::derive(&mut rows);
+    let analysis = pareto::analyse(&rows, options);
+    for i in analysis.frontier_rows().collect::<Vec<_>>() {
+        rows[i].on_frontier = true;
+    }
+    Ok(Aggregate { rows, sweeps, warnings, analysis })
+}
+
+/// What to write besides the tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outputs {
+    /// Tables, `pareto.csv` and plots (`sweep aggregate`).
+    Tables,
+    /// All of that plus `report.html` and `report.md` (`sweep report`).
+    Report,
+}
+
+/// Writes the aggregate's files into `out` (created if missing); returns their paths. Every file
+/// is replaced whole, never half-written; nothing else in `out` is touched.
+pub fn write(agg: &Aggregate, out: &Path, outputs: Outputs) -> Result<Vec<PathBuf>, Error> {
+    let plots = out.join("plots");
+    std::fs::create_dir_all(&plots).map_err(|source| Error::Write { path: plots.clone(), source })?;
+    let mut written = Vec::new();
+    let mut put = |name: &str, bytes: &[u8]| -> Result<(), Error> {
+        let path = out.join(name);
+        write_atomic(&path, bytes)?;
+        written.push(path);
+        Ok(())
+    };
+    let mut frame = table::frame(&agg.rows)?;
+    put("results.parquet", &table::to_parquet(&mut frame)?)?;
+    put("results.csv", &table::to_csv(&mut frame)?)?;
+    let frontier: Vec<(String, Row)> = agg
+        .analysis
+        .frontiers
+        .iter()
+        .flat_map(|f| f.rows.iter().map(move |&i| (f.group.to_string(), agg.rows[i].clone())))
+        .collect();
+    let (groups, rows): (Vec<String>, Vec<Row>) = frontier.into_iter().unzip();
+    let mut pareto = table::frame(&rows)?;
+    pareto.insert_column(0, polars::prelude::Column::new("group".into(), groups))?;
+    put("pareto.csv", &table::to_csv(&mut pareto)?)?;
+    let charts = plot::charts(&agg.rows, &agg.analysis);
+    let mut inlined = Vec::new();
+    for chart in charts {
+        let (png, svg, text) = plot::write(&chart, &plots)?;
+        if outputs == Outputs::Report {
+            inlined.push((chart, text));
+        }
+        written.push(png);
+        written.push(svg);
+    }
+    if outputs == Outputs::Report {
+        let mut put = |name: &str, bytes: &[u8]| -> Result<(), Error> {
+            let path = out.join(name);
+            write_atomic(&path, bytes)?;
+            written.push(path);
+            Ok(())
+        };
+        put("report.html", report::html(agg, &inlined).as_bytes())?;
+        put("report.md", report::markdown(agg).as_bytes())?;
+    }
+    Ok(written)
+}
+
+/// Writes `bytes` to `path` through a temporary file and a rename, so a reader never sees half a
+/// file and an interrupted run leaves the previous version intact.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    let tmp = path.with_file_name(format!(
+        ".{}.{}.tmp",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("out"),
+        std::process::id()
+    ));
+    std::fs::write(&tmp, bytes).map_err(|source| Error::Write { path: tmp.clone(), source })?;
+    std::fs::rename(&tmp, path).map_err(|source| Error::Write { path: path.to_owned(), source })
+}

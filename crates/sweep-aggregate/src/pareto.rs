@@ -1,0 +1,263 @@
+//! Pareto frontiers of tokens/s/GPU (y) against tokens/s/user (x), the best configuration at
+//! tokens/s/user floors, and how the disaggregated frontier compares to the aggregated one.
+//! Pure: rows in, indices and numbers out.
+
+use std::collections::BTreeMap;
+
+use crate::table::Row;
+use crate::{GpuBasis, Options};
+
+/// Indices of the points no other point dominates. `q` dominates `p` when it is at least as
+/// good on both axes and better on one; identical points therefore both stay (one anchor's
+/// script dropped both). Points with a non-finite coordinate are never on it. O(n log n).
+pub fn frontier(points: &[(f64, f64)]) -> Vec<usize> {
+    let mut order: Vec<usize> =
+        (0..points.len()).filter(|&i| points[i].0.is_finite() && points[i].1.is_finite()).collect();
+    // x descending, then y descending.
+    order.sort_by(|&a, &b| points[b].0.total_cmp(&points[a].0).then(points[b].1.total_cmp(&points[a].1)));
+    let mut keep = Vec::new();
+    // Best y among points of strictly greater x.
+    let mut best_right = f64::NEG_INFINITY;
+    let mut i = 0;
+    while i < order.len() {
+        let x = points[order[i]].0;
+        let mut j = i;
+        while j < order.len() && points[order[j]].0 == x {
+            j += 1;
+        }
+        let group_best = points[order[i]].1;
+        for &k in &order[i..j] {
+            let y = points[k].1;
+            if y == group_best && y > best_right {
+                keep.push(k);
+            }
+        }
+        best_right = best_right.max(group_best);
+        i = j;
+    }
+    keep.sort_unstable();
+    keep
+}
+
+/// A group whose points share a frontier: serving mode, MTP on or off, ISL/OSL.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Group {
+    pub isl: Option<i64>,
+    pub osl: Option<i64>,
+    pub mode: String,
+    pub mtp: bool,
+}
+
+impl Group {
+    pub fn of(row: &Row) -> Group {
+        Group {
+            isl: row.isl,
+            osl: row.osl,
+            mode: row.config.mode.clone().unwrap_or_else(|| "unknown".to_owned()),
+            mtp: row.config.decode_role().and_then(|r| r.mtp).unwrap_or(0) > 0,
+        }
+    }
+
+    /// `disagg MTP` / `agg` …
+    pub fn series(&self) -> String {
+        format!("{}{}", self.mode, if self.mtp { " MTP" } else { "" })
+    }
+
+    /// `ISL 1024 / OSL 128`.
+    pub fn workload(&self) -> String {
+        let n = |v: Option<i64>| v.map_or("?".to_owned(), |v| v.to_string());
+        format!("ISL {} / OSL {}", n(self.isl), n(self.osl))
+    }
+}
+
+impl std::fmt::Display for Group {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}, {}", self.series(), self.workload())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Frontier {
+    pub group: Group,
+    /// Row indices, by tokens/s/user ascending.
+    pub rows: Vec<usize>,
+}
+
+/// The best configuration of a group at a tokens/s/user floor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Best {
+    pub min_tps_user: f64,
+    pub group: Group,
+    /// None when no point of the group reaches the floor.
+    pub row: Option<usize>,
+}
+
+/// The disaggregated frontier over the aggregated one, at sampled tokens/s/user.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ratio {
+    /// The workload and MTP setting both frontiers share.
+    pub group: Group,
+    /// (tokens/s/user, disagg tokens/s/GPU, agg tokens/s/GPU); empty when the frontiers'
+    /// tokens/s/user ranges do not overlap.
+    pub samples: Vec<(f64, f64, f64)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Analysis {
+    pub basis: GpuBasis,
+    pub frontiers: Vec<Frontier>,
+    pub best: Vec<Best>,
+    pub ratios: Vec<Ratio>,
+}
+
+impl Analysis {
+    pub fn frontier_rows(&self) -> impl Iterator<Item = usize> + '_ {
+        self.frontiers.iter().flat_map(|f| f.rows.iter().copied())
+    }
+}
+
+/// The point's coordinates: (tokens/s/user, tokens/s/GPU on the chosen basis).
+pub fn coordinates(row: &Row, basis: GpuBasis) -> Option<(f64, f64)> {
+    let y = match basis {
+        GpuBasis::Working => row.tps_per_gpu_working,
+        GpuBasis::Allocated => row.tps_per_gpu_allocated,
+    };
+    row.measured().then_some(())?;
+    Some((row.tps_per_user?, y?))
+}
+
+/// The highest tokens/s/GPU the frontier offers at `x` tokens/s/user or more.
+fn step(frontier: &[(f64, f64)], x: f64) -> Option<f64> {
+    frontier.iter().filter(|p| p.0 >= x).map(|p| p.1).reduce(f64::max)
+}
+
+pub fn analyse(rows: &[Row], options: &Options) -> Analysis {
+    let basis = options.gpu_basis;
+    let mut groups: BTreeMap<Group, Vec<(usize, (f64, f64))>> = BTreeMap::new();
+    for (i, row) in rows.iter().enumerate() {
+        if let Some(xy) = coordinates(row, basis) {
+            groups.entry(Group::of(row)).or_default().push((i, xy));
+        }
+    }
+    let mut analysis = Analysis { basis, ..Analysis::default() };
+    for (group, members) in &groups {
+        let xy: Vec<(f64, f64)> = members.iter().map(|m| m.1).collect();
+        let mut on: Vec<usize> = frontier(&xy);
+        on.sort_by(|&a, &b| xy[a].0.total_cmp(&xy[b].0).then(xy[b].1.total_cmp(&xy[a].1)));
+        analysis
+            .frontiers
+            .push(Frontier { group: group.clone(), rows: on.iter().map(|&k| members[k].0).collect() });
+        for &floor in &options.min_tps_user {
+            let best = members
+                .iter()
+                .filter(|m| m.1 .0 >= floor)
+                .max_by(|a, b| a.1 .1.total_cmp(&b.1 .1).then(a.1 .0.total_cmp(&b.1 .0)))
+                .map(|m| m.0);
+            analysis.best.push(Best { min_tps_user: floor, group: group.clone(), row: best });
+        }
+    }
+    analysis.best.sort_by(|a, b| a.min_tps_user.total_cmp(&b.min_tps_user).then(a.group.cmp(&b.group)));
+    // Disagg against agg, for each workload and MTP setting that has both.
+    let points_of = |f: &Frontier| -> Vec<(f64, f64)> {
+        f.rows.iter().filter_map(|&i| coordinates(&rows[i], basis)).collect()
+    };
+    for disagg in analysis.frontiers.iter().filter(|f| f.group.mode == "disagg") {
+        let twin = Group { mode: "agg".to_owned(), ..disagg.group.clone() };
+        let Some(agg) = analysis.frontiers.iter().find(|f| f.group == twin) else { continue };
+        let (d, a) = (points_of(disagg), points_of(agg));
+        let lo = min_x(&d).max(min_x(&a));
+        let hi = max_x(&d).min(max_x(&a));
+        let mut samples = Vec::new();
+        if lo.is_finite() && hi.is_finite() && lo <= hi {
+            const N: usize = 8;
+            for k in 0..N {
+                let x = if hi > lo { lo * (hi / lo).powf(k as f64 / (N - 1) as f64) } else { lo };
+                if let (Some(dy), Some(ay)) = (step(&d, x), step(&a, x)) {
+                    samples.push((x, dy, ay));
+                }
+                if hi <= lo {
+                    break;
+                }
+            }
+        }
+        analysis
+            .ratios
+            .push(Ratio { group: Group { mode: "disagg/agg".to_owned(), ..disagg.group.clone() }, samples });
+    }
+    analysis
+}
+
+fn min_x(points: &[(f64, f64)]) -> f64 {
+    points.iter().map(|p| p.0).fold(f64::INFINITY, f64::min)
+}
+
+fn max_x(points: &[(f64, f64)]) -> f64 {
+    points.iter().map(|p| p.0).fold(f64::NEG_INFINITY, f64::max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The O(n²) definition, to check the fast one against.
+    fn brute(points: &[(f64, f64)]) -> Vec<usize> {
+        (0..points.len())
+            .filter(|&i| {
+                let p = points[i];
+                !points.iter().any(|q| q.0 >= p.0 && q.1 >= p.1 && (q.0 > p.0 || q.1 > p.1))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn identical_points_both_stay() {
+        let pts = [(10.0, 100.0), (10.0, 100.0), (5.0, 50.0)];
+        assert_eq!(frontier(&pts), vec![0, 1]);
+    }
+
+    #[test]
+    fn ties_on_one_axis() {
+        // Same x: only the higher y stays. Same y: only the higher x stays.
+        let pts = [(10.0, 100.0), (10.0, 90.0), (20.0, 100.0), (30.0, 40.0), (25.0, 40.0)];
+        assert_eq!(frontier(&pts), vec![2, 3]);
+    }
+
+    #[test]
+    fn dominated_and_staircase() {
+        let pts = [(1.0, 10.0), (2.0, 8.0), (3.0, 9.0), (4.0, 3.0), (0.5, 10.0), (4.0, 3.0), (3.5, 1.0)];
+        // (2,8) is dominated by (3,9); (0.5,10) by (1,10); (3.5,1) by (4,3).
+        assert_eq!(frontier(&pts), vec![0, 2, 3, 5]);
+    }
+
+    #[test]
+    fn non_finite_points_are_skipped() {
+        let pts = [(f64::NAN, 1.0), (1.0, f64::INFINITY), (1.0, 1.0)];
+        assert_eq!(frontier(&pts), vec![2]);
+    }
+
+    #[test]
+    fn matches_the_definition_on_random_sets() {
+        // A small deterministic generator; values on a coarse grid so ties and duplicates occur.
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % 12) as f64
+        };
+        for n in 0..200 {
+            let pts: Vec<(f64, f64)> = (0..n % 40).map(|_| (next(), next())).collect();
+            assert_eq!(frontier(&pts), brute(&pts), "{pts:?}");
+        }
+    }
+
+    #[test]
+    fn step_function() {
+        let f = [(10.0, 100.0), (20.0, 50.0), (40.0, 10.0)];
+        assert_eq!(step(&f, 5.0), Some(100.0));
+        assert_eq!(step(&f, 10.0), Some(100.0));
+        assert_eq!(step(&f, 15.0), Some(50.0));
+        assert_eq!(step(&f, 40.0), Some(10.0));
+        assert_eq!(step(&f, 41.0), None);
+    }
+}

@@ -1,0 +1,336 @@
+//! Charts as PNG and SVG (plotters): the Pareto chart of each workload, and TTFT, ITL and
+//! tokens/s/GPU against concurrency per configuration.
+//!
+//! Text is laid out with a TrueType font read at run time (DejaVu Sans from Debian's
+//! `fonts-dejavu-core`, or `SWEEP_FONT`), so the binary needs no system font libraries. The
+//! legend has its own panel right of the plot, so it never covers a point.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use crate::pareto::{coordinates, Analysis, Group};
+use crate::table::Row;
+use crate::{Error, GpuBasis};
+
+const WIDTH: u32 = 960;
+const HEIGHT: u32 = 540;
+const LEGEND: u32 = 250;
+const FONT: &str = "sans-serif";
+
+/// Where the font is looked for, in order (after `SWEEP_FONT`).
+const FONT_PATHS: &[&str] = &[
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/TTF/DejaVuSans.ttf",
+    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
+];
+
+/// Registers the font once per process; the error says how to get one.
+fn font() -> Result<(), String> {
+    static LOADED: OnceLock<Result<(), String>> = OnceLock::new();
+    LOADED
+        .get_or_init(|| {
+            let candidates: Vec<PathBuf> = std::env::var_os("SWEEP_FONT")
+                .map(PathBuf::from)
+                .into_iter()
+                .chain(FONT_PATHS.iter().map(PathBuf::from))
+                .collect();
+            let path = candidates.iter().find(|p| p.is_file()).ok_or_else(|| {
+                "no TrueType font found: install Debian's fonts-dejavu-core (apt install \
+                 fonts-dejavu-core) or point SWEEP_FONT at a .ttf file"
+                    .to_owned()
+            })?;
+            let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            // plotters keeps fonts for the life of the process.
+            let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+            for style in [FontStyle::Normal, FontStyle::Bold] {
+                plotters::style::register_font(FONT, style, bytes)
+                    .map_err(|_| format!("{}: not a usable TrueType font", path.display()))?;
+            }
+            Ok(())
+        })
+        .clone()
+}
+
+/// One line or set of markers on a chart.
+#[derive(Debug, Clone)]
+pub struct Series {
+    pub label: String,
+    pub color: usize,
+    /// Drawn as small markers.
+    pub scatter: Vec<(f64, f64)>,
+    /// Drawn as a line with large markers.
+    pub line: Vec<(f64, f64)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Chart {
+    /// File stem: `pareto_isl1024_osl128`.
+    pub name: String,
+    pub title: String,
+    pub x_label: String,
+    pub y_label: String,
+    /// Plot x on a log2 axis (concurrency ramps are geometric).
+    pub x_log2: bool,
+    pub series: Vec<Series>,
+}
+
+/// Colour-blind-safe palette (Okabe–Ito), then a few more.
+const PALETTE: &[RGBColor] = &[
+    RGBColor(0, 114, 178),
+    RGBColor(213, 94, 0),
+    RGBColor(0, 158, 115),
+    RGBColor(204, 121, 167),
+    RGBColor(230, 159, 0),
+    RGBColor(86, 180, 233),
+    RGBColor(0, 0, 0),
+    RGBColor(240, 228, 66),
+    RGBColor(128, 0, 0),
+    RGBColor(0, 0, 128),
+    RGBColor(128, 128, 0),
+    RGBColor(100, 100, 100),
+];
+
+fn color(i: usize) -> RGBColor {
+    PALETTE[i % PALETTE.len()]
+}
+
+/// The charts for a set of rows.
+pub fn charts(rows: &[Row], analysis: &Analysis) -> Vec<Chart> {
+    let basis_label = match analysis.basis {
+        GpuBasis::Working => "working GPUs",
+        GpuBasis::Allocated => "allocated GPUs",
+    };
+    let mut workloads: Vec<(Option<i64>, Option<i64>)> =
+        rows.iter().filter(|r| r.measured()).map(|r| (r.isl, r.osl)).collect();
+    workloads.sort();
+    workloads.dedup();
+    let mut out = Vec::new();
+    for (isl, osl) in workloads {
+        let in_workload = |r: &&Row| r.isl == isl && r.osl == osl && r.measured();
+        let suffix = format!("isl{}_osl{}", isl.unwrap_or(0), osl.unwrap_or(0));
+        let workload = Group { isl, osl, mode: String::new(), mtp: false }.workload();
+        // Pareto: every point of a group small, its frontier as a line.
+        let mut series = Vec::new();
+        for (k, f) in
+            analysis.frontiers.iter().filter(|f| f.group.isl == isl && f.group.osl == osl).enumerate()
+        {
+            let all = rows
+                .iter()
+                .filter(in_workload)
+                .filter(|r| Group::of(r) == f.group)
+                .filter_map(|r| coordinates(r, analysis.basis))
+                .collect();
+            let line = f.rows.iter().filter_map(|&i| coordinates(&rows[i], analysis.basis)).collect();
+            series.push(Series { label: f.group.series(), color: k, scatter: all, line });
+        }
+        out.push(Chart {
+            name: format!("pareto_{suffix}"),
+            title: format!("Pareto frontier — {workload}"),
+            x_label: "output tokens/s per user (mean of 1000/ITL)".to_owned(),
+            y_label: format!("output tokens/s per GPU ({basis_label})"),
+            x_log2: false,
+            series,
+        });
+        // Per configuration, against concurrency.
+        let mut configs: Vec<String> =
+            rows.iter().filter(in_workload).map(|r| r.config.job.clone()).collect();
+        configs.sort();
+        configs.dedup();
+        let per_config = |value: &dyn Fn(&Row) -> Option<f64>| -> Vec<Series> {
+            configs
+                .iter()
+                .enumerate()
+                .map(|(k, job)| {
+                    let mut line: Vec<(f64, f64)> = rows
+                        .iter()
+                        .filter(in_workload)
+                        .filter(|r| &r.config.job == job)
+                        .filter_map(|r| Some((r.effective_concurrency.or(r.concurrency)? as f64, value(r)?)))
+                        .collect();
+                    line.sort_by(|a, b| a.0.total_cmp(&b.0));
+                    Series { label: job.clone(), color: k, scatter: Vec::new(), line }
+                })
+                .filter(|s| !s.line.is_empty())
+                .collect()
+        };
+        let concurrency = "concurrency (requests in flight)".to_owned();
+        out.push(Chart {
+            name: format!("ttft_{suffix}"),
+            title: format!("Time to first token, median — {workload}"),
+            x_label: concurrency.clone(),
+            y_label: "TTFT p50 (ms)".to_owned(),
+            x_log2: true,
+            series: per_config(&|r| r.figures.get("ttft_p50_ms")),
+        });
+        out.push(Chart {
+            name: format!("itl_{suffix}"),
+            title: format!("Inter-token latency, median — {workload}"),
+            x_label: concurrency.clone(),
+            y_label: "ITL p50 (ms)".to_owned(),
+            x_log2: true,
+            series: per_config(&|r| r.figures.get("itl_p50_ms")),
+        });
+        let basis = analysis.basis;
+        out.push(Chart {
+            name: format!("throughput_{suffix}"),
+            title: format!("Output throughput per GPU — {workload}"),
+            x_label: concurrency,
+            y_label: format!("output tokens/s per GPU ({basis_label})"),
+            x_log2: true,
+            series: per_config(&move |r| match basis {
+                GpuBasis::Working => r.tps_per_gpu_working,
+                GpuBasis::Allocated => r.tps_per_gpu_allocated,
+            }),
+        });
+    }
+    out
+}
+
+/// Draws `chart` as an SVG document.
+pub fn svg(chart: &Chart) -> Result<String, String> {
+    font()?;
+    let mut text = String::new();
+    {
+        let area = SVGBackend::with_string(&mut text, (WIDTH, HEIGHT)).into_drawing_area();
+        draw(&area, chart)?;
+        area.present().map_err(|e| e.to_string())?;
+    }
+    Ok(text)
+}
+
+/// Writes `chart` as `<dir>/<name>.png` and `.svg`; returns both paths and the SVG's text.
+pub fn write(chart: &Chart, dir: &Path) -> Result<(PathBuf, PathBuf, String), Error> {
+    let fail = |path: &Path, message: String| Error::Plot { path: path.to_owned(), message };
+    let svg_path = dir.join(format!("{}.svg", chart.name));
+    let svg_text = svg(chart).map_err(|m| fail(&svg_path, m))?;
+    crate::write_atomic(&svg_path, svg_text.as_bytes())?;
+    let png_path = dir.join(format!("{}.png", chart.name));
+    // The backend picks the format from the extension, so the temporary name keeps `.png`.
+    let tmp = dir.join(format!(".{}.{}.png", chart.name, std::process::id()));
+    {
+        let area = BitMapBackend::new(&tmp, (WIDTH, HEIGHT)).into_drawing_area();
+        draw(&area, chart).map_err(|m| fail(&png_path, m))?;
+        area.present().map_err(|e| fail(&png_path, e.to_string()))?;
+    }
+    std::fs::rename(&tmp, &png_path).map_err(|source| Error::Write { path: png_path.clone(), source })?;
+    Ok((png_path, svg_path, svg_text))
+}
+
+fn range(values: impl Iterator<Item = f64>, log2: bool) -> (f64, f64) {
+    let (lo, hi) = values
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    if !lo.is_finite() {
+        return (0.0, 1.0);
+    }
+    if log2 {
+        // Half a step of margin on each side of the first and last concurrency.
+        return (lo - 0.5, hi + 0.5);
+    }
+    // Throughputs and latencies start at zero so that ratios read true.
+    let hi = if hi > 0.0 { hi * 1.08 } else { 1.0 };
+    (0.0_f64.min(lo), hi)
+}
+
+fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, chart: &Chart) -> Result<(), String> {
+    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    root.fill(&WHITE).map_err(err)?;
+    let (plot, legend) = root.split_horizontally(WIDTH - LEGEND);
+    let tx = |x: f64| if chart.x_log2 { x.max(f64::MIN_POSITIVE).log2() } else { x };
+    let all = || chart.series.iter().flat_map(|s| s.scatter.iter().chain(&s.line));
+    let (x0, x1) = range(all().map(|p| tx(p.0)), chart.x_log2);
+    let (y0, y1) = range(all().map(|p| p.1), false);
+    let mut ctx = ChartBuilder::on(&plot)
+        .caption(&chart.title, (FONT, 20))
+        .margin(12)
+        .x_label_area_size(48)
+        .y_label_area_size(72)
+        .build_cartesian_2d(x0..x1, y0..y1)
+        .map_err(err)?;
+    let log2 = chart.x_log2;
+    let x_format = move |v: &f64| {
+        if log2 {
+            let value = v.exp2();
+            if (value - value.round()).abs() < 1e-6 {
+                format!("{}", value.round())
+            } else {
+                String::new()
+            }
+        } else {
+            compact(*v)
+        }
+    };
+    let mut mesh = ctx.configure_mesh();
+    mesh.x_desc(chart.x_label.as_str())
+        .y_desc(chart.y_label.as_str())
+        .label_style((FONT, 13))
+        .axis_desc_style((FONT, 15))
+        .x_label_formatter(&x_format)
+        .y_label_formatter(&|v| compact(*v))
+        .x_max_light_lines(1)
+        .y_max_light_lines(1)
+        .light_line_style(RGBColor(240, 240, 240));
+    if log2 {
+        // One tick per power of two in range.
+        mesh.x_labels(((x1 - x0).ceil() as usize + 1).max(2));
+    }
+    mesh.draw().map_err(err)?;
+    for s in &chart.series {
+        let c = color(s.color);
+        ctx.draw_series(s.scatter.iter().map(|p| Circle::new((tx(p.0), p.1), 3, c.mix(0.45).filled())))
+            .map_err(err)?;
+        if !s.line.is_empty() {
+            ctx.draw_series(LineSeries::new(s.line.iter().map(|p| (tx(p.0), p.1)), c.stroke_width(2)))
+                .map_err(err)?;
+            ctx.draw_series(s.line.iter().map(|p| Circle::new((tx(p.0), p.1), 5, c.filled())))
+                .map_err(err)?;
+        }
+    }
+    // The legend panel: one row per series, as many as fit, then how many more.
+    let row = 22;
+    let fits = ((HEIGHT as i32 - 60) / row) as usize;
+    let shown = if chart.series.len() > fits { fits - 1 } else { chart.series.len() };
+    let label_style = TextStyle::from((FONT, 13).into_font()).color(&BLACK);
+    for (k, s) in chart.series.iter().take(shown).enumerate() {
+        let y = 50 + k as i32 * row;
+        let c = color(s.color);
+        legend.draw(&PathElement::new(vec![(4, y), (26, y)], c.stroke_width(2))).map_err(err)?;
+        legend.draw(&Circle::new((15, y), 4, c.filled())).map_err(err)?;
+        legend.draw(&Text::new(ellipsize(&s.label, 30), (34, y - 7), label_style.clone())).map_err(err)?;
+    }
+    if shown < chart.series.len() {
+        let y = 50 + shown as i32 * row;
+        let more = format!("… and {} more", chart.series.len() - shown);
+        legend.draw(&Text::new(more, (34, y - 7), label_style)).map_err(err)?;
+    }
+    Ok(())
+}
+
+/// `12,345.6` → `12.3k`; keeps tick labels short enough not to collide.
+fn compact(v: f64) -> String {
+    let a = v.abs();
+    if a >= 1e6 {
+        format!("{:.1}M", v / 1e6)
+    } else if a >= 1e4 {
+        format!("{:.0}k", v / 1e3)
+    } else if a >= 1e3 {
+        format!("{:.1}k", v / 1e3)
+    } else if a >= 10.0 || a == 0.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+fn ellipsize(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_owned()
+    } else {
+        let kept: String = s.chars().take(max - 1).collect();
+        format!("{kept}…")
+    }
+}

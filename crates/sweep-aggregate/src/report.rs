@@ -1,0 +1,460 @@
+//! The report: one self-contained HTML file (charts inlined as SVG, sortable tables, no network
+//! access needed to view it) and a Markdown summary for pasting into an issue or a chat.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use crate::plot::Chart;
+use crate::table::Row;
+use crate::{Aggregate, GpuBasis};
+
+fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn num(v: Option<f64>) -> String {
+    match v {
+        Some(v) if v.abs() >= 100.0 => format!("{v:.0}"),
+        Some(v) if v.abs() >= 10.0 => format!("{v:.1}"),
+        Some(v) => format!("{v:.2}"),
+        None => "–".to_owned(),
+    }
+}
+
+/// A threshold as the user wrote it: `50`, `62.5`.
+fn floor(v: f64) -> String {
+    if v.fract() == 0.0 {
+        format!("{v:.0}")
+    } else {
+        v.to_string()
+    }
+}
+
+fn int(v: Option<i64>) -> String {
+    v.map_or_else(|| "–".to_owned(), |v| v.to_string())
+}
+
+fn tps_gpu(row: &Row, basis: GpuBasis) -> Option<f64> {
+    match basis {
+        GpuBasis::Working => row.tps_per_gpu_working,
+        GpuBasis::Allocated => row.tps_per_gpu_allocated,
+    }
+}
+
+/// Points by state, in a fixed order: `30 done, 2 failed, 1 not_run`.
+fn state_counts(rows: &[Row]) -> String {
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for r in rows {
+        *counts.entry(r.state.as_str()).or_default() += 1;
+    }
+    let mut parts: Vec<String> = Vec::new();
+    if let Some(n) = counts.remove("done") {
+        parts.push(format!("{n} done"));
+    }
+    parts.extend(counts.into_iter().map(|(s, n)| format!("{n} {s}")));
+    parts.join(", ")
+}
+
+/// A table of rows: the header, then one line per row; each cell's sort key is its number.
+struct Table {
+    header: Vec<&'static str>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    fn html(&self, id: &str) -> String {
+        let mut s = format!("<table class=\"sortable\" id=\"{id}\"><thead><tr>");
+        for h in &self.header {
+            let _ = write!(s, "<th>{}</th>", escape(h));
+        }
+        s.push_str("</tr></thead><tbody>\n");
+        for row in &self.rows {
+            s.push_str("<tr>");
+            for cell in row {
+                let _ = write!(s, "<td>{}</td>", escape(cell));
+            }
+            s.push_str("</tr>\n");
+        }
+        s.push_str("</tbody></table>\n");
+        s
+    }
+
+    fn markdown(&self) -> String {
+        let mut s = format!("| {} |\n|{}\n", self.header.join(" | "), " --- |".repeat(self.header.len()));
+        for row in &self.rows {
+            let cells: Vec<String> = row.iter().map(|c| c.replace('|', "\\|").replace('\n', " ")).collect();
+            let _ = writeln!(s, "| {} |", cells.join(" | "));
+        }
+        s
+    }
+}
+
+fn frontier_table(agg: &Aggregate) -> Table {
+    let basis = agg.analysis.basis;
+    let rows = agg
+        .analysis
+        .frontiers
+        .iter()
+        .flat_map(|f| f.rows.iter().map(move |&i| (&f.group, &agg.rows[i])))
+        .map(|(group, r)| {
+            vec![
+                group.to_string(),
+                r.config.job.clone(),
+                r.roles_label(),
+                int(r.effective_concurrency.or(r.concurrency)),
+                num(r.tps_per_user),
+                num(tps_gpu(r, basis)),
+                num(r.figures.get("output_token_throughput")),
+                num(r.figures.get("ttft_p50_ms")),
+                num(r.figures.get("itl_p50_ms")),
+                format!("{}/{}", int(r.config.gpus_working), int(r.config.gpus_allocated)),
+            ]
+        })
+        .collect();
+    Table {
+        header: vec![
+            "group",
+            "configuration",
+            "roles",
+            "concurrency",
+            "tok/s/user",
+            "tok/s/GPU",
+            "tok/s",
+            "TTFT p50 ms",
+            "ITL p50 ms",
+            "GPUs working/allocated",
+        ],
+        rows,
+    }
+}
+
+fn best_table(agg: &Aggregate) -> Table {
+    let basis = agg.analysis.basis;
+    let rows = agg
+        .analysis
+        .best
+        .iter()
+        .map(|b| match b.row.map(|i| &agg.rows[i]) {
+            Some(r) => vec![
+                floor(b.min_tps_user),
+                b.group.to_string(),
+                r.config.job.clone(),
+                int(r.effective_concurrency.or(r.concurrency)),
+                num(r.tps_per_user),
+                num(tps_gpu(r, basis)),
+            ],
+            None => vec![
+                floor(b.min_tps_user),
+                b.group.to_string(),
+                "no point reaches it".to_owned(),
+                String::new(),
+                String::new(),
+                String::new(),
+            ],
+        })
+        .collect();
+    Table {
+        header: vec![
+            "tok/s/user at least",
+            "group",
+            "best configuration",
+            "concurrency",
+            "tok/s/user",
+            "tok/s/GPU",
+        ],
+        rows,
+    }
+}
+
+fn ratio_table(agg: &Aggregate) -> Table {
+    let rows = agg
+        .analysis
+        .ratios
+        .iter()
+        .flat_map(|r| {
+            let label = format!("{}{}", r.group.workload(), if r.group.mtp { ", MTP" } else { "" });
+            if r.samples.is_empty() {
+                return vec![vec![
+                    label,
+                    "ranges do not overlap".to_owned(),
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                ]];
+            }
+            r.samples
+                .iter()
+                .map(|&(x, d, a)| {
+                    vec![label.clone(), num(Some(x)), num(Some(d)), num(Some(a)), format!("{:.2}×", d / a)]
+                })
+                .collect()
+        })
+        .collect();
+    Table {
+        header: vec!["workload", "tok/s/user", "disagg tok/s/GPU", "agg tok/s/GPU", "disagg / agg"],
+        rows,
+    }
+}
+
+fn problem_table(agg: &Aggregate) -> Table {
+    let rows = agg
+        .rows
+        .iter()
+        .filter(|r| r.state != "done")
+        .map(|r| {
+            vec![
+                r.state.clone(),
+                r.config.job.clone(),
+                r.point.clone(),
+                int(r.concurrency),
+                r.reason.clone().unwrap_or_default(),
+                r.dir.display().to_string(),
+            ]
+        })
+        .collect();
+    Table { header: vec!["state", "configuration", "point", "concurrency", "reason", "folder"], rows }
+}
+
+fn all_table(agg: &Aggregate) -> Table {
+    let basis = agg.analysis.basis;
+    let rows = agg
+        .rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.config.job.clone(),
+                r.config.mode.clone().unwrap_or_default(),
+                int(r.isl),
+                int(r.osl),
+                int(r.concurrency),
+                int(r.effective_concurrency),
+                r.state.clone(),
+                num(r.tps_per_user),
+                num(r.tps_per_user_srt),
+                num(tps_gpu(r, basis)),
+                num(r.figures.get("ttft_p50_ms")),
+                num(r.figures.get("ttft_p99_ms")),
+                num(r.figures.get("itl_p50_ms")),
+                num(r.figures.get("itl_p99_ms")),
+                num(r.figures.get("request_count")),
+                num(r.figures.get("error_request_count")),
+                if r.on_frontier { "yes".to_owned() } else { String::new() },
+            ]
+        })
+        .collect();
+    Table {
+        header: vec![
+            "configuration",
+            "mode",
+            "ISL",
+            "OSL",
+            "concurrency",
+            "effective",
+            "state",
+            "tok/s/user",
+            "tok/s/user (1000/median ITL)",
+            "tok/s/GPU",
+            "TTFT p50",
+            "TTFT p99",
+            "ITL p50",
+            "ITL p99",
+            "requests",
+            "errors",
+            "frontier",
+        ],
+        rows,
+    }
+}
+
+fn basis_text(basis: GpuBasis) -> &'static str {
+    match basis {
+        GpuBasis::Working => "GPUs the servers use (working GPUs)",
+        GpuBasis::Allocated => "GPUs the jobs hold (allocated GPUs)",
+    }
+}
+
+fn title(agg: &Aggregate) -> String {
+    let names: Vec<&str> = agg.sweeps.iter().map(|s| s.name.as_str()).collect();
+    if names.is_empty() {
+        "Sweep report".to_owned()
+    } else {
+        format!("Sweep report — {}", names.join(", "))
+    }
+}
+
+/// The Markdown summary.
+pub fn markdown(agg: &Aggregate) -> String {
+    let mut s = format!("# {}\n\n", title(agg));
+    let _ = writeln!(s, "{} points: {}.", agg.rows.len(), state_counts(&agg.rows));
+    let _ = writeln!(
+        s,
+        "Tokens/s per GPU over {}; tokens/s per user = mean over requests of 1000/ITL (aiperf).\n",
+        basis_text(agg.analysis.basis)
+    );
+    if !agg.analysis.best.is_empty() {
+        s.push_str("## Best configuration at each tokens/s/user floor\n\n");
+        s.push_str(&best_table(agg).markdown());
+        s.push('\n');
+    }
+    if !agg.analysis.ratios.is_empty() {
+        s.push_str("## Disaggregated against aggregated frontier\n\n");
+        s.push_str(&ratio_table(agg).markdown());
+        s.push('\n');
+    }
+    s.push_str("## Pareto frontier\n\n");
+    s.push_str(&frontier_table(agg).markdown());
+    let problems = problem_table(agg);
+    if !problems.rows.is_empty() {
+        let _ = writeln!(s, "\n## Points without a result ({})\n", problems.rows.len());
+        s.push_str(&problems.markdown());
+    }
+    if !agg.warnings.is_empty() {
+        let _ = writeln!(s, "\n## Warnings ({})\n", agg.warnings.len());
+        for w in &agg.warnings {
+            let _ = writeln!(s, "- `{}`: {}", w.path.display(), w.message);
+        }
+    }
+    s
+}
+
+const STYLE: &str = "body{font-family:system-ui,-apple-system,'DejaVu Sans',sans-serif;margin:2em auto;max-width:1200px;padding:0 1em;color:#222}
+h1{font-size:1.6em}h2{margin-top:1.6em;border-bottom:1px solid #ddd;padding-bottom:.2em}
+table{border-collapse:collapse;margin:.6em 0;font-size:.9em}th,td{border:1px solid #ddd;padding:.25em .6em;text-align:left}
+th{background:#f4f4f4;cursor:pointer;user-select:none}th.asc::after{content:' ▲'}th.desc::after{content:' ▼'}
+tr:nth-child(even) td{background:#fafafa}figure{margin:1em 0}svg{max-width:100%;height:auto}
+pre{background:#f6f6f6;padding:1em;overflow:auto;font-size:.85em}.muted{color:#666}";
+
+/// Sorting by a header click: numbers as numbers (a leading number; `–` and text after them),
+/// text as text. A link ending in `#sort=<table id>.<column>.<asc|desc>` opens sorted.
+const SCRIPT: &str = "function sortTable(t,i,asc){
+  t.querySelectorAll('th').forEach(function(h){h.classList.remove('asc','desc')});
+  t.tHead.rows[0].cells[i].classList.add(asc?'asc':'desc');
+  var body=t.tBodies[0],rows=Array.prototype.slice.call(body.rows);
+  function key(r){var s=r.cells[i].textContent.trim(),n=parseFloat(s);return isNaN(n)?s:n}
+  rows.sort(function(a,b){var x=key(a),y=key(b);
+    if(typeof x!==typeof y){return typeof x==='number'?-1:1}
+    return (x<y?-1:x>y?1:0)*(asc?1:-1)});
+  rows.forEach(function(r){body.appendChild(r)});
+}
+document.querySelectorAll('table.sortable').forEach(function(t){
+  t.querySelectorAll('th').forEach(function(th,i){th.addEventListener('click',function(){
+    sortTable(t,i,!th.classList.contains('asc'))})})
+});
+var m=/^#sort=([\\w-]+)\\.(\\d+)\\.(asc|desc)$/.exec(location.hash);
+if(m){var t=document.getElementById(m[1]);if(t){sortTable(t,+m[2],m[3]==='asc')}}";
+
+/// The HTML report; `charts` are the charts with their SVG text.
+pub fn html(agg: &Aggregate, charts: &[(Chart, String)]) -> String {
+    let mut s = String::new();
+    let title = title(agg);
+    let _ = write!(
+        s,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title><style>{STYLE}</style></head><body>\n<h1>{}</h1>\n",
+        escape(&title),
+        escape(&title)
+    );
+    let _ = writeln!(
+        s,
+        "<p id=\"counts\">{} points: {}. Tokens/s per GPU over {}; tokens/s per user is the mean over requests of 1000/ITL (aiperf's definition); srt-slurm's 1000/median ITL is in the full table.</p>",
+        agg.rows.len(),
+        escape(&state_counts(&agg.rows)),
+        basis_text(agg.analysis.basis)
+    );
+    if !agg.analysis.best.is_empty() {
+        s.push_str("<h2 id=\"best\">Best configuration at each tokens/s/user floor</h2>\n");
+        s.push_str(&best_table(agg).html("best-table"));
+    }
+    if !agg.analysis.ratios.is_empty() {
+        s.push_str("<h2 id=\"ratio\">Disaggregated against aggregated</h2>\n<p class=\"muted\">At each tokens/s/user, the best tokens/s/GPU either frontier offers at that speed or faster.</p>\n");
+        s.push_str(&ratio_table(agg).html("ratio-table"));
+    }
+    s.push_str("<h2 id=\"pareto\">Pareto frontiers</h2>\n");
+    for (chart, svg) in charts.iter().filter(|(c, _)| c.name.starts_with("pareto_")) {
+        let _ = writeln!(s, "<figure id=\"{}\">{}</figure>", escape(&chart.name), strip_xml_header(svg));
+    }
+    s.push_str(&frontier_table(agg).html("frontier-table"));
+    s.push_str("<h2 id=\"concurrency\">Against concurrency</h2>\n");
+    for (chart, svg) in charts.iter().filter(|(c, _)| !c.name.starts_with("pareto_")) {
+        let _ = writeln!(s, "<figure id=\"{}\">{}</figure>", escape(&chart.name), strip_xml_header(svg));
+    }
+    let problems = problem_table(agg);
+    let _ = writeln!(s, "<h2 id=\"problems\">Points without a result ({})</h2>", problems.rows.len());
+    if problems.rows.is_empty() {
+        s.push_str("<p>Every point completed.</p>\n");
+    } else {
+        s.push_str(&problems.html("problem-table"));
+    }
+    if !agg.warnings.is_empty() {
+        let _ = writeln!(
+            s,
+            "<h2 id=\"warnings\">Files that could not be read ({})</h2>\n<ul>",
+            agg.warnings.len()
+        );
+        for w in &agg.warnings {
+            let _ = writeln!(
+                s,
+                "<li><code>{}</code>: {}</li>",
+                escape(&w.path.display().to_string()),
+                escape(&w.message)
+            );
+        }
+        s.push_str("</ul>\n");
+    }
+    s.push_str("<h2 id=\"all\">Every point</h2>\n<details><summary>Show the table</summary>\n");
+    s.push_str(&all_table(agg).html("all-table"));
+    s.push_str("</details>\n");
+    for sweep in &agg.sweeps {
+        let _ = writeln!(s, "<h2 id=\"sweep-{0}\">Sweep {0}</h2>\n<table>", escape(&sweep.name));
+        let mut fact = |k: &str, v: String| {
+            if !v.is_empty() {
+                let _ = writeln!(s, "<tr><th>{}</th><td>{}</td></tr>", escape(k), escape(&v));
+            }
+        };
+        fact("folder", sweep.dir.display().to_string());
+        fact("executor", sweep.executor.clone().unwrap_or_default());
+        fact("engine", sweep.engine.clone().unwrap_or_default());
+        fact("model", sweep.model.clone().unwrap_or_default());
+        fact("jobs", sweep.jobs.to_string());
+        fact("nodes", sweep.nodes.iter().cloned().collect::<Vec<_>>().join(", "));
+        fact("SLURM job ids", sweep.slurm_job_ids.join(", "));
+        for (k, v) in &sweep.versions {
+            fact(&format!("version of {k}"), v.clone());
+        }
+        s.push_str("</table>\n");
+        if let Some(spec) = &sweep.spec {
+            let _ = writeln!(
+                s,
+                "<details><summary>The spec as submitted</summary><pre>{}</pre></details>",
+                escape(spec)
+            );
+        }
+    }
+    let generators: std::collections::BTreeSet<&str> =
+        agg.rows.iter().filter_map(|r| r.generator.as_deref()).collect();
+    let _ = writeln!(
+        s,
+        "<p class=\"muted\">Written by sweep {}; load measured by {}.</p>",
+        env!("CARGO_PKG_VERSION"),
+        escape(&generators.into_iter().collect::<Vec<_>>().join(", "))
+    );
+    let _ = write!(s, "<script>{SCRIPT}</script>\n</body></html>\n");
+    s
+}
+
+fn strip_xml_header(svg: &str) -> &str {
+    match svg.find("<svg") {
+        Some(i) => &svg[i..],
+        None => svg,
+    }
+}

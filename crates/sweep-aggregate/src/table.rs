@@ -1,0 +1,257 @@
+//! The results table: a row per (job, point) with its configuration, its figures and the derived
+//! throughputs, as a polars frame written to `results.parquet` and `results.csv`.
+
+use std::path::PathBuf;
+
+use polars::prelude::*;
+
+use crate::discover::{Config, PointSource, Source};
+use crate::metrics::{Figures, METRICS};
+use crate::{records, summary, Error, Warning};
+
+/// One point of one job, whatever became of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub source: Source,
+    pub config: Config,
+    pub point: String,
+    pub dir: PathBuf,
+    /// `done`, `failed`, `timeout`, `cancelled`, `running`, `not_run` or `unreadable`.
+    pub state: String,
+    pub reason: Option<String>,
+    pub attempts: u32,
+    pub isl: Option<i64>,
+    pub osl: Option<i64>,
+    pub concurrency: Option<i64>,
+    pub effective_concurrency: Option<i64>,
+    pub figures: Figures,
+    /// `summary` or `records`: where the figures were read from.
+    pub metrics_from: Option<&'static str>,
+    pub token_source: Option<String>,
+    pub generator: Option<String>,
+    /// Output tokens/s divided by the GPUs the servers use.
+    pub tps_per_gpu_working: Option<f64>,
+    /// Output tokens/s divided by the GPUs the job holds.
+    pub tps_per_gpu_allocated: Option<f64>,
+    /// aiperf's tokens/s/user: the mean over requests of 1000 / ITL(ms).
+    pub tps_per_user: Option<f64>,
+    /// srt-slurm's tokens/s/user: 1000 / median ITL (what vLLM calls TPOT), in ms.
+    pub tps_per_user_srt: Option<f64>,
+    pub on_frontier: bool,
+}
+
+impl Row {
+    /// Whether the point may stand on a frontier: it finished and measured something.
+    pub fn measured(&self) -> bool {
+        self.state == "done" && self.figures.get("request_count").is_some_and(|n| n > 0.0)
+    }
+
+    /// A short description of the configuration: `ctx 1×TEP1 + gen 2×DEP8`.
+    pub fn roles_label(&self) -> String {
+        self.config
+            .roles
+            .iter()
+            .map(|r| {
+                let servers = r.servers.map_or(String::new(), |n| format!("{n}×"));
+                let parallel = r.parallel.as_deref().unwrap_or("tp").to_ascii_uppercase();
+                let tp = r.tp.map_or_else(String::new, |t| format!("{parallel}{t}"));
+                format!("{} {servers}{tp}", r.role).trim_end().to_owned()
+            })
+            .collect::<Vec<_>>()
+            .join(" + ")
+    }
+}
+
+/// Reads every point's figures: its summary, or its records when the summary is missing or
+/// broken or `from_records` is set. Nothing is dropped; unreadable points say why.
+pub fn read_points(
+    points: Vec<PointSource>,
+    from_records: bool,
+    warnings: &mut Vec<Warning>,
+) -> Result<Vec<Row>, Error> {
+    let mut rows = Vec::with_capacity(points.len());
+    let mut need_records: Vec<(usize, records::Input)> = Vec::new();
+    for p in points {
+        let mut row = Row {
+            source: p.source,
+            config: p.config,
+            point: p.point,
+            dir: p.dir,
+            state: p.state,
+            reason: p.reason,
+            attempts: p.attempts,
+            isl: p.isl,
+            osl: p.osl,
+            concurrency: p.concurrency,
+            effective_concurrency: p.effective_concurrency,
+            figures: Figures::empty(),
+            metrics_from: None,
+            token_source: None,
+            generator: None,
+            tps_per_gpu_working: None,
+            tps_per_gpu_allocated: None,
+            tps_per_user: None,
+            tps_per_user_srt: None,
+            on_frontier: false,
+        };
+        let mut summary_failed = None;
+        if let Some(path) = p.summary.as_ref().filter(|_| !from_records) {
+            match summary::read(path) {
+                Ok(s) => {
+                    row.figures = s.figures;
+                    row.metrics_from = Some("summary");
+                    row.isl = row.isl.or(s.isl);
+                    row.osl = row.osl.or(s.osl);
+                    row.concurrency = row.concurrency.or(s.concurrency);
+                    row.effective_concurrency = row.effective_concurrency.or(s.concurrency);
+                    row.token_source = s.token_source;
+                    row.generator = s.generator;
+                    if row.config.model.is_none() {
+                        row.config.model = s.model;
+                    }
+                    if s.is_complete == Some(false) && row.state == "unknown" {
+                        row.state = "incomplete".to_owned();
+                        row.reason = Some("the summary says the run did not complete".to_owned());
+                    }
+                }
+                Err(message) => {
+                    warnings.push(Warning { path: path.clone(), message: message.clone() });
+                    summary_failed = Some(format!("{}: {message}", path.display()));
+                }
+            }
+        }
+        if row.metrics_from.is_none() {
+            if let Some(path) = &p.records {
+                need_records.push((
+                    rows.len(),
+                    records::Input { path: path.clone(), phase_manifest: p.phase_manifest },
+                ));
+            } else if let Some(why) = summary_failed {
+                mark_unreadable(&mut row, why);
+            }
+        }
+        rows.push(row);
+    }
+    let inputs: Vec<records::Input> = need_records.iter().map(|(_, i)| i.clone()).collect();
+    for ((index, input), output) in need_records.iter().zip(records::compute(&inputs)) {
+        let row = &mut rows[*index];
+        if let Some(message) = &output.warning {
+            warnings.push(Warning { path: input.path.clone(), message: message.clone() });
+        }
+        match output.figures {
+            Some(figures) => {
+                row.figures = figures;
+                row.metrics_from = Some("records");
+            }
+            None => mark_unreadable(
+                row,
+                format!("{}: {}", input.path.display(), output.warning.as_deref().unwrap_or("unreadable")),
+            ),
+        }
+    }
+    for row in &mut rows {
+        if row.state == "unknown" && row.metrics_from.is_some() {
+            // aiperf leaves no marker: a run with results and no failure is done.
+            let completed = row.figures.get("request_count").unwrap_or(0.0);
+            if completed > 0.0 {
+                row.state = "done".to_owned();
+                row.reason = None;
+            } else {
+                row.state = "failed".to_owned();
+                row.reason = Some("no request completed".to_owned());
+            }
+        }
+    }
+    Ok(rows)
+}
+
+/// A point whose files exist but say nothing usable. A failure marker keeps its own state (its
+/// reason matters more); a point that claimed success becomes `unreadable`.
+fn mark_unreadable(row: &mut Row, why: String) {
+    if matches!(row.state.as_str(), "done" | "unknown") {
+        row.state = "unreadable".to_owned();
+        row.reason = Some(why);
+    } else {
+        let reason = row.reason.take().map_or(why.clone(), |r| format!("{r}; {why}"));
+        row.reason = Some(reason);
+    }
+}
+
+/// Fills the derived columns.
+pub fn derive(rows: &mut [Row]) {
+    for row in rows {
+        let output = row.figures.get("output_token_throughput");
+        let per = |gpus: Option<i64>| output.zip(gpus.filter(|g| *g > 0)).map(|(o, g)| o / g as f64);
+        row.tps_per_gpu_working = per(row.config.gpus_working);
+        row.tps_per_gpu_allocated = per(row.config.gpus_allocated);
+        let itl_avg = row.figures.get("itl_avg_ms").filter(|v| *v > 0.0);
+        row.tps_per_user =
+            row.figures.get("output_token_throughput_per_user_avg").or(itl_avg.map(|v| 1000.0 / v));
+        row.tps_per_user_srt = row.figures.get("itl_p50_ms").filter(|v| *v > 0.0).map(|v| 1000.0 / v);
+    }
+}
+
+/// The table as a polars frame, in the documented column order.
+pub fn frame(rows: &[Row]) -> Result<DataFrame, Error> {
+    let text = |f: &dyn Fn(&Row) -> Option<String>| rows.iter().map(f).collect::<Vec<Option<String>>>();
+    let int = |f: &dyn Fn(&Row) -> Option<i64>| rows.iter().map(f).collect::<Vec<Option<i64>>>();
+    let float = |f: &dyn Fn(&Row) -> Option<f64>| rows.iter().map(f).collect::<Vec<Option<f64>>>();
+    let decode = |r: &Row| r.config.decode_role().cloned().unwrap_or_default();
+    let ctx = |r: &Row| r.config.role("ctx").cloned().unwrap_or_default();
+    let mut columns = vec![
+        Column::new("source".into(), text(&|r| Some(r.source.as_str().to_owned()))),
+        Column::new("sweep".into(), text(&|r| r.config.sweep.clone())),
+        Column::new("job".into(), text(&|r| Some(r.config.job.clone()))),
+        Column::new("job_id".into(), text(&|r| r.config.job_id.clone())),
+        Column::new("point".into(), text(&|r| Some(r.point.clone()))),
+        Column::new("state".into(), text(&|r| Some(r.state.clone()))),
+        Column::new("reason".into(), text(&|r| r.reason.clone())),
+        Column::new("attempts".into(), int(&|r| Some(i64::from(r.attempts)))),
+        Column::new("mode".into(), text(&|r| r.config.mode.clone())),
+        Column::new("roles".into(), text(&|r| Some(r.roles_label()).filter(|s| !s.is_empty()))),
+        Column::new("ctx_servers".into(), int(&|r| ctx(r).servers)),
+        Column::new("ctx_tp".into(), int(&|r| ctx(r).tp)),
+        Column::new("ctx_batch".into(), int(&|r| ctx(r).batch)),
+        Column::new("servers".into(), int(&|r| decode(r).servers)),
+        Column::new("tp".into(), int(&|r| decode(r).tp)),
+        Column::new("parallel".into(), text(&|r| decode(r).parallel)),
+        Column::new("batch".into(), int(&|r| decode(r).batch)),
+        Column::new("mtp".into(), int(&|r| decode(r).mtp)),
+        Column::new("eplb".into(), int(&|r| decode(r).eplb)),
+        Column::new("isl".into(), int(&|r| r.isl)),
+        Column::new("osl".into(), int(&|r| r.osl)),
+        Column::new("concurrency".into(), int(&|r| r.concurrency)),
+        Column::new("effective_concurrency".into(), int(&|r| r.effective_concurrency)),
+        Column::new("gpus_allocated".into(), int(&|r| r.config.gpus_allocated)),
+        Column::new("gpus_working".into(), int(&|r| r.config.gpus_working)),
+        Column::new("model".into(), text(&|r| r.config.model.clone())),
+        Column::new("engine".into(), text(&|r| r.config.engine.clone())),
+    ];
+    for (i, metric) in METRICS.iter().enumerate() {
+        columns.push(Column::new(metric.column.into(), float(&|r| r.figures.0[i])));
+    }
+    columns.extend([
+        Column::new("tps_per_gpu_working".into(), float(&|r| r.tps_per_gpu_working)),
+        Column::new("tps_per_gpu_allocated".into(), float(&|r| r.tps_per_gpu_allocated)),
+        Column::new("tps_per_user".into(), float(&|r| r.tps_per_user)),
+        Column::new("tps_per_user_srt".into(), float(&|r| r.tps_per_user_srt)),
+        Column::new("on_frontier".into(), rows.iter().map(|r| r.on_frontier).collect::<Vec<bool>>()),
+        Column::new("metrics_from".into(), text(&|r| r.metrics_from.map(str::to_owned))),
+        Column::new("token_source".into(), text(&|r| r.token_source.clone())),
+        Column::new("generator".into(), text(&|r| r.generator.clone())),
+        Column::new("path".into(), text(&|r| Some(r.dir.display().to_string()))),
+    ]);
+    Ok(DataFrame::new_infer_height(columns)?)
+}
+
+pub fn to_parquet(frame: &mut DataFrame) -> Result<Vec<u8>, Error> {
+    let mut out = Vec::new();
+    ParquetWriter::new(&mut out).finish(frame)?;
+    Ok(out)
+}
+
+pub fn to_csv(frame: &mut DataFrame) -> Result<Vec<u8>, Error> {
+    let mut out = Vec::new();
+    CsvWriter::new(&mut out).include_header(true).finish(frame)?;
+    Ok(out)
+}

@@ -1,0 +1,337 @@
+//! The aggregator against real aiperf 0.13.0 output and hand-built sweep folders: numbers equal
+//! the exporter's own, nothing guessed, nothing dropped, broken files named.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Value};
+use sweep_aggregate::{aggregate, GpuBasis, Options, Outputs, Row};
+
+fn fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/aiperf-0.13.0")
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read").flatten() {
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).expect("copy");
+        }
+    }
+}
+
+/// A copy of the fixture to damage.
+fn fixture_copy() -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let root = tmp.path().join("aiperf");
+    copy_dir(&fixture(), &root);
+    (tmp, root)
+}
+
+fn artifacts(root: &Path) -> PathBuf {
+    root.join("agg-bm-128-64/agg_tp1/aiperf_artifacts")
+}
+
+fn summary(root: &Path, c: u32) -> Value {
+    let text =
+        std::fs::read_to_string(artifacts(root).join(format!("concurrency_{c}/profile_export_aiperf.json")))
+            .expect("summary");
+    serde_json::from_str(&text).expect("JSON")
+}
+
+fn by_concurrency(rows: &[Row], c: i64) -> &Row {
+    rows.iter().find(|r| r.concurrency == Some(c)).unwrap_or_else(|| panic!("no row for concurrency {c}"))
+}
+
+fn close(a: f64, b: f64, rel: f64) -> bool {
+    (a - b).abs() <= rel * b.abs().max(1e-12)
+}
+
+#[test]
+fn the_aiperf_fixture_aggregates_to_its_own_numbers() {
+    let agg = aggregate(&[fixture()], &Options::default()).expect("aggregates");
+    assert!(agg.warnings.is_empty(), "{:?}", agg.warnings);
+    assert_eq!(agg.rows.len(), 3);
+    for c in [1, 4, 16] {
+        let row = by_concurrency(&agg.rows, c);
+        let s = summary(&fixture(), c as u32);
+        assert_eq!(row.state, "done");
+        assert_eq!(row.source.as_str(), "dynamo");
+        assert_eq!(row.config.mode.as_deref(), Some("agg"));
+        assert_eq!(row.config.decode_role().and_then(|r| r.tp), Some(1));
+        assert_eq!((row.isl, row.osl), (Some(128), Some(64)));
+        assert_eq!(row.config.gpus_working, Some(1), "deployment_config.json says total_gpus 1");
+        let f = &row.figures;
+        assert_eq!(f.get("request_count"), s["request_count"]["avg"].as_f64());
+        assert_eq!(f.get("error_request_count"), Some(0.0), "empty error_summary: zero errors");
+        assert_eq!(f.get("ttft_p50_ms"), s["time_to_first_token"]["p50"].as_f64());
+        assert_eq!(f.get("ttft_p99_ms"), s["time_to_first_token"]["p99"].as_f64());
+        assert_eq!(f.get("itl_avg_ms"), s["inter_token_latency"]["avg"].as_f64());
+        assert_eq!(f.get("latency_p90_ms"), s["request_latency"]["p90"].as_f64());
+        assert_eq!(f.get("output_token_throughput"), s["output_token_throughput"]["avg"].as_f64());
+        assert_eq!(f.get("request_throughput"), s["request_throughput"]["avg"].as_f64());
+        assert_eq!(row.tps_per_user, s["output_token_throughput_per_user"]["avg"].as_f64());
+        assert_eq!(row.tps_per_gpu_working, s["output_token_throughput"]["avg"].as_f64(), "one GPU");
+        let srt = 1000.0 / s["inter_token_latency"]["p50"].as_f64().expect("p50");
+        assert_eq!(row.tps_per_user_srt, Some(srt));
+        assert_eq!(row.generator.as_deref(), Some("aiperf 0.13.0"));
+        assert_eq!(row.token_source.as_deref(), Some("server_usage"));
+    }
+}
+
+#[test]
+fn records_recompute_the_same_figures_as_the_summary() {
+    let options = Options { from_records: true, ..Options::default() };
+    let agg = aggregate(&[fixture()], &options).expect("aggregates");
+    assert!(agg.warnings.is_empty(), "{:?}", agg.warnings);
+    for c in [1, 4, 16] {
+        let row = by_concurrency(&agg.rows, c);
+        assert_eq!(row.metrics_from, Some("records"));
+        let s = summary(&fixture(), c as u32);
+        let pairs = [
+            ("request_count", &s["request_count"]["avg"]),
+            ("benchmark_duration_s", &s["benchmark_duration"]["avg"]),
+            ("request_throughput", &s["request_throughput"]["avg"]),
+            ("output_token_throughput", &s["output_token_throughput"]["avg"]),
+            ("ttft_avg_ms", &s["time_to_first_token"]["avg"]),
+            ("ttft_p50_ms", &s["time_to_first_token"]["p50"]),
+            ("ttft_p99_ms", &s["time_to_first_token"]["p99"]),
+            ("itl_avg_ms", &s["inter_token_latency"]["avg"]),
+            ("itl_p90_ms", &s["inter_token_latency"]["p90"]),
+            ("latency_p50_ms", &s["request_latency"]["p50"]),
+            ("output_token_throughput_per_user_avg", &s["output_token_throughput_per_user"]["avg"]),
+            ("osl_avg", &s["output_sequence_length"]["avg"]),
+        ];
+        for (column, expected) in pairs {
+            let expected = expected.as_f64().expect("in the summary");
+            let got = row.figures.get(column).unwrap_or_else(|| panic!("{column} missing"));
+            assert!(
+                close(got, expected, 1e-6),
+                "concurrency {c} {column}: {got} from records, {expected} in the summary"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_missing_gpu_count_stays_empty_and_is_reported_never_one() {
+    let (_tmp, root) = fixture_copy();
+    let config = artifacts(&root).join("deployment_config.json");
+    std::fs::remove_file(&config).expect("rm");
+    let agg = aggregate(&[root.clone()], &Options::default()).expect("aggregates");
+    assert_eq!(agg.rows.len(), 3);
+    for row in &agg.rows {
+        assert_eq!(row.config.gpus_working, None);
+        assert_eq!(row.tps_per_gpu_working, None);
+        assert!(row.tps_per_user.is_some(), "the rest is still there");
+    }
+    assert!(
+        agg.warnings.iter().any(|w| w.path == config && w.message.contains("never assumed")),
+        "{:?}",
+        agg.warnings
+    );
+    assert!(agg.analysis.frontiers.is_empty(), "no per-GPU figure, no frontier");
+
+    // A config without total_gpus: the same.
+    std::fs::write(&config, r#"{"kind": "agg", "model": "tiny"}"#).expect("write");
+    let agg = aggregate(&[root], &Options::default()).expect("aggregates");
+    assert!(agg.rows.iter().all(|r| r.config.gpus_working.is_none()));
+    assert!(agg.warnings.iter().any(|w| w.path == config && w.message.contains("no total_gpus")));
+}
+
+#[test]
+fn broken_files_are_named_and_the_rest_is_aggregated() {
+    let (_tmp, root) = fixture_copy();
+    let dir = artifacts(&root);
+    // c=1: summary truncated → recomputed from records. c=4: records cut mid-line too → the
+    // complete lines count. c=16: nothing readable left → unreadable, with the reason.
+    let s1 = dir.join("concurrency_1/profile_export_aiperf.json");
+    let text = std::fs::read_to_string(&s1).expect("read");
+    std::fs::write(&s1, &text[..text.len() / 2]).expect("truncate");
+
+    let s4 = dir.join("concurrency_4/profile_export_aiperf.json");
+    std::fs::write(&s4, "{not json").expect("corrupt");
+    let r4 = dir.join("concurrency_4/profile_export.jsonl");
+    let records = std::fs::read_to_string(&r4).expect("read");
+    let cut = records.trim_end().rfind('\n').expect("lines") + 40;
+    std::fs::write(&r4, &records[..cut]).expect("cut");
+
+    let s16 = dir.join("concurrency_16/profile_export_aiperf.json");
+    std::fs::write(&s16, "").expect("empty");
+    std::fs::write(dir.join("concurrency_16/profile_export.jsonl"), "garbage\n").expect("garbage");
+
+    let agg = aggregate(&[root], &Options::default()).expect("aggregates");
+    assert_eq!(agg.rows.len(), 3, "no point dropped");
+    let c1 = by_concurrency(&agg.rows, 1);
+    assert_eq!((c1.state.as_str(), c1.metrics_from), ("done", Some("records")));
+    assert_eq!(c1.figures.get("request_count"), Some(10.0));
+    let c4 = by_concurrency(&agg.rows, 4);
+    assert_eq!((c4.state.as_str(), c4.metrics_from), ("done", Some("records")));
+    assert_eq!(c4.figures.get("request_count"), Some(39.0), "the cut line is left out, the 39 others count");
+    let c16 = by_concurrency(&agg.rows, 16);
+    assert_eq!(c16.state, "unreadable");
+    assert!(c16.reason.as_deref().is_some_and(|r| r.contains("concurrency_16")), "{:?}", c16.reason);
+    let named = |p: &Path| agg.warnings.iter().any(|w| w.path == p);
+    assert!(named(&s1) && named(&s4) && named(&r4) && named(&s16), "{:#?}", agg.warnings);
+    assert!(agg.warnings.iter().any(|w| w.path == r4 && w.message.contains("1 line")), "{:#?}", agg.warnings);
+}
+
+#[test]
+fn nothing_readable_is_an_error_and_nothing_found_too() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let err = aggregate(&[tmp.path().to_owned()], &Options::default()).expect_err("empty folder");
+    assert!(matches!(err, sweep_aggregate::Error::NothingFound { .. }), "{err}");
+    let point = tmp.path().join("run");
+    std::fs::create_dir_all(&point).expect("mkdir");
+    std::fs::write(point.join("profile_export_aiperf.json"), "[1, 2").expect("write");
+    let err = aggregate(&[tmp.path().to_owned()], &Options::default()).expect_err("nothing readable");
+    assert!(matches!(err, sweep_aggregate::Error::NothingReadable { points: 1, .. }), "{err}");
+}
+
+/// A sweep folder as `sweep submit` leaves it, built by hand: job A ran both points (one done,
+/// one failed), job B was cancelled before it started, job C was never submitted, and job A's
+/// failed point was rerun by a resume and is now done.
+fn hand_sweep(root: &Path) {
+    let summary_text = std::fs::read_to_string(
+        fixture().join("agg-bm-128-64/agg_tp1/aiperf_artifacts/concurrency_4/profile_export_aiperf.json"),
+    )
+    .expect("summary");
+    let point = |id: &str, c: i64| json!({"id": id, "isl": 128, "osl": 64, "concurrency": c, "effective_concurrency": c});
+    let role = |role: &str, tp: i64, mtp: i64| json!({"role": role, "servers": 1, "tp": tp, "pp": 1, "parallel": "tep", "batch": 8, "mtp": mtp, "eplb": 0});
+    let plan = json!({
+        "sweep": "hand", "engine": {"kind": "mock"}, "model": {"served_name": "tiny"},
+        "jobs": [
+            {"id": "a", "name": "agg1_tep1", "mode": "agg", "roles": [role("agg", 1, 0)],
+             "layout": {"gpus_allocated": 4, "gpus_working": 1}, "points": [point("p1", 1), point("p2", 4)]},
+            {"id": "b", "name": "ctx1_gen1_tep2", "mode": "disagg", "roles": [role("ctx", 1, 0), role("gen", 2, 0)],
+             "layout": {"gpus_allocated": 8, "gpus_working": 3}, "points": [point("p3", 1)]},
+            {"id": "c", "name": "agg1_tep2", "mode": "agg", "roles": [role("agg", 2, 0)],
+             "layout": {"gpus_allocated": 4, "gpus_working": 2}, "points": [point("p4", 1)]},
+        ]
+    });
+    let manifest = json!({
+        "sweep": "hand", "executor": "slurm",
+        "jobs": [
+            {"id": "a", "name": "agg1_tep1", "dir": "jobs/agg1_tep1", "points": ["p1", "p2"], "state": "completed", "slurm_job_id": "101"},
+            {"id": "b", "name": "ctx1_gen1_tep2", "dir": "jobs/ctx1_gen1_tep2", "points": ["p3"], "state": "cancelled", "reason": "cancelled by sweep cancel", "slurm_job_id": "102"},
+            {"id": "a", "name": "agg1_tep1", "dir": "jobs/agg1_tep1.2", "points": ["p2"], "state": "completed", "slurm_job_id": "103"},
+        ]
+    });
+    std::fs::create_dir_all(root).expect("mkdir");
+    std::fs::write(root.join("plan.json"), plan.to_string()).expect("plan");
+    std::fs::write(root.join("manifest.json"), manifest.to_string()).expect("manifest");
+    std::fs::write(root.join("spec.yaml"), "name: hand\n").expect("spec");
+    let write_point = |job: &str, id: &str, state: &str, reason: &str, with_summary: bool| {
+        let dir = root.join("jobs").join(job).join("points").join(id);
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        std::fs::write(dir.join("status.json"), json!({"state": state, "reason": reason}).to_string())
+            .expect("status");
+        if with_summary {
+            std::fs::write(dir.join("profile_export_aiperf.json"), &summary_text).expect("summary");
+        }
+    };
+    write_point("agg1_tep1", "p1", "done", "40 requests, 0 errors", true);
+    write_point("agg1_tep1", "p2", "failed", "server agg_0 exited with status 1", false);
+    write_point("agg1_tep1.2", "p2", "done", "40 requests, 0 errors", true);
+    let meta = json!({"gpus": {"allocated": 4, "working": 1}, "nodes": ["n1"], "versions": {"sweep-runner": "0.1.0"}, "job": {"id": "a"}});
+    std::fs::write(root.join("jobs/agg1_tep1/metadata.json"), meta.to_string()).expect("meta");
+}
+
+#[test]
+fn every_planned_point_is_a_row_failed_cancelled_and_never_submitted_ones_too() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let root = tmp.path().join("hand");
+    hand_sweep(&root);
+    let agg = aggregate(&[root.clone()], &Options::default()).expect("aggregates");
+    let state = |id: &str| {
+        let r = agg.rows.iter().find(|r| r.point == id).unwrap_or_else(|| panic!("no row {id}"));
+        (r.state.as_str(), r.reason.clone().unwrap_or_default(), r.attempts)
+    };
+    assert_eq!(agg.rows.len(), 4);
+    assert_eq!(state("p1").0, "done");
+    let (s, _, attempts) = state("p2");
+    assert_eq!((s, attempts), ("done", 2), "the resumed attempt speaks for the point");
+    let (s, reason, _) = state("p3");
+    assert_eq!(s, "not_run");
+    assert!(reason.contains("cancelled by sweep cancel"), "{reason}");
+    let (s, reason, _) = state("p4");
+    assert_eq!(s, "not_run");
+    assert!(reason.contains("never submitted"), "{reason}");
+    let p1 = agg.rows.iter().find(|r| r.point == "p1").expect("p1");
+    assert_eq!((p1.config.gpus_allocated, p1.config.gpus_working), (Some(4), Some(1)));
+    let out = p1.figures.get("output_token_throughput").expect("measured");
+    assert_eq!(p1.tps_per_gpu_working, Some(out));
+    assert_eq!(p1.tps_per_gpu_allocated, Some(out / 4.0), "allocated counts idle GPUs");
+    // The two done points are identical: both stay on the frontier.
+    assert_eq!(agg.analysis.frontiers.len(), 1);
+    assert_eq!(agg.analysis.frontiers[0].rows.len(), 2, "{:?}", agg.analysis.frontiers);
+    let sweep = &agg.sweeps[0];
+    assert_eq!(sweep.slurm_job_ids, ["101", "102", "103"]);
+    assert!(sweep.nodes.contains("n1"));
+
+    // Written out: a row per point in results.csv, the failed ones with their reasons.
+    let out_dir = tmp.path().join("out");
+    let files = sweep_aggregate::write(&agg, &out_dir, Outputs::Report).expect("writes");
+    let csv = std::fs::read_to_string(out_dir.join("results.csv")).expect("csv");
+    assert_eq!(csv.lines().count(), 5, "{csv}");
+    assert!(csv.contains("never submitted") && csv.contains("cancelled by sweep cancel"));
+    let pareto = std::fs::read_to_string(out_dir.join("pareto.csv")).expect("pareto");
+    assert_eq!(pareto.lines().count(), 3, "{pareto}");
+    let md = std::fs::read_to_string(out_dir.join("report.md")).expect("md");
+    assert!(md.contains("Points without a result (2)") && md.contains("never submitted"), "{md}");
+    for file in &files {
+        assert!(file.is_file(), "{}", file.display());
+    }
+    // Nothing half-written is left beside them.
+    let stray: Vec<_> = std::fs::read_dir(&out_dir)
+        .expect("out")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
+        .collect();
+    assert!(stray.is_empty(), "{stray:?}");
+}
+
+#[test]
+fn plots_are_valid_png_and_svg_and_the_parquet_reads_back() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let options = Options {
+        min_tps_user: vec![50.0, 150.0, 10_000.0],
+        gpu_basis: GpuBasis::Working,
+        ..Options::default()
+    };
+    let agg = aggregate(&[fixture()], &options).expect("aggregates");
+    let files = sweep_aggregate::write(&agg, tmp.path(), Outputs::Tables).expect("writes");
+    let pngs: Vec<&PathBuf> = files.iter().filter(|f| f.extension().is_some_and(|e| e == "png")).collect();
+    let svgs: Vec<&PathBuf> = files.iter().filter(|f| f.extension().is_some_and(|e| e == "svg")).collect();
+    // One workload: the Pareto chart and TTFT, ITL and throughput against concurrency.
+    assert_eq!((pngs.len(), svgs.len()), (4, 4), "{files:?}");
+    for png in pngs {
+        let bytes = std::fs::read(png).expect("png");
+        assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "{}", png.display());
+        assert_eq!(&bytes[12..16], b"IHDR");
+        let width = u32::from_be_bytes(bytes[16..20].try_into().expect("4 bytes"));
+        let height = u32::from_be_bytes(bytes[20..24].try_into().expect("4 bytes"));
+        assert_eq!((width, height), (960, 540));
+        assert_eq!(&bytes[bytes.len() - 8..bytes.len() - 4], b"IEND", "{} is complete", png.display());
+    }
+    for svg in svgs {
+        let text = std::fs::read_to_string(svg).expect("svg");
+        assert!(text.contains("<svg") && text.trim_end().ends_with("</svg>"), "{}", svg.display());
+        assert!(text.contains("<text"), "labels are drawn");
+    }
+    let pareto = std::fs::read_to_string(tmp.path().join("plots/pareto_isl128_osl64.svg")).expect("svg");
+    assert!(pareto.contains("output tokens/s per GPU (working GPUs)"), "the y axis says its unit and basis");
+    // Best at floors: 50 and 150 tok/s/user are reached, 10,000 is not.
+    let best: Vec<Option<usize>> = agg.analysis.best.iter().map(|b| b.row).collect();
+    assert_eq!(best.len(), 3);
+    assert!(best[0].is_some() && best[1].is_some() && best[2].is_none(), "{:?}", agg.analysis.best);
+
+    use polars::prelude::*;
+    let file = std::fs::File::open(tmp.path().join("results.parquet")).expect("parquet");
+    let frame = ParquetReader::new(file).finish().expect("reads back");
+    assert_eq!(frame.height(), 3);
+    let ttft = frame.column("ttft_p50_ms").expect("column").f64().expect("f64").get(0);
+    assert_eq!(ttft, agg.rows[0].figures.get("ttft_p50_ms"));
+}

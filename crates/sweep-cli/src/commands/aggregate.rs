@@ -1,0 +1,159 @@
+//! `sweep aggregate` and `sweep report`: the aggregator crate behind a command line. Data (the
+//! frontier) goes to stdout, what was written and every warning to stderr.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use serde_json::json;
+use sweep_aggregate::pareto::Group;
+use sweep_aggregate::{Aggregate, GpuBasis, Options, Outputs};
+
+use crate::error::Error;
+
+#[derive(Debug)]
+pub struct Settings {
+    pub dirs: Vec<PathBuf>,
+    pub output: PathBuf,
+    pub options: Options,
+    pub outputs: Outputs,
+    pub json: bool,
+}
+
+impl Settings {
+    /// Resolves the output folder: `-o`, else `<DIR>/report` for a single folder.
+    pub fn resolve_output(dirs: &[PathBuf], output: Option<PathBuf>) -> Result<PathBuf, Error> {
+        match (output, dirs) {
+            (Some(out), _) => Ok(out),
+            (None, [one]) => Ok(one.join("report")),
+            (None, _) => Err(Error::Usage(
+                "several folders given: choose where the merged results go with `-o DIR`".to_owned(),
+            )),
+        }
+    }
+}
+
+pub fn run(settings: &Settings) -> Result<(), Error> {
+    let agg = sweep_aggregate::aggregate(&settings.dirs, &settings.options).map_err(Error::Aggregate)?;
+    let mut stderr = std::io::stderr().lock();
+    for warning in &agg.warnings {
+        let _ = writeln!(stderr, "warning: {warning}");
+    }
+    let written =
+        sweep_aggregate::write(&agg, &settings.output, settings.outputs).map_err(Error::Aggregate)?;
+    let mut stdout = std::io::stdout().lock();
+    if settings.json {
+        serde_json::to_writer_pretty(&mut stdout, &summary_json(&agg))
+            .map_err(|e| Error::Output(e.into()))?;
+        writeln!(stdout).map_err(Error::Output)?;
+    } else {
+        stdout.write_all(frontier_table(&agg).as_bytes()).map_err(Error::Output)?;
+    }
+    let done = agg.rows.iter().filter(|r| r.state == "done").count();
+    let _ = writeln!(
+        stderr,
+        "{} points ({} done, {} without a result), {} warning(s); wrote {} files to {}",
+        agg.rows.len(),
+        done,
+        agg.rows.len() - done,
+        agg.warnings.len(),
+        written.len(),
+        settings.output.display()
+    );
+    if settings.outputs == Outputs::Report {
+        let _ = writeln!(stderr, "report: {}", settings.output.join("report.html").display());
+    }
+    Ok(())
+}
+
+fn tps_gpu(agg: &Aggregate, row: &sweep_aggregate::Row) -> Option<f64> {
+    match agg.analysis.basis {
+        GpuBasis::Working => row.tps_per_gpu_working,
+        GpuBasis::Allocated => row.tps_per_gpu_allocated,
+    }
+}
+
+/// The frontier points of every group, as an aligned text table.
+fn frontier_table(agg: &Aggregate) -> String {
+    let fmt = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.1}"));
+    let mut lines = vec![[
+        "GROUP".to_owned(),
+        "CONFIGURATION".to_owned(),
+        "CONC".to_owned(),
+        "TOK/S/USER".to_owned(),
+        "TOK/S/GPU".to_owned(),
+        "TTFT P50 MS".to_owned(),
+        "ITL P50 MS".to_owned(),
+    ]];
+    for f in &agg.analysis.frontiers {
+        for &i in &f.rows {
+            let r = &agg.rows[i];
+            lines.push([
+                f.group.to_string(),
+                r.config.job.clone(),
+                r.effective_concurrency.or(r.concurrency).map_or_else(|| "-".to_owned(), |c| c.to_string()),
+                fmt(r.tps_per_user),
+                fmt(tps_gpu(agg, r)),
+                fmt(r.figures.get("ttft_p50_ms")),
+                fmt(r.figures.get("itl_p50_ms")),
+            ]);
+        }
+    }
+    let mut widths = [0usize; 7];
+    for line in &lines {
+        for (w, cell) in widths.iter_mut().zip(line) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for line in &lines {
+        let cells: Vec<String> = line
+            .iter()
+            .zip(widths)
+            .enumerate()
+            // Text left, numbers right.
+            .map(|(k, (cell, w))| if k < 2 { format!("{cell:<w$}") } else { format!("{cell:>w$}") })
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn group_json(g: &Group) -> serde_json::Value {
+    json!({"mode": g.mode, "mtp": g.mtp, "isl": g.isl, "osl": g.osl})
+}
+
+fn summary_json(agg: &Aggregate) -> serde_json::Value {
+    let point = |i: usize| {
+        let r = &agg.rows[i];
+        json!({
+            "job": r.config.job, "point": r.point, "concurrency": r.concurrency,
+            "effective_concurrency": r.effective_concurrency,
+            "tps_per_user": r.tps_per_user, "tps_per_gpu": tps_gpu(agg, r),
+        })
+    };
+    let mut states = serde_json::Map::new();
+    for r in &agg.rows {
+        let n = states.entry(r.state.clone()).or_insert(json!(0));
+        *n = json!(n.as_u64().unwrap_or(0) + 1);
+    }
+    json!({
+        "points": agg.rows.len(),
+        "states": states,
+        "gpu_basis": match agg.analysis.basis { GpuBasis::Working => "working", GpuBasis::Allocated => "allocated" },
+        "frontiers": agg.analysis.frontiers.iter().map(|f| json!({
+            "group": group_json(&f.group),
+            "points": f.rows.iter().map(|&i| point(i)).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+        "best": agg.analysis.best.iter().map(|b| json!({
+            "min_tps_user": b.min_tps_user, "group": group_json(&b.group), "point": b.row.map(point),
+        })).collect::<Vec<_>>(),
+        "disagg_over_agg": agg.analysis.ratios.iter().map(|r| json!({
+            "group": group_json(&r.group),
+            "samples": r.samples.iter().map(|&(x, d, a)| json!({
+                "tps_per_user": x, "disagg_tps_per_gpu": d, "agg_tps_per_gpu": a, "ratio": d / a,
+            })).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+        "warnings": agg.warnings.iter().map(|w| json!({"path": w.path, "message": w.message})).collect::<Vec<_>>(),
+    })
+}

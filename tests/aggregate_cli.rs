@@ -1,0 +1,210 @@
+//! `sweep aggregate` and `sweep report` as users run them: on real aiperf 0.13.0 output, on a
+//! sweep the local executor ran with a crashing engine, and the report opened in a real browser
+//! (Debian's headless Chromium).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn sweep(args: &[&str], cwd: &Path) -> (i32, String, String) {
+    let output =
+        Command::new(env!("CARGO_BIN_EXE_sweep")).args(args).current_dir(cwd).output().expect("runs");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+fn fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/aiperf-0.13.0")
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read").flatten() {
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).expect("copy");
+        }
+    }
+}
+
+fn workdir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new().prefix(&format!("sweep-aggregate-{name}-")).tempdir().expect("tmp")
+}
+
+#[test]
+fn aggregate_prints_the_frontier_of_the_aiperf_fixture() {
+    let tmp = workdir("fixture");
+    copy_dir(&fixture(), &tmp.path().join("runs"));
+    let (code, stdout, stderr) = sweep(&["aggregate", "runs"], tmp.path());
+    assert_eq!(code, 0, "{stderr}");
+    insta::assert_snapshot!("aggregate_fixture_frontier", stdout);
+    assert!(stderr.contains("3 points (3 done, 0 without a result), 0 warning(s)"), "{stderr}");
+    for file in ["results.parquet", "results.csv", "pareto.csv", "plots/pareto_isl128_osl64.png"] {
+        assert!(tmp.path().join("runs/report").join(file).is_file(), "{file}");
+    }
+    // The fixture's own files are untouched.
+    let (a, b) = (
+        std::fs::read(
+            fixture().join("agg-bm-128-64/agg_tp1/aiperf_artifacts/concurrency_4/profile_export_aiperf.json"),
+        ),
+        std::fs::read(
+            tmp.path()
+                .join("runs/agg-bm-128-64/agg_tp1/aiperf_artifacts/concurrency_4/profile_export_aiperf.json"),
+        ),
+    );
+    assert_eq!(a.expect("a"), b.expect("b"));
+
+    let (code, stdout, stderr) =
+        sweep(&["aggregate", "runs", "-o", "json-out", "--format", "json"], tmp.path());
+    assert_eq!(code, 0, "{stderr}");
+    let json: serde_json::Value = serde_json::from_str(&stdout).expect("JSON on stdout");
+    assert_eq!(json["points"], 3);
+    assert_eq!(json["states"]["done"], 3);
+    assert_eq!(json["frontiers"][0]["group"]["mode"], "agg");
+}
+
+#[test]
+fn bad_command_lines_and_empty_folders_have_their_exit_codes() {
+    let tmp = workdir("codes");
+    std::fs::create_dir_all(tmp.path().join("empty")).expect("mkdir");
+    let (code, stdout, stderr) = sweep(&["aggregate", "empty"], tmp.path());
+    assert_eq!(code, 11, "{stderr}");
+    assert!(stdout.is_empty());
+    assert!(stderr.contains("empty") && stderr.contains("help:"), "{stderr}");
+    assert!(!tmp.path().join("empty/report").exists(), "nothing written when nothing was found");
+
+    let (code, _, stderr) = sweep(&["report", "empty", "empty"], tmp.path());
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("-o DIR"), "{stderr}");
+
+    let (code, _, stderr) = sweep(&["aggregate", "missing"], tmp.path());
+    assert_eq!(code, 5, "{stderr}");
+    assert!(stderr.contains("missing"), "{stderr}");
+
+    let run = tmp.path().join("broken/run");
+    std::fs::create_dir_all(&run).expect("mkdir");
+    std::fs::write(run.join("profile_export_aiperf.json"), "{\"request_count\": ").expect("write");
+    let (code, _, stderr) = sweep(&["aggregate", "broken"], tmp.path());
+    assert_eq!(code, 11, "{stderr}");
+    assert!(
+        stderr.contains("warning:") && stderr.contains("broken/run/profile_export_aiperf.json"),
+        "{stderr}"
+    );
+}
+
+/// The browser Debian ships; the test suite's script installs it.
+fn chromium() -> &'static str {
+    let found = Command::new("chromium").arg("--version").output().is_ok_and(|o| o.status.success());
+    assert!(found, "chromium is not installed: scripts/test.sh installs it (apt install chromium)");
+    "chromium"
+}
+
+/// Loads `url` in headless Chromium and returns the DOM after the page's scripts ran.
+fn dump_dom(url: &str, profile: &Path) -> String {
+    let output = Command::new(chromium())
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--virtual-time-budget=3000",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg("--dump-dom")
+        .arg(url)
+        .output()
+        .expect("chromium runs");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The text of each cell of column `col` of the table with id `id`, in DOM order.
+fn column(dom: &str, id: &str, col: usize) -> Vec<String> {
+    let start = dom.find(&format!("id=\"{id}\"")).unwrap_or_else(|| panic!("no table {id}"));
+    let body = &dom[start..];
+    let body = &body[body.find("<tbody>").expect("tbody")..body.find("</tbody>").expect("/tbody")];
+    body.split("<tr>")
+        .skip(1)
+        .map(|row| {
+            let cell = row.split("<td>").nth(col + 1).expect("cell");
+            cell[..cell.find("</td>").expect("/td")].to_owned()
+        })
+        .collect()
+}
+
+const CRASHING: &str = "\
+name: crashing
+model: {path: /models/tiny, served_name: tiny}
+engine: {kind: mock}
+cluster: {gpus_per_node: 4, packing: packed, base_port: 19100, frontend_port: 19199}
+mode: agg
+agg: {tp: [1, 2], batch: 8, engine_args: {speedup: 20, fault_crash_after: 14}}
+workload: {isl: 32, osl: 8, concurrency: [1, 4, 2], requests: \"4x\", warmup: \"1x\"}
+";
+
+#[test]
+fn a_local_sweep_with_a_crashing_engine_is_reported_in_a_real_browser() {
+    let tmp = workdir("report");
+    std::fs::write(tmp.path().join("spec.yaml"), CRASHING).expect("spec");
+    // Concurrency 1 uses 5 requests, 4 uses 20: the engine dies at request 15, in the second
+    // point, and the third point never gets a server.
+    let (code, _, stderr) = sweep(&["submit", "spec.yaml", "-o", "sweep", "--executor", "local"], tmp.path());
+    assert_eq!(code, 10, "jobs did not all complete: {stderr}");
+    let (code, stdout, stderr) = sweep(&["report", "sweep", "--min-tps-user", "1,1000000"], tmp.path());
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.lines().count() >= 2, "a frontier: {stdout}");
+    let out = tmp.path().join("sweep/report");
+    let rows = common::csv_rows(&out.join("results.csv"));
+    assert_eq!(rows.len(), 6, "6 points, none dropped: {rows:#?}");
+    let states: Vec<&str> = rows.iter().map(|r| r["state"].as_str()).collect();
+    assert_eq!(states.iter().filter(|s| **s == "done").count(), 2, "{states:?}");
+    assert_eq!(states.iter().filter(|s| **s == "failed").count(), 4, "{states:?}");
+    for row in rows.iter().filter(|r| r["state"] == "failed") {
+        assert!(row["reason"].contains("crash fault"), "the engine's log tail says why: {row:#?}");
+        assert_eq!(row["on_frontier"], "false");
+    }
+    let md = std::fs::read_to_string(out.join("report.md")).expect("md");
+    assert!(md.contains("Points without a result (4)"), "{md}");
+
+    let html = out.join("report.html");
+    let text = std::fs::read_to_string(&html).expect("html");
+    assert!(
+        !text.contains("src=") && !text.contains("<link"),
+        "self-contained: nothing loaded from elsewhere"
+    );
+    let profile = tmp.path().join("chromium-profile");
+    let url = format!("file://{}", html.display());
+    let dom = dump_dom(&url, &profile);
+    // The charts are there: the Pareto chart and three against concurrency, as inline SVG.
+    assert_eq!(dom.matches("<figure").count(), 4, "four charts");
+    assert!(dom.matches("<svg").count() >= 4);
+    for id in ["best-table", "frontier-table", "problem-table", "all-table", "counts"] {
+        assert!(dom.contains(&format!("id=\"{id}\"")), "{id} missing");
+    }
+    assert!(dom.contains("2 done, 4 failed"), "counts by state");
+    let reasons = column(&dom, "problem-table", 4);
+    assert_eq!(reasons.len(), 4);
+    assert!(reasons.iter().all(|r| !r.is_empty()), "every failed point says why: {reasons:?}");
+    assert!(dom.contains("sweep-runner"), "versions are shown");
+    assert!(dom.contains("no point reaches it"), "the 1,000,000 tok/s/user floor is unreachable");
+
+    // Sorting runs in the browser: the full table by concurrency, descending.
+    let sorted = dump_dom(&format!("{url}#sort=all-table.4.desc"), &profile);
+    let numbers =
+        |cells: Vec<String>| -> Vec<i64> { cells.iter().map(|c| c.parse().expect("number")).collect() };
+    let concurrency = numbers(column(&sorted, "all-table", 4));
+    let mut expected = concurrency.clone();
+    expected.sort_by(|a, b| b.cmp(a));
+    assert_eq!(concurrency, expected);
+    assert_ne!(numbers(column(&dom, "all-table", 4)), concurrency, "the unsorted page is in another order");
+}
