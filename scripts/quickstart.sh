@@ -31,6 +31,5 @@ target/debug/sweep submit sweeps/quickstart.yaml "${args[@]}" || status=$?
 if [ -f "$out/manifest.json" ]; then
   target/debug/sweep status "$out" >&2
   target/debug/sweep report "$out" --min-tps-user 50,100
-  echo "report: $out/report/report.html (summary: $out/report/report.md)" >&2
 fi
 exit "$status"

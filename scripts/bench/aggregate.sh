@@ -8,9 +8,11 @@
 # 3. With the release build, RUNS times each: `sweep aggregate` (summaries) and
 #    `sweep aggregate --from-records` (every record scanned by polars); wall time and peak RSS
 #    from GNU time; the median is reported.
-# 4. Side by side, in this run, on the first $SUBSET points (all by default): `sweep report` and
-#    `aiperf plot` (aiperf 0.13.0 from PyPI, installed by runner-vs-aiperf.sh into
-#    /opt/aiperf-venv) on exactly the same run folders; ratios of wall time and peak RSS.
+# 4. Side by side, in this run, on the first $SUBSET points (all by default): `sweep report`,
+#    `sweep report --from-records` and `aiperf plot` (aiperf 0.13.0 from PyPI, installed by
+#    runner-vs-aiperf.sh into /opt/aiperf-venv) on exactly the same run folders; ratios of wall
+#    time and peak RSS. Given several runs, aiperf plot reads each run's summary only (its
+#    multi-run mode skips the per-request JSONL), like `sweep report` without --from-records.
 # Usage: scripts/bench/aggregate.sh [RUNS] [SUBSET]   (defaults 3 and 2000)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -63,10 +65,14 @@ done
 echo "side by side on ${#dirs[@]} run folders:"
 /usr/bin/time -o "$work/t-sweep" -f '%e %M' target/release/sweep report "$work/subset" -o "$work/sweep-report" >/dev/null 2>"$work/err-sweep" \
   || { cat "$work/err-sweep" >&2; exit 1; }
+/usr/bin/time -o "$work/t-records" -f '%e %M' target/release/sweep report "$work/subset" -o "$work/sweep-report-records" --from-records >/dev/null 2>"$work/err-records" \
+  || { cat "$work/err-records" >&2; exit 1; }
 /usr/bin/time -o "$work/t-aiperf" -f '%e %M' "$aiperf" plot "${dirs[@]}" --output "$work/aiperf-plots" >"$work/aiperf.log" 2>&1 \
   || { tail -20 "$work/aiperf.log" >&2; exit 1; }
 read -r sw sr < "$work/t-sweep"
+read -r rw rr < "$work/t-records"
 read -r aw ar < "$work/t-aiperf"
-echo "  sweep report: wall $sw s, peak RSS $((sr / 1024)) MB ($(find "$work/sweep-report" -name '*.png' | wc -l) PNG charts + HTML)"
-echo "  aiperf plot:  wall $aw s, peak RSS $((ar / 1024)) MB ($(find "$work/aiperf-plots" -name '*.png' | wc -l) PNG charts)"
-python3 -c "import sys; sw,aw,sr,ar=map(float,sys.argv[1:]); print(f'  ratio sweep/aiperf: wall {sw/aw:.3f}, peak RSS {sr/ar:.3f}')" "$sw" "$aw" "$sr" "$ar"
+echo "  sweep report:                wall $sw s, peak RSS $((sr / 1024)) MB ($(find "$work/sweep-report" -name '*.png' | wc -l) PNG charts + HTML)"
+echo "  sweep report --from-records: wall $rw s, peak RSS $((rr / 1024)) MB"
+echo "  aiperf plot:                 wall $aw s, peak RSS $((ar / 1024)) MB ($(find "$work/aiperf-plots" -name '*.png' | wc -l) PNG charts)"
+python3 -c "import sys; sw,rw,aw,sr,rr,ar=map(float,sys.argv[1:]); print(f'  ratio to aiperf plot: sweep report wall {sw/aw:.3f}, peak RSS {sr/ar:.3f}; with --from-records wall {rw/aw:.3f}, peak RSS {rr/ar:.3f}')" "$sw" "$rw" "$aw" "$sr" "$rr" "$ar"

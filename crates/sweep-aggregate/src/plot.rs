@@ -15,9 +15,9 @@ use crate::pareto::{coordinates, Analysis, Group};
 use crate::table::Row;
 use crate::{Error, GpuBasis};
 
-const WIDTH: u32 = 960;
+const WIDTH: u32 = 1080;
 const HEIGHT: u32 = 540;
-const LEGEND: u32 = 250;
+const LEGEND: u32 = 310;
 const FONT: &str = "sans-serif";
 
 /// Where the font is looked for, in order (after `SWEEP_FONT`).
@@ -300,7 +300,7 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, chart: &Chart) -> Res
         let c = color(s.color);
         legend.draw(&PathElement::new(vec![(4, y), (26, y)], c.stroke_width(2))).map_err(err)?;
         legend.draw(&Circle::new((15, y), 4, c.filled())).map_err(err)?;
-        legend.draw(&Text::new(ellipsize(&s.label, 30), (34, y - 7), label_style.clone())).map_err(err)?;
+        legend.draw(&Text::new(ellipsize(&s.label, 38), (34, y - 7), label_style.clone())).map_err(err)?;
     }
     if shown < chart.series.len() {
         let y = 50 + shown as i32 * row;

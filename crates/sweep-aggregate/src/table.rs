@@ -64,11 +64,7 @@ impl Row {
 
 /// Reads every point's figures: its summary, or its records when the summary is missing or
 /// broken or `from_records` is set. Nothing is dropped; unreadable points say why.
-pub fn read_points(
-    points: Vec<PointSource>,
-    from_records: bool,
-    warnings: &mut Vec<Warning>,
-) -> Result<Vec<Row>, Error> {
+pub fn read_points(points: Vec<PointSource>, from_records: bool, warnings: &mut Vec<Warning>) -> Vec<Row> {
     let mut rows = Vec::with_capacity(points.len());
     let mut need_records: Vec<(usize, records::Input)> = Vec::new();
     for p in points {
@@ -162,7 +158,7 @@ pub fn read_points(
             }
         }
     }
-    Ok(rows)
+    rows
 }
 
 /// A point whose files exist but say nothing usable. A failure marker keeps its own state (its

@@ -313,7 +313,7 @@ fn plots_are_valid_png_and_svg_and_the_parquet_reads_back() {
         assert_eq!(&bytes[12..16], b"IHDR");
         let width = u32::from_be_bytes(bytes[16..20].try_into().expect("4 bytes"));
         let height = u32::from_be_bytes(bytes[20..24].try_into().expect("4 bytes"));
-        assert_eq!((width, height), (960, 540));
+        assert_eq!((width, height), (1080, 540));
         assert_eq!(&bytes[bytes.len() - 8..bytes.len() - 4], b"IEND", "{} is complete", png.display());
     }
     for svg in svgs {

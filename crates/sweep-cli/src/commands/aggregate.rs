@@ -60,7 +60,12 @@ pub fn run(settings: &Settings) -> Result<(), Error> {
         settings.output.display()
     );
     if settings.outputs == Outputs::Report {
-        let _ = writeln!(stderr, "report: {}", settings.output.join("report.html").display());
+        let _ = writeln!(
+            stderr,
+            "report: {} (summary: {})",
+            settings.output.join("report.html").display(),
+            settings.output.join("report.md").display()
+        );
     }
     Ok(())
 }
