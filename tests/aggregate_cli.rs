@@ -198,6 +198,19 @@ fn a_local_sweep_with_a_crashing_engine_is_reported_in_a_real_browser() {
     assert!(dom.contains("sweep-runner"), "versions are shown");
     assert!(dom.contains("no point reaches it"), "the 1,000,000 tok/s/user floor is unreachable");
 
+    // Mixed sources and versions in one table: this sweep's runner output beside aiperf's own.
+    copy_dir(&fixture(), &tmp.path().join("aiperf"));
+    let (code, _, stderr) = sweep(&["aggregate", "sweep", "aiperf", "-o", "merged"], tmp.path());
+    assert_eq!(code, 0, "{stderr}");
+    let merged = common::csv_rows(&tmp.path().join("merged/results.csv"));
+    assert_eq!(merged.len(), 9, "6 + 3 points");
+    let generators: std::collections::BTreeSet<&str> =
+        merged.iter().map(|r| r["generator"].as_str()).collect();
+    assert!(
+        generators.contains("aiperf 0.13.0") && generators.iter().any(|g| g.starts_with("sweep-runner")),
+        "{generators:?}"
+    );
+
     // Sorting runs in the browser: the full table by concurrency, descending.
     let sorted = dump_dom(&format!("{url}#sort=all-table.4.desc"), &profile);
     let numbers =

@@ -118,12 +118,8 @@ impl Analysis {
 
 /// The point's coordinates: (tokens/s/user, tokens/s/GPU on the chosen basis).
 pub fn coordinates(row: &Row, basis: GpuBasis) -> Option<(f64, f64)> {
-    let y = match basis {
-        GpuBasis::Working => row.tps_per_gpu_working,
-        GpuBasis::Allocated => row.tps_per_gpu_allocated,
-    };
     row.measured().then_some(())?;
-    Some((row.tps_per_user?, y?))
+    Some((row.tps_per_user?, row.tps_per_gpu(basis)?))
 }
 
 /// The highest tokens/s/GPU the frontier offers at `x` tokens/s/user or more.

@@ -181,10 +181,7 @@ pub fn charts(rows: &[Row], analysis: &Analysis) -> Vec<Chart> {
             x_label: concurrency,
             y_label: format!("output tokens/s per GPU ({basis_label})"),
             x_log2: true,
-            series: per_config(&move |r| match basis {
-                GpuBasis::Working => r.tps_per_gpu_working,
-                GpuBasis::Allocated => r.tps_per_gpu_allocated,
-            }),
+            series: per_config(&move |r| r.tps_per_gpu(basis)),
         });
     }
     out

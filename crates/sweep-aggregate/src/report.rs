@@ -45,13 +45,6 @@ fn int(v: Option<i64>) -> String {
     v.map_or_else(|| "–".to_owned(), |v| v.to_string())
 }
 
-fn tps_gpu(row: &Row, basis: GpuBasis) -> Option<f64> {
-    match basis {
-        GpuBasis::Working => row.tps_per_gpu_working,
-        GpuBasis::Allocated => row.tps_per_gpu_allocated,
-    }
-}
-
 /// Points by state, in a fixed order: `30 done, 2 failed, 1 not_run`.
 fn state_counts(rows: &[Row]) -> String {
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
@@ -114,7 +107,7 @@ fn frontier_table(agg: &Aggregate) -> Table {
                 r.roles_label(),
                 int(r.effective_concurrency.or(r.concurrency)),
                 num(r.tps_per_user),
-                num(tps_gpu(r, basis)),
+                num(r.tps_per_gpu(basis)),
                 num(r.figures.get("output_token_throughput")),
                 num(r.figures.get("ttft_p50_ms")),
                 num(r.figures.get("itl_p50_ms")),
@@ -152,7 +145,7 @@ fn best_table(agg: &Aggregate) -> Table {
                 r.config.job.clone(),
                 int(r.effective_concurrency.or(r.concurrency)),
                 num(r.tps_per_user),
-                num(tps_gpu(r, basis)),
+                num(r.tps_per_gpu(basis)),
             ],
             None => vec![
                 floor(b.min_tps_user),
@@ -242,7 +235,7 @@ fn all_table(agg: &Aggregate) -> Table {
                 r.state.clone(),
                 num(r.tps_per_user),
                 num(r.tps_per_user_srt),
-                num(tps_gpu(r, basis)),
+                num(r.tps_per_gpu(basis)),
                 num(r.figures.get("ttft_p50_ms")),
                 num(r.figures.get("ttft_p99_ms")),
                 num(r.figures.get("itl_p50_ms")),

@@ -7,7 +7,7 @@ use polars::prelude::*;
 
 use crate::discover::{Config, PointSource, Source};
 use crate::metrics::{Figures, METRICS};
-use crate::{records, summary, Error, Warning};
+use crate::{records, summary, Error, GpuBasis, Warning};
 
 /// One point of one job, whatever became of it.
 #[derive(Debug, Clone, PartialEq)]
@@ -44,6 +44,14 @@ impl Row {
     /// Whether the point may stand on a frontier: it finished and measured something.
     pub fn measured(&self) -> bool {
         self.state == "done" && self.figures.get("request_count").is_some_and(|n| n > 0.0)
+    }
+
+    /// Output tokens/s per GPU on the chosen basis.
+    pub fn tps_per_gpu(&self, basis: GpuBasis) -> Option<f64> {
+        match basis {
+            GpuBasis::Working => self.tps_per_gpu_working,
+            GpuBasis::Allocated => self.tps_per_gpu_allocated,
+        }
     }
 
     /// A short description of the configuration: `ctx 1×TEP1 + gen 2×DEP8`.

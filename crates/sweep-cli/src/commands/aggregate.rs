@@ -70,13 +70,6 @@ pub fn run(settings: &Settings) -> Result<(), Error> {
     Ok(())
 }
 
-fn tps_gpu(agg: &Aggregate, row: &sweep_aggregate::Row) -> Option<f64> {
-    match agg.analysis.basis {
-        GpuBasis::Working => row.tps_per_gpu_working,
-        GpuBasis::Allocated => row.tps_per_gpu_allocated,
-    }
-}
-
 /// The frontier points of every group, as an aligned text table.
 fn frontier_table(agg: &Aggregate) -> String {
     let fmt = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.1}"));
@@ -97,7 +90,7 @@ fn frontier_table(agg: &Aggregate) -> String {
                 r.config.job.clone(),
                 r.effective_concurrency.or(r.concurrency).map_or_else(|| "-".to_owned(), |c| c.to_string()),
                 fmt(r.tps_per_user),
-                fmt(tps_gpu(agg, r)),
+                fmt(r.tps_per_gpu(agg.analysis.basis)),
                 fmt(r.figures.get("ttft_p50_ms")),
                 fmt(r.figures.get("itl_p50_ms")),
             ]);
@@ -134,7 +127,7 @@ fn summary_json(agg: &Aggregate) -> serde_json::Value {
         json!({
             "job": r.config.job, "point": r.point, "concurrency": r.concurrency,
             "effective_concurrency": r.effective_concurrency,
-            "tps_per_user": r.tps_per_user, "tps_per_gpu": tps_gpu(agg, r),
+            "tps_per_user": r.tps_per_user, "tps_per_gpu": r.tps_per_gpu(agg.analysis.basis),
         })
     };
     let mut states = serde_json::Map::new();
