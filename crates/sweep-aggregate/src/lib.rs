@@ -125,49 +125,41 @@ pub enum Outputs {
 /// Writes the aggregate's files into `out` (created if missing); returns their paths. Every file
 /// is replaced whole, never half-written; nothing else in `out` is touched.
 pub fn write(agg: &Aggregate, out: &Path, outputs: Outputs) -> Result<Vec<PathBuf>, Error> {
+    // Without a font no chart can be drawn: say so before writing anything.
+    plot::font().map_err(|message| Error::Plot { path: out.join("plots"), message })?;
     let plots = out.join("plots");
     std::fs::create_dir_all(&plots).map_err(|source| Error::Write { path: plots.clone(), source })?;
     let mut written = Vec::new();
-    let mut put = |name: &str, bytes: &[u8]| -> Result<(), Error> {
-        let path = out.join(name);
-        write_atomic(&path, bytes)?;
-        written.push(path);
-        Ok(())
-    };
     let mut frame = table::frame(&agg.rows)?;
-    put("results.parquet", &table::to_parquet(&mut frame)?)?;
-    put("results.csv", &table::to_csv(&mut frame)?)?;
-    let frontier: Vec<(String, Row)> = agg
+    put(out, "results.parquet", &table::to_parquet(&mut frame)?, &mut written)?;
+    put(out, "results.csv", &table::to_csv(&mut frame)?, &mut written)?;
+    let (groups, rows): (Vec<String>, Vec<Row>) = agg
         .analysis
         .frontiers
         .iter()
         .flat_map(|f| f.rows.iter().map(move |&i| (f.group.to_string(), agg.rows[i].clone())))
-        .collect();
-    let (groups, rows): (Vec<String>, Vec<Row>) = frontier.into_iter().unzip();
+        .unzip();
     let mut pareto = table::frame(&rows)?;
     pareto.insert_column(0, polars::prelude::Column::new("group".into(), groups))?;
-    put("pareto.csv", &table::to_csv(&mut pareto)?)?;
-    let charts = plot::charts(&agg.rows, &agg.analysis);
+    put(out, "pareto.csv", &table::to_csv(&mut pareto)?, &mut written)?;
     let mut inlined = Vec::new();
-    for chart in charts {
+    for chart in plot::charts(&agg.rows, &agg.analysis) {
         let (png, svg, text) = plot::write(&chart, &plots)?;
-        if outputs == Outputs::Report {
-            inlined.push((chart, text));
-        }
-        written.push(png);
-        written.push(svg);
+        written.extend([png, svg]);
+        inlined.push((chart, text));
     }
     if outputs == Outputs::Report {
-        let mut put = |name: &str, bytes: &[u8]| -> Result<(), Error> {
-            let path = out.join(name);
-            write_atomic(&path, bytes)?;
-            written.push(path);
-            Ok(())
-        };
-        put("report.html", report::html(agg, &inlined).as_bytes())?;
-        put("report.md", report::markdown(agg).as_bytes())?;
+        put(out, "report.html", report::html(agg, &inlined).as_bytes(), &mut written)?;
+        put(out, "report.md", report::markdown(agg).as_bytes(), &mut written)?;
     }
     Ok(written)
+}
+
+fn put(out: &Path, name: &str, bytes: &[u8], written: &mut Vec<PathBuf>) -> Result<(), Error> {
+    let path = out.join(name);
+    write_atomic(&path, bytes)?;
+    written.push(path);
+    Ok(())
 }
 
 /// Writes `bytes` to `path` through a temporary file and a rename, so a reader never sees half a

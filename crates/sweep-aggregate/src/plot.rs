@@ -29,7 +29,7 @@ const FONT_PATHS: &[&str] = &[
 ];
 
 /// Registers the font once per process; the error says how to get one.
-fn font() -> Result<(), String> {
+pub fn font() -> Result<(), String> {
     static LOADED: OnceLock<Result<(), String>> = OnceLock::new();
     LOADED
         .get_or_init(|| {
