@@ -4,34 +4,9 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use common::{aiperf_fixture as fixture, copy_dir, sweep};
+use std::path::Path;
 use std::process::Command;
-
-fn sweep(args: &[&str], cwd: &Path) -> (i32, String, String) {
-    let output =
-        Command::new(env!("CARGO_BIN_EXE_sweep")).args(args).current_dir(cwd).output().expect("runs");
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
-
-fn fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/aiperf-0.13.0")
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read").flatten() {
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).expect("copy");
-        }
-    }
-}
 
 fn workdir(name: &str) -> tempfile::TempDir {
     tempfile::Builder::new().prefix(&format!("sweep-aggregate-{name}-")).tempdir().expect("tmp")

@@ -1,5 +1,8 @@
 //! `sweep submit`, `status` and `cancel` end to end on the development SLURM cluster.
 
+mod common;
+
+use common::sweep;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -16,16 +19,6 @@ impl Drop for Sweep {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
-}
-
-fn sweep(args: &[&str], cwd: &Path) -> (i32, String, String) {
-    let output =
-        Command::new(env!("CARGO_BIN_EXE_sweep")).args(args).current_dir(cwd).output().expect("runs");
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
 }
 
 fn status(dir: &Path) -> Vec<serde_json::Value> {

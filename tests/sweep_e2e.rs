@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::sweep;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -32,16 +33,6 @@ fn new_sweep(name: &str, spec: &str) -> Sweep {
     std::fs::create_dir_all(&dir).expect("dir");
     std::fs::write(dir.join("spec.yaml"), spec).expect("spec");
     Sweep { dir }
-}
-
-fn sweep(args: &[&str], cwd: &Path) -> (i32, String, String) {
-    let output =
-        Command::new(env!("CARGO_BIN_EXE_sweep")).args(args).current_dir(cwd).output().expect("runs");
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
 }
 
 fn status(cwd: &Path, folder: &str) -> Vec<serde_json::Value> {
@@ -188,4 +179,145 @@ fn agg_and_disagg_sweeps_complete_on_slurm_and_locally_with_the_same_layout() {
             assert!((per_allocated - output / f64::from(allocated)).abs() < 1e-9 * output);
         }
     }
+}
+
+const TWO_JOBS: &str = "\
+name: e2e-resume
+model: {path: /models/tiny, served_name: tiny}
+engine: {kind: mock}
+cluster: {gpus_per_node: 4, base_port: 18600, frontend_port: 18699}
+mode: agg
+agg: {tp: [1, 2], batch: 4, engine_args: {speedup: 2}}
+workload: {isl: 32, osl: 32, concurrency: 1, requests: 40, warmup: 0}
+";
+
+#[test]
+fn a_cancelled_job_is_resumed_alone_and_nothing_measured_is_touched() {
+    let s = new_sweep("resume", TWO_JOBS);
+    let (code, stdout, stderr) = sweep(&["submit", "spec.yaml", "-o", "sweep", "--sequential"], &s.dir);
+    assert_eq!(code, 0, "{stderr}");
+    let ids: Vec<&str> = stdout.lines().filter_map(|l| l.split('\t').nth(1)).collect();
+    assert_eq!(ids.len(), 2);
+    wait_for(&s.dir, "sweep", Duration::from_secs(120), |rows| rows[0]["state"] == "COMPLETED");
+    let first = s.dir.join("sweep/jobs/agg1_tep1_batch4_eplb0_mtp0/points");
+    let before = layout(&first);
+    let export = first
+        .read_dir()
+        .expect("points")
+        .flatten()
+        .next()
+        .expect("a point")
+        .path()
+        .join("profile_export_aiperf.json");
+    let measured = std::fs::read(&export).expect("export");
+    let (code, _, stderr) = sweep(&["cancel", "sweep"], &s.dir);
+    assert_eq!(code, 0, "{stderr}");
+    let rows = wait_for(&s.dir, "sweep", Duration::from_secs(60), all_final);
+    assert_eq!(rows[1]["state"], "CANCELLED", "{rows:#?}");
+
+    let (code, stdout, stderr) = sweep(&["submit", "spec.yaml", "-o", "sweep", "--resume"], &s.dir);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("1 points already complete") && stderr.contains("1 to run in 1 new job folders"),
+        "{stderr}"
+    );
+    assert_eq!(stdout.lines().count(), 1, "only the cancelled job's point is resubmitted: {stdout}");
+    let rows = wait_for(&s.dir, "sweep", Duration::from_secs(120), all_final);
+    assert_eq!(rows.len(), 3, "a new folder beside the cancelled one: {rows:#?}");
+    assert_eq!(rows[2]["dir"], "jobs/agg1_tep2_batch4_eplb0_mtp0.2");
+    assert_eq!(rows[2]["state"], "COMPLETED", "{rows:#?}");
+    assert_eq!(layout(&first), before, "the completed job's files are as they were");
+    assert_eq!(std::fs::read(&export).expect("export"), measured, "and its results unchanged");
+
+    // Aggregated: both points done, the resumed one from its new folder; the cancelled folder's
+    // attempt does not hide it.
+    let (code, _, stderr) = sweep(&["aggregate", "sweep"], &s.dir);
+    assert_eq!(code, 0, "{stderr}");
+    let rows = common::csv_rows(&s.dir.join("sweep/report/results.csv"));
+    assert_eq!(rows.iter().map(|r| r["state"].as_str()).collect::<Vec<_>>(), ["done", "done"], "{rows:#?}");
+    assert!(rows.iter().any(|r| r["path"].contains("agg1_tep2_batch4_eplb0_mtp0.2")), "{rows:#?}");
+
+    // Nothing left to do: a second resume adds nothing.
+    let (code, stdout, stderr) = sweep(&["submit", "spec.yaml", "-o", "sweep", "--resume"], &s.dir);
+    assert_eq!((code, stdout.as_str()), (0, ""), "{stderr}");
+    assert!(stderr.contains("nothing to run"), "{stderr}");
+}
+
+#[test]
+fn a_grown_spec_resumes_locally_with_only_its_new_points() {
+    let spec: String = BOTH_MODES
+        .replace("mode: [agg, disagg]", "mode: agg")
+        .replace("18500", "18700")
+        .replace("18599", "18799")
+        .lines()
+        .filter(|l| !l.starts_with("ctx:") && !l.starts_with("gen:"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let s = new_sweep("grow", &spec.replace("concurrency: [1, 4]", "concurrency: [1]"));
+    let (code, _, stderr) = sweep(&["submit", "spec.yaml", "-o", "sweep", "--executor", "local"], &s.dir);
+    assert_eq!(code, 0, "{stderr}");
+    let job = s.dir.join("sweep/jobs/agg1_tep1_batch8_eplb0_mtp0");
+    let before = std::fs::read(job.join("metadata.json")).expect("metadata");
+    std::fs::write(s.dir.join("spec.yaml"), &spec).expect("grown spec");
+    let (code, _, stderr) =
+        sweep(&["submit", "spec.yaml", "-o", "sweep", "--resume", "--executor", "local"], &s.dir);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("1 points already complete") && stderr.contains("1 to run"), "{stderr}");
+    let rows = status(&s.dir, "sweep");
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[1]["dir"], "jobs/agg1_tep1_batch8_eplb0_mtp0.2");
+    assert_eq!(rows[1]["points"].as_array().map(Vec::len), Some(1), "only the new concurrency");
+    assert_eq!(point_states(&rows), ["done", "done"]);
+    assert_eq!(std::fs::read(job.join("metadata.json")).expect("metadata"), before);
+    assert!(s.dir.join("sweep/spec.resume-1.yaml").exists() && s.dir.join("sweep/spec.yaml").exists());
+}
+
+#[test]
+fn a_job_near_its_time_limit_stops_in_time_and_keeps_its_partial_results() {
+    // One minute of SLURM time; the runner stops 30 s before it, mid-point, and writes results.
+    let spec = TWO_JOBS
+        .replace("tp: [1, 2]", "tp: 1")
+        .replace("18600", "18800")
+        .replace("18699", "18899")
+        .replace("gpus_per_node: 4,", "gpus_per_node: 4, time_limit: 1,")
+        .replace("concurrency: 1, requests: 40", "concurrency: [1, 2], requests: 2000");
+    let s = new_sweep("limit", &spec);
+    let (code, _, stderr) = sweep(&["submit", "spec.yaml", "-o", "sweep"], &s.dir);
+    assert_eq!(code, 0, "{stderr}");
+    let rows = wait_for(&s.dir, "sweep", Duration::from_secs(90), all_final);
+    assert_eq!(point_states(&rows), ["timeout", "timeout"], "{rows:#?}");
+    let job = s.dir.join("sweep/jobs/agg1_tep1_batch4_eplb0_mtp0");
+    let bench: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(job.join("status/benchmark.json")).expect("marker"))
+            .expect("JSON");
+    assert_eq!(bench["state"], "timeout", "{bench}");
+    let reasons: Vec<String> = rows[0]["points"]
+        .as_array()
+        .expect("points")
+        .iter()
+        .map(|p| p["reason"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert!(reasons.iter().any(|r| r.contains("time limit") && r.contains("kept")), "{reasons:?}");
+    assert!(reasons.iter().any(|r| r.starts_with("not run")), "{reasons:?}");
+    let measured = std::fs::read_dir(job.join("points"))
+        .expect("points")
+        .flatten()
+        .filter_map(|p| std::fs::read_to_string(p.path().join("profile_export_aiperf.json")).ok())
+        .map(|t| serde_json::from_str::<serde_json::Value>(&t).expect("JSON"))
+        .map(|j| j["request_count"]["avg"].as_f64().unwrap_or(0.0))
+        .sum::<f64>();
+    assert!(measured >= 10.0, "what finished before the stop is kept: {measured}");
+
+    // Aggregated: both points are rows with their `timeout` state and reason, what they measured
+    // is kept, and neither stands on a frontier.
+    let (code, _, stderr) = sweep(&["aggregate", "sweep"], &s.dir);
+    assert_eq!(code, 0, "{stderr}");
+    let rows = common::csv_rows(&s.dir.join("sweep/report/results.csv"));
+    assert_eq!(rows.len(), 2);
+    for row in &rows {
+        assert_eq!((row["state"].as_str(), row["on_frontier"].as_str()), ("timeout", "false"), "{row:#?}");
+        assert!(!row["reason"].is_empty());
+    }
+    let counted: f64 = rows.iter().filter_map(|r| r["request_count"].parse::<f64>().ok()).sum();
+    assert_eq!(counted, measured, "the table counts what the exports hold");
 }
