@@ -15,7 +15,7 @@ pub struct Summary {
     pub isl: Option<i64>,
     pub osl: Option<i64>,
     pub concurrency: Option<i64>,
-    /// `server_usage` or `client_count` (the runner), or aiperf's `use_server_token_count`.
+    /// `server_usage`, `tokenizer` or `client_count` (the runner), or from aiperf's `use_server_token_count`.
     pub token_source: Option<String>,
     /// `aiperf 0.13.0` or `sweep-runner 0.1.0`.
     pub generator: Option<String>,
@@ -63,7 +63,7 @@ pub fn parse(value: &Value) -> Result<Summary, String> {
     let token_source = value["token_source"].as_str().map(str::to_owned).or_else(|| {
         config["endpoint"]["use_server_token_count"]
             .as_bool()
-            .map(|server| if server { "server_usage" } else { "client_tokenizer" }.to_owned())
+            .map(|server| if server { "server_usage" } else { "tokenizer" }.to_owned())
     });
     let generator = match (value["aiperf_version"].as_str(), &value["generator"]) {
         (Some(v), _) => Some(format!("aiperf {v}")),

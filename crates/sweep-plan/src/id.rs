@@ -158,4 +158,16 @@ mod tests {
         assert_ne!(point_id(Id(42), &other), point_id(Id(42), &key));
         assert_ne!(point_id(Id(43), &key), point_id(Id(42), &key));
     }
+
+    #[test]
+    fn an_unset_tokenizer_leaves_load_ids_as_they_were() {
+        let load = sweep_spec::Load { seed: 7, ..sweep_spec::Load::default() };
+        // The id hashes the serialized settings: a key added later must not appear when unset.
+        let text = serde_json::to_string(&load).expect("serializes");
+        assert!(!text.contains("tokenizer"), "{text}");
+        let job = Id(42);
+        let counted = sweep_spec::Load { tokenizer: Some("/models/x/tokenizer.json".into()), ..load.clone() };
+        assert_ne!(with_load(job, &counted), with_load(job, &load));
+        assert_ne!(with_load(job, &load), job);
+    }
 }

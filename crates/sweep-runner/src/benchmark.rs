@@ -157,6 +157,8 @@ struct Run<'a> {
     started: f64,
     cancel: Cancel,
     progress: progress::Mode,
+    /// `workload.tokenizer`, loaded once for every point.
+    tokenizer: Option<Arc<load::tokens::TokenCounter>>,
 }
 
 impl Run<'_> {
@@ -358,6 +360,7 @@ impl Run<'_> {
                 request_latency: l.goodput.request_latency,
             },
             threads: 2,
+            tokenizer: self.tokenizer.clone(),
         })
     }
 
@@ -419,7 +422,13 @@ impl Run<'_> {
             return Ok(state);
         }
         self.mark(&dir, point, "running", "", started)?;
-        let settings = self.settings(url, point)?;
+        let settings = match self.settings(url, point) {
+            Ok(settings) => settings,
+            Err(reason) => {
+                self.mark(&dir, point, "failed", &reason, started)?;
+                return Ok("failed");
+            }
+        };
         let outcome = load::run(settings.clone(), self.cancel.clone(), Some(&dir), self.progress)?;
         let mut extra = serde_json::json!({
             "point": point,
@@ -554,8 +563,18 @@ pub fn run(b: &Benchmark) -> Result<ExitCode, String> {
             );
         });
     }
-    let run = Run { dir, job, hosts: hosts(), started, cancel, progress: b.progress };
+    let mut run = Run { dir, job, hosts: hosts(), started, cancel, progress: b.progress, tokenizer: None };
     files::write_json(&dir.join("metadata.json"), &run.metadata(&BTreeMap::new()))?;
+    // A tokenizer that cannot be read fails the job now, not after the servers have loaded.
+    if let Some(path) = &run.job.load.tokenizer {
+        match load::tokens::TokenCounter::load(Path::new(path)) {
+            Ok(tokenizer) => run.tokenizer = Some(Arc::new(tokenizer)),
+            Err(reason) => {
+                mark_unrun(&run, "failed", &format!("not run: {reason}"))?;
+                return finish("failed", &reason);
+            }
+        }
+    }
     let timeout = b.ready_timeout.unwrap_or(Duration::from_secs_f64(run.job.health.timeout));
     let addresses = match run.wait_ready(timeout) {
         Ok(addresses) => addresses,

@@ -146,7 +146,7 @@ struct ProfileArgs {
     /// Replay a trace this many times faster.
     #[arg(long, default_value_t = 1.0)]
     trace_speedup: f64,
-    /// Prompt length in tokens (words; the server's usage gives the exact count).
+    /// Prompt length in tokens: words, or tokens of --tokenizer when given.
     #[arg(long, default_value_t = 128)]
     isl: u32,
     #[arg(long, default_value_t = 0.0)]
@@ -178,6 +178,10 @@ struct ProfileArgs {
     /// Runtime worker threads.
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// Count tokens with this tokenizer.json (or a model folder holding one) instead of the
+    /// server's usage; prompts are then cut to exactly --isl of its tokens.
+    #[arg(long, value_name = "PATH")]
+    tokenizer: Option<PathBuf>,
 }
 
 fn positive(name: &str, value: f64) -> Result<f64, String> {
@@ -242,6 +246,12 @@ impl ProfileArgs {
             extra_body,
             slos: self.goodput.as_deref().map(Slos::parse).transpose()?.unwrap_or_default(),
             threads: self.threads,
+            tokenizer: self
+                .tokenizer
+                .as_deref()
+                .map(load::tokens::TokenCounter::load)
+                .transpose()?
+                .map(Arc::new),
         })
     }
 }

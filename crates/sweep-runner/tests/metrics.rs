@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use sweep_runner::load::{Aggregate, Phase, Record, RequestError, Slos};
+use sweep_runner::load::{Aggregate, Phase, Record, RequestError, Slos, TokenSource};
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -22,7 +22,7 @@ fn record(index: u64, start_ms: u64, content_ms: &[u64], end_ms: u64, tokens: u6
         content_times: content_ms.iter().map(|&t| Duration::from_millis(t - start_ms)).collect(),
         output_tokens: tokens,
         input_tokens: 100,
-        usage: true,
+        token_source: TokenSource::ServerUsage,
         error: None,
         cancelled: false,
     }

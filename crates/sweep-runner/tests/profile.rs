@@ -228,3 +228,87 @@ fn a_trace_replays_its_timing_and_shared_prefixes_reach_the_server() {
     assert_ne!(words[0][..4], words[2][..4], "block 1 and block 5 differ");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A tokenizer.json that makes every character one token, so its counts differ from the
+/// simulated engine's (which counts words) and from prompt words.
+fn char_tokenizer(dir: &std::path::Path) -> std::path::PathBuf {
+    let json = serde_json::json!({
+        "version": "1.0", "truncation": null, "padding": null, "added_tokens": [],
+        "normalizer": null,
+        "pre_tokenizer": {"type": "Split", "pattern": {"Regex": "."}, "behavior": "Isolated", "invert": false},
+        "post_processor": null, "decoder": null,
+        "model": {"type": "WordLevel", "vocab": {"[UNK]": 0, "t": 1, "o": 2, "k": 3}, "unk_token": "[UNK]"},
+    });
+    let path = dir.join("tokenizer.json");
+    std::fs::write(&path, json.to_string()).expect("tokenizer.json");
+    path
+}
+
+#[test]
+fn token_counts_come_from_a_local_tokenizer_when_given_and_say_so() {
+    let dir = std::env::temp_dir().join(format!("sweep-tokenizer-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let tokenizer = char_tokenizer(&dir);
+    let url = engine(&["--no-delay"]);
+    let base = ["--requests", "3", "--isl", "20", "--osl", "12"];
+
+    // By default: the server's usage (the engine counts words).
+    let r = profile(&url, &base);
+    assert_eq!(r["token_source"], "server_usage", "{r}");
+    assert_eq!(count(&r, "output_sequence_length"), 12);
+    assert_eq!(r["input_config"]["tokenizer"]["name"], serde_json::Value::Null);
+
+    // With a tokenizer: the streamed text " tok0 … tok11" is 10 × 5 + 2 × 6 characters.
+    let artifacts = dir.join("out");
+    let mut args = base.to_vec();
+    args.extend([
+        "--tokenizer",
+        dir.to_str().expect("utf-8"),
+        "--artifact-dir",
+        artifacts.to_str().expect("utf-8"),
+    ]);
+    let r = profile(&url, &args);
+    assert_eq!(r["token_source"], "tokenizer", "{r}");
+    assert_eq!(r["input_config"]["tokenizer"]["name"], tokenizer.display().to_string());
+    assert_eq!(r["input_config"]["endpoint"]["use_server_token_count"], false);
+    assert_eq!(count(&r, "output_sequence_length"), 62, "{r}");
+    assert_eq!(count(&r, "input_sequence_length"), 20, "prompts fitted to ISL in the tokenizer's tokens");
+    let records = std::fs::read_to_string(artifacts.join("profile_export.jsonl")).expect("records");
+    for line in records.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).expect("JSON line");
+        assert_eq!(v["metadata"]["token_source"], "tokenizer");
+        assert_eq!(v["metrics"]["output_sequence_length"]["value"].as_f64(), Some(62.0));
+        assert_eq!(v["metrics"]["input_sequence_length"]["value"].as_f64(), Some(20.0));
+    }
+
+    // What reaches the server is what was counted: 20 characters.
+    let (url, seen) = capturing_server();
+    let r = profile(
+        &url,
+        &[
+            "--endpoint",
+            "completions",
+            "--requests",
+            "2",
+            "--isl",
+            "20",
+            "--tokenizer",
+            tokenizer.to_str().expect("utf-8"),
+        ],
+    );
+    assert_eq!(count(&r, "output_sequence_length"), 1, "{r}");
+    let prompts = seen.lock().expect("lock").clone();
+    assert_eq!(prompts.iter().map(|p| p.chars().count()).collect::<Vec<_>>(), [20, 20], "{prompts:?}");
+
+    // A tokenizer that is not there stops the run before anything is sent.
+    let output = Command::new(env!("CARGO_BIN_EXE_sweep-runner"))
+        .args(["profile", "--url", &url, "--model", "tiny", "--requests", "1", "--tokenizer"])
+        .arg(dir.join("missing.json"))
+        .output()
+        .expect("runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("missing.json") && stderr.contains("does not exist"), "{stderr}");
+    assert_eq!(seen.lock().expect("lock").len(), 2, "nothing sent");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -456,3 +456,39 @@ fn with_workers_waits_for_every_worker_then_hands_over_their_addresses() {
     );
     assert!(text.contains(&format!("    - \"{gen}\"")), "the GEN worker's address as it registered: {text}");
 }
+
+#[test]
+fn a_jobs_tokenizer_counts_every_point_and_a_missing_one_fails_the_job_at_once() {
+    let tokens = std::env::temp_dir().join(format!("sweep-steps-tokenizer-{}", std::process::id()));
+    std::fs::create_dir_all(&tokens).expect("dir");
+    // Whitespace-split words: the engine's " tok0 tok1 …" is one token a word, as its usage says.
+    let tokenizer = serde_json::json!({
+        "version": "1.0", "truncation": null, "padding": null, "added_tokens": [], "normalizer": null,
+        "pre_tokenizer": {"type": "WhitespaceSplit"}, "post_processor": null, "decoder": null,
+        "model": {"type": "WordLevel", "vocab": {"[UNK]": 0}, "unk_token": "[UNK]"},
+    });
+    std::fs::write(tokens.join("tokenizer.json"), tokenizer.to_string()).expect("tokenizer.json");
+    let load = serde_json::json!({"tokenizer": tokens.display().to_string()});
+    let mut d = deploy("tokenizer", &["--speedup", "20"], load, &[("p1", 1, 3, 0)], &[]);
+    assert!(wait(&mut d.bench, Duration::from_secs(60)).success(), "benchmark failed");
+    wait(&mut d.server, Duration::from_secs(40));
+    let export = json(&d.dir.0.join("points/p1/profile_export_aiperf.json"));
+    assert_eq!(export["token_source"], "tokenizer", "{export}");
+    assert_eq!(export["output_sequence_length"]["avg"], 8.0);
+    assert!(jsonl(&d.dir.0, "p1").iter().all(|l| l["metadata"]["token_source"] == "tokenizer"));
+
+    let missing = tokens.join("nowhere");
+    let load = serde_json::json!({"tokenizer": missing.display().to_string()});
+    let started = Instant::now();
+    let mut d = deploy("no-tokenizer", &["--fault-slow-start", "120"], load, &[("p1", 1, 3, 0)], &[]);
+    assert!(!wait(&mut d.bench, Duration::from_secs(30)).success());
+    wait(&mut d.server, Duration::from_secs(40));
+    assert!(started.elapsed() < Duration::from_secs(20), "failed before waiting for the servers");
+    let status = json(&d.dir.0.join("status/benchmark.json"));
+    let reason = status["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("nowhere") && reason.contains("does not exist"), "{status}");
+    let point = point_status(&d.dir.0, "p1");
+    assert_eq!(point["state"], "failed", "the point is recorded, not dropped: {point}");
+    assert!(d.dir.0.join("metadata.json").exists(), "metadata comes first");
+    let _ = std::fs::remove_dir_all(&tokens);
+}

@@ -149,6 +149,10 @@ pub struct Load {
     pub duration: Option<f64>,
     pub request_timeout: f64,
     pub extra_body: BTreeMap<String, serde_json::Value>,
+    /// A local tokenizer.json (or a model folder holding one) for token counts. Left out of the
+    /// serialized form when unset, so point ids from before this key existed stay the same.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tokenizer: Option<String>,
     pub goodput: Goodput,
     pub dep_ttft_correction: bool,
     /// `false`: deploy and check only — wait for every server, send no load.
@@ -172,6 +176,7 @@ impl Default for Load {
             duration: None,
             request_timeout: 600.0,
             extra_body: BTreeMap::new(),
+            tokenizer: None,
             goodput: Goodput::default(),
             dep_ttft_correction: false,
             enabled: true,

@@ -133,6 +133,7 @@ pub struct RawWorkload {
     pub duration: Option<f64>,
     pub request_timeout: Option<f64>,
     pub extra_body: Option<BTreeMap<String, serde_json::Value>>,
+    pub tokenizer: Option<String>,
     pub goodput: Option<RawGoodput>,
     pub dep_ttft_correction: Option<bool>,
     pub load: Option<bool>,

@@ -361,6 +361,7 @@ fn resolve_load(w: &crate::raw::RawWorkload) -> Result<Load, SpecError> {
         request_timeout: positive("workload.request_timeout", w.request_timeout, false)?
             .unwrap_or(d.request_timeout),
         extra_body: w.extra_body.clone().unwrap_or_default(),
+        tokenizer: w.tokenizer.clone(),
         goodput,
         dep_ttft_correction: w.dep_ttft_correction.unwrap_or(d.dep_ttft_correction),
         enabled: w.load.unwrap_or(d.enabled),

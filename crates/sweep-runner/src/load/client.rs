@@ -44,6 +44,17 @@ struct Usage {
 }
 
 impl Event<'_> {
+    /// Appends the event's text (answer, reasoning and completion text) to `out`.
+    fn push_text(&self, out: &mut String) {
+        for c in &self.choices {
+            if let Some(delta) = c.delta.as_ref().or(c.message.as_ref()) {
+                out.extend(delta.reasoning_content.as_deref());
+                out.extend(delta.content.as_deref());
+            }
+            out.extend(c.text.as_deref());
+        }
+    }
+
     fn has_content(&self) -> bool {
         let some = |t: Option<&Cow<str>>| t.is_some_and(|t| !t.is_empty());
         self.choices.iter().any(|c| {
@@ -63,6 +74,8 @@ pub struct Measured {
     pub output_tokens: Option<u64>,
     pub input_tokens: Option<u64>,
     pub content_events: u64,
+    /// The streamed text, collected only when it is `Some` at the start (to count its tokens).
+    pub text: Option<String>,
     pub error: Option<RequestError>,
 }
 
@@ -235,6 +248,9 @@ async fn exchange(
                     out.content_events = 1;
                     out.content_times.push(now);
                 }
+                if let Some(text) = &mut out.text {
+                    event.push_text(text);
+                }
                 if let Some(usage) = event.usage {
                     out.output_tokens = Some(usage.completion_tokens);
                     out.input_tokens = usage.prompt_tokens;
@@ -277,6 +293,9 @@ fn parse_events(data: &[u8], now: Duration, out: &mut Measured) -> usize {
                 if event.has_content() {
                     out.content_events += 1;
                     content_in_read = true;
+                }
+                if let Some(text) = &mut out.text {
+                    event.push_text(text);
                 }
                 if let Some(usage) = event.usage {
                     out.output_tokens = Some(usage.completion_tokens);

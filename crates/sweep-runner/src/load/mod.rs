@@ -15,6 +15,7 @@ pub mod prompts;
 pub mod record;
 pub mod rng;
 pub mod stats;
+pub mod tokens;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -25,7 +26,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use tokio::sync::{watch, Semaphore};
 
-pub use record::{Phase, Record, RequestError};
+pub use record::{Phase, Record, RequestError, TokenSource};
 pub use stats::{Aggregate, Slos};
 
 use prompts::TraceEntry;
@@ -104,6 +105,8 @@ pub struct Settings {
     pub slos: Slos,
     /// Runtime worker threads (1: a single-threaded runtime).
     pub threads: usize,
+    /// Counts tokens (and fits prompts to ISL) instead of the server's `usage`.
+    pub tokenizer: Option<Arc<tokens::TokenCounter>>,
 }
 
 /// Why a load stopped early: the state it leaves points in (`timeout` for a deadline,
@@ -204,13 +207,14 @@ struct Shared {
 }
 
 impl Shared {
-    /// The body of request `index` and its prompt length in words.
-    fn body(&self, index: u64, phase: Phase) -> (Bytes, u32, u32) {
+    /// The body of request `index` and its prompt length: tokenizer tokens with a tokenizer,
+    /// else words.
+    fn body(&self, index: u64, phase: Phase) -> (Bytes, u64) {
         let s = &self.settings;
         // Warm-up prompts come from a stream of their own, so they never warm a cache for the
         // measured prompts.
         let stream = if phase == Phase::Warmup { index | 1 << 63 } else { index };
-        let (prompt, isl, osl) = match (&s.arrival, phase) {
+        let (mut prompt, isl, osl) = match (&s.arrival, phase) {
             (Arrival::Trace { entries, block_size, .. }, Phase::Profiling) => {
                 let entry = &entries[index as usize % entries.len()];
                 (entry.prompt(s.seed, stream, *block_size), entry.input_length, entry.output_length)
@@ -221,6 +225,14 @@ impl Shared {
                 let osl = prompts::length(&mut rng, s.osl, s.osl_stddev);
                 (prompts::synthetic(s.seed, stream, isl), isl, osl)
             }
+        };
+        let prompt_tokens = match &s.tokenizer {
+            Some(tokenizer) => {
+                let (fitted, count) = tokenizer.fit(prompt, isl, s.seed, stream);
+                prompt = fitted;
+                count
+            }
+            None => u64::from(isl),
         };
         let mut body = serde_json::Map::new();
         body.insert("model".into(), s.model.clone().into());
@@ -244,14 +256,17 @@ impl Shared {
             body.insert(key.clone(), value.clone());
         }
         let text = serde_json::Value::Object(body).to_string();
-        (Bytes::from(text), isl, osl)
+        (Bytes::from(text), prompt_tokens)
     }
 
     async fn request(self: &Arc<Self>, index: u64, phase: Phase, credit: Instant) {
-        let (body, words, _) = self.body(index, phase);
+        let (body, prompt_tokens) = self.body(index, phase);
         let mut cancelled = self.cancel.subscribe();
         let start = Instant::now();
         let mut measured = client::Measured::default();
+        if self.settings.tokenizer.is_some() {
+            measured.text = Some(String::new());
+        }
         let request_id = record::request_id(&self.worker, phase, index);
         let request =
             client::Request { path: &self.path, id: &request_id, body, stream: self.settings.stream };
@@ -278,8 +293,18 @@ impl Shared {
                 message: self.cancel.reason().unwrap_or_else(|| "cancelled".into()),
             });
         }
-        let usage = measured.output_tokens.is_some();
-        let output_tokens = measured.output_tokens.unwrap_or(measured.content_events);
+        let (token_source, output_tokens, input_tokens) =
+            match (&self.settings.tokenizer, measured.output_tokens) {
+                (Some(tokenizer), _) => (
+                    TokenSource::Tokenizer,
+                    measured.text.as_deref().map_or(0, |t| tokenizer.count(t)),
+                    prompt_tokens,
+                ),
+                (None, Some(output)) => {
+                    (TokenSource::ServerUsage, output, measured.input_tokens.unwrap_or(prompt_tokens))
+                }
+                (None, None) => (TokenSource::ClientCount, measured.content_events, prompt_tokens),
+            };
         if error.is_none() && output_tokens == 0 {
             error = Some(RequestError {
                 code: None,
@@ -295,8 +320,8 @@ impl Shared {
             end_ns: self.clock.wall(start + end),
             content_times: measured.content_times,
             output_tokens,
-            input_tokens: measured.input_tokens.unwrap_or(u64::from(words)),
-            usage,
+            input_tokens,
+            token_source,
             error,
             cancelled: was_cancelled,
         };
@@ -696,8 +721,10 @@ fn input_config(s: &Settings) -> serde_json::Value {
             "type": s.endpoint,
             "path": s.endpoint.path(),
             "streaming": s.stream,
+            "use_server_token_count": s.tokenizer.is_none(),
             "extra": s.extra_body,
         },
+        "tokenizer": {"name": s.tokenizer.as_ref().map(|t| t.path().display().to_string())},
         "datasets": [{
             "name": "main",
             "type": if matches!(s.arrival, Arrival::Trace { .. }) { "mooncake_trace" } else { "synthetic" },

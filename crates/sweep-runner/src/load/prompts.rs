@@ -25,7 +25,7 @@ const WORDS: &[&str] = &[
 ];
 
 /// `n` words drawn from `rng`, each followed by a space except the last.
-fn push_words(out: &mut String, rng: &mut Rng, n: usize) {
+pub(super) fn push_words(out: &mut String, rng: &mut Rng, n: usize) {
     for i in 0..n {
         if i > 0 || !out.is_empty() {
             out.push(' ');

@@ -43,6 +43,28 @@ pub struct RequestError {
     pub message: String,
 }
 
+/// Where a request's token counts came from. Ordered from most to least exact for a run's
+/// summary, which names the least exact source any of its requests used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TokenSource {
+    /// The server's `usage` (input and output).
+    ServerUsage,
+    /// A local `tokenizer.json`: the prompt and the streamed text, without special tokens.
+    Tokenizer,
+    /// Neither: content events for the output, prompt words for the input.
+    ClientCount,
+}
+
+impl TokenSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenSource::ServerUsage => "server_usage",
+            TokenSource::Tokenizer => "tokenizer",
+            TokenSource::ClientCount => "client_count",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Record {
     pub index: u64,
@@ -57,8 +79,7 @@ pub struct Record {
     pub content_times: Vec<Duration>,
     pub output_tokens: u64,
     pub input_tokens: u64,
-    /// Token counts came from the server's `usage` (else: content events and prompt words).
-    pub usage: bool,
+    pub token_source: TokenSource,
     pub error: Option<RequestError>,
     pub cancelled: bool,
 }
@@ -135,7 +156,7 @@ impl Record {
                 worker_id: worker,
                 benchmark_phase: self.phase.as_str(),
                 was_cancelled: self.cancelled,
-                token_source: if self.usage { "server_usage" } else { "client_count" },
+                token_source: self.token_source.as_str(),
             },
             metrics,
             error: self.error.as_ref().map(|e| ErrorOut { code: e.code, kind: e.kind, message: &e.message }),

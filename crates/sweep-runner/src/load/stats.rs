@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use hdrhistogram::Histogram;
 
-use super::record::Record;
+use super::record::{Record, TokenSource};
 
 /// The percentiles aiperf reports.
 const PERCENTILES: [(&str, f64); 9] = [
@@ -203,7 +203,8 @@ pub struct Aggregate {
     pub errors: BTreeMap<(Option<u16>, &'static str), (u64, String)>,
     pub first_start_ns: Option<u64>,
     pub last_end_ns: Option<u64>,
-    pub usage: bool,
+    /// The least exact source of any completed request's counts (none completed: `None`).
+    pub token_source: Option<TokenSource>,
     slos: Slos,
 }
 
@@ -219,7 +220,7 @@ impl Aggregate {
             errors: BTreeMap::new(),
             first_start_ns: None,
             last_end_ns: None,
-            usage: true,
+            token_source: None,
             slos,
         }
     }
@@ -247,7 +248,7 @@ impl Aggregate {
         self.completed += 1;
         self.output_tokens += record.output_tokens;
         self.input_tokens += record.input_tokens;
-        self.usage &= record.usage;
+        self.token_source = self.token_source.max(Some(record.token_source));
         let d = record.derived();
         if !self.slos.is_empty() && self.slos.met_by(&d) {
             self.good += 1;
@@ -334,7 +335,7 @@ impl Aggregate {
                 })
                 .collect(),
         );
-        out.insert("token_source".into(), if self.usage { "server_usage" } else { "client_count" }.into());
+        out.insert("token_source".into(), self.token_source.map(TokenSource::as_str).into());
         out.extend(extra);
         serde_json::Value::Object(out)
     }
