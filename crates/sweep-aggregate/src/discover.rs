@@ -607,7 +607,7 @@ mod tests {
         assert_eq!(parse_bench_dir("disagg-bm-8192-1024"), Some(("disagg".into(), 8192, 1024)));
         assert_eq!(parse_bench_dir("agg-bm-128-64"), Some(("agg".into(), 128, 64)));
         assert_eq!(parse_bench_dir("agg-128-64"), None);
-        let roles = parse_config_name("ctx2_gen1_dep16_batch256_eplb288_mtp3").unwrap();
+        let roles = parse_config_name("ctx2_gen1_dep16_batch256_eplb288_mtp3").expect("a Dynamo config name");
         assert_eq!(roles[0], RoleConfig { role: "ctx".into(), servers: Some(2), ..Default::default() });
         assert_eq!(
             roles[1],
@@ -622,7 +622,7 @@ mod tests {
                 eplb: Some(288),
             }
         );
-        let agg = parse_config_name("agg_tp1").unwrap();
+        let agg = parse_config_name("agg_tp1").expect("a Dynamo config name");
         assert_eq!(
             agg,
             vec![RoleConfig { role: "agg".into(), servers: Some(1), tp: Some(1), ..Default::default() }]

@@ -129,7 +129,9 @@ fn step(frontier: &[(f64, f64)], x: f64) -> Option<f64> {
 
 pub fn analyse(rows: &[Row], options: &Options) -> Analysis {
     let basis = options.gpu_basis;
-    let mut groups: BTreeMap<Group, Vec<(usize, (f64, f64))>> = BTreeMap::new();
+    // Per group: each plotted row's index and its (x, y).
+    type Members = Vec<(usize, (f64, f64))>;
+    let mut groups: BTreeMap<Group, Members> = BTreeMap::new();
     for (i, row) in rows.iter().enumerate() {
         if let Some(xy) = coordinates(row, basis) {
             groups.entry(Group::of(row)).or_default().push((i, xy));

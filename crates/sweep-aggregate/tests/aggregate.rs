@@ -120,7 +120,7 @@ fn a_missing_gpu_count_stays_empty_and_is_reported_never_one() {
     let (_tmp, root) = fixture_copy();
     let config = artifacts(&root).join("deployment_config.json");
     std::fs::remove_file(&config).expect("rm");
-    let agg = aggregate(&[root.clone()], &Options::default()).expect("aggregates");
+    let agg = aggregate(std::slice::from_ref(&root), &Options::default()).expect("aggregates");
     assert_eq!(agg.rows.len(), 3);
     for row in &agg.rows {
         assert_eq!(row.config.gpus_working, None);
@@ -244,7 +244,7 @@ fn every_planned_point_is_a_row_failed_cancelled_and_never_submitted_ones_too() 
     let tmp = tempfile::tempdir().expect("tmp");
     let root = tmp.path().join("hand");
     hand_sweep(&root);
-    let agg = aggregate(&[root.clone()], &Options::default()).expect("aggregates");
+    let agg = aggregate(std::slice::from_ref(&root), &Options::default()).expect("aggregates");
     let state = |id: &str| {
         let r = agg.rows.iter().find(|r| r.point == id).unwrap_or_else(|| panic!("no row {id}"));
         (r.state.as_str(), r.reason.clone().unwrap_or_default(), r.attempts)
