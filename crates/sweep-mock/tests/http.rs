@@ -96,8 +96,11 @@ impl Streamed {
 }
 
 async fn stream(base: &str, path: &str, body: String, limit: Duration) -> Streamed {
+    // Time from the send, not from building the client: that is no part of the engine's TTFT,
+    // and on a loaded machine it took long enough to push TTFT past the model's 5 %.
+    let client = client();
     let started = Instant::now();
-    let response = client()
+    let response = client
         .post(format!("{base}{path}"))
         .header("content-type", "application/json")
         .body(body)
