@@ -79,6 +79,21 @@ pub struct Measured {
     pub error: Option<RequestError>,
 }
 
+impl Measured {
+    /// Keeps what an event (a streamed chunk or a whole answer) says: its usage and, when
+    /// collected, its text; returns whether it carried content.
+    fn take(&mut self, event: &Event) -> bool {
+        if let Some(text) = &mut self.text {
+            event.push_text(text);
+        }
+        if let Some(usage) = &event.usage {
+            self.output_tokens = Some(usage.completion_tokens);
+            self.input_tokens = usage.prompt_tokens;
+        }
+        event.has_content()
+    }
+}
+
 fn error(code: Option<u16>, kind: &'static str, message: impl Into<String>) -> Option<RequestError> {
     Some(RequestError { code, kind, message: message.into() })
 }
@@ -244,16 +259,9 @@ async fn exchange(
     } else if !stream {
         match serde_json::from_slice::<Event>(&data) {
             Ok(event) => {
-                if event.has_content() {
+                if out.take(&event) {
                     out.content_events = 1;
                     out.content_times.push(now);
-                }
-                if let Some(text) = &mut out.text {
-                    event.push_text(text);
-                }
-                if let Some(usage) = event.usage {
-                    out.output_tokens = Some(usage.completion_tokens);
-                    out.input_tokens = usage.prompt_tokens;
                 }
             }
             Err(e) => out.error = error(None, "malformed_response", e.to_string()),
@@ -290,16 +298,9 @@ fn parse_events(data: &[u8], now: Duration, out: &mut Measured) -> usize {
         }
         match serde_json::from_slice::<Event>(payload) {
             Ok(event) => {
-                if event.has_content() {
+                if out.take(&event) {
                     out.content_events += 1;
                     content_in_read = true;
-                }
-                if let Some(text) = &mut out.text {
-                    event.push_text(text);
-                }
-                if let Some(usage) = event.usage {
-                    out.output_tokens = Some(usage.completion_tokens);
-                    out.input_tokens = usage.prompt_tokens;
                 }
             }
             Err(e) => {
