@@ -165,6 +165,80 @@ fn an_open_loop_sends_on_its_schedule_and_writes_every_request() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A server that answers each request with one streamed token and, as servers' keep-alive
+/// timeouts do, closes a connection once it has been idle for 30 ms; counts its connections.
+fn closing_server() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binds");
+    let address = listener.local_addr().expect("address");
+    let connections = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = connections.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            std::thread::spawn(move || {
+                stream.set_read_timeout(Some(std::time::Duration::from_millis(30))).expect("timeout");
+                let body = "data: {\"choices\":[{\"text\":\"x\"}]}\n\n\
+                            data: {\"choices\":[],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":1}}\n\n\
+                            data: [DONE]\n\n";
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                let (mut pending, mut chunk) = (Vec::new(), [0u8; 4096]);
+                loop {
+                    // Idle too long (or closed): drop the connection.
+                    let Ok(n @ 1..) = stream.read(&mut chunk) else { return };
+                    pending.extend_from_slice(&chunk[..n]);
+                    let text = String::from_utf8_lossy(&pending).into_owned();
+                    let Some(head) = text.find("\r\n\r\n") else { continue };
+                    let length: usize = text[..head]
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().to_owned())
+                        })
+                        .and_then(|v| v.parse().ok())
+                        .expect("content-length");
+                    if pending.len() >= head + 4 + length {
+                        pending.drain(..head + 4 + length);
+                        stream.write_all(answer.as_bytes()).expect("answers");
+                    }
+                }
+            });
+        }
+    });
+    (format!("http://{address}"), connections)
+}
+
+#[test]
+fn an_open_loop_resends_on_a_new_connection_when_the_server_closed_the_idle_one() {
+    // 10 requests/s: each request after the first finds its kept-alive connection closed by
+    // the server 70 ms earlier; the timing thread's write on it goes nowhere and the request
+    // is sent again on a new connection, not lost or counted as an error.
+    let (url, connections) = closing_server();
+    let r = profile(
+        &url,
+        &[
+            "--endpoint",
+            "completions",
+            "--arrival",
+            "constant",
+            "--request-rate",
+            "10",
+            "--requests",
+            "6",
+            "--osl",
+            "1",
+        ],
+    );
+    assert_eq!(count(&r, "request_count"), 6, "{r}");
+    assert_eq!(r["error_request_count"]["avg"].as_f64().unwrap_or(0.0), 0.0, "{r}");
+    assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 6, "one connection per request");
+}
+
 /// A server that records each prompt and answers with one streamed token.
 fn capturing_server() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
     use axum::routing::post;

@@ -1,70 +1,11 @@
 //! One request to an OpenAI-compatible server, measured.
 
-use std::borrow::Cow;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use serde::Deserialize;
-
+use super::event::{self, Malformed};
 use super::http::{parse_head, Chunked, Connection, Framing, Pool};
 use super::record::RequestError;
-
-// Texts are borrowed from the response bytes when they hold no escapes: parsing an event then
-// allocates nothing but its list of choices.
-#[derive(Deserialize)]
-struct Event<'a> {
-    #[serde(default, borrow)]
-    choices: Vec<Choice<'a>>,
-    usage: Option<Usage>,
-}
-
-#[derive(Deserialize)]
-struct Choice<'a> {
-    #[serde(borrow)]
-    delta: Option<Delta<'a>>,
-    #[serde(borrow)]
-    text: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    message: Option<Delta<'a>>,
-}
-
-#[derive(Deserialize)]
-struct Delta<'a> {
-    #[serde(borrow)]
-    content: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    reasoning_content: Option<Cow<'a, str>>,
-}
-
-#[derive(Deserialize)]
-struct Usage {
-    #[serde(default)]
-    prompt_tokens: Option<u64>,
-    completion_tokens: u64,
-}
-
-impl Event<'_> {
-    /// Appends the event's text (answer, reasoning and completion text) to `out`.
-    fn push_text(&self, out: &mut String) {
-        for c in &self.choices {
-            if let Some(delta) = c.delta.as_ref().or(c.message.as_ref()) {
-                out.extend(delta.reasoning_content.as_deref());
-                out.extend(delta.content.as_deref());
-            }
-            out.extend(c.text.as_deref());
-        }
-    }
-
-    fn has_content(&self) -> bool {
-        let some = |t: Option<&Cow<str>>| t.is_some_and(|t| !t.is_empty());
-        self.choices.iter().any(|c| {
-            let delta = c.delta.as_ref().or(c.message.as_ref());
-            some(delta.and_then(|d| d.content.as_ref()))
-                || some(delta.and_then(|d| d.reasoning_content.as_ref()))
-                || some(c.text.as_ref())
-        })
-    }
-}
 
 /// What a request measured; times are offsets from `start`.
 #[derive(Debug, Default)]
@@ -82,15 +23,13 @@ pub struct Measured {
 impl Measured {
     /// Keeps what an event (a streamed chunk or a whole answer) says: its usage and, when
     /// collected, its text; returns whether it carried content.
-    fn take(&mut self, event: &Event) -> bool {
-        if let Some(text) = &mut self.text {
-            event.push_text(text);
+    fn take(&mut self, json: &[u8]) -> Result<bool, Malformed> {
+        let event = event::scan(json, self.text.as_mut())?;
+        if let Some((completion, prompt)) = event.usage {
+            self.output_tokens = Some(completion);
+            self.input_tokens = prompt;
         }
-        if let Some(usage) = &event.usage {
-            self.output_tokens = Some(usage.completion_tokens);
-            self.input_tokens = usage.prompt_tokens;
-        }
-        event.has_content()
+        Ok(event.content)
     }
 }
 
@@ -98,15 +37,32 @@ fn error(code: Option<u16>, kind: &'static str, message: impl Into<String>) -> O
     Some(RequestError { code, kind, message: message.into() })
 }
 
-/// One request to send.
+/// One request, ready to write: its HTTP/1.1 bytes, and whether its answer streams.
 #[derive(Debug)]
-pub struct Request<'a> {
-    /// The URL path, e.g. `/v1/chat/completions`.
-    pub path: &'a str,
-    /// Sent as `X-Request-ID`.
-    pub id: &'a str,
-    pub body: Bytes,
+pub struct Request {
+    pub bytes: Vec<u8>,
     pub stream: bool,
+}
+
+impl Request {
+    /// A POST of `body` to `path` on `host`, with `id` as its `X-Request-ID`.
+    pub fn new(path: &str, host: &str, id: &str, body: &[u8], stream: bool) -> Self {
+        let mut bytes = format!(
+            "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nX-Request-ID: {id}\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        bytes.extend_from_slice(body);
+        Request { bytes, stream }
+    }
+}
+
+/// A request whose first `bytes` were already written on `connection` (by the open loop's
+/// timing thread, at the request's slot).
+#[derive(Debug)]
+pub struct Written {
+    pub connection: Connection,
+    pub bytes: usize,
 }
 
 /// How an exchange failed: before any byte of an answer (a kept-alive connection the server had
@@ -116,30 +72,84 @@ enum Fail {
     During(&'static str, String),
 }
 
-/// When a read's bytes arrived, as an offset from `start`: the kernel's receive timestamp when
-/// there is one, else now.
-fn arrival(stamp: Option<u64>, start: Instant, start_wall_ns: u64) -> Duration {
-    match stamp {
-        Some(ns) if ns >= start_wall_ns => Duration::from_nanos(ns - start_wall_ns),
-        _ => start.elapsed(),
+/// What the runtime does when it runs out of work. Waking at each answer's bytes costs more
+/// CPU than reading them when a thousand streams each send a token every few milliseconds, so
+/// an idle runtime first pauses — and then finds the bytes of many sockets in one poll.
+/// Arrival times do not move (they are the kernel's receive stamps); what a pause could cost is
+/// bounded by what the reads so far showed: at most 1/10 of the time between a request's reads
+/// (so a stream's consecutive tokens are not read together) and 1/100 of how long requests had
+/// run when their bytes came (so a closed loop sends its next request only a little later).
+#[derive(Debug, Default)]
+pub struct Pace {
+    /// Moving averages over reads, in ns: the time since the request's previous read (or its
+    /// send), and the request's age.
+    gap_ns: AtomicU64,
+    age_ns: AtomicU64,
+}
+
+impl Pace {
+    const LONGEST: Duration = Duration::from_micros(500);
+    /// Shorter pauses cost about what they save.
+    const SHORTEST: Duration = Duration::from_micros(50);
+
+    fn observe(&self, gap: Duration, age: Duration) {
+        // Averages over about 16 reads; the first sets them. Updates from several threads may
+        // race; either value is a fair sample.
+        let average = |slot: &AtomicU64, value: Duration| {
+            let value = value.as_nanos().min(u128::from(u64::MAX >> 8)) as u64;
+            let old = slot.load(Ordering::Relaxed);
+            let new = if old == 0 { value } else { old - old / 16 + value / 16 };
+            slot.store(new.max(1), Ordering::Relaxed);
+        };
+        average(&self.gap_ns, gap);
+        average(&self.age_ns, age);
+    }
+
+    /// How long to pause before polling for events, if at all.
+    pub fn pause(&self) -> Option<Duration> {
+        let gap = self.gap_ns.load(Ordering::Relaxed) / 10;
+        let age = self.age_ns.load(Ordering::Relaxed) / 100;
+        let pause = Duration::from_nanos(gap.min(age)).min(Pace::LONGEST);
+        (pause >= Pace::SHORTEST).then_some(pause)
     }
 }
 
-/// Sends `request` and fills `out` as the answer arrives (times from `start`, which was
-/// `start_wall_ns` on the wall clock), so that a caller that stops waiting (a timeout, a
-/// deadline) still has everything measured so far.
-pub async fn send(pool: &Pool, request: Request<'_>, start: Instant, start_wall_ns: u64, out: &mut Measured) {
-    let mut bytes = format!(
-        "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nX-Request-ID: {}\r\nContent-Length: {}\r\n\r\n",
-        request.path,
-        pool.host(),
-        request.id,
-        request.body.len()
-    )
-    .into_bytes();
-    bytes.extend_from_slice(&request.body);
+/// When a request was sent (`start`, `wall_ns` on the wall clock), and the pace its reads feed.
+#[derive(Debug, Clone, Copy)]
+pub struct At<'a> {
+    pub start: Instant,
+    pub wall_ns: u64,
+    pub pace: &'a Pace,
+}
+
+impl At<'_> {
+    /// When a read's bytes arrived, as an offset from `start`: the kernel's receive timestamp
+    /// when there is one, else now.
+    fn arrival(&self, stamp: Option<u64>) -> Duration {
+        match stamp {
+            Some(ns) if ns >= self.wall_ns => Duration::from_nanos(ns - self.wall_ns),
+            _ => self.start.elapsed(),
+        }
+    }
+}
+
+/// Sends `request` (the rest of it, when it is partly `written`) and fills `out` as the answer
+/// arrives (times from `at.start`), so that a caller that stops waiting (a timeout, a deadline)
+/// still has everything measured so far.
+pub async fn send(
+    pool: &Pool,
+    request: &Request,
+    mut written: Option<Written>,
+    at: At<'_>,
+    out: &mut Measured,
+) {
+    let start = at.start;
     for attempt in 0..2 {
-        let connection = if attempt == 0 { pool.get().await } else { pool.connect().await };
+        let (connection, skip) = match written.take() {
+            Some(w) => (Ok(w.connection), w.bytes),
+            None if attempt == 0 => (pool.get().await, 0),
+            None => (pool.connect().await, 0),
+        };
         let mut connection = match connection {
             Ok(connection) => connection,
             Err(e) => {
@@ -149,7 +159,8 @@ pub async fn send(pool: &Pool, request: Request<'_>, start: Instant, start_wall_
             }
         };
         let reused = connection.served > 0;
-        match exchange(&mut connection, &bytes, request.stream, start, start_wall_ns, out).await {
+        let rest = &request.bytes[skip.min(request.bytes.len())..];
+        match exchange(&mut connection, rest, request.stream, at, out).await {
             Ok(true) => return pool.put(connection),
             Ok(false) => return,
             Err(Fail::BeforeAnswer(_)) if reused && attempt == 0 => continue,
@@ -172,10 +183,17 @@ async fn exchange(
     connection: &mut Connection,
     request: &[u8],
     stream: bool,
-    start: Instant,
-    start_wall_ns: u64,
+    at: At<'_>,
     out: &mut Measured,
 ) -> Result<bool, Fail> {
+    // The arrival of the read before, for the pace.
+    let mut last = Duration::ZERO;
+    let mut arrived = |stamp: Option<u64>| {
+        let now = at.arrival(stamp);
+        at.pace.observe(now.saturating_sub(last), now);
+        last = now;
+        now
+    };
     connection.write_all(request).await.map_err(Fail::BeforeAnswer)?;
     let mut buf = vec![0u8; 16 * 1024];
     let mut pending: Vec<u8> = Vec::new();
@@ -199,7 +217,7 @@ async fn exchange(
                 interrupted("the connection closed inside the response head".into())
             });
         }
-        let now = arrival(stamp, start, start_wall_ns);
+        let now = arrived(stamp);
         out.end = Some(now);
         pending.extend_from_slice(&buf[..n]);
         if let Some(head) =
@@ -249,7 +267,7 @@ async fn exchange(
             }
             return Err(interrupted("the connection closed before the response ended".into()));
         }
-        now = arrival(stamp, start, start_wall_ns);
+        now = arrived(stamp);
         out.end = Some(now);
         raw.extend_from_slice(&buf[..n]);
     }
@@ -257,13 +275,12 @@ async fn exchange(
         let message: String = String::from_utf8_lossy(&data).chars().take(500).collect();
         out.error = error(Some(head.status), "http_error", message);
     } else if !stream {
-        match serde_json::from_slice::<Event>(&data) {
-            Ok(event) => {
-                if out.take(&event) {
-                    out.content_events = 1;
-                    out.content_times.push(now);
-                }
+        match out.take(&data) {
+            Ok(true) => {
+                out.content_events = 1;
+                out.content_times.push(now);
             }
+            Ok(false) => {}
             Err(e) => out.error = error(None, "malformed_response", e.to_string()),
         }
     }
@@ -272,15 +289,7 @@ async fn exchange(
 
 /// The end of the first SSE event in `buffer` (the index of its blank line).
 fn find_event_end(buffer: &[u8]) -> Option<usize> {
-    let mut from = 0;
-    while let Some(i) = buffer[from..].iter().position(|&b| b == b'\n') {
-        let at = from + i;
-        if buffer.get(at + 1) == Some(&b'\n') {
-            return Some(at);
-        }
-        from = at + 1;
-    }
-    None
+    memchr::memmem::find(buffer, b"\n\n")
 }
 
 /// Counts the complete SSE events at the start of `data`, all arrived at `now` (several events
@@ -296,13 +305,12 @@ fn parse_events(data: &[u8], now: Duration, out: &mut Measured) -> usize {
         if payload == b"[DONE]" {
             continue;
         }
-        match serde_json::from_slice::<Event>(payload) {
-            Ok(event) => {
-                if out.take(&event) {
-                    out.content_events += 1;
-                    content_in_read = true;
-                }
+        match out.take(payload) {
+            Ok(true) => {
+                out.content_events += 1;
+                content_in_read = true;
             }
+            Ok(false) => {}
             Err(e) => {
                 if out.error.is_none() {
                     out.error = error(
@@ -326,6 +334,30 @@ mod tests {
 
     fn event(text: &str) -> String {
         format!("data: {{\"choices\":[{{\"delta\":{{\"content\":\"{text}\"}}}}]}}\n\n")
+    }
+
+    #[test]
+    fn an_idle_runtime_pauses_only_as_long_as_the_reads_seen_allow() {
+        let ms = Duration::from_millis;
+        let pace = Pace::default();
+        assert_eq!(pace.pause(), None, "nothing read yet: no pause");
+        // Tokens every 20 ms in streams seconds long: the longest pause.
+        for i in 1..200 {
+            pace.observe(ms(20), ms(20 * i));
+        }
+        assert_eq!(pace.pause(), Some(Pace::LONGEST));
+        // Tokens every 2 ms: a tenth of that.
+        let pace = Pace::default();
+        for _ in 0..100 {
+            pace.observe(ms(2), ms(1000));
+        }
+        assert_eq!(pace.pause(), Some(Duration::from_micros(200)));
+        // Whole answers in 3 ms: a hundredth of that is too short to be worth a pause.
+        let pace = Pace::default();
+        for _ in 0..100 {
+            pace.observe(ms(3), ms(3));
+        }
+        assert_eq!(pace.pause(), None);
     }
 
     #[test]

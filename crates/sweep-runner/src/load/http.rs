@@ -45,10 +45,20 @@ impl Pool {
 
     /// An idle connection, else a new one.
     pub async fn get(&self) -> io::Result<Connection> {
-        if let Some(connection) = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop() {
-            return Ok(connection);
+        match self.try_get() {
+            Some(connection) => Ok(connection),
+            None => self.connect().await,
         }
-        self.connect().await
+    }
+
+    /// An idle connection, if there is one, without waiting.
+    pub fn try_get(&self) -> Option<Connection> {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop()
+    }
+
+    /// Gives back a connection that carried nothing since it was taken.
+    pub fn give_back(&self, connection: Connection) {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner()).push(connection);
     }
 
     pub async fn connect(&self) -> io::Result<Connection> {
@@ -71,12 +81,20 @@ impl Connection {
         self.stream.write_all(bytes).await
     }
 
+    /// Writes what the socket takes now, from any thread, without waiting: the bytes written,
+    /// or `WouldBlock`.
+    pub fn try_write(&self, bytes: &[u8]) -> io::Result<usize> {
+        self.stream.try_write(bytes)
+    }
+
     /// Reads what has arrived into `buf`; 0 bytes means the server closed the connection.
     pub async fn read(&mut self, buf: &mut [u8]) -> io::Result<Read> {
+        let capacity = buf.len();
         loop {
             self.stream.readable().await?;
             let fd = self.stream.as_raw_fd();
             let cmsg = &mut self.cmsg;
+            let mut short = None;
             let result = self.stream.try_io(Interest::READABLE, || {
                 let mut iov = [IoSliceMut::new(&mut *buf)];
                 cmsg.clear();
@@ -90,11 +108,22 @@ impl Connection {
                         }
                     }
                 }
+                // A read that did not fill the buffer emptied the socket: saying "would block"
+                // makes tokio wait for the next readiness event instead of trying a read that
+                // can only fail (half the reads of a stream of tokens). Data that comes after
+                // this read raises a new event, which the clearing does not touch.
+                if message.bytes > 0 && message.bytes < capacity {
+                    short = Some((message.bytes, stamp));
+                    return Err(io::ErrorKind::WouldBlock.into());
+                }
                 Ok((message.bytes, stamp))
             });
             match result {
                 Ok(read) => return Ok(read),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => match short {
+                    Some(read) => return Ok(read),
+                    None => continue,
+                },
                 Err(e) => return Err(e),
             }
         }

@@ -9,6 +9,7 @@
 //! millisecond timer, so that sends leave within a fraction of a millisecond of their slot.
 
 pub mod client;
+pub mod event;
 pub mod http;
 pub mod progress;
 pub mod prompts;
@@ -23,7 +24,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
 use tokio::sync::{watch, Semaphore};
 
 pub use record::{Phase, Record, RequestError, TokenSource};
@@ -204,12 +204,18 @@ struct Shared {
     cancel: Cancel,
     /// Prefix of the `X-Request-ID` of every request (the records' `x_request_id`).
     worker: String,
+    pace: Arc<client::Pace>,
+}
+
+/// A request built before it is sent: its bytes and its prompt length.
+struct Prepared {
+    request: client::Request,
+    prompt_tokens: u64,
 }
 
 impl Shared {
-    /// The body of request `index` and its prompt length: tokenizer tokens with a tokenizer,
-    /// else words.
-    fn body(&self, index: u64, phase: Phase) -> (Bytes, u64) {
+    /// Request `index` and its prompt length: tokenizer tokens with a tokenizer, else words.
+    fn prepare(&self, index: u64, phase: Phase) -> Prepared {
         let s = &self.settings;
         // Warm-up prompts come from a stream of their own, so they never warm a cache for the
         // measured prompts.
@@ -255,30 +261,43 @@ impl Shared {
         for (key, value) in &s.extra_body {
             body.insert(key.clone(), value.clone());
         }
-        let text = serde_json::Value::Object(body).to_string();
-        (Bytes::from(text), prompt_tokens)
+        let body = serde_json::Value::Object(body).to_string();
+        let id = record::request_id(&self.worker, phase, index);
+        let request = client::Request::new(&self.path, self.pool.host(), &id, body.as_bytes(), s.stream);
+        Prepared { request, prompt_tokens }
     }
 
-    async fn request(self: &Arc<Self>, index: u64, phase: Phase, credit: Instant) {
-        let (body, prompt_tokens) = self.body(index, phase);
+    /// Sends `prepared` (unless it was `written` already, at `start`), waits for its answer and
+    /// records it.
+    async fn request(
+        self: &Arc<Self>,
+        index: u64,
+        phase: Phase,
+        credit: Instant,
+        prepared: Prepared,
+        written: Option<(client::Written, Instant)>,
+    ) {
+        let Prepared { request, prompt_tokens } = prepared;
         let mut cancelled = self.cancel.subscribe();
-        let start = Instant::now();
+        let (written, start) = match written {
+            Some((written, start)) => (Some(written), start),
+            None => (None, Instant::now()),
+        };
         let mut measured = client::Measured::default();
         if self.settings.tokenizer.is_some() {
             measured.text = Some(String::new());
         }
-        let request_id = record::request_id(&self.worker, phase, index);
-        let request =
-            client::Request { path: &self.path, id: &request_id, body, stream: self.settings.stream };
-        let timeout = self.settings.request_timeout;
+        let timeout = self.settings.request_timeout.saturating_sub(start.elapsed());
+        let at = client::At { start, wall_ns: self.clock.wall(start), pace: &self.pace };
+        let send = client::send(&self.pool, &request, written, at, &mut measured);
         let was_cancelled = tokio::select! {
-            () = client::send(&self.pool, request, start, self.clock.wall(start), &mut measured) => false,
+            () = send => false,
             () = tokio::time::sleep(timeout) => {
                 measured.end = Some(start.elapsed());
                 measured.error = Some(RequestError {
                     code: None,
                     kind: "timeout",
-                    message: format!("unfinished after {timeout:?}"),
+                    message: format!("unfinished after {:?}", self.settings.request_timeout),
                 });
                 false
             }
@@ -345,7 +364,8 @@ async fn closed_loop(shared: Arc<Shared>, phase: Phase, total: Option<u64>, unti
                 if total.is_some_and(|t| index >= t) {
                     return;
                 }
-                shared.request(index, phase, Instant::now()).await;
+                let prepared = shared.prepare(index, phase);
+                shared.request(index, phase, Instant::now(), prepared, None).await;
             }
         });
     }
@@ -393,7 +413,10 @@ impl Iterator for Schedule {
     }
 }
 
-/// Open loop: a thread sleeps until each slot and hands the request to the runtime.
+/// Open loop: a thread builds each request ahead of its slot, sleeps until the slot and writes
+/// the request itself on an idle kept-alive connection, then hands the answer to the runtime, so
+/// that a send never waits for a busy runtime. A request with no idle connection to go on, or
+/// over the concurrency cap, is handed over whole (its send lag then says so).
 async fn open_loop(shared: Arc<Shared>, total: Option<u64>, until: Option<Instant>) -> u64 {
     let runtime = tokio::runtime::Handle::current();
     let cap = match shared.settings.concurrency {
@@ -417,6 +440,8 @@ async fn open_loop(shared: Arc<Shared>, total: Option<u64>, until: Option<Instan
                 if until.is_some_and(|u| at >= u) {
                     break;
                 }
+                let index = sent;
+                let prepared = shared.prepare(index, Phase::Profiling);
                 let now = Instant::now();
                 if at > now {
                     std::thread::sleep(at - now);
@@ -424,15 +449,20 @@ async fn open_loop(shared: Arc<Shared>, total: Option<u64>, until: Option<Instan
                 if shared.cancel.is_cancelled() {
                     break;
                 }
+                // `None`: no cap; `Some(None)`: the cap is reached and the request must wait.
+                let permit = cap.as_ref().map(|cap| cap.clone().try_acquire_owned().ok());
+                let written = match permit {
+                    Some(None) => None,
+                    _ => write_now(&shared.pool, &prepared.request.bytes),
+                };
                 let (shared, cap, in_flight) = (shared.clone(), cap.clone(), in_flight.clone());
                 in_flight.fetch_add(1, Ordering::SeqCst);
-                let index = sent;
                 runtime.spawn(async move {
-                    let _permit = match &cap {
-                        Some(cap) => Some(cap.clone().acquire_owned().await),
-                        None => None,
+                    let _permit = match (permit, &cap) {
+                        (Some(None), Some(cap)) => cap.clone().acquire_owned().await.ok(),
+                        (permit, _) => permit.flatten(),
                     };
-                    shared.request(index, Phase::Profiling, at).await;
+                    shared.request(index, Phase::Profiling, at, prepared, written).await;
                     in_flight.fetch_sub(1, Ordering::SeqCst);
                 });
                 sent += 1;
@@ -449,6 +479,22 @@ async fn open_loop(shared: Arc<Shared>, total: Option<u64>, until: Option<Instan
     sent
 }
 
+/// Writes `bytes` on an idle connection at once, from the calling thread: the connection, how
+/// much went out and when it started. `None` when no idle connection takes them now.
+fn write_now(pool: &http::Pool, bytes: &[u8]) -> Option<(client::Written, Instant)> {
+    let connection = pool.try_get()?;
+    let start = Instant::now();
+    match connection.try_write(bytes) {
+        Ok(n) if n > 0 => Some((client::Written { connection, bytes: n }, start)),
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+            pool.give_back(connection);
+            None
+        }
+        // A connection the server closed: the runtime sends on another.
+        _ => None,
+    }
+}
+
 /// Runs the warm-up and the measured phase. With `artifact_dir`, every request is appended to
 /// `profile_export.jsonl` there as it finishes.
 pub fn run(
@@ -457,11 +503,24 @@ pub fn run(
     artifact_dir: Option<&std::path::Path>,
     progress: progress::Mode,
 ) -> Result<Outcome, String> {
-    let runtime = if settings.threads <= 1 {
-        tokio::runtime::Builder::new_current_thread().enable_all().build()
+    let pace = Arc::new(client::Pace::default());
+    let mut builder = if settings.threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
     } else {
-        tokio::runtime::Builder::new_multi_thread().worker_threads(settings.threads).enable_all().build()
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(settings.threads);
+        builder
+    };
+    let runtime = {
+        let pace = pace.clone();
+        builder.on_thread_park(move || {
+            if let Some(pause) = pace.pause() {
+                std::thread::sleep(pause);
+            }
+        })
     }
+    .enable_all()
+    .build()
     .map_err(|e| format!("cannot start the runtime: {e}"))?;
     let url =
         reqwest::Url::parse(&settings.url).map_err(|e| format!("`{}` is not a URL: {e}", settings.url))?;
@@ -503,8 +562,16 @@ pub fn run(
     let clock = Clock::now();
     let cpu_0 = cpu_seconds();
     let worker = record::worker_id();
-    let shared =
-        Arc::new(Shared { pool, path, settings, clock, sink: sink.clone(), cancel: cancel.clone(), worker });
+    let shared = Arc::new(Shared {
+        pool,
+        path,
+        settings,
+        clock,
+        sink: sink.clone(),
+        cancel: cancel.clone(),
+        worker,
+        pace,
+    });
     let (start_ns, sent) = runtime.block_on(async {
         if shared.settings.warmup > 0 {
             closed_loop(shared.clone(), Phase::Warmup, Some(shared.settings.warmup), None).await;
