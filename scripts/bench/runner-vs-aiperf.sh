@@ -6,11 +6,12 @@
 #   C. 10,000 concurrent streams: the client's peak RSS (target ≤ 300 MB)
 #   D. TTFT fidelity at concurrency 1,000: each client's first-token arrival against the engine's
 #      own log of when it handed the first token to the socket (target p99 ≤ 1 ms), both clients
-# Usage: scripts/bench/runner-vs-aiperf.sh [SCALE]   (SCALE 1 = the figures in docs/benchmarks.md;
-# 0.25 for a quick look). Installs aiperf into /opt/aiperf-venv when missing (needs python3-venv).
+# Usage: scripts/bench/runner-vs-aiperf.sh [SCALE [SECTIONS]]   (SCALE 1 = the figures in
+# docs/benchmarks.md, 0.25 for a quick look; SECTIONS e.g. "A" or "BD", default ABCD). Installs aiperf into /opt/aiperf-venv when missing (needs python3-venv).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 scale=${1:-1}
+sections=${2:-ABCD}
 n() { python3 -c "import sys; print(max(1, int($1 * $scale)))"; }
 venv=/opt/aiperf-venv
 if [ ! -x "$venv/bin/aiperf" ]; then
@@ -57,8 +58,16 @@ aiperf() {
 field() { python3 -c "import json,sys; d=json.load(open('$1')); print(eval('d' + sys.argv[1]))" "$2"; }
 cpu() { awk '{printf "%.2f", $2 + $3}' "$work/time"; }
 rss_mb() { awk '{printf "%.0f", $4 / 1024}' "$work/time"; }
+# Each section starts on a quiet machine: earlier clients' files written out, their processes gone.
+section() {
+  [[ "$sections" == *"$1"* ]] || return 1
+  sync
+  while pgrep -f "$venv/bin/" >/dev/null; do sleep 0.5; done
+  sleep 1
+}
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); scale $scale"
 
+if section A; then
 # A. CPU per 1,000 streamed tokens. A decode step of 20 ms for any batch: 1,024 streams at
 # 50 tokens/s each, one SSE event per token. Each client runs twice, with N and 2N requests:
 # the whole-run figure (N) includes each tool's start-up and exports; the marginal one
@@ -86,7 +95,9 @@ om, am = (oc2 - oc1) / (ot2 - ot1) * 1e6, (ac2 - ac1) / (at2 - at1) * 1e6
 print(f"   marginal (2N − N requests): sweep-runner {om:.1f} ms ({oc2:.2f} s for {ot2:.0f} tokens), "
       f"aiperf {am:.1f} ms ({ac2:.2f} s for {at2:.0f} tokens); ratio {om/am:.3f}")
 PY
+fi
 
+if section B; then
 # B. Open loop, OSL 1, non-streaming: the engine answers at once. 20,000 requests/s is the
 # target; 5,000 and 10,000 show where the client's one core stops keeping up.
 for rate in 5000 10000 20000; do
@@ -118,14 +129,18 @@ print(f"   aiperf, same offer: delivered {delivered:,.0f} req/s ({(delivered/200
       f"credit-to-start p99 {lag.get('p99', float('nan')):.3f} ms, client CPU {float(sys.argv[2]):.1f} s")
 PY
 fi
+fi
 
+if section C; then
 # C. 10,000 concurrent streams: every stream open at once, 64 tokens each at 10 tokens/s.
 streams=$(n 10000)
 start_engine --max-batch "$streams" --prefill-base-ms 5 --prefill-per-token-us 0 --decode-base-ms 100 \
   --decode-per-seq-us 0 --decode-per-kv-token-ns 0 --kv-capacity-tokens 4000000
 ours --concurrency "$streams" --requests "$streams" --isl 16 --osl 64 --request-timeout 300 --artifact-dir "$work/c-ours" >/dev/null
 echo "C. $streams concurrent streams: sweep-runner peak RSS $(rss_mb) MB, $(field "$work/c-ours/profile_export_aiperf.json" '["request_count"]["avg"]') requests completed, $(field "$work/c-ours/profile_export_aiperf.json" '["error_request_count"]["avg"]') errors"
+fi
 
+if section D; then
 # D. TTFT fidelity at concurrency 1,000: client first-token arrival − engine's first-token send.
 fidelity=(--max-batch 1000 --prefill-base-ms 5 --prefill-per-token-us 0 --decode-base-ms 20 --decode-per-seq-us 0 --decode-per-kv-token-ns 0)
 requests=$(n 3000)
@@ -161,3 +176,4 @@ for tool in ["ours", "aiperf"]:
     name = "sweep-runner" if tool == "ours" else "aiperf"
     print(f"D. TTFT error vs the engine's log (c=1000, {n} requests): {name} p50 {p50:.3f} ms, p99 {p99:.3f} ms, max {worst:.3f} ms")
 PY
+fi

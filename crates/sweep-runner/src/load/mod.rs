@@ -6,7 +6,8 @@
 //! collector thread that appends it to `profile_export.jsonl` (flushed at least every second,
 //! so a `kill -9` loses at most the last second) and adds it to the phase's [`Aggregate`].
 //! Open-loop arrivals are timed by a dedicated thread with the OS's sleep, not tokio's
-//! millisecond timer, so that sends leave within a fraction of a millisecond of their slot.
+//! millisecond timer, and that thread writes each request itself, so that sends leave within a
+//! fraction of a millisecond of their slot however busy the runtime is with answers.
 
 pub mod client;
 pub mod event;
