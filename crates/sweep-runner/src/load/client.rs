@@ -289,7 +289,8 @@ async fn exchange(
 
 /// The end of the first SSE event in `buffer` (the index of its blank line).
 fn find_event_end(buffer: &[u8]) -> Option<usize> {
-    memchr::memmem::find(buffer, b"\n\n")
+    // `memmem::find` would build a searcher on every call; an event has few line ends.
+    memchr::memchr_iter(b'\n', buffer).find(|&at| buffer.get(at + 1) == Some(&b'\n'))
 }
 
 /// Counts the complete SSE events at the start of `data`, all arrived at `now` (several events
