@@ -4,20 +4,18 @@
 //! round to reading them. A general-purpose client (reqwest, hyper) cannot give those, and
 //! costs several times more CPU per streamed token.
 
-use std::io::{self, IoSliceMut};
-use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
+use std::io::{self, IoSliceMut, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::sync::Mutex;
 
 use nix::sys::socket::{recvmsg, setsockopt, sockopt, ControlMessageOwned, MsgFlags};
-use tokio::io::{AsyncWriteExt, Interest};
-use tokio::net::TcpStream;
 
-/// One connection and what it holds that is not yet parsed.
+/// One connection: a non-blocking socket, read by a [`super::reader::Reader`]'s own `epoll`
+/// loop, not by the async runtime.
 #[derive(Debug)]
 pub struct Connection {
     stream: TcpStream,
-    cmsg: Vec<u8>,
     /// How many responses it has carried (a reused connection may have been closed by the server).
     pub served: u64,
 }
@@ -61,12 +59,15 @@ impl Pool {
         self.idle.lock().unwrap_or_else(|e| e.into_inner()).push(connection);
     }
 
+    /// A new connection, connected by the runtime (a connect can take long) and then handed to
+    /// plain non-blocking I/O.
     pub async fn connect(&self) -> io::Result<Connection> {
-        let stream = TcpStream::connect(self.address).await?;
+        let stream = tokio::net::TcpStream::connect(self.address).await?;
         stream.set_nodelay(true)?;
         // Without timestamps the reads still work; arrival is then taken when read.
         let _ = setsockopt(&stream, sockopt::ReceiveTimestampns, &true);
-        Ok(Connection { stream, cmsg: nix::cmsg_space!(nix::sys::time::TimeSpec), served: 0 })
+        let stream = stream.into_std()?;
+        Ok(Connection { stream, served: 0 })
     }
 
     /// Keeps a connection whose response was read to its end.
@@ -77,59 +78,40 @@ impl Pool {
 }
 
 impl Connection {
-    pub async fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.stream.write_all(bytes).await
-    }
-
     /// Writes what the socket takes now, from any thread, without waiting: the bytes written,
     /// or `WouldBlock`.
     pub fn try_write(&self, bytes: &[u8]) -> io::Result<usize> {
-        self.stream.try_write(bytes)
+        (&self.stream).write(bytes)
     }
 
-    /// Reads what has arrived into `buf`; 0 bytes means the server closed the connection.
-    pub async fn read(&mut self, buf: &mut [u8]) -> io::Result<Read> {
-        let capacity = buf.len();
-        let fd = self.stream.as_raw_fd();
-        let (stream, cmsg) = (&self.stream, &mut self.cmsg);
-        // The reader's own waker slot (`poll_read_ready`) rather than `readable()`, whose waiter
-        // list costs a lock and a list walk on every one of a stream's many wake-ups.
-        std::future::poll_fn(|cx| loop {
-            std::task::ready!(stream.poll_read_ready(cx))?;
-            let mut short = None;
-            let result = stream.try_io(Interest::READABLE, || {
-                let mut iov = [IoSliceMut::new(&mut *buf)];
-                cmsg.clear();
-                let message = recvmsg::<()>(fd, &mut iov, Some(&mut *cmsg), MsgFlags::empty())
-                    .map_err(io::Error::from)?;
-                let mut stamp = None;
-                if let Ok(cmsgs) = message.cmsgs() {
-                    for c in cmsgs {
-                        if let ControlMessageOwned::ScmTimestampns(t) = c {
-                            stamp = Some(t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64);
-                        }
-                    }
+    /// One read of what has arrived, without waiting (`WouldBlock` when nothing has); 0 bytes
+    /// means the server closed the connection. `cmsg` (from [`cmsg_buffer`]) takes the receive
+    /// timestamp; the reading thread keeps one for all its connections.
+    pub fn try_read(&self, buf: &mut [u8], cmsg: &mut Vec<u8>) -> io::Result<Read> {
+        let mut iov = [IoSliceMut::new(buf)];
+        cmsg.clear();
+        let message = recvmsg::<()>(self.stream.as_raw_fd(), &mut iov, Some(cmsg), MsgFlags::empty())
+            .map_err(io::Error::from)?;
+        let mut stamp = None;
+        if let Ok(cmsgs) = message.cmsgs() {
+            for c in cmsgs {
+                if let ControlMessageOwned::ScmTimestampns(t) = c {
+                    stamp = Some(t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64);
                 }
-                // A read that did not fill the buffer emptied the socket: saying "would block"
-                // makes tokio wait for the next readiness event instead of trying a read that
-                // can only fail (half the reads of a stream of tokens). Data that comes after
-                // this read raises a new event, which the clearing does not touch.
-                if message.bytes > 0 && message.bytes < capacity {
-                    short = Some((message.bytes, stamp));
-                    return Err(io::ErrorKind::WouldBlock.into());
-                }
-                Ok((message.bytes, stamp))
-            });
-            return std::task::Poll::Ready(match result {
-                Ok(read) => Ok(read),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => match short {
-                    Some(read) => Ok(read),
-                    None => continue,
-                },
-                Err(e) => Err(e),
-            });
-        })
-        .await
+            }
+        }
+        Ok((message.bytes, stamp))
+    }
+}
+
+/// Room for a read's receive timestamp.
+pub fn cmsg_buffer() -> Vec<u8> {
+    nix::cmsg_space!(nix::sys::time::TimeSpec)
+}
+
+impl AsFd for Connection {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.stream.as_fd()
     }
 }
 
@@ -249,6 +231,7 @@ impl Chunked {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::AsyncWriteExt;
 
     #[test]
     fn chunked_bodies_decode_across_any_split() {
@@ -275,7 +258,7 @@ mod tests {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("binds");
             let address = listener.local_addr().expect("address");
             let pool = Pool::new(address, address.to_string());
-            let mut connection = pool.connect().await.expect("connects");
+            let connection = pool.connect().await.expect("connects");
             let (mut server, _) = listener.accept().await.expect("accepts");
             let now = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock");
             // The kernel turns receive stamps on a moment after the first socket asks (a deferred
@@ -288,7 +271,7 @@ mod tests {
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 let read_at = now();
                 let mut buf = [0u8; 16];
-                let (n, stamp) = connection.read(&mut buf).await.expect("reads");
+                let (n, stamp) = connection.try_read(&mut buf, &mut cmsg_buffer()).expect("reads");
                 assert_eq!(&buf[..n], b"hello");
                 if let Some(stamp) = stamp {
                     assert!(

@@ -14,6 +14,7 @@ pub mod event;
 pub mod http;
 pub mod progress;
 pub mod prompts;
+pub mod reader;
 pub mod record;
 pub mod rng;
 pub mod stats;
@@ -104,7 +105,7 @@ pub struct Settings {
     /// Merged into every request body (after the fields this tool sets).
     pub extra_body: serde_json::Map<String, serde_json::Value>,
     pub slos: Slos,
-    /// Runtime worker threads (1: a single-threaded runtime).
+    /// Reading threads, and as many runtime worker threads (1: a single-threaded runtime).
     pub threads: usize,
     /// Counts tokens (and fits prompts to ISL) instead of the server's `usage`.
     pub tokenizer: Option<Arc<tokens::TokenCounter>>,
@@ -205,7 +206,15 @@ struct Shared {
     cancel: Cancel,
     /// Prefix of the `X-Request-ID` of every request (the records' `x_request_id`).
     worker: String,
-    pace: Arc<client::Pace>,
+    /// The threads that read the answers (`threads` of them), taken in turn.
+    readers: Vec<reader::Reader>,
+    next_reader: std::sync::atomic::AtomicUsize,
+}
+
+/// Why a request stopped waiting for its answer.
+enum Stop {
+    Timeout,
+    Cancelled,
 }
 
 /// A request built before it is sent: its bytes and its prompt length.
@@ -289,21 +298,30 @@ impl Shared {
             measured.text = Some(String::new());
         }
         let timeout = self.settings.request_timeout.saturating_sub(start.elapsed());
-        let at = client::At { start, wall_ns: self.clock.wall(start), pace: &self.pace };
-        let send = client::send(&self.pool, &request, written, at, &mut measured);
-        let was_cancelled = tokio::select! {
-            () = send => false,
-            () = tokio::time::sleep(timeout) => {
-                measured.end = Some(start.elapsed());
-                measured.error = Some(RequestError {
-                    code: None,
-                    kind: "timeout",
-                    message: format!("unfinished after {:?}", self.settings.request_timeout),
-                });
-                false
+        let at = client::At { start, wall_ns: self.clock.wall(start) };
+        let reader = &self.readers[self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len()];
+        // Polled only when a timer or the cancellation fires, not at each token: the answer is
+        // read by the reading thread.
+        let stop = async {
+            tokio::select! {
+                () = tokio::time::sleep(timeout) => Stop::Timeout,
+                _ = cancelled.wait_for(|c| *c) => Stop::Cancelled,
             }
-            _ = cancelled.wait_for(|c| *c) => true,
         };
+        let was_cancelled =
+            match client::send(reader, &self.pool, &request, written, at, &mut measured, stop).await {
+                None => false,
+                Some(Stop::Timeout) => {
+                    measured.end = Some(start.elapsed());
+                    measured.error = Some(RequestError {
+                        code: None,
+                        kind: "timeout",
+                        message: format!("unfinished after {:?}", self.settings.request_timeout),
+                    });
+                    false
+                }
+                Some(Stop::Cancelled) => true,
+            };
         let end = measured.end.unwrap_or_else(|| start.elapsed());
         let mut error = measured.error;
         if was_cancelled {
@@ -504,7 +522,6 @@ pub fn run(
     artifact_dir: Option<&std::path::Path>,
     progress: progress::Mode,
 ) -> Result<Outcome, String> {
-    let pace = Arc::new(client::Pace::default());
     let mut builder = if settings.threads <= 1 {
         tokio::runtime::Builder::new_current_thread()
     } else {
@@ -512,17 +529,11 @@ pub fn run(
         builder.worker_threads(settings.threads);
         builder
     };
-    let runtime = {
-        let pace = pace.clone();
-        builder.on_thread_park(move || {
-            if let Some(pause) = pace.pause() {
-                std::thread::sleep(pause);
-            }
-        })
-    }
-    .enable_all()
-    .build()
-    .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let runtime = builder.enable_all().build().map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let readers = (0..settings.threads.max(1))
+        .map(|_| reader::Reader::start())
+        .collect::<std::io::Result<Vec<_>>>()
+        .map_err(|e| format!("cannot start a reading thread: {e}"))?;
     let url =
         reqwest::Url::parse(&settings.url).map_err(|e| format!("`{}` is not a URL: {e}", settings.url))?;
     if url.scheme() != "http" {
@@ -571,7 +582,8 @@ pub fn run(
         sink: sink.clone(),
         cancel: cancel.clone(),
         worker,
-        pace,
+        readers,
+        next_reader: std::sync::atomic::AtomicUsize::new(0),
     });
     let (start_ns, sent) = runtime.block_on(async {
         if shared.settings.warmup > 0 {

@@ -1,0 +1,606 @@
+//! The thread that reads every answer in flight: one `epoll` loop over all their sockets.
+//!
+//! A streamed answer is one small read per token. Waking an async task for each of them (the
+//! reactor's event, the waker, the task's poll, its timeout polled again) cost more CPU than
+//! the read itself; this loop goes from the kernel's event straight to the read and the parse.
+//! The async side only starts an exchange and waits for its end — one wake-up per request.
+
+use std::collections::HashMap;
+use std::io;
+use std::os::fd::AsFd;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
+use nix::sys::eventfd::{EfdFlags, EventFd};
+use tokio::sync::oneshot;
+
+use super::client::{self, At, Fail, Measured};
+use super::http::{cmsg_buffer, parse_head, Chunked, Connection, Framing, Head};
+
+/// What the reading thread does when it runs out of work. Waking at each answer's bytes costs
+/// more CPU than reading them when a thousand streams each send a token every few milliseconds,
+/// so an idle reader first pauses — and then finds the bytes of many sockets in one poll.
+/// Arrival times do not move (they are the kernel's receive stamps); what a pause could cost is
+/// bounded by what the reads so far showed: at most 1/10 of the time between a request's reads
+/// (so a stream's consecutive tokens are not read together) and 1/100 of how long requests had
+/// run when their bytes came (so a closed loop sends its next request only a little later).
+#[derive(Debug, Default)]
+struct Pace {
+    /// Moving averages over reads, in ns: the time since the request's previous read (or its
+    /// send), and the request's age.
+    gap_ns: AtomicU64,
+    age_ns: AtomicU64,
+}
+
+impl Pace {
+    const LONGEST: Duration = Duration::from_micros(500);
+    /// Shorter pauses cost about what they save.
+    const SHORTEST: Duration = Duration::from_micros(50);
+
+    fn observe(&self, gap: Duration, age: Duration) {
+        // Averages over about 16 reads; the first sets them. Updates from several threads may
+        // race; either value is a fair sample.
+        let average = |slot: &AtomicU64, value: Duration| {
+            let value = value.as_nanos().min(u128::from(u64::MAX >> 8)) as u64;
+            let old = slot.load(Ordering::Relaxed);
+            let new = if old == 0 { value } else { old - old / 16 + value / 16 };
+            slot.store(new.max(1), Ordering::Relaxed);
+        };
+        average(&self.gap_ns, gap);
+        average(&self.age_ns, age);
+    }
+
+    /// How long to pause before polling for events, if at all.
+    fn pause(&self) -> Option<Duration> {
+        let gap = self.gap_ns.load(Ordering::Relaxed) / 10;
+        let age = self.age_ns.load(Ordering::Relaxed) / 100;
+        let pause = Duration::from_nanos(gap.min(age)).min(Pace::LONGEST);
+        (pause >= Pace::SHORTEST).then_some(pause)
+    }
+}
+
+/// The key of the reader's own wake-up descriptor; exchanges count up from 0.
+const WAKE: u64 = u64::MAX;
+
+/// How an exchange ended, sent back to whoever started it.
+#[derive(Debug)]
+pub struct Outcome {
+    pub measured: Measured,
+    /// Whether the connection can carry another request, or how it failed.
+    pub result: Result<bool, Fail>,
+    /// The connection, when the answer was read to its end.
+    pub connection: Option<Connection>,
+}
+
+/// One request on one connection: what is left to write, and the answer read so far.
+#[derive(Debug)]
+pub struct Exchange {
+    connection: Connection,
+    request: Arc<[u8]>,
+    written: usize,
+    stream: bool,
+    at: At,
+    /// The arrival of the read before (or the send), for the pace.
+    last: Duration,
+    state: State,
+    measured: Measured,
+    reply: oneshot::Sender<Outcome>,
+}
+
+#[derive(Debug)]
+enum State {
+    Head { pending: Vec<u8> },
+    Body { head: Head, chunked: Chunked, raw: Vec<u8>, data: Vec<u8>, received: usize, now: Duration },
+}
+
+impl Exchange {
+    /// `request` of which the first `written` bytes are on `connection` already.
+    pub fn new(
+        connection: Connection,
+        request: Arc<[u8]>,
+        written: usize,
+        stream: bool,
+        at: At,
+        measured: Measured,
+        reply: oneshot::Sender<Outcome>,
+    ) -> Self {
+        Exchange {
+            connection,
+            request,
+            written,
+            stream,
+            at,
+            last: Duration::ZERO,
+            state: State::Head { pending: Vec::new() },
+            measured,
+            reply,
+        }
+    }
+
+    /// Writes what is left and reads what has arrived; `Some` once the exchange is over.
+    fn advance(&mut self, scratch: &mut Scratch, pace: &Pace) -> Option<Result<bool, Fail>> {
+        while self.written < self.request.len() {
+            match self.connection.try_write(&self.request[self.written..]) {
+                Ok(0) => return Some(Err(Fail::BeforeAnswer(io::ErrorKind::WriteZero.into()))),
+                Ok(n) => self.written += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => return Some(Err(Fail::BeforeAnswer(e))),
+            }
+        }
+        loop {
+            let buf = &mut scratch.buf;
+            let (n, stamp) = match self.connection.try_read(buf, &mut scratch.cmsg) {
+                Ok(read) => read,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Some(Err(self.broken(e))),
+            };
+            if n == 0 {
+                return Some(self.closed());
+            }
+            let now = self.at.arrival(stamp);
+            pace.observe(now.saturating_sub(self.last), now);
+            self.last = now;
+            self.measured.end = Some(now);
+            if let Some(end) = self.take(&buf[..n], now, &mut scratch.spare) {
+                return Some(end);
+            }
+            // A read that did not fill the buffer emptied the socket; the next bytes raise a
+            // new edge.
+            if n < buf.len() {
+                return None;
+            }
+        }
+    }
+
+    /// A read error: before any answer (worth a retry on a new connection) or inside one.
+    fn broken(&self, e: io::Error) -> Fail {
+        match &self.state {
+            State::Head { pending } if pending.is_empty() => Fail::BeforeAnswer(e),
+            _ => interrupted(e.to_string()),
+        }
+    }
+
+    /// The server closed the connection.
+    fn closed(&mut self) -> Result<bool, Fail> {
+        match &self.state {
+            State::Head { pending } if pending.is_empty() => Err(Fail::BeforeAnswer(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the server closed the connection",
+            ))),
+            State::Head { .. } => Err(interrupted("the connection closed inside the response head".into())),
+            State::Body { head, .. } if head.framing == Framing::Close => Ok(self.finish()),
+            State::Body { .. } => Err(interrupted("the connection closed before the response ended".into())),
+        }
+    }
+
+    /// Takes one read's bytes, arrived at `now`; `Some` when the answer is complete.
+    /// Takes one read's bytes, arrived at `now`; `Some` when the answer is complete. `spare` is
+    /// the reading thread's buffer: a stream's events are decoded there and parsed at once, so
+    /// only the rest of an event cut by a read is kept with the exchange.
+    fn take(&mut self, bytes: &[u8], now: Duration, spare: &mut Vec<u8>) -> Option<Result<bool, Fail>> {
+        let fresh = match &mut self.state {
+            State::Head { pending } => {
+                pending.extend_from_slice(bytes);
+                let head = match parse_head(pending) {
+                    Ok(Some(head)) => head,
+                    Ok(None) => return None,
+                    Err(e) => return Some(Err(Fail::During("malformed_response", e.to_string()))),
+                };
+                let mut raw = std::mem::take(pending);
+                raw.drain(..head.length);
+                self.state = State::Body {
+                    head,
+                    chunked: Chunked::default(),
+                    raw,
+                    data: Vec::new(),
+                    received: 0,
+                    now,
+                };
+                &[][..]
+            }
+            State::Body { now: last, .. } => {
+                *last = now;
+                bytes
+            }
+        };
+        let State::Body { head, chunked, raw, data, received, now } = &mut self.state else {
+            return None;
+        };
+        let events = self.stream && (200..300).contains(&head.status);
+        // Where the body's bytes go: straight to the spare buffer when nothing is left over.
+        let to_spare = events && data.is_empty();
+        let out = if to_spare {
+            spare.clear();
+            &mut *spare
+        } else {
+            &mut *data
+        };
+        let complete = match head.framing {
+            Framing::Chunked => {
+                let decoded = if raw.is_empty() {
+                    chunked.decode(fresh, out).map(|used| raw.extend_from_slice(&fresh[used..]))
+                } else {
+                    raw.extend_from_slice(fresh);
+                    chunked.decode(raw, out).map(|used| drop(raw.drain(..used)))
+                };
+                match decoded {
+                    Ok(()) => chunked.done,
+                    Err(e) => return Some(Err(Fail::During("malformed_response", e.to_string()))),
+                }
+            }
+            Framing::Length(n) => {
+                *received += raw.len() + fresh.len();
+                out.append(raw);
+                out.extend_from_slice(fresh);
+                *received >= n
+            }
+            Framing::Close => {
+                out.append(raw);
+                out.extend_from_slice(fresh);
+                false
+            }
+        };
+        if events && !out.is_empty() {
+            let consumed = client::parse_events(out, *now, &mut self.measured);
+            out.drain(..consumed);
+            if to_spare {
+                data.extend_from_slice(spare);
+            }
+        }
+        complete.then(|| Ok(self.finish()))
+    }
+
+    /// The answer is whole: what it says, and whether the connection can carry another.
+    fn finish(&mut self) -> bool {
+        let State::Body { head, data, now, .. } = &self.state else { return false };
+        if !(200..300).contains(&head.status) {
+            let message: String = String::from_utf8_lossy(data).chars().take(500).collect();
+            self.measured.error = client::error(Some(head.status), "http_error", message);
+        } else if !self.stream {
+            match self.measured.take(data) {
+                Ok(true) => {
+                    self.measured.content_events = 1;
+                    self.measured.content_times.push(*now);
+                }
+                Ok(false) => {}
+                Err(e) => self.measured.error = client::error(None, "malformed_response", e.to_string()),
+            }
+        }
+        head.keep_alive
+    }
+
+    /// Sends the outcome back; the connection goes with it when it can carry another request.
+    fn end(self, result: Result<bool, Fail>) {
+        let connection = matches!(result, Ok(true)).then_some(self.connection);
+        let _ = self.reply.send(Outcome { measured: self.measured, result, connection });
+    }
+}
+
+fn interrupted(message: String) -> Fail {
+    Fail::During("stream_interrupted", message)
+}
+
+/// The reading thread's buffers, shared by all its exchanges (they stay in the cache).
+struct Scratch {
+    buf: Vec<u8>,
+    cmsg: Vec<u8>,
+    spare: Vec<u8>,
+}
+
+/// What the async side asks of the reading thread.
+#[derive(Default)]
+struct Inbox {
+    start: Vec<(u64, Exchange)>,
+    abandon: Vec<u64>,
+    stop: bool,
+}
+
+struct Inner {
+    epoll: Epoll,
+    wake: EventFd,
+    inbox: Mutex<Inbox>,
+    next: AtomicU64,
+    pace: Pace,
+}
+
+/// The reading thread and how to hand it exchanges.
+pub struct Reader {
+    inner: Arc<Inner>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Reader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reader").field("started", &self.inner.next.load(Ordering::Relaxed)).finish()
+    }
+}
+
+impl Reader {
+    pub fn start() -> io::Result<Self> {
+        let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
+        let wake = EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)?;
+        epoll.add(wake.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, WAKE))?;
+        let inner = Arc::new(Inner {
+            epoll,
+            wake,
+            inbox: Mutex::new(Inbox::default()),
+            next: AtomicU64::new(0),
+            pace: Pace::default(),
+        });
+        let thread = {
+            let inner = inner.clone();
+            std::thread::Builder::new().name("sweep-reader".into()).spawn(move || read_loop(&inner))?
+        };
+        Ok(Reader { inner, thread: Some(thread) })
+    }
+
+    /// Hands `exchange` to the reading thread; its outcome comes on its reply channel. The key
+    /// is for [`Reader::abandon`].
+    pub fn submit(&self, exchange: Exchange) -> io::Result<u64> {
+        let key = self.inner.next.fetch_add(1, Ordering::Relaxed);
+        let mut inbox = self.inner.inbox.lock().unwrap_or_else(|e| e.into_inner());
+        inbox.start.push((key, exchange));
+        // Registered while the inbox is locked: the reading thread takes the inbox before it
+        // handles events, so it always knows the key of an event. Edge-triggered; registering
+        // reports what is ready already (bytes that came before, room to write the rest).
+        let registered = match inbox.start.last() {
+            Some((_, exchange)) => {
+                let mut flags = EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP | EpollFlags::EPOLLET;
+                if exchange.written < exchange.request.len() {
+                    flags |= EpollFlags::EPOLLOUT;
+                }
+                self.inner.epoll.add(exchange.connection.as_fd(), EpollEvent::new(flags, key))
+            }
+            None => Ok(()),
+        };
+        if let Err(e) = registered {
+            inbox.start.pop();
+            return Err(e.into());
+        }
+        Ok(key)
+    }
+
+    /// Stops reading exchange `key`: its outcome (what was measured so far, no connection) comes
+    /// on its reply channel, unless it had ended already.
+    pub fn abandon(&self, key: u64) {
+        self.inner.inbox.lock().unwrap_or_else(|e| e.into_inner()).abandon.push(key);
+        let _ = self.inner.wake.arm();
+    }
+}
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        self.inner.inbox.lock().unwrap_or_else(|e| e.into_inner()).stop = true;
+        let _ = self.inner.wake.arm();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn read_loop(inner: &Inner) {
+    // Boxed, so the table itself stays small enough to stay in the cache.
+    let mut exchanges: HashMap<u64, Box<Exchange>> = HashMap::new();
+    let mut events = vec![EpollEvent::empty(); 1024];
+    let mut scratch = Scratch { buf: vec![0u8; 16 * 1024], cmsg: cmsg_buffer(), spare: Vec::new() };
+    loop {
+        // Pausing lets one wait find many sockets' bytes; see `Pace`.
+        if let Some(pause) = inner.pace.pause() {
+            std::thread::sleep(pause);
+        }
+        let ready = match inner.epoll.wait(&mut events, EpollTimeout::NONE) {
+            Ok(n) => n,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => {
+                // Cannot happen with a valid epoll descriptor; the answers in flight say so.
+                for (_, exchange) in exchanges.drain() {
+                    exchange.end(Err(Fail::During("transport", format!("epoll_wait failed: {e}"))));
+                }
+                return;
+            }
+        };
+        // The wake-up is consumed before the inbox is read, so one that comes after this read
+        // is left for the next wait, never lost.
+        if events[..ready].iter().any(|e| e.data() == WAKE) {
+            let _ = inner.wake.read();
+        }
+        {
+            let mut inbox = inner.inbox.lock().unwrap_or_else(|e| e.into_inner());
+            exchanges.extend(inbox.start.drain(..).map(|(key, exchange)| (key, Box::new(exchange))));
+            for key in inbox.abandon.drain(..) {
+                if let Some(exchange) = exchanges.remove(&key) {
+                    let _ = inner.epoll.delete(exchange.connection.as_fd());
+                    exchange.end(Err(Fail::During("abandoned", "no longer awaited".into())));
+                }
+            }
+            if inbox.stop {
+                return;
+            }
+        }
+        for event in &events[..ready] {
+            let key = event.data();
+            let Some(exchange) = exchanges.get_mut(&key) else { continue };
+            if let Some(result) = exchange.advance(&mut scratch, &inner.pace) {
+                if let Some(exchange) = exchanges.remove(&key) {
+                    let _ = inner.epoll.delete(exchange.connection.as_fd());
+                    exchange.end(result);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+    use crate::load::client::{send, Request};
+
+    #[test]
+    fn an_idle_reader_pauses_only_as_long_as_the_reads_seen_allow() {
+        let ms = Duration::from_millis;
+        let pace = Pace::default();
+        assert_eq!(pace.pause(), None, "nothing read yet: no pause");
+        // Tokens every 20 ms in streams seconds long: the longest pause.
+        for i in 1..200 {
+            pace.observe(ms(20), ms(20 * i));
+        }
+        assert_eq!(pace.pause(), Some(Pace::LONGEST));
+        // Tokens every 2 ms: a tenth of that.
+        let pace = Pace::default();
+        for _ in 0..100 {
+            pace.observe(ms(2), ms(1000));
+        }
+        assert_eq!(pace.pause(), Some(Duration::from_micros(200)));
+        // Whole answers in 3 ms: a hundredth of that is too short to be worth a pause.
+        let pace = Pace::default();
+        for _ in 0..100 {
+            pace.observe(ms(3), ms(3));
+        }
+        assert_eq!(pace.pause(), None);
+    }
+
+    use crate::load::http::Pool;
+
+    /// A server for one exchange: reads the request (after `delay`) to the end of its body and
+    /// answers with `answer`, then holds the connection open.
+    async fn server(delay: Duration, answer: Vec<u8>) -> (Pool, tokio::task::JoinHandle<usize>) {
+        server_in_parts(delay, vec![(Duration::ZERO, answer)]).await
+    }
+
+    /// As `server`, writing the answer in parts, each after its pause.
+    async fn server_in_parts(
+        delay: Duration,
+        parts: Vec<(Duration, Vec<u8>)>,
+    ) -> (Pool, tokio::task::JoinHandle<usize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("binds");
+        let address = listener.local_addr().expect("address");
+        let task = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.expect("accepts");
+            tokio::time::sleep(delay).await;
+            let mut request = Vec::new();
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                let n = socket.read(&mut buf).await.expect("reads");
+                request.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&request);
+                if let Some(head_end) = text.find("\r\n\r\n") {
+                    let length: usize = text
+                        .lines()
+                        .find_map(|l| l.strip_prefix("Content-Length: "))
+                        .and_then(|v| v.trim().parse().ok())
+                        .expect("content length");
+                    if request.len() >= head_end + 4 + length {
+                        break;
+                    }
+                }
+            }
+            for (pause, part) in parts {
+                tokio::time::sleep(pause).await;
+                socket.write_all(&part).await.expect("answers");
+            }
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            request.len()
+        });
+        (Pool::new(address, address.to_string()), task)
+    }
+
+    fn at() -> At {
+        let start = Instant::now();
+        let wall = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock");
+        At { start, wall_ns: wall.as_nanos() as u64 }
+    }
+
+    #[test]
+    fn the_reading_thread_writes_what_the_socket_did_not_take() {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        runtime.block_on(async {
+            let body = br#"{"choices":[{"message":{"content":"hi"}}],"usage":{"completion_tokens":1,"prompt_tokens":3}}"#;
+            let mut answer = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes();
+            answer.extend_from_slice(body);
+            // The server reads nothing for a while, so 16 MB cannot all go out at once.
+            let (pool, server) = server(Duration::from_millis(100), answer).await;
+            let prompt = "x".repeat(16 << 20);
+            let request = Request::new("/v1/completions", pool.host(), "r", prompt.as_bytes(), false);
+            let reader = Reader::start().expect("reader");
+            let mut measured = Measured::default();
+            let stopped = send(&reader, &pool, &request, None, at(), &mut measured, std::future::pending::<()>());
+            assert!(tokio::time::timeout(Duration::from_secs(20), stopped).await.expect("in time").is_none());
+            assert!(measured.error.is_none(), "{:?}", measured.error);
+            assert_eq!((measured.content_events, measured.output_tokens), (1, Some(1)));
+            server.abort();
+            assert!(pool.try_get().is_some(), "the connection is kept for the next request");
+        });
+    }
+
+    #[test]
+    fn events_cut_by_reads_are_kept_until_their_end_arrives() {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        runtime.block_on(async {
+            let event =
+                |text: &str| format!("data: {{\"choices\":[{{\"delta\":{{\"content\":\"{text}\"}}}}]}}\n\n");
+            let chunk = |s: &str| format!("{:x}\r\n{s}\r\n", s.len());
+            // One chunk holding a whole event and the start of the next, then the rest of that
+            // event in a chunk of its own, then a chunk cut inside its size line.
+            let (one, two) = (event("a"), event("b"));
+            let first = format!("{one}{}", &two[..10]);
+            let third = chunk(&format!("{}data: [DONE]\n\n", event("c")));
+            let parts = vec![
+                (
+                    Duration::ZERO,
+                    format!("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n{}", chunk(&first))
+                        .into_bytes(),
+                ),
+                (Duration::from_millis(40), chunk(&two[10..]).into_bytes()),
+                (Duration::from_millis(40), third.as_bytes()[..1].to_vec()),
+                (Duration::from_millis(40), format!("{}0\r\n\r\n", &third[1..]).into_bytes()),
+            ];
+            let (pool, server) = server_in_parts(Duration::ZERO, parts).await;
+            let request = Request::new("/v1/chat/completions", pool.host(), "r", b"{}", true);
+            let reader = Reader::start().expect("reader");
+            let mut measured = Measured::default();
+            let stopped =
+                send(&reader, &pool, &request, None, at(), &mut measured, std::future::pending::<()>());
+            assert!(tokio::time::timeout(Duration::from_secs(5), stopped).await.expect("in time").is_none());
+            assert!(measured.error.is_none(), "{:?}", measured.error);
+            assert_eq!(measured.content_events, 3);
+            // a, then b when its end came, then c: three reads with content, in order.
+            let times = &measured.content_times;
+            assert_eq!(times.len(), 3, "{times:?}");
+            assert!(times[1] >= times[0] + Duration::from_millis(30), "{times:?}");
+            assert!(times[2] >= times[1] + Duration::from_millis(60), "{times:?}");
+            server.abort();
+        });
+    }
+
+    #[test]
+    fn an_abandoned_exchange_hands_back_what_it_measured() {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        runtime.block_on(async {
+            // A head and one token, then nothing: a hung stream.
+            let answer = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
+                           31\r\ndata: {\"choices\":[{\"delta\":{\"content\":\"tok\"}}]}\n\n\r\n"
+                .to_vec();
+            let (pool, server) = server(Duration::ZERO, answer).await;
+            let request = Request::new("/v1/chat/completions", pool.host(), "r", b"{}", true);
+            let reader = Reader::start().expect("reader");
+            let mut measured = Measured::default();
+            let began = Instant::now();
+            let stop = tokio::time::sleep(Duration::from_millis(300));
+            let stopped = send(&reader, &pool, &request, None, at(), &mut measured, stop).await;
+            assert!(stopped.is_some(), "stopped by the timer");
+            assert!(began.elapsed() < Duration::from_secs(2));
+            assert_eq!((measured.content_events, measured.content_times.len()), (1, 1));
+            assert!(measured.end.is_some());
+            server.abort();
+            assert!(pool.try_get().is_none(), "an abandoned connection is not reused");
+        });
+    }
+}
