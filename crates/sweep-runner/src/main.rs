@@ -175,7 +175,7 @@ struct ProfileArgs {
     artifact_dir: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t = ProgressArg::Auto)]
     progress: ProgressArg,
-    /// Threads that read answers, and as many async runtime threads.
+    /// Threads that send and read (async runtime threads, one reading task each).
     #[arg(long, default_value_t = 1)]
     threads: usize,
     /// Count tokens with this tokenizer.json (or a model folder holding one) instead of the

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::event::{self, Malformed};
 use super::http::{Connection, Pool};
-use super::reader::{Exchange, Reader};
+use super::reader::{Exchange, Readers};
 use super::record::RequestError;
 
 /// What a request measured; times are offsets from `start`.
@@ -97,11 +97,11 @@ impl At {
     }
 }
 
-/// Sends `request` (the rest of it, when it is partly `written`) and has `reader` read the
+/// Sends `request` (the rest of it, when it is partly `written`) and has `readers` read the
 /// answer into `out` (times from `at.start`). When `stop` finishes first, the exchange is
 /// abandoned and its output returned, with `out` holding everything measured until then.
 pub async fn send<T>(
-    reader: &Reader,
+    readers: &Readers,
     pool: &Pool,
     request: &Request,
     mut written: Option<Written>,
@@ -136,7 +136,7 @@ pub async fn send<T>(
             }
         };
         let reused = connection.served > 0;
-        // What the socket takes now goes out now; the reading thread writes any rest.
+        // What the socket takes now goes out now; the reading task writes any rest.
         if sent < request.bytes.len() {
             match connection.try_write(&request.bytes[sent..]) {
                 Ok(n) => sent += n,
@@ -153,8 +153,8 @@ pub async fn send<T>(
         let measured = std::mem::take(out);
         let exchange =
             Exchange::new(connection, request.bytes.clone(), sent, request.stream, at, measured, reply);
-        let key = match reader.submit(exchange) {
-            Ok(key) => key,
+        let ticket = match readers.submit(exchange) {
+            Ok(ticket) => ticket,
             Err(e) => {
                 out.end = Some(start.elapsed());
                 out.error = error(None, "transport", format!("cannot watch the connection: {e}"));
@@ -165,13 +165,13 @@ pub async fn send<T>(
         let (outcome, stopped) = tokio::select! {
             outcome = &mut outcome => (outcome, None),
             t = &mut stop => {
-                reader.abandon(key);
+                readers.abandon(ticket);
                 (outcome.await, Some(t))
             }
         };
         let Ok(outcome) = outcome else {
             out.end = Some(start.elapsed());
-            out.error = error(None, "transport", "the reading thread stopped");
+            out.error = error(None, "transport", "the reading task stopped");
             return stopped;
         };
         *out = outcome.measured;

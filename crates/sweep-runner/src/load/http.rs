@@ -18,6 +18,8 @@ pub struct Connection {
     stream: TcpStream,
     /// How many responses it has carried (a reused connection may have been closed by the server).
     pub served: u64,
+    /// The reading task that watches it and its key there, once it has carried a request.
+    pub watch: Option<(usize, u64)>,
 }
 
 /// Where requests go, and the idle connections to it.
@@ -67,7 +69,7 @@ impl Pool {
         // Without timestamps the reads still work; arrival is then taken when read.
         let _ = setsockopt(&stream, sockopt::ReceiveTimestampns, &true);
         let stream = stream.into_std()?;
-        Ok(Connection { stream, served: 0 })
+        Ok(Connection { stream, served: 0, watch: None })
     }
 
     /// Keeps a connection whose response was read to its end.
@@ -86,7 +88,7 @@ impl Connection {
 
     /// One read of what has arrived, without waiting (`WouldBlock` when nothing has); 0 bytes
     /// means the server closed the connection. `cmsg` (from [`cmsg_buffer`]) takes the receive
-    /// timestamp; the reading thread keeps one for all its connections.
+    /// timestamp; a reading task keeps one for all its connections.
     pub fn try_read(&self, buf: &mut [u8], cmsg: &mut Vec<u8>) -> io::Result<Read> {
         let mut iov = [IoSliceMut::new(buf)];
         cmsg.clear();

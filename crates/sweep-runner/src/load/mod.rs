@@ -105,7 +105,7 @@ pub struct Settings {
     /// Merged into every request body (after the fields this tool sets).
     pub extra_body: serde_json::Map<String, serde_json::Value>,
     pub slos: Slos,
-    /// Reading threads, and as many runtime worker threads (1: a single-threaded runtime).
+    /// Runtime worker threads, each running one reading task (1: a single-threaded runtime).
     pub threads: usize,
     /// Counts tokens (and fits prompts to ISL) instead of the server's `usage`.
     pub tokenizer: Option<Arc<tokens::TokenCounter>>,
@@ -206,9 +206,8 @@ struct Shared {
     cancel: Cancel,
     /// Prefix of the `X-Request-ID` of every request (the records' `x_request_id`).
     worker: String,
-    /// The threads that read the answers (`threads` of them), taken in turn.
-    readers: Vec<reader::Reader>,
-    next_reader: std::sync::atomic::AtomicUsize,
+    /// The tasks that read the answers, one per runtime thread.
+    readers: reader::Readers,
 }
 
 /// Why a request stopped waiting for its answer.
@@ -299,9 +298,8 @@ impl Shared {
         }
         let timeout = self.settings.request_timeout.saturating_sub(start.elapsed());
         let at = client::At { start, wall_ns: self.clock.wall(start) };
-        let reader = &self.readers[self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len()];
         // Polled only when a timer or the cancellation fires, not at each token: the answer is
-        // read by the reading thread.
+        // read by a reading task.
         let stop = async {
             tokio::select! {
                 () = tokio::time::sleep(timeout) => Stop::Timeout,
@@ -309,7 +307,7 @@ impl Shared {
             }
         };
         let was_cancelled =
-            match client::send(reader, &self.pool, &request, written, at, &mut measured, stop).await {
+            match client::send(&self.readers, &self.pool, &request, written, at, &mut measured, stop).await {
                 None => false,
                 Some(Stop::Timeout) => {
                     measured.end = Some(start.elapsed());
@@ -529,11 +527,23 @@ pub fn run(
         builder.worker_threads(settings.threads);
         builder
     };
-    let runtime = builder.enable_all().build().map_err(|e| format!("cannot start the runtime: {e}"))?;
-    let readers = (0..settings.threads.max(1))
-        .map(|_| reader::Reader::start())
-        .collect::<std::io::Result<Vec<_>>>()
-        .map_err(|e| format!("cannot start a reading thread: {e}"))?;
+    let pace = Arc::new(reader::Pace::default());
+    let runtime = {
+        let pace = pace.clone();
+        builder.on_thread_park(move || {
+            if let Some(pause) = pace.pause() {
+                std::thread::sleep(pause);
+            }
+        })
+    }
+    .enable_all()
+    .build()
+    .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let readers = {
+        let _runtime = runtime.enter();
+        reader::Readers::start(settings.threads, pace)
+    }
+    .map_err(|e| format!("cannot start the reading tasks: {e}"))?;
     let url =
         reqwest::Url::parse(&settings.url).map_err(|e| format!("`{}` is not a URL: {e}", settings.url))?;
     if url.scheme() != "http" {
@@ -583,7 +593,6 @@ pub fn run(
         cancel: cancel.clone(),
         worker,
         readers,
-        next_reader: std::sync::atomic::AtomicUsize::new(0),
     });
     let (start_ns, sent) = runtime.block_on(async {
         if shared.settings.warmup > 0 {
