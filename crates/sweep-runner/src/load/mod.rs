@@ -449,7 +449,8 @@ async fn open_loop(shared: Arc<Shared>, total: Option<u64>, until: Option<Instan
     let scheduler = {
         let shared = shared.clone();
         let in_flight = in_flight.clone();
-        std::thread::spawn(move || {
+        let thread = std::thread::Builder::new().name("sweep-timing".into());
+        thread.spawn(move || {
             let mut batch: Vec<Slot> = Vec::new();
             let mut batch_since = Instant::now();
             let hand_over = |batch: &mut Vec<Slot>| {
@@ -507,6 +508,13 @@ async fn open_loop(shared: Arc<Shared>, total: Option<u64>, until: Option<Instan
             hand_over(&mut batch);
             let _ = done_tx.send(sent);
         })
+    };
+    let scheduler = match scheduler {
+        Ok(thread) => thread,
+        Err(e) => {
+            shared.cancel.cancel("failed", format!("cannot start the timing thread: {e}"));
+            return 0;
+        }
     };
     let sent = done_rx.await.unwrap_or(0);
     let _ = scheduler.join();
