@@ -178,9 +178,8 @@ impl Exchange {
         }
     }
 
-    /// Takes one read's bytes, arrived at `now`; `Some` when the answer is complete.
     /// Takes one read's bytes, arrived at `now`; `Some` when the answer is complete. `spare` is
-    /// the reading thread's buffer: a stream's events are decoded there and parsed at once, so
+    /// the reading task's buffer: a stream's events are decoded there and parsed at once, so
     /// only the rest of an event cut by a read is kept with the exchange.
     fn take(&mut self, bytes: &[u8], now: Duration, spare: &mut Vec<u8>) -> Option<Result<bool, Fail>> {
         let fresh = match &mut self.state {
