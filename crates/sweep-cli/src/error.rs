@@ -67,6 +67,20 @@ pub enum Error {
         #[source]
         source: sweep_templates::RenderError,
     },
+    /// Launch commands give an engine options its own parser does not list (`sweep check`).
+    #[error("{} option(s) the engines do not take", .0.len())]
+    UnknownOptions(Vec<UnknownOption>),
+}
+
+/// An option a launch command gives an engine that the engine's `--help` does not list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownOption {
+    pub job: String,
+    /// The step (`gen_0`, `disagg_server_0`), hence the role.
+    pub step: String,
+    pub program: String,
+    pub option: String,
+    pub closest: Option<String>,
 }
 
 impl Error {
@@ -81,6 +95,7 @@ impl Error {
             Error::Locked { .. } => Exit::Locked,
             Error::Slurm(_) | Error::Rejected { .. } => Exit::Slurm,
             Error::Usage(_) => Exit::Usage,
+            Error::UnknownOptions(_) => Exit::EngineOptions,
             Error::Aggregate(e) => match e {
                 sweep_aggregate::Error::NothingFound { .. }
                 | sweep_aggregate::Error::NothingReadable { .. } => Exit::NoResults,
@@ -141,6 +156,19 @@ impl Error {
             Error::Aggregate(sweep_aggregate::Error::NothingReadable { .. }) => format!(
                 "error: {self}\n  = help: `sweep status DIR --points` shows why points have no result\n"
             ),
+            Error::UnknownOptions(unknown) => {
+                let mut out = format!("error: {self}\n");
+                for u in unknown {
+                    let role = u.step.rsplit_once('_').map_or(u.step.as_str(), |(role, _)| role);
+                    let closest = u.closest.as_ref().map(|c| format!("; the closest it takes is `{c}`")).unwrap_or_default();
+                    out.push_str(&format!(
+                        "  job `{}`, {} ({role}): `{}` does not take `{}`{closest}\n",
+                        u.job, u.step, u.program, u.option
+                    ));
+                }
+                out.push_str("  = help: fix the role's `engine_args` (or the template that adds the option); `--no-check` skips this check\n");
+                out
+            }
             Error::Read { .. }
             | Error::Output(_)
             | Error::Usage(_)

@@ -36,6 +36,9 @@ pub enum Exit {
     /// `sweep aggregate` / `report` found no point, or could read none of those it found
     /// (each unreadable file was named in a warning).
     NoResults = 11,
+    /// `sweep check` (and `render`/`submit` before writing anything): a launch command gives an
+    /// engine an option that the engine's own `--help` does not list.
+    EngineOptions = 12,
 }
 
 impl From<Exit> for ExitCode {

@@ -30,6 +30,9 @@ struct Cli {
 enum Command {
     /// Expand a sweep spec into jobs and points with exact node, task and GPU layouts.
     Plan(PlanArgs),
+    /// Hold every option the jobs' launch commands give an engine against the engine's own
+    /// `--help`, where the engine is installed on this node.
+    Check(CheckArgs),
     /// Write the sweep folder — spec, plan, manifest, every job's sbatch script — without
     /// submitting anything.
     Render(RenderArgs),
@@ -151,6 +154,24 @@ struct RenderArgs {
     /// spec's `executor`.
     #[arg(long, value_enum)]
     executor: Option<ExecutorArg>,
+    /// Do not hold the launch commands against the engines' own options first (`sweep check`).
+    #[arg(long)]
+    no_check: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct CheckArgs {
+    /// The sweep spec (YAML).
+    file: PathBuf,
+    /// Templates overriding the built-in ones, by path (beats `cluster.templates_dir`).
+    #[arg(long, value_name = "DIR")]
+    templates: Option<PathBuf>,
+    /// Refuse spaces larger than this (counted before `exclude` and `where`).
+    #[arg(long, default_value_t = 100_000, value_name = "N")]
+    max_points: u64,
+    /// `table` for people, `json` for scripts.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -183,6 +204,7 @@ impl RenderArgs {
                 ExecutorArg::Slurm => sweep_spec::ExecutorKind::Slurm,
                 ExecutorArg::Local => sweep_spec::ExecutorKind::Local,
             }),
+            no_check: self.no_check,
         }
     }
 }
@@ -213,6 +235,19 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
             format: args.format,
             max_points: args.max_points,
         }),
+        Command::Check(args) => commands::check::run(
+            &args.file,
+            &commands::render::Settings {
+                file: args.file.clone(),
+                output: PathBuf::from("/sweep"),
+                max_points: args.max_points,
+                templates: args.templates,
+                runner: None,
+                executor: None,
+                no_check: true,
+            },
+            args.format == Format::Json,
+        ),
         Command::Render(args) => commands::render::run(&args.into_settings()),
         Command::Submit { render, dry_run, resume, sequential } => commands::submit::submit(
             &render.into_settings(),

@@ -75,6 +75,9 @@ pub struct Settings {
     /// Router: a GEN worker's `host:port` (repeatable).
     #[arg(long = "gen", value_name = "HOST:PORT")]
     pub gen_workers: Vec<String>,
+    /// Router: an AGG worker's `host:port` (repeatable); requests go to it whole.
+    #[arg(long = "agg", value_name = "HOST:PORT")]
+    pub agg_workers: Vec<String>,
     /// Router: how to pick a worker of a role.
     #[arg(long, value_enum, default_value_t = Routing::RoundRobin)]
     pub routing: Routing,

@@ -1,8 +1,10 @@
-//! The disaggregation router (DISAGG_SERVER): knows the CTX and GEN workers, sends each request's
-//! prompt to a CTX worker, then hands it to a GEN worker and relays the decode as token events.
+//! The router (DISAGG_SERVER): knows the job's workers. With CTX and GEN workers it sends each
+//! request's prompt to a CTX worker, then hands it to a GEN worker and relays the decode as token
+//! events; with AGG workers (an aggregated job of several servers) it sends each request whole
+//! to one of them.
 //!
-//! Workers come from `--ctx`/`--gen` flags and from registration files in the rendezvous folder
-//! (`{"role": "ctx", "address": "host:port"}`), which is rescanned while the router runs.
+//! Workers come from `--ctx`/`--gen`/`--agg` flags and from registration files in the rendezvous
+//! folder (`{"role": "ctx", "address": "host:port"}`), which is rescanned while the router runs.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -27,10 +29,12 @@ pub struct Worker {
 pub struct Workers {
     ctx: RwLock<Vec<Arc<Worker>>>,
     gen: RwLock<Vec<Arc<Worker>>>,
+    agg: RwLock<Vec<Arc<Worker>>>,
     /// Round-robin position per role: one shared counter would advance twice per request (a CTX
     /// and a GEN pick) and keep sending GEN work to the same worker.
     next_ctx: AtomicUsize,
     next_gen: AtomicUsize,
+    next_agg: AtomicUsize,
     routing: Routing,
     client: reqwest::Client,
 }
@@ -49,8 +53,10 @@ impl Workers {
         let workers = Arc::new(Self {
             ctx: RwLock::new(Vec::new()),
             gen: RwLock::new(Vec::new()),
+            agg: RwLock::new(Vec::new()),
             next_ctx: AtomicUsize::new(0),
             next_gen: AtomicUsize::new(0),
+            next_agg: AtomicUsize::new(0),
             routing: settings.routing,
             client: reqwest::Client::builder().no_proxy().build().unwrap_or_default(),
         });
@@ -60,6 +66,9 @@ impl Workers {
         for address in &settings.gen_workers {
             workers.add(Role::Gen, address);
         }
+        for address in &settings.agg_workers {
+            workers.add(Role::Agg, address);
+        }
         if let Some(dir) = settings.rendezvous.clone() {
             tokio::spawn(watch(Arc::downgrade(&workers), dir));
         }
@@ -67,11 +76,26 @@ impl Workers {
     }
 
     fn list(&self, role: Role) -> &RwLock<Vec<Arc<Worker>>> {
-        if role == Role::Ctx {
-            &self.ctx
-        } else {
-            &self.gen
+        match role {
+            Role::Ctx => &self.ctx,
+            Role::Gen => &self.gen,
+            Role::Agg | Role::Router => &self.agg,
         }
+    }
+
+    fn next(&self, role: Role) -> &AtomicUsize {
+        match role {
+            Role::Ctx => &self.next_ctx,
+            Role::Gen => &self.next_gen,
+            Role::Agg | Role::Router => &self.next_agg,
+        }
+    }
+
+    /// Whether requests go whole to AGG workers: only AGG workers are known. (A router never
+    /// mixes the two kinds; a job is aggregated or disaggregated.)
+    fn aggregated(&self) -> bool {
+        let known = |role| !self.list(role).read().unwrap_or_else(|e| e.into_inner()).is_empty();
+        known(Role::Agg) && !known(Role::Ctx) && !known(Role::Gen)
     }
 
     fn add(&self, role: Role, address: &str) {
@@ -91,9 +115,8 @@ impl Workers {
         let list = self.list(role).read().unwrap_or_else(|e| e.into_inner());
         let worker = match self.routing {
             Routing::RoundRobin => {
-                let next = if role == Role::Ctx { &self.next_ctx } else { &self.next_gen };
                 let n = list.len();
-                (n > 0).then(|| list[next.fetch_add(1, Ordering::Relaxed) % n].clone())
+                (n > 0).then(|| list[self.next(role).fetch_add(1, Ordering::Relaxed) % n].clone())
             }
             Routing::LeastLoaded => list.iter().min_by_key(|w| w.in_flight.load(Ordering::Relaxed)).cloned(),
         }?;
@@ -102,19 +125,19 @@ impl Workers {
         Some(InFlight(worker))
     }
 
-    /// Whether the router can serve (a CTX and a GEN worker known), and the workers as listed by
-    /// `/health`.
+    /// Whether the router can serve (an AGG worker, or a CTX and a GEN worker known), and the
+    /// workers as listed by `/health`.
     pub fn instances(&self) -> (bool, Vec<serde_json::Value>) {
         let mut instances = Vec::new();
-        let mut ready = true;
-        for role in [Role::Ctx, Role::Gen] {
+        let mut count = |role: Role| {
             let list = self.list(role).read().unwrap_or_else(|e| e.into_inner());
-            ready &= !list.is_empty();
             instances.extend(
                 list.iter().map(|w| serde_json::json!({"role": role.as_str(), "address": w.address})),
             );
-        }
-        (ready, instances)
+            list.len()
+        };
+        let (ctx, gen, agg) = (count(Role::Ctx), count(Role::Gen), count(Role::Agg));
+        (agg > 0 || (ctx > 0 && gen > 0), instances)
     }
 
     pub fn metrics(&self) -> String {
@@ -126,7 +149,7 @@ impl Workers {
             "# HELP sweep_mock_router_requests_total Requests sent to a worker.\n\
              # TYPE sweep_mock_router_requests_total counter\n",
         );
-        for role in [Role::Ctx, Role::Gen] {
+        for role in [Role::Ctx, Role::Gen, Role::Agg] {
             for w in self.list(role).read().unwrap_or_else(|e| e.into_inner()).iter() {
                 let labels = format!("{{role=\"{}\",worker=\"{}\"}}", role.as_str(), w.address);
                 text.push_str(&format!(
@@ -182,6 +205,15 @@ impl Workers {
         output_tokens: u32,
         events: &mpsc::UnboundedSender<Event>,
     ) -> Result<(), String> {
+        if self.aggregated() {
+            let agg = self.pick(Role::Agg).ok_or("no agg worker is registered")?;
+            let body = format!("{{\"prompt_tokens\":{prompt_tokens},\"output_tokens\":{output_tokens}}}");
+            let response = self.post(&agg.0, "generate", body).await?;
+            if relay_counts(&agg.0, response, output_tokens, events).await? {
+                let _ = events.send(Event::Done);
+            }
+            return Ok(());
+        }
         let ctx = self.pick(Role::Ctx).ok_or("no ctx worker is registered")?;
         self.post(&ctx.0, "prefill", format!("{{\"prompt_tokens\":{prompt_tokens}}}")).await?;
         drop(ctx);
@@ -194,33 +226,44 @@ impl Workers {
             let gen = self.pick(Role::Gen).ok_or("no gen worker is registered")?;
             let body = format!("{{\"prompt_tokens\":{prompt_tokens},\"output_tokens\":{remaining}}}");
             let response = self.post(&gen.0, "decode", body).await?;
-            let mut received = 0u32;
-            let mut pending = Vec::new();
-            let mut body = response.bytes_stream();
-            while let Some(chunk) = body.next().await {
-                let chunk = chunk.map_err(|e| format!("gen worker {} stream: {e}", gen.0.address))?;
-                pending.extend_from_slice(&chunk);
-                while let Some(end) = pending.iter().position(|&b| b == b'\n') {
-                    let line: Vec<u8> = pending.drain(..=end).collect();
-                    let line = String::from_utf8_lossy(&line[..end]).into_owned();
-                    let n: u32 = line.parse().map_err(|_| format!("gen worker {}: {line}", gen.0.address))?;
-                    received += n;
-                    if events.send(Event::Tokens(n)).is_err() {
-                        // The client left: dropping the stream ends the GEN worker's sequence.
-                        return Ok(());
-                    }
-                }
-            }
-            if received != remaining {
-                return Err(format!(
-                    "gen worker {} stopped after {received} of {remaining} tokens",
-                    gen.0.address
-                ));
+            if !relay_counts(&gen.0, response, remaining, events).await? {
+                return Ok(());
             }
         }
         let _ = events.send(Event::Done);
         Ok(())
     }
+}
+
+/// Relays a worker's token counts (one decimal count per line) as events, checking that all
+/// `expected` came. `Ok(false)`: the client left (dropping the stream ends the worker's sequence).
+async fn relay_counts(
+    worker: &Worker,
+    response: reqwest::Response,
+    expected: u32,
+    events: &mpsc::UnboundedSender<Event>,
+) -> Result<bool, String> {
+    let (role, address) = (worker.role.as_str(), &worker.address);
+    let mut received = 0u32;
+    let mut pending = Vec::new();
+    let mut body = response.bytes_stream();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| format!("{role} worker {address} stream: {e}"))?;
+        pending.extend_from_slice(&chunk);
+        while let Some(end) = pending.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = pending.drain(..=end).collect();
+            let line = String::from_utf8_lossy(&line[..end]).into_owned();
+            let n: u32 = line.parse().map_err(|_| format!("{role} worker {address}: {line}"))?;
+            received += n;
+            if events.send(Event::Tokens(n)).is_err() {
+                return Ok(false);
+            }
+        }
+    }
+    if received != expected {
+        return Err(format!("{role} worker {address} stopped after {received} of {expected} tokens"));
+    }
+    Ok(true)
 }
 
 /// Rescans the rendezvous folder for worker registrations while the router lives.
@@ -238,6 +281,7 @@ async fn watch(workers: std::sync::Weak<Workers>, dir: PathBuf) {
                 let role = match value["role"].as_str() {
                     Some("ctx") => Role::Ctx,
                     Some("gen") => Role::Gen,
+                    Some("agg") => Role::Agg,
                     _ => continue,
                 };
                 if let Some(address) = value["address"].as_str() {

@@ -98,6 +98,7 @@ pub fn router(app: Arc<App>) -> axum::Router {
         .route("/metrics", get(metrics))
         .route("/internal/prefill", post(prefill))
         .route("/internal/decode", post(decode))
+        .route("/internal/generate", post(generate))
         .with_state(app)
 }
 
@@ -529,8 +530,7 @@ async fn prefill(State(app): State<Arc<App>>, body: Bytes) -> Response {
     }
 }
 
-/// GEN: take over a prefilled request after the KV transfer and stream its token counts, one
-/// decimal count per line; a line `error …` reports a failure.
+/// GEN: take over a prefilled request after the KV transfer and stream its token counts.
 async fn decode(State(app): State<Arc<App>>, body: Bytes) -> Response {
     let (Role::Gen, Some(engine)) = (app.settings.role, app.engine.clone()) else {
         return error_response(&ApiError::invalid("only a gen worker decodes for the router", None));
@@ -540,12 +540,32 @@ async fn decode(State(app): State<Arc<App>>, body: Bytes) -> Response {
         Err(error) => return error_response(&error),
     };
     tokio::time::sleep(app.settings.sim.kv_transfer_time(u64::from(handoff.prompt_tokens))).await;
-    let events = engine.submit(handoff.prompt_tokens, handoff.output_tokens, Phase::DecodeOnly);
+    token_counts(engine.submit(handoff.prompt_tokens, handoff.output_tokens, Phase::DecodeOnly))
+}
+
+/// AGG behind a router: run a whole request (prefill and decode) and stream its token counts.
+async fn generate(State(app): State<Arc<App>>, body: Bytes) -> Response {
+    let (Role::Agg, Some(engine)) = (app.settings.role, app.engine.clone()) else {
+        return error_response(&ApiError::invalid(
+            "only an agg worker generates whole requests for the router",
+            None,
+        ));
+    };
+    let handoff = match handoff(&app, &body) {
+        Ok(h) => h,
+        Err(error) => return error_response(&error),
+    };
+    token_counts(engine.submit(handoff.prompt_tokens, handoff.output_tokens, Phase::Full))
+}
+
+/// A request's events for the router, one decimal token count per line; a line `error …`
+/// reports a failure (which the router then reports as its worker's).
+fn token_counts(events: mpsc::UnboundedReceiver<Event>) -> Response {
     let lines = futures_util::stream::unfold(events, |mut events| async move {
         let line = match events.recv().await? {
             Event::Tokens(n) => format!("{n}\n"),
             Event::Done => return None,
-            Event::Rejected => "error the request exceeds the GEN worker's KV cache\n".to_owned(),
+            Event::Rejected => "error the request exceeds the worker's KV cache\n".to_owned(),
             Event::Failed(m) => format!("error {m}\n"),
         };
         Some((Ok::<Bytes, io::Error>(Bytes::from(line)), events))

@@ -75,6 +75,11 @@ pub fn job_id(spec: &Spec, mode: Mode, roles: &[RoleConfig]) -> Id {
     if !spec.engine.commands.is_empty() {
         f.text("engine.commands").text(&serde_json::to_string(&spec.engine.commands).unwrap_or_default());
     }
+    if let Some(planes) = spec.engine.dynamo.filter(|p| {
+        (p.discovery, p.request_plane) != (sweep_spec::Discovery::Etcd, sweep_spec::RequestPlane::Nats)
+    }) {
+        f.text("engine.dynamo").text(&serde_json::to_string(&planes).unwrap_or_default());
+    }
     f.text(spec.cluster.container.as_ref().map_or("", |c| c.image.as_str()));
     f.int(u64::from(spec.cluster.gpus_per_node));
     f.text(&format!("{:?}", spec.cluster.packing));

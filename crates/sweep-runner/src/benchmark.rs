@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use sweep_spec::{ArrivalKind, Health, Load};
 
-use crate::files;
 use crate::load::{self, progress, Arrival, Cancel, Slos};
+use crate::{engine_metrics, files, readiness};
 
 #[derive(Debug, Deserialize)]
 struct Job {
@@ -226,7 +226,15 @@ impl Run<'_> {
         })
     }
 
-    /// Waits for every registration, then every health check. Returns name → address.
+    /// Waits until the job can be loaded; returns every server's address by name.
+    ///
+    /// Readiness is decided where the load goes (the frontend, or the job's one server): every
+    /// server registered; the endpoint answers its health path with 200 and, when the body
+    /// lists instances, lists the job's servers per role; `/v1/models` names the served model;
+    /// and one smoke request returns a token. Workers behind a frontend need not serve HTTP
+    /// (Dynamo's do not); they are watched through their status markers instead, and one that
+    /// ends fails the wait at once. With the health check off, the smoke request still has to
+    /// succeed, so the first point never meets an endpoint that is not listening yet.
     fn wait_ready(&self, timeout: Duration) -> Result<BTreeMap<String, String>, String> {
         let deadline = Instant::now() + timeout;
         let names = self.job.server_names();
@@ -242,20 +250,15 @@ impl Run<'_> {
             if addresses.len() == names.len() {
                 break;
             }
-            if let Some(reason) = self.ended_server() {
-                return Err(reason);
-            }
-            if let Some(reason) = self.cancel.reason() {
-                return Err(reason);
-            }
-            if Instant::now() > deadline {
+            self.still_waiting(deadline, || {
                 let missing: Vec<&str> =
                     names.iter().filter(|n| !addresses.contains_key(*n)).map(String::as_str).collect();
-                return Err(format!("servers not registered after {timeout:?}: {}", missing.join(", ")));
-            }
+                format!("servers not registered after {timeout:?}: {}", missing.join(", "))
+            })?;
             std::thread::sleep(Duration::from_millis(200));
         }
-        let Some(path) = &self.job.health.path else { return Ok(addresses) };
+        let (target, address) = self.target(&addresses)?;
+        let url = format!("http://{address}");
         let interval = Duration::from_secs_f64(self.job.health.interval);
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -266,44 +269,90 @@ impl Run<'_> {
             .timeout(Duration::from_secs(10))
             .build()
             .map_err(|e| e.to_string())?;
-        let router = self.expected_instances();
-        let none = BTreeMap::new();
-        for name in &names {
-            let url = format!("http://{}{path}", addresses[name]);
-            let expected = if name == "disagg_server_0" { &router } else { &none };
+        let get = |url: &str| {
+            runtime.block_on(async {
+                let response = client.get(url).send().await.map_err(|e| e.to_string())?;
+                let status = response.status();
+                Ok::<_, String>((status, response.text().await.unwrap_or_default()))
+            })
+        };
+        // Polls `check` every interval until it passes; a check's `Err` is the last reason, told
+        // when the timeout is reached.
+        let poll = |what: &str, check: &mut dyn FnMut() -> Result<(), Check>| -> Result<(), String> {
             loop {
-                let answer = runtime.block_on(async {
-                    let response = client.get(&url).send().await.map_err(|e| e.to_string())?;
-                    let status = response.status();
-                    let body = response.text().await.unwrap_or_default();
-                    Ok::<_, String>((status, body))
-                });
-                let last = match answer {
-                    Ok((status, body)) if status.is_success() => match missing_instances(&body, expected) {
-                        None => break,
-                        Some(what) => format!("healthy, but {what}"),
-                    },
-                    Ok((status, body)) => {
-                        format!("HTTP {status}: {}", body.chars().take(200).collect::<String>())
-                    }
-                    Err(e) => e,
+                let last = match check() {
+                    Ok(()) => return Ok(()),
+                    Err(Check::Fail(reason)) => return Err(reason),
+                    Err(Check::Wait(last)) => last,
                 };
-                if let Some(reason) = self.ended_server() {
-                    return Err(reason);
-                }
-                if let Some(reason) = self.cancel.reason() {
-                    return Err(reason);
-                }
-                if Instant::now() > deadline {
-                    let log = files::tail(&self.dir.join("logs").join(format!("{name}.log")), 20);
-                    return Err(format!(
-                        "server {name} not healthy after {timeout:?} ({url}: {last})\n--- last lines of logs/{name}.log ---\n{log}"
-                    ));
-                }
+                self.still_waiting(deadline, || {
+                    let log = files::tail(&self.dir.join("logs").join(format!("{target}.log")), 20);
+                    format!(
+                        "{target} {what} after {timeout:?} ({last})\n--- last lines of logs/{target}.log ---\n{log}"
+                    )
+                })?;
                 std::thread::sleep(interval);
             }
+        };
+        if let Some(path) = &self.job.health.path {
+            let expected = self.expected_instances();
+            let disaggregated = self.job.mode == "disagg";
+            let health_url = format!("{url}{path}");
+            poll("not healthy", &mut || match get(&health_url) {
+                Ok((status, body)) if status.is_success() => {
+                    match readiness::missing_instances(&body, &expected, disaggregated) {
+                        None => Ok(()),
+                        Some(what) => Err(Check::Wait(format!("{health_url}: healthy, but {what}"))),
+                    }
+                }
+                Ok((status, body)) => Err(Check::Wait(format!(
+                    "{health_url}: HTTP {status}: {}",
+                    body.chars().take(200).collect::<String>()
+                ))),
+                Err(e) => Err(Check::Wait(format!("{health_url}: {e}"))),
+            })?;
+            let models_url = format!("{url}/v1/models");
+            let model = &self.job.model.served_name;
+            poll("does not list the model", &mut || match get(&models_url) {
+                // A server without a model list is not held to one.
+                Ok((status, _)) if status == reqwest::StatusCode::NOT_FOUND => Ok(()),
+                Ok((status, body)) if status.is_success() => readiness::lists_model(&body, model)
+                    .map_err(|e| Check::Wait(format!("{models_url}: {e}"))),
+                Ok((status, _)) => Err(Check::Wait(format!("{models_url}: HTTP {status}"))),
+                Err(e) => Err(Check::Wait(format!("{models_url}: {e}"))),
+            })?;
+        }
+        // `load: false` with no health check is for servers without HTTP: registered is ready.
+        if self.job.health.path.is_some() || self.job.load.enabled {
+            poll("did not answer a smoke request", &mut || self.smoke(&url))?;
         }
         Ok(addresses)
+    }
+
+    /// Ok while the wait may go on; else why not: a server ended (with its log's tail), the job
+    /// was cancelled, or the deadline passed (`late` says what was not ready).
+    fn still_waiting(&self, deadline: Instant, late: impl FnOnce() -> String) -> Result<(), String> {
+        if let Some(reason) = self.ended_server() {
+            return Err(reason);
+        }
+        if let Some(reason) = self.cancel.reason() {
+            return Err(reason);
+        }
+        if Instant::now() > deadline {
+            return Err(late());
+        }
+        Ok(())
+    }
+
+    /// The server the benchmark loads: the frontend, or the job's one server.
+    fn target<'m>(&self, addresses: &'m BTreeMap<String, String>) -> Result<(String, &'m String), String> {
+        let name = if self.job.frontend.is_some() {
+            "disagg_server_0".to_owned()
+        } else {
+            self.job.servers.first().map(|s| s.name.clone()).ok_or("the job has no server to load")?
+        };
+        let address = addresses.get(&name).ok_or_else(|| format!("{name} has not registered"))?;
+        Ok((name, address))
     }
 
     /// What a router must list behind it: servers per role.
@@ -364,8 +413,9 @@ impl Run<'_> {
         })
     }
 
-    /// One request that must come back with at least one token.
-    fn smoke(&self, url: &str) -> Result<(), String> {
+    /// One request that must come back with at least one token. A refused connection or a
+    /// server error (5xx: still loading) is worth waiting for; any other answer fails now.
+    fn smoke(&self, url: &str) -> Result<(), Check> {
         let point = Point {
             id: "smoke".into(),
             isl: 8,
@@ -375,15 +425,25 @@ impl Run<'_> {
             requests: 1,
             warmup: 0,
         };
-        let mut settings = self.settings(url, &point)?;
+        let mut settings = self.settings(url, &point).map_err(Check::Fail)?;
         settings.arrival = Arrival::Closed;
         settings.slos = Slos::default();
-        let outcome = load::run(settings, self.cancel.clone(), None, progress::Mode::Off)?;
+        let outcome =
+            load::run(settings, self.cancel.clone(), None, progress::Mode::Off).map_err(Check::Fail)?;
         if outcome.profiling.completed == 1 {
             return Ok(());
         }
-        let why = outcome.profiling.errors.values().next().map_or("no answer".to_owned(), |(_, m)| m.clone());
-        Err(format!("the smoke request to {url} failed: {why}"))
+        let Some(((code, kind), (_, message))) = outcome.profiling.errors.iter().next() else {
+            return Err(Check::Wait(format!("the smoke request to {url} got no answer")));
+        };
+        let reason = format!(
+            "the smoke request to {url} failed: {kind}{} {message}",
+            code.map(|c| format!(" {c}")).unwrap_or_default()
+        );
+        match code {
+            None | Some(500..) => Err(Check::Wait(reason)),
+            Some(_) => Err(Check::Fail(reason)),
+        }
     }
 
     /// A fresh folder for a point; an existing one (a rerun in the same job folder) is kept.
@@ -429,11 +489,19 @@ impl Run<'_> {
                 return Ok("failed");
             }
         };
+        let before = scrape_metrics(url);
         let outcome = load::run(settings.clone(), self.cancel.clone(), Some(&dir), self.progress)?;
         let mut extra = serde_json::json!({
             "point": point,
             "job": {"id": self.job.id, "name": self.job.name},
         });
+        // The engine's own figures for the same requests (warm-up included), when it has them.
+        if let (Some(before), Some(after)) = (before, scrape_metrics(url)) {
+            let measures = engine_metrics::over_point(&before, &after);
+            if !measures.is_empty() {
+                extra["server_metrics"] = serde_json::json!(measures.into_iter().collect::<BTreeMap<_, _>>());
+            }
+        }
         if self.job.load.dep_ttft_correction && outcome.cancelled.is_none() {
             if let Some(corrected) = self.dep_ttft(&settings)? {
                 extra["time_to_first_token_dep_corrected"] = corrected;
@@ -584,10 +652,7 @@ pub fn run(b: &Benchmark) -> Result<ExitCode, String> {
             return finish(state, &reason);
         }
     };
-    let target = addresses
-        .get("disagg_server_0")
-        .or_else(|| run.job.servers.first().and_then(|s| addresses.get(&s.name)))
-        .ok_or("the job has no server to load")?;
+    let (_, target) = run.target(&addresses)?;
     let url = format!("http://{target}");
     let mut metadata = run.metadata(&addresses);
     if run.job.health.path.is_some() {
@@ -597,12 +662,6 @@ pub fn run(b: &Benchmark) -> Result<ExitCode, String> {
     if !run.job.load.enabled {
         mark_unrun(&run, "skipped", "`workload.load: false`: deployed and checked only")?;
         return finish("done", &format!("all {} servers ready; no load asked for", addresses.len()));
-    }
-    if run.job.health.path.is_some() {
-        if let Err(reason) = run.smoke(&url) {
-            mark_unrun(&run, "failed", &format!("not run: {reason}"))?;
-            return finish("failed", &reason);
-        }
     }
     let mut states: BTreeMap<&str, usize> = BTreeMap::new();
     for point in &run.job.points {
@@ -621,6 +680,22 @@ pub fn run(b: &Benchmark) -> Result<ExitCode, String> {
         "failed"
     };
     finish(state, &format!("{total} points: {}", summary.join(", ")))
+}
+
+/// The endpoint's `GET /metrics`, parsed for the engine's latency histograms; `None` when it has
+/// none (no such path, or no known family).
+fn scrape_metrics(url: &str) -> Option<engine_metrics::Scrape> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+    let client = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(5)).build().ok()?;
+    let text = runtime.block_on(async {
+        let response = client.get(format!("{url}/metrics")).send().await.ok()?;
+        if !response.status().is_success() {
+            return None;
+        }
+        response.text().await.ok()
+    })?;
+    let scrape = engine_metrics::parse(&text);
+    (scrape != engine_metrics::Scrape::default()).then_some(scrape)
 }
 
 /// What the engine says of itself, for the record: `GET /version` (vLLM, SGLang, TensorRT-LLM)
@@ -663,25 +738,11 @@ fn mark_unrun(run: &Run, state: &str, reason: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// `None` when the body lists the expected instances per role (or lists none at all).
-fn missing_instances(body: &str, expected: &BTreeMap<String, usize>) -> Option<String> {
-    if expected.is_empty() {
-        return None;
-    }
-    let value: serde_json::Value = serde_json::from_str(body).ok()?;
-    let instances = value["instances"].as_array()?;
-    let mut have: BTreeMap<String, usize> = BTreeMap::new();
-    for instance in instances {
-        if let Some(role) = instance["role"].as_str() {
-            *have.entry(role.to_owned()).or_default() += 1;
-        }
-    }
-    let short: Vec<String> = expected
-        .iter()
-        .filter(|(role, n)| have.get(*role).copied().unwrap_or(0) < **n)
-        .map(|(role, n)| format!("{}/{n} {role}", have.get(role).copied().unwrap_or(0)))
-        .collect();
-    (!short.is_empty()).then(|| format!("only {} instances are listed", short.join(", ")))
+/// A readiness check that did not pass: worth another poll, or failed for good.
+#[derive(Debug)]
+enum Check {
+    Wait(String),
+    Fail(String),
 }
 
 #[cfg(test)]
@@ -698,15 +759,5 @@ mod tests {
         );
         assert_eq!(parse_time_left("UNLIMITED"), None);
         assert_eq!(parse_time_left("INVALID"), None);
-    }
-
-    #[test]
-    fn routers_must_list_every_expected_instance() {
-        let expected = BTreeMap::from([("ctx".to_owned(), 2), ("gen".to_owned(), 1)]);
-        let body = r#"{"instances": [{"role": "ctx"}, {"role": "gen"}]}"#;
-        assert_eq!(missing_instances(body, &expected).as_deref(), Some("only 1/2 ctx instances are listed"));
-        let body = r#"{"instances": [{"role": "ctx"}, {"role": "ctx"}, {"role": "gen"}]}"#;
-        assert_eq!(missing_instances(body, &expected), None);
-        assert_eq!(missing_instances("OK", &expected), None, "a body that lists nothing is not checked");
     }
 }

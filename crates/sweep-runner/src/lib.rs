@@ -2,7 +2,10 @@
 //! generator usable on its own (`profile`). See `docs/runner.md`.
 
 pub mod benchmark;
+pub mod engine_metrics;
 pub mod files;
+pub mod group;
 pub mod load;
+pub mod readiness;
 pub mod serve;
 pub mod workers;

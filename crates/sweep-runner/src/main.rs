@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use sweep_runner::load::{self, progress, Arrival, Endpoint, Slos};
-use sweep_runner::{benchmark, serve, workers};
+use sweep_runner::{benchmark, group, serve, workers};
 
 #[derive(Debug, Parser)]
 #[command(name = "sweep-runner", version, about = "The in-job runner of sweep, and a load generator")]
@@ -63,6 +63,14 @@ enum Step {
     },
     /// Load an OpenAI-compatible server and report aiperf-compatible measurements.
     Profile(ProfileArgs),
+    /// Started by `serve`: ends the engine's process group when `serve` dies.
+    #[command(hide = true)]
+    Guard {
+        #[arg(long)]
+        group: i32,
+        #[arg(long)]
+        parent: i32,
+    },
     /// The job's BENCHMARK role: wait for its servers, run its points, stop the servers.
     Benchmark {
         #[arg(long)]
@@ -310,6 +318,7 @@ fn main() -> ExitCode {
             })
         }
         Step::Profile(args) => profile(args),
+        Step::Guard { group, parent } => group::run_guard(*group, *parent),
         Step::WithWorkers { job_dir, format, config, port, timeout, command } => {
             workers::with_workers(&workers::WithWorkers {
                 job_dir,

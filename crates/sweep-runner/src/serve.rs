@@ -1,16 +1,21 @@
 //! `sweep-runner serve`: one server of a role. Publishes the server's address in the job's
-//! rendezvous folder, runs the engine's command with its own log (appended, never truncated),
-//! forwards SIGTERM/SIGINT to it, stops it when the job's `control/stop` file appears, and
-//! writes a status marker when it ends.
+//! rendezvous folder, runs the engine's command with its own log (appended, never truncated) in
+//! a process group of its own, forwards SIGTERM/SIGINT to that group, stops it when the job's
+//! `control/stop` file appears, and writes a status marker when it ends. No process of the
+//! engine outlives the runner, even one killed with SIGKILL ([`crate::group`]).
 
 use std::fs::OpenOptions;
 use std::path::Path;
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use std::os::unix::process::CommandExt;
 
 use crate::files;
+use crate::group::EngineGroup;
 
 #[derive(Debug)]
 pub struct Serve<'a> {
@@ -89,7 +94,8 @@ pub fn run(s: &Serve) -> Result<ExitCode, String> {
     let started = files::now();
     let command = crate::workers::substitute(s.job_dir, s.command);
     let mut engine = Command::new(&command[0]);
-    engine.args(&command[1..]).stdin(Stdio::null()).stdout(log).stderr(err_log);
+    // Its own group: every process the engine starts is signalled with it.
+    engine.args(&command[1..]).stdin(Stdio::null()).stdout(log).stderr(err_log).process_group(0);
     if let Some(gpus) = s.gpus {
         engine.env("CUDA_VISIBLE_DEVICES", gpus);
     }
@@ -115,6 +121,15 @@ pub fn run(s: &Serve) -> Result<ExitCode, String> {
             return Err(reason);
         }
     };
+    let group = EngineGroup::of(child.id());
+    // Without a guard the engine could outlive a runner killed by SIGKILL; it still runs.
+    let mut guard = match group.guard() {
+        Ok(guard) => Some(guard),
+        Err(e) => {
+            eprintln!("sweep-runner: cannot start the guard of the engine's processes: {e}");
+            None
+        }
+    };
     if leader {
         let registration = serde_json::json!({
             "role": s.role.to_ascii_lowercase(),
@@ -136,19 +151,23 @@ pub fn run(s: &Serve) -> Result<ExitCode, String> {
             } else {
                 ("exited", format!("the engine exited by itself with {exit}"))
             };
+            // What the engine started and left behind ends with it.
+            group.signal(Signal::SIGKILL);
+            if let Some(mut guard) = guard.take() {
+                let _ = guard.kill();
+                let _ = guard.wait();
+            }
             status(state, exit.code(), &reason)?;
             return Ok(if state == "stopped" { ExitCode::SUCCESS } else { ExitCode::from(1) });
         }
         if stop.exists() || signalled.load(Ordering::SeqCst) {
-            // SIGTERM first, as SLURM would; the loop then records how it ended.
-            let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while child.try_wait().map_err(|e| e.to_string())?.is_none() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            if child.try_wait().map_err(|e| e.to_string())?.is_none() {
-                let _ = child.kill();
-            }
+            // SIGTERM first, as SLURM would, to every process of the engine; SIGKILL after 30 s.
+            // The loop then records how it ended.
+            group.stop(Duration::from_secs(30), || {
+                let _ = child.try_wait();
+            });
+            let _ = child.kill();
+            let _ = child.wait();
             continue;
         }
         std::thread::sleep(Duration::from_millis(200));

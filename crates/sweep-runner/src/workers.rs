@@ -1,11 +1,14 @@
 //! What an engine's command learns only inside the job: where its peers are.
 //!
 //! - [`substitute`]: `serve` replaces `@SWEEP_NODE_RANK@`, `@SWEEP_NNODES@`, `@SWEEP_HEAD@` (this
-//!   step's node rank, node count and first node: multi-node servers) and `@SWEEP_FRONTEND_HOST@`
-//!   (the node of the job's frontend: Dynamo's etcd and NATS) in the engine's arguments.
+//!   step's node rank, node count and first node: multi-node servers), `@SWEEP_NODE_RANK*K@`
+//!   (the rank times K: a node's first data-parallel rank) and `@SWEEP_FRONTEND_HOST@` (the node
+//!   of the job's frontend: Dynamo's etcd and NATS) in the engine's arguments; an argument that
+//!   is exactly `@SWEEP_HEADLESS@` becomes `--headless` on every node but the first, and is
+//!   dropped there (vLLM's secondary nodes).
 //! - [`with_workers`]: a frontend's command waits for every worker's registration, then is given
-//!   their addresses — as TensorRT-LLM's disaggregated-server config file, or as SGLang router
-//!   arguments — and replaces the runner's process.
+//!   their addresses — as TensorRT-LLM's disaggregated-server config file, or as router
+//!   arguments (SGLang's and vLLM's routers take the same) — and replaces the runner's process.
 
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -44,18 +47,46 @@ pub fn substitute(job_dir: &Path, command: &[String]) -> Vec<String> {
         return command.to_vec();
     }
     let values = tokens(job_dir);
+    let rank: u64 =
+        values.iter().find(|(t, _)| *t == "@SWEEP_NODE_RANK@").and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
     command
         .iter()
-        .map(|arg| values.iter().fold(arg.clone(), |a, (token, value)| a.replace(token, value)))
+        .filter_map(|arg| {
+            if arg == "@SWEEP_HEADLESS@" {
+                return (rank > 0).then(|| "--headless".to_owned());
+            }
+            let arg = values.iter().fold(arg.clone(), |a, (token, value)| a.replace(token, value));
+            Some(multiplied_ranks(&arg, rank))
+        })
         .collect()
+}
+
+/// Replaces each `@SWEEP_NODE_RANK*K@` in `arg` with `rank × K`; a malformed one is left as is,
+/// for the engine to refuse by name.
+fn multiplied_ranks(arg: &str, rank: u64) -> String {
+    const OPEN: &str = "@SWEEP_NODE_RANK*";
+    let mut out = String::new();
+    let mut rest = arg;
+    while let Some(start) = rest.find(OPEN) {
+        let after = &rest[start + OPEN.len()..];
+        let Some(end) = after.find('@') else { break };
+        let Ok(factor) = after[..end].parse::<u64>() else { break };
+        out.push_str(&rest[..start]);
+        out.push_str(&(rank * factor).to_string());
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    out
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
     /// Write TensorRT-LLM's `trtllm-serve disaggregated` config to `--config`.
     TrtllmDisagg,
-    /// Append `--prefill URL … --decode URL …` (or `--worker-urls URL …` for aggregated servers).
-    SglangRouter,
+    /// Append `--prefill URL … --decode URL …` (or `--worker-urls URL …` for aggregated servers),
+    /// as SGLang's and vLLM's routers take them.
+    #[value(alias = "sglang-router")]
+    Router,
 }
 
 #[derive(Debug)]
@@ -123,8 +154,8 @@ pub fn trtllm_config(port: u16, workers: &[(String, String)]) -> String {
     )
 }
 
-/// SGLang router arguments for these workers.
-pub fn sglang_args(workers: &[(String, String)]) -> Vec<String> {
+/// Router arguments for these workers (SGLang's and vLLM's routers).
+pub fn router_args(workers: &[(String, String)]) -> Vec<String> {
     let mut out = Vec::new();
     let agg: Vec<String> =
         workers.iter().filter(|(r, _)| r == "agg").map(|(_, a)| format!("http://{a}")).collect();
@@ -153,7 +184,7 @@ pub fn with_workers(w: &WithWorkers) -> Result<std::process::ExitCode, String> {
             }
             files::write_atomically(path, trtllm_config(w.port, &workers).as_bytes())?;
         }
-        Format::SglangRouter => command.extend(sglang_args(&workers)),
+        Format::Router => command.extend(router_args(&workers)),
     }
     let join = |role: &str| {
         workers.iter().filter(|(r, _)| r == role).map(|(_, a)| a.as_str()).collect::<Vec<_>>().join(",")
@@ -190,13 +221,13 @@ mod tests {
     }
 
     #[test]
-    fn sglang_router_gets_prefill_and_decode_urls() {
+    fn routers_get_prefill_and_decode_urls() {
         assert_eq!(
-            sglang_args(&workers()),
+            router_args(&workers()),
             ["--prefill", "http://n1:8001", "--prefill", "http://n2:8002", "--decode", "http://n3:8000"]
         );
         let agg = [("agg".to_owned(), "n1:8000".to_owned()), ("agg".to_owned(), "n2:8000".to_owned())];
-        assert_eq!(sglang_args(&agg), ["--worker-urls", "http://n1:8000", "http://n2:8000"]);
+        assert_eq!(router_args(&agg), ["--worker-urls", "http://n1:8000", "http://n2:8000"]);
     }
 
     #[test]
@@ -212,5 +243,17 @@ mod tests {
         assert_eq!(out[..2], command[..2]);
         assert!(out[2].parse::<u32>().is_ok(), "{out:?}");
         assert_eq!(out[3], "{a:1}");
+    }
+
+    #[test]
+    fn multiplied_ranks_and_headless_follow_the_node_rank() {
+        assert_eq!(multiplied_ranks("@SWEEP_NODE_RANK*4@", 0), "0");
+        assert_eq!(multiplied_ranks("@SWEEP_NODE_RANK*4@", 3), "12");
+        assert_eq!(multiplied_ranks("r=@SWEEP_NODE_RANK*2@,@SWEEP_NODE_RANK*8@", 1), "r=2,8");
+        assert_eq!(multiplied_ranks("@SWEEP_NODE_RANK*x@", 1), "@SWEEP_NODE_RANK*x@");
+        // Outside a SLURM step this task is the first node: the headless flag is dropped.
+        let dir = std::env::temp_dir();
+        let command = ["vllm", "@SWEEP_HEADLESS@", "--port", "1"].map(str::to_owned);
+        assert_eq!(substitute(&dir, &command), ["vllm", "--port", "1"]);
     }
 }

@@ -6,7 +6,9 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 pub use crate::expr::{Expr, Type, Value};
-pub use crate::raw::{Count, EngineKind, Mode, Packing, Parallel, TaskMode};
+pub use crate::raw::{
+    Count, Discovery, DynamoBackend, EngineKind, Mode, Packing, Parallel, RequestPlane, TaskMode,
+};
 use crate::source::KeyPath;
 
 /// A whole sweep, validated.
@@ -44,12 +46,22 @@ pub struct Model {
 pub struct Engine {
     pub kind: EngineKind,
     /// The engine behind Dynamo, when `kind` is `dynamo`.
-    pub backend: Option<EngineKind>,
+    pub backend: Option<DynamoBackend>,
+    /// Dynamo's discovery and request planes, when `kind` is `dynamo`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dynamo: Option<DynamoPlanes>,
     pub tasks: TaskMode,
     /// `custom` engines: each role's launch command (a template), and the frontend's.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub commands: BTreeMap<String, String>,
     pub health: Health,
+}
+
+/// How a Dynamo deployment's processes find and reach each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct DynamoPlanes {
+    pub discovery: Discovery,
+    pub request_plane: RequestPlane,
 }
 
 /// How the benchmark step decides a server is ready.

@@ -37,7 +37,9 @@ pub struct RawModel {
 #[serde(deny_unknown_fields)]
 pub struct RawEngine {
     pub kind: EngineKind,
-    pub backend: Option<EngineKind>,
+    pub backend: Option<DynamoBackend>,
+    pub discovery: Option<Discovery>,
+    pub request_plane: Option<RequestPlane>,
     pub tasks: Option<TaskMode>,
     pub commands: Option<BTreeMap<String, String>>,
     pub health: Option<RawHealth>,
@@ -188,6 +190,48 @@ impl EngineKind {
             EngineKind::Custom => "custom",
         }
     }
+}
+
+/// The engine behind Dynamo's frontend (`engine.backend` with `kind: dynamo`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DynamoBackend {
+    Trtllm,
+    Vllm,
+    Sglang,
+    /// Dynamo's own simulated engine (`python -m dynamo.mocker`): no GPU needed.
+    Mocker,
+}
+
+impl DynamoBackend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DynamoBackend::Trtllm => "trtllm",
+            DynamoBackend::Vllm => "vllm",
+            DynamoBackend::Sglang => "sglang",
+            DynamoBackend::Mocker => "mocker",
+        }
+    }
+}
+
+/// How Dynamo's workers and frontend find each other (`engine.discovery`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Discovery {
+    /// An etcd server the frontend's step starts on its node.
+    Etcd,
+    /// Dynamo's file discovery in a folder of the job's (shared by its nodes): no etcd.
+    File,
+}
+
+/// How Dynamo's frontend sends requests to its workers (`engine.request_plane`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RequestPlane {
+    /// A NATS server the frontend's step starts on its node.
+    Nats,
+    /// Direct TCP from the frontend to each worker: no NATS.
+    Tcp,
 }
 
 /// How many SLURM tasks a server gets: one per GPU (MPI-launched engines) or one per node

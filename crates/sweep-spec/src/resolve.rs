@@ -6,9 +6,9 @@ use std::collections::HashMap;
 use crate::error::{Parent, SpecError, SpecErrorKind};
 use crate::expr::{Binding, Expr, ExprError, Type, Value};
 use crate::model::{
-    slot_of, ArrivalKind, Axis, AxisKey, AxisName, AxisValue, Cluster, Container, Count, Dim, Engine,
-    EngineKind, Exclude, Filter, Goodput, Health, Load, Mode, Model, Packing, Parallel, Role, RoleSpec,
-    Space, Spec, Subspace, TaskMode, Workload, MODE_SLOT,
+    slot_of, ArrivalKind, Axis, AxisKey, AxisName, AxisValue, Cluster, Container, Count, Dim, Discovery,
+    DynamoBackend, DynamoPlanes, Engine, EngineKind, Exclude, Filter, Goodput, Health, Load, Mode, Model,
+    Packing, Parallel, RequestPlane, Role, RoleSpec, Space, Spec, Subspace, TaskMode, Workload, MODE_SLOT,
 };
 use crate::raw::{Number, OneOrMany, RawRole, RawSpec, Scalar};
 use crate::source::KeyPath;
@@ -66,19 +66,37 @@ fn resolve_model(raw: &RawSpec) -> Result<Model, SpecError> {
 
 fn resolve_engine(raw: &RawSpec) -> Result<Engine, SpecError> {
     let kind = raw.engine.kind;
-    if let Some(backend) = raw.engine.backend {
-        let path = KeyPath::keys("engine.backend");
-        if kind != EngineKind::Dynamo {
-            return Err(SpecError::invalid(path, "`backend` applies only to `kind: dynamo`")
-                .with_help("remove `engine.backend`, or set `engine.kind: dynamo`"));
+    for (key, given) in [
+        ("backend", raw.engine.backend.is_some()),
+        ("discovery", raw.engine.discovery.is_some()),
+        ("request_plane", raw.engine.request_plane.is_some()),
+    ] {
+        if given && kind != EngineKind::Dynamo {
+            return Err(SpecError::invalid(
+                KeyPath::keys(&format!("engine.{key}")),
+                format!("`{key}` applies only to `kind: dynamo`"),
+            )
+            .with_help(format!("remove `engine.{key}`, or set `engine.kind: dynamo`")));
         }
-        if !matches!(backend, EngineKind::Trtllm | EngineKind::Vllm | EngineKind::Sglang) {
-            return Err(SpecError::invalid(path, "Dynamo's backend is trtllm, vllm or sglang"));
-        }
+    }
+    let dynamo = (kind == EngineKind::Dynamo).then(|| {
+        let discovery = raw.engine.discovery.unwrap_or(Discovery::Etcd);
+        let request_plane = raw.engine.request_plane.unwrap_or(match discovery {
+            Discovery::Etcd => RequestPlane::Nats,
+            Discovery::File => RequestPlane::Tcp,
+        });
+        DynamoPlanes { discovery, request_plane }
+    });
+    if let Some(DynamoPlanes { discovery: Discovery::File, request_plane: RequestPlane::Nats }) = dynamo {
+        return Err(SpecError::invalid(
+            KeyPath::keys("engine.request_plane"),
+            "file discovery starts no NATS server, so requests cannot go over NATS",
+        )
+        .with_help("use `request_plane: tcp` (the default with `discovery: file`), or `discovery: etcd`"));
     }
     // MPI-launched engines want one task per GPU; the others spawn their own workers per node.
     let default_tasks = match (kind, raw.engine.backend) {
-        (EngineKind::Trtllm, _) | (EngineKind::Dynamo, Some(EngineKind::Trtllm)) => TaskMode::PerGpu,
+        (EngineKind::Trtllm, _) | (EngineKind::Dynamo, Some(DynamoBackend::Trtllm)) => TaskMode::PerGpu,
         _ => TaskMode::PerNode,
     };
     let commands = raw.engine.commands.clone().unwrap_or_default();
@@ -126,6 +144,7 @@ fn resolve_engine(raw: &RawSpec) -> Result<Engine, SpecError> {
     Ok(Engine {
         kind,
         backend: raw.engine.backend,
+        dynamo,
         tasks: raw.engine.tasks.unwrap_or(default_tasks),
         commands,
         health: resolve_health(raw.engine.health.as_ref())?,

@@ -82,8 +82,11 @@ pub struct JobContext {
     pub name: String,
     pub mode: String,
     pub engine: String,
-    /// Dynamo's backend (`trtllm`, `vllm`, `sglang`), when `engine` is `dynamo`.
+    /// Dynamo's backend (`trtllm`, `vllm`, `sglang`, `mocker`), when `engine` is `dynamo`.
     pub backend: Option<String>,
+    /// Dynamo's `discovery` (`etcd`, `file`) and `request_plane` (`nats`, `tcp`), when `engine`
+    /// is `dynamo`.
+    pub dynamo: Option<sweep_spec::DynamoPlanes>,
     pub model: sweep_spec::Model,
     pub slurm: SlurmContext,
     pub container: Option<ContainerContext>,
@@ -151,6 +154,7 @@ impl JobContext {
             mode: job.mode.as_str().to_owned(),
             engine: spec.engine.kind.as_str().to_owned(),
             backend: spec.engine.backend.map(|b| b.as_str().to_owned()),
+            dynamo: spec.engine.dynamo,
             model: spec.model.clone(),
             slurm: SlurmContext {
                 // Unique per sweep and job; never used to find or cancel jobs (ids are).

@@ -7,6 +7,7 @@
 //! `#SBATCH` values go through `directive`, which refuses line breaks. Undefined variables are
 //! errors, never empty strings. `docs/templates.md` lists the context.
 
+pub mod check;
 mod context;
 mod shell;
 
@@ -99,6 +100,9 @@ impl Executor {
 pub struct RenderedJob {
     pub script: String,
     pub files: Vec<(String, String)>,
+    /// Each step's launch command (server name, or `disagg_server_0`, and its shell text), as
+    /// the script runs it: what `sweep check` holds against the engines' own options.
+    pub commands: Vec<(String, String)>,
 }
 
 /// CUDA-graph batch sizes for a batch limit: 1, 2, 4, … below it, and the limit itself.
@@ -113,14 +117,7 @@ fn cuda_graph_batch_sizes(batch: u32) -> Vec<u32> {
 fn check_layout(job: &JobContext) -> Result<(), RenderError> {
     let refuse =
         |why: &str| Err(RenderError::UnsupportedLayout { job: job.name.clone(), why: why.to_owned() });
-    let spans_nodes = job.servers.iter().any(|s| s.nodes.len() > 1);
     match job.engine.as_str() {
-        "vllm" if job.frontend.is_some() => refuse(
-            "vLLM has no router of its own for several servers or prefill/decode pairs; use `engine: {kind: dynamo, backend: vllm}`, or a `custom` engine with a `frontend` command",
-        ),
-        "vllm" if spans_nodes => refuse(
-            "a vLLM server over several nodes needs Ray, which the templates do not start; keep each server within a node, or use a `custom` engine",
-        ),
         "trtllm" if job.frontend.is_some() && job.mode == "agg" => refuse(
             "TensorRT-LLM's disaggregated server routes prefill/decode pairs only, not several aggregated servers; run one aggregated server per job, or use `engine: {kind: dynamo, backend: trtllm}`",
         ),
@@ -154,6 +151,7 @@ impl Templates {
         env.add_filter("argv", shell::argv);
         env.add_filter("directive", shell::directive);
         env.add_filter("nodelist", shell::nodelist);
+        env.add_filter("flags", shell::flags);
         env.add_filter("cuda_graph_batch_sizes", cuda_graph_batch_sizes);
         // minijinja's own `tojson` marks its output safe, which in a `.sh.j2` template would skip
         // shell quoting — and JSON's `{a,b}` is brace expansion to bash. Ours returns plain text,
@@ -240,7 +238,10 @@ impl Templates {
         }
         let script =
             self.render(executor.template(), &minijinja::context! { job => Value::from_serialize(&job) })?;
-        Ok(RenderedJob { script, files })
+        let mut commands: Vec<(String, String)> =
+            job.servers.iter().map(|s| (s.name.clone(), s.command.clone())).collect();
+        commands.extend(job.frontend.map(|f| ("disagg_server_0".to_owned(), f.command)));
+        Ok(RenderedJob { script, files, commands })
     }
 
     /// A launch command: the template's text, trimmed; a `custom` engine's missing command is an

@@ -47,6 +47,56 @@ pub fn argv(value: &Value) -> Result<Value, Error> {
     Ok(Value::from_safe_string(words.join(" ")))
 }
 
+/// `{{ role.engine_args | flags("vllm") }}`: a role's `engine_args` as command-line options, each
+/// after a space, by the engine's own rules. A key `max_model_len` is `--max-model-len`; a string
+/// or number follows its flag as one word; a list or map follows it as JSON (vLLM's
+/// `--speculative-config`, `--kv-transfer-config`). Booleans take no value, as argparse's
+/// `store_true` and `BooleanOptionalAction` options want: `true` is the bare flag, and `false`
+/// is `--no-<flag>` for engines whose options have that form (`negatable`: vLLM, Dynamo) and
+/// nothing for the others (`plain`: SGLang, the simulated engine). `null` is refused: it says
+/// neither.
+pub fn flags(value: &Value, style: &str) -> Result<Value, Error> {
+    let negatable = match style {
+        "negatable" => true,
+        "plain" => false,
+        other => {
+            return Err(Error::new(
+                ErrorKind::InvalidOperation,
+                format!("flags: the style is `negatable` or `plain`, not `{other}`"),
+            ))
+        }
+    };
+    let mut out = String::new();
+    for key in value.try_iter()? {
+        let item = value.get_item(&key)?;
+        let flag = key.to_string().replace('_', "-");
+        // The key is the user's text too: quoted like any value.
+        let option = quote(&format!("--{flag}"));
+        match item.kind() {
+            ValueKind::Bool if item.is_true() => out.push_str(&format!(" {option}")),
+            ValueKind::Bool if negatable => out.push_str(&format!(" {}", quote(&format!("--no-{flag}")))),
+            ValueKind::Bool => {}
+            ValueKind::None | ValueKind::Undefined => {
+                return Err(Error::new(
+                    ErrorKind::InvalidOperation,
+                    format!("engine_args `{key}` is null: give it a value, or `true` for a bare `--{flag}`"),
+                ))
+            }
+            ValueKind::Seq | ValueKind::Map => {
+                let json = serde_json::to_string(&item).map_err(|e| {
+                    Error::new(
+                        ErrorKind::InvalidOperation,
+                        format!("engine_args `{key}`: cannot write JSON: {e}"),
+                    )
+                })?;
+                out.push_str(&format!(" {option} {}", quote(&json)));
+            }
+            _ => out.push_str(&format!(" {option} {}", quote(&item.to_string()))),
+        }
+    }
+    Ok(Value::from_safe_string(out))
+}
+
 /// `#SBATCH --x={{ v | directive }}`: a value sbatch reads from a comment line. Quoted like a
 /// shell word (sbatch honours the quotes); a line break would end the comment and turn the rest
 /// into a command, so it is refused.

@@ -360,7 +360,7 @@ fn dynamo_sglang_and_vllm_render_or_say_why_not() {
     );
     assert!(disagg
         .script
-        .contains("--format sglang-router -- python3 -m sglang_router.launch_router --pd-disaggregation"));
+        .contains("--format router -- python3 -m sglang_router.launch_router --pd-disaggregation"));
 
     let vllm =
         "name: v\nmodel: {path: /m, served_name: m}\nengine: {kind: vllm}\ncluster: {gpus_per_node: 4}\n\
@@ -376,15 +376,98 @@ fn dynamo_sglang_and_vllm_render_or_say_why_not() {
         serve.iter().any(|a| a == r#"{"method":"deepseek_mtp","num_speculative_tokens":2}"#),
         "{serve:?}"
     );
-    // vLLM disaggregated: no router of its own — refused, with what to do instead.
-    let document = sweep_spec::load(&vllm.replace(
-        "mode: agg\nagg: {tp: 4, batch: 16, mtp: 2}",
-        "mode: disagg\nctx: {tp: 1, batch: 4}\ngen: {tp: 1, batch: 4}",
-    ))
-    .expect("valid");
+    // vLLM disaggregated: prefill/decode servers with NixlConnector behind vllm-router.
+    let jobs = render_spec(
+        &vllm.replace(
+            "mode: agg\nagg: {tp: 4, batch: 16, mtp: 2}",
+            "mode: disagg\nctx: {servers: 2, tp: 1, batch: 4}\ngen: {tp: 1, batch: 4}",
+        ),
+        "/shared/v",
+    );
+    let script = &jobs[0].1.script;
+    bash_n(script);
+    assert_eq!(
+        script
+            .matches(r#"--kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}'"#)
+            .count(),
+        3,
+        "{script}"
+    );
+    assert!(script.contains("--format router -- vllm-router --host 0.0.0.0 --port 8333 --vllm-pd-disaggregation --worker-startup-timeout-secs 1800 --worker-startup-check-interval 1"), "{script}");
+}
+
+/// Engine arguments by type, per engine: booleans as bare or negative flags (or nothing), lists
+/// and maps as one word of JSON, keys and values quoted.
+#[test]
+fn engine_arguments_render_by_each_engines_rules() {
+    let args = "engine_args: {enforce_eager: true, enable_prefix_caching: false, max_model_len: 2048, \
+                kv_transfer_config: {kv_connector: SharedStorageConnector, kv_role: kv_both}, \
+                ranks: [1, 2], note: \"it's $HOME\"}";
+    let mut commands = String::new();
+    for engine in
+        ["vllm", "dynamo, backend: mocker, discovery: file", "dynamo, backend: vllm", "sglang", "mock"]
+    {
+        let spec = format!(
+            "name: e\nmodel: {{path: /m, served_name: m}}\nengine: {{kind: {engine}}}\ncluster: {{gpus_per_node: 4}}\n\
+             mode: agg\nagg: {{tp: 1, batch: 8, {args}}}\nworkload: {{isl: 8, osl: 8, concurrency: 1}}\n"
+        );
+        let jobs = render_spec(&spec, "/shared/e");
+        let job = &jobs[0].1;
+        bash_n(&job.script);
+        commands.push_str(&format!("# kind: {engine}\n"));
+        for (step, command) in &job.commands {
+            commands.push_str(&format!("{step}: {command}\n"));
+        }
+        // What the engine receives: each option one argument, values literal.
+        let dir = tempdir();
+        let calls = execute(&job.script, &dir.0);
+        let argv =
+            calls.iter().find(|argv| argv.iter().any(|a| a == "--max-model-len")).expect("the server's call");
+        let at = |flag: &str| argv.iter().position(|a| a == flag);
+        assert!(at("--enforce-eager").is_some(), "{engine}: {argv:?}");
+        assert!(!argv.iter().any(|a| a == "True" || a == "true"), "{engine}: {argv:?}");
+        let config = &argv[at("--kv-transfer-config").expect("JSON option") + 1];
+        assert_eq!(config, r#"{"kv_connector":"SharedStorageConnector","kv_role":"kv_both"}"#);
+        assert_eq!(argv[at("--note").expect("note") + 1], "it's $HOME");
+        if engine.starts_with("dynamo") {
+            let plane = &argv[at("--discovery-backend").expect("its own argument") + 1];
+            assert!(plane == "file" || plane == "etcd", "{argv:?}");
+        }
+        let negative = at("--no-enable-prefix-caching").is_some();
+        assert_eq!(
+            negative,
+            engine.starts_with("vllm") || engine.starts_with("dynamo"),
+            "{engine}: {argv:?}"
+        );
+    }
+    insta::with_settings!({ prepend_module_to_snapshot => false, omit_expression => true }, {
+        insta::assert_snapshot!("engine-arguments", commands);
+    });
+    // `null` says neither a flag nor a value: refused, naming the key.
+    let spec = "name: e\nmodel: {path: /m}\nengine: {kind: vllm}\ncluster: {gpus_per_node: 4}\nmode: agg\n\
+                agg: {tp: 1, batch: 8, engine_args: {enforce_eager: null}}\nworkload: {isl: 8, osl: 8, concurrency: 1}\n";
+    let document = sweep_spec::load(spec).expect("valid");
     let planned = plan(&document.spec, &PlanOptions::default()).expect("plans");
     let templates = Templates::new(None, &document.spec.engine.commands).expect("templates");
-    let context = JobContext::new(&document.spec, &planned, &planned.jobs[0], paths("/shared/v", "j"));
-    let error = templates.render_job(context, Executor::Slurm).expect_err("refused").to_string();
-    assert!(error.contains("kind: dynamo, backend: vllm"), "{error}");
+    let context = JobContext::new(&document.spec, &planned, &planned.jobs[0], paths("/shared/e", "j"));
+    let error = format!("{:#}", templates.render_job(context, Executor::Slurm).expect_err("refused"));
+    assert!(error.contains("engine_args `enforce_eager` is null"), "{error}");
+}
+
+/// A vLLM server over two nodes: TP with vLLM's multi-node flags, DEP as data-parallel ranks per
+/// node, the second node headless.
+#[test]
+fn vllm_servers_over_several_nodes_use_its_multi_node_flags() {
+    let spec = "name: v\nmodel: {path: /m, served_name: m}\nengine: {kind: vllm}\ncluster: {gpus_per_node: 4}\n\
+                mode: agg\nagg: {tp: 8, parallel: [tep, dep], batch: 16}\nworkload: {isl: 8, osl: 8, concurrency: 1}\n";
+    let jobs = render_spec(spec, "/shared/v");
+    let command = |parallel: &str| {
+        let (_, job) = jobs.iter().find(|(n, _)| n.contains(parallel)).expect("job");
+        bash_n(&job.script);
+        job.commands[0].1.clone()
+    };
+    let tep = command("tep8");
+    assert!(tep.contains("--tensor-parallel-size 8 --nnodes 2 --node-rank @SWEEP_NODE_RANK@ --master-addr @SWEEP_HEAD@ --master-port 9000 @SWEEP_HEADLESS@"), "{tep}");
+    let dep = command("dep8");
+    assert!(dep.contains("--data-parallel-size 8 --tensor-parallel-size 1 --enable-expert-parallel --data-parallel-size-local 4 --data-parallel-start-rank '@SWEEP_NODE_RANK*4@' --data-parallel-address @SWEEP_HEAD@ --data-parallel-rpc-port 9000 @SWEEP_HEADLESS@"), "{dep}");
 }

@@ -25,10 +25,14 @@ pub struct Settings {
     pub runner: Option<PathBuf>,
     /// Beats the spec's `executor`.
     pub executor: Option<sweep_spec::ExecutorKind>,
+    /// Skip `sweep check` (the engines' own option parsers) before writing.
+    pub no_check: bool,
 }
 
 pub fn run(settings: &Settings) -> Result<(), Error> {
-    let output = write(prepare(settings)?, settings)?;
+    let prepared = prepare(settings)?;
+    check_unless_told(&prepared, settings)?;
+    let output = write(prepared, settings)?;
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "{}", output.display()).map_err(Error::Output)
 }
@@ -62,6 +66,14 @@ pub fn prepare(settings: &Settings) -> Result<Prepared, Error> {
     let spec_text = std::fs::read(&settings.file)
         .map_err(|source| Error::Read { path: settings.file.clone(), source })?;
     Ok(Prepared { spec_text, document, plan, templates, runner, bin_dir, executor })
+}
+
+/// `sweep check` before anything is written, unless `--no-check`.
+pub fn check_unless_told(prepared: &Prepared, settings: &Settings) -> Result<(), Error> {
+    if settings.no_check {
+        return Ok(());
+    }
+    crate::commands::check::finish(crate::commands::check::check(prepared)?)
 }
 
 /// Writes the sweep folder; returns its absolute path.
@@ -159,6 +171,28 @@ fn write_job(
         "slurm_job_id": null,
         "points": context.points.iter().map(|pt| pt.id).collect::<Vec<_>>(),
     }))
+}
+
+/// Every launch command of every job, rendered as [`write`] would into `output`: (job name,
+/// step name, shell text).
+pub fn launch_commands(p: &Prepared, output: &Path) -> Result<Vec<(String, String, String)>, Error> {
+    let mut out = Vec::new();
+    for job in &p.plan.jobs {
+        let paths = JobPaths {
+            sweep_dir: output.display().to_string(),
+            job_dir: output.join("jobs").join(&job.name).display().to_string(),
+            runner: p.runner.display().to_string(),
+            bin_dir: p.bin_dir.display().to_string(),
+        };
+        let mut context = JobContext::new(&p.document.spec, &p.plan, job, paths);
+        context.points = p.plan.points[job.points.clone()].to_vec();
+        let rendered = p
+            .templates
+            .render_job(context, p.executor)
+            .map_err(|source| Error::RenderJob { job: job.name.clone(), source })?;
+        out.extend(rendered.commands.into_iter().map(|(step, command)| (job.name.clone(), step, command)));
+    }
+    Ok(out)
 }
 
 /// What a resume found and added.

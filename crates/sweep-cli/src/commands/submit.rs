@@ -30,6 +30,7 @@ pub struct Options {
 pub fn submit(settings: &render::Settings, options: Options) -> Result<(), Error> {
     // Everything is resolved first, so a login node without SLURM leaves no folder behind.
     let mut prepared = render::prepare(settings)?;
+    render::check_unless_told(&prepared, settings)?;
     let (dir, executor, indices, _lock) = if options.resume {
         let dir = std::path::absolute(&settings.output)
             .map_err(|source| Error::Write { path: settings.output.clone(), source })?;

@@ -1,0 +1,388 @@
+//! Real engines, end to end, through `sweep submit` on the development SLURM cluster: Dynamo
+//! 1.6.1's own frontend and mocker workers (aggregated, disaggregated, and the same deployment
+//! written as a custom engine), and vLLM 0.32's CPU build serving a tiny random-weight model (one
+//! server with a boolean engine argument, two behind vllm-router, one refused at start).
+//!
+//! The engines live in venvs under `$SWEEP_ENGINE_CACHE` (default `~/.cache/sweep/engines`),
+//! installed by `scripts/install-engines.sh`, which `scripts/test.sh` runs first. A missing one
+//! fails its tests with that advice: they never pass by skipping. The tests of this binary run
+//! one at a time (`.config/nextest.toml`, and a lock for `cargo test`), since each engine takes
+//! the machine's cores while it starts.
+
+mod common;
+
+use common::sweep;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// `cargo test` runs a binary's tests on threads; the engines must not start side by side.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn venv(name: &str) -> PathBuf {
+    let cache = std::env::var_os("SWEEP_ENGINE_CACHE").map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/sweep/engines")
+    });
+    let venv = cache.join(name);
+    assert!(
+        venv.join(".complete").is_file(),
+        "{name} is not installed under {}: run scripts/install-engines.sh (scripts/test.sh does)",
+        cache.display()
+    );
+    venv
+}
+
+fn repository() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// A sweep folder of one test, its jobs cancelled and its folder removed at the end (kept when
+/// the test failed, for its logs).
+struct Sweep {
+    dir: PathBuf,
+    venv: PathBuf,
+}
+
+impl Drop for Sweep {
+    fn drop(&mut self) {
+        let _ = Command::new(env!("CARGO_BIN_EXE_sweep")).arg("cancel").arg(self.dir.join("sweep")).output();
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// `n` consecutive free TCP ports on this host (all the dev cluster's nodes share its network).
+fn free_ports(n: u16) -> u16 {
+    for _ in 0..200 {
+        let first =
+            std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+        if first > 65535 - n {
+            continue;
+        }
+        if (first..first + n).all(|p| std::net::TcpListener::bind(("0.0.0.0", p)).is_ok()) {
+            return first;
+        }
+    }
+    panic!("no {n} consecutive free ports");
+}
+
+impl Sweep {
+    /// A sweep folder with the tiny model (written by the engine's own `tokenizers`) and `spec`,
+    /// in which `MODEL`, `BASE` and `FRONTEND` stand for the model's folder and free ports.
+    fn new(name: &str, venv: PathBuf, spec: &str) -> Sweep {
+        let dir = std::env::temp_dir().join(format!("sweep-real-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let model = dir.join("tiny");
+        let made = Command::new(venv.join("bin/python"))
+            .arg(repository().join("scripts/tiny-model.py"))
+            .arg(&model)
+            .output()
+            .expect("python runs");
+        assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+        let base = free_ports(8);
+        let spec = spec
+            .replace("MODEL", &model.display().to_string())
+            .replace("BASE", &base.to_string())
+            .replace("FRONTEND", &(base + 7).to_string());
+        std::fs::write(dir.join("spec.yaml"), spec).expect("spec");
+        Sweep { dir, venv }
+    }
+
+    /// `sweep submit` with the engine's venv first on PATH (the jobs inherit the environment)
+    /// and vLLM's CPU settings; waits until every job ended; returns `sweep status` rows.
+    fn submit_and_wait(&self, limit: Duration) -> Vec<serde_json::Value> {
+        let path =
+            format!("{}:{}", self.venv.join("bin").display(), std::env::var("PATH").unwrap_or_default());
+        let output = Command::new(env!("CARGO_BIN_EXE_sweep"))
+            .args(["submit", "spec.yaml", "-o", "sweep", "--sequential"])
+            .current_dir(&self.dir)
+            .env("PATH", path)
+            .env("VLLM_TARGET_DEVICE", "cpu")
+            .env("VLLM_CPU_KVCACHE_SPACE", "1")
+            .env("VLLM_NO_USAGE_STATS", "1")
+            .env("HF_HUB_OFFLINE", "1")
+            .output()
+            .expect("sweep runs");
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let deadline = Instant::now() + limit;
+        loop {
+            let rows = self.status();
+            if rows.iter().all(|r| {
+                ["COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "REJECTED"]
+                    .contains(&r["state"].as_str().unwrap_or(""))
+            }) {
+                return rows;
+            }
+            assert!(Instant::now() < deadline, "not finished after {limit:?}: {rows:#?}");
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    }
+
+    fn status(&self) -> Vec<serde_json::Value> {
+        let (code, stdout, stderr) = sweep(&["status", "sweep", "--points", "--format", "json"], &self.dir);
+        assert_eq!(code, 0, "{stderr}");
+        serde_json::from_str(&stdout).expect("JSON")
+    }
+
+    fn job(&self) -> PathBuf {
+        let jobs = self.dir.join("sweep/jobs");
+        let mut all: Vec<PathBuf> = std::fs::read_dir(&jobs)
+            .expect("jobs")
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_dir())
+            .collect();
+        assert_eq!(all.len(), 1, "{all:?}");
+        all.remove(0)
+    }
+
+    /// A job's log, for failure messages.
+    fn logs(&self) -> String {
+        let mut out = String::new();
+        let Ok(jobs) = std::fs::read_dir(self.dir.join("sweep/jobs")) else { return out };
+        for job in jobs.flatten() {
+            for log in std::fs::read_dir(job.path().join("logs")).into_iter().flatten().flatten() {
+                let text = std::fs::read_to_string(log.path()).unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(15).collect();
+                out.push_str(&format!("--- {} ---\n", log.path().display()));
+                out.extend(tail.into_iter().rev().map(|l| format!("{l}\n")));
+            }
+        }
+        out
+    }
+}
+
+/// A point's mean TTFT by the client and by the engine's histograms (ms), printed for the record.
+fn ttft(export: &serde_json::Value) -> (f64, f64) {
+    let client = export["time_to_first_token"]["avg"].as_f64().expect("client TTFT");
+    let server = export["server_metrics"]["time_to_first_token"]["avg"].as_f64().expect("server TTFT");
+    eprintln!(
+        "concurrency {}: TTFT client {client:.2} ms, engine {server:.2} ms (+{:.2} ms)",
+        export["point"]["concurrency"],
+        client - server
+    );
+    (client, server)
+}
+
+/// Every job COMPLETED and every point `done`, each measured with the engine's own token counts;
+/// returns each point's aiperf export.
+fn all_done_with_server_usage(
+    s: &Sweep,
+    rows: &[serde_json::Value],
+    points: usize,
+) -> Vec<serde_json::Value> {
+    for row in rows {
+        assert_eq!(row["state"], "COMPLETED", "{row:#}\n{}", s.logs());
+    }
+    let mut exports = Vec::new();
+    for job in std::fs::read_dir(s.dir.join("sweep/jobs")).expect("jobs").flatten() {
+        for point in std::fs::read_dir(job.path().join("points")).expect("points").flatten() {
+            let status: serde_json::Value = serde_json::from_str(
+                &std::fs::read_to_string(point.path().join("status.json")).expect("status"),
+            )
+            .expect("JSON");
+            assert_eq!(status["state"], "done", "{status:#}\n{}", s.logs());
+            let export: serde_json::Value = serde_json::from_str(
+                &std::fs::read_to_string(point.path().join("profile_export_aiperf.json")).expect("export"),
+            )
+            .expect("JSON");
+            assert_eq!(export["token_source"], "server_usage", "{export:#}");
+            assert_eq!(export["error_request_count"]["avg"].as_f64().unwrap_or(0.0), 0.0, "{export:#}");
+            let osl = export["point"]["osl"].as_f64().expect("osl");
+            assert_eq!(export["output_sequence_length"]["avg"].as_f64(), Some(osl), "{export:#}");
+            exports.push(export);
+        }
+    }
+    assert_eq!(exports.len(), points);
+    exports
+}
+
+const DYNAMO_AGG: &str = "\
+name: real-dynamo-agg
+model: {path: MODEL, served_name: tiny}
+engine: {kind: dynamo, backend: mocker, discovery: file, health: {interval: 1, timeout: 240}}
+cluster: {gpus_per_node: 4, base_port: BASE, frontend_port: FRONTEND}
+mode: agg
+agg: {servers: 2, tp: 1, batch: 16, engine_args: {speedup_ratio: 10, enable_prefix_caching: false}}
+workload: {isl: 64, osl: 16, concurrency: [1, 4], requests: 12, warmup: 0}
+";
+
+#[test]
+fn dynamo_aggregated_two_mocker_workers_behind_the_real_frontend() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let s = Sweep::new("dynamo-agg", venv("dynamo-1.6.1"), DYNAMO_AGG);
+    let rows = s.submit_and_wait(Duration::from_secs(300));
+    let exports = all_done_with_server_usage(&s, &rows, 2);
+    // The first point is measured like the others: nothing was lost to a frontend not yet ready.
+    for export in &exports {
+        assert_eq!(export["request_count"]["avg"], 12.0, "{export:#}");
+        // Against the frontend's own clock: never below it, and not tens of ms above it (the
+        // client once left ACKs delayed and Dynamo's un-NODELAYed stream arrived 40 ms late).
+        let (client, server) = ttft(export);
+        assert!(client >= server && client - server < 20.0, "client {client} ms, frontend {server} ms");
+    }
+    let job = s.job();
+    let script = std::fs::read_to_string(job.join("job.sbatch")).expect("script");
+    // `false` is the negative flag, with no value.
+    assert!(script.contains(" --no-enable-prefix-caching"), "{script}");
+    assert!(!script.contains("--enable-prefix-caching false"), "{script}");
+    // Both workers registered in the job's own discovery folder; no etcd, no NATS.
+    assert!(job.join("dynamo-discovery").is_dir(), "{}", s.logs());
+    assert!(!job.join("logs/etcd.log").exists());
+}
+
+const DYNAMO_DISAGG: &str = "\
+name: real-dynamo-disagg
+model: {path: MODEL, served_name: tiny}
+engine: {kind: dynamo, backend: mocker, discovery: file, health: {interval: 1, timeout: 240}}
+cluster: {gpus_per_node: 4, base_port: BASE, frontend_port: FRONTEND}
+mode: disagg
+ctx: {servers: 2, tp: 1, batch: 8, engine_args: {speedup_ratio: 10}}
+gen: {servers: 1, tp: 1, batch: 16, engine_args: {speedup_ratio: 10}}
+workload: {isl: 64, osl: 16, concurrency: [1, 4], requests: 12, warmup: 0}
+";
+
+#[test]
+fn dynamo_disaggregated_two_prefill_one_decode_mocker_workers() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let s = Sweep::new("dynamo-disagg", venv("dynamo-1.6.1"), DYNAMO_DISAGG);
+    let rows = s.submit_and_wait(Duration::from_secs(300));
+    all_done_with_server_usage(&s, &rows, 2);
+    let script = std::fs::read_to_string(s.job().join("job.sbatch")).expect("script");
+    assert_eq!(script.matches("--disaggregation-mode prefill").count(), 2, "{script}");
+    assert_eq!(script.matches("--disaggregation-mode decode").count(), 1, "{script}");
+}
+
+/// The same deployment as [`DYNAMO_DISAGG`], written as a user would without `kind: dynamo`.
+const DYNAMO_CUSTOM: &str = r#"
+name: real-dynamo-custom
+model: {path: MODEL, served_name: tiny}
+engine:
+  kind: custom
+  health: {interval: 1, timeout: 240}
+  commands:
+    ctx: "env DYN_FILE_KV={{ job.paths.job_dir }}/kv python3 -m dynamo.mocker --model-path {{ job.model.path }} --model-name {{ job.model.served_name }} --discovery-backend file --request-plane tcp --disaggregation-mode prefill --speedup-ratio 10"
+    gen: "env DYN_FILE_KV={{ job.paths.job_dir }}/kv python3 -m dynamo.mocker --model-path {{ job.model.path }} --model-name {{ job.model.served_name }} --discovery-backend file --request-plane tcp --disaggregation-mode decode --speedup-ratio 10"
+    frontend: "env DYN_FILE_KV={{ job.paths.job_dir }}/kv python3 -m dynamo.frontend --http-port {{ frontend.port }} --discovery-backend file --request-plane tcp"
+cluster: {gpus_per_node: 4, base_port: BASE, frontend_port: FRONTEND}
+mode: disagg
+ctx: {servers: 2, tp: 1, batch: 8}
+gen: {servers: 1, tp: 1, batch: 16}
+workload: {isl: 64, osl: 16, concurrency: [1, 4], requests: 12, warmup: 0}
+"#;
+
+#[test]
+fn dynamo_disaggregated_as_a_custom_engine() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let s = Sweep::new("dynamo-custom", venv("dynamo-1.6.1"), DYNAMO_CUSTOM);
+    let rows = s.submit_and_wait(Duration::from_secs(300));
+    all_done_with_server_usage(&s, &rows, 2);
+}
+
+/// One vLLM server on CPU: random weights (`load_format: dummy`), a boolean engine argument
+/// (`enforce_eager`, which skips torch.compile and halves the start), and the engine's own
+/// histograms scraped around each point.
+const VLLM_ONE: &str = "\
+name: real-vllm-one
+model: {path: MODEL, served_name: tiny}
+engine: {kind: vllm, health: {interval: 1, timeout: 400}}
+cluster: {gpus_per_node: 4, base_port: BASE, frontend_port: FRONTEND}
+mode: agg
+agg: {tp: 1, batch: 8, max_seq_len: 1024, engine_args: {enforce_eager: true, load_format: dummy, dtype: bfloat16}}
+workload: {isl: 32, osl: 16, concurrency: [1, 4], requests: 8, warmup: 0}
+";
+
+#[test]
+fn vllm_one_server_with_a_boolean_argument_and_ttft_against_its_own_clock() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let s = Sweep::new("vllm-one", venv("vllm-0.32.0"), VLLM_ONE);
+    let rows = s.submit_and_wait(Duration::from_secs(600));
+    let exports = all_done_with_server_usage(&s, &rows, 2);
+    let script = std::fs::read_to_string(s.job().join("job.sbatch")).expect("script");
+    assert!(script.contains(" --enforce-eager ") && !script.contains("--enforce-eager True"), "{script}");
+    // The client's TTFT includes the network and HTTP the server's does not: never below it.
+    for export in &exports {
+        let server = &export["server_metrics"];
+        let requests = export["request_count"]["avg"].as_f64().expect("count");
+        assert_eq!(server["time_to_first_token"]["count"].as_f64(), Some(requests), "{export:#}");
+        let client_ttft = export["time_to_first_token"]["avg"].as_f64().expect("ttft");
+        let server_ttft = server["time_to_first_token"]["avg"].as_f64().expect("server ttft");
+        let client_itl = export["inter_token_latency"]["avg"].as_f64().expect("itl");
+        let server_itl = server["inter_token_latency"]["avg"].as_f64().expect("server itl");
+        eprintln!(
+            "concurrency {}: TTFT client {client_ttft:.2} ms, vLLM {server_ttft:.2} ms (+{:.2} ms); \
+             ITL client {client_itl:.3} ms, vLLM {server_itl:.3} ms ({:+.3} ms)",
+            export["point"]["concurrency"],
+            client_ttft - server_ttft,
+            client_itl - server_itl
+        );
+        assert!(client_ttft >= server_ttft, "client TTFT below the server's: {export:#}");
+        assert!(client_ttft - server_ttft < 50.0, "the client adds more than 50 ms: {export:#}");
+        assert!((client_itl - server_itl).abs() < 0.25 * server_itl + 2.0, "{export:#}");
+    }
+}
+
+/// Two vLLM servers behind vLLM's own router.
+const VLLM_TWO: &str = "\
+name: real-vllm-two
+model: {path: MODEL, served_name: tiny}
+engine: {kind: vllm, health: {interval: 1, timeout: 500}}
+cluster: {gpus_per_node: 4, base_port: BASE, frontend_port: FRONTEND}
+mode: agg
+agg: {servers: 2, tp: 1, batch: 8, max_seq_len: 1024, engine_args: {enforce_eager: true, load_format: dummy, dtype: bfloat16}}
+workload: {isl: 32, osl: 16, concurrency: 4, requests: 16, warmup: 0}
+";
+
+#[test]
+fn vllm_two_servers_behind_vllm_router() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let s = Sweep::new("vllm-two", venv("vllm-0.32.0"), VLLM_TWO);
+    let rows = s.submit_and_wait(Duration::from_secs(700));
+    all_done_with_server_usage(&s, &rows, 1);
+    // Both servers served: each one's own counter of finished requests moved.
+    let job = s.job();
+    for server in ["agg_0", "agg_1"] {
+        let log = std::fs::read_to_string(job.join(format!("logs/{server}.log"))).expect("log");
+        assert!(log.contains("POST /v1/chat/completions"), "{server} served nothing:\n{}", s.logs());
+    }
+}
+
+/// An argument vLLM does not know: the server exits at start, and the points fail at once with
+/// vLLM's own message, not after the health timeout.
+const VLLM_REFUSED: &str = "\
+name: real-vllm-refused
+model: {path: MODEL, served_name: tiny}
+engine: {kind: vllm, health: {interval: 1, timeout: 600}}
+cluster: {gpus_per_node: 4, base_port: BASE, frontend_port: FRONTEND}
+mode: agg
+agg: {tp: 1, batch: 8, engine_args: {no_such_vllm_option: 1, load_format: dummy}}
+workload: {isl: 32, osl: 16, concurrency: 1, requests: 4, warmup: 0}
+";
+
+#[test]
+fn vllm_refusing_an_argument_fails_the_points_at_once_with_its_message() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let s = Sweep::new("vllm-refused", venv("vllm-0.32.0"), VLLM_REFUSED);
+    let started = Instant::now();
+    let rows = s.submit_and_wait(Duration::from_secs(300));
+    assert!(started.elapsed() < Duration::from_secs(200), "failed only after {:?}", started.elapsed());
+    assert_eq!(rows.len(), 1);
+    let points = rows[0]["points"].as_array().expect("points");
+    assert_eq!(points.len(), 1, "{rows:#?}");
+    let point = std::fs::read_dir(s.job().join("points")).expect("points").flatten().next().expect("a point");
+    let status: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(point.path().join("status.json")).expect("status"))
+            .expect("JSON");
+    assert_eq!(status["state"], "failed", "{status:#}");
+    let reason = status["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("agg_0 ended"), "{reason}");
+    let benchmark: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(s.job().join("status/benchmark.json")).expect("benchmark status"),
+    )
+    .expect("JSON");
+    let full = benchmark["reason"].as_str().unwrap_or_default();
+    assert!(full.contains("unrecognized arguments: --no-such-vllm-option"), "vLLM's message: {full}");
+}
