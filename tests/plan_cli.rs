@@ -191,3 +191,17 @@ fn an_exclude_that_matches_nothing_is_a_warning_on_stderr() {
     assert!(run.stderr.contains("unused-exclude.yaml:"), "{}", run.stderr);
     assert!(run.stdout.starts_with("JOB "), "the plan itself still goes to stdout");
 }
+
+/// `sweep check` where the engine is not installed (no TensorRT-LLM on this machine): it says
+/// so, checks nothing, and does not fail.
+#[test]
+fn check_reports_an_engine_that_is_not_installed_and_goes_on() {
+    let run = sweep(&["check", "sweeps/trtllm-wideep-packed.yaml"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("trtllm-serve serve") && run.stdout.contains("not checked"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stderr.contains("`trtllm-serve` is not installed on this node"), "{}", run.stderr);
+}

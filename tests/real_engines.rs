@@ -91,13 +91,13 @@ impl Sweep {
         Sweep { dir, venv }
     }
 
-    /// `sweep submit` with the engine's venv first on PATH (the jobs inherit the environment)
-    /// and vLLM's CPU settings; waits until every job ended; returns `sweep status` rows.
-    fn submit_and_wait(&self, limit: Duration) -> Vec<serde_json::Value> {
+    /// `sweep ARGS` with the engine's venv first on PATH (jobs inherit the environment) and
+    /// vLLM's CPU settings.
+    fn sweep(&self, args: &[&str]) -> std::process::Output {
         let path =
             format!("{}:{}", self.venv.join("bin").display(), std::env::var("PATH").unwrap_or_default());
-        let output = Command::new(env!("CARGO_BIN_EXE_sweep"))
-            .args(["submit", "spec.yaml", "-o", "sweep", "--sequential"])
+        Command::new(env!("CARGO_BIN_EXE_sweep"))
+            .args(args)
             .current_dir(&self.dir)
             .env("PATH", path)
             .env("VLLM_TARGET_DEVICE", "cpu")
@@ -105,8 +105,25 @@ impl Sweep {
             .env("VLLM_NO_USAGE_STATS", "1")
             .env("HF_HUB_OFFLINE", "1")
             .output()
-            .expect("sweep runs");
-        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+            .expect("sweep runs")
+    }
+
+    /// `sweep submit` (which first runs `sweep check` against the installed engine); waits
+    /// until every job ended; returns `sweep status` rows.
+    fn submit_and_wait(&self, limit: Duration) -> Vec<serde_json::Value> {
+        self.submit_and_wait_with(&[], limit)
+    }
+
+    fn submit_and_wait_with(&self, extra: &[&str], limit: Duration) -> Vec<serde_json::Value> {
+        let output = self.sweep(&[&["submit", "spec.yaml", "-o", "sweep", "--sequential"], extra].concat());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{stderr}");
+        if extra.is_empty() {
+            assert!(
+                stderr.contains("options checked against its"),
+                "the engine's options were checked: {stderr}"
+            );
+        }
         let deadline = Instant::now() + limit;
         loop {
             let rows = self.status();
@@ -308,15 +325,11 @@ fn vllm_one_server_with_a_boolean_argument_and_ttft_against_its_own_clock() {
         let server = &export["server_metrics"];
         let requests = export["request_count"]["avg"].as_f64().expect("count");
         assert_eq!(server["time_to_first_token"]["count"].as_f64(), Some(requests), "{export:#}");
-        let client_ttft = export["time_to_first_token"]["avg"].as_f64().expect("ttft");
-        let server_ttft = server["time_to_first_token"]["avg"].as_f64().expect("server ttft");
+        let (client_ttft, server_ttft) = ttft(export);
         let client_itl = export["inter_token_latency"]["avg"].as_f64().expect("itl");
         let server_itl = server["inter_token_latency"]["avg"].as_f64().expect("server itl");
         eprintln!(
-            "concurrency {}: TTFT client {client_ttft:.2} ms, vLLM {server_ttft:.2} ms (+{:.2} ms); \
-             ITL client {client_itl:.3} ms, vLLM {server_itl:.3} ms ({:+.3} ms)",
-            export["point"]["concurrency"],
-            client_ttft - server_ttft,
+            "  ITL client {client_itl:.3} ms, engine {server_itl:.3} ms ({:+.3} ms)",
             client_itl - server_itl
         );
         assert!(client_ttft >= server_ttft, "client TTFT below the server's: {export:#}");
@@ -350,15 +363,16 @@ fn vllm_two_servers_behind_vllm_router() {
     }
 }
 
-/// An argument vLLM does not know: the server exits at start, and the points fail at once with
-/// vLLM's own message, not after the health timeout.
+/// An argument vLLM does not know: `sweep check` (and so `submit`) refuses it by vLLM's own
+/// parser, naming the closest option; submitted anyway (`--no-check`), the server exits at
+/// start and the points fail at once with vLLM's own message, not after the health timeout.
 const VLLM_REFUSED: &str = "\
 name: real-vllm-refused
 model: {path: MODEL, served_name: tiny}
 engine: {kind: vllm, health: {interval: 1, timeout: 600}}
 cluster: {gpus_per_node: 4, base_port: BASE, frontend_port: FRONTEND}
 mode: agg
-agg: {tp: 1, batch: 8, engine_args: {no_such_vllm_option: 1, load_format: dummy}}
+agg: {tp: 1, batch: 8, engine_args: {enforce_eagr: true, load_format: dummy}}
 workload: {isl: 32, osl: 16, concurrency: 1, requests: 4, warmup: 0}
 ";
 
@@ -366,8 +380,18 @@ workload: {isl: 32, osl: 16, concurrency: 1, requests: 4, warmup: 0}
 fn vllm_refusing_an_argument_fails_the_points_at_once_with_its_message() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let s = Sweep::new("vllm-refused", venv("vllm-0.32.0"), VLLM_REFUSED);
+    for command in [&["check", "spec.yaml"][..], &["submit", "spec.yaml", "-o", "sweep"]] {
+        let output = s.sweep(command);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(12), "{command:?}: {stderr}");
+        assert!(
+            stderr.contains("agg_0 (agg): `vllm serve` does not take `--enforce-eagr`; the closest it takes is `--enforce-eager`"),
+            "{stderr}"
+        );
+        assert!(!s.dir.join("sweep").exists(), "nothing is written when the check fails");
+    }
     let started = Instant::now();
-    let rows = s.submit_and_wait(Duration::from_secs(300));
+    let rows = s.submit_and_wait_with(&["--no-check"], Duration::from_secs(300));
     assert!(started.elapsed() < Duration::from_secs(200), "failed only after {:?}", started.elapsed());
     assert_eq!(rows.len(), 1);
     let points = rows[0]["points"].as_array().expect("points");
@@ -384,5 +408,5 @@ fn vllm_refusing_an_argument_fails_the_points_at_once_with_its_message() {
     )
     .expect("JSON");
     let full = benchmark["reason"].as_str().unwrap_or_default();
-    assert!(full.contains("unrecognized arguments: --no-such-vllm-option"), "vLLM's message: {full}");
+    assert!(full.contains("unrecognized arguments: --enforce-eagr"), "vLLM's message: {full}");
 }

@@ -361,6 +361,50 @@ async fn disaggregated_path_spreads_over_two_ctx_and_two_gen_workers() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// An aggregated job of several servers: the router sends each request whole to one AGG worker
+/// (it once knew only CTX and GEN workers and answered "waiting for workers" forever).
+#[tokio::test]
+async fn aggregated_workers_behind_the_router_each_serve_whole_requests() {
+    let dir = std::env::temp_dir().join(format!("sweep-mock-rdv-agg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("rendezvous dir");
+    let rdv = dir.to_str().expect("utf-8");
+    let fast = ["--role", "agg", "--no-delay", "--rendezvous", rdv];
+    let workers = [start(&fast).await, start(&fast).await];
+    let router = start(&["--role", "router", "--rendezvous", rdv]).await;
+    let mut health = serde_json::Value::Null;
+    for _ in 0..50 {
+        let response = client().get(format!("{}/health", router.base)).send().await.expect("sends");
+        let ok = response.status() == 200;
+        health = response.json().await.expect("JSON");
+        if ok && health["instances"].as_array().is_some_and(|i| i.len() == 2) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(health["status"], "healthy", "{health}");
+    let roles: Vec<&str> = health["instances"]
+        .as_array()
+        .expect("instances")
+        .iter()
+        .filter_map(|i| i["role"].as_str())
+        .collect();
+    assert_eq!(roles, ["agg", "agg"], "{health}");
+    let runs = (0..6).map(|i| {
+        stream(&router.base, "/v1/chat/completions", chat_body(30 + i, 12, true), Duration::from_secs(10))
+    });
+    for s in futures_util::future::join_all(runs).await {
+        assert_eq!(s.error, None);
+        assert_eq!(s.text().split_whitespace().count(), 12);
+    }
+    // Round robin: 3 whole requests each, prefill and decode on the same worker.
+    for worker in &workers {
+        let text = get_text(format!("{}/metrics", worker.base)).await;
+        assert!(text.contains("sweep_mock_generation_tokens_total{role=\"agg\"} 36"), "{text}");
+        assert!(text.contains("sweep_mock_requests_finished_total{role=\"agg\"} 3"), "{text}");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 #[tokio::test]
 async fn least_loaded_routing_spares_the_busy_worker() {
     let ctx = start(&["--role", "ctx", "--no-delay"]).await;

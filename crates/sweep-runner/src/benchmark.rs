@@ -295,6 +295,22 @@ impl Run<'_> {
             }
         };
         if let Some(path) = &self.job.health.path {
+            // A router that lists no instances (vllm-router, SGLang's) may call itself ready
+            // before every worker is: where the engine's workers serve HTTP of their own, each
+            // must answer its health path first. Dynamo's serve none (its frontend lists them),
+            // and a custom engine's are not assumed to.
+            if self.job.frontend.is_some() && !matches!(self.job.engine.as_str(), "dynamo" | "custom") {
+                for server in &self.job.servers {
+                    let worker_url = format!("http://{}{path}", addresses[&server.name]);
+                    poll(&format!("has a worker that is not healthy ({})", server.name), &mut || match get(
+                        &worker_url,
+                    ) {
+                        Ok((status, _)) if status.is_success() => Ok(()),
+                        Ok((status, _)) => Err(Check::Wait(format!("{worker_url}: HTTP {status}"))),
+                        Err(e) => Err(Check::Wait(format!("{worker_url}: {e}"))),
+                    })?;
+                }
+            }
             let expected = self.expected_instances();
             let disaggregated = self.job.mode == "disagg";
             let health_url = format!("{url}{path}");

@@ -44,13 +44,24 @@ impl EngineGroup {
         !matches!(killpg(self.0, None), Err(Errno::ESRCH))
     }
 
-    /// SIGTERM to the group, then SIGKILL to whatever is left after `grace`; `on_wait` is called
-    /// while waiting (e.g. to reap the leader, whose zombie otherwise counts as alive).
-    pub fn stop(self, grace: Duration, mut on_wait: impl FnMut()) {
+    /// SIGTERM to the group's leader (the engine's first process), then to the whole group once
+    /// the leader is gone or `grace` has passed, then SIGKILL to whatever is left. The leader
+    /// goes first because real engines shut their own children down in order (vLLM's API server
+    /// stops its EngineCore); signalled all at once, the children die under a live parent,
+    /// which then logs their deaths as failures. `on_wait` is called while waiting (e.g. to reap
+    /// the leader, whose zombie otherwise counts as alive).
+    pub fn stop(self, grace: Duration, mut on_wait: impl FnMut() -> bool) {
+        let deadline = Instant::now() + grace;
+        if nix::sys::signal::kill(self.0, Signal::SIGTERM).is_ok() {
+            while !on_wait() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
         if !self.signal(Signal::SIGTERM) {
             return;
         }
-        let deadline = Instant::now() + grace;
+        // What the leader left behind gets a short grace of its own.
+        let deadline = Instant::now() + Duration::from_secs(5);
         while self.alive() && Instant::now() < deadline {
             on_wait();
             std::thread::sleep(Duration::from_millis(100));
@@ -65,6 +76,7 @@ impl EngineGroup {
             .args(["guard", "--group", &self.id().to_string(), "--parent", &std::process::id().to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
+            .stderr(Stdio::null())
             .spawn()
     }
 }
@@ -99,7 +111,8 @@ pub fn run_guard(group: i32, parent: i32) -> Result<ExitCode, String> {
         }
         Ok::<(), String>(())
     })?;
-    // The group's processes are not the guard's children: nothing to reap.
-    group.stop(GRACE_AFTER_RUNNER_DIED, || {});
+    // The group's processes are not the guard's children: nothing to reap; the leader is gone
+    // when no signal reaches it (or it is a zombie of the dead runner's, reaped by init).
+    group.stop(GRACE_AFTER_RUNNER_DIED, || nix::sys::signal::kill(group.0, None).is_err());
     Ok(ExitCode::SUCCESS)
 }

@@ -163,9 +163,7 @@ pub fn run(s: &Serve) -> Result<ExitCode, String> {
         if stop.exists() || signalled.load(Ordering::SeqCst) {
             // SIGTERM first, as SLURM would, to every process of the engine; SIGKILL after 30 s.
             // The loop then records how it ended.
-            group.stop(Duration::from_secs(30), || {
-                let _ = child.try_wait();
-            });
+            group.stop(Duration::from_secs(30), || matches!(child.try_wait(), Ok(Some(_)) | Err(_)));
             let _ = child.kill();
             let _ = child.wait();
             continue;

@@ -157,6 +157,48 @@ fn logs_are_appended_never_truncated() {
     assert_eq!(json(&dir.0.join("status/agg_0.json"))["state"], "exited");
 }
 
+/// The pids whose command line holds `marker`, from /proc.
+fn processes_with(marker: &str) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .expect("/proc")
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(marker))
+        })
+        .collect()
+}
+
+/// An engine that is a tree of processes (as vLLM is: API server, EngineCore, resource
+/// tracker): when its runner is killed outright, none of them is left.
+#[test]
+fn no_engine_process_outlives_a_runner_killed_with_sigkill() {
+    let dir = job_dir("sigkill", &deploy_only(&[]));
+    let marker = format!("sweep-orphan-check-{}", std::process::id());
+    // A shell with two child shells, each waiting on a grandchild: the marker is every shell's
+    // `$0`, so it shows in their command lines (`; :` keeps bash from exec-ing the last one).
+    let tree = "bash -c 'sleep 300; :' $0 & bash -c 'sleep 300; :' $0 & sleep 300; :";
+    let mut agg = serve(&dir.0, "AGG", 0, &["bash", "-c", tree, &marker]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    // Three shells, and the runner's own command line.
+    while processes_with(&marker).len() < 4 {
+        assert!(Instant::now() < deadline, "the engine's processes did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    agg.kill().expect("SIGKILL");
+    let _ = agg.wait();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let left = processes_with(&marker);
+        if left.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "left running after the runner was killed: {left:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").expect("binds").local_addr().expect("address").port()
 }
