@@ -14,7 +14,7 @@ mod common;
 use common::sweep;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// `cargo test` runs a binary's tests on threads; the engines must not start side by side.
@@ -42,6 +42,8 @@ fn repository() -> PathBuf {
 struct Sweep {
     dir: PathBuf,
     venv: PathBuf,
+    /// Held until the jobs are cancelled (fields drop after `drop` runs).
+    _one_at_a_time: MutexGuard<'static, ()>,
 }
 
 impl Drop for Sweep {
@@ -72,6 +74,7 @@ impl Sweep {
     /// A sweep folder with the tiny model (written by the engine's own `tokenizers`) and `spec`,
     /// in which `MODEL`, `BASE` and `FRONTEND` stand for the model's folder and free ports.
     fn new(name: &str, venv: PathBuf, spec: &str) -> Sweep {
+        let one_at_a_time = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
         let dir = std::env::temp_dir().join(format!("sweep-real-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("dir");
@@ -88,7 +91,7 @@ impl Sweep {
             .replace("BASE", &base.to_string())
             .replace("FRONTEND", &(base + 7).to_string());
         std::fs::write(dir.join("spec.yaml"), spec).expect("spec");
-        Sweep { dir, venv }
+        Sweep { dir, venv, _one_at_a_time: one_at_a_time }
     }
 
     /// `sweep ARGS` with the engine's venv first on PATH (jobs inherit the environment) and
@@ -229,7 +232,6 @@ workload: {isl: 64, osl: 16, concurrency: [1, 4], requests: 12, warmup: 0}
 
 #[test]
 fn dynamo_aggregated_two_mocker_workers_behind_the_real_frontend() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let s = Sweep::new("dynamo-agg", venv("dynamo-1.6.1"), DYNAMO_AGG);
     let rows = s.submit_and_wait(Duration::from_secs(300));
     let exports = all_done_with_server_usage(&s, &rows, 2);
@@ -264,7 +266,6 @@ workload: {isl: 64, osl: 16, concurrency: [1, 4], requests: 12, warmup: 0}
 
 #[test]
 fn dynamo_disaggregated_two_prefill_one_decode_mocker_workers() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let s = Sweep::new("dynamo-disagg", venv("dynamo-1.6.1"), DYNAMO_DISAGG);
     let rows = s.submit_and_wait(Duration::from_secs(300));
     all_done_with_server_usage(&s, &rows, 2);
@@ -293,7 +294,6 @@ workload: {isl: 64, osl: 16, concurrency: [1, 4], requests: 12, warmup: 0}
 
 #[test]
 fn dynamo_disaggregated_as_a_custom_engine() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let s = Sweep::new("dynamo-custom", venv("dynamo-1.6.1"), DYNAMO_CUSTOM);
     let rows = s.submit_and_wait(Duration::from_secs(300));
     all_done_with_server_usage(&s, &rows, 2);
@@ -314,7 +314,6 @@ workload: {isl: 32, osl: 16, concurrency: [1, 4], requests: 8, warmup: 0}
 
 #[test]
 fn vllm_one_server_with_a_boolean_argument_and_ttft_against_its_own_clock() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let s = Sweep::new("vllm-one", venv("vllm-0.32.0"), VLLM_ONE);
     let rows = s.submit_and_wait(Duration::from_secs(600));
     let exports = all_done_with_server_usage(&s, &rows, 2);
@@ -351,7 +350,6 @@ workload: {isl: 32, osl: 16, concurrency: 4, requests: 16, warmup: 0}
 
 #[test]
 fn vllm_two_servers_behind_vllm_router() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let s = Sweep::new("vllm-two", venv("vllm-0.32.0"), VLLM_TWO);
     let rows = s.submit_and_wait(Duration::from_secs(700));
     all_done_with_server_usage(&s, &rows, 1);
@@ -378,7 +376,6 @@ workload: {isl: 32, osl: 16, concurrency: 1, requests: 4, warmup: 0}
 
 #[test]
 fn vllm_refusing_an_argument_fails_the_points_at_once_with_its_message() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let s = Sweep::new("vllm-refused", venv("vllm-0.32.0"), VLLM_REFUSED);
     for command in [&["check", "spec.yaml"][..], &["submit", "spec.yaml", "-o", "sweep"]] {
         let output = s.sweep(command);

@@ -236,9 +236,8 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
             max_points: args.max_points,
         }),
         Command::Check(args) => commands::check::run(
-            &args.file,
             &commands::render::Settings {
-                file: args.file.clone(),
+                file: args.file,
                 output: PathBuf::from("/sweep"),
                 max_points: args.max_points,
                 templates: args.templates,

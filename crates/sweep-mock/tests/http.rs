@@ -292,6 +292,21 @@ async fn requests_queue_when_the_batch_is_full() {
     assert!(ttfts[2] > 250.0, "{ttfts:?}");
 }
 
+/// A router's `/health` once it answers 200 listing `n` workers (its last answer after 2.5 s).
+async fn health_listing(base: &str, n: usize) -> serde_json::Value {
+    let mut health = serde_json::Value::Null;
+    for _ in 0..50 {
+        let response = client().get(format!("{base}/health")).send().await.expect("sends");
+        let ok = response.status() == 200;
+        health = response.json().await.expect("JSON");
+        if ok && health["instances"].as_array().is_some_and(|i| i.len() == n) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    health
+}
+
 #[tokio::test]
 async fn disaggregated_path_spreads_over_two_ctx_and_two_gen_workers() {
     let dir = std::env::temp_dir().join(format!("sweep-mock-rdv-{}", std::process::id()));
@@ -306,16 +321,7 @@ async fn disaggregated_path_spreads_over_two_ctx_and_two_gen_workers() {
     ];
     let router = start(&["--role", "router", "--rendezvous", rdv]).await;
     // The router finds the workers through the rendezvous folder.
-    let mut health = serde_json::Value::Null;
-    for _ in 0..50 {
-        let response = client().get(format!("{}/health", router.base)).send().await.expect("sends");
-        let ok = response.status() == 200;
-        health = response.json().await.expect("JSON");
-        if ok && health["instances"].as_array().is_some_and(|i| i.len() == 4) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let health = health_listing(&router.base, 4).await;
     let roles: Vec<&str> = health["instances"]
         .as_array()
         .expect("instances")
@@ -371,16 +377,7 @@ async fn aggregated_workers_behind_the_router_each_serve_whole_requests() {
     let fast = ["--role", "agg", "--no-delay", "--rendezvous", rdv];
     let workers = [start(&fast).await, start(&fast).await];
     let router = start(&["--role", "router", "--rendezvous", rdv]).await;
-    let mut health = serde_json::Value::Null;
-    for _ in 0..50 {
-        let response = client().get(format!("{}/health", router.base)).send().await.expect("sends");
-        let ok = response.status() == 200;
-        health = response.json().await.expect("JSON");
-        if ok && health["instances"].as_array().is_some_and(|i| i.len() == 2) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let health = health_listing(&router.base, 2).await;
     assert_eq!(health["status"], "healthy", "{health}");
     let roles: Vec<&str> = health["instances"]
         .as_array()

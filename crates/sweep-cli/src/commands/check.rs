@@ -36,7 +36,7 @@ pub struct Report {
     pub unknown: Vec<UnknownOption>,
 }
 
-pub fn run(file: &Path, settings: &render::Settings, json: bool) -> Result<(), Error> {
+pub fn run(settings: &render::Settings, json: bool) -> Result<(), Error> {
     let prepared = render::prepare(settings)?;
     let report = check(&prepared)?;
     let mut stdout = std::io::stdout().lock();
@@ -55,7 +55,7 @@ pub fn run(file: &Path, settings: &render::Settings, json: bool) -> Result<(), E
                 })
             })
             .collect();
-        writeln!(stdout, "{}", serde_json::json!({"file": file, "programs": programs}))
+        writeln!(stdout, "{}", serde_json::json!({"file": settings.file, "programs": programs}))
             .map_err(Error::Output)?;
     } else {
         writeln!(stdout, "{:<36} {:<12} {:>6}  STEPS", "PROGRAM", "STATE", "KNOWN").map_err(Error::Output)?;
