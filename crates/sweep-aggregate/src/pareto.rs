@@ -46,6 +46,8 @@ pub struct Group {
     pub osl: Option<i64>,
     pub mode: String,
     pub mtp: bool,
+    /// The engine's version, when versions are merged (`--allow-mixed-versions`).
+    pub version: Option<String>,
 }
 
 impl Group {
@@ -55,12 +57,14 @@ impl Group {
             osl: row.osl,
             mode: row.config.mode.clone().unwrap_or_else(|| "unknown".to_owned()),
             mtp: row.config.decode_role().and_then(|r| r.mtp).unwrap_or(0) > 0,
+            version: row.config.version_group.clone(),
         }
     }
 
     /// `disagg MTP` / `agg` …
     pub fn series(&self) -> String {
-        format!("{}{}", self.mode, if self.mtp { " MTP" } else { "" })
+        let version = self.version.as_ref().map(|v| format!(" ({v})")).unwrap_or_default();
+        format!("{}{}{version}", self.mode, if self.mtp { " MTP" } else { "" })
     }
 
     /// `ISL 1024 / OSL 128`.

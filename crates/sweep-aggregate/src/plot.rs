@@ -112,7 +112,7 @@ pub fn charts(rows: &[Row], analysis: &Analysis) -> Vec<Chart> {
     for (isl, osl) in workloads {
         let in_workload = |r: &&Row| r.isl == isl && r.osl == osl && r.measured();
         let suffix = format!("isl{}_osl{}", isl.unwrap_or(0), osl.unwrap_or(0));
-        let workload = Group { isl, osl, mode: String::new(), mtp: false }.workload();
+        let workload = Group { isl, osl, mode: String::new(), mtp: false, version: None }.workload();
         // Pareto: every point of a group small, its frontier as a line.
         let mut series = Vec::new();
         for (k, f) in

@@ -287,6 +287,63 @@ fn title(agg: &Aggregate) -> String {
 }
 
 /// The Markdown summary.
+/// What a sweep's provenance files say, as (fact, value) rows: the build that rendered it, the
+/// spec's and plan's digests, where and by whom, SLURM and the image; per job, the engine's
+/// version and where it was read, its Python packages and the GPUs.
+fn provenance_facts(sweep: &crate::discover::SweepInfo) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    match &sweep.provenance {
+        None => out.push(("provenance".to_owned(), "not recorded (a folder of sweep 0.1)".to_owned())),
+        Some(p) => {
+            let build = |b: &sweep_folder::provenance::Build| {
+                format!(
+                    "sweep {}{}{}",
+                    b.version,
+                    b.commit.as_ref().map(|c| format!(", commit {}", &c[..c.len().min(12)])).unwrap_or_default(),
+                    b.rustc.as_ref().map(|r| format!(", {r}")).unwrap_or_default()
+                )
+            };
+            out.push(("rendered by".to_owned(), build(&p.sweep)));
+            out.push(("rendered".to_owned(), format!("by {} on {} at {}", p.user, p.host, unix_time(p.created_at))));
+            out.push(("spec sha256".to_owned(), p.spec_sha256.clone()));
+            out.push(("plan sha256".to_owned(), p.plan_sha256.clone()));
+            if let Some(sbatch) = &p.sbatch {
+                out.push(("sbatch".to_owned(), sbatch.clone()));
+            }
+            if let Some(image) = &p.container_image {
+                let digest = p.container_digest.as_deref().unwrap_or("no digest recorded");
+                out.push(("container image".to_owned(), format!("{image} ({digest})")));
+            }
+        }
+    }
+    for (job, p) in &sweep.job_provenance {
+        let version = match (&p.engine_version, &p.engine_version_source) {
+            (Some(v), Some(source)) => format!("{} {v} (from {source})", p.engine),
+            (Some(v), None) => format!("{} {v}", p.engine),
+            _ => format!("{} (version not reported)", p.engine),
+        };
+        out.push((format!("job {job}: engine"), version));
+        for env in &p.python {
+            out.push((
+                format!("job {job}: Python of {}", env.program),
+                format!("{} ({} packages)", env.python, env.packages.len()),
+            ));
+        }
+        if !p.gpus.is_empty() {
+            let gpus: Vec<String> =
+                p.gpus.iter().map(|g| format!("{} {} (driver {})", g.name, g.memory_total, g.driver_version)).collect();
+            out.push((format!("job {job}: GPUs on {}", p.node), gpus.join("; ")));
+        }
+    }
+    out
+}
+
+/// A Unix time as `2026-12-02 14:05:03 UTC`.
+fn unix_time(seconds: f64) -> String {
+    let (year, month, day, hour, minute, second) = sweep_folder::file::civil_utc(seconds.max(0.0) as i64);
+    format!("{year:04}-{month:02}-{day:02} {hour:02}:{minute:02}:{second:02} UTC")
+}
+
 pub fn markdown(agg: &Aggregate) -> String {
     let mut s = format!("# {}\n\n", title(agg));
     let _ = writeln!(s, "{} points: {}.", agg.rows.len(), state_counts(&agg.rows));
@@ -317,6 +374,15 @@ pub fn markdown(agg: &Aggregate) -> String {
         for w in &agg.warnings {
             let _ = writeln!(s, "- `{}`: {}", w.path.display(), w.message);
         }
+    }
+    for sweep in &agg.sweeps {
+        let facts = provenance_facts(sweep);
+        let _ = writeln!(s, "\n## Provenance of sweep {}\n", sweep.name);
+        let table = Table {
+            header: vec!["fact", "value"],
+            rows: facts.into_iter().map(|(k, v)| vec![k, v]).collect(),
+        };
+        s.push_str(&table.markdown());
     }
     s
 }
@@ -423,6 +489,9 @@ pub fn html(agg: &Aggregate, charts: &[(Chart, String)]) -> String {
         fact("SLURM job ids", sweep.slurm_job_ids.join(", "));
         for (k, v) in &sweep.versions {
             fact(&format!("version of {k}"), v.clone());
+        }
+        for (k, v) in provenance_facts(sweep) {
+            fact(&k, v);
         }
         s.push_str("</table>\n");
         if let Some(spec) = &sweep.spec {

@@ -230,6 +230,7 @@ pub fn frame(rows: &[Row]) -> Result<DataFrame, Error> {
         Column::new("gpus_working".into(), int(&|r| r.config.gpus_working)),
         Column::new("model".into(), text(&|r| r.config.model.clone())),
         Column::new("engine".into(), text(&|r| r.config.engine.clone())),
+        Column::new("engine_version".into(), text(&|r| r.config.engine_version.clone())),
     ];
     for (i, metric) in METRICS.iter().enumerate() {
         columns.push(Column::new(metric.column.into(), float(&|r| r.figures.0[i])));

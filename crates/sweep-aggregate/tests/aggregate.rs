@@ -190,53 +190,114 @@ fn nothing_readable_is_an_error_and_nothing_found_too() {
     assert!(matches!(err, sweep_aggregate::Error::NothingReadable { points: 1, .. }), "{err}");
 }
 
-/// A sweep folder as `sweep submit` leaves it, built by hand: job A ran both points (one done,
-/// one failed), job B was cancelled before it started, job C was never submitted, and job A's
-/// failed point was rerun by a resume and is now done.
+/// Point ids of the hand-built sweep: 16 hex digits, as the planner makes them.
+const P1: &str = "00000000000000a1";
+const P2: &str = "00000000000000a2";
+const P3: &str = "00000000000000b3";
+const P4: &str = "00000000000000c4";
+
+/// A sweep folder as `sweep submit` leaves it, built by hand through the folder's own types:
+/// job A ran both points (one done, one failed), job B was cancelled before it started, job C
+/// was never submitted, and job A's failed point was rerun by a resume and is now done.
 fn hand_sweep(root: &Path) {
+    use sweep_folder::job::RoleContext;
+    use sweep_folder::metadata::{Gpus, JobRef, Metadata};
+    use sweep_folder::{Executor, JobState, Manifest, ManifestJob, PointState, PointStatus, SweepDir};
+
     let summary_text = std::fs::read_to_string(
         fixture().join("agg-bm-128-64/agg_tp1/aiperf_artifacts/concurrency_4/profile_export_aiperf.json"),
     )
     .expect("summary");
-    let point = |id: &str, c: i64| json!({"id": id, "isl": 128, "osl": 64, "concurrency": c, "effective_concurrency": c});
-    let role = |role: &str, tp: i64, mtp: i64| json!({"role": role, "servers": 1, "tp": tp, "pp": 1, "parallel": "tep", "batch": 8, "mtp": mtp, "eplb": 0});
+    let point = |id: &str, c: i64| {
+        json!({"id": id, "isl": 128, "osl": 64, "concurrency": c, "effective_concurrency": c, "requests": 40, "warmup": 4})
+    };
+    let role = |role: &str, tp: i64, mtp: i64| {
+        json!({"role": role, "servers": 1, "tp": tp, "pp": 1, "cp": 1, "parallel": "tep", "batch": 8,
+               "max_num_tokens": null, "max_seq_len": null, "mtp": mtp, "eplb": 0})
+    };
+    let layout = |allocated: i64, working: i64| json!({"nodes": 1, "gpus_allocated": allocated, "gpus_working": working});
     let plan = json!({
-        "sweep": "hand", "engine": {"kind": "mock"}, "model": {"served_name": "tiny"},
+        "format": 2, "written_by": "sweep test",
+        "sweep": "hand", "engine": {"kind": "mock"}, "model": {"path": "/models/tiny", "served_name": "tiny"},
         "jobs": [
-            {"id": "a", "name": "agg1_tep1", "mode": "agg", "roles": [role("agg", 1, 0)],
-             "layout": {"gpus_allocated": 4, "gpus_working": 1}, "points": [point("p1", 1), point("p2", 4)]},
-            {"id": "b", "name": "ctx1_gen1_tep2", "mode": "disagg", "roles": [role("ctx", 1, 0), role("gen", 2, 0)],
-             "layout": {"gpus_allocated": 8, "gpus_working": 3}, "points": [point("p3", 1)]},
-            {"id": "c", "name": "agg1_tep2", "mode": "agg", "roles": [role("agg", 2, 0)],
-             "layout": {"gpus_allocated": 4, "gpus_working": 2}, "points": [point("p4", 1)]},
+            {"id": "000000000000000a", "name": "agg1_tep1", "mode": "agg", "roles": [role("agg", 1, 0)],
+             "layout": layout(4, 1), "points": [point(P1, 1), point(P2, 4)]},
+            {"id": "000000000000000b", "name": "ctx1_gen1_tep2", "mode": "disagg", "roles": [role("ctx", 1, 0), role("gen", 2, 0)],
+             "layout": layout(8, 3), "points": [point(P3, 1)]},
+            {"id": "000000000000000c", "name": "agg1_tep2", "mode": "agg", "roles": [role("agg", 2, 0)],
+             "layout": layout(4, 2), "points": [point(P4, 1)]},
         ]
     });
-    let manifest = json!({
-        "sweep": "hand", "executor": "slurm",
-        "jobs": [
-            {"id": "a", "name": "agg1_tep1", "dir": "jobs/agg1_tep1", "points": ["p1", "p2"], "state": "completed", "slurm_job_id": "101"},
-            {"id": "b", "name": "ctx1_gen1_tep2", "dir": "jobs/ctx1_gen1_tep2", "points": ["p3"], "state": "cancelled", "reason": "cancelled by sweep cancel", "slurm_job_id": "102"},
-            {"id": "a", "name": "agg1_tep1", "dir": "jobs/agg1_tep1.2", "points": ["p2"], "state": "completed", "slurm_job_id": "103"},
-        ]
-    });
+    let entry = |id: &str, name: &str, dir: &str, points: &[&str], state: JobState, slurm: &str| ManifestJob {
+        id: id.to_owned(),
+        name: name.to_owned(),
+        dir: dir.to_owned(),
+        script: "job.sbatch".to_owned(),
+        attempt: if dir.ends_with(".2") { 2 } else { 1 },
+        state,
+        slurm_job_id: Some(slurm.to_owned()),
+        reason: (state == JobState::Cancelled).then(|| "cancelled by sweep cancel".to_owned()),
+        points: points.iter().map(|p| (*p).to_owned()).collect(),
+    };
+    let manifest = Manifest {
+        sweep: "hand".to_owned(),
+        executor: Executor::Slurm,
+        resumes: 1,
+        jobs: vec![
+            entry("000000000000000a", "agg1_tep1", "jobs/agg1_tep1", &[P1, P2], JobState::Completed, "101"),
+            entry("000000000000000b", "ctx1_gen1_tep2", "jobs/ctx1_gen1_tep2", &[P3], JobState::Cancelled, "102"),
+            entry("000000000000000a", "agg1_tep1", "jobs/agg1_tep1.2", &[P2], JobState::Completed, "103"),
+        ],
+    };
     std::fs::create_dir_all(root).expect("mkdir");
-    std::fs::write(root.join("plan.json"), plan.to_string()).expect("plan");
-    std::fs::write(root.join("manifest.json"), manifest.to_string()).expect("manifest");
-    std::fs::write(root.join("spec.yaml"), "name: hand\n").expect("spec");
-    let write_point = |job: &str, id: &str, state: &str, reason: &str, with_summary: bool| {
-        let dir = root.join("jobs").join(job).join("points").join(id);
-        std::fs::create_dir_all(&dir).expect("mkdir");
-        std::fs::write(dir.join("status.json"), json!({"state": state, "reason": reason}).to_string())
-            .expect("status");
+    let sweep = SweepDir::new(root);
+    std::fs::write(sweep.plan_path(), plan.to_string()).expect("plan");
+    sweep.write_manifest(&manifest).expect("manifest");
+    std::fs::write(sweep.spec_path(), "name: hand\n").expect("spec");
+    let write_point = |job: &str, id: &str, state: PointState, reason: &str, with_summary: bool| {
+        let dir = sweep_folder::PointDir::new(root.join("jobs").join(job).join("points").join(id));
+        std::fs::create_dir_all(dir.path()).expect("mkdir");
+        let status = PointStatus {
+            point: id.to_owned(),
+            job: job.trim_end_matches(".2").to_owned(),
+            state,
+            reason: reason.to_owned(),
+            started_at: 1.0,
+            ended_at: 2.0,
+        };
+        dir.write_status(&status).expect("status");
         if with_summary {
-            std::fs::write(dir.join("profile_export_aiperf.json"), &summary_text).expect("summary");
+            std::fs::write(dir.path().join(sweep_folder::exports::SUMMARY), &summary_text).expect("summary");
         }
     };
-    write_point("agg1_tep1", "p1", "done", "40 requests, 0 errors", true);
-    write_point("agg1_tep1", "p2", "failed", "server agg_0 exited with status 1", false);
-    write_point("agg1_tep1.2", "p2", "done", "40 requests, 0 errors", true);
-    let meta = json!({"gpus": {"allocated": 4, "working": 1}, "nodes": ["n1"], "versions": {"sweep-runner": "0.1.0"}, "job": {"id": "a"}});
-    std::fs::write(root.join("jobs/agg1_tep1/metadata.json"), meta.to_string()).expect("meta");
+    write_point("agg1_tep1", P1, PointState::Done, "40 requests, 0 errors", true);
+    write_point("agg1_tep1", P2, PointState::Failed, "server agg_0 exited with status 1", false);
+    write_point("agg1_tep1.2", P2, PointState::Done, "40 requests, 0 errors", true);
+    let roles: Vec<RoleContext> =
+        serde_json::from_value(json!([{"serving_type": "AGG", "world_size": 1, "engine_args": {},
+            "role": "agg", "servers": 1, "tp": 1, "pp": 1, "cp": 1, "parallel": "tep", "batch": 8,
+            "max_num_tokens": null, "max_seq_len": null, "mtp": 0, "eplb": 0}]))
+        .expect("a role");
+    let metadata = Metadata {
+        sweep: "hand".to_owned(),
+        job: JobRef { id: "000000000000000a".to_owned(), name: "agg1_tep1".to_owned(), mode: "agg".to_owned() },
+        engine: "mock".to_owned(),
+        model: "tiny".to_owned(),
+        roles,
+        servers: Vec::new(),
+        frontend: None,
+        gpus: Gpus { allocated: 4, working: 1 },
+        slurm_job_id: Some("101".to_owned()),
+        node_list: Some("n1".to_owned()),
+        nodes: vec!["n1".to_owned()],
+        executor: Executor::Slurm,
+        versions: [("sweep-runner".to_owned(), "0.2.0".to_owned())].into(),
+        seed: 0,
+        load: sweep_spec::Load::default(),
+        started_at: 1.0,
+        engine_info: None,
+    };
+    sweep.job("jobs/agg1_tep1").write_metadata(&metadata).expect("meta");
 }
 
 #[test]
@@ -250,16 +311,17 @@ fn every_planned_point_is_a_row_failed_cancelled_and_never_submitted_ones_too() 
         (r.state.as_str(), r.reason.clone().unwrap_or_default(), r.attempts)
     };
     assert_eq!(agg.rows.len(), 4);
-    assert_eq!(state("p1").0, "done");
-    let (s, _, attempts) = state("p2");
+    assert!(agg.warnings.is_empty(), "{:?}", agg.warnings);
+    assert_eq!(state(P1).0, "done");
+    let (s, _, attempts) = state(P2);
     assert_eq!((s, attempts), ("done", 2), "the resumed attempt speaks for the point");
-    let (s, reason, _) = state("p3");
+    let (s, reason, _) = state(P3);
     assert_eq!(s, "not_run");
     assert!(reason.contains("cancelled by sweep cancel"), "{reason}");
-    let (s, reason, _) = state("p4");
+    let (s, reason, _) = state(P4);
     assert_eq!(s, "not_run");
     assert!(reason.contains("never submitted"), "{reason}");
-    let p1 = agg.rows.iter().find(|r| r.point == "p1").expect("p1");
+    let p1 = agg.rows.iter().find(|r| r.point == P1).expect("p1");
     assert_eq!((p1.config.gpus_allocated, p1.config.gpus_working), (Some(4), Some(1)));
     let out = p1.figures.get("output_token_throughput").expect("measured");
     assert_eq!(p1.tps_per_gpu_working, Some(out));

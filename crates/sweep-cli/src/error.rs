@@ -5,6 +5,9 @@ use std::path::PathBuf;
 use sweep_plan::PlanError;
 use sweep_spec::{SourceMap, SpecError};
 
+use sweep_folder::FolderError;
+use sweep_submit::SubmitError;
+
 use crate::diagnostic::Diagnostic;
 use crate::exit::Exit;
 
@@ -26,79 +29,47 @@ pub enum Error {
     /// Writing the output failed.
     #[error("cannot write the output: {0}")]
     Output(#[source] std::io::Error),
-    /// A file or folder could not be written.
-    #[error("cannot write `{}`: {source}", path.display())]
-    Write {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    /// The output folder exists: sweep never overwrites results.
-    #[error("`{}` already exists; sweep never overwrites a sweep folder", path.display())]
-    Exists { path: PathBuf },
-    /// The templates could not be loaded.
+    /// Rendering, submitting, status or cancel failed.
     #[error("{0}")]
-    Render(#[source] sweep_templates::RenderError),
-    /// Another `sweep submit` holds the folder's lock.
-    #[error("`{}` is held by another submit ({holder})", path.display())]
-    Locked { path: PathBuf, holder: String },
-    /// A SLURM command is missing or refused.
+    Submit(#[from] SubmitError),
+    /// A file of the sweep folder could not be read or written.
     #[error("{0}")]
-    Slurm(#[source] sweep_slurm::driver::SlurmError),
-    /// SLURM rejected some jobs; the others were submitted.
-    #[error("SLURM rejected {rejected} of {total} jobs; their reasons are in the manifest")]
-    Rejected { rejected: usize, total: usize },
-    /// `--resume` on a folder that holds no sweep.
-    #[error("`{}` is not a sweep folder (no manifest.json)", path.display())]
-    NotASweep { path: PathBuf },
-    /// Jobs run by the local executor did not complete.
-    #[error("{failed} of {total} jobs did not complete")]
-    JobsFailed { failed: usize, total: usize },
+    Folder(#[from] FolderError),
     /// The command line is wrong in a way clap cannot see.
     #[error("{0}")]
     Usage(String),
     /// Aggregation failed: nothing found or readable, or an output could not be written.
     #[error("{0}")]
     Aggregate(#[source] sweep_aggregate::Error),
-    /// A job's templates failed to render.
-    #[error("job `{job}`: {source}")]
-    RenderJob {
-        job: String,
-        #[source]
-        source: sweep_templates::RenderError,
-    },
     /// Launch commands give an engine options its own parser does not list (`sweep check`).
     #[error("{} option(s) the engines do not take", .0.len())]
     UnknownOptions(Vec<UnknownOption>),
 }
 
-/// An option a launch command gives an engine that the engine's `--help` does not list.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UnknownOption {
-    pub job: String,
-    /// The step (`gen_0`, `disagg_server_0`), hence the role.
-    pub step: String,
-    pub program: String,
-    pub option: String,
-    pub closest: Option<String>,
-}
+pub use sweep_submit::check::UnknownOption;
 
 impl Error {
     pub fn exit(&self) -> Exit {
         match self {
-            Error::Read { .. } | Error::Output(_) | Error::Write { .. } | Error::NotASweep { .. } => Exit::Io,
-            Error::JobsFailed { .. } => Exit::JobsFailed,
+            Error::Read { .. } | Error::Output(_) => Exit::Io,
             Error::Spec { .. } => Exit::InvalidSpec,
             Error::Plan { .. } => Exit::Unplannable,
-            Error::Exists { .. } => Exit::Exists,
-            Error::Render(_) | Error::RenderJob { .. } => Exit::Template,
-            Error::Locked { .. } => Exit::Locked,
-            Error::Slurm(_) | Error::Rejected { .. } => Exit::Slurm,
+            Error::Submit(e) => match e {
+                SubmitError::Folder(e) => folder_exit(e),
+                SubmitError::Write { .. } | SubmitError::Read { .. } | SubmitError::Run { .. } => Exit::Io,
+                SubmitError::Exists { .. } => Exit::Exists,
+                SubmitError::Templates(_) | SubmitError::RenderJob { .. } => Exit::Template,
+                SubmitError::Slurm(_) | SubmitError::Rejected { .. } => Exit::Slurm,
+                SubmitError::JobsFailed { .. } => Exit::JobsFailed,
+            },
+            Error::Folder(e) => folder_exit(e),
             Error::Usage(_) => Exit::Usage,
             Error::UnknownOptions(_) => Exit::EngineOptions,
             Error::Aggregate(e) => match e {
                 sweep_aggregate::Error::NothingFound { .. }
                 | sweep_aggregate::Error::NothingReadable { .. } => Exit::NoResults,
+                sweep_aggregate::Error::MixedVersions { .. } => Exit::MixedVersions,
+                sweep_aggregate::Error::Folder(e) => folder_exit(e),
                 sweep_aggregate::Error::Polars(_) => Exit::Internal,
                 _ => Exit::Io,
             },
@@ -127,10 +98,10 @@ impl Error {
                 help: error.help(),
             }
             .render(),
-            Error::Exists { .. } => {
+            Error::Submit(SubmitError::Exists { .. }) => {
                 format!("error: {self}\n  = help: choose a new folder\n")
             }
-            Error::Render(source) | Error::RenderJob { source, .. } => {
+            Error::Submit(SubmitError::Templates(source) | SubmitError::RenderJob { source, .. }) => {
                 // minijinja's error shows the template lines around the problem.
                 let detail = match source {
                     sweep_templates::RenderError::Template { source, .. } => format!("\n{source:#}"),
@@ -138,16 +109,13 @@ impl Error {
                 };
                 format!("error: {self}{detail}\n")
             }
-            Error::Locked { .. } => {
-                format!("error: {self}\n  = help: wait for it to finish; remove the lock file only if no submit is running\n")
-            }
-            Error::Slurm(sweep_slurm::driver::SlurmError::Missing { .. }) => format!(
+            Error::Submit(SubmitError::Slurm(sweep_slurm::driver::SlurmError::Missing { .. })) => format!(
                 "error: {self}\n  = help: submit from a login node of the cluster, or run the sweep on this machine with `--executor local`\n"
             ),
-            Error::NotASweep { .. } => {
-                format!("error: {self}\n  = help: `--resume` continues the folder an earlier `sweep submit -o DIR` created\n")
+            Error::Submit(SubmitError::Folder(FolderError::NotASweep { .. })) | Error::Folder(FolderError::NotASweep { .. }) => {
+                format!("error: {self}\n  = help: give the folder an earlier `sweep submit -o DIR` or `sweep render -o DIR` created\n")
             }
-            Error::JobsFailed { .. } => format!(
+            Error::Submit(SubmitError::JobsFailed { .. }) => format!(
                 "error: {self}\n  = help: `sweep status DIR --points` shows each point's reason; `sweep submit FILE -o DIR --resume` reruns what has no result\n"
             ),
             Error::Aggregate(sweep_aggregate::Error::NothingFound { .. }) => format!(
@@ -169,13 +137,28 @@ impl Error {
                 out.push_str("  = help: fix the role's `engine_args` (or the template that adds the option); `--no-check` skips this check\n");
                 out
             }
+            Error::Aggregate(sweep_aggregate::Error::MixedVersions { .. }) => format!(
+                "error: {self}\n  = help: compare like with like, or pass `--allow-mixed-versions` to merge them with a column and groups per version\n"
+            ),
             Error::Read { .. }
             | Error::Output(_)
             | Error::Usage(_)
             | Error::Aggregate(_)
-            | Error::Write { .. }
-            | Error::Slurm(_)
-            | Error::Rejected { .. } => format!("error: {self}\n"),
+            | Error::Submit(_)
+            | Error::Folder(_) => format!("error: {self}\n"),
         }
+    }
+}
+
+/// A folder error's code: a newer format has its own, so that scripts can tell "upgrade sweep"
+/// from "the file is broken".
+fn folder_exit(error: &FolderError) -> Exit {
+    match error {
+        FolderError::Locked { .. } => Exit::Locked,
+        FolderError::Newer { .. } => Exit::NewerFormat,
+        FolderError::Read { .. }
+        | FolderError::Write { .. }
+        | FolderError::Parse { .. }
+        | FolderError::NotASweep { .. } => Exit::Io,
     }
 }

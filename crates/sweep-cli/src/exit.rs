@@ -39,6 +39,12 @@ pub enum Exit {
     /// `sweep check` (and `render`/`submit` before writing anything): a launch command gives an
     /// engine an option that the engine's own `--help` does not list.
     EngineOptions = 12,
+    /// A file of the sweep folder was written by a newer sweep, in a format this one does not
+    /// read (the message names the version that wrote it).
+    NewerFormat = 13,
+    /// `sweep aggregate` / `report`: the points ran on different versions of an engine; pass
+    /// `--allow-mixed-versions` to merge them grouped by version.
+    MixedVersions = 14,
 }
 
 impl From<Exit> for ExitCode {

@@ -96,6 +96,10 @@ struct AggregateArgs {
     /// Tokens/s per GPU over the GPUs the servers use (`working`) or the job holds (`allocated`).
     #[arg(long, value_enum, default_value_t = GpusArg::Working)]
     gpus: GpusArg,
+    /// Merge points that ran on different versions of an engine (as their jobs recorded it),
+    /// with a frontier per version; without it that is an error (exit 14).
+    #[arg(long)]
+    allow_mixed_versions: bool,
     /// `table` (the frontiers) for people, `json` for scripts.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
@@ -127,6 +131,7 @@ impl AggregateArgs {
                     GpusArg::Working => sweep_aggregate::GpuBasis::Working,
                     GpusArg::Allocated => sweep_aggregate::GpuBasis::Allocated,
                 },
+                allow_mixed_versions: self.allow_mixed_versions,
             },
             outputs,
             json: self.format == Format::Json,
@@ -198,12 +203,14 @@ impl RenderArgs {
             file: self.file,
             output: self.output,
             max_points: self.max_points,
-            templates: self.templates,
-            runner: self.runner,
-            executor: self.executor.map(|e| match e {
-                ExecutorArg::Slurm => sweep_spec::ExecutorKind::Slurm,
-                ExecutorArg::Local => sweep_spec::ExecutorKind::Local,
-            }),
+            options: sweep_submit::render::Options {
+                templates: self.templates,
+                runner: self.runner,
+                executor: self.executor.map(|e| match e {
+                    ExecutorArg::Slurm => sweep_spec::ExecutorKind::Slurm,
+                    ExecutorArg::Local => sweep_spec::ExecutorKind::Local,
+                }),
+            },
             no_check: self.no_check,
         }
     }
@@ -240,9 +247,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
                 file: args.file,
                 output: PathBuf::from("/sweep"),
                 max_points: args.max_points,
-                templates: args.templates,
-                runner: None,
-                executor: None,
+                options: sweep_submit::render::Options { templates: args.templates, ..Default::default() },
                 no_check: true,
             },
             args.format == Format::Json,

@@ -12,9 +12,10 @@ pub mod server;
 
 use std::future::Future;
 use std::io;
-use std::path::Path;
 
 pub use config::Settings;
+use sweep_folder::markers::ServerRole;
+use sweep_folder::Registration;
 
 /// Serves on `listener` until `shutdown` completes. Workers register in the rendezvous folder
 /// once listening.
@@ -26,15 +27,25 @@ pub async fn serve(
     let local = listener.local_addr()?;
     let address = format!("{}:{}", settings.host, local.port());
     if let Some(path) = &settings.port_file {
-        write_atomically(path, &local.port().to_string())?;
+        sweep_folder::file::write_atomically(path, local.port().to_string().as_bytes()).map_err(io::Error::other)?;
     }
     if let (Some(dir), role) = (&settings.rendezvous, settings.role) {
         if role != config::Role::Router {
-            let registration = serde_json::json!({"role": role.as_str(), "address": address});
-            write_atomically(
-                &dir.join(format!("{}-{}.json", role.as_str(), local.port())),
-                &registration.to_string(),
-            )?;
+            let role = match role {
+                config::Role::Ctx => ServerRole::Ctx,
+                config::Role::Gen => ServerRole::Gen,
+                _ => ServerRole::Agg,
+            };
+            let registration = Registration {
+                role,
+                serving_type: Some(role.serving_type()),
+                index: None,
+                address: address.clone(),
+                node: None,
+                pid: Some(std::process::id()),
+            };
+            let path = dir.join(format!("{}-{}.json", role.as_str(), local.port()));
+            sweep_folder::file::write(&path, &registration).map_err(io::Error::other)?;
         }
     }
     tracing::info!(role = settings.role.as_str(), %address, "listening");
@@ -49,9 +60,3 @@ pub async fn serve(
     axum::serve(listener, server::router(app)).with_graceful_shutdown(shutdown).await
 }
 
-/// Writes through a temporary file and a rename, so a reader never sees half a file.
-fn write_atomically(path: &Path, contents: &str) -> io::Result<()> {
-    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-    std::fs::write(&tmp, contents)?;
-    std::fs::rename(&tmp, path)
-}

@@ -14,6 +14,9 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
+use sweep_folder::markers::ServerRole;
+use sweep_folder::Registration;
+
 use crate::config::{Role, Routing, Settings};
 use crate::engine::Event;
 
@@ -276,17 +279,15 @@ async fn watch(workers: std::sync::Weak<Workers>, dir: PathBuf) {
                 if path.extension().is_none_or(|e| e != "json") {
                     continue;
                 }
-                let Ok(text) = std::fs::read_to_string(&path) else { continue };
-                let Ok(value) = serde_json::from_str::<serde_json::Value>(&text) else { continue };
-                let role = match value["role"].as_str() {
-                    Some("ctx") => Role::Ctx,
-                    Some("gen") => Role::Gen,
-                    Some("agg") => Role::Agg,
-                    _ => continue,
+                // One being written, or not a registration: the next scan reads it.
+                let Ok(registration) = sweep_folder::file::read::<Registration>(&path) else { continue };
+                let role = match registration.role {
+                    ServerRole::Ctx => Role::Ctx,
+                    ServerRole::Gen => Role::Gen,
+                    ServerRole::Agg => Role::Agg,
+                    ServerRole::DisaggServer => continue,
                 };
-                if let Some(address) = value["address"].as_str() {
-                    workers.add(role, address);
-                }
+                workers.add(role, &registration.address);
             }
         }
         drop(workers);

@@ -94,6 +94,7 @@ pub fn router(app: Arc<App>) -> axum::Router {
         .route("/v1/chat/completions", post(chat))
         .route("/v1/completions", post(completions))
         .route("/v1/models", get(models))
+        .route("/version", get(version))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .route("/internal/prefill", post(prefill))
@@ -404,6 +405,11 @@ fn stream_response(
         .header(header::CACHE_CONTROL, "no-cache")
         .body(Body::from_stream(body))
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+/// `GET /version`, as vLLM and SGLang answer it: what a sweep records as the engine's version.
+async fn version() -> Response {
+    json(StatusCode::OK, serde_json::json!({"version": concat!("sweep-mock-engine ", env!("CARGO_PKG_VERSION"))}).to_string())
 }
 
 async fn models(State(app): State<Arc<App>>) -> Response {

@@ -32,6 +32,25 @@ impl Serialize for Id {
     }
 }
 
+impl std::str::FromStr for Id {
+    type Err = String;
+
+    /// 16 hex digits, as [`Id`] is shown.
+    fn from_str(text: &str) -> Result<Self, String> {
+        if text.len() != 16 {
+            return Err(format!("an id is 16 hex digits, not `{text}`"));
+        }
+        u64::from_str_radix(text, 16).map(Id).map_err(|_| format!("an id is 16 hex digits, not `{text}`"))
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Id {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = std::borrow::Cow::<str>::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 struct Fields(blake3::Hasher);
 
 impl Fields {

@@ -12,11 +12,11 @@
 //! - ports: servers count up from `base_port` in placement order, unique within the job, since
 //!   servers of one job may share a host; the frontend listens on `frontend_port`.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sweep_spec::{Packing, Parallel, Role, TaskMode};
 
 /// One role's settings for a job, after derivation.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct RoleConfig {
     pub role: Role,
     pub servers: u32,

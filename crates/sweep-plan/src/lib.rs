@@ -12,7 +12,7 @@ use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::ops::Range;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sweep_spec::expr::EvalError;
 use sweep_spec::{AxisKey, AxisValue, KeyPath, Mode, Parallel, Role, Spec, Subspace, Value, MODE_SLOT};
 
@@ -79,7 +79,7 @@ impl Job {
 }
 
 /// One measurement.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Point {
     pub id: Id,
     #[serde(skip)]

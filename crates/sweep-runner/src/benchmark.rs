@@ -17,65 +17,15 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde::Deserialize;
-use sweep_spec::{ArrivalKind, Health, Load};
+use sweep_folder::job::JobContext;
+use sweep_folder::metadata::{EngineInfo, FrontendRecord, Gpus, JobRef, Metadata, ServerRecord};
+use sweep_folder::{BenchmarkState, BenchmarkStatus, Executor, JobDir, PointDir, PointState, PointStatus};
+use sweep_plan::Point;
+use sweep_spec::ArrivalKind;
 
+use crate::files::{self, Reported};
 use crate::load::{self, progress, Arrival, Cancel, Slos};
-use crate::{engine_metrics, files, readiness};
-
-#[derive(Debug, Deserialize)]
-struct Job {
-    sweep: String,
-    id: String,
-    name: String,
-    mode: String,
-    engine: String,
-    model: Model,
-    slurm: Slurm,
-    roles: Vec<serde_json::Value>,
-    servers: Vec<Server>,
-    frontend: Option<Frontend>,
-    load: Load,
-    health: Health,
-    points: Vec<Point>,
-}
-
-#[derive(Debug, Deserialize)]
-struct Model {
-    served_name: String,
-}
-
-#[derive(Debug, Deserialize)]
-struct Slurm {
-    nodes: u32,
-    gpus_per_node: u32,
-}
-
-#[derive(Debug, Deserialize)]
-struct Server {
-    name: String,
-    role: String,
-    nodes: Vec<u32>,
-    cuda_visible_devices: String,
-    port: u16,
-}
-
-#[derive(Debug, Deserialize)]
-struct Frontend {
-    node: u32,
-    port: u16,
-}
-
-#[derive(Debug, Clone, Deserialize, serde::Serialize)]
-struct Point {
-    id: String,
-    isl: u32,
-    osl: u32,
-    concurrency: u32,
-    effective_concurrency: u64,
-    requests: u64,
-    warmup: u64,
-}
+use crate::{engine_metrics, provenance, readiness};
 
 #[derive(Debug)]
 pub struct Benchmark {
@@ -87,37 +37,6 @@ pub struct Benchmark {
     /// How long before the deadline to stop, leaving time to write results.
     pub margin: Duration,
     pub progress: progress::Mode,
-}
-
-impl Job {
-    fn read(dir: &Path) -> Result<Job, String> {
-        let path = dir.join("job.json");
-        let text =
-            std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        serde_json::from_str(&text).map_err(|e| format!("{} is not a job description: {e}", path.display()))
-    }
-
-    /// Names of every server, the frontend last.
-    fn server_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.servers.iter().map(|s| s.name.clone()).collect();
-        if self.frontend.is_some() {
-            names.push("disagg_server_0".into());
-        }
-        names
-    }
-
-    fn gpus_working(&self) -> u64 {
-        self.roles
-            .iter()
-            .map(|r| r["world_size"].as_u64().unwrap_or(0) * r["servers"].as_u64().unwrap_or(0))
-            .sum()
-    }
-
-    /// The serving role (GEN in disagg jobs, AGG otherwise).
-    fn serving_role(&self) -> Option<&serde_json::Value> {
-        let wanted = if self.mode == "disagg" { "gen" } else { "agg" };
-        self.roles.iter().find(|r| r["role"] == wanted)
-    }
 }
 
 /// The allocation's host names, in SLURM's order (this host's name, outside SLURM).
@@ -150,9 +69,9 @@ pub fn parse_time_left(text: &str) -> Option<Duration> {
     Some(Duration::from_secs(days * 86_400 + seconds))
 }
 
-struct Run<'a> {
-    dir: &'a Path,
-    job: Job,
+struct Run {
+    dir: JobDir,
+    job: JobContext,
     hosts: Vec<String>,
     started: f64,
     cancel: Cancel,
@@ -161,7 +80,7 @@ struct Run<'a> {
     tokenizer: Option<Arc<load::tokens::TokenCounter>>,
 }
 
-impl Run<'_> {
+impl Run {
     /// The host of the job's node `node`. Outside SLURM (the local executor) every node is
     /// this host.
     fn host(&self, node: u32) -> String {
@@ -169,59 +88,56 @@ impl Run<'_> {
         host.cloned().unwrap_or_else(|| format!("node{node}"))
     }
 
-    fn metadata(&self, addresses: &BTreeMap<String, String>) -> serde_json::Value {
+    fn metadata(&self, addresses: &BTreeMap<String, String>) -> Metadata {
         let job = &self.job;
-        let servers: Vec<serde_json::Value> = job
-            .servers
-            .iter()
-            .map(|s| {
-                serde_json::json!({
-                    "name": s.name, "role": s.role,
-                    "nodes": s.nodes.iter().map(|&n| self.host(n)).collect::<Vec<_>>(),
-                    "cuda_visible_devices": s.cuda_visible_devices, "port": s.port,
-                    "address": addresses.get(&s.name),
+        let slurm_job_id = std::env::var("SLURM_JOB_ID").ok();
+        Metadata {
+            sweep: job.sweep.clone(),
+            job: JobRef { id: job.id.clone(), name: job.name.clone(), mode: job.mode.clone() },
+            engine: job.engine.clone(),
+            model: job.model.served_name.clone(),
+            roles: job.roles.clone(),
+            servers: job
+                .servers
+                .iter()
+                .map(|s| ServerRecord {
+                    name: s.name.clone(),
+                    role: s.role,
+                    nodes: s.nodes.iter().map(|&n| self.host(n)).collect(),
+                    cuda_visible_devices: s.cuda_visible_devices.clone(),
+                    port: s.port,
+                    address: addresses.get(&s.name).cloned(),
                 })
-            })
-            .collect();
-        serde_json::json!({
-            "metadata_version": 1,
-            "sweep": job.sweep,
-            "job": {"id": job.id, "name": job.name, "mode": job.mode},
-            "engine": job.engine,
-            "model": job.model.served_name,
-            "roles": job.roles,
-            "servers": servers,
-            "frontend": job.frontend.as_ref().map(|f| serde_json::json!({
-                "node": self.host(f.node), "port": f.port, "address": addresses.get("disagg_server_0"),
-            })),
-            "gpus": {
-                "allocated": u64::from(job.slurm.nodes) * u64::from(job.slurm.gpus_per_node),
-                "working": job.gpus_working(),
-            },
-            "slurm_job_id": std::env::var("SLURM_JOB_ID").ok(),
-            "node_list": std::env::var("SLURM_JOB_NODELIST").ok(),
-            "nodes": self.hosts,
-            "executor": if std::env::var("SLURM_JOB_ID").is_ok() { "slurm" } else { "local" },
-            "versions": {"sweep-runner": env!("CARGO_PKG_VERSION")},
-            "seed": job.load.seed,
-            "load": job.load,
-            "started_at": self.started,
-        })
-    }
-
-    fn status_of(&self, name: &str) -> Option<serde_json::Value> {
-        files::read_json(&self.dir.join("status").join(format!("{name}.json")))
+                .collect(),
+            frontend: job.frontend.as_ref().map(|f| FrontendRecord {
+                node: self.host(f.node),
+                port: f.port,
+                address: addresses.get("disagg_server_0").cloned(),
+            }),
+            gpus: Gpus { allocated: job.gpus_allocated(), working: job.gpus_working() },
+            executor: if slurm_job_id.is_some() { Executor::Slurm } else { Executor::Local },
+            slurm_job_id,
+            node_list: std::env::var("SLURM_JOB_NODELIST").ok(),
+            nodes: self.hosts.clone(),
+            versions: BTreeMap::from([("sweep-runner".to_owned(), env!("CARGO_PKG_VERSION").to_owned())]),
+            seed: job.load.seed,
+            load: job.load.clone(),
+            started_at: self.started,
+            engine_info: None,
+        }
     }
 
     /// A server that has ended, with its status and log tail: the reason a wait or point fails.
     fn ended_server(&self) -> Option<String> {
         self.job.server_names().into_iter().find_map(|name| {
-            let status = self.status_of(&name)?;
-            let log = files::tail(&self.dir.join("logs").join(format!("{name}.log")), 20);
+            // A marker being written (or unreadable) is not taken for an end: the next poll
+            // reads it whole.
+            let status = self.dir.read_server_status(&name).ok().flatten()?;
+            let log = files::tail(&self.dir.log_path(&name), 20);
             Some(format!(
                 "server {name} ended ({}): {}\n--- last lines of logs/{name}.log ---\n{log}",
-                status["state"].as_str().unwrap_or("?"),
-                status["reason"].as_str().unwrap_or("")
+                status.state.as_str(),
+                status.reason
             ))
         })
     }
@@ -241,10 +157,8 @@ impl Run<'_> {
         let mut addresses = BTreeMap::new();
         while addresses.len() < names.len() {
             for name in &names {
-                if let Some(r) = files::read_json(&self.dir.join("rendezvous").join(format!("{name}.json"))) {
-                    if let Some(address) = r["address"].as_str() {
-                        addresses.insert(name.clone(), address.to_owned());
-                    }
+                if let Ok(Some(r)) = self.dir.read_registration(name) {
+                    addresses.insert(name.clone(), r.address);
                 }
             }
             if addresses.len() == names.len() {
@@ -286,7 +200,7 @@ impl Run<'_> {
                     Err(Check::Wait(last)) => last,
                 };
                 self.still_waiting(deadline, || {
-                    let log = files::tail(&self.dir.join("logs").join(format!("{target}.log")), 20);
+                    let log = files::tail(&self.dir.log_path(&target), 20);
                     format!(
                         "{target} {what} after {timeout:?} ({last})\n--- last lines of logs/{target}.log ---\n{log}"
                     )
@@ -376,7 +290,7 @@ impl Run<'_> {
         let mut out = BTreeMap::new();
         if self.job.frontend.is_some() {
             for server in &self.job.servers {
-                *out.entry(server.role.clone()).or_default() += 1;
+                *out.entry(server.role.as_str().to_owned()).or_default() += 1;
             }
         }
         out
@@ -433,7 +347,8 @@ impl Run<'_> {
     /// server error (5xx: still loading) is worth waiting for; any other answer fails now.
     fn smoke(&self, url: &str) -> Result<(), Check> {
         let point = Point {
-            id: "smoke".into(),
+            id: sweep_plan::Id(0),
+            job: 0,
             isl: 8,
             osl: 2,
             concurrency: 1,
@@ -462,51 +377,37 @@ impl Run<'_> {
         }
     }
 
-    /// A fresh folder for a point; an existing one (a rerun in the same job folder) is kept.
-    fn point_dir(&self, point: &Point) -> Result<PathBuf, String> {
-        let base = self.dir.join("points");
-        std::fs::create_dir_all(&base).map_err(|e| format!("cannot create {}: {e}", base.display()))?;
-        for attempt in 1.. {
-            let name = if attempt == 1 { point.id.clone() } else { format!("{}.{attempt}", point.id) };
-            let dir = base.join(name);
-            match std::fs::create_dir(&dir) {
-                Ok(()) => return Ok(dir),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(format!("cannot create {}: {e}", dir.display())),
-            }
-        }
-        unreachable!("the attempts are unbounded")
-    }
-
-    fn mark(&self, dir: &Path, point: &Point, state: &str, reason: &str, started: f64) -> Result<(), String> {
-        files::write_json(
-            &dir.join("status.json"),
-            &serde_json::json!({
-                "point": point.id, "job": self.job.name, "state": state, "reason": reason,
-                "started_at": started, "ended_at": files::now(),
-            }),
-        )
+    fn mark(&self, dir: &PointDir, point: &Point, state: PointState, reason: &str, started: f64) -> Result<(), String> {
+        let status = PointStatus {
+            point: point.id.to_string(),
+            job: self.job.name.clone(),
+            state,
+            reason: reason.to_owned(),
+            started_at: started,
+            ended_at: files::now(),
+        };
+        dir.write_status(&status).reported()
     }
 
     /// Runs one point; returns its state.
-    fn point(&self, url: &str, point: &Point) -> Result<&'static str, String> {
-        let dir = self.point_dir(point)?;
+    fn point(&self, url: &str, point: &Point) -> Result<PointState, String> {
+        let dir = self.dir.new_point_dir(&point.id.to_string()).reported()?;
         let started = files::now();
-        files::write_json(&dir.join("point.json"), &serde_json::to_value(point).map_err(|e| e.to_string())?)?;
-        if let (Some(state), Some(reason)) = (self.cancel.state(), self.cancel.reason()) {
-            self.mark(&dir, point, state, &format!("not run: {reason}"), started)?;
-            return Ok(state);
+        dir.write_point(point).reported()?;
+        if let (Some(state), Some(reason)) = (stopped(&self.cancel), self.cancel.reason()) {
+            self.mark(&dir, point, state.into(), &format!("not run: {reason}"), started)?;
+            return Ok(state.into());
         }
-        self.mark(&dir, point, "running", "", started)?;
+        self.mark(&dir, point, PointState::Running, "", started)?;
         let settings = match self.settings(url, point) {
             Ok(settings) => settings,
             Err(reason) => {
-                self.mark(&dir, point, "failed", &reason, started)?;
-                return Ok("failed");
+                self.mark(&dir, point, PointState::Failed, &reason, started)?;
+                return Ok(PointState::Failed);
             }
         };
         let before = scrape_metrics(url);
-        let outcome = load::run(settings.clone(), self.cancel.clone(), Some(&dir), self.progress)?;
+        let outcome = load::run(settings.clone(), self.cancel.clone(), Some(dir.path()), self.progress)?;
         let mut extra = serde_json::json!({
             "point": point,
             "job": {"id": self.job.id, "name": self.job.name},
@@ -524,7 +425,7 @@ impl Run<'_> {
             }
         }
         let json = outcome.to_json(&settings, extra);
-        load::write_exports(&dir, &json, &outcome.profiling)?;
+        load::write_exports(dir.path(), &json, &outcome.profiling)?;
         let p = &outcome.profiling;
         // A server that died shows up first as failed connections; its marker follows within
         // the serve step's poll interval.
@@ -538,10 +439,10 @@ impl Run<'_> {
             ended => ended,
         };
         let (state, reason) = if let Some(reason) = &outcome.cancelled {
-            let state = self.cancel.state().unwrap_or("cancelled");
+            let state = stopped(&self.cancel).unwrap_or(BenchmarkState::Cancelled).into();
             (state, format!("{reason}; {} requests finished before it, kept", p.completed))
         } else if let Some(server) = ended {
-            ("failed", server)
+            (PointState::Failed, server)
         } else if p.completed == 0 {
             let why =
                 p.errors.iter().next().map_or("no request was sent".to_owned(), |((code, kind), (n, m))| {
@@ -550,9 +451,9 @@ impl Run<'_> {
                         code.map(|c| format!(" {c}")).unwrap_or_default()
                     )
                 });
-            ("failed", why)
+            (PointState::Failed, why)
         } else {
-            ("done", format!("{} requests, {} errors", p.completed, p.error_count()))
+            (PointState::Done, format!("{} requests, {} errors", p.completed, p.error_count()))
         };
         self.mark(&dir, point, state, &reason, started)?;
         Ok(state)
@@ -561,8 +462,10 @@ impl Run<'_> {
     /// Dynamo's DEP TTFT correction: one burst of `attention_dp_size × 4` requests, reporting
     /// max(TTFT) / 4. Only for a DEP serving role.
     fn dep_ttft(&self, settings: &load::Settings) -> Result<Option<serde_json::Value>, String> {
-        let Some(role) = self.job.serving_role().filter(|r| r["parallel"] == "dep") else { return Ok(None) };
-        let adp = role["tp"].as_u64().unwrap_or(1);
+        let Some(role) = self.job.serving_role().filter(|r| r.config.parallel == sweep_spec::Parallel::Dep) else {
+            return Ok(None);
+        };
+        let adp = u64::from(role.config.tp);
         let burst = adp * 4;
         let mut s = settings.clone();
         s.arrival = Arrival::Closed;
@@ -605,29 +508,33 @@ fn on_signal(cancel: Cancel) {
     });
 }
 
+/// How a cancel stopped the job: at its time limit, or cancelled.
+fn stopped(cancel: &Cancel) -> Option<BenchmarkState> {
+    cancel.state().map(|s| if s == "timeout" { BenchmarkState::Timeout } else { BenchmarkState::Cancelled })
+}
+
 pub fn run(b: &Benchmark) -> Result<ExitCode, String> {
-    let dir = b.job_dir.as_path();
+    let dir = JobDir::new(&b.job_dir);
     let started = files::now();
     let node = files::node();
-    for sub in ["control", "status", "points"] {
-        std::fs::create_dir_all(dir.join(sub)).map_err(|e| format!("cannot create {sub}: {e}"))?;
-    }
-    let finish = |state: &str, reason: &str| -> Result<ExitCode, String> {
-        files::write_json(
-            &dir.join("status").join("benchmark.json"),
-            &serde_json::json!({
-                "state": state, "node": node, "reason": reason,
-                "started_at": started, "ended_at": files::now(),
-            }),
-        )?;
+    dir.create_folders().reported()?;
+    let finish = |state: BenchmarkState, reason: &str| -> Result<ExitCode, String> {
+        let status = BenchmarkStatus {
+            state,
+            node: node.clone(),
+            reason: reason.to_owned(),
+            started_at: started,
+            ended_at: files::now(),
+        };
+        dir.write_benchmark_status(&status).reported()?;
         // The servers stop when they see this; the job then ends by itself, COMPLETED.
-        let _ = std::fs::write(dir.join("control").join("stop"), b"");
-        eprintln!("sweep-runner: benchmark {state}: {reason}");
-        Ok(if state == "done" { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        let _ = dir.request_stop();
+        eprintln!("sweep-runner: benchmark {}: {reason}", state.as_str());
+        Ok(if state == BenchmarkState::Done { ExitCode::SUCCESS } else { ExitCode::from(1) })
     };
-    let job = match Job::read(dir) {
+    let job = match dir.read_job() {
         Ok(job) => job,
-        Err(reason) => return finish("failed", &reason),
+        Err(error) => return finish(BenchmarkState::Failed, &error.to_string()),
     };
     let cancel = Cancel::new();
     on_signal(cancel.clone());
@@ -647,15 +554,16 @@ pub fn run(b: &Benchmark) -> Result<ExitCode, String> {
             );
         });
     }
-    let mut run = Run { dir, job, hosts: hosts(), started, cancel, progress: b.progress, tokenizer: None };
-    files::write_json(&dir.join("metadata.json"), &run.metadata(&BTreeMap::new()))?;
+    let mut run =
+        Run { dir: dir.clone(), job, hosts: hosts(), started, cancel, progress: b.progress, tokenizer: None };
+    dir.write_metadata(&run.metadata(&BTreeMap::new())).reported()?;
     // A tokenizer that cannot be read fails the job now, not after the servers have loaded.
     if let Some(path) = &run.job.load.tokenizer {
         match load::tokens::TokenCounter::load(Path::new(path)) {
             Ok(tokenizer) => run.tokenizer = Some(Arc::new(tokenizer)),
             Err(reason) => {
-                mark_unrun(&run, "failed", &format!("not run: {reason}"))?;
-                return finish("failed", &reason);
+                mark_unrun(&run, PointState::Failed, &format!("not run: {reason}"))?;
+                return finish(BenchmarkState::Failed, &reason);
             }
         }
     }
@@ -663,8 +571,8 @@ pub fn run(b: &Benchmark) -> Result<ExitCode, String> {
     let addresses = match run.wait_ready(timeout) {
         Ok(addresses) => addresses,
         Err(reason) => {
-            let state = run.cancel.state().unwrap_or("failed");
-            mark_unrun(&run, state, &format!("the servers never became ready: {}", first_line(&reason)))?;
+            let state = stopped(&run.cancel).unwrap_or(BenchmarkState::Failed);
+            mark_unrun(&run, state.into(), &format!("the servers never became ready: {}", first_line(&reason)))?;
             return finish(state, &reason);
         }
     };
@@ -672,28 +580,33 @@ pub fn run(b: &Benchmark) -> Result<ExitCode, String> {
     let url = format!("http://{target}");
     let mut metadata = run.metadata(&addresses);
     if run.job.health.path.is_some() {
-        metadata["engine_info"] = engine_info(&url);
+        metadata.engine_info = Some(engine_info(&url));
     }
-    files::write_json(&dir.join("metadata.json"), &metadata)?;
+    dir.write_metadata(&metadata).reported()?;
+    // What ran this job, for comparing sweeps: not worth failing the job over.
+    let provenance = provenance::collect(&dir, &run.job, metadata.engine_info.as_ref());
+    if let Err(error) = dir.write_provenance(&provenance) {
+        eprintln!("sweep-runner: {error}");
+    }
     if !run.job.load.enabled {
-        mark_unrun(&run, "skipped", "`workload.load: false`: deployed and checked only")?;
-        return finish("done", &format!("all {} servers ready; no load asked for", addresses.len()));
+        mark_unrun(&run, PointState::Skipped, "`workload.load: false`: deployed and checked only")?;
+        return finish(BenchmarkState::Done, &format!("all {} servers ready; no load asked for", addresses.len()));
     }
-    let mut states: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut states: BTreeMap<PointState, usize> = BTreeMap::new();
     for point in &run.job.points {
         let state = run.point(&url, point)?;
         *states.entry(state).or_default() += 1;
     }
-    let summary: Vec<String> = states.iter().map(|(s, n)| format!("{n} {s}")).collect();
+    let summary: Vec<String> = states.iter().map(|(s, n)| format!("{n} {}", s.as_str())).collect();
     let total = run.job.points.len();
-    let state = if states.get("done") == Some(&total) {
-        "done"
-    } else if states.contains_key("timeout") {
-        "timeout"
-    } else if states.contains_key("cancelled") {
-        "cancelled"
+    let state = if states.get(&PointState::Done) == Some(&total) {
+        BenchmarkState::Done
+    } else if states.contains_key(&PointState::Timeout) {
+        BenchmarkState::Timeout
+    } else if states.contains_key(&PointState::Cancelled) {
+        BenchmarkState::Cancelled
     } else {
-        "failed"
+        BenchmarkState::Failed
     };
     finish(state, &format!("{total} points: {}", summary.join(", ")))
 }
@@ -714,14 +627,14 @@ fn scrape_metrics(url: &str) -> Option<engine_metrics::Scrape> {
     (scrape != engine_metrics::Scrape::default()).then_some(scrape)
 }
 
-/// What the engine says of itself, for the record: `GET /version` (vLLM, SGLang, TensorRT-LLM)
-/// and `GET /v1/models`, each as JSON (or text), `null` when it does not answer.
-fn engine_info(url: &str) -> serde_json::Value {
+/// What the engine says of itself, for the record: `GET /version` (vLLM, SGLang, TensorRT-LLM,
+/// the mock) and `GET /v1/models`, each as JSON (or text), `null` when it does not answer.
+fn engine_info(url: &str) -> EngineInfo {
     let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
-        return serde_json::Value::Null;
+        return EngineInfo::default();
     };
     let Ok(client) = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(5)).build() else {
-        return serde_json::Value::Null;
+        return EngineInfo::default();
     };
     let get = |path: &str| {
         runtime.block_on(async {
@@ -736,7 +649,7 @@ fn engine_info(url: &str) -> serde_json::Value {
             )
         })
     };
-    serde_json::json!({"version": get("/version"), "models": get("/v1/models")})
+    EngineInfo { version: get("/version"), models: get("/v1/models") }
 }
 
 fn first_line(text: &str) -> &str {
@@ -744,11 +657,11 @@ fn first_line(text: &str) -> &str {
 }
 
 /// Every point gets a marker even when none ran, so no point disappears.
-fn mark_unrun(run: &Run, state: &str, reason: &str) -> Result<(), String> {
+fn mark_unrun(run: &Run, state: PointState, reason: &str) -> Result<(), String> {
     let now = files::now();
     for point in &run.job.points {
-        let dir = run.point_dir(point)?;
-        files::write_json(&dir.join("point.json"), &serde_json::to_value(point).map_err(|e| e.to_string())?)?;
+        let dir = run.dir.new_point_dir(&point.id.to_string()).reported()?;
+        dir.write_point(point).reported()?;
         run.mark(&dir, point, state, reason, now)?;
     }
     Ok(())

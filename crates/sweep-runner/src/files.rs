@@ -1,27 +1,20 @@
-//! Files on the job's shared folder: every one written through a temporary name and a rename,
-//! so a reader (or a crash) never sees half of one.
+//! What the runner's steps need of the node they run on. The job folder's files themselves are
+//! read and written through `sweep-folder`, their one home.
 
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
 
-pub fn now() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
+pub use sweep_folder::file::now;
+
+/// A folder error as the runner's steps report it (their errors are messages for the job's
+/// log and markers).
+pub trait Reported<T> {
+    fn reported(self) -> Result<T, String>;
 }
 
-pub fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), String> {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.tmp.{}", std::process::id()));
-    std::fs::write(&tmp, contents).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, path).map_err(|e| format!("cannot write {}: {e}", path.display()))
-}
-
-pub fn write_json(path: &Path, value: &serde_json::Value) -> Result<(), String> {
-    let text = serde_json::to_string_pretty(value).map_err(|e| e.to_string())?;
-    write_atomically(path, text.as_bytes())
-}
-
-pub fn read_json(path: &Path) -> Option<serde_json::Value> {
-    std::fs::read_to_string(path).ok().and_then(|t| serde_json::from_str(&t).ok())
+impl<T> Reported<T> for Result<T, sweep_folder::FolderError> {
+    fn reported(self) -> Result<T, String> {
+        self.map_err(|e| e.to_string())
+    }
 }
 
 /// The last `lines` lines of a log, for failure reasons.

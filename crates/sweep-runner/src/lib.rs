@@ -6,6 +6,7 @@ pub mod engine_metrics;
 pub mod files;
 pub mod group;
 pub mod load;
+pub mod provenance;
 pub mod readiness;
 pub mod serve;
 pub mod workers;

@@ -14,7 +14,10 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 use std::os::unix::process::CommandExt;
 
-use crate::files;
+use sweep_folder::markers::ServerRole;
+use sweep_folder::{JobDir, Registration, ServerState, ServerStatus};
+
+use crate::files::{self, Reported};
 use crate::group::EngineGroup;
 
 #[derive(Debug)]
@@ -56,7 +59,10 @@ fn signal_flag() -> Arc<AtomicBool> {
 }
 
 pub fn run(s: &Serve) -> Result<ExitCode, String> {
-    let name = format!("{}_{}", s.role.to_ascii_lowercase(), s.index);
+    let role = ServerRole::parse(s.role)
+        .ok_or_else(|| format!("--role {}: give CTX, GEN, AGG or DISAGG_SERVER", s.role))?;
+    let name = role.server_name(s.index);
+    let job = JobDir::new(s.job_dir);
     // An MPI-launched server runs one task per GPU; task 0 speaks for the server.
     let leader = std::env::var("SLURM_PROCID").map_or(true, |id| id == "0");
     let node = files::node();
@@ -73,18 +79,20 @@ pub fn run(s: &Serve) -> Result<ExitCode, String> {
              give each concurrent sweep its own `cluster.base_port`/`frontend_port`, or submit with --sequential",
             s.port
         );
-        std::fs::create_dir_all(s.job_dir.join("status")).map_err(|e| e.to_string())?;
-        files::write_json(
-            &s.job_dir.join("status").join(format!("{name}.json")),
-            &serde_json::json!({"state": "failed", "node": node, "reason": reason, "ended_at": files::now()}),
-        )?;
+        let status = ServerStatus {
+            state: ServerState::Failed,
+            exit_code: None,
+            node,
+            reason: reason.clone(),
+            started_at: None,
+            ended_at: files::now(),
+        };
+        job.write_server_status(&name, &status).reported()?;
         return Err(reason);
     }
-    for dir in ["logs", "rendezvous", "status", "control"] {
-        std::fs::create_dir_all(s.job_dir.join(dir)).map_err(|e| format!("cannot create {dir}: {e}"))?;
-    }
+    job.create_folders().reported()?;
     let signalled = signal_flag();
-    let log_path = s.job_dir.join("logs").join(format!("{name}.log"));
+    let log_path = job.log_path(&name);
     let log = OpenOptions::new()
         .create(true)
         .append(true)
@@ -99,25 +107,25 @@ pub fn run(s: &Serve) -> Result<ExitCode, String> {
     if let Some(gpus) = s.gpus {
         engine.env("CUDA_VISIBLE_DEVICES", gpus);
     }
-    let status = |state: &str, code: Option<i32>, reason: &str| -> Result<(), String> {
+    let status = |state: ServerState, code: Option<i32>, reason: &str| -> Result<(), String> {
         if !leader {
             return Ok(());
         }
-        let status = serde_json::json!({
-            "state": state,
-            "exit_code": code,
-            "node": node,
-            "reason": reason,
-            "started_at": started,
-            "ended_at": files::now(),
-        });
-        files::write_json(&s.job_dir.join("status").join(format!("{name}.json")), &status)
+        let status = ServerStatus {
+            state,
+            exit_code: code,
+            node: node.clone(),
+            reason: reason.to_owned(),
+            started_at: Some(started),
+            ended_at: files::now(),
+        };
+        job.write_server_status(&name, &status).reported()
     };
     let mut child = match engine.spawn() {
         Ok(child) => child,
         Err(e) => {
             let reason = format!("cannot start `{}`: {e}", s.command[0]);
-            status("failed", None, &reason)?;
+            status(ServerState::Failed, None, &reason)?;
             return Err(reason);
         }
     };
@@ -131,25 +139,32 @@ pub fn run(s: &Serve) -> Result<ExitCode, String> {
         }
     };
     if leader {
-        let registration = serde_json::json!({
-            "role": s.role.to_ascii_lowercase(),
-            "serving_type": s.role,
-            "index": s.index,
-            "address": format!("{host}:{}", s.port),
-            "node": node,
-            "pid": child.id(),
+        let registration = Registration {
+            role,
+            serving_type: Some(role.serving_type()),
+            index: Some(s.index),
+            address: format!("{host}:{}", s.port),
+            node: Some(node.clone()),
+            pid: Some(child.id()),
+        };
+        job.write_registration(&name, &registration).reported()?;
+        // The engine's Python packages, for the job's provenance: found beside the engine
+        // (its node, its container), while it loads.
+        let (dir, name, command) = (job.clone(), name.clone(), command.clone());
+        std::thread::spawn(move || {
+            if let Some(environment) = crate::provenance::python_environment(&command) {
+                let _ = dir.write_environment(&name, &environment);
+            }
         });
-        files::write_json(&s.job_dir.join("rendezvous").join(format!("{name}.json")), &registration)?;
     }
-    let stop = s.job_dir.join("control").join("stop");
     loop {
         if let Some(exit) = child.try_wait().map_err(|e| e.to_string())? {
-            let (state, reason) = if stop.exists() {
-                ("stopped", "the job asked it to stop".to_owned())
+            let (state, reason) = if job.stop_requested() {
+                (ServerState::Stopped, "the job asked it to stop".to_owned())
             } else if signalled.load(Ordering::SeqCst) {
-                ("stopped", "the runner was signalled (SIGTERM/SIGINT) and passed it on".to_owned())
+                (ServerState::Stopped, "the runner was signalled (SIGTERM/SIGINT) and passed it on".to_owned())
             } else {
-                ("exited", format!("the engine exited by itself with {exit}"))
+                (ServerState::Exited, format!("the engine exited by itself with {exit}"))
             };
             // What the engine started and left behind ends with it.
             group.signal(Signal::SIGKILL);
@@ -158,9 +173,9 @@ pub fn run(s: &Serve) -> Result<ExitCode, String> {
                 let _ = guard.wait();
             }
             status(state, exit.code(), &reason)?;
-            return Ok(if state == "stopped" { ExitCode::SUCCESS } else { ExitCode::from(1) });
+            return Ok(if state == ServerState::Stopped { ExitCode::SUCCESS } else { ExitCode::from(1) });
         }
-        if stop.exists() || signalled.load(Ordering::SeqCst) {
+        if job.stop_requested() || signalled.load(Ordering::SeqCst) {
             // SIGTERM first, as SLURM would, to every process of the engine; SIGKILL after 30 s.
             // The loop then records how it ended.
             group.stop(Duration::from_secs(30), || matches!(child.try_wait(), Ok(Some(_)) | Err(_)));

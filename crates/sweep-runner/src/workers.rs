@@ -14,7 +14,9 @@ use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::files;
+use sweep_folder::JobDir;
+
+use crate::files::{self, Reported};
 
 fn expand(list: &str) -> Vec<String> {
     sweep_slurm::hostlist::expand(list).unwrap_or_else(|_| vec![list.to_owned()])
@@ -26,9 +28,12 @@ fn tokens(job_dir: &Path) -> Vec<(&'static str, String)> {
     let step: Vec<String> = std::env::var("SLURM_STEP_NODELIST").map(|l| expand(&l)).unwrap_or_default();
     let rank = step.iter().position(|n| *n == node).unwrap_or(0);
     let head = step.first().cloned().unwrap_or_else(|| node.clone());
-    let frontend = files::read_json(&job_dir.join("job.json"))
-        .and_then(|job| job["frontend"]["node"].as_u64())
-        .and_then(|index| {
+    let frontend = JobDir::new(job_dir)
+        .read_job()
+        .ok()
+        .and_then(|job| job.frontend)
+        .and_then(|frontend| {
+            let index = frontend.node;
             let hosts = expand(&std::env::var("SLURM_JOB_NODELIST").ok()?);
             hosts.get(index as usize).cloned()
         })
@@ -101,31 +106,24 @@ pub struct WithWorkers<'a> {
 
 /// Every worker's address by role (`ctx`, `gen`, `agg`), in index order, once all registered.
 fn wait_for_workers(job_dir: &Path, timeout: Duration) -> Result<Vec<(String, String)>, String> {
-    let job = files::read_json(&job_dir.join("job.json"))
-        .ok_or_else(|| format!("cannot read {}/job.json", job_dir.display()))?;
-    let servers: Vec<(String, String)> = job["servers"]
-        .as_array()
-        .map(|list| {
-            list.iter()
-                .filter_map(|s| Some((s["name"].as_str()?.to_owned(), s["role"].as_str()?.to_owned())))
-                .collect()
-        })
-        .unwrap_or_default();
+    let dir = JobDir::new(job_dir);
+    let job = dir.read_job().reported()?;
+    let servers: Vec<(String, String)> =
+        job.servers.iter().map(|s| (s.name.clone(), s.role.as_str().to_owned())).collect();
     let deadline = Instant::now() + timeout;
     loop {
         let found: Vec<Option<(String, String)>> = servers
             .iter()
             .map(|(name, role)| {
-                let r = files::read_json(&job_dir.join("rendezvous").join(format!("{name}.json")))?;
-                Some((role.clone(), r["address"].as_str()?.to_owned()))
+                // A registration being written is not there yet: the next poll reads it.
+                let r = dir.read_registration(name).ok().flatten()?;
+                Some((role.clone(), r.address))
             })
             .collect();
         if found.iter().all(Option::is_some) {
             return Ok(found.into_iter().flatten().collect());
         }
-        if let Some((name, _)) =
-            servers.iter().find(|(n, _)| job_dir.join("status").join(format!("{n}.json")).exists())
-        {
+        if let Some((name, _)) = servers.iter().find(|(n, _)| dir.server_status_path(n).exists()) {
             return Err(format!("worker {name} ended before it registered"));
         }
         if Instant::now() > deadline {
@@ -182,7 +180,7 @@ pub fn with_workers(w: &WithWorkers) -> Result<std::process::ExitCode, String> {
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
             }
-            files::write_atomically(path, trtllm_config(w.port, &workers).as_bytes())?;
+            sweep_folder::file::write_atomically(path, trtllm_config(w.port, &workers).as_bytes()).reported()?;
         }
         Format::Router => command.extend(router_args(&workers)),
     }

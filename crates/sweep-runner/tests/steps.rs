@@ -4,6 +4,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
+/// Point ids: 16 hex digits, as the planner makes them.
+const P1: &str = "00000000000000f1";
+const P2: &str = "00000000000000f2";
+const P3: &str = "00000000000000f3";
+
 struct JobDir(PathBuf);
 
 impl Drop for JobDir {
@@ -64,8 +69,11 @@ fn job(
     let servers: Vec<serde_json::Value> = servers
         .iter()
         .map(|(name, role, port)| {
+            let index: u32 = name.rsplit('_').next().and_then(|i| i.parse().ok()).unwrap_or(0);
             serde_json::json!({
-                "name": name, "role": role, "nodes": [0], "cuda_visible_devices": "0", "port": port,
+                "name": name, "role": role, "serving_type": role.to_uppercase(), "index": index,
+                "nodes": [0], "ntasks": 1, "ntasks_per_node": 1, "cuda_visible_devices": "0", "port": port,
+                "command": "",
             })
         })
         .collect();
@@ -73,7 +81,11 @@ fn job(
         .iter()
         .map(|role| {
             let n = servers.iter().filter(|s| s["role"] == *role).count();
-            serde_json::json!({"role": role, "servers": n, "tp": 1, "parallel": "tep", "world_size": 1})
+            serde_json::json!({
+                "role": role, "serving_type": role.to_uppercase(), "servers": n, "tp": 1, "pp": 1, "cp": 1,
+                "parallel": "tep", "batch": 8, "max_num_tokens": null, "max_seq_len": null, "mtp": 0, "eplb": 0,
+                "world_size": 1, "engine_args": {},
+            })
         })
         .filter(|r| r["servers"] != 0)
         .collect();
@@ -89,7 +101,12 @@ fn job(
     serde_json::json!({
         "sweep": "test", "id": "00000000000000aa", "name": "agg1_tep1_batch8_eplb0_mtp0", "mode": "agg",
         "engine": "mock", "model": {"path": "/models/tiny", "served_name": "tiny"},
-        "slurm": {"nodes": 1, "gpus_per_node": 4}, "roles": roles, "servers": servers, "frontend": null,
+        "backend": null, "dynamo": null,
+        "slurm": {"job_name": "test.agg1", "nodes": 1, "ntasks": 1, "ntasks_per_node": 1, "gpus_per_node": 4,
+                  "segment": null, "time_limit": null, "partition": null, "account": null, "qos": null, "extra": []},
+        "container": null,
+        "paths": {"sweep_dir": "/tmp", "job_dir": "/tmp", "runner": "sweep-runner", "bin_dir": "/tmp"},
+        "roles": roles, "servers": servers, "frontend": null, "benchmark_node": 0,
         "load": load, "health": health, "points": points,
     })
     .to_string()
@@ -268,7 +285,7 @@ fn jsonl(dir: &Path, id: &str) -> Vec<serde_json::Value> {
 #[test]
 fn the_benchmark_runs_every_point_and_writes_its_artifacts() {
     let load = serde_json::json!({"seed": 3});
-    let mut d = deploy("points", &["--speedup", "20"], load, &[("p1", 1, 3, 1), ("p2", 2, 6, 2)], &[]);
+    let mut d = deploy("points", &["--speedup", "20"], load, &[(P1, 1, 3, 1), (P2, 2, 6, 2)], &[]);
     assert!(wait(&mut d.bench, Duration::from_secs(60)).success(), "benchmark failed");
     wait(&mut d.server, Duration::from_secs(40));
     let dir = &d.dir.0;
@@ -282,7 +299,7 @@ fn the_benchmark_runs_every_point_and_writes_its_artifacts() {
         meta["engine_info"]["models"]["data"][0]["id"], "tiny",
         "what the engine says of itself: {meta}"
     );
-    for (id, requests, warmup) in [("p1", 3, 1), ("p2", 6, 2)] {
+    for (id, requests, warmup) in [(P1, 3, 1), (P2, 6, 2)] {
         assert_eq!(point_status(dir, id)["state"], "done", "{id}");
         let lines = jsonl(dir, id);
         assert_eq!(lines.len(), requests + warmup, "{id}: every request, warm-up included, one line each");
@@ -305,18 +322,18 @@ fn a_server_crashing_mid_point_fails_that_point_and_keeps_what_finished() {
         "crash",
         &["--no-delay", "--fault-crash-after", "7"],
         serde_json::json!({"request_timeout": 5}),
-        &[("p1", 1, 4, 0), ("p2", 1, 4, 0), ("p3", 1, 2, 0)],
+        &[(P1, 1, 4, 0), (P2, 1, 4, 0), (P3, 1, 2, 0)],
         &[],
     );
     assert!(!wait(&mut d.bench, Duration::from_secs(60)).success());
     let dir = &d.dir.0;
-    assert_eq!(point_status(dir, "p1")["state"], "done");
-    let p2 = point_status(dir, "p2");
+    assert_eq!(point_status(dir, P1)["state"], "done");
+    let p2 = point_status(dir, P2);
     assert_eq!(p2["state"], "failed");
     assert!(p2["reason"].as_str().is_some_and(|r| r.contains("agg_0") && r.contains("exited")), "{p2}");
-    let ok = jsonl(dir, "p2").iter().filter(|l| l["error"].is_null()).count();
+    let ok = jsonl(dir, P2).iter().filter(|l| l["error"].is_null()).count();
     assert_eq!(ok, 2, "the two requests that finished before the crash are kept");
-    assert_eq!(point_status(dir, "p3")["state"], "failed", "later points still run and are recorded");
+    assert_eq!(point_status(dir, P3)["state"], "failed", "later points still run and are recorded");
     let bench = json(&dir.join("status/benchmark.json"));
     assert_eq!(bench["state"], "failed");
     assert!(
@@ -339,16 +356,16 @@ fn a_hung_stream_times_out_and_the_point_finishes() {
             "1",
         ],
         serde_json::json!({"request_timeout": 1.5}),
-        &[("p1", 4, 8, 0)],
+        &[(P1, 4, 8, 0)],
         &[],
     );
     wait(&mut d.bench, Duration::from_secs(60));
     let dir = &d.dir.0;
-    let export = json(&dir.join("points/p1/profile_export_aiperf.json"));
+    let export = json(&dir.join(format!("points/{P1}/profile_export_aiperf.json")));
     let timeouts = export["errors"]["timeout"].as_u64().unwrap_or(0);
     let done = export["request_count"]["avg"].as_f64().unwrap_or(0.0) as u64;
     assert!(timeouts > 0 && done > 0 && timeouts + done == 8, "{export}");
-    assert_eq!(point_status(dir, "p1")["state"], "done", "errors are counted; the point still finished");
+    assert_eq!(point_status(dir, P1)["state"], "done", "errors are counted; the point still finished");
 }
 
 #[test]
@@ -361,19 +378,19 @@ fn the_deadline_stops_a_point_in_time_and_keeps_its_partial_results() {
         "deadline",
         &["--prefill-base-ms", "5", "--decode-base-ms", "20"],
         serde_json::json!({}),
-        &[("p1", 1, 1000, 0), ("p2", 1, 10, 0)],
+        &[(P1, 1, 1000, 0), (P2, 1, 10, 0)],
         &["--deadline", &deadline.to_string(), "--deadline-margin", "1"],
     );
     assert!(!wait(&mut d.bench, Duration::from_secs(30)).success());
     assert!(started.elapsed() < Duration::from_secs(10), "stopped at the deadline, not after 1000 requests");
     let dir = &d.dir.0;
-    let p1 = point_status(dir, "p1");
+    let p1 = point_status(dir, P1);
     assert_eq!(p1["state"], "timeout", "{p1}");
-    let export = json(&dir.join("points/p1/profile_export_aiperf.json"));
+    let export = json(&dir.join(format!("points/{P1}/profile_export_aiperf.json")));
     assert!(export["request_count"]["avg"].as_f64().unwrap_or(0.0) >= 1.0, "finished requests are kept");
     assert_eq!(export["was_cancelled"], true);
     assert_eq!(export["errors"]["cancelled"], 1, "the request in flight is recorded as cancelled");
-    let p2 = point_status(dir, "p2");
+    let p2 = point_status(dir, P2);
     assert_eq!(p2["state"], "timeout");
     assert!(p2["reason"].as_str().is_some_and(|r| r.starts_with("not run")), "{p2}");
     assert_eq!(json(&dir.join("status/benchmark.json"))["state"], "timeout");
@@ -385,22 +402,22 @@ fn sigterm_keeps_what_was_measured_and_marks_the_rest() {
         "sigterm",
         &["--prefill-base-ms", "5", "--decode-base-ms", "20"],
         serde_json::json!({}),
-        &[("p1", 1, 1000, 0), ("p2", 1, 10, 0)],
+        &[(P1, 1, 1000, 0), (P2, 1, 10, 0)],
         &[],
     );
     let dir = d.dir.0.clone();
     let deadline = Instant::now() + Duration::from_secs(20);
-    while jsonl(&dir, "p1").len() < 2 {
+    while jsonl(&dir, P1).len() < 2 {
         assert!(Instant::now() < deadline, "no request finished");
         std::thread::sleep(Duration::from_millis(100));
     }
     let _ = Command::new("kill").args(["-TERM", &d.bench.id().to_string()]).status();
     assert!(!wait(&mut d.bench, Duration::from_secs(20)).success());
-    let p1 = point_status(&dir, "p1");
+    let p1 = point_status(&dir, P1);
     assert_eq!(p1["state"], "cancelled");
     assert!(p1["reason"].as_str().is_some_and(|r| r.contains("SIGTERM")), "{p1}");
-    assert!(jsonl(&dir, "p1").len() >= 2, "records are kept");
-    assert_eq!(point_status(&dir, "p2")["state"], "cancelled");
+    assert!(jsonl(&dir, P1).len() >= 2, "records are kept");
+    assert_eq!(point_status(&dir, P2)["state"], "cancelled");
 }
 
 #[test]
@@ -409,7 +426,7 @@ fn a_server_that_never_becomes_healthy_fails_with_its_log() {
         "unhealthy",
         &["--fault-slow-start", "120"],
         serde_json::json!({}),
-        &[("p1", 1, 2, 0)],
+        &[(P1, 1, 2, 0)],
         &["--ready-timeout", "2"],
     );
     assert!(!wait(&mut d.bench, Duration::from_secs(30)).success());
@@ -418,7 +435,7 @@ fn a_server_that_never_becomes_healthy_fails_with_its_log() {
     let reason = bench["reason"].as_str().unwrap_or_default();
     assert!(reason.contains("agg_0 not healthy") && reason.contains("HTTP 503"), "{reason}");
     assert!(reason.contains("last lines of logs/agg_0.log"), "{reason}");
-    assert_eq!(point_status(dir, "p1")["state"], "failed", "the point is recorded, not dropped");
+    assert_eq!(point_status(dir, P1)["state"], "failed", "the point is recorded, not dropped");
 }
 
 #[test]
@@ -427,7 +444,7 @@ fn dep_serving_roles_get_dynamos_ttft_correction() {
     let health = serde_json::json!({"path": "/health", "interval": 0.1, "timeout": 30});
     let load = serde_json::json!({"dep_ttft_correction": true});
     let mut job: serde_json::Value =
-        serde_json::from_str(&job(&[("agg_0", "agg", port)], health, load, &[("p1", 2, 4, 0)])).expect("job");
+        serde_json::from_str(&job(&[("agg_0", "agg", port)], health, load, &[(P1, 2, 4, 0)])).expect("job");
     job["roles"][0]["parallel"] = "dep".into();
     job["roles"][0]["tp"] = 2.into();
     let dir = job_dir("dep", &job.to_string());
@@ -444,7 +461,7 @@ fn dep_serving_roles_get_dynamos_ttft_correction() {
         runner().args(["benchmark", "--progress", "off", "--job-dir"]).arg(&dir.0).spawn().expect("spawns");
     assert!(wait(&mut bench, Duration::from_secs(60)).success());
     wait(&mut server, Duration::from_secs(40));
-    let export = json(&dir.0.join("points/p1/profile_export_aiperf.json"));
+    let export = json(&dir.0.join(format!("points/{P1}/profile_export_aiperf.json")));
     let corrected = &export["time_to_first_token_dep_corrected"];
     // One burst of attention_dp_size × 4 = 8 requests; max(TTFT) / 4.
     assert_eq!(corrected["burst"], 8, "{export}");
@@ -511,25 +528,25 @@ fn a_jobs_tokenizer_counts_every_point_and_a_missing_one_fails_the_job_at_once()
     });
     std::fs::write(tokens.join("tokenizer.json"), tokenizer.to_string()).expect("tokenizer.json");
     let load = serde_json::json!({"tokenizer": tokens.display().to_string()});
-    let mut d = deploy("tokenizer", &["--speedup", "20"], load, &[("p1", 1, 3, 0)], &[]);
+    let mut d = deploy("tokenizer", &["--speedup", "20"], load, &[(P1, 1, 3, 0)], &[]);
     assert!(wait(&mut d.bench, Duration::from_secs(60)).success(), "benchmark failed");
     wait(&mut d.server, Duration::from_secs(40));
-    let export = json(&d.dir.0.join("points/p1/profile_export_aiperf.json"));
+    let export = json(&d.dir.0.join(format!("points/{P1}/profile_export_aiperf.json")));
     assert_eq!(export["token_source"], "tokenizer", "{export}");
     assert_eq!(export["output_sequence_length"]["avg"], 8.0);
-    assert!(jsonl(&d.dir.0, "p1").iter().all(|l| l["metadata"]["token_source"] == "tokenizer"));
+    assert!(jsonl(&d.dir.0, P1).iter().all(|l| l["metadata"]["token_source"] == "tokenizer"));
 
     let missing = tokens.join("nowhere");
     let load = serde_json::json!({"tokenizer": missing.display().to_string()});
     let started = Instant::now();
-    let mut d = deploy("no-tokenizer", &["--fault-slow-start", "120"], load, &[("p1", 1, 3, 0)], &[]);
+    let mut d = deploy("no-tokenizer", &["--fault-slow-start", "120"], load, &[(P1, 1, 3, 0)], &[]);
     assert!(!wait(&mut d.bench, Duration::from_secs(30)).success());
     wait(&mut d.server, Duration::from_secs(40));
     assert!(started.elapsed() < Duration::from_secs(20), "failed before waiting for the servers");
     let status = json(&d.dir.0.join("status/benchmark.json"));
     let reason = status["reason"].as_str().unwrap_or_default();
     assert!(reason.contains("nowhere") && reason.contains("does not exist"), "{status}");
-    let point = point_status(&d.dir.0, "p1");
+    let point = point_status(&d.dir.0, P1);
     assert_eq!(point["state"], "failed", "the point is recorded, not dropped: {point}");
     assert!(d.dir.0.join("metadata.json").exists(), "metadata comes first");
     let _ = std::fs::remove_dir_all(&tokens);

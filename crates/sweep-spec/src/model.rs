@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::expr::{Expr, Type, Value};
 pub use crate::raw::{
-    Count, Discovery, DynamoBackend, EngineKind, Mode, Packing, Parallel, RequestPlane, TaskMode,
+    ArrivalKind, Count, Discovery, DynamoBackend, Endpoint, EngineKind, ExecutorKind, Mode, Packing, Parallel,
+    RequestPlane, TaskMode,
 };
 use crate::source::KeyPath;
 
@@ -26,17 +27,8 @@ pub struct Spec {
     pub space: Space,
 }
 
-/// `slurm`: each job is an sbatch script. `local`: each job's roles are processes on this
-/// machine, one job after another.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ExecutorKind {
-    #[default]
-    Slurm,
-    Local,
-}
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Model {
     pub path: String,
     pub served_name: String,
@@ -58,7 +50,7 @@ pub struct Engine {
 }
 
 /// How a Dynamo deployment's processes find and reach each other.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DynamoPlanes {
     pub discovery: Discovery,
     pub request_plane: RequestPlane,
@@ -117,24 +109,7 @@ pub struct Workload {
     pub load: Load,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Endpoint {
-    Chat,
-    Completions,
-}
 
-/// When requests are sent: a closed loop at the point's concurrency, or an open loop at
-/// `request_rate` (the concurrency then caps what is in flight), or a trace's timestamps.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ArrivalKind {
-    Closed,
-    Constant,
-    Poisson,
-    Gamma,
-    Trace,
-}
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Goodput {
@@ -214,7 +189,7 @@ impl Count {
 }
 
 /// A server role of a job.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Agg,

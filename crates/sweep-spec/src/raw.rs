@@ -13,7 +13,7 @@ use serde::Deserialize;
 pub struct RawSpec {
     pub version: Option<u64>,
     pub name: String,
-    pub executor: Option<crate::model::ExecutorKind>,
+    pub executor: Option<ExecutorKind>,
     pub model: RawModel,
     pub engine: RawEngine,
     pub cluster: RawCluster,
@@ -121,9 +121,9 @@ pub struct RawWorkload {
     pub concurrency_per_gen_server: Option<bool>,
     pub requests: Option<Count>,
     pub warmup: Option<Count>,
-    pub endpoint: Option<crate::model::Endpoint>,
+    pub endpoint: Option<Endpoint>,
     pub streaming: Option<bool>,
-    pub arrival: Option<crate::model::ArrivalKind>,
+    pub arrival: Option<ArrivalKind>,
     pub request_rate: Option<f64>,
     pub burstiness: Option<f64>,
     pub trace: Option<String>,
@@ -463,4 +463,33 @@ mod tests {
         assert!(serde_yaml::from_str::<Count>("ten").is_err());
         assert!(serde_yaml::from_str::<Count>("-1").is_err());
     }
+}
+
+/// `slurm`: each job is an sbatch script. `local`: each job's roles are processes on this
+/// machine, one job after another.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExecutorKind {
+    #[default]
+    Slurm,
+    Local,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Endpoint {
+    Chat,
+    Completions,
+}
+
+/// When requests are sent: a closed loop at the point's concurrency, or an open loop at
+/// `request_rate` (the concurrency then caps what is in flight), or a trace's timestamps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ArrivalKind {
+    Closed,
+    Constant,
+    Poisson,
+    Gamma,
+    Trace,
 }

@@ -8,7 +8,6 @@
 //! errors, never empty strings. `docs/templates.md` lists the context.
 
 pub mod check;
-mod context;
 mod shell;
 
 use std::collections::BTreeMap;
@@ -16,7 +15,8 @@ use std::path::{Path, PathBuf};
 
 use minijinja::{AutoEscape, Environment, UndefinedBehavior, Value};
 
-pub use context::{JobContext, JobPaths, ServerContext};
+pub use sweep_folder::job::{JobContext, JobPaths, ServerContext};
+pub use sweep_folder::Executor;
 pub use shell::quote;
 
 /// The templates shipped with sweep, by path under `templates/`.
@@ -68,29 +68,11 @@ pub enum RenderError {
     },
 }
 
-/// Which script a job is rendered into.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Executor {
-    /// `sbatch.sh.j2`: an `srun` step per role on the job's nodes.
-    Slurm,
-    /// `local.sh.j2`: every role a process on this machine.
-    Local,
-}
-
-impl Executor {
-    pub fn template(self) -> &'static str {
-        match self {
-            Executor::Slurm => "sbatch.sh.j2",
-            Executor::Local => "local.sh.j2",
-        }
-    }
-
-    /// The script's file name in the job's folder.
-    pub fn script_name(self) -> &'static str {
-        match self {
-            Executor::Slurm => "job.sbatch",
-            Executor::Local => "job.local.sh",
-        }
+/// The template a job of `executor` is rendered from.
+fn script_template(executor: Executor) -> &'static str {
+    match executor {
+        Executor::Slurm => "sbatch.sh.j2",
+        Executor::Local => "local.sh.j2",
     }
 }
 
@@ -214,7 +196,7 @@ impl Templates {
                 let context =
                     minijinja::context! { job => job_value.clone(), role => Value::from_serialize(role) };
                 let config = self.render("engines/trtllm/config.yaml.j2", &context)?;
-                files.push((format!("configs/{}.yaml", role.role), config));
+                files.push((format!("configs/{}.yaml", role.config.role.as_str()), config));
             }
         }
         for index in 0..job.servers.len() {
@@ -234,10 +216,10 @@ impl Templates {
         if let Some(frontend) = job.frontend.clone() {
             let context = minijinja::context! { job => job_value.clone(), frontend => Value::from_serialize(&frontend) };
             let command = self.render_command(&frontend_template, &context)?;
-            job.frontend = Some(context::FrontendContext { command, ..frontend });
+            job.frontend = Some(sweep_folder::job::FrontendContext { command, ..frontend });
         }
         let script =
-            self.render(executor.template(), &minijinja::context! { job => Value::from_serialize(&job) })?;
+            self.render(script_template(executor), &minijinja::context! { job => Value::from_serialize(&job) })?;
         let mut commands: Vec<(String, String)> =
             job.servers.iter().map(|s| (s.name.clone(), s.command.clone())).collect();
         commands.extend(job.frontend.map(|f| ("disagg_server_0".to_owned(), f.command)));

@@ -1,9 +1,8 @@
-//! One module per subcommand, and the sweep folder's manifest they share.
+//! One module per subcommand: each parses nothing (clap did), calls the library that does the
+//! work, and prints what it returns.
 
 pub mod aggregate;
 pub mod check;
-pub mod local;
-pub mod manifest;
 pub mod plan;
 pub mod render;
 pub mod submit;

@@ -5,9 +5,8 @@ use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::time::Instant;
 
-use serde::Serialize;
-use sweep_plan::{Id, Job, Layout, Plan, PlanOptions, Point, RoleConfig, ServerPlacement, Stats};
-use sweep_spec::{Document, Mode, Spec};
+use sweep_plan::{Plan, PlanOptions, Point, Stats};
+use sweep_spec::{Document, Spec};
 
 use crate::diagnostic::Diagnostic;
 use crate::error::Error;
@@ -27,7 +26,7 @@ pub fn run(settings: &Settings) -> Result<(), Error> {
     let mut out = BufWriter::with_capacity(1 << 16, stdout);
     match settings.format {
         Format::Table => write_table(&mut out, &document.spec, &plan),
-        Format::Json => write_json(&mut out, &document.spec, &plan),
+        Format::Json => sweep_folder::plan::write_json(&mut out, &document.spec, &plan),
     }
     .and_then(|()| out.flush())
     .map_err(Error::Output)
@@ -142,7 +141,7 @@ fn write_table(out: &mut impl Write, spec: &Spec, plan: &Plan) -> std::io::Resul
     for row in &rows {
         out.write_all(line(row).as_bytes())?;
     }
-    let totals = Totals::of(plan);
+    let totals = sweep_folder::plan::Totals::of(plan);
     writeln!(
         out,
         "\n{}: {} job{}, {} point{}; {} node{} and {} GPUs allocated over all jobs ({} working); largest job {} node{}",
@@ -177,132 +176,3 @@ fn plural(n: u64) -> &'static str {
     }
 }
 
-#[derive(Debug, Serialize)]
-struct Totals {
-    jobs: u64,
-    points: u64,
-    /// Sum over jobs: what the sweep asks of the cluster, not what runs at once.
-    node_allocations: u64,
-    gpus_allocated: u64,
-    gpus_working: u64,
-    largest_job_nodes: u64,
-}
-
-impl Totals {
-    fn of(plan: &Plan) -> Self {
-        let sum = |f: fn(&Layout) -> u32| plan.jobs.iter().map(|j| u64::from(f(&j.layout))).sum();
-        Totals {
-            jobs: plan.jobs.len() as u64,
-            points: plan.points.len() as u64,
-            node_allocations: sum(|l| l.nodes),
-            gpus_allocated: sum(|l| l.gpus_allocated),
-            gpus_working: sum(|l| l.gpus_working),
-            largest_job_nodes: plan.jobs.iter().map(|j| u64::from(j.layout.nodes)).max().unwrap_or(0),
-        }
-    }
-}
-
-#[derive(Serialize)]
-struct PlanView<'a> {
-    plan_version: u32,
-    sweep: &'a str,
-    model: &'a sweep_spec::Model,
-    engine: &'a sweep_spec::Engine,
-    cluster: &'a sweep_spec::Cluster,
-    workload: &'a sweep_spec::Workload,
-    stats: Stats,
-    totals: Totals,
-    jobs: JobsView<'a>,
-}
-
-struct JobsView<'a> {
-    spec: &'a Spec,
-    plan: &'a Plan,
-}
-
-impl Serialize for JobsView<'_> {
-    /// Jobs are serialised one at a time, with their server placements computed on the fly, so a
-    /// large plan is never held twice in memory.
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeSeq;
-        let mut seq = s.serialize_seq(Some(self.plan.jobs.len()))?;
-        for job in &self.plan.jobs {
-            seq.serialize_element(&JobView::new(self.spec, self.plan, job))?;
-        }
-        seq.end()
-    }
-}
-
-#[derive(Serialize)]
-struct JobView<'a> {
-    id: Id,
-    name: &'a str,
-    mode: Mode,
-    roles: Vec<RoleView<'a>>,
-    layout: LayoutView<'a>,
-    concurrency: Vec<u32>,
-    effective_concurrency: Vec<u64>,
-    points: &'a [Point],
-}
-
-#[derive(Serialize)]
-struct RoleView<'a> {
-    #[serde(flatten)]
-    config: &'a RoleConfig,
-    world_size: u64,
-    engine_args: Option<&'a std::collections::BTreeMap<String, serde_json::Value>>,
-}
-
-#[derive(Serialize)]
-struct LayoutView<'a> {
-    #[serde(flatten)]
-    layout: &'a Layout,
-    servers: Vec<ServerPlacement>,
-}
-
-impl<'a> JobView<'a> {
-    fn new(spec: &'a Spec, plan: &'a Plan, job: &'a Job) -> Self {
-        let points = &plan.points[job.points.clone()];
-        let concurrency: BTreeSet<u32> = points.iter().map(|p| p.concurrency).collect();
-        let effective: BTreeSet<u64> = points.iter().map(|p| p.effective_concurrency).collect();
-        JobView {
-            id: job.id,
-            name: &job.name,
-            mode: job.mode,
-            roles: job
-                .roles
-                .iter()
-                .map(|config| RoleView {
-                    config,
-                    world_size: config.world_size(),
-                    engine_args: spec
-                        .roles
-                        .iter()
-                        .find(|r| r.role == config.role)
-                        .map(|r| &r.engine_args)
-                        .filter(|args| !args.is_empty()),
-                })
-                .collect(),
-            layout: LayoutView { layout: &job.layout, servers: job.layout.servers() },
-            concurrency: concurrency.into_iter().collect(),
-            effective_concurrency: effective.into_iter().collect(),
-            points,
-        }
-    }
-}
-
-pub fn write_json(out: &mut impl Write, spec: &Spec, plan: &Plan) -> std::io::Result<()> {
-    let view = PlanView {
-        plan_version: 1,
-        sweep: &spec.name,
-        model: &spec.model,
-        engine: &spec.engine,
-        cluster: &spec.cluster,
-        workload: &spec.workload,
-        stats: plan.stats,
-        totals: Totals::of(plan),
-        jobs: JobsView { spec, plan },
-    };
-    serde_json::to_writer(&mut *out, &view)?;
-    out.write_all(b"\n")
-}

@@ -261,6 +261,75 @@ mod tests {
         assert!(Chunked::default().decode(b"zz\r\n", &mut Vec::new()).is_err());
     }
 
+    /// A response (head and chunked body) cut into random reads decodes as it does whole;
+    /// mutated bytes are an error or a shorter body, never a panic or a loop that does not end.
+    /// 100,000 cases: `cargo test --release -p sweep-runner -- --ignored fuzz`.
+    fn fuzz_response(cases: u32) {
+        use proptest::prelude::*;
+        use proptest::test_runner::{Config, TestRunner};
+        let response: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n\
+            5\r\nhello\r\n7;ext=1\r\n, world\r\n0\r\nTrailer: x\r\n\r\n";
+        let decode = |bytes: &[u8], cuts: &[usize]| -> Result<(Option<Head>, Vec<u8>, bool), io::Error> {
+            let mut pending: Vec<u8> = Vec::new();
+            let mut head = None;
+            let mut decoder = Chunked::default();
+            let mut out = Vec::new();
+            let mut at = 0;
+            let mut cuts = cuts.iter().cycle();
+            while at < bytes.len() {
+                let end = (at + cuts.next().copied().unwrap_or(bytes.len())).min(bytes.len());
+                pending.extend_from_slice(&bytes[at..end]);
+                at = end;
+                if head.is_none() {
+                    match parse_head(&pending)? {
+                        Some(h) => {
+                            pending.drain(..h.length);
+                            head = Some(h);
+                        }
+                        None => continue,
+                    }
+                }
+                let used = decoder.decode(&pending, &mut out)?;
+                assert!(used <= pending.len());
+                pending.drain(..used);
+            }
+            Ok((head, out, decoder.done))
+        };
+        let (head, body, done) = decode(response, &[response.len()]).expect("valid");
+        assert_eq!((head.map(|h| (h.status, h.framing)), body.as_slice(), done), (Some((200, Framing::Chunked)), &b"hello, world"[..], true));
+        let strategy = (
+            prop::collection::vec(1usize..40, 1..12),
+            prop::collection::vec((any::<usize>(), any::<u8>()), 0..4),
+        );
+        let mut runner = TestRunner::new(Config { cases, failure_persistence: None, ..Config::default() });
+        runner
+            .run(&strategy, |(cuts, flips)| {
+                let split = decode(response, &cuts).expect("a valid response in any reads");
+                prop_assert_eq!(split.1.as_slice(), &b"hello, world"[..]);
+                prop_assert!(split.2);
+                let mut mutated = response.to_vec();
+                for (at, byte) in &flips {
+                    let i = at % mutated.len();
+                    mutated[i] ^= byte | 1;
+                }
+                // Whatever it decodes to, it returns.
+                let _ = decode(&mutated, &cuts);
+                Ok(())
+            })
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    #[test]
+    fn fuzz_http_responses() {
+        fuzz_response(2_000);
+    }
+
+    #[test]
+    #[ignore = "100,000 cases: cargo test --release -p sweep-runner -- --ignored fuzz"]
+    fn fuzz_http_responses_long() {
+        fuzz_response(100_000);
+    }
+
     #[test]
     fn reads_carry_the_kernels_receive_time() {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");

@@ -9,6 +9,7 @@
 //! millisecond timer, and that thread writes each request itself, so that sends leave within a
 //! fraction of a millisecond of their slot however busy the runtime is with answers.
 
+pub mod answer;
 pub mod client;
 pub mod event;
 pub mod http;
@@ -611,7 +612,7 @@ pub fn run(
         .ok_or_else(|| format!("{host} has no address"))?;
     let pool = http::Pool::new(address, format!("{host}:{port}"));
     let path = format!("{}{}", url.path().trim_end_matches('/'), settings.endpoint.path());
-    let records_path = artifact_dir.map(|d| d.join("profile_export.jsonl"));
+    let records_path = artifact_dir.map(|d| d.join(sweep_folder::exports::RECORDS));
     let file = match &records_path {
         Some(path) => Some(
             std::fs::OpenOptions::new()
@@ -776,25 +777,9 @@ pub fn cpu_seconds() -> (f64, f64) {
 
 /// `2026-11-22T10:08:27.436080` (UTC), the shape of aiperf's `start_time` and `end_time`.
 pub fn iso_time(ns: u64) -> String {
-    let secs = (ns / 1_000_000_000) as i64;
     let micros = (ns % 1_000_000_000) / 1000;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{micros:06}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    let (year, month, day, hour, minute, second) = sweep_folder::file::civil_utc((ns / 1_000_000_000) as i64);
+    format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}.{micros:06}")
 }
 
 impl Outcome {
@@ -899,11 +884,10 @@ pub fn write_exports(
     aggregate: &Aggregate,
 ) -> Result<(), String> {
     let text = serde_json::to_string_pretty(json).map_err(|e| e.to_string())?;
-    crate::files::write_atomically(&dir.join("profile_export_aiperf.json"), text.as_bytes())?;
-    crate::files::write_atomically(
-        &dir.join("profile_export_aiperf.csv"),
-        aggregate.to_aiperf_csv().as_bytes(),
-    )
+    use crate::files::Reported;
+    use sweep_folder::{exports, file};
+    file::write_atomically(&dir.join(exports::SUMMARY), text.as_bytes()).reported()?;
+    file::write_atomically(&dir.join(exports::CSV), aggregate.to_aiperf_csv().as_bytes()).reported()
 }
 
 #[cfg(test)]

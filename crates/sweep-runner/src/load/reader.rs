@@ -21,7 +21,7 @@ use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 use tokio::sync::{oneshot, Notify};
 
-use super::client::{self, At, Fail, Measured};
+use super::answer::{self, At, Fail, Measured};
 use super::http::{cmsg_buffer, parse_head, Chunked, Connection, Framing, Head};
 
 /// What a runtime thread does when it runs out of work. Waking at each answer's bytes costs
@@ -245,7 +245,7 @@ impl Exchange {
             }
         };
         if events && !out.is_empty() {
-            let consumed = client::parse_events(out, *now, &mut self.measured);
+            let consumed = answer::parse_events(out, *now, &mut self.measured);
             out.drain(..consumed);
             if to_spare {
                 data.extend_from_slice(spare);
@@ -259,7 +259,7 @@ impl Exchange {
         let State::Body { head, data, now, .. } = &self.state else { return false };
         if !(200..300).contains(&head.status) {
             let message: String = String::from_utf8_lossy(data).chars().take(500).collect();
-            self.measured.error = client::error(Some(head.status), "http_error", message);
+            self.measured.error = answer::error(Some(head.status), "http_error", message);
         } else if !self.stream {
             match self.measured.take(data) {
                 Ok(true) => {
@@ -267,7 +267,7 @@ impl Exchange {
                     self.measured.content_times.push(*now);
                 }
                 Ok(false) => {}
-                Err(e) => self.measured.error = client::error(None, "malformed_response", e.to_string()),
+                Err(e) => self.measured.error = answer::error(None, "malformed_response", e.to_string()),
             }
         }
         head.keep_alive

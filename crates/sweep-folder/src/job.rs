@@ -1,13 +1,15 @@
-//! What templates see: one job, flattened into plain values (`docs/templates.md`).
+//! `job.json`: one job as the templates saw it, flattened into plain values
+//! (`docs/templates.md`). `sweep render` writes it beside the job's script; the runner's steps
+//! read it to know the job's servers, frontend, load and points.
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sweep_plan::{Job, Plan, Point, RoleConfig};
 use sweep_spec::Spec;
 
 /// Where the job's files live on the cluster's shared filesystem, and the runner binary.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobPaths {
     pub sweep_dir: String,
     pub job_dir: String,
@@ -16,7 +18,7 @@ pub struct JobPaths {
     pub bin_dir: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SlurmContext {
     pub job_name: String,
     pub nodes: u32,
@@ -31,7 +33,7 @@ pub struct SlurmContext {
     pub extra: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ContainerContext {
     pub image: String,
     /// The spec's mounts plus the sweep folder and the runner's folder, so that the runner and
@@ -39,9 +41,10 @@ pub struct ContainerContext {
     pub mounts: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// One role of the job: its derived settings (`role`, `servers`, `tp`, … flattened in) and
+/// its engine arguments.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RoleContext {
-    pub role: String,
     pub serving_type: String,
     #[serde(flatten)]
     pub config: RoleConfig,
@@ -49,7 +52,31 @@ pub struct RoleContext {
     pub engine_args: BTreeMap<String, serde_json::Value>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+impl<'de> Deserialize<'de> for RoleContext {
+    /// Format 1 wrote `role` twice (once of its own, once flattened in from the settings): the
+    /// keys are gathered into a map first, where the two agree and become one.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Wire {
+            serving_type: String,
+            #[serde(flatten)]
+            config: RoleConfig,
+            world_size: u64,
+            #[serde(default)]
+            engine_args: BTreeMap<String, serde_json::Value>,
+        }
+        let map = serde_json::Map::<String, serde_json::Value>::deserialize(d)?;
+        let wire: Wire = serde_json::from_value(serde_json::Value::Object(map)).map_err(serde::de::Error::custom)?;
+        Ok(RoleContext {
+            serving_type: wire.serving_type,
+            config: wire.config,
+            world_size: wire.world_size,
+            engine_args: wire.engine_args,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ServerContext {
     /// `ctx`, `gen` or `agg`.
     pub role: sweep_spec::Role,
@@ -67,7 +94,7 @@ pub struct ServerContext {
     pub command: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FrontendContext {
     pub node: u32,
     pub port: u16,
@@ -75,7 +102,7 @@ pub struct FrontendContext {
 }
 
 /// One job, as templates see it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobContext {
     pub sweep: String,
     pub id: String,
@@ -119,7 +146,6 @@ impl JobContext {
             .roles
             .iter()
             .map(|config| RoleContext {
-                role: config.role.as_str().to_owned(),
                 serving_type: config.role.serving_type().to_owned(),
                 config: config.clone(),
                 world_size: config.world_size(),
@@ -184,5 +210,32 @@ impl JobContext {
             health: spec.engine.health.clone(),
             points: plan.points[job.points.clone()].to_vec(),
         }
+    }
+}
+
+impl JobContext {
+    /// Every server's name, the frontend (`disagg_server_0`) last.
+    pub fn server_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.servers.iter().map(|s| s.name.clone()).collect();
+        if self.frontend.is_some() {
+            names.push(crate::markers::ServerRole::DisaggServer.server_name(0));
+        }
+        names
+    }
+
+    /// GPUs the servers use.
+    pub fn gpus_working(&self) -> u64 {
+        self.roles.iter().map(|r| r.world_size * u64::from(r.config.servers)).sum()
+    }
+
+    /// GPUs SLURM gives the job.
+    pub fn gpus_allocated(&self) -> u64 {
+        u64::from(self.slurm.nodes) * u64::from(self.slurm.gpus_per_node)
+    }
+
+    /// The role that produces output tokens: GEN in disaggregated jobs, AGG otherwise.
+    pub fn serving_role(&self) -> Option<&RoleContext> {
+        let wanted = if self.mode == "disagg" { sweep_spec::Role::Gen } else { sweep_spec::Role::Agg };
+        self.roles.iter().find(|r| r.config.role == wanted)
     }
 }

@@ -1,0 +1,273 @@
+//! The sweep folder as `sweep render` writes it — spec, plan, provenance, manifest, and per job
+//! its script and `job.json` — and `--resume`, which adds job folders for the points that have
+//! no complete result, next to (never over) what is there.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use sweep_folder::job::{JobContext, JobPaths};
+use sweep_folder::{file, Executor, JobDir, JobState, Manifest, ManifestJob, SweepDir};
+use sweep_templates::Templates;
+
+use crate::SubmitError;
+
+/// How to render, beyond the spec.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// A folder of templates overriding the built-ins (beats `cluster.templates_dir`).
+    pub templates: Option<PathBuf>,
+    /// The `sweep-runner` binary as compute nodes see it; default: beside this program.
+    pub runner: Option<PathBuf>,
+    /// Beats the spec's `executor`.
+    pub executor: Option<sweep_spec::ExecutorKind>,
+}
+
+/// Everything a rendering needs, resolved before anything is written.
+#[derive(Debug)]
+pub struct Prepared {
+    spec_text: Vec<u8>,
+    document: sweep_spec::Document,
+    plan: sweep_plan::Plan,
+    templates: Templates,
+    runner: PathBuf,
+    bin_dir: PathBuf,
+    pub executor: Executor,
+}
+
+impl Prepared {
+    /// `spec_text` is the spec file as given (kept in the folder byte for byte).
+    pub fn new(
+        spec_text: Vec<u8>,
+        document: sweep_spec::Document,
+        plan: sweep_plan::Plan,
+        options: &Options,
+    ) -> Result<Self, SubmitError> {
+        let spec = &document.spec;
+        let runner = match &options.runner {
+            Some(path) => absolute(path)?,
+            None => default_runner()?,
+        };
+        let bin_dir = runner.parent().map(Path::to_path_buf).unwrap_or_default();
+        let templates_dir =
+            options.templates.clone().or_else(|| spec.cluster.templates_dir.as_ref().map(PathBuf::from));
+        let templates =
+            Templates::new(templates_dir.as_deref(), &spec.engine.commands).map_err(SubmitError::Templates)?;
+        let executor = match options.executor.unwrap_or(spec.executor) {
+            sweep_spec::ExecutorKind::Slurm => Executor::Slurm,
+            sweep_spec::ExecutorKind::Local => Executor::Local,
+        };
+        Ok(Prepared { spec_text, document, plan, templates, runner, bin_dir, executor })
+    }
+
+    pub fn spec(&self) -> &sweep_spec::Spec {
+        &self.document.spec
+    }
+
+    pub fn plan(&self) -> &sweep_plan::Plan {
+        &self.plan
+    }
+
+    fn context(&self, job: &sweep_plan::Job, output: &Path, dir: &str, points: Vec<sweep_plan::Point>) -> JobContext {
+        let paths = JobPaths {
+            sweep_dir: output.display().to_string(),
+            job_dir: output.join(dir).display().to_string(),
+            runner: self.runner.display().to_string(),
+            bin_dir: self.bin_dir.display().to_string(),
+        };
+        let mut context = JobContext::new(&self.document.spec, &self.plan, job, paths);
+        context.points = points;
+        context
+    }
+}
+
+/// What a render wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    /// The sweep folder (absolute).
+    pub dir: PathBuf,
+    pub jobs: usize,
+    pub points: usize,
+}
+
+/// Writes the sweep folder at `output`, which must not exist. Everything is written under a
+/// temporary name beside it and renamed at the end, so a failure leaves nothing half-written.
+pub fn write(prepared: &Prepared, output: &Path) -> Result<Rendered, SubmitError> {
+    let output = absolute(output)?;
+    if output.exists() {
+        return Err(SubmitError::Exists { path: output });
+    }
+    let parent = output.parent().ok_or_else(|| SubmitError::Exists { path: output.clone() })?;
+    std::fs::create_dir_all(parent).map_err(|source| SubmitError::Write { path: parent.to_path_buf(), source })?;
+    let staging = parent.join(format!(
+        ".{}.rendering-{}",
+        output.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        std::process::id()
+    ));
+    if let Err(error) = write_sweep(&staging, &output, prepared) {
+        let _ = std::fs::remove_dir_all(&staging);
+        return Err(error);
+    }
+    std::fs::rename(&staging, &output).map_err(|source| {
+        let _ = std::fs::remove_dir_all(&staging);
+        SubmitError::Write { path: output.clone(), source }
+    })?;
+    Ok(Rendered { dir: output, jobs: prepared.plan.jobs.len(), points: prepared.plan.points.len() })
+}
+
+fn create_dir(path: &Path) -> Result<(), SubmitError> {
+    std::fs::create_dir_all(path).map_err(|source| SubmitError::Write { path: path.to_path_buf(), source })
+}
+
+fn write_sweep(staging: &Path, output: &Path, p: &Prepared) -> Result<(), SubmitError> {
+    create_dir(staging)?;
+    let staged = SweepDir::new(staging);
+    let spec = &p.document.spec;
+    file::create_new(&staged.spec_path(), &p.spec_text)?;
+    let plan_bytes = staged.write_plan(spec, &p.plan)?;
+    let provenance = crate::provenance::collect(spec, &p.spec_text, &plan_bytes);
+    file::write(&staged.provenance_path(), &provenance)?;
+    let mut jobs = Vec::with_capacity(p.plan.jobs.len());
+    for job in &p.plan.jobs {
+        let points = p.plan.points[job.points.clone()].to_vec();
+        let dir = SweepDir::job_relative(&job.name);
+        jobs.push(write_job(&staged.job(&dir), output, &dir, job, points, p, 1)?);
+    }
+    let manifest = Manifest { sweep: spec.name.clone(), executor: p.executor, resumes: 0, jobs };
+    staged.write_manifest(&manifest)?;
+    Ok(())
+}
+
+/// Renders one job folder (script, engine configs, `job.json`) into `staged`, to live at
+/// `<output>/<dir>`; returns its manifest entry.
+fn write_job(
+    staged: &JobDir,
+    output: &Path,
+    dir: &str,
+    job: &sweep_plan::Job,
+    points: Vec<sweep_plan::Point>,
+    p: &Prepared,
+    attempt: u32,
+) -> Result<ManifestJob, SubmitError> {
+    let context = p.context(job, output, dir, points);
+    let rendered = p
+        .templates
+        .render_job(context.clone(), p.executor)
+        .map_err(|source| SubmitError::RenderJob { job: job.name.clone(), source })?;
+    create_dir(staged.path())?;
+    let script = p.executor.script_name();
+    file::create_new(&staged.script_path(script), rendered.script.as_bytes())?;
+    for (path, contents) in &rendered.files {
+        let path = staged.path().join(path);
+        if let Some(parent) = path.parent() {
+            create_dir(parent)?;
+        }
+        file::create_new(&path, contents.as_bytes())?;
+    }
+    file::create_new(&staged.job_path(), &staged.job_bytes(&context)?)?;
+    Ok(ManifestJob {
+        id: job.id.to_string(),
+        name: job.name.clone(),
+        dir: dir.to_owned(),
+        script: script.to_owned(),
+        attempt,
+        state: JobState::Rendered,
+        slurm_job_id: None,
+        reason: None,
+        points: context.points.iter().map(|pt| pt.id.to_string()).collect(),
+    })
+}
+
+/// Every launch command of every job, rendered as [`write`] would into `output`: (job name,
+/// step name, shell text).
+pub fn launch_commands(p: &Prepared, output: &Path) -> Result<Vec<(String, String, String)>, SubmitError> {
+    let mut out = Vec::new();
+    for job in &p.plan.jobs {
+        let points = p.plan.points[job.points.clone()].to_vec();
+        let context = p.context(job, output, &SweepDir::job_relative(&job.name), points);
+        let rendered = p
+            .templates
+            .render_job(context, p.executor)
+            .map_err(|source| SubmitError::RenderJob { job: job.name.clone(), source })?;
+        out.extend(rendered.commands.into_iter().map(|(step, command)| (job.name.clone(), step, command)));
+    }
+    Ok(out)
+}
+
+/// What a resume found and added.
+#[derive(Debug)]
+pub struct Resumed {
+    pub dir: PathBuf,
+    pub executor: Executor,
+    /// Manifest indices of the job folders it added.
+    pub added: Vec<usize>,
+    /// Points that already have a complete result.
+    pub complete: usize,
+    /// Points of jobs still queued or running.
+    pub live: usize,
+    /// Points the added folders run.
+    pub to_run: usize,
+}
+
+/// Adds a job folder for every job of the (possibly changed) spec that has points with no
+/// complete result and not queued or running (`live`); existing folders are never touched.
+pub fn resume(p: &Prepared, sweep: &SweepDir, live: &BTreeSet<String>) -> Result<Resumed, SubmitError> {
+    let mut manifest = sweep.read_manifest()?;
+    let done = sweep.completed_points();
+    let (mut complete, mut running, mut to_run) = (0usize, 0usize, 0usize);
+    let mut added = Vec::new();
+    let resumes = manifest.resumes + 1;
+    for job in &p.plan.jobs {
+        let mut points = Vec::new();
+        for point in &p.plan.points[job.points.clone()] {
+            let id = point.id.to_string();
+            if done.contains(&id) {
+                complete += 1;
+            } else if live.contains(&id) {
+                running += 1;
+            } else {
+                points.push(*point);
+            }
+        }
+        if points.is_empty() {
+            continue;
+        }
+        to_run += points.len();
+        let (attempt, dir) = sweep.free_job_dir(&job.name);
+        let target = sweep.job(&dir);
+        let staged = JobDir::new(
+            sweep.jobs_path().join(format!(".{}.rendering-{}", target.name(), std::process::id())),
+        );
+        let entry = match write_job(&staged, sweep.path(), &dir, job, points, p, attempt) {
+            Ok(entry) => entry,
+            Err(error) => {
+                let _ = std::fs::remove_dir_all(staged.path());
+                return Err(error);
+            }
+        };
+        std::fs::rename(staged.path(), target.path())
+            .map_err(|source| SubmitError::Write { path: target.path().to_owned(), source })?;
+        manifest.jobs.push(entry);
+        added.push(manifest.jobs.len() - 1);
+    }
+    // The spec and provenance of this resume, beside (not over) the first ones.
+    file::create_new(&sweep.resume_spec_path(resumes), &p.spec_text)?;
+    let mut plan_bytes = Vec::new();
+    sweep_folder::plan::write_json(&mut plan_bytes, &p.document.spec, &p.plan)
+        .map_err(|source| SubmitError::Write { path: sweep.plan_path(), source })?;
+    let provenance = crate::provenance::collect(&p.document.spec, &p.spec_text, &plan_bytes);
+    file::write(&sweep.resume_provenance_path(resumes), &provenance)?;
+    manifest.resumes = resumes;
+    sweep.write_manifest(&manifest)?;
+    Ok(Resumed { dir: sweep.path().to_owned(), executor: p.executor, added, complete, live: running, to_run })
+}
+
+pub fn absolute(path: &Path) -> Result<PathBuf, SubmitError> {
+    std::path::absolute(path).map_err(|source| SubmitError::Write { path: path.to_path_buf(), source })
+}
+
+/// `sweep-runner` beside this program: where `cargo build` and an install put it.
+fn default_runner() -> Result<PathBuf, SubmitError> {
+    let exe = std::env::current_exe()
+        .map_err(|source| SubmitError::Read { path: PathBuf::from("sweep"), source })?;
+    Ok(exe.with_file_name("sweep-runner"))
+}
