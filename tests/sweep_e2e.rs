@@ -154,6 +154,26 @@ fn agg_and_disagg_sweeps_complete_on_slurm_and_locally_with_the_same_layout() {
     );
     assert!(a.iter().any(|p| p.ends_with("profile_export.jsonl")));
 
+    // Which build rendered each folder, from which spec, where: SLURM's own version for the
+    // SLURM sweep; each job's engine version from the mock's `GET /version`.
+    let spec_sha = sweep_submit::provenance::sha256_hex(&std::fs::read(s.dir.join("spec.yaml")).expect("spec"));
+    for folder in ["slurm", "local"] {
+        let dir = sweep_folder::SweepDir::open(s.dir.join(folder)).expect("a sweep folder");
+        let provenance = dir.read_provenance().expect("readable").expect("provenance.json");
+        assert_eq!(provenance.sweep.version, env!("CARGO_PKG_VERSION"));
+        assert_eq!(provenance.spec_sha256, spec_sha);
+        let plan = std::fs::read(dir.plan_path()).expect("plan");
+        assert_eq!(provenance.plan_sha256, sweep_submit::provenance::sha256_hex(&plan));
+        assert!(provenance.sbatch.as_deref().is_some_and(|v| v.starts_with("slurm ")), "{provenance:?}");
+        let manifest = dir.read_manifest().expect("manifest");
+        for (job, _) in dir.job_dirs(Some(&manifest)) {
+            let job = job.read_provenance().expect("readable").expect("the job's provenance.json");
+            let expected = format!("sweep-mock-engine {}", env!("CARGO_PKG_VERSION"));
+            assert_eq!(job.engine_version.as_deref(), Some(expected.as_str()), "{job:?}");
+            assert_eq!(job.engine_version_source.as_deref(), Some("GET /version"));
+        }
+    }
+
     // Aggregated: a row per point from either executor, with the GPUs each job really had.
     for folder in ["slurm", "local"] {
         let (code, stdout, stderr) = sweep(&["aggregate", folder], &s.dir);
@@ -164,6 +184,12 @@ fn agg_and_disagg_sweeps_complete_on_slurm_and_locally_with_the_same_layout() {
         );
         let rows = common::csv_rows(&s.dir.join(folder).join("report/results.csv"));
         assert_eq!(rows.len(), 4, "{rows:#?}");
+        let (code, _, stderr) = sweep(&["report", folder, "-o", &format!("{folder}-report")], &s.dir);
+        assert_eq!(code, 0, "{stderr}");
+        let md = std::fs::read_to_string(s.dir.join(format!("{folder}-report/report.md"))).expect("report.md");
+        assert!(md.contains("## Provenance of sweep e2e-modes"), "{md}");
+        assert!(md.contains(&format!("| rendered by | sweep {}", env!("CARGO_PKG_VERSION"))), "{md}");
+        assert!(md.contains(&format!("| spec sha256 | {spec_sha} |")), "{md}");
         for row in &rows {
             assert_eq!(row["state"], "done", "{row:#?}");
             assert_eq!(row["request_count"], "8.0");

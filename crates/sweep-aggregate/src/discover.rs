@@ -252,7 +252,7 @@ fn readable<T>(result: Result<Option<T>, FolderError>, found: &mut Discovery) ->
         Ok(value) => value,
         Err(error) => {
             let path = error.path().to_owned();
-            found.warn(&path, format!("{error}; ignored"));
+            found.warn(&path, format!("{}; ignored", error.detail()));
             None
         }
     }

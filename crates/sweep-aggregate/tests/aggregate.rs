@@ -1,6 +1,7 @@
 //! The aggregator against real aiperf 0.13.0 output and hand-built sweep folders: numbers equal
 //! the exporter's own, nothing guessed, nothing dropped, broken files named.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
@@ -396,4 +397,48 @@ fn plots_are_valid_png_and_svg_and_the_parquet_reads_back() {
     assert_eq!(frame.height(), 3);
     let ttft = frame.column("ttft_p50_ms").expect("column").f64().expect("f64").get(0);
     assert_eq!(ttft, agg.rows[0].figures.get("ttft_p50_ms"));
+}
+
+/// The hand-built sweep, with its job A run on `version` of the engine.
+fn hand_sweep_on(root: &Path, version: &str) {
+    use sweep_folder::provenance::{Build, JobProvenance};
+    hand_sweep(root);
+    let provenance = JobProvenance {
+        runner: Build { version: "0.2.0".into(), commit: None, rustc: None },
+        engine: "mock".into(),
+        engine_version: Some(version.into()),
+        engine_version_source: Some("GET /version".into()),
+        python: Vec::new(),
+        gpus: Vec::new(),
+        node: "n1".into(),
+        collected_at: 1.0,
+    };
+    for job in ["jobs/agg1_tep1", "jobs/agg1_tep1.2"] {
+        let dir = sweep_folder::SweepDir::new(root).job(job);
+        dir.write_provenance(&provenance).expect("provenance");
+    }
+}
+
+#[test]
+fn sweeps_of_different_engine_versions_are_merged_only_when_asked_and_then_per_version() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (old, new) = (tmp.path().join("old"), tmp.path().join("new"));
+    hand_sweep_on(&old, "0.31.0");
+    hand_sweep_on(&new, "0.32.0");
+    let both = [old.clone(), new.clone()];
+    let error = aggregate(&both, &Options::default()).expect_err("mixed versions");
+    let message = error.to_string();
+    assert!(matches!(error, sweep_aggregate::Error::MixedVersions { .. }), "{error:?}");
+    assert!(message.contains("mock") && message.contains("0.31.0, 0.32.0"), "{message}");
+    // One version alone is no difference.
+    let one = aggregate(std::slice::from_ref(&old), &Options::default()).expect("one version");
+    assert!(one.analysis.frontiers.iter().all(|f| f.group.version.is_none()));
+    assert_eq!(one.rows.iter().find(|r| r.point == P1).and_then(|r| r.config.engine_version.clone()).as_deref(), Some("0.31.0"));
+
+    let merged = aggregate(&both, &Options { allow_mixed_versions: true, ..Options::default() }).expect("merged");
+    let versions: BTreeSet<Option<String>> =
+        merged.analysis.frontiers.iter().map(|f| f.group.version.clone()).collect();
+    assert_eq!(versions, BTreeSet::from([Some("0.31.0".to_owned()), Some("0.32.0".to_owned())]));
+    let labels: Vec<String> = merged.analysis.frontiers.iter().map(|f| f.group.to_string()).collect();
+    assert!(labels.iter().any(|l| l.starts_with("agg (0.32.0), ISL 128")), "{labels:?}");
 }

@@ -34,6 +34,28 @@ pub enum FolderError {
 }
 
 impl FolderError {
+    /// What is wrong, without the file's path (for messages that show the path already).
+    pub fn detail(&self) -> String {
+        match self {
+            FolderError::Read { source, .. } => format!("cannot read: {source}"),
+            FolderError::Write { source, .. } => format!("cannot write: {source}"),
+            FolderError::Parse { line, column, key, message, .. } if key.is_empty() => {
+                format!("line {line}, column {column}: {message}")
+            }
+            FolderError::Parse { line, column, key, message, .. } => {
+                format!("line {line}, column {column}, at `{key}`: {message}")
+            }
+            FolderError::Newer { format, written_by, .. } => format!(
+                "written by {written_by} in format {format}; this is sweep {}, which reads formats {} to {}",
+                crate::build::VERSION,
+                crate::OLDEST_FORMAT,
+                crate::FORMAT
+            ),
+            FolderError::NotASweep { .. } => "not a sweep folder (no manifest.json)".to_owned(),
+            FolderError::Locked { holder, .. } => format!("held by another `sweep submit` ({holder})"),
+        }
+    }
+
     /// The file the error is about.
     pub fn path(&self) -> &std::path::Path {
         match self {

@@ -314,3 +314,49 @@ pub fn cancel(sweep: &SweepDir) -> Result<Vec<String>, SubmitError> {
     driver::scancel(&live).map_err(SubmitError::Slurm)?;
     Ok(live)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(names: &[&str]) -> Manifest {
+        Manifest {
+            sweep: "s".into(),
+            executor: Executor::Slurm,
+            resumes: 0,
+            jobs: names
+                .iter()
+                .map(|name| ManifestJob {
+                    id: "0000000000000001".into(),
+                    name: (*name).into(),
+                    dir: format!("jobs/{name}"),
+                    script: "job.sbatch".into(),
+                    attempt: 1,
+                    state: JobState::Rendered,
+                    slurm_job_id: None,
+                    reason: None,
+                    points: Vec::new(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_dry_run_chain_starts_with_no_dependency() {
+        let sweep = SweepDir::new("/sweeps/s");
+        let m = manifest(&["a", "b", "c"]);
+        let chained = dry_run_commands(&sweep, &m, &[0, 1, 2], Executor::Slurm, true);
+        assert_eq!(
+            chained,
+            [
+                "sbatch --parsable /sweeps/s/jobs/a/job.sbatch",
+                "sbatch --parsable --dependency=afterany:$PREVIOUS /sweeps/s/jobs/b/job.sbatch",
+                "sbatch --parsable --dependency=afterany:$PREVIOUS /sweeps/s/jobs/c/job.sbatch",
+            ]
+        );
+        let free = dry_run_commands(&sweep, &m, &[2], Executor::Slurm, false);
+        assert_eq!(free, ["sbatch --parsable /sweeps/s/jobs/c/job.sbatch"]);
+        let local = dry_run_commands(&sweep, &m, &[0], Executor::Local, true);
+        assert_eq!(local, ["bash /sweeps/s/jobs/a/job.sbatch"]);
+    }
+}

@@ -21,7 +21,7 @@ pub struct Settings {
 }
 
 pub fn run(settings: &Settings) -> Result<(), Error> {
-    let (document, plan) = load_and_plan(&settings.file, settings.max_points)?;
+    let (_, document, plan) = load_and_plan(&settings.file, settings.max_points)?;
     let stdout = std::io::stdout().lock();
     let mut out = BufWriter::with_capacity(1 << 16, stdout);
     match settings.format {
@@ -32,8 +32,9 @@ pub fn run(settings: &Settings) -> Result<(), Error> {
     .map_err(Error::Output)
 }
 
-/// Reads, validates and plans a spec; warnings go to stderr.
-pub fn load_and_plan(file: &PathBuf, max_points: u64) -> Result<(Document, Plan), Error> {
+/// Reads, validates and plans a spec; warnings go to stderr. Returns the spec's text too (a
+/// sweep folder keeps it as given).
+pub fn load_and_plan(file: &PathBuf, max_points: u64) -> Result<(String, Document, Plan), Error> {
     let text = std::fs::read_to_string(file).map_err(|source| Error::Read { path: file.clone(), source })?;
     let display = file.display().to_string();
     let started = Instant::now();
@@ -72,7 +73,7 @@ pub fn load_and_plan(file: &PathBuf, max_points: u64) -> Result<(Document, Plan)
         };
         let _ = stderr.write_all(diagnostic.render().as_bytes());
     }
-    Ok((document, plan))
+    Ok((text, document, plan))
 }
 
 fn join<T: ToString>(items: impl IntoIterator<Item = T>) -> String {

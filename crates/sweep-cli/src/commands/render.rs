@@ -35,10 +35,8 @@ pub fn run(settings: &Settings) -> Result<(), Error> {
 
 /// The spec read, planned and made ready to render: nothing is written yet.
 pub fn prepare(settings: &Settings) -> Result<Prepared, Error> {
-    let (document, plan) = load_and_plan(&settings.file, settings.max_points)?;
-    let text =
-        std::fs::read(&settings.file).map_err(|source| Error::Read { path: settings.file.clone(), source })?;
-    Ok(Prepared::new(text, document, plan, &settings.options)?)
+    let (text, document, plan) = load_and_plan(&settings.file, settings.max_points)?;
+    Ok(Prepared::new(text.into_bytes(), document, plan, &settings.options)?)
 }
 
 /// `sweep check` before anything is written, unless `--no-check`.
