@@ -56,7 +56,8 @@ fn a_manifest_from_a_newer_sweep_is_refused_by_name_with_exit_13() {
     let s = scratch("newer");
     let path = s.0.join("sweep/manifest.json");
     let text = std::fs::read_to_string(&path).expect("manifest");
-    std::fs::write(&path, text.replacen('{', "{\"format\": 3, \"written_by\": \"sweep 9.1.0\",", 1)).expect("written");
+    std::fs::write(&path, text.replacen('{', "{\"format\": 3, \"written_by\": \"sweep 9.1.0\",", 1))
+        .expect("written");
     let (code, stdout, stderr) = sweep(&["status", "sweep"], &s.0);
     assert_eq!(code, 13, "{stderr}");
     assert!(stdout.is_empty(), "{stdout}");
@@ -74,7 +75,10 @@ fn a_corrupted_marker_is_a_warning_with_its_line_and_the_rest_is_aggregated() {
     std::fs::write(&marker, "{\n  \"point\": \"x\",\n  \"state\": ").expect("truncated");
     let (code, _, stderr) = sweep(&["aggregate", "sweep", "-o", "out"], &s.0);
     assert_eq!(code, 0, "{stderr}");
-    assert!(stderr.contains("status.json: line 3, column 11, at `state`: EOF while parsing a value; ignored"), "{stderr}");
+    assert!(
+        stderr.contains("status.json: line 3, column 11, at `state`: EOF while parsing a value; ignored"),
+        "{stderr}"
+    );
     let rows = csv_rows(&s.0.join("out/results.csv"));
     assert_eq!(rows.len(), 4, "the point with the broken marker is still a row: {rows:#?}");
     // Its exports are whole, so their figures still count (the marker only said how it ended).

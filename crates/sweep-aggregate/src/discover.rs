@@ -320,7 +320,12 @@ fn sweep_folder(dir: &Path, found: &mut Discovery) {
         let job_id = entry.map(|e| e.id.clone()).or_else(|| metadata.as_ref().map(|m| m.job.id.clone()));
         let mut config =
             job_id.as_ref().and_then(|id| planned.get(id)).map(|(c, _)| c.clone()).unwrap_or_else(|| {
-                Config { sweep: Some(name.clone()), job: job_dir.name(), job_id: job_id.clone(), ..Config::default() }
+                Config {
+                    sweep: Some(name.clone()),
+                    job: job_dir.name(),
+                    job_id: job_id.clone(),
+                    ..Config::default()
+                }
             });
         if let Some(m) = &metadata {
             // What the job really had beats what was planned.
@@ -369,7 +374,11 @@ fn sweep_folder(dir: &Path, found: &mut Discovery) {
                             "job {} {}{}",
                             e.name,
                             e.state.as_str(),
-                            e.reason.as_deref().filter(|r| !r.is_empty()).map(|r| format!(": {r}")).unwrap_or_default()
+                            e.reason
+                                .as_deref()
+                                .filter(|r| !r.is_empty())
+                                .map(|r| format!(": {r}"))
+                                .unwrap_or_default()
                         ),
                         None if manifest.is_some() => "never submitted (not in manifest.json)".to_owned(),
                         None => format!("job {job_id}: manifest.json cannot be read"),

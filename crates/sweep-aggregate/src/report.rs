@@ -299,12 +299,18 @@ fn provenance_facts(sweep: &crate::discover::SweepInfo) -> Vec<(String, String)>
                 format!(
                     "sweep {}{}{}",
                     b.version,
-                    b.commit.as_ref().map(|c| format!(", commit {}", &c[..c.len().min(12)])).unwrap_or_default(),
+                    b.commit
+                        .as_ref()
+                        .map(|c| format!(", commit {}", &c[..c.len().min(12)]))
+                        .unwrap_or_default(),
                     b.rustc.as_ref().map(|r| format!(", {r}")).unwrap_or_default()
                 )
             };
             out.push(("rendered by".to_owned(), build(&p.sweep)));
-            out.push(("rendered".to_owned(), format!("by {} on {} at {}", p.user, p.host, unix_time(p.created_at))));
+            out.push((
+                "rendered".to_owned(),
+                format!("by {} on {} at {}", p.user, p.host, unix_time(p.created_at)),
+            ));
             out.push(("spec sha256".to_owned(), p.spec_sha256.clone()));
             out.push(("plan sha256".to_owned(), p.plan_sha256.clone()));
             if let Some(sbatch) = &p.sbatch {
@@ -330,8 +336,11 @@ fn provenance_facts(sweep: &crate::discover::SweepInfo) -> Vec<(String, String)>
             ));
         }
         if !p.gpus.is_empty() {
-            let gpus: Vec<String> =
-                p.gpus.iter().map(|g| format!("{} {} (driver {})", g.name, g.memory_total, g.driver_version)).collect();
+            let gpus: Vec<String> = p
+                .gpus
+                .iter()
+                .map(|g| format!("{} {} (driver {})", g.name, g.memory_total, g.driver_version))
+                .collect();
             out.push((format!("job {job}: GPUs on {}", p.node), gpus.join("; ")));
         }
     }

@@ -209,9 +209,7 @@ fn hand_sweep(root: &Path) {
         fixture().join("agg-bm-128-64/agg_tp1/aiperf_artifacts/concurrency_4/profile_export_aiperf.json"),
     )
     .expect("summary");
-    let point = |id: &str, c: i64| {
-        json!({"id": id, "isl": 128, "osl": 64, "concurrency": c, "effective_concurrency": c, "requests": 40, "warmup": 4})
-    };
+    let point = |id: &str, c: i64| json!({"id": id, "isl": 128, "osl": 64, "concurrency": c, "effective_concurrency": c, "requests": 40, "warmup": 4});
     let role = |role: &str, tp: i64, mtp: i64| {
         json!({"role": role, "servers": 1, "tp": tp, "pp": 1, "cp": 1, "parallel": "tep", "batch": 8,
                "max_num_tokens": null, "max_seq_len": null, "mtp": mtp, "eplb": 0})
@@ -229,24 +227,32 @@ fn hand_sweep(root: &Path) {
              "layout": layout(4, 2), "points": [point(P4, 1)]},
         ]
     });
-    let entry = |id: &str, name: &str, dir: &str, points: &[&str], state: JobState, slurm: &str| ManifestJob {
-        id: id.to_owned(),
-        name: name.to_owned(),
-        dir: dir.to_owned(),
-        script: "job.sbatch".to_owned(),
-        attempt: if dir.ends_with(".2") { 2 } else { 1 },
-        state,
-        slurm_job_id: Some(slurm.to_owned()),
-        reason: (state == JobState::Cancelled).then(|| "cancelled by sweep cancel".to_owned()),
-        points: points.iter().map(|p| (*p).to_owned()).collect(),
-    };
+    let entry =
+        |id: &str, name: &str, dir: &str, points: &[&str], state: JobState, slurm: &str| ManifestJob {
+            id: id.to_owned(),
+            name: name.to_owned(),
+            dir: dir.to_owned(),
+            script: "job.sbatch".to_owned(),
+            attempt: if dir.ends_with(".2") { 2 } else { 1 },
+            state,
+            slurm_job_id: Some(slurm.to_owned()),
+            reason: (state == JobState::Cancelled).then(|| "cancelled by sweep cancel".to_owned()),
+            points: points.iter().map(|p| (*p).to_owned()).collect(),
+        };
     let manifest = Manifest {
         sweep: "hand".to_owned(),
         executor: Executor::Slurm,
         resumes: 1,
         jobs: vec![
             entry("000000000000000a", "agg1_tep1", "jobs/agg1_tep1", &[P1, P2], JobState::Completed, "101"),
-            entry("000000000000000b", "ctx1_gen1_tep2", "jobs/ctx1_gen1_tep2", &[P3], JobState::Cancelled, "102"),
+            entry(
+                "000000000000000b",
+                "ctx1_gen1_tep2",
+                "jobs/ctx1_gen1_tep2",
+                &[P3],
+                JobState::Cancelled,
+                "102",
+            ),
             entry("000000000000000a", "agg1_tep1", "jobs/agg1_tep1.2", &[P2], JobState::Completed, "103"),
         ],
     };
@@ -281,7 +287,11 @@ fn hand_sweep(root: &Path) {
         .expect("a role");
     let metadata = Metadata {
         sweep: "hand".to_owned(),
-        job: JobRef { id: "000000000000000a".to_owned(), name: "agg1_tep1".to_owned(), mode: "agg".to_owned() },
+        job: JobRef {
+            id: "000000000000000a".to_owned(),
+            name: "agg1_tep1".to_owned(),
+            mode: "agg".to_owned(),
+        },
         engine: "mock".to_owned(),
         model: "tiny".to_owned(),
         roles,
@@ -433,9 +443,13 @@ fn sweeps_of_different_engine_versions_are_merged_only_when_asked_and_then_per_v
     // One version alone is no difference.
     let one = aggregate(std::slice::from_ref(&old), &Options::default()).expect("one version");
     assert!(one.analysis.frontiers.iter().all(|f| f.group.version.is_none()));
-    assert_eq!(one.rows.iter().find(|r| r.point == P1).and_then(|r| r.config.engine_version.clone()).as_deref(), Some("0.31.0"));
+    assert_eq!(
+        one.rows.iter().find(|r| r.point == P1).and_then(|r| r.config.engine_version.clone()).as_deref(),
+        Some("0.31.0")
+    );
 
-    let merged = aggregate(&both, &Options { allow_mixed_versions: true, ..Options::default() }).expect("merged");
+    let merged =
+        aggregate(&both, &Options { allow_mixed_versions: true, ..Options::default() }).expect("merged");
     let versions: BTreeSet<Option<String>> =
         merged.analysis.frontiers.iter().map(|f| f.group.version.clone()).collect();
     assert_eq!(versions, BTreeSet::from([Some("0.31.0".to_owned()), Some("0.32.0".to_owned())]));

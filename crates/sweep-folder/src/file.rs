@@ -55,10 +55,8 @@ struct Header {
 pub fn to_bytes<T: Serialize>(path: &Path, value: &T) -> Result<Vec<u8>, FolderError> {
     let written_by = crate::build::written_by();
     let stamped = Stamped { format: crate::FORMAT, written_by: &written_by, body: value };
-    let mut bytes = serde_json::to_vec_pretty(&stamped).map_err(|e| FolderError::Write {
-        path: path.to_owned(),
-        source: std::io::Error::other(e),
-    })?;
+    let mut bytes = serde_json::to_vec_pretty(&stamped)
+        .map_err(|e| FolderError::Write { path: path.to_owned(), source: std::io::Error::other(e) })?;
     bytes.push(b'\n');
     Ok(bytes)
 }
@@ -227,7 +225,8 @@ mod tests {
         write(&file, &Thing { name: "a".into(), count: 1 }).expect("written");
         write(&file, &Thing { name: "b".into(), count: 2 }).expect("replaced");
         assert_eq!(read::<Thing>(&file).expect("reads").name, "b");
-        let names: Vec<_> = std::fs::read_dir(dir.path()).expect("lists").flatten().map(|e| e.file_name()).collect();
+        let names: Vec<_> =
+            std::fs::read_dir(dir.path()).expect("lists").flatten().map(|e| e.file_name()).collect();
         assert_eq!(names.len(), 1, "no temporary file left: {names:?}");
         assert!(create_new(&file, b"{}").is_err());
         assert_eq!(read_optional::<Thing>(&dir.path().join("missing.json")).expect("no error"), None);

@@ -66,7 +66,8 @@ impl<'de> Deserialize<'de> for RoleContext {
             engine_args: BTreeMap<String, serde_json::Value>,
         }
         let map = serde_json::Map::<String, serde_json::Value>::deserialize(d)?;
-        let wire: Wire = serde_json::from_value(serde_json::Value::Object(map)).map_err(serde::de::Error::custom)?;
+        let wire: Wire =
+            serde_json::from_value(serde_json::Value::Object(map)).map_err(serde::de::Error::custom)?;
         Ok(RoleContext {
             serving_type: wire.serving_type,
             config: wire.config,

@@ -100,7 +100,11 @@ impl SweepDir {
         file::read(&self.plan_path())
     }
 
-    pub fn write_plan(&self, spec: &sweep_spec::Spec, plan: &sweep_plan::Plan) -> Result<Vec<u8>, FolderError> {
+    pub fn write_plan(
+        &self,
+        spec: &sweep_spec::Spec,
+        plan: &sweep_plan::Plan,
+    ) -> Result<Vec<u8>, FolderError> {
         let mut bytes = Vec::new();
         let path = self.plan_path();
         crate::plan::write_json(&mut bytes, spec, plan)
@@ -174,6 +178,23 @@ impl SweepDir {
     pub fn lock(&self) -> Result<SubmitLock, FolderError> {
         SubmitLock::take(&self.root.join(".submit.lock"))
     }
+}
+
+/// Every registration in a rendezvous folder (`jobs/<job>/rendezvous`, or the folder a mock
+/// router is given), in name order. A file being written, or that is not a registration, is
+/// left for the next scan.
+pub fn registrations_in(dir: &Path) -> Vec<Registration> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.extension().is_some_and(|e| e == "json")
+                && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        })
+        .collect();
+    paths.sort();
+    paths.into_iter().filter_map(|path| file::read::<Registration>(&path).ok()).collect()
 }
 
 /// Folders in `dir` whose names do not start with a dot (staging folders do), unsorted.

@@ -3,7 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use sweep_folder::{file, BenchmarkState, Executor, FolderError, JobState, PointState, ServerState, SweepDir};
+use sweep_folder::{
+    file, BenchmarkState, Executor, FolderError, JobState, PointState, ServerState, SweepDir,
+};
 
 fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/sweep-folder-format-1")
@@ -37,7 +39,11 @@ fn a_folder_written_by_sweep_0_1_reads_through_every_type() {
     assert_eq!(manifest.jobs.len(), 2);
     assert!(manifest.jobs.iter().all(|j| j.attempt == 1 && j.points.len() == 2), "{manifest:?}");
     let bytes = std::fs::read(sweep.manifest_path()).expect("read");
-    assert_eq!(file::format_of(&sweep.manifest_path(), &bytes).expect("a header"), 1, "the fixture is format 1");
+    assert_eq!(
+        file::format_of(&sweep.manifest_path(), &bytes).expect("a header"),
+        1,
+        "the fixture is format 1"
+    );
 
     let plan = sweep.read_plan().expect("plan.json");
     assert_eq!(plan.jobs.len(), 2);
@@ -142,7 +148,8 @@ fn a_corrupted_marker_names_its_file_and_line_and_the_walk_goes_on() {
     let (_tmp, sweep) = copy_of_fixture();
     let (job, _) = sweep.job_dirs(None).into_iter().next().expect("a job folder");
     let point = job.point_dirs().into_iter().next().expect("a point");
-    std::fs::write(point.status_path(), "{\n  \"point\": \"x\",\n  \"state\": \"exploded\"\n}").expect("written");
+    std::fs::write(point.status_path(), "{\n  \"point\": \"x\",\n  \"state\": \"exploded\"\n}")
+        .expect("written");
     let markers = sweep.point_markers();
     assert_eq!(markers.len(), 4, "the walk still sees every marker");
     let (_, broken) = markers.iter().find(|(dir, _)| *dir == point).expect("the broken one");
@@ -162,7 +169,11 @@ fn job_folders_not_in_the_manifest_are_still_walked_and_staging_folders_are_not(
         sweep.job_dirs(Some(&manifest)).into_iter().map(|(d, i)| (d.name(), i)).collect();
     assert_eq!(dirs.len(), 3, "{dirs:?}");
     assert_eq!(dirs[2], ("lost-job".to_owned(), None));
-    assert_eq!(sweep.free_job_dir(&manifest.jobs[0].name).0, 2, "the next attempt of a job is its second folder");
+    assert_eq!(
+        sweep.free_job_dir(&manifest.jobs[0].name).0,
+        2,
+        "the next attempt of a job is its second folder"
+    );
 }
 
 #[test]

@@ -13,7 +13,7 @@ use sweep_folder::job::JobContext;
 use sweep_folder::manifest::Manifest;
 use sweep_folder::metadata::Metadata;
 use sweep_folder::plan::PlanFile;
-use sweep_folder::{file, FolderError, BenchmarkStatus, PointStatus, Registration, ServerStatus};
+use sweep_folder::{file, BenchmarkStatus, FolderError, PointStatus, Registration, ServerStatus};
 
 fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/sweep-folder-format-1")
@@ -26,7 +26,8 @@ fn sample(rel: &str) -> (PathBuf, Vec<u8>) {
         let manifest: Manifest = file::read(&sweep.join("manifest.json")).expect("the fixture's manifest");
         let job = sweep.join(&manifest.jobs[0].dir);
         if let Some(point_file) = rel.strip_prefix("points/") {
-            let point = std::fs::read_dir(job.join("points")).expect("points").flatten().next().expect("a point");
+            let point =
+                std::fs::read_dir(job.join("points")).expect("points").flatten().next().expect("a point");
             point.path().join(point_file)
         } else {
             job.join(rel)
@@ -50,7 +51,13 @@ fn mutation() -> impl Strategy<Value = Mutation> {
     prop_oneof![
         any::<usize>().prop_map(Mutation::Truncate),
         (any::<usize>(), any::<u8>()).prop_map(|(at, b)| Mutation::Flip(at, b)),
-        (any::<usize>(), prop::collection::vec(prop_oneof![Just(b'"'), Just(b'{'), Just(b'}'), Just(b','), Just(b'9'), any::<u8>()], 1..8))
+        (
+            any::<usize>(),
+            prop::collection::vec(
+                prop_oneof![Just(b'"'), Just(b'{'), Just(b'}'), Just(b','), Just(b'9'), any::<u8>()],
+                1..8
+            )
+        )
             .prop_map(|(at, bytes)| Mutation::Insert(at, bytes)),
         (any::<usize>(), 1usize..64).prop_map(|(at, n)| Mutation::Remove(at, n)),
     ]

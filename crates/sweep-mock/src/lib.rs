@@ -27,7 +27,8 @@ pub async fn serve(
     let local = listener.local_addr()?;
     let address = format!("{}:{}", settings.host, local.port());
     if let Some(path) = &settings.port_file {
-        sweep_folder::file::write_atomically(path, local.port().to_string().as_bytes()).map_err(io::Error::other)?;
+        sweep_folder::file::write_atomically(path, local.port().to_string().as_bytes())
+            .map_err(io::Error::other)?;
     }
     if let (Some(dir), role) = (&settings.rendezvous, settings.role) {
         if role != config::Role::Router {
@@ -59,4 +60,3 @@ pub async fn serve(
     });
     axum::serve(listener, server::router(app)).with_graceful_shutdown(shutdown).await
 }
-

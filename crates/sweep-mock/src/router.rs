@@ -15,7 +15,6 @@ use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
 use sweep_folder::markers::ServerRole;
-use sweep_folder::Registration;
 
 use crate::config::{Role, Routing, Settings};
 use crate::engine::Event;
@@ -273,22 +272,14 @@ async fn relay_counts(
 async fn watch(workers: std::sync::Weak<Workers>, dir: PathBuf) {
     loop {
         let Some(workers) = workers.upgrade() else { return };
-        if let Ok(entries) = std::fs::read_dir(&dir) {
-            for entry in entries.flatten() {
-                let path = entry.path();
-                if path.extension().is_none_or(|e| e != "json") {
-                    continue;
-                }
-                // One being written, or not a registration: the next scan reads it.
-                let Ok(registration) = sweep_folder::file::read::<Registration>(&path) else { continue };
-                let role = match registration.role {
-                    ServerRole::Ctx => Role::Ctx,
-                    ServerRole::Gen => Role::Gen,
-                    ServerRole::Agg => Role::Agg,
-                    ServerRole::DisaggServer => continue,
-                };
-                workers.add(role, &registration.address);
-            }
+        for registration in sweep_folder::paths::registrations_in(&dir) {
+            let role = match registration.role {
+                ServerRole::Ctx => Role::Ctx,
+                ServerRole::Gen => Role::Gen,
+                ServerRole::Agg => Role::Agg,
+                ServerRole::DisaggServer => continue,
+            };
+            workers.add(role, &registration.address);
         }
         drop(workers);
         tokio::time::sleep(Duration::from_millis(200)).await;

@@ -409,7 +409,10 @@ fn stream_response(
 
 /// `GET /version`, as vLLM and SGLang answer it: what a sweep records as the engine's version.
 async fn version() -> Response {
-    json(StatusCode::OK, serde_json::json!({"version": concat!("sweep-mock-engine ", env!("CARGO_PKG_VERSION"))}).to_string())
+    json(
+        StatusCode::OK,
+        serde_json::json!({"version": concat!("sweep-mock-engine ", env!("CARGO_PKG_VERSION"))}).to_string(),
+    )
 }
 
 async fn models(State(app): State<Arc<App>>) -> Response {

@@ -377,7 +377,14 @@ impl Run {
         }
     }
 
-    fn mark(&self, dir: &PointDir, point: &Point, state: PointState, reason: &str, started: f64) -> Result<(), String> {
+    fn mark(
+        &self,
+        dir: &PointDir,
+        point: &Point,
+        state: PointState,
+        reason: &str,
+        started: f64,
+    ) -> Result<(), String> {
         let status = PointStatus {
             point: point.id.to_string(),
             job: self.job.name.clone(),
@@ -462,7 +469,8 @@ impl Run {
     /// Dynamo's DEP TTFT correction: one burst of `attention_dp_size × 4` requests, reporting
     /// max(TTFT) / 4. Only for a DEP serving role.
     fn dep_ttft(&self, settings: &load::Settings) -> Result<Option<serde_json::Value>, String> {
-        let Some(role) = self.job.serving_role().filter(|r| r.config.parallel == sweep_spec::Parallel::Dep) else {
+        let Some(role) = self.job.serving_role().filter(|r| r.config.parallel == sweep_spec::Parallel::Dep)
+        else {
             return Ok(None);
         };
         let adp = u64::from(role.config.tp);
@@ -572,7 +580,11 @@ pub fn run(b: &Benchmark) -> Result<ExitCode, String> {
         Ok(addresses) => addresses,
         Err(reason) => {
             let state = stopped(&run.cancel).unwrap_or(BenchmarkState::Failed);
-            mark_unrun(&run, state.into(), &format!("the servers never became ready: {}", first_line(&reason)))?;
+            mark_unrun(
+                &run,
+                state.into(),
+                &format!("the servers never became ready: {}", first_line(&reason)),
+            )?;
             return finish(state, &reason);
         }
     };
@@ -590,7 +602,10 @@ pub fn run(b: &Benchmark) -> Result<ExitCode, String> {
     }
     if !run.job.load.enabled {
         mark_unrun(&run, PointState::Skipped, "`workload.load: false`: deployed and checked only")?;
-        return finish(BenchmarkState::Done, &format!("all {} servers ready; no load asked for", addresses.len()));
+        return finish(
+            BenchmarkState::Done,
+            &format!("all {} servers ready; no load asked for", addresses.len()),
+        );
     }
     let mut states: BTreeMap<PointState, usize> = BTreeMap::new();
     for point in &run.job.points {

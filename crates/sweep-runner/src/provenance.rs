@@ -11,7 +11,8 @@ use sweep_folder::provenance::{Build, Gpu, JobProvenance, PythonEnvironment};
 use sweep_folder::JobDir;
 
 /// Words of a launch command that only start the program after them.
-const LAUNCHERS: [&str; 8] = ["bash", "sh", "env", "exec", "nohup", "numactl", "trtllm-llmapi-launch", "mpirun"];
+const LAUNCHERS: [&str; 8] =
+    ["bash", "sh", "env", "exec", "nohup", "numactl", "trtllm-llmapi-launch", "mpirun"];
 
 /// An executable file named `word`: a path, or found on `PATH`.
 fn executable(word: &str) -> Option<PathBuf> {
@@ -79,8 +80,11 @@ pub fn python_environment(argv: &[String]) -> Option<PythonEnvironment> {
     if !output.status.success() {
         return None;
     }
-    let mut packages: Vec<String> =
-        String::from_utf8_lossy(&output.stdout).lines().filter(|l| l.contains("==")).map(str::to_owned).collect();
+    let mut packages: Vec<String> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|l| l.contains("=="))
+        .map(str::to_owned)
+        .collect();
     packages.sort_by_key(|p| p.to_ascii_lowercase());
     Some(PythonEnvironment { program, python: python.display().to_string(), packages })
 }

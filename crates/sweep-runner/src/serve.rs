@@ -162,7 +162,10 @@ pub fn run(s: &Serve) -> Result<ExitCode, String> {
             let (state, reason) = if job.stop_requested() {
                 (ServerState::Stopped, "the job asked it to stop".to_owned())
             } else if signalled.load(Ordering::SeqCst) {
-                (ServerState::Stopped, "the runner was signalled (SIGTERM/SIGINT) and passed it on".to_owned())
+                (
+                    ServerState::Stopped,
+                    "the runner was signalled (SIGTERM/SIGINT) and passed it on".to_owned(),
+                )
             } else {
                 (ServerState::Exited, format!("the engine exited by itself with {exit}"))
             };

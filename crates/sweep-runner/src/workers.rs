@@ -180,7 +180,8 @@ pub fn with_workers(w: &WithWorkers) -> Result<std::process::ExitCode, String> {
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
             }
-            sweep_folder::file::write_atomically(path, trtllm_config(w.port, &workers).as_bytes()).reported()?;
+            sweep_folder::file::write_atomically(path, trtllm_config(w.port, &workers).as_bytes())
+                .reported()?;
         }
         Format::Router => command.extend(router_args(&workers)),
     }

@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::expr::{Expr, Type, Value};
 pub use crate::raw::{
-    ArrivalKind, Count, Discovery, DynamoBackend, Endpoint, EngineKind, ExecutorKind, Mode, Packing, Parallel,
-    RequestPlane, TaskMode,
+    ArrivalKind, Count, Discovery, DynamoBackend, Endpoint, EngineKind, ExecutorKind, Mode, Packing,
+    Parallel, RequestPlane, TaskMode,
 };
 use crate::source::KeyPath;
 
@@ -26,7 +26,6 @@ pub struct Spec {
     pub roles: Vec<RoleSpec>,
     pub space: Space,
 }
-
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Model {
@@ -108,8 +107,6 @@ pub struct Workload {
     /// How the benchmark step generates load; the same for every point.
     pub load: Load,
 }
-
-
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Goodput {

@@ -13,7 +13,9 @@ fn examples() -> Vec<(String, String)> {
         .expect("the example sweeps")
         .flatten()
         .filter(|e| e.path().extension().is_some_and(|x| x == "yaml"))
-        .map(|e| (e.file_name().to_string_lossy().into_owned(), std::fs::read_to_string(e.path()).expect("read")))
+        .map(|e| {
+            (e.file_name().to_string_lossy().into_owned(), std::fs::read_to_string(e.path()).expect("read"))
+        })
         .collect();
     out.sort();
     assert!(out.len() >= 3, "{out:?}");
@@ -111,7 +113,11 @@ fn fuzz(cases: u32) {
             if let Err(error) = sweep_spec::load(&text) {
                 let lines = text.lines().count().max(1);
                 if let Some(at) = error.location {
-                    prop_assert!(at.line >= 1 && at.line <= lines + 1, "line {} of {lines}: {error}", at.line);
+                    prop_assert!(
+                        at.line >= 1 && at.line <= lines + 1,
+                        "line {} of {lines}: {error}",
+                        at.line
+                    );
                 }
                 prop_assert!(!error.to_string().is_empty());
             }

@@ -14,7 +14,10 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 fn first_line(program: &str, args: &[&str]) -> Option<String> {
     let out = Command::new(program).args(args).output().ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
-    out.status.success().then(|| text.lines().next().unwrap_or_default().trim().to_owned()).filter(|l| !l.is_empty())
+    out.status
+        .success()
+        .then(|| text.lines().next().unwrap_or_default().trim().to_owned())
+        .filter(|l| !l.is_empty())
 }
 
 fn host() -> String {

@@ -50,8 +50,8 @@ impl Prepared {
         let bin_dir = runner.parent().map(Path::to_path_buf).unwrap_or_default();
         let templates_dir =
             options.templates.clone().or_else(|| spec.cluster.templates_dir.as_ref().map(PathBuf::from));
-        let templates =
-            Templates::new(templates_dir.as_deref(), &spec.engine.commands).map_err(SubmitError::Templates)?;
+        let templates = Templates::new(templates_dir.as_deref(), &spec.engine.commands)
+            .map_err(SubmitError::Templates)?;
         let executor = match options.executor.unwrap_or(spec.executor) {
             sweep_spec::ExecutorKind::Slurm => Executor::Slurm,
             sweep_spec::ExecutorKind::Local => Executor::Local,
@@ -67,7 +67,13 @@ impl Prepared {
         &self.plan
     }
 
-    fn context(&self, job: &sweep_plan::Job, output: &Path, dir: &str, points: Vec<sweep_plan::Point>) -> JobContext {
+    fn context(
+        &self,
+        job: &sweep_plan::Job,
+        output: &Path,
+        dir: &str,
+        points: Vec<sweep_plan::Point>,
+    ) -> JobContext {
         let paths = JobPaths {
             sweep_dir: output.display().to_string(),
             job_dir: output.join(dir).display().to_string(),
@@ -97,7 +103,8 @@ pub fn write(prepared: &Prepared, output: &Path) -> Result<Rendered, SubmitError
         return Err(SubmitError::Exists { path: output });
     }
     let parent = output.parent().ok_or_else(|| SubmitError::Exists { path: output.clone() })?;
-    std::fs::create_dir_all(parent).map_err(|source| SubmitError::Write { path: parent.to_path_buf(), source })?;
+    std::fs::create_dir_all(parent)
+        .map_err(|source| SubmitError::Write { path: parent.to_path_buf(), source })?;
     let staging = parent.join(format!(
         ".{}.rendering-{}",
         output.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
@@ -234,9 +241,11 @@ pub fn resume(p: &Prepared, sweep: &SweepDir, live: &BTreeSet<String>) -> Result
         to_run += points.len();
         let (attempt, dir) = sweep.free_job_dir(&job.name);
         let target = sweep.job(&dir);
-        let staged = JobDir::new(
-            sweep.jobs_path().join(format!(".{}.rendering-{}", target.name(), std::process::id())),
-        );
+        let staged = JobDir::new(sweep.jobs_path().join(format!(
+            ".{}.rendering-{}",
+            target.name(),
+            std::process::id()
+        )));
         let entry = match write_job(&staged, sweep.path(), &dir, job, points, p, attempt) {
             Ok(entry) => entry,
             Err(error) => {

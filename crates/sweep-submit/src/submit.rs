@@ -189,7 +189,9 @@ fn submit_slurm(
                 previous = Some(id);
                 // Recorded before it is shown: an interrupted submit loses nothing it did.
                 sweep.write_manifest(manifest)?;
-                reporter.data(&line).map_err(|source| SubmitError::Write { path: "stdout".into(), source })?;
+                reporter
+                    .data(&line)
+                    .map_err(|source| SubmitError::Write { path: "stdout".into(), source })?;
             }
             Err(driver::SlurmError::Refused { message, .. }) => {
                 reporter.note(&format!("error: SLURM rejected job `{}`: {message}", entry.name));
@@ -231,7 +233,8 @@ pub struct JobRow {
 pub fn status(sweep: &SweepDir) -> Result<(Vec<JobRow>, bool), SubmitError> {
     let manifest = sweep.read_manifest()?;
     let ids = manifest.slurm_ids();
-    let queue = if ids.is_empty() { BTreeMap::new() } else { driver::squeue(&ids).map_err(SubmitError::Slurm)? };
+    let queue =
+        if ids.is_empty() { BTreeMap::new() } else { driver::squeue(&ids).map_err(SubmitError::Slurm)? };
     let forgotten: Vec<String> = ids.iter().filter(|id| !queue.contains_key(*id)).cloned().collect();
     let accounting = driver::sacct(&forgotten);
     let mut all_final = true;

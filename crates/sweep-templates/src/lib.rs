@@ -15,9 +15,9 @@ use std::path::{Path, PathBuf};
 
 use minijinja::{AutoEscape, Environment, UndefinedBehavior, Value};
 
+pub use shell::quote;
 pub use sweep_folder::job::{JobContext, JobPaths, ServerContext};
 pub use sweep_folder::Executor;
-pub use shell::quote;
 
 /// The templates shipped with sweep, by path under `templates/`.
 pub const BUILTIN: &[(&str, &str)] = &[
@@ -218,8 +218,8 @@ impl Templates {
             let command = self.render_command(&frontend_template, &context)?;
             job.frontend = Some(sweep_folder::job::FrontendContext { command, ..frontend });
         }
-        let script =
-            self.render(script_template(executor), &minijinja::context! { job => Value::from_serialize(&job) })?;
+        let script = self
+            .render(script_template(executor), &minijinja::context! { job => Value::from_serialize(&job) })?;
         let mut commands: Vec<(String, String)> =
             job.servers.iter().map(|s| (s.name.clone(), s.command.clone())).collect();
         commands.extend(job.frontend.map(|f| ("disagg_server_0".to_owned(), f.command)));

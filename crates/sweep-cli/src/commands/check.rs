@@ -61,4 +61,3 @@ pub fn finish(report: Report) -> Result<(), Error> {
         Err(Error::UnknownOptions(report.unknown))
     }
 }
-

@@ -176,4 +176,3 @@ fn plural(n: u64) -> &'static str {
         "s"
     }
 }
-

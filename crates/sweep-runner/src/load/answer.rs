@@ -33,11 +33,7 @@ impl Measured {
     }
 }
 
-pub fn error(
-    code: Option<u16>,
-    kind: &'static str,
-    message: impl Into<String>,
-) -> Option<RequestError> {
+pub fn error(code: Option<u16>, kind: &'static str, message: impl Into<String>) -> Option<RequestError> {
     Some(RequestError { code, kind, message: message.into() })
 }
 

@@ -3,8 +3,8 @@
 use std::future::Future;
 use std::sync::Arc;
 
-pub use super::answer::{At, Measured};
 use super::answer::{error, Fail};
+pub use super::answer::{At, Measured};
 use super::http::{Connection, Pool};
 use super::reader::{Exchange, Readers};
 

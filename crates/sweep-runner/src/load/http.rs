@@ -267,7 +267,8 @@ mod tests {
     fn fuzz_response(cases: u32) {
         use proptest::prelude::*;
         use proptest::test_runner::{Config, TestRunner};
-        let response: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n\
+        let response: &[u8] =
+            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n\
             5\r\nhello\r\n7;ext=1\r\n, world\r\n0\r\nTrailer: x\r\n\r\n";
         let decode = |bytes: &[u8], cuts: &[usize]| -> Result<(Option<Head>, Vec<u8>, bool), io::Error> {
             let mut pending: Vec<u8> = Vec::new();
@@ -296,7 +297,10 @@ mod tests {
             Ok((head, out, decoder.done))
         };
         let (head, body, done) = decode(response, &[response.len()]).expect("valid");
-        assert_eq!((head.map(|h| (h.status, h.framing)), body.as_slice(), done), (Some((200, Framing::Chunked)), &b"hello, world"[..], true));
+        assert_eq!(
+            (head.map(|h| (h.status, h.framing)), body.as_slice(), done),
+            (Some((200, Framing::Chunked)), &b"hello, world"[..], true)
+        );
         let strategy = (
             prop::collection::vec(1usize..40, 1..12),
             prop::collection::vec((any::<usize>(), any::<u8>()), 0..4),
