@@ -165,7 +165,7 @@ fn agg_and_disagg_sweeps_complete_on_slurm_and_locally_with_the_same_layout() {
         assert_eq!(provenance.spec_sha256, spec_sha);
         let plan = std::fs::read(dir.plan_path()).expect("plan");
         assert_eq!(provenance.plan_sha256, sweep_submit::provenance::sha256_hex(&plan));
-        assert!(provenance.sbatch.as_deref().is_some_and(|v| v.starts_with("slurm ")), "{provenance:?}");
+        assert!(provenance.sbatch.as_deref().is_some_and(|v| v.starts_with("slurm")), "{provenance:?}");
         let manifest = dir.read_manifest().expect("manifest");
         for (job, _) in dir.job_dirs(Some(&manifest)) {
             let job = job.read_provenance().expect("readable").expect("the job's provenance.json");

@@ -39,7 +39,7 @@ pub struct Provenance {
     pub user: String,
     /// Unix time of the render.
     pub created_at: f64,
-    /// `sbatch --version` (`slurm 23.11.4`), `null` where there is no `sbatch`.
+    /// `sbatch --version` (`slurm-wlm 22.05.8` on Debian 12), `null` where there is no `sbatch`.
     pub sbatch: Option<String>,
     /// `cluster.container.image`, when the jobs run in one.
     pub container_image: Option<String>,
