@@ -53,7 +53,10 @@ fn interpreter(path: &Path) -> Option<PathBuf> {
     if name.starts_with("python") {
         return Some(path.to_owned());
     }
-    let head = std::fs::read(path).ok()?;
+    // The first line only: the program may be a 40 MB binary.
+    let mut head = Vec::with_capacity(256);
+    std::io::Read::read_to_end(&mut std::io::Read::take(std::fs::File::open(path).ok()?, 256), &mut head)
+        .ok()?;
     let line = head.strip_prefix(b"#!")?.split(|&b| b == b'\n').next()?;
     let line = String::from_utf8_lossy(line);
     let mut words = line.split_whitespace();
