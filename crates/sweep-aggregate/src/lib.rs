@@ -195,14 +195,9 @@ fn put(out: &Path, name: &str, bytes: &[u8], written: &mut Vec<PathBuf>) -> Resu
     Ok(())
 }
 
-/// Writes `bytes` to `path` through a temporary file and a rename, so a reader never sees half a
-/// file and an interrupted run leaves the previous version intact.
+/// Writes `bytes` to `path` through a temporary file and a rename (the sweep folder's own
+/// atomic write), so a reader never sees half a file and an interrupted run leaves the previous
+/// version intact.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    let tmp = path.with_file_name(format!(
-        ".{}.{}.tmp",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("out"),
-        std::process::id()
-    ));
-    std::fs::write(&tmp, bytes).map_err(|source| Error::Write { path: tmp.clone(), source })?;
-    std::fs::rename(&tmp, path).map_err(|source| Error::Write { path: path.to_owned(), source })
+    Ok(sweep_folder::file::write_atomically(path, bytes)?)
 }

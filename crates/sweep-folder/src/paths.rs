@@ -276,11 +276,6 @@ impl JobDir {
         self.dir.join("control").join("stop")
     }
 
-    /// Dynamo's file-based discovery store (`DYN_FILE_KV`).
-    pub fn dynamo_discovery_path(&self) -> PathBuf {
-        self.dir.join("dynamo-discovery")
-    }
-
     pub fn points_path(&self) -> PathBuf {
         self.dir.join("points")
     }
