@@ -208,3 +208,139 @@ fn check_reports_an_engine_that_is_not_installed_and_goes_on() {
     );
     assert!(run.stderr.contains("`trtllm-serve` is not installed on this node"), "{}", run.stderr);
 }
+
+/// A folder of its own under the temp dir, removed when the test passes.
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+fn scratch(name: &str) -> Scratch {
+    let dir = std::env::temp_dir().join(format!("sweep-plan-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    Scratch(dir)
+}
+
+/// Paths that differ from run to run (the scratch folder, the build's binaries) as names.
+fn normalise(text: &str, scratch: &Path) -> String {
+    let bin = Path::new(env!("CARGO_BIN_EXE_sweep")).parent().expect("bin dir").display().to_string();
+    text.replace(&scratch.display().to_string(), "[SCRATCH]").replace(&bin, "[BIN]")
+}
+
+#[test]
+fn a_dry_run_prints_one_jobs_script_and_engine_configs_with_its_chain() {
+    let s = scratch("dry-run");
+    let out = s.0.join("sweep").display().to_string();
+    // Three TensorRT-LLM jobs: each has engine configs beside its script.
+    let text = std::fs::read_to_string(workspace().join("sweeps/trtllm-wideep-packed.yaml")).expect("spec");
+    let text = text.replace("  batch: 128\n", "  batch: [32, 64, 128]\n");
+    assert!(text.contains("[32, 64, 128]"), "the example's GEN batch is where the test expects it");
+    let spec_path = s.0.join("spec.yaml");
+    std::fs::write(&spec_path, text).expect("spec");
+    let spec = spec_path.to_str().expect("utf-8 path");
+    let plan = sweep(&["plan", spec, "--format", "json"]);
+    let plan: serde_json::Value = serde_json::from_str(&plan.stdout).expect("plan JSON");
+    let names: Vec<&str> =
+        plan["jobs"].as_array().expect("jobs").iter().map(|j| j["name"].as_str().expect("name")).collect();
+    assert_eq!(names.len(), 3, "{names:?}");
+    let run = sweep(&[
+        "submit",
+        spec,
+        "-o",
+        &out,
+        "--dry-run",
+        "--no-check",
+        "--max-in-queue",
+        "2",
+        "--job",
+        names[2],
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    // The third job is the second of chain 0: it waits for the first.
+    assert!(run.stdout.contains(&format!("--dependency=afterany:<id of {}>", names[0])), "{}", run.stdout);
+    assert_eq!(run.stdout.matches("==> job ").count(), 1, "only the job asked for: {}", run.stdout);
+    snapshot!("submit-dry-run-one-job", normalise(&run.stdout, &s.0));
+    assert!(run.stderr.contains(&format!("dry run: {} jobs rendered", names.len())), "{}", run.stderr);
+
+    // Every job, and the first of each chain depends on nothing.
+    let all = sweep(&[
+        "submit",
+        spec,
+        "-o",
+        &format!("{out}-all"),
+        "--dry-run",
+        "--no-check",
+        "--max-in-queue",
+        "2",
+    ]);
+    assert_eq!(all.code, 0, "{}", all.stderr);
+    let commands: Vec<&str> = all.stdout.lines().filter(|l| l.starts_with("$ ")).collect();
+    assert_eq!(commands.len(), names.len(), "{}", all.stdout);
+    assert!(!commands[0].contains("--dependency") && !commands[1].contains("--dependency"), "{commands:?}");
+    assert!(commands[1].ends_with("# chain 1"), "{commands:?}");
+}
+
+#[test]
+fn render_says_what_it_wrote_and_prints_every_file_when_asked() {
+    let s = scratch("render-print");
+    let out = s.0.join("sweep").display().to_string();
+    let run = sweep(&["render", "sweeps/quickstart.yaml", "-o", &out, "--no-check"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stdout.trim(), out, "the folder on stdout, for scripts");
+    let files = walk(&s.0.join("sweep"));
+    let bytes: u64 = files.iter().map(|f| f.metadata().expect("metadata").len()).sum();
+    assert!(
+        run.stderr.contains(&format!("{} files, ", files.len())),
+        "the summary counts what is there ({} files, {bytes} bytes): {}",
+        files.len(),
+        run.stderr
+    );
+    let printed =
+        sweep(&["render", "sweeps/quickstart.yaml", "-o", &format!("{out}-print"), "--no-check", "--print"]);
+    assert_eq!(printed.code, 0, "{}", printed.stderr);
+    let jobs = std::fs::read_dir(s.0.join("sweep-print/jobs")).expect("jobs").count();
+    assert_eq!(printed.stdout.matches("==> job ").count(), jobs, "{}", printed.stdout);
+    assert_eq!(printed.stdout.matches("/job.local.sh (").count(), jobs, "each job's script, with its size");
+    assert!(printed.stdout.contains("#!/bin/bash") || printed.stdout.contains("#!/usr/bin/env bash"));
+}
+
+#[test]
+fn queue_limits_and_job_names_are_checked_before_anything_is_written() {
+    let s = scratch("queue-usage");
+    let out = s.0.join("sweep").display().to_string();
+    let zero = sweep(&["submit", "sweeps/quickstart.yaml", "-o", &out, "--max-in-queue", "0"]);
+    assert_eq!(zero.code, 2, "{}", zero.stderr);
+    assert!(zero.stderr.contains("--max-in-queue"), "{}", zero.stderr);
+    let unknown = sweep(&["submit", "sweeps/quickstart.yaml", "-o", &out, "--dry-run", "--job", "nope"]);
+    assert_eq!(unknown.code, 2, "{}", unknown.stderr);
+    assert!(
+        unknown.stderr.contains("--job nope: the plan has no such job; its jobs are "),
+        "{}",
+        unknown.stderr
+    );
+    let waves = sweep(&["submit", "sweeps/quickstart.yaml", "-o", &out, "--waves"]);
+    assert_eq!(waves.code, 2, "--waves needs --max-in-queue: {}", waves.stderr);
+    let both =
+        sweep(&["submit", "sweeps/quickstart.yaml", "-o", &out, "--sequential", "--max-in-queue", "2"]);
+    assert_eq!(both.code, 2, "{}", both.stderr);
+    assert!(!s.0.join("sweep").exists(), "nothing written");
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("readable").flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}

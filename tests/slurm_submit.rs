@@ -130,3 +130,187 @@ fn cancel_stops_a_queued_sweep_by_job_id_and_a_second_submit_cannot_take_the_fol
     std::thread::sleep(Duration::from_millis(500));
     assert!(status(&sweep_dir.dir).iter().all(|r| r["state"] == "CANCELLED"), "{:?}", status(&sweep_dir.dir));
 }
+
+/// Six one-node aggregated jobs (TP4 on 4-GPU nodes), three of them TP32: more nodes than the
+/// partition has, so SLURM rejects them. Nothing holds a port; each job deploys and ends.
+const QUEUE_SPEC: &str = "\
+name: e2e-queue
+model: {path: /m}
+engine:
+  kind: custom
+  commands: {agg: \"sleep 600\"}
+  health: {path: null}
+cluster: {gpus_per_node: 4, max_nodes: 16, base_port: 19200, frontend_port: 19299}
+mode: agg
+agg: {tp: TPS, batch: [1, 2, 3]}
+workload: {isl: 8, osl: 8, concurrency: 1, load: false}
+";
+
+fn manifest(dir: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(dir.join("sweep/manifest.json")).expect("manifest");
+    serde_json::from_str(&text).expect("JSON")
+}
+
+/// Each job's benchmark step as its marker recorded it: (job folder, started_at, ended_at).
+fn benchmark_spans(dir: &Path, manifest: &serde_json::Value) -> Vec<(String, f64, f64)> {
+    let jobs = manifest["jobs"].as_array().expect("jobs");
+    jobs.iter()
+        .filter_map(|job| {
+            let folder = job["dir"].as_str()?.to_owned();
+            let text = std::fs::read_to_string(dir.join("sweep").join(&folder).join("status/benchmark.json"))
+                .ok()?;
+            let status: serde_json::Value = serde_json::from_str(&text).ok()?;
+            Some((folder, status["started_at"].as_f64()?, status["ended_at"].as_f64()?))
+        })
+        .collect()
+}
+
+/// The most spans open at one moment.
+fn most_at_once(spans: &[(String, f64, f64)]) -> usize {
+    spans
+        .iter()
+        .map(|(_, start, _)| spans.iter().filter(|(_, s, e)| s <= start && start < e).count())
+        .max()
+        .unwrap_or(0)
+}
+
+#[test]
+fn max_in_queue_chains_the_jobs_and_a_rejected_job_leaves_its_chain_waiting_on_the_one_before() {
+    let sweep_dir = new_sweep("chains", &QUEUE_SPEC.replace("TPS", "[4, 32]"));
+    let (code, stdout, stderr) =
+        sweep(&["submit", "spec.yaml", "-o", "sweep", "--max-in-queue", "2"], &sweep_dir.dir);
+    assert_eq!(code, 9, "three jobs are rejected: {stderr}");
+    assert_eq!(stdout.lines().count(), 3, "{stdout}");
+    let m = manifest(&sweep_dir.dir);
+    assert_eq!(m["queue_limit"], serde_json::json!({"max_in_queue": 2, "mode": "chains"}));
+    // Jobs are dealt to chains 0, 1, 0, 1, …; each waits for its chain's last accepted job: chain
+    // 1 is TP4 batch 2, then two rejected TP32 jobs, both recorded against the TP4 one.
+    let mut tails: [Option<String>; 2] = [None, None];
+    for (n, job) in m["jobs"].as_array().expect("jobs").iter().enumerate() {
+        let chain = job["chain"].as_u64().expect("chain") as usize;
+        assert_eq!(chain, n % 2, "{job}");
+        assert_eq!(
+            job["after"].as_str(),
+            tails[chain].as_deref(),
+            "job {n} waits for its chain's last accepted: {m:#}"
+        );
+        if job["state"] == "submitted" {
+            tails[chain] = job["slurm_job_id"].as_str().map(str::to_owned);
+        } else {
+            assert_eq!(job["state"], "rejected", "{job}");
+        }
+    }
+
+    // `sweep wait` blocks until they end; the rejected jobs' points never ran: exit 15.
+    let (code, _, stderr) =
+        sweep(&["wait", "sweep", "--timeout", "180", "--interval", "0.5"], &sweep_dir.dir);
+    assert_eq!(code, 15, "{stderr}");
+    assert!(
+        stderr.contains(
+            "the sweep ended with 0 of 6 points done, 3 skipped (`workload.load: false`); 3 not run"
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains("COMPLETED"), "a line per state change: {stderr}");
+    // A job waited for the one before it in its chain to end.
+    let spans = benchmark_spans(&sweep_dir.dir, &m);
+    assert_eq!(spans.len(), 3, "{spans:?}");
+    // (A rejected job never ran; the tail it was recorded against is checked above.)
+    for job in m["jobs"].as_array().expect("jobs").iter().filter(|j| j["state"] == "submitted") {
+        let Some(after) = job["after"].as_str() else { continue };
+        let before = m["jobs"]
+            .as_array()
+            .expect("jobs")
+            .iter()
+            .find(|j| j["slurm_job_id"] == after)
+            .expect("its chain's job");
+        let span =
+            |dir: &serde_json::Value| spans.iter().find(|s| s.0 == dir.as_str().unwrap_or_default()).cloned();
+        let (Some(this), Some(prev)) = (span(&job["dir"]), span(&before["dir"])) else { panic!("{spans:?}") };
+        assert!(this.1 >= prev.2, "{} started before {} ended: {spans:?}", this.0, prev.0);
+    }
+}
+
+#[test]
+fn waves_submit_the_limit_and_wait_submits_the_rest_as_jobs_end_while_status_watches() {
+    let sweep_dir = new_sweep(
+        "waves",
+        &QUEUE_SPEC.replace("TPS", "4").replace("batch: [1, 2, 3]", "batch: [1, 2, 3, 4, 5]"),
+    );
+    let (code, stdout, stderr) =
+        sweep(&["submit", "spec.yaml", "-o", "sweep", "--max-in-queue", "2", "--waves"], &sweep_dir.dir);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout.lines().count(), 2, "only the limit goes in: {stdout}");
+    assert!(stderr.contains("3 jobs wait in the folder: `sweep wait"), "{stderr}");
+    let held = |m: &serde_json::Value| {
+        m["jobs"].as_array().expect("jobs").iter().filter(|j| j["state"] == "rendered").count()
+    };
+    assert_eq!(held(&manifest(&sweep_dir.dir)), 3);
+
+    // `status --watch` refreshes until every job has ended, held ones included, then exits.
+    let watch = Command::new(env!("CARGO_BIN_EXE_sweep"))
+        .args(["status", "sweep", "--watch", "0.5"])
+        .current_dir(&sweep_dir.dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("status --watch starts");
+
+    let (code, stdout, stderr) = sweep(
+        &["wait", "sweep", "--submit-more", "--timeout", "240", "--interval", "0.5", "--max-interval", "2"],
+        &sweep_dir.dir,
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout.lines().count(), 3, "the held jobs' ids: {stdout}");
+    assert!(stderr.contains("every job ended: 0 of 5 points done, 5 skipped"), "{stderr}");
+    let m = manifest(&sweep_dir.dir);
+    assert_eq!(held(&m), 0);
+    let spans = benchmark_spans(&sweep_dir.dir, &m);
+    assert_eq!(spans.len(), 5, "{spans:?}");
+    assert!(most_at_once(&spans) <= 2, "never more than the limit at once: {spans:?}");
+
+    let output = watch.wait_with_output().expect("status --watch ends by itself");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.matches("JOB ").count() >= 2, "it refreshed: {text}");
+    let last = text.rsplit("JOB ").next().unwrap_or_default();
+    assert_eq!(last.matches("COMPLETED").count(), 5, "the last table has every job ended: {text}");
+}
+
+#[test]
+fn wait_retries_an_unreachable_controller_with_backoff_and_gives_up_at_its_timeout() {
+    let sweep_dir =
+        new_sweep("wait-down", &QUEUE_SPEC.replace("TPS", "4").replace("batch: [1, 2, 3]", "batch: 1"));
+    let (code, _, stderr) = sweep(&["render", "spec.yaml", "-o", "sweep", "--no-check"], &sweep_dir.dir);
+    assert_eq!(code, 0, "{stderr}");
+    // The job as if submitted, to a controller nobody listens for: a copy of the cluster's
+    // configuration with the controller's port moved to one that is closed.
+    let path = sweep_dir.dir.join("sweep/manifest.json");
+    let mut m = manifest(&sweep_dir.dir);
+    m["jobs"][0]["state"] = "submitted".into();
+    m["jobs"][0]["slurm_job_id"] = "999999".into();
+    std::fs::write(&path, serde_json::to_vec_pretty(&m).expect("JSON")).expect("manifest");
+    let conf = std::fs::read_to_string("/etc/slurm/slurm.conf").expect("the dev cluster's slurm.conf");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+    let conf: String = conf
+        .lines()
+        .filter(|l| !l.starts_with("SlurmctldPort") && !l.starts_with("MessageTimeout"))
+        .chain([format!("SlurmctldPort={port}").as_str(), "MessageTimeout=2"])
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let conf_path = sweep_dir.dir.join("slurm.conf");
+    std::fs::write(&conf_path, conf).expect("conf");
+    std::fs::copy("/etc/slurm/gres.conf", sweep_dir.dir.join("gres.conf")).expect("gres.conf");
+    let start = Instant::now();
+    let output = Command::new(env!("CARGO_BIN_EXE_sweep"))
+        .args(["wait", "sweep", "--timeout", "8", "--interval", "1"])
+        .current_dir(&sweep_dir.dir)
+        .env("SLURM_CONF", &conf_path)
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(16), "{stderr}");
+    assert!(stderr.contains("squeue failed") && stderr.contains("retrying in 1 s"), "{stderr}");
+    assert!(stderr.contains("timed out after 8 s with 1 job(s) still queued or running"), "{stderr}");
+    assert!(start.elapsed() < Duration::from_secs(60), "gave up near its timeout: {:?}", start.elapsed());
+}

@@ -5,8 +5,8 @@
 //!   per-point markers, no name parsing), Dynamo-style aiperf trees
 //!   (`deployment_config.json` + `concurrency_<C>/`) and bare aiperf run folders;
 //! - [`summary`] reads a point's `profile_export_aiperf.json`; [`records`] recomputes the same
-//!   figures from `profile_export.jsonl` (a typed line reader per file, one polars group-by over
-//!   all of them) when a summary is missing or `--from-records` asks for it;
+//!   figures from `profile_export.jsonl` (a typed line reader per file, each file reduced to its
+//!   figures as it is read) when a summary is missing or `--from-records` asks for it;
 //! - [`table`] derives per-GPU and per-user throughputs and writes `results.parquet`/`.csv`;
 //! - [`pareto`] (pure) finds frontiers, best configurations at thresholds and the
 //!   disagg-to-agg ratio; [`plot`] draws PNG and SVG charts; [`report`] writes HTML and Markdown.

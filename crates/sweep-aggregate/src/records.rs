@@ -2,11 +2,15 @@
 //!
 //! Each file is read on its own, one line at a time, by a typed reader that keeps the profiling
 //! phase's few fields a figure needs and skips the rest (most of a line is the list of
-//! inter-chunk gaps) without converting it; files are spread over the cores. The kept values of
-//! every file go into one polars frame, where one lazy group-by computes each file's figures with
-//! aiperf's definitions: errors and cancelled requests counted apart and kept out of the latency
-//! statistics, percentiles by linear interpolation between ranks. Files go through in batches,
-//! so memory is bounded by one batch's kept columns, never by the size or number of the files.
+//! inter-chunk gaps) without converting it; files are spread over the cores. Each file is reduced
+//! to its figures as soon as it is read, with aiperf's definitions: errors and cancelled requests
+//! counted apart and kept out of the latency statistics, percentiles by linear interpolation
+//! between ranks. Memory holds one file's kept values per core (8 bytes a value), never the whole
+//! sweep's.
+//!
+//! Why plain Rust and not a polars group-by: the figures are a mean and a few percentiles per
+//! file, which need no query engine, and polars' lazy engine was the largest part of a cold build
+//! (docs/benchmarks.md).
 //!
 //! Why not polars' own NDJSON scan: it builds every value of a line, the gap lists included, and
 //! ran at ≈110 MB/s per core here — 13.9 s for the benchmark's 2.6 GB, over the 10 s target. The
@@ -18,7 +22,6 @@
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
-use polars::prelude::*;
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 
@@ -102,55 +105,49 @@ impl Metrics {
     }
 }
 
-/// The kept values of the profiling-phase requests of some files, as columns.
+/// The kept values of one file's profiling-phase requests.
 #[derive(Default)]
-struct Columns {
-    file: Vec<u32>,
-    start_ns: Vec<Option<i64>>,
-    end_ns: Vec<Option<i64>>,
-    cancelled: Vec<bool>,
-    errored: Vec<bool>,
-    metrics: [Vec<Option<f64>>; 6],
+struct Kept {
+    /// Profiling-phase records, errored and cancelled ones included.
+    records: usize,
+    errored: u64,
+    cancelled: u64,
+    /// Over every profiling record: the phase's extent on the wall clock, in integer nanoseconds
+    /// (stamps near 1.8e18 lose ~256 ns as floats).
+    first_start_ns: Option<i64>,
+    last_end_ns: Option<i64>,
+    /// Per metric, the values of the requests that neither failed nor were cancelled.
+    values: [Vec<f64>; 6],
 }
 
-impl Columns {
-    fn append(&mut self, other: Columns) {
-        self.file.extend(other.file);
-        self.start_ns.extend(other.start_ns);
-        self.end_ns.extend(other.end_ns);
-        self.cancelled.extend(other.cancelled);
-        self.errored.extend(other.errored);
-        for (a, b) in self.metrics.iter_mut().zip(other.metrics) {
-            a.extend(b);
+impl Kept {
+    fn push(&mut self, record: &Line) {
+        self.records += 1;
+        let cancelled = record.metadata.was_cancelled.unwrap_or(false);
+        if cancelled {
+            self.cancelled += 1;
+        } else if record.error.is_some() {
+            self.errored += 1;
+        }
+        if let Some(start) = record.metadata.request_start_ns {
+            self.first_start_ns = Some(self.first_start_ns.map_or(start, |s| s.min(start)));
+        }
+        if let Some(end) = record.metadata.request_end_ns {
+            self.last_end_ns = Some(self.last_end_ns.map_or(end, |e| e.max(end)));
+        }
+        if cancelled || record.error.is_some() {
+            return;
+        }
+        for (column, value) in self.values.iter_mut().zip(record.metrics.values()) {
+            column.extend(value);
         }
     }
-
-    fn frame(self) -> PolarsResult<DataFrame> {
-        let mut columns = vec![
-            Column::new("file".into(), self.file),
-            Column::new("start_ns".into(), self.start_ns),
-            Column::new("end_ns".into(), self.end_ns),
-            Column::new("cancelled".into(), self.cancelled),
-            Column::new("errored".into(), self.errored),
-        ];
-        for (name, values) in PER_REQUEST.iter().zip(self.metrics) {
-            columns.push(Column::new((*name).into(), values));
-        }
-        DataFrame::new_infer_height(columns)
-    }
 }
 
-/// How one file's reading went, beside its columns.
-enum Read {
-    Ok { skipped: usize },
-    Failed(String),
-}
-
-fn read_file(path: &Path, index: u32, out: &mut Columns) -> Read {
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) => return Read::Failed(format!("cannot read ({e})")),
-    };
+/// Reads one file's profiling-phase records; the count is of lines that were not JSON.
+fn read_file(path: &Path) -> Result<(Kept, usize), String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read ({e})"))?;
+    let mut kept = Kept::default();
     let mut skipped = 0;
     for line in bytes.split(|&b| b == b'\n') {
         if line.iter().all(u8::is_ascii_whitespace) {
@@ -160,166 +157,108 @@ fn read_file(path: &Path, index: u32, out: &mut Columns) -> Read {
             skipped += 1;
             continue;
         };
-        if record.metadata.benchmark_phase.as_deref() != Some("profiling") {
-            continue;
-        }
-        out.file.push(index);
-        out.start_ns.push(record.metadata.request_start_ns);
-        out.end_ns.push(record.metadata.request_end_ns);
-        out.cancelled.push(record.metadata.was_cancelled.unwrap_or(false));
-        out.errored.push(record.error.is_some());
-        for (column, value) in out.metrics.iter_mut().zip(record.metrics.values()) {
-            column.push(value);
+        if record.metadata.benchmark_phase.as_deref() == Some("profiling") {
+            kept.push(&record);
         }
     }
-    Read::Ok { skipped }
+    Ok((kept, skipped))
 }
 
-/// Each file's figures, from a frame of all their kept values.
-fn per_file(frame: DataFrame) -> PolarsResult<DataFrame> {
-    let valid = col("errored").not().and(col("cancelled").not());
-    let mut aggs = vec![
-        valid.clone().sum().alias("request_count"),
-        col("errored").and(col("cancelled").not()).sum().alias("error_request_count"),
-        col("cancelled").sum().alias("cancelled_request_count"),
-        // In integer nanoseconds: wall-clock stamps near 1.8e18 lose ~256 ns as floats.
-        (col("end_ns").max() - col("start_ns").min()).alias("span_ns"),
-        col("output_sequence_length").filter(valid.clone()).sum().alias("output_tokens"),
-        col("input_sequence_length").filter(valid.clone()).sum().alias("input_tokens"),
-    ];
-    for metric in METRICS {
-        let column = col(metric.key).filter(valid.clone());
-        let expr = match metric.stat {
-            Stat::Scalar => continue,
-            Stat::Avg => column.mean(),
-            Stat::P(p) => column.quantile(lit(f64::from(p) / 100.0), QuantileMethod::Linear),
-        };
-        aggs.push(expr.alias(metric.column));
-    }
-    frame.lazy().group_by([col("file")]).agg(aggs).collect()
-}
-
-/// Files read and aggregated together: bounds the kept columns (≈60 bytes a request) to what
-/// this many files hold, however many points a sweep has.
-const FILES_PER_BATCH: usize = 256;
-
-/// Figures for every input, in order.
+/// Figures for every input, in order. Files are dealt to the cores in turn, and each is reduced
+/// to its figures as soon as it is read, so memory holds one file's values per core, however
+/// many points a sweep has.
 pub fn compute(inputs: &[Input]) -> Vec<Output> {
-    inputs.chunks(FILES_PER_BATCH).flat_map(compute_batch).collect()
-}
-
-fn compute_batch(inputs: &[Input]) -> Vec<Output> {
     if inputs.is_empty() {
         return Vec::new();
     }
-    // Files are dealt to the cores in turn; each thread keeps its own columns.
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(inputs.len());
-    let parts: Vec<(Columns, Vec<(usize, Read)>)> = std::thread::scope(|scope| {
+    let mut outputs: Vec<Option<Output>> = (0..inputs.len()).map(|_| None).collect();
+    std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
             .map(|t| {
                 scope.spawn(move || {
-                    let mut columns = Columns::default();
-                    let mut reads = Vec::new();
-                    for (i, input) in inputs.iter().enumerate().skip(t).step_by(threads) {
-                        reads.push((i, read_file(&input.path, i as u32, &mut columns)));
-                    }
-                    (columns, reads)
+                    let mine = inputs.iter().enumerate().skip(t).step_by(threads);
+                    mine.map(|(i, input)| (i, one(input))).collect::<Vec<_>>()
                 })
             })
             .collect();
-        workers.into_iter().map(|w| w.join().expect("a records reader panicked")).collect()
-    });
-    let mut columns = Columns::default();
-    let mut reads: Vec<Option<Read>> = (0..inputs.len()).map(|_| None).collect();
-    for (part, part_reads) in parts {
-        columns.append(part);
-        for (i, read) in part_reads {
-            reads[i] = Some(read);
-        }
-    }
-    let by_file: std::collections::HashMap<u32, Raw> = match columns.frame().and_then(per_file) {
-        Ok(frame) => rows(&frame).into_iter().collect(),
-        // Only a bug (a schema mismatch between the columns above) can fail here.
-        Err(e) => {
-            return inputs
-                .iter()
-                .map(|_| Output { figures: None, warning: Some(format!("polars: {e}")) })
-                .collect()
-        }
-    };
-    inputs
-        .iter()
-        .zip(reads)
-        .enumerate()
-        .map(|(i, (input, read))| {
-            let skipped = match read {
-                Some(Read::Ok { skipped }) => skipped,
-                Some(Read::Failed(why)) => return Output { figures: None, warning: Some(why) },
-                None => 0,
-            };
-            let note = (skipped > 0).then(|| {
-                format!("{skipped} line(s) are not aiperf records (cut short by a crash, or corrupt) and were left out")
-            });
-            match by_file.get(&(i as u32)) {
-                Some(raw) => Output { figures: Some(finish(raw, input)), warning: note },
-                None => Output {
-                    figures: None,
-                    warning: Some(note.unwrap_or_else(|| "no profiling-phase record in it".to_owned())),
-                },
+        for worker in workers {
+            for (i, output) in worker.join().expect("a records reader panicked") {
+                outputs[i] = Some(output);
             }
-        })
-        .collect()
+        }
+    });
+    outputs.into_iter().map(|o| o.expect("every input has a worker")).collect()
 }
 
-/// One file's aggregates, by column name.
-type Raw = Vec<(String, Option<f64>)>;
-
-fn rows(frame: &DataFrame) -> Vec<(u32, Raw)> {
-    let files = frame.column("file").ok().and_then(|c| c.u32().ok().cloned());
-    let Some(files) = files else { return Vec::new() };
-    let columns: Vec<(String, Float64Chunked)> = frame
-        .columns()
-        .iter()
-        .filter(|c| c.name() != "file")
-        .filter_map(|c| {
-            let cast = c.cast(&DataType::Float64).ok()?;
-            Some((c.name().to_string(), cast.f64().ok()?.clone()))
-        })
-        .collect();
-    (0..frame.height())
-        .map(|i| {
-            let file = files.get(i).unwrap_or(u32::MAX);
-            let raw = columns.iter().map(|(name, values)| (name.clone(), values.get(i))).collect();
-            (file, raw)
-        })
-        .collect()
+fn one(input: &Input) -> Output {
+    let (kept, skipped) = match read_file(&input.path) {
+        Ok(read) => read,
+        Err(why) => return Output { figures: None, warning: Some(why) },
+    };
+    let note = (skipped > 0).then(|| {
+        format!(
+            "{skipped} line(s) are not aiperf records (cut short by a crash, or corrupt) and were left out"
+        )
+    });
+    if kept.records == 0 {
+        let warning = note.unwrap_or_else(|| "no profiling-phase record in it".to_owned());
+        return Output { figures: None, warning: Some(warning) };
+    }
+    Output { figures: Some(finish(kept, input)), warning: note }
 }
 
-fn finish(raw: &Raw, input: &Input) -> Figures {
-    let get = |name: &str| raw.iter().find(|(n, _)| n == name).and_then(|(_, v)| *v);
+fn finish(mut kept: Kept, input: &Input) -> Figures {
     let mut figures = Figures::empty();
     for (slot, metric) in figures.0.iter_mut().zip(METRICS) {
-        if metric.stat != Stat::Scalar {
-            *slot = get(metric.column);
-        }
+        let Some(column) = PER_REQUEST.iter().position(|key| *key == metric.key) else { continue };
+        let values = &mut kept.values[column];
+        *slot = match metric.stat {
+            Stat::Scalar => continue,
+            Stat::Avg => mean(values),
+            Stat::P(p) => {
+                // Sorted once per metric; the later percentiles find it sorted already.
+                if !values.is_sorted_by(|a, b| a <= b) {
+                    values.sort_unstable_by(f64::total_cmp);
+                }
+                percentile(values, f64::from(p) / 100.0)
+            }
+        };
     }
-    let count = get("request_count");
-    figures.set("request_count", count);
-    figures.set("error_request_count", get("error_request_count"));
-    figures.set("cancelled_request_count", get("cancelled_request_count"));
-    let span = get("span_ns").filter(|ns| *ns > 0.0).map(|ns| ns / 1e9);
+    let valid = (kept.records as u64 - kept.errored - kept.cancelled) as f64;
+    figures.set("request_count", Some(valid));
+    figures.set("error_request_count", Some(kept.errored as f64));
+    figures.set("cancelled_request_count", Some(kept.cancelled as f64));
+    let span = kept.first_start_ns.zip(kept.last_end_ns).map(|(s, e)| e - s).filter(|ns| *ns > 0);
+    let span = span.map(|ns| ns as f64 / 1e9);
     figures.set("benchmark_duration_s", span);
     // aiperf divides its throughputs by the profiling phase's own window (from before the first
     // request to after the last response), which only its phase manifest records.
     let window = input.phase_manifest.as_deref().and_then(phase_window).or(span);
     if let Some(seconds) = window.filter(|s| *s > 0.0) {
-        let rate = |v: Option<f64>| v.map(|v| v / seconds);
-        figures.set("request_throughput", rate(count));
-        figures.set("output_token_throughput", rate(get("output_tokens")));
-        let total = get("output_tokens").zip(get("input_tokens")).map(|(o, i)| o + i);
-        figures.set("total_token_throughput", rate(total));
+        let tokens = |key: &str| {
+            let column = PER_REQUEST.iter().position(|k| *k == key).expect("a kept metric");
+            kept.values[column].iter().sum::<f64>()
+        };
+        let (output, input) = (tokens("output_sequence_length"), tokens("input_sequence_length"));
+        figures.set("request_throughput", Some(valid / seconds));
+        figures.set("output_token_throughput", Some(output / seconds));
+        figures.set("total_token_throughput", Some((output + input) / seconds));
     }
     figures
+}
+
+fn mean(values: &[f64]) -> Option<f64> {
+    (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
+}
+
+/// The `q` quantile of sorted values by linear interpolation between the two nearest ranks
+/// (numpy's default method, which aiperf uses).
+fn percentile(sorted: &[f64], q: f64) -> Option<f64> {
+    let last = sorted.len().checked_sub(1)?;
+    let rank = q * last as f64;
+    let (low, high) = (rank.floor() as usize, (rank.ceil() as usize).min(last));
+    Some(sorted[low] + (sorted[high] - sorted[low]) * (rank - low as f64))
 }
 
 /// The profiling phase's duration in seconds from aiperf's `phase_manifest.json`.

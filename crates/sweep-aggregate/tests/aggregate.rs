@@ -238,11 +238,14 @@ fn hand_sweep(root: &Path) {
             slurm_job_id: Some(slurm.to_owned()),
             reason: (state == JobState::Cancelled).then(|| "cancelled by sweep cancel".to_owned()),
             points: points.iter().map(|p| (*p).to_owned()).collect(),
+            chain: None,
+            after: None,
         };
     let manifest = Manifest {
         sweep: "hand".to_owned(),
         executor: Executor::Slurm,
         resumes: 1,
+        queue_limit: None,
         jobs: vec![
             entry("000000000000000a", "agg1_tep1", "jobs/agg1_tep1", &[P1, P2], JobState::Completed, "101"),
             entry(

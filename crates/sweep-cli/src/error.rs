@@ -44,6 +44,15 @@ pub enum Error {
     /// Launch commands give an engine options its own parser does not list (`sweep check`).
     #[error("{} option(s) the engines do not take", .0.len())]
     UnknownOptions(Vec<UnknownOption>),
+    /// `sweep wait`: every job ended, and some points are not done.
+    #[error("the sweep ended with {}", .0.sentence())]
+    NotDone(sweep_submit::wait::Counts),
+    /// `sweep wait --timeout` came before the jobs ended.
+    #[error(
+        "timed out after {} s with {} job(s) still queued or running; {}",
+        after.as_secs(), counts.live_jobs, counts.sentence()
+    )]
+    WaitTimedOut { after: std::time::Duration, counts: sweep_submit::wait::Counts },
 }
 
 pub use sweep_submit::check::UnknownOption;
@@ -65,6 +74,8 @@ impl Error {
             Error::Folder(e) => folder_exit(e),
             Error::Usage(_) => Exit::Usage,
             Error::UnknownOptions(_) => Exit::EngineOptions,
+            Error::NotDone(_) => Exit::PointsNotDone,
+            Error::WaitTimedOut { .. } => Exit::WaitTimedOut,
             Error::Aggregate(e) => match e {
                 sweep_aggregate::Error::NothingFound { .. }
                 | sweep_aggregate::Error::NothingReadable { .. } => Exit::NoResults,
@@ -139,6 +150,12 @@ impl Error {
             }
             Error::Aggregate(sweep_aggregate::Error::MixedVersions { .. }) => format!(
                 "error: {self}\n  = help: compare like with like, or pass `--allow-mixed-versions` to merge them with a column and groups per version\n"
+            ),
+            Error::NotDone(_) => format!(
+                "error: {self}\n  = help: `sweep status DIR --points` shows each point's reason; `sweep submit FILE -o DIR --resume` reruns what has no result\n"
+            ),
+            Error::WaitTimedOut { .. } => format!(
+                "error: {self}\n  = help: the jobs go on; `sweep wait DIR` again waits for them, `sweep cancel DIR` stops them\n"
             ),
             Error::Read { .. }
             | Error::Output(_)

@@ -45,6 +45,12 @@ pub enum Exit {
     /// `sweep aggregate` / `report`: the points ran on different versions of an engine; pass
     /// `--allow-mixed-versions` to merge them grouped by version.
     MixedVersions = 14,
+    /// `sweep wait`: every job of the sweep ended, and some points are not done (the message
+    /// counts them by state).
+    PointsNotDone = 15,
+    /// `sweep wait --timeout`: jobs were still queued or running when the time was up (they go
+    /// on).
+    WaitTimedOut = 16,
 }
 
 impl From<Exit> for ExitCode {

@@ -35,21 +35,42 @@ enum Command {
     Check(CheckArgs),
     /// Write the sweep folder — spec, plan, manifest, every job's sbatch script — without
     /// submitting anything.
-    Render(RenderArgs),
+    Render {
+        #[command(flatten)]
+        render: RenderArgs,
+        /// Also print every job's script and engine configs on stdout, each under a header.
+        #[arg(long)]
+        print: bool,
+        /// With `--print`: only this job's files.
+        #[arg(long, value_name = "NAME", requires = "print")]
+        job: Option<String>,
+    },
     /// Render the sweep folder, then submit every job with `sbatch` (recording each job id), or
     /// run them on this machine with `--executor local`.
     Submit {
         #[command(flatten)]
         render: RenderArgs,
-        /// Render and print the sbatch (or bash) command lines; run nothing.
+        /// Render, then print every job's sbatch (or bash) command line, script and engine
+        /// configs, each under a header; run nothing.
         #[arg(long, conflicts_with = "resume")]
         dry_run: bool,
+        /// With `--dry-run`: only this job's.
+        #[arg(long, value_name = "NAME", requires = "dry_run")]
+        job: Option<String>,
         /// Continue the existing sweep folder: run only the points with no complete result
         /// (failed, cancelled, timed out, never run, or new in the spec). Nothing is overwritten.
         #[arg(long)]
         resume: bool,
-        /// Each job waits for the one before it (`--dependency=afterany`): one job at a time.
-        #[arg(long)]
+        /// At most N of the sweep's jobs pending or running at once: N dependency chains
+        /// (`--dependency=afterany`), each job waiting for the one before it in its chain.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+        max_in_queue: Option<u32>,
+        /// With `--max-in-queue N`: submit only N jobs now and leave the rest in the folder for
+        /// `sweep wait --submit-more` (for sites where held jobs count against MaxSubmitJobs).
+        #[arg(long, requires = "max_in_queue")]
+        waves: bool,
+        /// One job at a time: `--max-in-queue 1`.
+        #[arg(long, conflicts_with = "max_in_queue")]
         sequential: bool,
     },
     /// Each job's state: SLURM's (one squeue call) while it remembers the job, else the runner's
@@ -65,6 +86,25 @@ enum Command {
         /// Refresh every SECONDS until every job has ended.
         #[arg(long, value_name = "SECONDS", num_args = 0..=1, default_missing_value = "5")]
         watch: Option<f64>,
+    },
+    /// Block until every job of the sweep has ended; exit 0 when every point is done (15 when
+    /// some are not, 16 on `--timeout`). Prints a line on stderr whenever a job changes state.
+    Wait {
+        /// The sweep folder.
+        dir: PathBuf,
+        /// Give up after this many seconds (the jobs go on).
+        #[arg(long, value_name = "SECONDS", value_parser = seconds)]
+        timeout: Option<f64>,
+        /// Submit the jobs a `submit --waves` left in the folder as queued ones end, keeping at
+        /// most its `--max-in-queue` pending or running.
+        #[arg(long)]
+        submit_more: bool,
+        /// The first poll interval; each later one is half as long again, up to
+        /// `--max-interval`.
+        #[arg(long, value_name = "SECONDS", default_value_t = 2.0, value_parser = seconds)]
+        interval: f64,
+        #[arg(long, value_name = "SECONDS", default_value_t = 60.0, value_parser = seconds)]
+        max_interval: f64,
     },
     /// Cancel the sweep's queued and running jobs, by job id.
     Cancel {
@@ -212,7 +252,17 @@ impl RenderArgs {
                 }),
             },
             no_check: self.no_check,
+            print: false,
+            job: None,
         }
+    }
+}
+
+/// A duration in seconds: finite and not negative.
+fn seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err(format!("`{text}` is not a number of seconds (e.g. 600 or 0.5)")),
     }
 }
 
@@ -249,17 +299,39 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
                 max_points: args.max_points,
                 options: sweep_submit::render::Options { templates: args.templates, ..Default::default() },
                 no_check: true,
+                print: false,
+                job: None,
             },
             args.format == Format::Json,
         ),
-        Command::Render(args) => commands::render::run(&args.into_settings()),
-        Command::Submit { render, dry_run, resume, sequential } => commands::submit::submit(
-            &render.into_settings(),
-            commands::submit::Options { dry_run, resume, sequential },
-        ),
+        Command::Render { render, print, job } => {
+            commands::render::run(&commands::render::Settings { print, job, ..render.into_settings() })
+        }
+        Command::Submit { render, dry_run, job, resume, max_in_queue, waves, sequential } => {
+            let mode = if waves { sweep_folder::QueueMode::Waves } else { sweep_folder::QueueMode::Chains };
+            let max_in_queue = if sequential { Some(1) } else { max_in_queue };
+            commands::submit::submit(
+                &commands::render::Settings { print: dry_run, job, ..render.into_settings() },
+                commands::submit::Options {
+                    dry_run,
+                    resume,
+                    queue_limit: max_in_queue
+                        .map(|max_in_queue| sweep_folder::QueueLimit { max_in_queue, mode }),
+                },
+            )
+        }
         Command::Status { dir, format, points, watch } => {
             commands::submit::status(&dir, format == Format::Json, points, watch)
         }
+        Command::Wait { dir, timeout, submit_more, interval, max_interval } => commands::submit::wait(
+            &dir,
+            &sweep_submit::wait::Options {
+                timeout: timeout.map(std::time::Duration::from_secs_f64),
+                submit_more,
+                interval: std::time::Duration::from_secs_f64(interval),
+                max_interval: std::time::Duration::from_secs_f64(max_interval.max(interval)),
+            },
+        ),
         Command::Cancel { dir } => commands::submit::cancel(&dir),
         Command::Aggregate(args) => {
             args.into_settings(sweep_aggregate::Outputs::Tables).and_then(|s| commands::aggregate::run(&s))

@@ -28,7 +28,7 @@ pub mod plan;
 pub mod provenance;
 
 pub use error::FolderError;
-pub use manifest::{Executor, JobState, Manifest, ManifestJob};
+pub use manifest::{Executor, JobState, Manifest, ManifestJob, QueueLimit, QueueMode};
 pub use markers::{
     BenchmarkState, BenchmarkStatus, PointState, PointStatus, Registration, ServerState, ServerStatus,
 };

@@ -87,6 +87,12 @@ pub struct ManifestJob {
     pub reason: Option<String>,
     /// The ids of the points this folder runs.
     pub points: Vec<String>,
+    /// With `--max-in-queue`: the dependency chain the job was put in (0-based).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain: Option<u32>,
+    /// The SLURM job it was submitted to wait for (`--dependency=afterany:<id>`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
 }
 
 /// SLURM job ids are text (`1234`, `1234_5` for an array task); a number is taken too.
@@ -112,7 +118,26 @@ pub struct Manifest {
     /// How many times `sweep submit --resume` added folders.
     #[serde(default)]
     pub resumes: u32,
+    /// How the jobs were queued (`--max-in-queue`, `--waves`); absent: all at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue_limit: Option<QueueLimit>,
     pub jobs: Vec<ManifestJob>,
+}
+
+/// At most `max_in_queue` of the sweep's jobs pending or running at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueLimit {
+    pub max_in_queue: u32,
+    /// `chains`: every job submitted at once, in `max_in_queue` dependency chains. `waves`: only
+    /// `max_in_queue` submitted; `sweep wait --submit-more` submits the rest as jobs end.
+    pub mode: QueueMode,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QueueMode {
+    Chains,
+    Waves,
 }
 
 impl Manifest {

@@ -3,8 +3,10 @@
 //! - [`render`]: the folder as `sweep render` writes it (spec, plan, provenance, manifest, a
 //!   folder per job with its script and `job.json`), all or nothing; and `--resume`, which adds
 //!   job folders for the points with no complete result beside (never over) the others.
-//! - [`submit`]: the jobs sent to SLURM (at a bounded rate, optionally chained), or run one after
-//!   another on this machine ([`local`]); `status` and `cancel`.
+//! - [`submit`]: the jobs sent to SLURM (at a bounded rate, optionally in `--max-in-queue`
+//!   dependency chains or waves), or run one after another on this machine ([`local`]); `status`
+//!   and `cancel`;
+//! - [`wait`]: blocks until a sweep's jobs have ended, submitting held waves as it goes.
 //! - [`check`]: every option the launch commands give an engine, held against the engine's own
 //!   `--help` where it is installed.
 //!
@@ -17,6 +19,7 @@ pub mod local;
 pub mod provenance;
 pub mod render;
 pub mod submit;
+pub mod wait;
 
 pub use error::SubmitError;
 

@@ -93,6 +93,9 @@ pub struct Rendered {
     pub dir: PathBuf,
     pub jobs: usize,
     pub points: usize,
+    /// Files written, and their total size in bytes.
+    pub files: usize,
+    pub bytes: u64,
 }
 
 /// Writes the sweep folder at `output`, which must not exist. Everything is written under a
@@ -118,7 +121,52 @@ pub fn write(prepared: &Prepared, output: &Path) -> Result<Rendered, SubmitError
         let _ = std::fs::remove_dir_all(&staging);
         SubmitError::Write { path: output.clone(), source }
     })?;
-    Ok(Rendered { dir: output, jobs: prepared.plan.jobs.len(), points: prepared.plan.points.len() })
+    let files = files_under(&output);
+    let bytes = files.iter().filter_map(|f| f.metadata().ok()).map(|m| m.len()).sum();
+    Ok(Rendered {
+        dir: output,
+        jobs: prepared.plan.jobs.len(),
+        points: prepared.plan.points.len(),
+        files: files.len(),
+        bytes,
+    })
+}
+
+/// Every file under `dir`, sorted by path.
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for entry in entries.filter_map(Result::ok) {
+            match entry.file_type() {
+                Ok(t) if t.is_dir() => stack.push(entry.path()),
+                Ok(_) => out.push(entry.path()),
+                Err(_) => {}
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A job folder's rendered files as they will run, each with its path relative to the sweep
+/// folder: the script first, then the engine configs, by path. `job.json` (the runner's input,
+/// the same facts as `plan.json`) is left out.
+pub fn job_files(sweep: &SweepDir, job: &ManifestJob) -> Result<Vec<(String, String)>, SubmitError> {
+    let dir = sweep.job(&job.dir);
+    let script = dir.script_path(&job.script);
+    let mut paths = vec![script.clone()];
+    paths.extend(files_under(dir.path()).into_iter().filter(|p| *p != script && *p != dir.job_path()));
+    paths
+        .into_iter()
+        .map(|path| {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|source| SubmitError::Read { path: path.clone(), source })?;
+            let relative = path.strip_prefix(sweep.path()).unwrap_or(&path).display().to_string();
+            Ok((relative, text))
+        })
+        .collect()
 }
 
 fn create_dir(path: &Path) -> Result<(), SubmitError> {
@@ -139,7 +187,8 @@ fn write_sweep(staging: &Path, output: &Path, p: &Prepared) -> Result<(), Submit
         let dir = SweepDir::job_relative(&job.name);
         jobs.push(write_job(&staged.job(&dir), output, &dir, job, points, p, 1)?);
     }
-    let manifest = Manifest { sweep: spec.name.clone(), executor: p.executor, resumes: 0, jobs };
+    let manifest =
+        Manifest { sweep: spec.name.clone(), executor: p.executor, resumes: 0, queue_limit: None, jobs };
     staged.write_manifest(&manifest)?;
     Ok(())
 }
@@ -181,6 +230,8 @@ fn write_job(
         slurm_job_id: None,
         reason: None,
         points: context.points.iter().map(|pt| pt.id.to_string()).collect(),
+        chain: None,
+        after: None,
     })
 }
 

@@ -1,12 +1,14 @@
 //! A rendered sweep run: sent to SLURM, or run on this machine by the local executor; and what
 //! `sweep status` and `sweep cancel` do with it afterwards.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Serialize;
-use sweep_folder::{BenchmarkState, Executor, JobState, Manifest, ManifestJob, SweepDir};
+use sweep_folder::{
+    BenchmarkState, Executor, JobState, Manifest, ManifestJob, QueueLimit, QueueMode, SweepDir,
+};
 use sweep_slurm::driver;
 
 use crate::render::{self, Prepared};
@@ -21,8 +23,9 @@ pub struct Options {
     pub dry_run: bool,
     /// Add jobs for the points with no complete result to an existing sweep folder.
     pub resume: bool,
-    /// Each job waits for the one before it (`--dependency=afterany`).
-    pub sequential: bool,
+    /// At most this many of the sweep's jobs pending or running at once (`--max-in-queue`;
+    /// `--sequential` is one chain). A resume without one keeps the folder's.
+    pub queue_limit: Option<QueueLimit>,
 }
 
 /// How a submit ended.
@@ -30,12 +33,24 @@ pub struct Options {
 pub enum Outcome {
     /// Every point has a result or is queued: nothing was added.
     Nothing { dir: PathBuf },
-    /// `--dry-run`: the folder is rendered; these are the commands that would run it.
-    DryRun { dir: PathBuf, executor: Executor, commands: Vec<String> },
+    /// `--dry-run`: the folder is rendered; these are the jobs that would run, in order.
+    DryRun { dir: PathBuf, executor: Executor, jobs: Vec<DryRunJob> },
     /// The local executor ran the jobs.
     Ran { dir: PathBuf, completed: usize, failed: usize, total: usize },
-    /// The jobs were sent to SLURM.
-    Submitted { dir: PathBuf, submitted: usize, rejected: usize, total: usize },
+    /// The jobs were sent to SLURM (`held` wait in the folder for `sweep wait --submit-more`).
+    Submitted { dir: PathBuf, submitted: usize, rejected: usize, held: usize, total: usize },
+}
+
+/// One job of a dry run: its manifest index and the command that would start it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DryRunJob {
+    pub index: usize,
+    pub command: String,
+    /// Its chain with `--max-in-queue` (chains mode).
+    pub chain: Option<u32>,
+    /// Waves mode: not submitted now, but by `sweep wait --submit-more` once fewer than the
+    /// limit are queued.
+    pub held: bool,
 }
 
 /// SLURM jobs need `sbatch` here (a dry run does not).
@@ -56,7 +71,7 @@ pub fn run(
     options: Options,
     reporter: &mut dyn Reporter,
 ) -> Result<Outcome, SubmitError> {
-    let (sweep, indices, _lock) = if options.resume {
+    let (sweep, indices, live, _lock) = if options.resume {
         let sweep = SweepDir::open(render::absolute(output)?)?;
         let lock = sweep.lock()?;
         let manifest = sweep.read_manifest()?;
@@ -64,8 +79,9 @@ pub fn run(
             prepared.executor = manifest.executor;
         }
         check_sbatch(prepared.executor, options)?;
-        let live = live_points(&manifest)?;
-        let resumed = render::resume(&prepared, &sweep, &live)?;
+        let live = live_jobs(&manifest)?;
+        let live_points = live.iter().flat_map(|&i| manifest.jobs[i].points.iter().cloned()).collect();
+        let resumed = render::resume(&prepared, &sweep, &live_points)?;
         reporter.note(&format!(
             "resume: {} points already complete, {} queued or running, {} to run in {} new job folders",
             resumed.complete,
@@ -73,7 +89,8 @@ pub fn run(
             resumed.to_run,
             resumed.added.len()
         ));
-        (sweep, resumed.added, lock)
+        let live_ids = live.iter().filter_map(|&i| manifest.jobs[i].slurm_job_id.clone()).collect();
+        (sweep, resumed.added, live_ids, lock)
     } else {
         check_sbatch(prepared.executor, options)?;
         let rendered = render::write(&prepared, output)?;
@@ -85,7 +102,7 @@ pub fn run(
         ));
         let sweep = SweepDir::open(rendered.dir)?;
         let lock = sweep.lock()?;
-        (sweep, (0..rendered.jobs).collect(), lock)
+        (sweep, (0..rendered.jobs).collect(), Vec::new(), lock)
     };
     let dir = sweep.path().to_owned();
     let mut manifest = sweep.read_manifest()?;
@@ -93,9 +110,14 @@ pub fn run(
         return Ok(Outcome::Nothing { dir });
     }
     let executor = prepared.executor;
+    if executor == Executor::Slurm && options.queue_limit.is_some() {
+        manifest.queue_limit = options.queue_limit;
+        sweep.write_manifest(&manifest)?;
+    }
+    let queue = Queue::new(manifest.queue_limit.filter(|_| executor == Executor::Slurm), &live);
     if options.dry_run {
-        let commands = dry_run_commands(&sweep, &manifest, &indices, executor, options.sequential);
-        return Ok(Outcome::DryRun { dir, executor, commands });
+        let jobs = dry_run_jobs(&sweep, &manifest, &indices, executor, queue);
+        return Ok(Outcome::DryRun { dir, executor, jobs });
     }
     match executor {
         Executor::Local => {
@@ -107,7 +129,7 @@ pub fn run(
             let (completed, failed) = crate::local::run(&sweep, &mut manifest, &indices, reporter)?;
             Ok(Outcome::Ran { dir, completed, failed, total: indices.len() })
         }
-        Executor::Slurm => submit_slurm(&sweep, &mut manifest, &indices, options.sequential, reporter),
+        Executor::Slurm => submit_slurm(&sweep, &mut manifest, &indices, queue, reporter),
     }
 }
 
@@ -115,95 +137,209 @@ fn script(sweep: &SweepDir, job: &ManifestJob) -> PathBuf {
     sweep.job(&job.dir).script_path(&job.script)
 }
 
-/// The command lines that would run the jobs at `indices`. In a chain, the first job depends on
-/// nothing and each later one on the job before it (`$PREVIOUS`: its id once submitted).
-fn dry_run_commands(
+/// Where each new job goes under a queue limit: the pure part of a submission, shared by the
+/// dry run and the real one.
+#[derive(Debug, Clone)]
+struct Queue {
+    limit: Option<QueueLimit>,
+    /// Per chain, the job the next one waits for (a live job's SLURM id, or, in a dry run, a
+    /// job's name).
+    tails: Vec<Option<String>>,
+    /// Waves mode: how many may still be submitted now.
+    free: usize,
+    /// Jobs placed so far.
+    placed: usize,
+}
+
+/// Where one job goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Place {
+    /// Submitted now, waiting for `after` if given.
+    Now { chain: Option<u32>, after: Option<String> },
+    /// Waves mode: left in the folder for `sweep wait --submit-more`.
+    Held,
+}
+
+impl Queue {
+    /// `live`: the SLURM ids of the sweep's jobs still queued or running, oldest first. New
+    /// chains start behind them, so a resume keeps the limit too.
+    fn new(limit: Option<QueueLimit>, live: &[String]) -> Self {
+        let width = limit.map_or(0, |l| l.max_in_queue as usize);
+        let mut tails = vec![None; width];
+        for (k, id) in live.iter().enumerate() {
+            if width > 0 {
+                tails[k % width] = Some(id.clone());
+            }
+        }
+        Queue { limit, tails, free: width.saturating_sub(live.len()), placed: 0 }
+    }
+
+    fn place(&mut self) -> Place {
+        let n = self.placed;
+        self.placed += 1;
+        match self.limit {
+            None => Place::Now { chain: None, after: None },
+            Some(QueueLimit { mode: QueueMode::Chains, .. }) => {
+                let chain = n % self.tails.len();
+                Place::Now { chain: Some(chain as u32), after: self.tails[chain].clone() }
+            }
+            Some(QueueLimit { mode: QueueMode::Waves, .. }) if self.free > 0 => {
+                self.free -= 1;
+                Place::Now { chain: None, after: None }
+            }
+            Some(QueueLimit { mode: QueueMode::Waves, .. }) => Place::Held,
+        }
+    }
+
+    /// The job placed last in `chain` was accepted as `id`: the chain's next job waits for it.
+    /// (A rejected job leaves the tail as it was, so the chain goes on behind the job before.)
+    fn accepted(&mut self, chain: Option<u32>, id: &str) {
+        if let Some(tail) = chain.and_then(|c| self.tails.get_mut(c as usize)) {
+            *tail = Some(id.to_owned());
+        }
+    }
+}
+
+/// The jobs at `indices` as the submit would start them. A chain's first job depends on nothing
+/// (or on the live job it continues); each later one on the job before it in its chain.
+fn dry_run_jobs(
     sweep: &SweepDir,
     manifest: &Manifest,
     indices: &[usize],
     executor: Executor,
-    sequential: bool,
-) -> Vec<String> {
+    mut queue: Queue,
+) -> Vec<DryRunJob> {
     indices
         .iter()
-        .enumerate()
-        .map(|(n, &i)| {
-            let path = sweep_templates::quote(&script(sweep, &manifest.jobs[i]).display().to_string());
-            match executor {
-                Executor::Local => format!("bash {path}"),
-                Executor::Slurm if sequential && n > 0 => {
-                    format!("sbatch --parsable --dependency=afterany:$PREVIOUS {path}")
+        .map(|&index| {
+            let job = &manifest.jobs[index];
+            let path = sweep_templates::quote(&script(sweep, job).display().to_string());
+            if executor == Executor::Local {
+                return DryRunJob { index, command: format!("bash {path}"), chain: None, held: false };
+            }
+            match queue.place() {
+                Place::Now { chain, after } => {
+                    queue.accepted(chain, &format!("<id of {}>", job.name));
+                    let dependency =
+                        after.map(|id| format!("--dependency=afterany:{id} ")).unwrap_or_default();
+                    DryRunJob {
+                        index,
+                        command: format!("sbatch --parsable {dependency}{path}"),
+                        chain,
+                        held: false,
+                    }
                 }
-                Executor::Slurm => format!("sbatch --parsable {path}"),
+                Place::Held => {
+                    DryRunJob { index, command: format!("sbatch --parsable {path}"), chain: None, held: true }
+                }
             }
         })
         .collect()
 }
 
-/// The points of jobs SLURM still has queued or running: a resume must not run them twice.
-fn live_points(manifest: &Manifest) -> Result<BTreeSet<String>, SubmitError> {
+/// The manifest indices of jobs SLURM still has queued or running, and, in waves mode, of jobs
+/// waiting in the folder for `sweep wait --submit-more`: a resume must not run their points
+/// twice.
+fn live_jobs(manifest: &Manifest) -> Result<Vec<usize>, SubmitError> {
     let ids = manifest.slurm_ids();
-    if ids.is_empty() || !driver::available() {
-        return Ok(BTreeSet::new());
-    }
-    let queue = driver::squeue(&ids).map_err(SubmitError::Slurm)?;
-    let mut live = BTreeSet::new();
-    for job in &manifest.jobs {
-        let queued = job
-            .slurm_job_id
-            .as_ref()
-            .and_then(|id| queue.get(id))
-            .is_some_and(|e| !driver::is_final(&e.state));
-        if queued {
-            live.extend(job.points.iter().cloned());
+    let queue = if ids.is_empty() || !driver::available() {
+        BTreeMap::new()
+    } else {
+        driver::squeue(&ids).map_err(SubmitError::Slurm)?
+    };
+    let waves = manifest.queue_limit.is_some_and(|l| l.mode == QueueMode::Waves);
+    Ok(manifest
+        .jobs
+        .iter()
+        .enumerate()
+        .filter(|(_, job)| {
+            let queued = job
+                .slurm_job_id
+                .as_ref()
+                .and_then(|id| queue.get(id))
+                .is_some_and(|e| !driver::is_final(&e.state));
+            queued || (waves && job.state == JobState::Rendered)
+        })
+        .map(|(i, _)| i)
+        .collect())
+}
+
+/// Submits the job at `index` (after `after`, when given) and records the outcome in the
+/// manifest before showing it, so an interrupted submit loses nothing it did. Returns its
+/// SLURM id, or `None` when SLURM rejected it (the reason is recorded).
+pub(crate) fn submit_one(
+    sweep: &SweepDir,
+    manifest: &mut Manifest,
+    index: usize,
+    chain: Option<u32>,
+    after: Option<String>,
+    reporter: &mut dyn Reporter,
+) -> Result<Option<String>, SubmitError> {
+    let script = script(sweep, &manifest.jobs[index]);
+    let extra: Vec<String> = after.iter().map(|id| format!("--dependency=afterany:{id}")).collect();
+    let result = driver::sbatch(&script, &extra);
+    let entry = &mut manifest.jobs[index];
+    entry.chain = chain;
+    entry.after = after;
+    match result {
+        Ok(id) => {
+            entry.state = JobState::Submitted;
+            entry.slurm_job_id = Some(id.clone());
+            let line = format!("{}\t{id}", entry.name);
+            sweep.write_manifest(manifest)?;
+            reporter.data(&line).map_err(|source| SubmitError::Write { path: "stdout".into(), source })?;
+            Ok(Some(id))
         }
+        Err(driver::SlurmError::Refused { message, .. }) => {
+            reporter.note(&format!("error: SLURM rejected job `{}`: {message}", entry.name));
+            entry.state = JobState::Rejected;
+            entry.reason = Some(message);
+            sweep.write_manifest(manifest)?;
+            Ok(None)
+        }
+        Err(error) => Err(SubmitError::Slurm(error)),
     }
-    Ok(live)
+}
+
+/// Spaces submissions: a large sweep must not flood the controller.
+pub(crate) fn pace(n: usize) {
+    if n > 0 {
+        std::thread::sleep(Duration::from_secs(1) / SUBMISSIONS_PER_SECOND);
+    }
 }
 
 fn submit_slurm(
     sweep: &SweepDir,
     manifest: &mut Manifest,
     indices: &[usize],
-    sequential: bool,
+    mut queue: Queue,
     reporter: &mut dyn Reporter,
 ) -> Result<Outcome, SubmitError> {
-    let (mut submitted, mut rejected) = (0usize, 0usize);
-    let mut previous: Option<String> = None;
-    for (n, &index) in indices.iter().enumerate() {
-        let script = script(sweep, &manifest.jobs[index]);
-        let extra: Vec<String> = match (&previous, sequential) {
-            (Some(id), true) => vec![format!("--dependency=afterany:{id}")],
-            _ => Vec::new(),
+    let (mut submitted, mut rejected, mut held) = (0usize, 0usize, 0usize);
+    for &index in indices {
+        let (chain, after) = match queue.place() {
+            Place::Now { chain, after } => (chain, after),
+            Place::Held => {
+                held += 1;
+                continue;
+            }
         };
-        if n > 0 {
-            std::thread::sleep(Duration::from_secs(1) / SUBMISSIONS_PER_SECOND);
-        }
-        let entry = &mut manifest.jobs[index];
-        match driver::sbatch(&script, &extra) {
-            Ok(id) => {
-                entry.state = JobState::Submitted;
-                entry.slurm_job_id = Some(id.clone());
+        pace(submitted + rejected);
+        match submit_one(sweep, manifest, index, chain, after, reporter)? {
+            Some(id) => {
+                queue.accepted(chain, &id);
                 submitted += 1;
-                let line = format!("{}\t{id}", entry.name);
-                previous = Some(id);
-                // Recorded before it is shown: an interrupted submit loses nothing it did.
-                sweep.write_manifest(manifest)?;
-                reporter
-                    .data(&line)
-                    .map_err(|source| SubmitError::Write { path: "stdout".into(), source })?;
             }
-            Err(driver::SlurmError::Refused { message, .. }) => {
-                reporter.note(&format!("error: SLURM rejected job `{}`: {message}", entry.name));
-                entry.state = JobState::Rejected;
-                entry.reason = Some(message);
-                rejected += 1;
-                sweep.write_manifest(manifest)?;
-            }
-            Err(error) => return Err(SubmitError::Slurm(error)),
+            None => rejected += 1,
         }
     }
-    Ok(Outcome::Submitted { dir: sweep.path().to_owned(), submitted, rejected, total: indices.len() })
+    if held > 0 {
+        reporter.note(&format!(
+            "{held} jobs wait in the folder: `sweep wait {} --submit-more` submits them as the queued ones end",
+            sweep.path().display()
+        ));
+    }
+    Ok(Outcome::Submitted { dir: sweep.path().to_owned(), submitted, rejected, held, total: indices.len() })
 }
 
 /// One point in `sweep status`.
@@ -282,7 +418,7 @@ pub fn status(sweep: &SweepDir) -> Result<(Vec<JobRow>, bool), SubmitError> {
 
 /// One job's state: SLURM's while it remembers the job, else `sacct`'s when accounting is on,
 /// else what the runner's markers say; for local jobs, the manifest's.
-fn job_state(
+pub(crate) fn job_state(
     sweep: &SweepDir,
     job: &ManifestJob,
     queue: &BTreeMap<String, driver::QueueEntry>,
@@ -327,6 +463,7 @@ mod tests {
             sweep: "s".into(),
             executor: Executor::Slurm,
             resumes: 0,
+            queue_limit: None,
             jobs: names
                 .iter()
                 .map(|name| ManifestJob {
@@ -339,27 +476,75 @@ mod tests {
                     slurm_job_id: None,
                     reason: None,
                     points: Vec::new(),
+                    chain: None,
+                    after: None,
                 })
                 .collect(),
         }
+    }
+
+    fn commands(jobs: &[DryRunJob]) -> Vec<String> {
+        jobs.iter().map(|j| j.command.clone()).collect()
+    }
+
+    const fn limit(max_in_queue: u32, mode: QueueMode) -> Option<QueueLimit> {
+        Some(QueueLimit { max_in_queue, mode })
     }
 
     #[test]
     fn a_dry_run_chain_starts_with_no_dependency() {
         let sweep = SweepDir::new("/sweeps/s");
         let m = manifest(&["a", "b", "c"]);
-        let chained = dry_run_commands(&sweep, &m, &[0, 1, 2], Executor::Slurm, true);
+        let one_chain = Queue::new(limit(1, QueueMode::Chains), &[]);
+        let chained = dry_run_jobs(&sweep, &m, &[0, 1, 2], Executor::Slurm, one_chain);
         assert_eq!(
-            chained,
+            commands(&chained),
             [
                 "sbatch --parsable /sweeps/s/jobs/a/job.sbatch",
-                "sbatch --parsable --dependency=afterany:$PREVIOUS /sweeps/s/jobs/b/job.sbatch",
-                "sbatch --parsable --dependency=afterany:$PREVIOUS /sweeps/s/jobs/c/job.sbatch",
+                "sbatch --parsable --dependency=afterany:<id of a> /sweeps/s/jobs/b/job.sbatch",
+                "sbatch --parsable --dependency=afterany:<id of b> /sweeps/s/jobs/c/job.sbatch",
             ]
         );
-        let free = dry_run_commands(&sweep, &m, &[2], Executor::Slurm, false);
-        assert_eq!(free, ["sbatch --parsable /sweeps/s/jobs/c/job.sbatch"]);
-        let local = dry_run_commands(&sweep, &m, &[0], Executor::Local, true);
-        assert_eq!(local, ["bash /sweeps/s/jobs/a/job.sbatch"]);
+        let free = dry_run_jobs(&sweep, &m, &[2], Executor::Slurm, Queue::new(None, &[]));
+        assert_eq!(commands(&free), ["sbatch --parsable /sweeps/s/jobs/c/job.sbatch"]);
+        let local = dry_run_jobs(&sweep, &m, &[0], Executor::Local, Queue::new(None, &[]));
+        assert_eq!(commands(&local), ["bash /sweeps/s/jobs/a/job.sbatch"]);
+    }
+
+    #[test]
+    fn jobs_are_dealt_to_chains_in_turn_and_a_rejection_keeps_the_chain_going() {
+        let mut queue = Queue::new(limit(2, QueueMode::Chains), &[]);
+        let mut placed = Vec::new();
+        for (n, accepted) in [true, true, false, true, true].into_iter().enumerate() {
+            let place = queue.place();
+            if let (Place::Now { chain, .. }, true) = (&place, accepted) {
+                queue.accepted(*chain, &format!("{}", 100 + n));
+            }
+            placed.push(place);
+        }
+        let now =
+            |chain: u32, after: Option<&str>| Place::Now { chain: Some(chain), after: after.map(Into::into) };
+        assert_eq!(
+            placed,
+            [
+                now(0, None),
+                now(1, None),
+                now(0, Some("100")),
+                // Job 2 (chain 0) was rejected: job 4 waits for job 0, the chain's last accepted.
+                now(1, Some("101")),
+                now(0, Some("100")),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_resumed_queue_starts_behind_the_live_jobs() {
+        let live = ["7".to_owned(), "8".to_owned(), "9".to_owned()];
+        let mut queue = Queue::new(limit(2, QueueMode::Chains), &live);
+        assert_eq!(queue.place(), Place::Now { chain: Some(0), after: Some("9".into()) });
+        assert_eq!(queue.place(), Place::Now { chain: Some(1), after: Some("8".into()) });
+        let mut waves = Queue::new(limit(4, QueueMode::Waves), &live);
+        assert_eq!(waves.place(), Place::Now { chain: None, after: None });
+        assert_eq!(waves.place(), Place::Held, "3 live + 1 new = the limit of 4");
     }
 }

@@ -38,13 +38,28 @@ pub fn submit(settings: &render::Settings, options: Options) -> Result<(), Error
         Outcome::Nothing { dir } => {
             eprintln!("nothing to run in {}: every point has a result or is queued", dir.display());
         }
-        Outcome::DryRun { dir, executor, commands } => {
+        Outcome::DryRun { dir, executor, jobs } => {
+            let sweep = SweepDir::open(&dir)?;
+            let manifest = sweep.read_manifest()?;
+            let listed: Vec<render::Listed> = jobs
+                .iter()
+                .map(|job| {
+                    let note = if job.held {
+                        "  # held: `sweep wait --submit-more` submits it when a queued job ends"
+                    } else {
+                        ""
+                    };
+                    let chain = job.chain.map(|c| format!("  # chain {c}")).unwrap_or_default();
+                    render::Listed {
+                        index: job.index,
+                        command: Some(format!("{}{chain}{note}", job.command)),
+                    }
+                })
+                .collect();
             let mut stdout = std::io::stdout().lock();
-            for line in &commands {
-                writeln!(stdout, "{line}").map_err(Error::Output)?;
-            }
+            render::print_jobs(&mut stdout, &sweep, &manifest, &listed, settings.job.as_deref())?;
             let none = if executor == Executor::Local { "none run" } else { "none submitted" };
-            eprintln!("dry run: {} jobs rendered into {}, {none}", commands.len(), dir.display());
+            eprintln!("dry run: {} jobs rendered into {}, {none}", jobs.len(), dir.display());
         }
         Outcome::Ran { dir, completed, failed, total } => {
             eprintln!(
@@ -55,7 +70,7 @@ pub fn submit(settings: &render::Settings, options: Options) -> Result<(), Error
                 return Err(sweep_submit::SubmitError::JobsFailed { failed, total }.into());
             }
         }
-        Outcome::Submitted { dir, submitted, rejected, total } => {
+        Outcome::Submitted { dir, submitted, rejected, held: _, total } => {
             eprintln!("submitted {submitted} of {total} jobs from {} ({rejected} rejected)", dir.display());
             if rejected > 0 {
                 return Err(sweep_submit::SubmitError::Rejected { rejected, total }.into());
@@ -114,6 +129,18 @@ pub fn status(dir: &Path, json: bool, points: bool, watch: Option<f64>) -> Resul
             Some(seconds) if !all_final => std::thread::sleep(Duration::from_secs_f64(seconds.max(0.5))),
             _ => return Ok(()),
         }
+    }
+}
+
+pub fn wait(dir: &Path, options: &sweep_submit::wait::Options) -> Result<(), Error> {
+    let sweep = SweepDir::open(dir)?;
+    match sweep_submit::wait::wait(&sweep, options, &mut Console)? {
+        sweep_submit::wait::End::Ended(counts) if counts.all_done() => {
+            eprintln!("every job ended: {}", counts.sentence());
+            Ok(())
+        }
+        sweep_submit::wait::End::Ended(counts) => Err(Error::NotDone(counts)),
+        sweep_submit::wait::End::TimedOut { after, counts } => Err(Error::WaitTimedOut { after, counts }),
     }
 }
 
