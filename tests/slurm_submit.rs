@@ -114,7 +114,8 @@ fn cancel_stops_a_queued_sweep_by_job_id_and_a_second_submit_cannot_take_the_fol
     assert_eq!(code, 0, "{stderr}");
     let ids: Vec<String> = stdout.lines().map(|l| l.split('\t').nth(1).expect("id").to_owned()).collect();
     assert_eq!(ids.len(), 2);
-    assert!(status(&sweep_dir.dir).iter().all(|r| r["state"] == "PENDING"));
+    let rows = status(&sweep_dir.dir);
+    assert!(rows.iter().all(|r| r["state"] == "PENDING"), "{rows:#?}");
 
     // The folder exists: a second submit refuses it and leaves it as it was.
     let (code, _, stderr) = sweep(&["submit", "spec.yaml", "-o", "sweep"], &sweep_dir.dir);

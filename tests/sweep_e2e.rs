@@ -349,3 +349,160 @@ fn a_job_near_its_time_limit_stops_in_time_and_keeps_its_partial_results() {
     let counted: f64 = rows.iter().filter_map(|r| r["request_count"].parse::<f64>().ok()).sum();
     assert_eq!(counted, measured, "the table counts what the exports hold");
 }
+
+/// Six disaggregated jobs of the simulated engine, each on two nodes (CTX on one, GEN on the
+/// other), all with the same ports as planned.
+const IN_ALLOCATION: &str = "\
+name: e2e-allocation
+model: {path: /models/tiny, served_name: tiny}
+engine: {kind: mock}
+cluster: {gpus_per_node: 4, packing: packed, base_port: 20100, frontend_port: 20199}
+mode: disagg
+ctx: {servers: 1, tp: 1, batch: [4, 8], engine_args: {speedup: 20}}
+gen: {servers: 1, tp: 1, batch: [4, 8, 16], engine_args: {speedup: 20}}
+workload: {isl: 32, osl: 8, concurrency: 2, requests: 8, warmup: 2}
+";
+
+/// `sweep submit --in-allocation` in an sbatch job of `nodes` nodes, waited for: its exit code.
+fn submit_in_allocation(dir: &Path, nodes: u32) -> (i32, String) {
+    let script = dir.join("allocation.sh");
+    let sweep = env!("CARGO_BIN_EXE_sweep");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/bash\ncd {}\nexec {sweep} submit spec.yaml -o sweep --in-allocation\n",
+            dir.display()
+        ),
+    )
+    .expect("script");
+    let out = dir.join("allocation.out");
+    let output = Command::new("sbatch")
+        .args([
+            "--wait",
+            "--parsable",
+            &format!("--nodes={nodes}"),
+            "--time=10",
+            "--job-name=sweep-e2e-allocation",
+        ])
+        .arg(format!("--output={}", out.display()))
+        .arg(&script)
+        .output()
+        .expect("sbatch runs (is the dev cluster up? scripts/slurm-dev-cluster.sh start)");
+    let log = std::fs::read_to_string(&out).unwrap_or_default();
+    (output.status.code().unwrap_or(-1), format!("{}{log}", String::from_utf8_lossy(&output.stderr)))
+}
+
+#[test]
+fn a_sweep_inside_a_four_node_allocation_runs_its_two_node_jobs_two_at_a_time_on_their_own_nodes_and_ports() {
+    let s = new_sweep("allocation", IN_ALLOCATION);
+    let (code, log) = submit_in_allocation(&s.dir, 4);
+    assert_eq!(code, 0, "{log}");
+    assert!(log.contains("running 6 jobs inside allocation"), "{log}");
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(s.dir.join("sweep/manifest.json")).expect("manifest"))
+            .expect("JSON");
+    assert_eq!(manifest["executor"], "allocation");
+    let jobs = manifest["jobs"].as_array().expect("jobs");
+    assert_eq!(jobs.len(), 6);
+    struct Ran {
+        name: String,
+        nodes: BTreeSet<String>,
+        ports: BTreeSet<u64>,
+        start: f64,
+        end: f64,
+    }
+    let ran: Vec<Ran> = jobs
+        .iter()
+        .map(|job| {
+            assert_eq!(job["state"], "completed", "{job:#}");
+            assert!(job["slurm_job_id"].is_null(), "a step of the allocation, not a job of its own: {job}");
+            let run = &job["allocation"];
+            let context: serde_json::Value = serde_json::from_str(
+                &std::fs::read_to_string(
+                    s.dir.join("sweep").join(job["dir"].as_str().expect("dir")).join("job.json"),
+                )
+                .expect("job.json"),
+            )
+            .expect("JSON");
+            let mut ports: BTreeSet<u64> = context["servers"]
+                .as_array()
+                .expect("servers")
+                .iter()
+                .filter_map(|s| s["port"].as_u64())
+                .collect();
+            ports.extend(context["frontend"]["port"].as_u64());
+            Ran {
+                name: job["name"].as_str().unwrap_or_default().to_owned(),
+                nodes: run["nodes"]
+                    .as_array()
+                    .expect("nodes")
+                    .iter()
+                    .map(|n| n.as_str().unwrap_or_default().to_owned())
+                    .collect(),
+                ports,
+                start: run["started_at"].as_f64().expect("started"),
+                end: run["ended_at"].as_f64().expect("ended"),
+            }
+        })
+        .collect();
+    let ids: BTreeSet<&str> = jobs.iter().filter_map(|j| j["allocation"]["job_id"].as_str()).collect();
+    assert_eq!(ids.len(), 1, "every job ran in the one allocation: {ids:?}");
+    for r in &ran {
+        assert_eq!(r.nodes.len(), 2, "{}: {:?}", r.name, r.nodes);
+    }
+    // Two at a time, never more; jobs running at once share neither a node nor a port.
+    let mut most = 0;
+    for a in &ran {
+        let at_once: Vec<&Ran> = ran.iter().filter(|b| b.start <= a.start && a.start < b.end).collect();
+        most = most.max(at_once.len());
+        for b in at_once.iter().filter(|b| b.name != a.name) {
+            assert!(
+                a.nodes.is_disjoint(&b.nodes),
+                "{} and {} shared a node: {:?} {:?}",
+                a.name,
+                b.name,
+                a.nodes,
+                b.nodes
+            );
+            assert!(
+                a.ports.is_disjoint(&b.ports),
+                "{} and {} shared a port: {:?} {:?}",
+                a.name,
+                b.name,
+                a.ports,
+                b.ports
+            );
+        }
+    }
+    assert_eq!(most, 2, "four nodes hold two two-node jobs at once");
+
+    // The same folder, markers and status as sbatch jobs: every point measured.
+    let rows = status(&s.dir, "sweep");
+    assert_eq!(point_states(&rows), ["done"; 6], "{rows:#?}");
+    let (code, _, stderr) = sweep(&["wait", "sweep"], &s.dir);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, stdout, stderr) = sweep(&["status", "sweep"], &s.dir);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains(ids.first().expect("an id")), "status shows the allocation's id: {stdout}");
+}
+
+#[test]
+fn in_allocation_is_refused_outside_one_and_a_job_larger_than_the_allocation_before_anything_starts() {
+    let s = new_sweep("allocation-refused", IN_ALLOCATION);
+    let output = Command::new(env!("CARGO_BIN_EXE_sweep"))
+        .args(["submit", "spec.yaml", "-o", "sweep", "--in-allocation"])
+        .current_dir(&s.dir)
+        .env_remove("SLURM_JOB_ID")
+        .env_remove("SLURM_JOB_NODELIST")
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(9), "{stderr}");
+    assert!(stderr.contains("not inside a SLURM allocation") && stderr.contains("salloc"), "{stderr}");
+    assert!(!s.dir.join("sweep").exists());
+
+    let (code, log) = submit_in_allocation(&s.dir, 1);
+    assert_eq!(code, 4, "{log}");
+    assert!(log.contains("needs 2 nodes; the allocation has 1 (n"), "{log}");
+    assert!(!s.dir.join("sweep").exists(), "nothing written");
+}

@@ -240,6 +240,7 @@ fn hand_sweep(root: &Path) {
             points: points.iter().map(|p| (*p).to_owned()).collect(),
             chain: None,
             after: None,
+            allocation: None,
         };
     let manifest = Manifest {
         sweep: "hand".to_owned(),

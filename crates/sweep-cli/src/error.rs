@@ -68,7 +68,10 @@ impl Error {
                 SubmitError::Write { .. } | SubmitError::Read { .. } | SubmitError::Run { .. } => Exit::Io,
                 SubmitError::Exists { .. } => Exit::Exists,
                 SubmitError::Templates(_) | SubmitError::RenderJob { .. } => Exit::Template,
-                SubmitError::Slurm(_) | SubmitError::Rejected { .. } => Exit::Slurm,
+                SubmitError::Slurm(_) | SubmitError::Rejected { .. } | SubmitError::NotInAllocation => {
+                    Exit::Slurm
+                }
+                SubmitError::TooLarge { .. } | SubmitError::Allocation(_) => Exit::Unplannable,
                 SubmitError::JobsFailed { .. } => Exit::JobsFailed,
             },
             Error::Folder(e) => folder_exit(e),
@@ -126,6 +129,12 @@ impl Error {
             Error::Submit(SubmitError::Folder(FolderError::NotASweep { .. })) | Error::Folder(FolderError::NotASweep { .. }) => {
                 format!("error: {self}\n  = help: give the folder an earlier `sweep submit -o DIR` or `sweep render -o DIR` created\n")
             }
+            Error::Submit(SubmitError::NotInAllocation) => format!(
+                "error: {self}\n  = help: run it inside `salloc --nodes=N` or an sbatch script; without `--in-allocation` each job is a job of its own\n"
+            ),
+            Error::Submit(SubmitError::TooLarge { .. }) => format!(
+                "error: {self}\n  = help: ask for a larger allocation, or leave the job out of the spec (`sweep.exclude`)\n"
+            ),
             Error::Submit(SubmitError::JobsFailed { .. }) => format!(
                 "error: {self}\n  = help: `sweep status DIR --points` shows each point's reason; `sweep submit FILE -o DIR --resume` reruns what has no result\n"
             ),

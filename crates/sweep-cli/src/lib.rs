@@ -72,6 +72,10 @@ enum Command {
         /// One job at a time: `--max-in-queue 1`.
         #[arg(long, conflicts_with = "max_in_queue")]
         sequential: bool,
+        /// Run the jobs as steps of the allocation this shell is in (`salloc`, an sbatch
+        /// script), side by side where their nodes fit, instead of as new jobs in the queue.
+        #[arg(long, conflicts_with_all = ["max_in_queue", "sequential", "executor"])]
+        in_allocation: bool,
     },
     /// Each job's state: SLURM's (one squeue call) while it remembers the job, else the runner's
     /// status markers.
@@ -250,6 +254,7 @@ impl RenderArgs {
                     ExecutorArg::Slurm => sweep_spec::ExecutorKind::Slurm,
                     ExecutorArg::Local => sweep_spec::ExecutorKind::Local,
                 }),
+                allocation: None,
             },
             no_check: self.no_check,
             print: false,
@@ -307,11 +312,13 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         Command::Render { render, print, job } => {
             commands::render::run(&commands::render::Settings { print, job, ..render.into_settings() })
         }
-        Command::Submit { render, dry_run, job, resume, max_in_queue, waves, sequential } => {
+        Command::Submit { render, dry_run, job, resume, max_in_queue, waves, sequential, in_allocation } => {
             let mode = if waves { sweep_folder::QueueMode::Waves } else { sweep_folder::QueueMode::Chains };
             let max_in_queue = if sequential { Some(1) } else { max_in_queue };
+            let mut settings = commands::render::Settings { print: dry_run, job, ..render.into_settings() };
             commands::submit::submit(
-                &commands::render::Settings { print: dry_run, job, ..render.into_settings() },
+                &mut settings,
+                in_allocation,
                 commands::submit::Options {
                     dry_run,
                     resume,

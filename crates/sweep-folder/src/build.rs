@@ -13,7 +13,7 @@ pub fn rustc() -> Option<&'static str> {
     Some(env!("SWEEP_BUILD_RUSTC")).filter(|c| !c.is_empty())
 }
 
-/// `sweep 0.2.0`: what a file's `written_by` says.
+/// `sweep 0.3.0`: what a file's `written_by` says.
 pub fn written_by() -> String {
     format!("sweep {VERSION}")
 }

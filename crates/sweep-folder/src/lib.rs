@@ -28,14 +28,15 @@ pub mod plan;
 pub mod provenance;
 
 pub use error::FolderError;
-pub use manifest::{Executor, JobState, Manifest, ManifestJob, QueueLimit, QueueMode};
+pub use manifest::{AllocationRun, Executor, JobState, Manifest, ManifestJob, QueueLimit, QueueMode};
 pub use markers::{
     BenchmarkState, BenchmarkStatus, PointState, PointStatus, Registration, ServerState, ServerStatus,
 };
 pub use paths::{JobDir, PointDir, SubmitLock, SweepDir};
 
-/// The format every file is written in now.
-pub const FORMAT: u32 = 2;
+/// The format every file is written in now. 3: the manifest's `allocation` executor (sweep
+/// 0.3.0), which sweep 0.2.0 could not parse.
+pub const FORMAT: u32 = 3;
 
 /// The oldest format still read: folders of sweep 0.1.0, written before files carried a
 /// `format` key (read as format 1).

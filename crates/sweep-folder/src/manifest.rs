@@ -13,13 +13,17 @@ pub enum Executor {
     Slurm,
     /// Every role a process on this machine, one job after another.
     Local,
+    /// Inside an existing allocation (`sweep submit --in-allocation`): each job's sbatch script
+    /// runs with `bash` on a subset of the allocation's nodes, its roles `srun` steps; jobs on
+    /// disjoint nodes run side by side.
+    Allocation,
 }
 
 impl Executor {
     /// The job script's file name in its folder.
     pub fn script_name(self) -> &'static str {
         match self {
-            Executor::Slurm => "job.sbatch",
+            Executor::Slurm | Executor::Allocation => "job.sbatch",
             Executor::Local => "job.local.sh",
         }
     }
@@ -28,6 +32,7 @@ impl Executor {
         match self {
             Executor::Slurm => "slurm",
             Executor::Local => "local",
+            Executor::Allocation => "allocation",
         }
     }
 }
@@ -93,6 +98,25 @@ pub struct ManifestJob {
     /// The SLURM job it was submitted to wait for (`--dependency=afterany:<id>`), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after: Option<String>,
+    /// In an allocation: where and when it ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allocation: Option<AllocationRun>,
+}
+
+/// A job run inside an allocation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AllocationRun {
+    /// The allocation's SLURM job id.
+    pub job_id: String,
+    /// The allocation's nodes the job was given, in its order (its `NODES[0]`, `NODES[1]`, …).
+    pub nodes: Vec<String>,
+    /// Its port slot: every port of the job is shifted by `slot` × the sweep's port span, so that
+    /// jobs running at once never share one.
+    pub slot: u32,
+    /// Seconds since the epoch; `ended_at` once it has ended.
+    pub started_at: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<f64>,
 }
 
 /// SLURM job ids are text (`1234`, `1234_5` for an array task); a number is taken too.

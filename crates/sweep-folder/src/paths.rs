@@ -250,6 +250,11 @@ impl JobDir {
         self.dir.join("local.out")
     }
 
+    /// The job script's output when it ran inside an allocation (`--in-allocation`).
+    pub fn allocation_output_path(&self) -> PathBuf {
+        self.dir.join("allocation.out")
+    }
+
     /// The engine log of server `name` (`gen_0`).
     pub fn log_path(&self, name: &str) -> PathBuf {
         self.dir.join("logs").join(format!("{name}.log"))

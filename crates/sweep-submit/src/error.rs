@@ -42,6 +42,18 @@ pub enum SubmitError {
     #[error("{failed} of {total} jobs did not complete")]
     JobsFailed { failed: usize, total: usize },
 
+    /// `--in-allocation` outside an allocation.
+    #[error("`--in-allocation`: this process is not inside a SLURM allocation (SLURM_JOB_ID and SLURM_JOB_NODELIST are not set)")]
+    NotInAllocation,
+
+    /// A job needs more nodes than the allocation has.
+    #[error("job `{job}` needs {needs} nodes; the allocation has {has} ({nodelist})")]
+    TooLarge { job: String, needs: u32, has: u32, nodelist: String },
+
+    /// The allocation's node list or the jobs' ports cannot be used.
+    #[error("in the allocation: {0}")]
+    Allocation(String),
+
     /// The local executor could not start a job's script.
     #[error("cannot run `{}`: {source}", script.display())]
     Run { script: PathBuf, source: std::io::Error },

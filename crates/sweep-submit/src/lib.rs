@@ -4,7 +4,8 @@
 //!   folder per job with its script and `job.json`), all or nothing; and `--resume`, which adds
 //!   job folders for the points with no complete result beside (never over) the others.
 //! - [`submit`]: the jobs sent to SLURM (at a bounded rate, optionally in `--max-in-queue`
-//!   dependency chains or waves), or run one after another on this machine ([`local`]); `status`
+//!   dependency chains or waves), run one after another on this machine ([`local`]), or run as
+//!   steps of the current allocation, side by side where they fit ([`allocation`]); `status`
 //!   and `cancel`;
 //! - [`wait`]: blocks until a sweep's jobs have ended, submitting held waves as it goes.
 //! - [`check`]: every option the launch commands give an engine, held against the engine's own
@@ -13,6 +14,7 @@
 //! Nothing here prints: progress goes to a [`Reporter`], results are returned, and the command
 //! decides what is data (stdout) and what is a message (stderr).
 
+pub mod allocation;
 pub mod check;
 mod error;
 pub mod local;

@@ -1,9 +1,10 @@
 //! The local executor: each job's `job.local.sh` runs on this machine — every role a process,
 //! the same runner, folders and markers as on SLURM — one job after another.
 
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::{Command, ExitStatus, Stdio};
 
-use sweep_folder::{BenchmarkState, JobState, Manifest, SweepDir};
+use sweep_folder::{BenchmarkState, JobDir, JobState, Manifest, SweepDir};
 
 use crate::{Reporter, SubmitError};
 
@@ -37,22 +38,7 @@ pub fn run(
             .stderr(err)
             .status()
             .map_err(|source| SubmitError::Run { script: script.clone(), source })?;
-        let (state, reason) = match job_dir.read_benchmark_status() {
-            Ok(Some(m)) if m.state == BenchmarkState::Done => (JobState::Completed, m.reason),
-            Ok(Some(m)) => {
-                let state = match m.state {
-                    BenchmarkState::Timeout => JobState::Timeout,
-                    BenchmarkState::Cancelled => JobState::Cancelled,
-                    _ => JobState::Failed,
-                };
-                (state, m.reason.lines().next().unwrap_or_default().to_owned())
-            }
-            Ok(None) => (
-                JobState::Failed,
-                format!("the job ended ({status}) without a benchmark marker; see {}", log.display()),
-            ),
-            Err(error) => (JobState::Failed, format!("the job ended ({status}); {error}")),
-        };
+        let (state, reason) = outcome(&job_dir, status, &log);
         let entry = &mut manifest.jobs[index];
         entry.state = state;
         entry.reason = Some(reason.clone());
@@ -70,4 +56,25 @@ pub fn run(
         }
     }
     Ok((completed, failed))
+}
+
+/// How a job script that ran here ended: its benchmark marker's state and reason, or why there
+/// is none (`log` is where its output went).
+pub(crate) fn outcome(job_dir: &JobDir, status: ExitStatus, log: &Path) -> (JobState, String) {
+    match job_dir.read_benchmark_status() {
+        Ok(Some(m)) if m.state == BenchmarkState::Done => (JobState::Completed, m.reason),
+        Ok(Some(m)) => {
+            let state = match m.state {
+                BenchmarkState::Timeout => JobState::Timeout,
+                BenchmarkState::Cancelled => JobState::Cancelled,
+                _ => JobState::Failed,
+            };
+            (state, m.reason.lines().next().unwrap_or_default().to_owned())
+        }
+        Ok(None) => (
+            JobState::Failed,
+            format!("the job ended ({status}) without a benchmark marker; see {}", log.display()),
+        ),
+        Err(error) => (JobState::Failed, format!("the job ended ({status}); {error}")),
+    }
 }

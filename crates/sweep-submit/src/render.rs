@@ -9,6 +9,7 @@ use sweep_folder::job::{JobContext, JobPaths};
 use sweep_folder::{file, Executor, JobDir, JobState, Manifest, ManifestJob, SweepDir};
 use sweep_templates::Templates;
 
+use crate::allocation::{Allocation, PortSlots};
 use crate::SubmitError;
 
 /// How to render, beyond the spec.
@@ -20,6 +21,8 @@ pub struct Options {
     pub runner: Option<PathBuf>,
     /// Beats the spec's `executor`.
     pub executor: Option<sweep_spec::ExecutorKind>,
+    /// `--in-allocation`: the jobs run inside this allocation (beats `executor`).
+    pub allocation: Option<Allocation>,
 }
 
 /// Everything a rendering needs, resolved before anything is written.
@@ -32,6 +35,8 @@ pub struct Prepared {
     runner: PathBuf,
     bin_dir: PathBuf,
     pub executor: Executor,
+    /// With `--in-allocation`: the allocation, and the port slots its jobs are rendered in.
+    pub allocation: Option<(Allocation, PortSlots)>,
 }
 
 impl Prepared {
@@ -52,11 +57,19 @@ impl Prepared {
             options.templates.clone().or_else(|| spec.cluster.templates_dir.as_ref().map(PathBuf::from));
         let templates = Templates::new(templates_dir.as_deref(), &spec.engine.commands)
             .map_err(SubmitError::Templates)?;
-        let executor = match options.executor.unwrap_or(spec.executor) {
+        let mut executor = match options.executor.unwrap_or(spec.executor) {
             sweep_spec::ExecutorKind::Slurm => Executor::Slurm,
             sweep_spec::ExecutorKind::Local => Executor::Local,
         };
-        Ok(Prepared { spec_text, document, plan, templates, runner, bin_dir, executor })
+        // Every job must fit in the allocation: refused here, before anything is written.
+        let allocation = match &options.allocation {
+            Some(allocation) => {
+                executor = Executor::Allocation;
+                Some((allocation.clone(), crate::allocation::slots(&plan, allocation)?))
+            }
+            None => None,
+        };
+        Ok(Prepared { spec_text, document, plan, templates, runner, bin_dir, executor, allocation })
     }
 
     pub fn spec(&self) -> &sweep_spec::Spec {
@@ -67,13 +80,13 @@ impl Prepared {
         &self.plan
     }
 
-    fn context(
-        &self,
-        job: &sweep_plan::Job,
-        output: &Path,
-        dir: &str,
-        points: Vec<sweep_plan::Point>,
-    ) -> JobContext {
+    /// The port slot of the job at plan index `index` (allocation mode only).
+    pub fn port_slot(&self, index: usize) -> Option<u32> {
+        self.allocation.as_ref().map(|(_, slots)| slots.slot(index))
+    }
+
+    fn context(&self, index: usize, output: &Path, dir: &str, points: Vec<sweep_plan::Point>) -> JobContext {
+        let job = &self.plan.jobs[index];
         let paths = JobPaths {
             sweep_dir: output.display().to_string(),
             job_dir: output.join(dir).display().to_string(),
@@ -82,6 +95,16 @@ impl Prepared {
         };
         let mut context = JobContext::new(&self.document.spec, &self.plan, job, paths);
         context.points = points;
+        if let Some((_, slots)) = &self.allocation {
+            // `slots` checked that the highest shifted port fits in a u16.
+            let offset = slots.offset(index);
+            for server in &mut context.servers {
+                server.port += offset;
+            }
+            if let Some(frontend) = &mut context.frontend {
+                frontend.port += offset;
+            }
+        }
         context
     }
 }
@@ -182,10 +205,10 @@ fn write_sweep(staging: &Path, output: &Path, p: &Prepared) -> Result<(), Submit
     let provenance = crate::provenance::collect(spec, &p.spec_text, &plan_bytes);
     file::write(&staged.provenance_path(), &provenance)?;
     let mut jobs = Vec::with_capacity(p.plan.jobs.len());
-    for job in &p.plan.jobs {
+    for (index, job) in p.plan.jobs.iter().enumerate() {
         let points = p.plan.points[job.points.clone()].to_vec();
         let dir = SweepDir::job_relative(&job.name);
-        jobs.push(write_job(&staged.job(&dir), output, &dir, job, points, p, 1)?);
+        jobs.push(write_job(&staged.job(&dir), output, &dir, index, points, p, 1)?);
     }
     let manifest =
         Manifest { sweep: spec.name.clone(), executor: p.executor, resumes: 0, queue_limit: None, jobs };
@@ -199,12 +222,13 @@ fn write_job(
     staged: &JobDir,
     output: &Path,
     dir: &str,
-    job: &sweep_plan::Job,
+    index: usize,
     points: Vec<sweep_plan::Point>,
     p: &Prepared,
     attempt: u32,
 ) -> Result<ManifestJob, SubmitError> {
-    let context = p.context(job, output, dir, points);
+    let job = &p.plan.jobs[index];
+    let context = p.context(index, output, dir, points);
     let rendered = p
         .templates
         .render_job(context.clone(), p.executor)
@@ -232,6 +256,7 @@ fn write_job(
         points: context.points.iter().map(|pt| pt.id.to_string()).collect(),
         chain: None,
         after: None,
+        allocation: None,
     })
 }
 
@@ -239,9 +264,9 @@ fn write_job(
 /// step name, shell text).
 pub fn launch_commands(p: &Prepared, output: &Path) -> Result<Vec<(String, String, String)>, SubmitError> {
     let mut out = Vec::new();
-    for job in &p.plan.jobs {
+    for (index, job) in p.plan.jobs.iter().enumerate() {
         let points = p.plan.points[job.points.clone()].to_vec();
-        let context = p.context(job, output, &SweepDir::job_relative(&job.name), points);
+        let context = p.context(index, output, &SweepDir::job_relative(&job.name), points);
         let rendered = p
             .templates
             .render_job(context, p.executor)
@@ -274,7 +299,7 @@ pub fn resume(p: &Prepared, sweep: &SweepDir, live: &BTreeSet<String>) -> Result
     let (mut complete, mut running, mut to_run) = (0usize, 0usize, 0usize);
     let mut added = Vec::new();
     let resumes = manifest.resumes + 1;
-    for job in &p.plan.jobs {
+    for (index, job) in p.plan.jobs.iter().enumerate() {
         let mut points = Vec::new();
         for point in &p.plan.points[job.points.clone()] {
             let id = point.id.to_string();
@@ -297,7 +322,7 @@ pub fn resume(p: &Prepared, sweep: &SweepDir, live: &BTreeSet<String>) -> Result
             target.name(),
             std::process::id()
         )));
-        let entry = match write_job(&staged, sweep.path(), &dir, job, points, p, attempt) {
+        let entry = match write_job(&staged, sweep.path(), &dir, index, points, p, attempt) {
             Ok(entry) => entry,
             Err(error) => {
                 let _ = std::fs::remove_dir_all(staged.path());

@@ -78,6 +78,9 @@ pub fn run(
         if !executor_given {
             prepared.executor = manifest.executor;
         }
+        if prepared.executor == Executor::Allocation && prepared.allocation.is_none() {
+            return Err(SubmitError::NotInAllocation);
+        }
         check_sbatch(prepared.executor, options)?;
         let live = live_jobs(&manifest)?;
         let live_points = live.iter().flat_map(|&i| manifest.jobs[i].points.iter().cloned()).collect();
@@ -130,6 +133,30 @@ pub fn run(
             Ok(Outcome::Ran { dir, completed, failed, total: indices.len() })
         }
         Executor::Slurm => submit_slurm(&sweep, &mut manifest, &indices, queue, reporter),
+        Executor::Allocation => {
+            let Some((allocation, _)) = prepared.allocation.clone() else {
+                return Err(SubmitError::NotInAllocation);
+            };
+            let items: Vec<crate::allocation::Item> = indices
+                .iter()
+                .filter_map(|&index| {
+                    let position =
+                        prepared.plan().jobs.iter().position(|j| j.name == manifest.jobs[index].name)?;
+                    let nodes = prepared.plan().jobs[position].layout.nodes;
+                    Some(crate::allocation::Item { index, nodes, slot: prepared.port_slot(position)? })
+                })
+                .collect();
+            reporter.note(&format!(
+                "running {} jobs inside allocation {} ({} nodes); results in {}",
+                items.len(),
+                allocation.job_id,
+                allocation.nodes.len(),
+                dir.display()
+            ));
+            let (completed, failed) =
+                crate::allocation::run(&sweep, &mut manifest, &allocation, &items, reporter)?;
+            Ok(Outcome::Ran { dir, completed, failed, total: indices.len() })
+        }
     }
 }
 
@@ -214,8 +241,16 @@ fn dry_run_jobs(
         .map(|&index| {
             let job = &manifest.jobs[index];
             let path = sweep_templates::quote(&script(sweep, job).display().to_string());
-            if executor == Executor::Local {
-                return DryRunJob { index, command: format!("bash {path}"), chain: None, held: false };
+            match executor {
+                Executor::Local => {
+                    return DryRunJob { index, command: format!("bash {path}"), chain: None, held: false }
+                }
+                Executor::Allocation => {
+                    let nodes = format!("<{} of the allocation's nodes>", job_nodes(sweep, job));
+                    let command = format!("SWEEP_NODELIST={nodes} bash {path}");
+                    return DryRunJob { index, command, chain: None, held: false };
+                }
+                Executor::Slurm => {}
             }
             match queue.place() {
                 Place::Now { chain, after } => {
@@ -235,6 +270,11 @@ fn dry_run_jobs(
             }
         })
         .collect()
+}
+
+/// How many nodes a rendered job asks for (from its `job.json`; `?` when it cannot be read).
+fn job_nodes(sweep: &SweepDir, job: &ManifestJob) -> String {
+    sweep.job(&job.dir).read_job().map_or_else(|_| "?".to_owned(), |c| c.slurm.nodes.to_string())
 }
 
 /// The manifest indices of jobs SLURM still has queued or running, and, in waves mode, of jobs
@@ -406,7 +446,11 @@ pub fn status(sweep: &SweepDir) -> Result<(Vec<JobRow>, bool), SubmitError> {
             JobRow {
                 job: job.name.clone(),
                 dir: job.dir.clone(),
-                slurm_job_id: job.slurm_job_id.clone(),
+                // A job run in an allocation shows the allocation's id.
+                slurm_job_id: job
+                    .slurm_job_id
+                    .clone()
+                    .or_else(|| job.allocation.as_ref().map(|a| a.job_id.clone())),
                 state,
                 reason,
                 points,
@@ -425,7 +469,13 @@ pub(crate) fn job_state(
     accounting: &BTreeMap<String, driver::QueueEntry>,
 ) -> (String, String) {
     let Some(id) = &job.slurm_job_id else {
-        return (job.state.as_str().to_uppercase(), job.reason.clone().unwrap_or_default());
+        let reason = match (&job.allocation, job.state) {
+            (Some(run), JobState::Running) => {
+                format!("in allocation {} on {} (port slot {})", run.job_id, run.nodes.join(","), run.slot)
+            }
+            _ => job.reason.clone().unwrap_or_default(),
+        };
+        return (job.state.as_str().to_uppercase(), reason);
     };
     if let Some(entry) = queue.get(id).or_else(|| accounting.get(id)) {
         return (entry.state.clone(), entry.reason.clone());
@@ -478,6 +528,7 @@ mod tests {
                     points: Vec::new(),
                     chain: None,
                     after: None,
+                    allocation: None,
                 })
                 .collect(),
         }

@@ -71,7 +71,8 @@ pub enum RenderError {
 /// The template a job of `executor` is rendered from.
 fn script_template(executor: Executor) -> &'static str {
     match executor {
-        Executor::Slurm => "sbatch.sh.j2",
+        // In an allocation the same script runs with `bash`: its `#SBATCH` lines are comments.
+        Executor::Slurm | Executor::Allocation => "sbatch.sh.j2",
         Executor::Local => "local.sh.j2",
     }
 }

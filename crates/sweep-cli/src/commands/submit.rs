@@ -29,11 +29,24 @@ impl sweep_submit::Reporter for Console {
     }
 }
 
-pub fn submit(settings: &render::Settings, options: Options) -> Result<(), Error> {
-    // Everything is resolved first, so a login node without SLURM leaves no folder behind.
+pub fn submit(settings: &mut render::Settings, in_allocation: bool, options: Options) -> Result<(), Error> {
+    // Everything is resolved first, so a login node without SLURM (or a shell outside the
+    // allocation asked for) leaves no folder behind.
+    let inside = sweep_submit::allocation::Allocation::from_env(|key| std::env::var(key).ok());
+    if in_allocation {
+        settings.options.allocation = Some(inside?);
+    } else if let Ok(allocation) = &inside {
+        if settings.options.executor.is_none() && !options.dry_run {
+            eprintln!(
+                "note: this shell is inside allocation {} ({} nodes); `--in-allocation` runs the jobs in it instead of queueing them",
+                allocation.job_id,
+                allocation.nodes.len()
+            );
+        }
+    }
     let prepared = render::prepare(settings)?;
     render::check_unless_told(&prepared, settings)?;
-    let executor_given = settings.options.executor.is_some();
+    let executor_given = settings.options.executor.is_some() || settings.options.allocation.is_some();
     match library::run(prepared, &settings.output, executor_given, options, &mut Console)? {
         Outcome::Nothing { dir } => {
             eprintln!("nothing to run in {}: every point has a result or is queued", dir.display());
@@ -58,7 +71,7 @@ pub fn submit(settings: &render::Settings, options: Options) -> Result<(), Error
                 .collect();
             let mut stdout = std::io::stdout().lock();
             render::print_jobs(&mut stdout, &sweep, &manifest, &listed, settings.job.as_deref())?;
-            let none = if executor == Executor::Local { "none run" } else { "none submitted" };
+            let none = if executor == Executor::Slurm { "none submitted" } else { "none run" };
             eprintln!("dry run: {} jobs rendered into {}, {none}", jobs.len(), dir.display());
         }
         Outcome::Ran { dir, completed, failed, total } => {
