@@ -107,8 +107,10 @@ fn submit_watches_jobs_to_completion_and_reports_rejections_with_slurms_reason()
 #[test]
 fn cancel_stops_a_queued_sweep_by_job_id_and_a_second_submit_cannot_take_the_folder_over() {
     let spec = SPEC
-        .replace("max_nodes: 16}", "max_nodes: 16, sbatch: [\"--begin=now+600\"]}")
+        .replace("frontend_port: 19099}", "frontend_port: 19099, sbatch: [\"--begin=now+600\"]}")
         .replace("tp: [4, 32]", "tp: 4");
+    // Held ten minutes by SLURM itself, so the jobs are still queued when they are cancelled.
+    assert!(spec.contains("--begin=now+600"), "{spec}");
     let sweep_dir = new_sweep("cancel", &spec);
     let (code, stdout, stderr) = sweep(&["submit", "spec.yaml", "-o", "sweep"], &sweep_dir.dir);
     assert_eq!(code, 0, "{stderr}");
