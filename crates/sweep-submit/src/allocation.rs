@@ -218,12 +218,7 @@ fn start(
     let script = job_dir.script_path(&job.script);
     let names: Vec<String> = nodes.iter().map(|&i| allocation.nodes[i].clone()).collect();
     let log = job_dir.allocation_output_path();
-    let out = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log)
-        .map_err(|source| SubmitError::Write { path: log.clone(), source })?;
-    let err = out.try_clone().map_err(|source| SubmitError::Write { path: log.clone(), source })?;
+    let (out, err) = crate::local::output_file(&log)?;
     let child = Command::new("bash")
         .arg(&script)
         .env("SWEEP_NODELIST", names.join(","))

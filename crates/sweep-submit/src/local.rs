@@ -25,12 +25,7 @@ pub fn run(
         manifest.jobs[index].state = JobState::Running;
         sweep.write_manifest(manifest)?;
         let log = job_dir.local_output_path();
-        let out = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .map_err(|source| SubmitError::Write { path: log.clone(), source })?;
-        let err = out.try_clone().map_err(|source| SubmitError::Write { path: log.clone(), source })?;
+        let (out, err) = output_file(&log)?;
         let status = Command::new("bash")
             .arg(&script)
             .stdin(Stdio::null())
@@ -77,4 +72,15 @@ pub(crate) fn outcome(job_dir: &JobDir, status: ExitStatus, log: &Path) -> (JobS
         ),
         Err(error) => (JobState::Failed, format!("the job ended ({status}); {error}")),
     }
+}
+
+/// `log` opened for appending, twice: a job script's stdout and stderr.
+pub(crate) fn output_file(log: &Path) -> Result<(std::fs::File, std::fs::File), SubmitError> {
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(|source| SubmitError::Write { path: log.to_owned(), source })?;
+    let err = out.try_clone().map_err(|source| SubmitError::Write { path: log.to_owned(), source })?;
+    Ok((out, err))
 }
