@@ -6,20 +6,10 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{copy_dir, csv_rows, sweep};
+use common::{copy_dir, csv_rows, sweep, Scratch};
 
 fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/sweep-folder-format-1")
-}
-
-struct Scratch(PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
 }
 
 /// A copy of the fixture in a folder of its own.

@@ -1,7 +1,11 @@
 //! `sweep plan` end to end: the real binary on the example sweeps and on every kind of bad input
 //! the spec can contain, with its output, its messages and its exit codes.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
+
+use common::Scratch;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -207,17 +211,6 @@ fn check_reports_an_engine_that_is_not_installed_and_goes_on() {
         run.stdout
     );
     assert!(run.stderr.contains("`trtllm-serve` is not installed on this node"), "{}", run.stderr);
-}
-
-/// A folder of its own under the temp dir, removed when the test passes.
-struct Scratch(PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
 }
 
 fn scratch(name: &str) -> Scratch {

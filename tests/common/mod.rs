@@ -63,3 +63,14 @@ pub fn csv_rows(path: &Path) -> Vec<BTreeMap<String, String>> {
     let header = records.next().expect("a header line");
     records.map(|r| header.iter().cloned().zip(r).collect()).collect()
 }
+
+/// A folder of its own for a test, removed when the test passes (kept for a look when it fails).
+pub struct Scratch(pub PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
