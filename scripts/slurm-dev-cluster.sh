@@ -14,6 +14,7 @@ nodes=4
 gpus=4
 marker="# written by sweep's scripts/slurm-dev-cluster.sh"
 conf_dir=/etc/slurm
+other_user=sweep-other
 
 log() { printf 'slurm-dev-cluster: %s\n' "$*" >&2; }
 
@@ -41,6 +42,8 @@ configure() {
     for g in $(seq 0 $((gpus - 1))); do touch "/var/lib/fakegpu/n${n}gpu$g"; done
     gres+="NodeName=n$n Name=gpu File=/var/lib/fakegpu/n${n}gpu[0-$((gpus - 1))]"$'\n'
   done
+  local before=""
+  [ -f "$conf_dir/slurm.conf" ] && before=$(cat "$conf_dir/slurm.conf")
   cat > "$conf_dir/slurm.conf" <<CONF
 $marker
 ClusterName=local
@@ -64,11 +67,22 @@ JobAcctGatherType=jobacct_gather/none
 # Reject impossible jobs at submission, as production clusters do, instead of queueing them forever.
 EnforcePartLimits=ALL
 AccountingStorageType=accounting_storage/none
+# Users other than root see only their own jobs, as on many sites: the tests check what
+# \`sweep wait\` does on another user's sweep (as $other_user).
+PrivateData=jobs
 GresTypes=gpu
 NodeName=n[1-$nodes] NodeHostname=$host NodeAddr=127.0.0.1 Port=17001-$((17000 + nodes)) CPUs=2 RealMemory=4000 Gres=gpu:$gpus State=UNKNOWN
 PartitionName=debug Nodes=n[1-$nodes] Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE:8
 CONF
   printf '%s\nAutoDetect=off\n%s' "$marker" "$gres" > "$conf_dir/gres.conf"
+  # A controller already running keeps the old settings until told to read them again.
+  if [ -n "$before" ] && [ "$before" != "$(cat "$conf_dir/slurm.conf")" ] && cluster_answers; then
+    log "slurm.conf changed; reconfiguring the running controller"
+    scontrol reconfigure
+  fi
+  # A second, unprivileged user, to test a sweep as seen by someone who did not submit it.
+  id -u "$other_user" >/dev/null 2>&1 \
+    || useradd --system --no-create-home --shell /usr/sbin/nologin "$other_user"
   # Simulated nodes share one network namespace; their names must resolve.
   if ! grep -qE '^127\.0\.0\.1[[:space:]].*\bn1\b' /etc/hosts; then
     echo "127.0.0.1 $(seq -f 'n%g' -s ' ' 1 "$nodes")" >> /etc/hosts

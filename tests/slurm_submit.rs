@@ -135,7 +135,8 @@ fn cancel_stops_a_queued_sweep_by_job_id_and_a_second_submit_cannot_take_the_fol
 }
 
 /// Six one-node aggregated jobs (TP4 on 4-GPU nodes), three of them TP32: more nodes than the
-/// partition has, so SLURM rejects them. Nothing holds a port; each job deploys and ends.
+/// partition has, so SLURM rejects them. Nothing holds a port, but each runner checks its port
+/// is free: the simulated nodes share one network, so each test moves PORTS to its own range.
 const QUEUE_SPEC: &str = "\
 name: e2e-queue
 model: {path: /m}
@@ -143,7 +144,7 @@ engine:
   kind: custom
   commands: {agg: \"sleep 600\"}
   health: {path: null}
-cluster: {gpus_per_node: 4, max_nodes: 16, base_port: 19200, frontend_port: 19299}
+cluster: {gpus_per_node: 4, max_nodes: 16, base_port: PORTS00, frontend_port: PORTS99}
 mode: agg
 agg: {tp: TPS, batch: [1, 2, 3]}
 workload: {isl: 8, osl: 8, concurrency: 1, load: false}
@@ -179,7 +180,7 @@ fn most_at_once(spans: &[(String, f64, f64)]) -> usize {
 
 #[test]
 fn max_in_queue_chains_the_jobs_and_a_rejected_job_leaves_its_chain_waiting_on_the_one_before() {
-    let sweep_dir = new_sweep("chains", &QUEUE_SPEC.replace("TPS", "[4, 32]"));
+    let sweep_dir = new_sweep("chains", &QUEUE_SPEC.replace("TPS", "[4, 32]").replace("PORTS", "192"));
     let (code, stdout, stderr) =
         sweep(&["submit", "spec.yaml", "-o", "sweep", "--max-in-queue", "2"], &sweep_dir.dir);
     assert_eq!(code, 9, "three jobs are rejected: {stderr}");
@@ -238,7 +239,10 @@ fn max_in_queue_chains_the_jobs_and_a_rejected_job_leaves_its_chain_waiting_on_t
 fn waves_submit_the_limit_and_wait_submits_the_rest_as_jobs_end_while_status_watches() {
     let sweep_dir = new_sweep(
         "waves",
-        &QUEUE_SPEC.replace("TPS", "4").replace("batch: [1, 2, 3]", "batch: [1, 2, 3, 4, 5]"),
+        &QUEUE_SPEC
+            .replace("PORTS", "193")
+            .replace("TPS", "4")
+            .replace("batch: [1, 2, 3]", "batch: [1, 2, 3, 4, 5]"),
     );
     let (code, stdout, stderr) =
         sweep(&["submit", "spec.yaml", "-o", "sweep", "--max-in-queue", "2", "--waves"], &sweep_dir.dir);
@@ -282,8 +286,10 @@ fn waves_submit_the_limit_and_wait_submits_the_rest_as_jobs_end_while_status_wat
 
 #[test]
 fn wait_retries_an_unreachable_controller_with_backoff_and_gives_up_at_its_timeout() {
-    let sweep_dir =
-        new_sweep("wait-down", &QUEUE_SPEC.replace("TPS", "4").replace("batch: [1, 2, 3]", "batch: 1"));
+    let sweep_dir = new_sweep(
+        "wait-down",
+        &QUEUE_SPEC.replace("PORTS", "194").replace("TPS", "4").replace("batch: [1, 2, 3]", "batch: 1"),
+    );
     let (code, _, stderr) = sweep(&["render", "spec.yaml", "-o", "sweep", "--no-check"], &sweep_dir.dir);
     assert_eq!(code, 0, "{stderr}");
     // The job as if submitted, to a controller nobody listens for: a copy of the cluster's
@@ -316,4 +322,127 @@ fn wait_retries_an_unreachable_controller_with_backoff_and_gives_up_at_its_timeo
     assert!(stderr.contains("squeue failed") && stderr.contains("retrying in 1 s"), "{stderr}");
     assert!(stderr.contains("timed out after 8 s with 1 job(s) still queued or running"), "{stderr}");
     assert!(start.elapsed() < Duration::from_secs(60), "gave up near its timeout: {:?}", start.elapsed());
+}
+
+/// The sweep's job ids in the manifest, in plan order, for jobs of `attempt`.
+fn job_ids(m: &serde_json::Value, attempt: u64) -> Vec<String> {
+    m["jobs"]
+        .as_array()
+        .expect("jobs")
+        .iter()
+        .filter(|j| j["attempt"].as_u64() == Some(attempt))
+        .filter_map(|j| j["slurm_job_id"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// Lets jobs held by `--begin` start now.
+fn release(ids: &[String]) {
+    for id in ids {
+        let status = Command::new("scontrol")
+            .args(["update", &format!("JobId={id}"), "StartTime=now"])
+            .status()
+            .expect("scontrol runs");
+        assert!(status.success(), "scontrol update JobId={id} StartTime=now");
+    }
+}
+
+#[test]
+fn cancel_and_resume_keep_working_on_a_sweep_in_chains() {
+    let spec = QUEUE_SPEC
+        .replace("TPS", "4")
+        .replace("batch: [1, 2, 3]", "batch: [1, 2, 3, 4]")
+        .replace("PORTS99}", "PORTS99, sbatch: [\"--begin=now+600\"]}")
+        .replace("PORTS", "195");
+    assert!(spec.contains("--begin=now+600"), "{spec}");
+    let sweep_dir = new_sweep("chains-cancel", &spec);
+    let (code, _, stderr) =
+        sweep(&["submit", "spec.yaml", "-o", "sweep", "--max-in-queue", "2"], &sweep_dir.dir);
+    assert_eq!(code, 0, "{stderr}");
+    let first = job_ids(&manifest(&sweep_dir.dir), 1);
+    assert_eq!(first.len(), 4);
+
+    // Cancel takes every job of every chain: the heads held by --begin, the rest by dependency.
+    let (code, stdout, stderr) = sweep(&["cancel", "sweep"], &sweep_dir.dir);
+    assert_eq!(code, 0, "{stderr}");
+    let mut cancelled: Vec<String> = stdout.lines().map(str::to_owned).collect();
+    cancelled.sort();
+    let mut expected = first.clone();
+    expected.sort();
+    assert_eq!(cancelled, expected, "the chained jobs are cancelled too");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(status(&sweep_dir.dir).iter().all(|r| r["state"] == "CANCELLED"), "{:?}", status(&sweep_dir.dir));
+
+    // A resume builds new chains: the cancelled jobs have ended, so no new job waits for them.
+    let (code, stdout, stderr) =
+        sweep(&["submit", "spec.yaml", "-o", "sweep", "--resume", "--max-in-queue", "2"], &sweep_dir.dir);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout.lines().count(), 4, "every point again: {stdout}");
+    let m = manifest(&sweep_dir.dir);
+    let second = job_ids(&m, 2);
+    assert_eq!(second.len(), 4, "{m:#}");
+    let resumed: Vec<&serde_json::Value> =
+        m["jobs"].as_array().expect("jobs").iter().filter(|j| j["attempt"] == 2).collect();
+    for (n, job) in resumed.iter().enumerate() {
+        let after = job["after"].as_str();
+        if n < 2 {
+            assert_eq!(after, None, "a new chain's head waits for nothing: {job}");
+        } else {
+            assert_eq!(after, Some(second[n - 2].as_str()), "{job}");
+        }
+        assert!(!first.iter().any(|id| Some(id.as_str()) == after), "{job}");
+    }
+    release(&second);
+    let (code, _, stderr) = sweep(
+        &["wait", "sweep", "--timeout", "180", "--interval", "0.5", "--max-interval", "2"],
+        &sweep_dir.dir,
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("every job ended: 0 of 4 points done, 4 skipped"), "{stderr}");
+    let spans = benchmark_spans(&sweep_dir.dir, &m);
+    assert!(most_at_once(&spans) <= 2, "never more than the limit at once: {spans:?}");
+}
+
+/// `sweep wait` run by another user, on a cluster whose PrivateData hides root's jobs from them
+/// (the dev cluster's `sweep-other`): squeue shows nothing, so the jobs are followed by their
+/// markers in the folder, and the wait says so.
+#[test]
+fn wait_on_another_users_sweep_follows_the_markers_of_jobs_squeue_hides() {
+    let spec = QUEUE_SPEC
+        .replace("TPS", "4")
+        .replace("batch: [1, 2, 3]", "batch: 1")
+        .replace("PORTS99}", "PORTS99, sbatch: [\"--begin=now+600\"]}")
+        .replace("PORTS", "196");
+    let sweep_dir = new_sweep("wait-other-user", &spec);
+    let (code, _, stderr) = sweep(&["submit", "spec.yaml", "-o", "sweep"], &sweep_dir.dir);
+    assert_eq!(code, 0, "{stderr}");
+    let ids = job_ids(&manifest(&sweep_dir.dir), 1);
+    // A copy the other user can run wherever the build is.
+    let binary = sweep_dir.dir.join("sweep-bin");
+    std::fs::copy(env!("CARGO_BIN_EXE_sweep"), &binary).expect("copy");
+    let as_other = |args: &[&str]| {
+        let output = Command::new("runuser")
+            .args(["-u", "sweep-other", "--"])
+            .arg(&binary)
+            .args(args)
+            .current_dir(&sweep_dir.dir)
+            .output()
+            .expect("runuser runs");
+        (output.status.code(), String::from_utf8_lossy(&output.stderr).into_owned())
+    };
+    let (code, stderr) = as_other(&["wait", "sweep", "--timeout", "3", "--interval", "0.5"]);
+    assert_eq!(code, Some(16), "the job is still held: {stderr}");
+    assert!(
+        stderr.contains("squeue does not show 1 of the sweep's jobs")
+            && stderr.contains("PrivateData=jobs")
+            && stderr.contains("retrying in 1 s"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("UNSEEN"), "{stderr}");
+
+    release(&ids);
+    let (code, stderr) =
+        as_other(&["wait", "sweep", "--timeout", "120", "--interval", "0.5", "--max-interval", "2"]);
+    assert_eq!(code, Some(0), "its marker says it is done: {stderr}");
+    assert!(stderr.contains("COMPLETED (from the job's status marker)"), "{stderr}");
+    assert!(stderr.contains("every job ended: 0 of 1 points done, 1 skipped"), "{stderr}");
 }

@@ -58,6 +58,21 @@ fn signal_flag() -> Arc<AtomicBool> {
     flag
 }
 
+/// Whether `port` can be bound, asked a few times over a second: the previous job of a chain
+/// may still be closing its server on this node, and another runner's own probe holds the port
+/// for an instant.
+fn port_free(port: u16) -> bool {
+    for attempt in 0..5 {
+        if std::net::TcpListener::bind(("0.0.0.0", port)).is_ok() {
+            return true;
+        }
+        if attempt < 4 {
+            std::thread::sleep(std::time::Duration::from_millis(250));
+        }
+    }
+    false
+}
+
 pub fn run(s: &Serve) -> Result<ExitCode, String> {
     let role = ServerRole::parse(s.role)
         .ok_or_else(|| format!("--role {}: give CTX, GEN, AGG or DISAGG_SERVER", s.role))?;
@@ -73,7 +88,7 @@ pub fn run(s: &Serve) -> Result<ExitCode, String> {
     };
     // A port another process holds (another job sharing this node's network) would fail the
     // engine obscurely, or worse, answer for it: say so now.
-    if leader && s.port != 0 && std::net::TcpListener::bind(("0.0.0.0", s.port)).is_err() {
+    if leader && s.port != 0 && !port_free(s.port) {
         let reason = format!(
             "port {} on {node} is already in use: another job or process shares this node's network; \
              give each concurrent sweep its own `cluster.base_port`/`frontend_port`, or submit with --sequential",

@@ -123,6 +123,19 @@ pub fn squeue(ids: &[String]) -> Result<BTreeMap<String, QueueEntry>, SlurmError
         .collect())
 }
 
+/// What this cluster's `PrivateData` hides from users other than a job's owner (`jobs`,
+/// `usage`, …), from `scontrol show config`; empty when it hides nothing or cannot be asked.
+pub fn private_data() -> Vec<String> {
+    let Ok(text) = run("scontrol", &["show", "config"]) else { return Vec::new() };
+    text.lines()
+        .filter_map(|line| line.split_once('='))
+        .find(|(key, _)| key.trim() == "PrivateData")
+        .map(|(_, value)| {
+            value.split(',').map(|v| v.trim().to_owned()).filter(|v| !v.is_empty() && v != "none").collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Cancels jobs by id.
 pub fn scancel(ids: &[String]) -> Result<(), SlurmError> {
     if ids.is_empty() {

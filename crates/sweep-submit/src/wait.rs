@@ -4,10 +4,13 @@
 //! those the controller has just forgotten), at an interval that grows from 2 s by half each
 //! poll up to a cap, so a day-long sweep costs the controller a call a minute. A failed `squeue`
 //! (the controller down or restarting, a site that hides other users' jobs) is retried with a
-//! doubling backoff, and said so, until `--timeout`. With `--submit-more`, jobs a `--waves`
+//! doubling backoff, and said so, until `--timeout`. So is a job squeue will not show this user
+//! (another user's sweep on a cluster with `PrivateData=jobs`): it is followed by its markers in
+//! the folder until they say it ended. With `--submit-more`, jobs a `--waves`
 //! submit left in the folder are submitted as queued ones end, never more than the limit.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::os::unix::fs::MetadataExt;
 use std::time::{Duration, Instant};
 
 use sweep_folder::{JobState, Manifest, QueueMode, SweepDir};
@@ -93,6 +96,9 @@ pub fn wait(sweep: &SweepDir, options: &Options, reporter: &mut dyn Reporter) ->
     let mut interval = options.interval;
     let mut backoff = options.interval;
     let mut told_held = false;
+    // Why squeue hides the sweep's jobs from this user, asked the first time a job is missing.
+    let mut hidden: Option<Option<String>> = None;
+    let mut unseen_backoff = options.interval;
     loop {
         let mut manifest = sweep.read_manifest()?;
         let asking: Vec<String> = manifest
@@ -123,6 +129,7 @@ pub fn wait(sweep: &SweepDir, options: &Options, reporter: &mut dyn Reporter) ->
         let forgotten: Vec<String> = asking.iter().filter(|id| !queue.contains_key(*id)).cloned().collect();
         let accounting = driver::sacct(&forgotten);
         let mut live = 0usize;
+        let mut unseen = 0usize;
         for job in &manifest.jobs {
             let (state, reason) = match ended.get(&job.dir) {
                 Some(known) => known.clone(),
@@ -137,6 +144,15 @@ pub fn wait(sweep: &SweepDir, options: &Options, reporter: &mut dyn Reporter) ->
                         (state, reason)
                     } else if is_held(&manifest, job.state) {
                         (state, reason)
+                    } else if job.slurm_job_id.as_ref().is_some_and(|id| !accounting.contains_key(id))
+                        && matches!(sweep.job(&job.dir).read_benchmark_status(), Ok(None))
+                        && hidden.get_or_insert_with(|| hidden_from_us(sweep)).is_some()
+                    {
+                        // Missing from squeue may only mean hidden: the job has not ended until
+                        // its marker says so.
+                        live += 1;
+                        unseen += 1;
+                        ("UNSEEN".to_owned(), "hidden from this user; following its markers".to_owned())
                     } else {
                         // Gone from the queue with a marker that still says running: the job
                         // was killed before its runner could say how it ended.
@@ -191,9 +207,45 @@ pub fn wait(sweep: &SweepDir, options: &Options, reporter: &mut dyn Reporter) ->
         if let Some(end) = timed_out(sweep, &manifest, start, options, &ended)? {
             return Ok(end);
         }
+        if unseen > 0 {
+            let why = hidden.clone().flatten().unwrap_or_default();
+            reporter.note(&format!(
+                "squeue does not show {unseen} of the sweep's jobs ({why}); following their markers in \
+                 the folder, retrying in {} s",
+                unseen_backoff.as_secs_f64().round()
+            ));
+            sleep_within(unseen_backoff, start, options.timeout);
+            unseen_backoff = (unseen_backoff * 2).min(options.max_interval);
+            continue;
+        }
         sleep_within(interval, start, options.timeout);
         interval = interval.mul_f64(1.5).min(options.max_interval);
     }
+}
+
+/// Why squeue may not show this user the sweep's jobs: the folder belongs to someone else and
+/// the cluster's `PrivateData` hides other users' jobs. `None` when it shows them (root and
+/// the owner see every job of theirs).
+fn hidden_from_us(sweep: &SweepDir) -> Option<String> {
+    let owner = std::fs::metadata(sweep.manifest_path()).ok()?.uid();
+    let us = effective_uid()?;
+    if us == 0 || us == owner {
+        return None;
+    }
+    let private = driver::private_data();
+    private.iter().any(|p| p == "jobs").then(|| {
+        format!(
+            "the sweep belongs to uid {owner}, and this cluster's PrivateData={} hides other users' jobs",
+            private.join(",")
+        )
+    })
+}
+
+/// This process's effective uid, read from /proc: SLURM runs on Linux, and it spares an
+/// unsafe libc call.
+fn effective_uid() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status.lines().find_map(|line| line.strip_prefix("Uid:"))?.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// A job a `--waves` submit left in the folder for `--submit-more`.
