@@ -98,6 +98,8 @@ pub struct PointSource {
     pub osl: Option<i64>,
     pub concurrency: Option<i64>,
     pub effective_concurrency: Option<i64>,
+    /// The open loop's rate, requests/s; `None` for a closed loop.
+    pub request_rate: Option<f64>,
     /// `done`, `failed`, `timeout`, `cancelled`, `running`, `not_run` (or `unknown` when no
     /// marker says; reading may turn it into `done` or `unreadable`).
     pub state: String,
@@ -393,6 +395,7 @@ fn sweep_folder(dir: &Path, found: &mut Discovery) {
                         osl: Some(i64::from(point.osl)),
                         concurrency: Some(i64::from(point.concurrency)),
                         effective_concurrency: i64::try_from(point.effective_concurrency).ok(),
+                        request_rate: point.request_rate.map(|r| r.0),
                         state: "not_run".to_owned(),
                         reason: Some(reason),
                         attempts: 0,
@@ -428,6 +431,7 @@ fn choose(mut list: Vec<Attempt>, planned: Option<&sweep_plan::Point>) -> PointS
         osl: p.map(|p| i64::from(p.osl)),
         concurrency: p.map(|p| i64::from(p.concurrency)),
         effective_concurrency: p.and_then(|p| i64::try_from(p.effective_concurrency).ok()),
+        request_rate: p.and_then(|p| p.request_rate).map(|r| r.0),
         state: a.state,
         reason: a.reason,
         attempts,
@@ -514,6 +518,7 @@ fn aiperf_point(root: &Path, dir: &Path, found: &mut Discovery) {
         osl,
         concurrency,
         effective_concurrency: concurrency,
+        request_rate: None,
         // aiperf leaves no marker: reading the summary decides.
         state: "unknown".to_owned(),
         reason: None,

@@ -135,54 +135,75 @@ pub fn charts(rows: &[Row], analysis: &Analysis) -> Vec<Chart> {
             x_log2: false,
             series,
         });
-        // Per configuration, against concurrency.
-        let mut configs: Vec<String> =
-            rows.iter().filter(in_workload).map(|r| r.config.job.clone()).collect();
-        configs.sort();
-        configs.dedup();
-        let per_config = |value: &dyn Fn(&Row) -> Option<f64>| -> Vec<Series> {
-            configs
-                .iter()
+        // Per configuration against concurrency. Open-loop points add a line per configuration
+        // and rate there, and charts against the rate with a line per configuration and
+        // concurrency cap.
+        let concurrency = |r: &Row| r.effective_concurrency.or(r.concurrency).map(|c| c as f64);
+        let rate = |r: &Row| r.request_rate;
+        let rated = rows.iter().filter(in_workload).any(|r| r.request_rate.is_some());
+        let lines = |x: &dyn Fn(&Row) -> Option<f64>,
+                     by: &dyn Fn(&Row) -> Option<f64>,
+                     label: &dyn Fn(&str, f64) -> String,
+                     value: &dyn Fn(&Row) -> Option<f64>|
+         -> Vec<Series> {
+            let mut keys: Vec<(String, Option<f64>)> =
+                rows.iter().filter(in_workload).map(|r| (r.config.job.clone(), by(r))).collect();
+            keys.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.unwrap_or(0.0).total_cmp(&b.1.unwrap_or(0.0))));
+            keys.dedup();
+            keys.iter()
                 .enumerate()
-                .map(|(k, job)| {
+                .map(|(k, (job, at))| {
                     let mut line: Vec<(f64, f64)> = rows
                         .iter()
                         .filter(in_workload)
-                        .filter(|r| &r.config.job == job)
-                        .filter_map(|r| Some((r.effective_concurrency.or(r.concurrency)? as f64, value(r)?)))
+                        .filter(|r| &r.config.job == job && by(r) == *at)
+                        .filter_map(|r| Some((x(r)?, value(r)?)))
                         .collect();
                     line.sort_by(|a, b| a.0.total_cmp(&b.0));
-                    Series { label: job.clone(), color: k, scatter: Vec::new(), line }
+                    let label = at.map_or_else(|| job.clone(), |v| label(job, v));
+                    Series { label, color: k, scatter: Vec::new(), line }
                 })
                 .filter(|s| !s.line.is_empty())
                 .collect()
         };
-        let concurrency = "concurrency (requests in flight)".to_owned();
-        out.push(Chart {
-            name: format!("ttft_{suffix}"),
-            title: format!("Time to first token, median — {workload}"),
-            x_label: concurrency.clone(),
-            y_label: "TTFT p50 (ms)".to_owned(),
-            x_log2: true,
-            series: per_config(&|r| r.figures.get("ttft_p50_ms")),
-        });
-        out.push(Chart {
-            name: format!("itl_{suffix}"),
-            title: format!("Inter-token latency, median — {workload}"),
-            x_label: concurrency.clone(),
-            y_label: "ITL p50 (ms)".to_owned(),
-            x_log2: true,
-            series: per_config(&|r| r.figures.get("itl_p50_ms")),
-        });
         let basis = analysis.basis;
-        out.push(Chart {
-            name: format!("throughput_{suffix}"),
-            title: format!("Output throughput per GPU — {workload}"),
-            x_label: concurrency,
-            y_label: format!("output tokens/s per GPU ({basis_label})"),
-            x_log2: true,
-            series: per_config(&move |r| r.tps_per_gpu(basis)),
-        });
+        let measures: [(&str, &str, String, &dyn Fn(&Row) -> Option<f64>); 3] = [
+            ("ttft", "Time to first token, median", "TTFT p50 (ms)".to_owned(), &|r| {
+                r.figures.get("ttft_p50_ms")
+            }),
+            ("itl", "Inter-token latency, median", "ITL p50 (ms)".to_owned(), &|r| {
+                r.figures.get("itl_p50_ms")
+            }),
+            (
+                "throughput",
+                "Output throughput per GPU",
+                format!("output tokens/s per GPU ({basis_label})"),
+                &move |r| r.tps_per_gpu(basis),
+            ),
+        ];
+        for (name, title, y_label, value) in &measures {
+            let by_rate: &dyn Fn(&Row) -> Option<f64> = if rated { &rate } else { &|_| None };
+            out.push(Chart {
+                name: format!("{name}_{suffix}"),
+                title: format!("{title} — {workload}"),
+                x_label: "concurrency (requests in flight)".to_owned(),
+                y_label: y_label.clone(),
+                x_log2: true,
+                series: lines(&concurrency, by_rate, &|job, v| format!("{job} @ {v} req/s"), *value),
+            });
+        }
+        if rated {
+            for (name, title, y_label, value) in &measures {
+                out.push(Chart {
+                    name: format!("{name}_rate_{suffix}"),
+                    title: format!("{title} against the request rate — {workload}"),
+                    x_label: "request rate (requests/s, target)".to_owned(),
+                    y_label: y_label.clone(),
+                    x_log2: true,
+                    series: lines(&rate, &concurrency, &|job, v| format!("{job}, conc {v}"), *value),
+                });
+            }
+        }
     }
     out
 }

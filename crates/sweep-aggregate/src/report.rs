@@ -83,6 +83,20 @@ impl Table {
         s
     }
 
+    /// Adds the column `header` after `after`, one cell per row, unless every cell is empty:
+    /// the target request rate appears only in sweeps that have one.
+    fn optional_column(mut self, after: &str, header: &'static str, cells: Vec<Option<f64>>) -> Self {
+        if cells.iter().all(Option::is_none) {
+            return self;
+        }
+        let at = self.header.iter().position(|h| *h == after).map_or(self.header.len(), |i| i + 1);
+        self.header.insert(at, header);
+        for (row, cell) in self.rows.iter_mut().zip(cells) {
+            row.insert(at, cell.map(|v| v.to_string()).unwrap_or_default());
+        }
+        self
+    }
+
     fn markdown(&self) -> String {
         let mut s = format!("| {} |\n|{}\n", self.header.join(" | "), " --- |".repeat(self.header.len()));
         for row in &self.rows {
@@ -95,11 +109,10 @@ impl Table {
 
 fn frontier_table(agg: &Aggregate) -> Table {
     let basis = agg.analysis.basis;
-    let rows = agg
-        .analysis
-        .frontiers
-        .iter()
-        .flat_map(|f| f.rows.iter().map(move |&i| (&f.group, &agg.rows[i])))
+    let on_frontiers =
+        || agg.analysis.frontiers.iter().flat_map(|f| f.rows.iter().map(move |&i| (&f.group, &agg.rows[i])));
+    let rates = on_frontiers().map(|(_, r)| r.request_rate).collect();
+    let rows = on_frontiers()
         .map(|(group, r)| {
             vec![
                 group.to_string(),
@@ -130,10 +143,12 @@ fn frontier_table(agg: &Aggregate) -> Table {
         ],
         rows,
     }
+    .optional_column("concurrency", "req/s", rates)
 }
 
 fn best_table(agg: &Aggregate) -> Table {
     let basis = agg.analysis.basis;
+    let rates = agg.analysis.best.iter().map(|b| b.row.and_then(|i| agg.rows[i].request_rate)).collect();
     let rows = agg
         .analysis
         .best
@@ -168,6 +183,7 @@ fn best_table(agg: &Aggregate) -> Table {
         ],
         rows,
     }
+    .optional_column("concurrency", "req/s", rates)
 }
 
 fn ratio_table(agg: &Aggregate) -> Table {
@@ -216,7 +232,9 @@ fn problem_table(agg: &Aggregate) -> Table {
             ]
         })
         .collect();
+    let rates = agg.rows.iter().filter(|r| r.state != "done").map(|r| r.request_rate).collect();
     Table { header: vec!["state", "configuration", "point", "concurrency", "reason", "folder"], rows }
+        .optional_column("concurrency", "req/s", rates)
 }
 
 fn all_table(agg: &Aggregate) -> Table {
@@ -268,6 +286,7 @@ fn all_table(agg: &Aggregate) -> Table {
         ],
         rows,
     }
+    .optional_column("effective", "req/s", agg.rows.iter().map(|r| r.request_rate).collect())
 }
 
 fn basis_text(basis: GpuBasis) -> &'static str {
@@ -452,9 +471,16 @@ pub fn html(agg: &Aggregate, charts: &[(Chart, String)]) -> String {
         let _ = writeln!(s, "<figure id=\"{}\">{}</figure>", escape(&chart.name), strip_xml_header(svg));
     }
     s.push_str(&frontier_table(agg).html("frontier-table"));
+    let against_rate = |c: &Chart| c.name.contains("_rate_isl");
     s.push_str("<h2 id=\"concurrency\">Against concurrency</h2>\n");
-    for (chart, svg) in charts.iter().filter(|(c, _)| !c.name.starts_with("pareto_")) {
+    for (chart, svg) in charts.iter().filter(|(c, _)| !c.name.starts_with("pareto_") && !against_rate(c)) {
         let _ = writeln!(s, "<figure id=\"{}\">{}</figure>", escape(&chart.name), strip_xml_header(svg));
+    }
+    if charts.iter().any(|(c, _)| against_rate(c)) {
+        s.push_str("<h2 id=\"request-rate\">Against the request rate</h2>\n");
+        for (chart, svg) in charts.iter().filter(|(c, _)| against_rate(c)) {
+            let _ = writeln!(s, "<figure id=\"{}\">{}</figure>", escape(&chart.name), strip_xml_header(svg));
+        }
     }
     let problems = problem_table(agg);
     let _ = writeln!(s, "<h2 id=\"problems\">Points without a result ({})</h2>", problems.rows.len());

@@ -15,6 +15,8 @@ pub struct Summary {
     pub isl: Option<i64>,
     pub osl: Option<i64>,
     pub concurrency: Option<i64>,
+    /// The profiling phase's target rate (aiperf's `request_rate` phases, and ours).
+    pub request_rate: Option<f64>,
     /// `server_usage`, `tokenizer` or `client_count` (the runner), or from aiperf's `use_server_token_count`.
     pub token_source: Option<String>,
     /// `aiperf 0.13.0` or `sweep-runner 0.1.0`.
@@ -77,6 +79,7 @@ pub fn parse(value: &Value) -> Result<Summary, String> {
         isl: as_int(&dataset["isl"]["mean"]),
         osl: as_int(&dataset["osl"]["mean"]),
         concurrency: profiling.and_then(|p| as_int(&p["concurrency"])),
+        request_rate: profiling.and_then(|p| p["request_rate"].as_f64()),
         token_source,
         generator,
         model: config["models"]["items"][0]["name"].as_str().map(str::to_owned),

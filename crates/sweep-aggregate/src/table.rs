@@ -24,6 +24,8 @@ pub struct Row {
     pub osl: Option<i64>,
     pub concurrency: Option<i64>,
     pub effective_concurrency: Option<i64>,
+    /// The open loop's target rate, requests/s (the measured one is `request_throughput`).
+    pub request_rate: Option<f64>,
     pub figures: Figures,
     /// `summary` or `records`: where the figures were read from.
     pub metrics_from: Option<&'static str>,
@@ -88,6 +90,7 @@ pub fn read_points(points: Vec<PointSource>, from_records: bool, warnings: &mut 
             osl: p.osl,
             concurrency: p.concurrency,
             effective_concurrency: p.effective_concurrency,
+            request_rate: p.request_rate,
             figures: Figures::empty(),
             metrics_from: None,
             token_source: None,
@@ -108,6 +111,7 @@ pub fn read_points(points: Vec<PointSource>, from_records: bool, warnings: &mut 
                     row.osl = row.osl.or(s.osl);
                     row.concurrency = row.concurrency.or(s.concurrency);
                     row.effective_concurrency = row.effective_concurrency.or(s.concurrency);
+                    row.request_rate = row.request_rate.or(s.request_rate);
                     row.token_source = s.token_source;
                     row.generator = s.generator;
                     if row.config.model.is_none() {
@@ -226,6 +230,7 @@ pub fn frame(rows: &[Row]) -> Result<DataFrame, Error> {
         Column::new("osl".into(), int(&|r| r.osl)),
         Column::new("concurrency".into(), int(&|r| r.concurrency)),
         Column::new("effective_concurrency".into(), int(&|r| r.effective_concurrency)),
+        Column::new("request_rate".into(), float(&|r| r.request_rate)),
         Column::new("gpus_allocated".into(), int(&|r| r.config.gpus_allocated)),
         Column::new("gpus_working".into(), int(&|r| r.config.gpus_working)),
         Column::new("model".into(), text(&|r| r.config.model.clone())),

@@ -131,12 +131,15 @@ pub fn point_id(job: Id, key: &Point) -> Id {
         key.requests,
         key.warmup,
     ];
-    let mut buffer = [0u8; 16 + 7 * 8];
+    // The rate, hashed only when there is one, so closed-loop ids stay what they were.
+    let rate = key.request_rate.map(|r| r.0.to_bits());
+    let mut buffer = [0u8; 16 + 8 * 8];
     buffer[..16].copy_from_slice(DOMAIN);
-    for (chunk, value) in buffer[16..].chunks_exact_mut(8).zip(fields) {
+    for (chunk, value) in buffer[16..].chunks_exact_mut(8).zip(fields.into_iter().chain(rate)) {
         chunk.copy_from_slice(&value.to_le_bytes());
     }
-    first_64_bits(blake3::hash(&buffer))
+    let len = if rate.is_some() { buffer.len() } else { buffer.len() - 8 };
+    first_64_bits(blake3::hash(&buffer[..len]))
 }
 
 /// The id points of `job` are hashed under: the job's own when the load settings are the
@@ -173,10 +176,18 @@ mod tests {
             osl: 128,
             concurrency: 8,
             effective_concurrency: 8,
+            request_rate: None,
             requests: 80,
             warmup: 16,
         };
         assert_eq!(point_id(Id(42), &key).to_string(), "ee760a3e03443e7d");
+        let rated = Point { request_rate: Some(sweep_spec::Rate(2.5)), ..key };
+        assert_eq!(point_id(Id(42), &rated).to_string(), point_id(Id(42), &rated).to_string());
+        assert_ne!(point_id(Id(42), &rated), point_id(Id(42), &key));
+        assert_ne!(
+            point_id(Id(42), &rated),
+            point_id(Id(42), &Point { request_rate: Some(sweep_spec::Rate(5.0)), ..key })
+        );
         let other = Point { concurrency: 16, ..key };
         assert_eq!(point_id(Id(42), &Point { id: Id(9), job: 0, ..key }), point_id(Id(42), &key));
         assert_ne!(point_id(Id(42), &other), point_id(Id(42), &key));
@@ -193,5 +204,14 @@ mod tests {
         let counted = sweep_spec::Load { tokenizer: Some("/models/x/tokenizer.json".into()), ..load.clone() };
         assert_ne!(with_load(job, &counted), with_load(job, &load));
         assert_ne!(with_load(job, &load), job);
+    }
+
+    #[test]
+    fn the_load_hash_still_carries_a_null_request_rate() {
+        // Rates moved into the points; the load's JSON must read as it did before, or every
+        // point id of a sweep with load keys set would change.
+        let text = serde_json::to_string(&sweep_spec::Load { seed: 7, ..sweep_spec::Load::default() })
+            .expect("serializes");
+        assert!(text.contains(r#""arrival":"closed","request_rate":null,"burstiness""#), "{text}");
     }
 }

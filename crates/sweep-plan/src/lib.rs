@@ -91,6 +91,10 @@ pub struct Point {
     /// What the load generator runs: the listed value, times the GEN (or AGG) servers when
     /// `workload.concurrency_per_gen_server` is set.
     pub effective_concurrency: u64,
+    /// The open loop's rate (`workload.request_rate`); `None` for a closed loop or a trace. The
+    /// concurrency then caps the requests in flight.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_rate: Option<sweep_spec::Rate>,
     pub requests: u64,
     pub warmup: u64,
 }
@@ -168,7 +172,8 @@ impl PlanError {
 /// Expands `spec` into a plan.
 pub fn plan(spec: &Spec, options: &PlanOptions) -> Result<Plan, PlanError> {
     let space = &spec.space;
-    let size = space.size();
+    // Rates cross every other axis; they are not in the expression space (no exclude or where).
+    let size = space.size() * spec.workload.request_rates.len().max(1) as u128;
     if size > u128::from(options.max_points) {
         return Err(PlanError::TooManyPoints { size, max: options.max_points });
     }
@@ -290,7 +295,13 @@ impl Expander<'_> {
                 };
                 let int =
                     |axis: usize| self.slots[axis + 1].as_ref().and_then(Value::as_int).unwrap_or(0) as u32;
-                self.push_point(job, int(isl), int(osl), int(concurrency));
+                let (isl, osl, concurrency) = (int(isl), int(osl), int(concurrency));
+                if self.spec.workload.request_rates.is_empty() {
+                    self.push_point(job, isl, osl, concurrency, None);
+                }
+                for &rate in &self.spec.workload.request_rates {
+                    self.push_point(job, isl, osl, concurrency, Some(rate));
+                }
             }
             // Advance the counter.
             let mut d = sub.dims.len();
@@ -405,7 +416,14 @@ impl Expander<'_> {
         }
     }
 
-    fn push_point(&mut self, job: u32, isl: u32, osl: u32, concurrency: u32) {
+    fn push_point(
+        &mut self,
+        job: u32,
+        isl: u32,
+        osl: u32,
+        concurrency: u32,
+        request_rate: Option<sweep_spec::Rate>,
+    ) {
         let spec = self.spec;
         let j = &self.jobs[job as usize];
         let multiplier = if spec.workload.concurrency_per_gen_server {
@@ -422,6 +440,7 @@ impl Expander<'_> {
             osl,
             concurrency,
             effective_concurrency,
+            request_rate,
             requests: spec.workload.requests.resolve(effective_concurrency),
             warmup: spec.workload.warmup.resolve(effective_concurrency),
         };

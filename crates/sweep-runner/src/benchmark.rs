@@ -298,11 +298,13 @@ impl Run {
 
     fn settings(&self, url: &str, point: &Point) -> Result<load::Settings, String> {
         let l = &self.job.load;
+        // Planned with the open loop's arrival: every such point has a rate.
+        let rate = || point.request_rate.map(|r| r.0).ok_or("an open-loop point without `request_rate`");
         let arrival = match l.arrival {
             ArrivalKind::Closed => Arrival::Closed,
-            ArrivalKind::Constant => Arrival::Constant { rate: l.request_rate.unwrap_or(1.0) },
-            ArrivalKind::Poisson => Arrival::Poisson { rate: l.request_rate.unwrap_or(1.0) },
-            ArrivalKind::Gamma => Arrival::Gamma { rate: l.request_rate.unwrap_or(1.0), shape: l.burstiness },
+            ArrivalKind::Constant => Arrival::Constant { rate: rate()? },
+            ArrivalKind::Poisson => Arrival::Poisson { rate: rate()? },
+            ArrivalKind::Gamma => Arrival::Gamma { rate: rate()?, shape: l.burstiness },
             ArrivalKind::Trace => {
                 let path = l.trace.as_deref().ok_or("trace replay without a trace")?;
                 let entries = load::prompts::read_trace(Path::new(path)).map_err(|e| e.to_string())?;
@@ -353,6 +355,8 @@ impl Run {
             osl: 2,
             concurrency: 1,
             effective_concurrency: 1,
+            // Any rate: the arrival is replaced by a closed loop below.
+            request_rate: Some(sweep_spec::Rate(1.0)),
             requests: 1,
             warmup: 0,
         };

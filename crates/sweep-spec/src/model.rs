@@ -104,8 +104,27 @@ pub struct Workload {
     pub requests: Count,
     #[serde(serialize_with = "serialize_count")]
     pub warmup: Count,
+    /// `workload.request_rate`: crossed with the other workload axes, a point per rate; empty
+    /// for a closed loop or a trace.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub request_rates: Vec<Rate>,
     /// How the benchmark step generates load; the same for every point.
     pub load: Load,
+}
+
+/// An open loop's target rate, in requests per second: finite and positive (checked when the
+/// spec is resolved), so equality is total.
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Rate(pub f64);
+
+impl Eq for Rate {}
+
+impl std::fmt::Display for Rate {
+    /// `5`, `0.5`, `12.25`: the shortest form that reads back the same.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -122,7 +141,12 @@ pub struct Load {
     pub endpoint: Endpoint,
     pub streaming: bool,
     pub arrival: ArrivalKind,
-    pub request_rate: Option<f64>,
+    /// Always `null`: each point carries its own rate since `request_rate` became an axis.
+    /// Kept in the serialized form because the load settings are hashed into point ids as JSON,
+    /// and dropping the key would change the id of every point of a sweep with other load keys
+    /// set. Never read back.
+    #[serde(rename = "request_rate", skip_deserializing)]
+    pub hashed_rate: Option<()>,
     pub burstiness: f64,
     pub trace: Option<String>,
     pub trace_block_size: u32,
@@ -149,7 +173,7 @@ impl Default for Load {
             endpoint: Endpoint::Chat,
             streaming: true,
             arrival: ArrivalKind::Closed,
-            request_rate: None,
+            hashed_rate: None,
             burstiness: 1.0,
             trace: None,
             trace_block_size: 512,

@@ -124,7 +124,7 @@ pub struct RawWorkload {
     pub endpoint: Option<Endpoint>,
     pub streaming: Option<bool>,
     pub arrival: Option<ArrivalKind>,
-    pub request_rate: Option<f64>,
+    pub request_rate: Option<OneOrMany<f64>>,
     pub burstiness: Option<f64>,
     pub trace: Option<String>,
     pub trace_block_size: Option<u32>,

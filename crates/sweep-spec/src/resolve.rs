@@ -8,7 +8,8 @@ use crate::expr::{Binding, Expr, ExprError, Type, Value};
 use crate::model::{
     slot_of, ArrivalKind, Axis, AxisKey, AxisName, AxisValue, Cluster, Container, Count, Dim, Discovery,
     DynamoBackend, DynamoPlanes, Engine, EngineKind, Exclude, Filter, Goodput, Health, Load, Mode, Model,
-    Packing, Parallel, RequestPlane, Role, RoleSpec, Space, Spec, Subspace, TaskMode, Workload, MODE_SLOT,
+    Packing, Parallel, Rate, RequestPlane, Role, RoleSpec, Space, Spec, Subspace, TaskMode, Workload,
+    MODE_SLOT,
 };
 use crate::raw::{Number, OneOrMany, RawRole, RawSpec, Scalar};
 use crate::source::KeyPath;
@@ -282,11 +283,13 @@ fn resolve_workload(raw: &RawSpec) -> Result<Workload, SpecError> {
             "a point needs at least one request",
         ));
     }
+    let load = resolve_load(w)?;
     Ok(Workload {
         concurrency_per_gen_server: w.concurrency_per_gen_server.unwrap_or(false),
         requests,
         warmup: w.warmup.unwrap_or(Count::PerConcurrency(2)),
-        load: resolve_load(w)?,
+        request_rates: resolve_rates(w)?,
+        load,
     })
 }
 
@@ -301,11 +304,41 @@ fn positive(key: &str, value: Option<f64>, zero_ok: bool) -> Result<Option<f64>,
     }
 }
 
+/// `workload.request_rate`, one value or a list: each finite, positive and listed once.
+fn resolve_rates(w: &crate::raw::RawWorkload) -> Result<Vec<Rate>, SpecError> {
+    let Some(rates) = &w.request_rate else { return Ok(Vec::new()) };
+    let path = KeyPath::keys("workload.request_rate");
+    let paths = item_paths(&path, rates.0.len(), rates.1);
+    let mut out: Vec<Rate> = Vec::with_capacity(rates.0.len());
+    for (&rate, at) in rates.0.iter().zip(paths) {
+        if !rate.is_finite() || rate <= 0.0 {
+            return Err(SpecError::invalid(at, "a request rate is a number of requests per second > 0")
+                .with_help("e.g. `request_rate: [5, 10, 20]`; a closed loop has no rate"));
+        }
+        if out.contains(&Rate(rate)) {
+            return Err(SpecError::invalid(at, format!("the rate {rate} is listed twice")));
+        }
+        out.push(Rate(rate));
+    }
+    if out.is_empty() {
+        return Err(SpecError::invalid(path, "an empty list of rates").with_help(
+            "give at least one rate, or remove `request_rate` for a closed loop at each concurrency",
+        ));
+    }
+    Ok(out)
+}
+
 fn resolve_load(w: &crate::raw::RawWorkload) -> Result<Load, SpecError> {
     let d = Load::default();
-    let arrival =
-        w.arrival.unwrap_or(if w.trace.is_some() { ArrivalKind::Trace } else { ArrivalKind::Closed });
-    let request_rate = positive("workload.request_rate", w.request_rate, false)?;
+    // A rate without an arrival is Poisson, as `vllm bench serve --request-rate` sends it.
+    let arrival = w.arrival.unwrap_or(if w.trace.is_some() {
+        ArrivalKind::Trace
+    } else if w.request_rate.is_some() {
+        ArrivalKind::Poisson
+    } else {
+        ArrivalKind::Closed
+    });
+    let request_rate = w.request_rate.as_ref();
     match arrival {
         ArrivalKind::Constant | ArrivalKind::Poisson | ArrivalKind::Gamma if request_rate.is_none() => {
             return Err(SpecError::new(
@@ -368,7 +401,7 @@ fn resolve_load(w: &crate::raw::RawWorkload) -> Result<Load, SpecError> {
         endpoint: w.endpoint.unwrap_or(d.endpoint),
         streaming: w.streaming.unwrap_or(d.streaming),
         arrival,
-        request_rate,
+        hashed_rate: None,
         burstiness: positive("workload.burstiness", w.burstiness, false)?.unwrap_or(d.burstiness),
         trace: w.trace.clone(),
         trace_block_size: w.trace_block_size.unwrap_or(d.trace_block_size),

@@ -70,33 +70,38 @@ pub fn run(settings: &Settings) -> Result<(), Error> {
     Ok(())
 }
 
-/// The frontier points of every group, as an aligned text table.
+/// The frontier points of every group, as an aligned text table; the target request rate is a
+/// column only when the sweep has open-loop points.
 fn frontier_table(agg: &Aggregate) -> String {
     let fmt = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.1}"));
-    let mut lines = vec![[
-        "GROUP".to_owned(),
-        "CONFIGURATION".to_owned(),
-        "CONC".to_owned(),
-        "TOK/S/USER".to_owned(),
-        "TOK/S/GPU".to_owned(),
-        "TTFT P50 MS".to_owned(),
-        "ITL P50 MS".to_owned(),
-    ]];
+    let rated = agg.rows.iter().any(|r| r.request_rate.is_some());
+    let mut header = vec!["GROUP", "CONFIGURATION", "CONC"];
+    if rated {
+        header.push("REQ/S");
+    }
+    header.extend(["TOK/S/USER", "TOK/S/GPU", "TTFT P50 MS", "ITL P50 MS"]);
+    let mut lines: Vec<Vec<String>> = vec![header.into_iter().map(str::to_owned).collect()];
     for f in &agg.analysis.frontiers {
         for &i in &f.rows {
             let r = &agg.rows[i];
-            lines.push([
+            let mut line = vec![
                 f.group.to_string(),
                 r.config.job.clone(),
                 r.effective_concurrency.or(r.concurrency).map_or_else(|| "-".to_owned(), |c| c.to_string()),
+            ];
+            if rated {
+                line.push(r.request_rate.map_or_else(|| "-".to_owned(), |v| v.to_string()));
+            }
+            line.extend([
                 fmt(r.tps_per_user),
                 fmt(r.tps_per_gpu(agg.analysis.basis)),
                 fmt(r.figures.get("ttft_p50_ms")),
                 fmt(r.figures.get("itl_p50_ms")),
             ]);
+            lines.push(line);
         }
     }
-    let mut widths = [0usize; 7];
+    let mut widths = vec![0usize; lines[0].len()];
     for line in &lines {
         for (w, cell) in widths.iter_mut().zip(line) {
             *w = (*w).max(cell.chars().count());
@@ -106,10 +111,10 @@ fn frontier_table(agg: &Aggregate) -> String {
     for line in &lines {
         let cells: Vec<String> = line
             .iter()
-            .zip(widths)
+            .zip(&widths)
             .enumerate()
             // Text left, numbers right.
-            .map(|(k, (cell, w))| if k < 2 { format!("{cell:<w$}") } else { format!("{cell:>w$}") })
+            .map(|(k, (cell, &w))| if k < 2 { format!("{cell:<w$}") } else { format!("{cell:>w$}") })
             .collect();
         out.push_str(cells.join("  ").trim_end());
         out.push('\n');
@@ -126,7 +131,7 @@ fn summary_json(agg: &Aggregate) -> serde_json::Value {
         let r = &agg.rows[i];
         json!({
             "job": r.config.job, "point": r.point, "concurrency": r.concurrency,
-            "effective_concurrency": r.effective_concurrency,
+            "effective_concurrency": r.effective_concurrency, "request_rate": r.request_rate,
             "tps_per_user": r.tps_per_user, "tps_per_gpu": r.tps_per_gpu(agg.analysis.basis),
         })
     };

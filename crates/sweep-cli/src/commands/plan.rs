@@ -85,11 +85,16 @@ fn concurrency_cell(points: &[Point]) -> String {
     let listed: BTreeSet<u32> = points.iter().map(|p| p.concurrency).collect();
     let effective: BTreeSet<u64> = points.iter().map(|p| p.effective_concurrency).collect();
     let differs = points.iter().any(|p| u64::from(p.concurrency) != p.effective_concurrency);
-    if differs {
-        format!("{} (listed {})", join(&effective), join(&listed))
-    } else {
-        join(&effective)
+    let mut cell =
+        if differs { format!("{} (listed {})", join(&effective), join(&listed)) } else { join(&effective) };
+    // Open-loop points: the concurrency caps what is in flight at each rate.
+    let mut rates: Vec<f64> = points.iter().filter_map(|p| p.request_rate).map(|r| r.0).collect();
+    rates.sort_by(f64::total_cmp);
+    rates.dedup();
+    if !rates.is_empty() {
+        cell.push_str(&format!(" at {} req/s", join(&rates)));
     }
+    cell
 }
 
 fn write_table(out: &mut impl Write, spec: &Spec, plan: &Plan) -> std::io::Result<()> {
