@@ -300,6 +300,66 @@ fn a_grown_spec_resumes_locally_with_only_its_new_points() {
     assert!(s.dir.join("sweep/spec.resume-1.yaml").exists() && s.dir.join("sweep/spec.yaml").exists());
 }
 
+/// An open loop at two rates (constant arrivals, so the measured rate is predictable), with a
+/// concurrency cap well above what the rates need.
+const RATES: &str = "\
+name: e2e-rates
+model: {path: /models/tiny, served_name: tiny}
+engine: {kind: mock}
+cluster: {gpus_per_node: 4, base_port: 18800, frontend_port: 18899}
+mode: agg
+agg: {tp: 1, batch: 8, engine_args: {speedup: 20}}
+workload: {isl: 32, osl: 8, concurrency: 8, arrival: constant, request_rate: [4, 8], requests: 24, warmup: 2}
+";
+
+#[test]
+fn a_request_rate_sweep_measures_a_point_per_rate_and_a_new_rate_resumes_alone() {
+    let s = new_sweep("rates", RATES);
+    let (code, _, stderr) = sweep(&["submit", "spec.yaml", "-o", "sweep", "--executor", "local"], &s.dir);
+    assert_eq!(code, 0, "{stderr}");
+    let rows = status(&s.dir, "sweep");
+    assert_eq!(rows.len(), 1, "both rates in one job: {rows:#?}");
+    assert_eq!(point_states(&rows), ["done", "done"]);
+
+    // A third rate: only its point runs; the two measured ones keep their ids and results.
+    std::fs::write(s.dir.join("spec.yaml"), RATES.replace("[4, 8]", "[4, 8, 2]")).expect("spec");
+    let (code, _, stderr) =
+        sweep(&["submit", "spec.yaml", "-o", "sweep", "--resume", "--executor", "local"], &s.dir);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("2 points already complete") && stderr.contains("1 to run"), "{stderr}");
+
+    let (code, stdout, stderr) = sweep(&["report", "sweep"], &s.dir);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("REQ/S") || stderr.contains("REQ/S"),
+        "the frontier shows the rate: {stdout}{stderr}"
+    );
+    let rows = common::csv_rows(&s.dir.join("sweep/report/results.csv"));
+    assert_eq!(rows.len(), 3, "{rows:#?}");
+    let mut measured: Vec<(f64, f64)> = rows
+        .iter()
+        .map(|r| {
+            let number = |key: &str| r[key].parse::<f64>().unwrap_or_else(|_| panic!("{key}: {r:?}"));
+            (number("request_rate"), number("request_throughput"))
+        })
+        .collect();
+    measured.sort_by(|a, b| a.0.total_cmp(&b.0));
+    assert_eq!(measured.iter().map(|m| m.0).collect::<Vec<_>>(), [2.0, 4.0, 8.0]);
+    for (rate, throughput) in &measured {
+        // 24 requests sent 1/rate apart: the span is 23/rate plus one request's latency.
+        let expected = 24.0 / (23.0 / rate);
+        assert!(
+            (throughput / expected - 1.0).abs() < 0.2,
+            "the load generator held the rate {rate}: measured {throughput} req/s, expected about {expected}"
+        );
+    }
+    let html = std::fs::read_to_string(s.dir.join("sweep/report/report.html")).expect("report.html");
+    assert!(
+        html.contains("id=\"request-rate\"") && html.contains("id=\"ttft_rate_isl32_osl8\""),
+        "rate charts"
+    );
+}
+
 #[test]
 fn a_job_near_its_time_limit_stops_in_time_and_keeps_its_partial_results() {
     // One minute of SLURM time; the runner stops 30 s before it, mid-point, and writes results.
