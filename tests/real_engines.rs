@@ -1,7 +1,8 @@
 //! Real engines, end to end, through `sweep submit` on the development SLURM cluster: Dynamo
 //! 1.6.1's own frontend and mocker workers (aggregated, disaggregated, and the same deployment
 //! written as a custom engine), and vLLM 0.32's CPU build serving a tiny random-weight model (one
-//! server with a boolean engine argument, two behind vllm-router, one refused at start).
+//! server with a boolean engine argument, two behind vllm-router at two request rates, one
+//! refused at start).
 //!
 //! The engines live in venvs under `$SWEEP_ENGINE_CACHE` (default `~/.cache/sweep/engines`),
 //! installed by `scripts/install-engines.sh`, which `scripts/test.sh` runs first. A missing one
@@ -360,7 +361,8 @@ fn vllm_one_server_with_a_boolean_argument_and_ttft_against_its_own_clock() {
     }
 }
 
-/// Two vLLM servers behind vLLM's own router.
+/// Two vLLM servers behind vLLM's own router, loaded open-loop at two request rates (a point each,
+/// both on the same deployment) with the concurrency as the cap.
 const VLLM_TWO: &str = "\
 name: real-vllm-two
 model: {path: MODEL, served_name: tiny}
@@ -368,14 +370,23 @@ engine: {kind: vllm, health: {interval: 1, timeout: 500}}
 cluster: {gpus_per_node: 4, base_port: BASE, frontend_port: FRONTEND}
 mode: agg
 agg: {servers: 2, tp: 1, batch: 8, max_seq_len: 1024, engine_args: {enforce_eager: true, load_format: dummy, dtype: bfloat16}}
-workload: {isl: 32, osl: 16, concurrency: 4, requests: 16, warmup: 0}
+workload: {isl: 32, osl: 16, concurrency: 4, arrival: constant, request_rate: [2, 4], requests: 12, warmup: 0}
 ";
 
 #[test]
-fn vllm_two_servers_behind_vllm_router() {
+fn vllm_two_servers_behind_vllm_router_at_two_request_rates() {
     let s = Sweep::new("vllm-two", venv("vllm-0.32.0"), VLLM_TWO);
     let rows = s.submit_and_wait(Duration::from_secs(700));
-    all_done_with_server_usage(&s, &rows, 1);
+    assert_eq!(rows.len(), 1, "both rates on one deployment: {rows:#?}");
+    for export in all_done_with_server_usage(&s, &rows, 2) {
+        let rate = export["point"]["request_rate"].as_f64().unwrap_or_else(|| panic!("{export:#}"));
+        let measured = export["request_throughput"]["avg"].as_f64().expect("throughput");
+        eprintln!("  request rate {rate}/s: measured {measured:.2}/s");
+        // 12 requests 1/rate apart span 11/rate, plus the last one's latency: never faster than
+        // the target, and not far below it on a server this small.
+        assert!(measured <= rate * 12.0 / 11.0 * 1.05, "faster than the target {rate}: {export:#}");
+        assert!(measured >= rate * 0.6, "well below the target {rate}: {export:#}");
+    }
     // Both servers served: each one's own counter of finished requests moved.
     let job = s.job();
     for server in ["agg_0", "agg_1"] {
