@@ -8,7 +8,7 @@
 //!   and written, and the walk over job folders and points.
 //! - Formats: [`manifest`], [`plan`] (`plan.json`, also `sweep plan --format json`), [`job`]
 //!   (`job.json`, what the templates saw), [`metadata`], [`markers`] (rendezvous and status
-//!   files), [`provenance`].
+//!   files), [`provenance`], [`search`].
 //! - [`file`]: versioned, atomic reads and writes. Every file carries `format` and
 //!   `written_by`; a reader takes this format and the one before it (folders written before
 //!   formats were numbered, which have no `format` key) and refuses a newer one by name.
@@ -26,6 +26,7 @@ pub mod metadata;
 pub mod paths;
 pub mod plan;
 pub mod provenance;
+pub mod search;
 
 pub use error::FolderError;
 pub use manifest::{AllocationRun, Executor, JobState, Manifest, ManifestJob, QueueLimit, QueueMode};

@@ -457,6 +457,19 @@ impl PointDir {
         file::read_optional(&self.status_path())
     }
 
+    /// `search.json`: the search this point ran, when it is a search's planned point.
+    pub fn search_path(&self) -> PathBuf {
+        self.dir.join("search.json")
+    }
+
+    pub fn read_search(&self) -> Result<Option<crate::search::SearchRecord>, FolderError> {
+        file::read_optional(&self.search_path())
+    }
+
+    pub fn write_search(&self, record: &crate::search::SearchRecord) -> Result<(), FolderError> {
+        file::write(&self.search_path(), record)
+    }
+
     pub fn write_status(&self, status: &PointStatus) -> Result<(), FolderError> {
         file::write(&self.status_path(), status)
     }

@@ -132,14 +132,21 @@ pub fn point_id(job: Id, key: &Point) -> Id {
         key.warmup,
     ];
     // The rate, hashed only when there is one, so closed-loop ids stay what they were.
+    // So is a search step's search: a step never shares its planned point's id.
     let rate = key.request_rate.map(|r| r.0.to_bits());
-    let mut buffer = [0u8; 16 + 8 * 8];
+    let search = key.search.map(|s| s.0);
+    let extra: Vec<u64> = match (rate, search) {
+        (rate, None) => rate.into_iter().collect(),
+        (rate, Some(search)) => vec![rate.unwrap_or(u64::MAX), search],
+    };
+    let mut buffer = [0u8; 16 + 9 * 8];
     buffer[..16].copy_from_slice(DOMAIN);
-    for (chunk, value) in buffer[16..].chunks_exact_mut(8).zip(fields.into_iter().chain(rate)) {
+    for (chunk, value) in
+        buffer[16..].chunks_exact_mut(8).zip(fields.into_iter().chain(extra.iter().copied()))
+    {
         chunk.copy_from_slice(&value.to_le_bytes());
     }
-    let len = if rate.is_some() { buffer.len() } else { buffer.len() - 8 };
-    first_64_bits(blake3::hash(&buffer[..len]))
+    first_64_bits(blake3::hash(&buffer[..16 + (7 + extra.len()) * 8]))
 }
 
 /// The id points of `job` are hashed under: the job's own when the load settings are the
@@ -179,6 +186,7 @@ mod tests {
             request_rate: None,
             requests: 80,
             warmup: 16,
+            search: None,
         };
         assert_eq!(point_id(Id(42), &key).to_string(), "ee760a3e03443e7d");
         let rated = Point { request_rate: Some(sweep_spec::Rate(2.5)), ..key };

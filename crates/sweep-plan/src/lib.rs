@@ -97,6 +97,10 @@ pub struct Point {
     pub request_rate: Option<sweep_spec::Rate>,
     pub requests: u64,
     pub warmup: u64,
+    /// A step of a search (`workload.search`): the id of the planned point that searches. Steps
+    /// are made by the runner as the search goes; planned points have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search: Option<Id>,
 }
 
 /// Why a spec that validated still cannot be planned.
@@ -441,6 +445,7 @@ impl Expander<'_> {
             concurrency,
             effective_concurrency,
             request_rate,
+            search: None,
             requests: spec.workload.requests.resolve(effective_concurrency),
             warmup: spec.workload.warmup.resolve(effective_concurrency),
         };

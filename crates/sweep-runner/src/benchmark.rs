@@ -359,6 +359,7 @@ impl Run {
             request_rate: Some(sweep_spec::Rate(1.0)),
             requests: 1,
             warmup: 0,
+            search: None,
         };
         let mut settings = self.settings(url, &point).map_err(Check::Fail)?;
         settings.arrival = Arrival::Closed;

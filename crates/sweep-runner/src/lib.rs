@@ -8,5 +8,6 @@ pub mod group;
 pub mod load;
 pub mod provenance;
 pub mod readiness;
+pub mod search;
 pub mod serve;
 pub mod workers;

@@ -165,6 +165,60 @@ pub struct Load {
     pub dep_ttft_correction: bool,
     /// `false`: deploy and check only — wait for every server, send no load.
     pub enabled: bool,
+    /// Each point is a search for the highest load meeting the SLOs, run as steps in the job.
+    /// Left out when unset, so that ids from before this key existed stay the same.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub search: Option<Search>,
+}
+
+/// Which load a search varies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SearchAxis {
+    Concurrency,
+    RequestRate,
+}
+
+impl SearchAxis {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SearchAxis::Concurrency => "concurrency",
+            SearchAxis::RequestRate => "request_rate",
+        }
+    }
+}
+
+/// `workload.search`, resolved: the load climbs from `from` by doubling until an SLO breaks or
+/// the throughput stops growing, then bisects to within `resolution` (a fraction of the load).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Search {
+    pub axis: SearchAxis,
+    pub from: f64,
+    pub to: f64,
+    pub slo: Vec<Slo>,
+    /// Saturation: a doubling that adds less than this fraction of output throughput.
+    pub stop_when_gain_below: Option<f64>,
+    pub resolution: f64,
+    /// The requests and warm-up of each step, as `workload.requests`/`warmup` say.
+    #[serde(serialize_with = "serialize_count")]
+    pub requests: Count,
+    #[serde(serialize_with = "serialize_count")]
+    pub warmup: Count,
+}
+
+/// One service-level objective: `metric`'s `stat` at most `max_ms`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Slo {
+    /// `time_to_first_token`, `inter_token_latency` or `request_latency`.
+    pub metric: String,
+    /// `avg`, `p50`, `p90`, `p95` or `p99`.
+    pub stat: String,
+    pub max_ms: f64,
+}
+
+impl Slo {
+    pub const METRICS: [&'static str; 3] = ["time_to_first_token", "inter_token_latency", "request_latency"];
+    pub const STATS: [&'static str; 5] = ["avg", "p50", "p90", "p95", "p99"];
 }
 
 impl Default for Load {
@@ -174,6 +228,7 @@ impl Default for Load {
             streaming: true,
             arrival: ArrivalKind::Closed,
             hashed_rate: None,
+            search: None,
             burstiness: 1.0,
             trace: None,
             trace_block_size: 512,

@@ -117,7 +117,7 @@ pub struct RawWorkload {
     pub isl: Option<OneOrMany<Number>>,
     pub osl: Option<OneOrMany<Number>>,
     pub isl_osl: Option<Vec<(Number, Number)>>,
-    pub concurrency: OneOrMany<Number>,
+    pub concurrency: Option<OneOrMany<Number>>,
     pub concurrency_per_gen_server: Option<bool>,
     pub requests: Option<Count>,
     pub warmup: Option<Count>,
@@ -139,6 +139,21 @@ pub struct RawWorkload {
     pub goodput: Option<RawGoodput>,
     pub dep_ttft_correction: Option<bool>,
     pub load: Option<bool>,
+    pub search: Option<RawSearch>,
+}
+
+/// `workload.search`: the highest load that meets the SLOs, found inside one job.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSearch {
+    pub axis: crate::model::SearchAxis,
+    pub from: f64,
+    pub to: f64,
+    /// Metric name to statistic (`p50`, `p90`, `p95`, `p99`, `avg`) to its ceiling in ms.
+    #[serde(default)]
+    pub slo: BTreeMap<String, BTreeMap<String, f64>>,
+    pub stop_when_gain_below: Option<f64>,
+    pub resolution: Option<f64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

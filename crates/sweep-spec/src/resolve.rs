@@ -331,16 +331,20 @@ fn resolve_rates(w: &crate::raw::RawWorkload) -> Result<Vec<Rate>, SpecError> {
 fn resolve_load(w: &crate::raw::RawWorkload) -> Result<Load, SpecError> {
     let d = Load::default();
     // A rate without an arrival is Poisson, as `vllm bench serve --request-rate` sends it.
+    let rate_search = w.search.as_ref().is_some_and(|s| s.axis == crate::SearchAxis::RequestRate);
     let arrival = w.arrival.unwrap_or(if w.trace.is_some() {
         ArrivalKind::Trace
-    } else if w.request_rate.is_some() {
+    } else if w.request_rate.is_some() || rate_search {
         ArrivalKind::Poisson
     } else {
         ArrivalKind::Closed
     });
     let request_rate = w.request_rate.as_ref();
     match arrival {
-        ArrivalKind::Constant | ArrivalKind::Poisson | ArrivalKind::Gamma if request_rate.is_none() => {
+        // A rate search brings its own rates.
+        ArrivalKind::Constant | ArrivalKind::Poisson | ArrivalKind::Gamma
+            if request_rate.is_none() && !rate_search =>
+        {
             return Err(SpecError::new(
                 SpecErrorKind::MissingKey {
                     key: "request_rate".into(),
@@ -417,6 +421,86 @@ fn resolve_load(w: &crate::raw::RawWorkload) -> Result<Load, SpecError> {
         goodput,
         dep_ttft_correction: w.dep_ttft_correction.unwrap_or(d.dep_ttft_correction),
         enabled: w.load.unwrap_or(d.enabled),
+        search: w.search.as_ref().map(|s| resolve_search(w, s, arrival)).transpose()?,
+    })
+}
+
+fn resolve_search(
+    w: &crate::raw::RawWorkload,
+    s: &crate::raw::RawSearch,
+    arrival: ArrivalKind,
+) -> Result<crate::Search, SpecError> {
+    let at = |key: &str| KeyPath::keys(&format!("workload.search.{key}"));
+    if !(s.from.is_finite() && s.from > 0.0) {
+        return Err(SpecError::invalid(at("from"), "the lowest load must be a number > 0"));
+    }
+    if !(s.to.is_finite() && s.to >= s.from) {
+        return Err(SpecError::invalid(
+            at("to"),
+            format!("the highest load must be at least `from` ({})", s.from),
+        ));
+    }
+    if s.axis == crate::SearchAxis::Concurrency && (s.from.fract() != 0.0 || s.to.fract() != 0.0) {
+        return Err(SpecError::invalid(at("from"), "a concurrency search runs whole numbers of requests")
+            .with_help("give `from` and `to` as integers"));
+    }
+    if s.axis == crate::SearchAxis::RequestRate {
+        if w.request_rate.is_some() {
+            return Err(SpecError::rule(
+                KeyPath::keys("workload.request_rate"),
+                "a request-rate search varies the rate itself",
+            )
+            .with_help("remove `workload.request_rate`; `search.from` and `search.to` bound it"));
+        }
+        if matches!(arrival, ArrivalKind::Closed | ArrivalKind::Trace) {
+            return Err(SpecError::invalid(
+                KeyPath::keys("workload.arrival"),
+                "a request-rate search needs an open loop",
+            )
+            .with_help("set `workload.arrival` to constant, poisson or gamma, or leave it out"));
+        }
+    } else if arrival != ArrivalKind::Closed {
+        return Err(SpecError::invalid(
+            KeyPath::keys("workload.arrival"),
+            "a concurrency search runs a closed loop",
+        )
+        .with_help("remove `workload.arrival`, or search over `request_rate`"));
+    }
+    let mut slo = Vec::new();
+    for (metric, stats) in &s.slo {
+        let path = at("slo").key(metric);
+        if !crate::Slo::METRICS.contains(&metric.as_str()) {
+            return Err(SpecError::invalid(path, format!("unknown metric `{metric}`"))
+                .with_help(format!("the metrics are: {}", crate::Slo::METRICS.join(", "))));
+        }
+        for (stat, &max_ms) in stats {
+            if !crate::Slo::STATS.contains(&stat.as_str()) {
+                return Err(SpecError::invalid(path.key(stat), format!("unknown statistic `{stat}`"))
+                    .with_help(format!("the statistics are: {}", crate::Slo::STATS.join(", "))));
+            }
+            if !(max_ms.is_finite() && max_ms > 0.0) {
+                return Err(SpecError::invalid(path.key(stat), "a ceiling in ms > 0"));
+            }
+            slo.push(crate::Slo { metric: metric.clone(), stat: stat.clone(), max_ms });
+        }
+    }
+    let gain = positive("workload.search.stop_when_gain_below", s.stop_when_gain_below, false)?;
+    if slo.is_empty() && gain.is_none() {
+        return Err(SpecError::rule(at("slo"), "a search needs something to stop it").with_help(
+            "give SLOs (`slo: {time_to_first_token: {p99: 2000}}`), a saturation rule \
+             (`stop_when_gain_below: 0.05`), or both",
+        ));
+    }
+    let resolution = positive("workload.search.resolution", s.resolution, false)?.unwrap_or(0.05);
+    Ok(crate::Search {
+        axis: s.axis,
+        from: s.from,
+        to: s.to,
+        slo,
+        stop_when_gain_below: gain,
+        resolution,
+        requests: w.requests.unwrap_or(Count::PerConcurrency(10)),
+        warmup: w.warmup.unwrap_or(Count::PerConcurrency(2)),
     })
 }
 
@@ -630,7 +714,23 @@ impl SpaceBuilder {
             }
         }
         let path = base.key("concurrency");
-        let (written, paths) = numbers(&w.concurrency, &path);
+        let concurrency_search = w.search.as_ref().filter(|s| s.axis == crate::SearchAxis::Concurrency);
+        let (written, paths) = match (&w.concurrency, concurrency_search) {
+            (Some(_), Some(_)) => {
+                return Err(SpecError::rule(path, "a concurrency search varies the concurrency itself")
+                    .with_help("remove `workload.concurrency`; `search.from` and `search.to` bound it"))
+            }
+            (Some(values), None) => numbers(values, &path),
+            // The search's point starts at `from`; its steps carry their own concurrency.
+            (None, Some(search)) => (vec![Written::Int(search.from.max(1.0) as i64)], vec![path.clone()]),
+            (None, None) => {
+                return Err(SpecError::new(
+                    SpecErrorKind::MissingKey { key: "concurrency".into(), parent: Parent(base.clone()) },
+                    base,
+                )
+                .with_help("give `concurrency: [1, 8, 64]`, or a `search` over it"))
+            }
+        };
         self.push(AxisName { role: None, key: AxisKey::Concurrency }, written, path, paths, false)
     }
 
