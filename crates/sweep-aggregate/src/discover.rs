@@ -100,6 +100,11 @@ pub struct PointSource {
     pub effective_concurrency: Option<i64>,
     /// The open loop's rate, requests/s; `None` for a closed loop.
     pub request_rate: Option<f64>,
+    /// The search (`workload.search`) this point belongs to: the planned point's id, for the
+    /// planned point itself and for each of its steps.
+    pub search: Option<String>,
+    /// The planned point's `search.json`: what its search found.
+    pub search_record: Option<sweep_folder::search::SearchRecord>,
     /// `done`, `failed`, `timeout`, `cancelled`, `running`, `not_run` (or `unknown` when no
     /// marker says; reading may turn it into `done` or `unreadable`).
     pub state: String,
@@ -396,6 +401,8 @@ fn sweep_folder(dir: &Path, found: &mut Discovery) {
                         concurrency: Some(i64::from(point.concurrency)),
                         effective_concurrency: i64::try_from(point.effective_concurrency).ok(),
                         request_rate: point.request_rate.map(|r| r.0),
+                        search: None,
+                        search_record: None,
                         state: "not_run".to_owned(),
                         reason: Some(reason),
                         attempts: 0,
@@ -421,7 +428,16 @@ fn choose(mut list: Vec<Attempt>, planned: Option<&sweep_plan::Point>) -> PointS
     let index = list.iter().rposition(|a| a.state == "done").unwrap_or(list.len() - 1);
     let a = list.swap_remove(index);
     let p = a.point.as_ref().or(planned);
+    // A search's record is a help to the table, never a reason to lose the point: unreadable,
+    // it is left out.
+    let search_record = a.dir.read_search().ok().flatten();
+    let search = match &search_record {
+        Some(record) => Some(record.point.clone()),
+        None => p.and_then(|p| p.search).map(|id| id.to_string()),
+    };
     PointSource {
+        search,
+        search_record,
         source: Source::Sweep,
         summary: a.dir.export(exports::SUMMARY),
         records: a.dir.export(exports::RECORDS),
@@ -519,6 +535,8 @@ fn aiperf_point(root: &Path, dir: &Path, found: &mut Discovery) {
         concurrency,
         effective_concurrency: concurrency,
         request_rate: None,
+        search: None,
+        search_record: None,
         // aiperf leaves no marker: reading the summary decides.
         state: "unknown".to_owned(),
         reason: None,

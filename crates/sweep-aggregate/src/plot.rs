@@ -66,6 +66,15 @@ pub struct Series {
     pub line: Vec<(f64, f64)>,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum XAxis {
+    Linear,
+    /// Concurrency ramps are geometric.
+    Log2,
+    /// Items numbered 1, 2, …: a tick on each.
+    Numbered,
+}
+
 #[derive(Debug, Clone)]
 pub struct Chart {
     /// File stem: `pareto_isl1024_osl128`.
@@ -73,8 +82,7 @@ pub struct Chart {
     pub title: String,
     pub x_label: String,
     pub y_label: String,
-    /// Plot x on a log2 axis (concurrency ramps are geometric).
-    pub x_log2: bool,
+    pub x_axis: XAxis,
     pub series: Vec<Series>,
 }
 
@@ -132,7 +140,7 @@ pub fn charts(rows: &[Row], analysis: &Analysis) -> Vec<Chart> {
             title: format!("Pareto frontier — {workload}"),
             x_label: "output tokens/s per user (mean of 1000/ITL)".to_owned(),
             y_label: format!("output tokens/s per GPU ({basis_label})"),
-            x_log2: false,
+            x_axis: XAxis::Linear,
             series,
         });
         // Per configuration against concurrency. Open-loop points add a line per configuration
@@ -188,7 +196,7 @@ pub fn charts(rows: &[Row], analysis: &Analysis) -> Vec<Chart> {
                 title: format!("{title} — {workload}"),
                 x_label: "concurrency (requests in flight)".to_owned(),
                 y_label: y_label.clone(),
-                x_log2: true,
+                x_axis: XAxis::Log2,
                 series: lines(&concurrency, by_rate, &|job, v| format!("{job} @ {v} req/s"), *value),
             });
         }
@@ -199,13 +207,52 @@ pub fn charts(rows: &[Row], analysis: &Analysis) -> Vec<Chart> {
                     title: format!("{title} against the request rate — {workload}"),
                     x_label: "request rate (requests/s, target)".to_owned(),
                     y_label: y_label.clone(),
-                    x_log2: true,
+                    x_axis: XAxis::Log2,
                     series: lines(&rate, &concurrency, &|job, v| format!("{job}, conc {v}"), *value),
                 });
             }
         }
     }
+    if let Some(chart) = search_chart(rows) {
+        out.push(chart);
+    }
     out
+}
+
+/// The searches' planned points (`workload.search`), in table order.
+pub fn searches(rows: &[Row]) -> Vec<&Row> {
+    rows.iter().filter(|r| r.search_stopped_because.is_some()).collect()
+}
+
+/// What each search found: a marker per search at its number in the report's table.
+fn search_chart(rows: &[Row]) -> Option<Chart> {
+    let searches = searches(rows);
+    let series: Vec<Series> = searches
+        .iter()
+        .enumerate()
+        .filter_map(|(k, r)| {
+            let max = r.max_load_meeting_slo?;
+            let label = format!(
+                "#{} {}, ISL {} / OSL {}",
+                k + 1,
+                r.config.job,
+                r.isl.unwrap_or(0),
+                r.osl.unwrap_or(0)
+            );
+            Some(Series { label, color: k, scatter: Vec::new(), line: vec![((k + 1) as f64, max)] })
+        })
+        .collect();
+    if series.is_empty() {
+        return None;
+    }
+    Some(Chart {
+        name: "search_max_load".to_owned(),
+        title: "Highest load meeting the SLO, per search".to_owned(),
+        x_label: "search (# in the table below)".to_owned(),
+        y_label: "load (concurrency or requests/s)".to_owned(),
+        x_axis: XAxis::Numbered,
+        series,
+    })
 }
 
 /// Draws `chart` as an SVG document.
@@ -258,9 +305,13 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, chart: &Chart) -> Res
     let err = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
     root.fill(&WHITE).map_err(err)?;
     let (plot, legend) = root.split_horizontally(WIDTH - LEGEND);
-    let tx = |x: f64| if chart.x_log2 { x.max(f64::MIN_POSITIVE).log2() } else { x };
+    let log2 = chart.x_axis == XAxis::Log2;
+    let tx = |x: f64| if log2 { x.max(f64::MIN_POSITIVE).log2() } else { x };
     let all = || chart.series.iter().flat_map(|s| s.scatter.iter().chain(&s.line));
-    let (x0, x1) = range(all().map(|p| tx(p.0)), chart.x_log2);
+    let (x0, x1) = match chart.x_axis {
+        XAxis::Numbered => (0.5, all().map(|p| p.0).fold(1.0, f64::max) + 0.5),
+        _ => range(all().map(|p| tx(p.0)), log2),
+    };
     let (y0, y1) = range(all().map(|p| p.1), false);
     let mut ctx = ChartBuilder::on(&plot)
         .caption(&chart.title, (FONT, 20))
@@ -269,9 +320,15 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, chart: &Chart) -> Res
         .y_label_area_size(72)
         .build_cartesian_2d(x0..x1, y0..y1)
         .map_err(err)?;
-    let log2 = chart.x_log2;
+    let numbered = chart.x_axis == XAxis::Numbered;
     let x_format = move |v: &f64| {
-        if log2 {
+        if numbered {
+            if (v - v.round()).abs() < 1e-6 && *v >= 1.0 {
+                format!("#{}", v.round())
+            } else {
+                String::new()
+            }
+        } else if log2 {
             let value = v.exp2();
             if (value - value.round()).abs() < 1e-6 {
                 format!("{}", value.round())
@@ -292,8 +349,8 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, chart: &Chart) -> Res
         .x_max_light_lines(1)
         .y_max_light_lines(1)
         .light_line_style(RGBColor(240, 240, 240));
-    if log2 {
-        // One tick per power of two in range.
+    if log2 || numbered {
+        // One tick per power of two, or per item, in range.
         mesh.x_labels(((x1 - x0).ceil() as usize + 1).max(2));
     }
     mesh.draw().map_err(err)?;

@@ -146,6 +146,44 @@ fn frontier_table(agg: &Aggregate) -> Table {
     .optional_column("concurrency", "req/s", rates)
 }
 
+/// A row per search: what it found, why it stopped and how many steps it took.
+fn search_table(agg: &Aggregate) -> Table {
+    let rows = crate::plot::searches(&agg.rows)
+        .into_iter()
+        .enumerate()
+        .map(|(k, r)| {
+            let steps = agg
+                .rows
+                .iter()
+                .filter(|s| s.search == r.search && s.search_stopped_because.is_none())
+                .count();
+            vec![
+                format!("{}", k + 1),
+                r.config.job.clone(),
+                format!("{}/{}", int(r.isl), int(r.osl)),
+                num(r.max_load_meeting_slo),
+                r.state.clone(),
+                r.search_stopped_because.clone().unwrap_or_default(),
+                steps.to_string(),
+                r.dir.display().to_string(),
+            ]
+        })
+        .collect();
+    Table {
+        header: vec![
+            "#",
+            "configuration",
+            "ISL/OSL",
+            "max load meeting the SLO",
+            "state",
+            "stopped because",
+            "steps",
+            "folder",
+        ],
+        rows,
+    }
+}
+
 fn best_table(agg: &Aggregate) -> Table {
     let basis = agg.analysis.basis;
     let rates = agg.analysis.best.iter().map(|b| b.row.and_then(|i| agg.rows[i].request_rate)).collect();
@@ -471,9 +509,19 @@ pub fn html(agg: &Aggregate, charts: &[(Chart, String)]) -> String {
         let _ = writeln!(s, "<figure id=\"{}\">{}</figure>", escape(&chart.name), strip_xml_header(svg));
     }
     s.push_str(&frontier_table(agg).html("frontier-table"));
+    let searches = crate::plot::searches(&agg.rows);
+    if !searches.is_empty() {
+        s.push_str("<h2 id=\"search\">Highest load meeting the SLO</h2>\n");
+        for (chart, svg) in charts.iter().filter(|(c, _)| c.name == "search_max_load") {
+            let _ = writeln!(s, "<figure id=\"{}\">{}</figure>", escape(&chart.name), strip_xml_header(svg));
+        }
+        s.push_str(&search_table(agg).html("search-table"));
+    }
     let against_rate = |c: &Chart| c.name.contains("_rate_isl");
     s.push_str("<h2 id=\"concurrency\">Against concurrency</h2>\n");
-    for (chart, svg) in charts.iter().filter(|(c, _)| !c.name.starts_with("pareto_") && !against_rate(c)) {
+    let elsewhere =
+        |c: &Chart| c.name.starts_with("pareto_") || against_rate(c) || c.name == "search_max_load";
+    for (chart, svg) in charts.iter().filter(|(c, _)| !elsewhere(c)) {
         let _ = writeln!(s, "<figure id=\"{}\">{}</figure>", escape(&chart.name), strip_xml_header(svg));
     }
     if charts.iter().any(|(c, _)| against_rate(c)) {

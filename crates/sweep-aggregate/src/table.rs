@@ -26,6 +26,13 @@ pub struct Row {
     pub effective_concurrency: Option<i64>,
     /// The open loop's target rate, requests/s (the measured one is `request_throughput`).
     pub request_rate: Option<f64>,
+    /// The search this row belongs to (its planned point's id), for a search's planned point
+    /// and its steps.
+    pub search: Option<String>,
+    /// What that search found, on the planned point's row and on every step's.
+    pub max_load_meeting_slo: Option<f64>,
+    /// Why the search stopped, on the planned point's row.
+    pub search_stopped_because: Option<String>,
     pub figures: Figures,
     /// `summary` or `records`: where the figures were read from.
     pub metrics_from: Option<&'static str>,
@@ -91,6 +98,9 @@ pub fn read_points(points: Vec<PointSource>, from_records: bool, warnings: &mut 
             concurrency: p.concurrency,
             effective_concurrency: p.effective_concurrency,
             request_rate: p.request_rate,
+            search: p.search,
+            max_load_meeting_slo: p.search_record.as_ref().and_then(|r| r.max_load_meeting_slo),
+            search_stopped_because: p.search_record.as_ref().map(|r| r.stopped_because.clone()),
             figures: Figures::empty(),
             metrics_from: None,
             token_source: None,
@@ -170,6 +180,17 @@ pub fn read_points(points: Vec<PointSource>, from_records: bool, warnings: &mut 
             }
         }
     }
+    // Every step of a search carries what the search found.
+    let found: std::collections::HashMap<String, f64> = rows
+        .iter()
+        .filter(|r| r.search_stopped_because.is_some())
+        .filter_map(|r| Some((r.search.clone()?, r.max_load_meeting_slo?)))
+        .collect();
+    for row in &mut rows {
+        if let Some(max) = row.search.as_ref().and_then(|s| found.get(s)) {
+            row.max_load_meeting_slo = Some(*max);
+        }
+    }
     rows
 }
 
@@ -231,6 +252,9 @@ pub fn frame(rows: &[Row]) -> Result<DataFrame, Error> {
         Column::new("concurrency".into(), int(&|r| r.concurrency)),
         Column::new("effective_concurrency".into(), int(&|r| r.effective_concurrency)),
         Column::new("request_rate".into(), float(&|r| r.request_rate)),
+        Column::new("search".into(), text(&|r| r.search.clone())),
+        Column::new("max_load_meeting_slo".into(), float(&|r| r.max_load_meeting_slo)),
+        Column::new("search_stopped_because".into(), text(&|r| r.search_stopped_because.clone())),
         Column::new("gpus_allocated".into(), int(&|r| r.config.gpus_allocated)),
         Column::new("gpus_working".into(), int(&|r| r.config.gpus_working)),
         Column::new("model".into(), text(&|r| r.config.model.clone())),

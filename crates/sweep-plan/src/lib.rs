@@ -103,6 +103,35 @@ pub struct Point {
     pub search: Option<Id>,
 }
 
+impl Point {
+    /// The step of this planned point's search (`workload.search`) at `load`: the concurrency
+    /// (scaled per GEN server as the planned point's was) or the request rate set to it, its
+    /// request counts resolved, and an id of its own under job `job` with `load_settings`.
+    /// Planned here, beside every other point, so that a rerun of the same search gives the
+    /// same step ids.
+    pub fn search_step(
+        &self,
+        job: Id,
+        load_settings: &sweep_spec::Load,
+        search: &sweep_spec::Search,
+        load: f64,
+    ) -> Point {
+        let per_server = (self.effective_concurrency / u64::from(self.concurrency.max(1))).max(1);
+        let mut step = Point { search: Some(self.id), ..*self };
+        match search.axis {
+            sweep_spec::SearchAxis::Concurrency => {
+                step.concurrency = load as u32;
+                step.effective_concurrency = u64::from(step.concurrency) * per_server;
+            }
+            sweep_spec::SearchAxis::RequestRate => step.request_rate = Some(sweep_spec::Rate(load)),
+        }
+        step.requests = search.requests.resolve(step.effective_concurrency);
+        step.warmup = search.warmup.resolve(step.effective_concurrency);
+        step.id = point_id(id::with_load(job, load_settings), &step);
+        step
+    }
+}
+
 /// Why a spec that validated still cannot be planned.
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {

@@ -401,21 +401,21 @@ impl Run {
         dir.write_status(&status).reported()
     }
 
-    /// Runs one point; returns its state.
-    fn point(&self, url: &str, point: &Point) -> Result<PointState, String> {
+    /// Runs one point; returns its state and, when it measured, its aiperf export.
+    fn point(&self, url: &str, point: &Point) -> Result<(PointState, Option<serde_json::Value>), String> {
         let dir = self.dir.new_point_dir(&point.id.to_string()).reported()?;
         let started = files::now();
         dir.write_point(point).reported()?;
         if let (Some(state), Some(reason)) = (stopped(&self.cancel), self.cancel.reason()) {
             self.mark(&dir, point, state.into(), &format!("not run: {reason}"), started)?;
-            return Ok(state.into());
+            return Ok((state.into(), None));
         }
         self.mark(&dir, point, PointState::Running, "", started)?;
         let settings = match self.settings(url, point) {
             Ok(settings) => settings,
             Err(reason) => {
                 self.mark(&dir, point, PointState::Failed, &reason, started)?;
-                return Ok(PointState::Failed);
+                return Ok((PointState::Failed, None));
             }
         };
         let before = scrape_metrics(url);
@@ -468,6 +468,72 @@ impl Run {
             (PointState::Done, format!("{} requests, {} errors", p.completed, p.error_count()))
         };
         self.mark(&dir, point, state, &reason, started)?;
+        Ok((state, Some(json)))
+    }
+
+    /// Runs the search of a planned point (`workload.search`): each load it asks for is a step,
+    /// a point of its own; `search.json` in the planned point's folder is rewritten after every
+    /// step, so a job stopped halfway keeps what was found. Returns the planned point's state.
+    fn search(&self, url: &str, planned: &Point, search: &sweep_spec::Search) -> Result<PointState, String> {
+        let dir = self.dir.new_point_dir(&planned.id.to_string()).reported()?;
+        let started = files::now();
+        dir.write_point(planned).reported()?;
+        self.mark(&dir, planned, PointState::Running, "searching", started)?;
+        let job_id =
+            self.job.id.parse::<sweep_plan::Id>().map_err(|e| format!("job id {}: {e}", self.job.id))?;
+        let mut searcher = crate::search::Searcher::new(search);
+        let mut record = sweep_folder::search::SearchRecord {
+            point: planned.id.to_string(),
+            search: search.clone(),
+            steps: Vec::new(),
+            max_load_meeting_slo: None,
+            stopped_because: "searching".to_owned(),
+            finished: false,
+        };
+        let (state, reason) = loop {
+            let (load, phase) = match searcher.next().clone() {
+                crate::search::Next::Measure { load, phase } => (load, phase),
+                crate::search::Next::Done { max_load_meeting_slo, stopped_because } => {
+                    record.max_load_meeting_slo = max_load_meeting_slo;
+                    record.stopped_because = stopped_because.clone();
+                    record.finished = true;
+                    let answer = max_load_meeting_slo.map_or_else(|| "none".to_owned(), |l| l.to_string());
+                    break (
+                        PointState::Done,
+                        format!(
+                            "max {} meeting the SLO: {answer} ({stopped_because}; {} steps)",
+                            search.axis.as_str(),
+                            record.steps.len()
+                        ),
+                    );
+                }
+            };
+            let step = planned.search_step(job_id, &self.job.load, search, load);
+            let (step_state, export) = self.point(url, &step)?;
+            let broken = export.as_ref().map(|e| slo_breaches(e, &search.slo)).unwrap_or_default();
+            let throughput = export.as_ref().and_then(|e| e["output_token_throughput"]["avg"].as_f64());
+            record.steps.push(sweep_folder::search::SearchStep {
+                point: step.id.to_string(),
+                load,
+                phase: phase.to_owned(),
+                output_token_throughput: throughput,
+                broken: broken.clone(),
+                state: step_state.as_str().to_owned(),
+            });
+            if step_state != PointState::Done {
+                // A server that died, or the job's time limit: the search ends with what it has.
+                record.max_load_meeting_slo = searcher.so_far();
+                record.stopped_because = format!("step at {load} ended {}", step_state.as_str());
+                dir.write_search(&record).reported()?;
+                let state = if step_state == PointState::Skipped { PointState::Failed } else { step_state };
+                break (state, format!("the search stopped: {}", record.stopped_because));
+            }
+            searcher.record(crate::search::Measured { load, throughput: throughput.unwrap_or(0.0), broken });
+            record.max_load_meeting_slo = searcher.so_far();
+            dir.write_search(&record).reported()?;
+        };
+        dir.write_search(&record).reported()?;
+        self.mark(&dir, planned, state, &reason, started)?;
         Ok(state)
     }
 
@@ -614,7 +680,10 @@ pub fn run(b: &Benchmark) -> Result<ExitCode, String> {
     }
     let mut states: BTreeMap<PointState, usize> = BTreeMap::new();
     for point in &run.job.points {
-        let state = run.point(&url, point)?;
+        let state = match &run.job.load.search {
+            Some(search) => run.search(&url, point, search)?,
+            None => run.point(&url, point)?.0,
+        };
         *states.entry(state).or_default() += 1;
     }
     let summary: Vec<String> = states.iter().map(|(s, n)| format!("{n} {}", s.as_str())).collect();
@@ -629,6 +698,26 @@ pub fn run(b: &Benchmark) -> Result<ExitCode, String> {
         BenchmarkState::Failed
     };
     finish(state, &format!("{total} points: {}", summary.join(", ")))
+}
+
+/// The SLOs a point's aiperf export breaks, as `time_to_first_token p99 2100.0 ms > 2000 ms`;
+/// failed requests break every SLO (a load the server cannot answer is not met).
+fn slo_breaches(export: &serde_json::Value, slos: &[sweep_spec::Slo]) -> Vec<String> {
+    let mut out = Vec::new();
+    let errors = export["error_request_count"]["avg"].as_f64().unwrap_or(0.0);
+    if errors > 0.0 {
+        out.push(format!("{errors} requests failed"));
+    }
+    for slo in slos {
+        match export[slo.metric.as_str()][slo.stat.as_str()].as_f64() {
+            Some(value) if value > slo.max_ms => {
+                out.push(format!("{} {} {value:.1} ms > {} ms", slo.metric, slo.stat, slo.max_ms));
+            }
+            Some(_) => {}
+            None => out.push(format!("{} {} was not measured", slo.metric, slo.stat)),
+        }
+    }
+    out
 }
 
 /// The endpoint's `GET /metrics`, parsed for the engine's latency histograms; `None` when it has

@@ -47,6 +47,7 @@ pub fn run(settings: &Settings) -> Result<(), Error> {
         writeln!(stdout).map_err(Error::Output)?;
     } else {
         stdout.write_all(frontier_table(&agg).as_bytes()).map_err(Error::Output)?;
+        stdout.write_all(search_lines(&agg).as_bytes()).map_err(Error::Output)?;
     }
     let done = agg.rows.iter().filter(|r| r.state == "done").count();
     let _ = writeln!(
@@ -122,6 +123,24 @@ fn frontier_table(agg: &Aggregate) -> String {
     out
 }
 
+/// After the frontier, a line per search (`workload.search`): what it found and why it stopped.
+fn search_lines(agg: &Aggregate) -> String {
+    let mut out = String::new();
+    for (k, r) in sweep_aggregate::plot::searches(&agg.rows).iter().enumerate() {
+        if k == 0 {
+            out.push_str("\nSEARCH  CONFIGURATION  MAX LOAD MEETING THE SLO  STOPPED BECAUSE\n");
+        }
+        let max = r.max_load_meeting_slo.map_or_else(|| "none".to_owned(), |m| m.to_string());
+        out.push_str(&format!(
+            "#{}  {}  {max}  {}\n",
+            k + 1,
+            r.config.job,
+            r.search_stopped_because.as_deref().unwrap_or_default()
+        ));
+    }
+    out
+}
+
 fn group_json(g: &Group) -> serde_json::Value {
     json!({"mode": g.mode, "mtp": g.mtp, "isl": g.isl, "osl": g.osl})
 }
@@ -132,6 +151,7 @@ fn summary_json(agg: &Aggregate) -> serde_json::Value {
         json!({
             "job": r.config.job, "point": r.point, "concurrency": r.concurrency,
             "effective_concurrency": r.effective_concurrency, "request_rate": r.request_rate,
+            "search": r.search, "max_load_meeting_slo": r.max_load_meeting_slo,
             "tps_per_user": r.tps_per_user, "tps_per_gpu": r.tps_per_gpu(agg.analysis.basis),
         })
     };
