@@ -6,7 +6,7 @@
 mod common;
 
 use common::sweep;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -306,7 +306,7 @@ const RATES: &str = "\
 name: e2e-rates
 model: {path: /models/tiny, served_name: tiny}
 engine: {kind: mock}
-cluster: {gpus_per_node: 4, base_port: 18800, frontend_port: 18899}
+cluster: {gpus_per_node: 4, base_port: 23000, frontend_port: 23099}
 mode: agg
 agg: {tp: 1, batch: 8, engine_args: {speedup: 20}}
 workload: {isl: 32, osl: 8, concurrency: 8, arrival: constant, request_rate: [4, 8], requests: 24, warmup: 2}
@@ -355,6 +355,105 @@ fn a_request_rate_sweep_measures_a_point_per_rate_and_a_new_rate_resumes_alone()
         html.contains("id=\"request-rate\"") && html.contains("id=\"ttft_rate_isl32_osl8\""),
         "rate charts"
     );
+}
+
+/// A search for the highest concurrency meeting a TTFT SLO, on two simulated servers whose
+/// batch (6 and 10 sequences) is where requests start to queue: the TTFT jumps from a prefill
+/// (a few ms) to a whole request (about 90 ms) there, so the answer is known.
+const SEARCH: &str = "\
+name: e2e-search
+model: {path: /models/tiny, served_name: tiny}
+engine: {kind: mock}
+cluster: {gpus_per_node: 4, base_port: 18900, frontend_port: 18999}
+mode: agg
+agg: {tp: 1, batch: [6, 10], engine_args: {speedup: 4}}
+workload:
+  isl: 32
+  osl: 32
+  requests: 10x
+  warmup: 1x
+  search: {axis: concurrency, from: 1, to: 64, slo: {time_to_first_token: {p99: 40}}}
+";
+
+fn search_record(job: &Path) -> serde_json::Value {
+    let points = std::fs::read_dir(job.join("points")).expect("points");
+    let record = points
+        .flatten()
+        .find_map(|p| std::fs::read_to_string(p.path().join("search.json")).ok())
+        .expect("the planned point's search.json");
+    serde_json::from_str(&record).expect("JSON")
+}
+
+#[test]
+fn a_search_finds_the_concurrency_where_each_server_starts_to_queue() {
+    let s = new_sweep("search", SEARCH);
+    let (code, _, stderr) = sweep(&["submit", "spec.yaml", "-o", "sweep", "--executor", "local"], &s.dir);
+    assert_eq!(code, 0, "{stderr}");
+    // 2 × log2(64 / 1) + 3.
+    let budget = 15;
+    for batch in [6, 10] {
+        let job = s.dir.join(format!("sweep/jobs/agg1_tep1_batch{batch}_eplb0_mtp0"));
+        let record = search_record(&job);
+        assert_eq!(record["max_load_meeting_slo"].as_f64(), Some(f64::from(batch)), "{record:#}");
+        assert_eq!(record["finished"], true);
+        let steps = record["steps"].as_array().expect("steps");
+        assert!(steps.len() <= budget, "{} steps: {record:#}", steps.len());
+        assert!(
+            record["stopped_because"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with(&format!("the SLO breaks at {}", batch + 1)),
+            "{record:#}"
+        );
+        // Every step is a point of its own, with its exports and its marker.
+        for step in steps {
+            let dir = job.join("points").join(step["point"].as_str().expect("id"));
+            assert!(dir.join("profile_export_aiperf.json").is_file(), "{}", dir.display());
+            let point: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(dir.join("point.json")).expect("point"))
+                    .expect("JSON");
+            assert_eq!(point["concurrency"].as_f64(), step["load"].as_f64(), "{point}");
+            assert_eq!(point["search"], record["point"], "{point}");
+        }
+    }
+
+    let (code, stdout, stderr) = sweep(&["report", "sweep"], &s.dir);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("MAX LOAD MEETING THE SLO"), "{stdout}");
+    let rows = common::csv_rows(&s.dir.join("sweep/report/results.csv"));
+    let searched: Vec<&BTreeMap<String, String>> =
+        rows.iter().filter(|r| !r["search_stopped_because"].is_empty()).collect();
+    assert_eq!(searched.len(), 2, "a row per search: {rows:#?}");
+    for row in &rows {
+        assert!(!row["search"].is_empty(), "every row belongs to a search: {row:?}");
+        let batch: f64 = row["batch"].parse().expect("batch");
+        assert_eq!(row["max_load_meeting_slo"].parse::<f64>().ok(), Some(batch), "{row:?}");
+    }
+    let html = std::fs::read_to_string(s.dir.join("sweep/report/report.html")).expect("report.html");
+    assert!(
+        html.contains("id=\"search-table\"") && html.contains("id=\"search_max_load\""),
+        "the search section"
+    );
+}
+
+#[test]
+fn a_saturation_search_without_an_slo_stops_at_the_knee() {
+    let spec = SEARCH
+        .replace("batch: [6, 10]", "batch: 6")
+        .replace("slo: {time_to_first_token: {p99: 40}}", "stop_when_gain_below: 0.05")
+        .replace("18900", "23500")
+        .replace("18999", "23599");
+    let s = new_sweep("saturation", &spec);
+    let (code, _, stderr) = sweep(&["submit", "spec.yaml", "-o", "sweep", "--executor", "local"], &s.dir);
+    assert_eq!(code, 0, "{stderr}");
+    let record = search_record(&s.dir.join("sweep/jobs/agg1_tep1_batch6_eplb0_mtp0"));
+    // Past 6 sequences the server only queues: 6 is the lowest load within 5 % of the most.
+    assert_eq!(record["max_load_meeting_slo"].as_f64(), Some(6.0), "{record:#}");
+    assert!(
+        record["stopped_because"].as_str().unwrap_or_default().starts_with("the throughput saturates"),
+        "{record:#}"
+    );
+    assert!(record["steps"].as_array().expect("steps").len() <= 15, "{record:#}");
 }
 
 #[test]
