@@ -114,7 +114,11 @@ fn write_table(out: &mut impl Write, spec: &Spec, plan: &Plan) -> std::io::Resul
                 job.layout.gpus_allocated.to_string(),
                 job.layout.gpus_working.to_string(),
                 join(lengths.iter().map(|(i, o)| format!("{i}/{o}"))),
-                concurrency_cell(points),
+                match &spec.workload.load.search {
+                    // The planned point only starts the search; its steps choose the loads.
+                    Some(s) => format!("search {} {}–{}", s.axis.as_str(), s.from, s.to),
+                    None => concurrency_cell(points),
+                },
             ]
         })
         .collect();
