@@ -201,6 +201,10 @@ fn all_done_with_server_usage(
     let mut exports = Vec::new();
     for job in std::fs::read_dir(s.dir.join("sweep/jobs")).expect("jobs").flatten() {
         for point in std::fs::read_dir(job.path().join("points")).expect("points").flatten() {
+            // A search's planned point holds its record; its steps are the measured points.
+            if point.path().join("search.json").is_file() {
+                continue;
+            }
             let status: serde_json::Value = serde_json::from_str(
                 &std::fs::read_to_string(point.path().join("status.json")).expect("status"),
             )
@@ -318,7 +322,8 @@ fn dynamo_disaggregated_as_a_custom_engine() {
 
 /// One vLLM server on CPU: random weights (`load_format: dummy`), a boolean engine argument
 /// (`enforce_eager`, which skips torch.compile and halves the start), and the engine's own
-/// histograms scraped around each point.
+/// histograms scraped around each point. The load is a search (`workload.search`) over
+/// concurrency 1 to 4 within a TTFT SLO this server meets: it climbs 1, 2, 4 and stops at `to`.
 const VLLM_ONE: &str = "\
 name: real-vllm-one
 model: {path: MODEL, served_name: tiny}
@@ -326,14 +331,24 @@ engine: {kind: vllm, health: {interval: 1, timeout: 400}}
 cluster: {gpus_per_node: 4, base_port: BASE, frontend_port: FRONTEND}
 mode: agg
 agg: {tp: 1, batch: 8, max_seq_len: 1024, engine_args: {enforce_eager: true, load_format: dummy, dtype: bfloat16}}
-workload: {isl: 32, osl: 16, concurrency: [1, 4], requests: 8, warmup: 0}
+workload: {isl: 32, osl: 16, requests: 8, warmup: 0, search: {axis: concurrency, from: 1, to: 4, slo: {time_to_first_token: {p99: 60000}}}}
 ";
 
 #[test]
-fn vllm_one_server_with_a_boolean_argument_and_ttft_against_its_own_clock() {
+fn vllm_one_server_with_a_boolean_argument_a_search_and_ttft_against_its_own_clock() {
     let s = Sweep::new("vllm-one", venv("vllm-0.32.0"), VLLM_ONE);
     let rows = s.submit_and_wait(Duration::from_secs(600));
-    let exports = all_done_with_server_usage(&s, &rows, 2);
+    let exports = all_done_with_server_usage(&s, &rows, 3);
+    let search = std::fs::read_dir(s.job().join("points"))
+        .expect("points")
+        .flatten()
+        .find_map(|p| std::fs::read_to_string(p.path().join("search.json")).ok())
+        .expect("search.json");
+    let search: serde_json::Value = serde_json::from_str(&search).expect("JSON");
+    let loads: Vec<f64> =
+        search["steps"].as_array().expect("steps").iter().filter_map(|s| s["load"].as_f64()).collect();
+    assert_eq!(loads, [1.0, 2.0, 4.0], "{search:#}");
+    assert_eq!(search["max_load_meeting_slo"].as_f64(), Some(4.0), "{search:#}");
     let script = std::fs::read_to_string(s.job().join("job.sbatch")).expect("script");
     assert!(script.contains(" --enforce-eager ") && !script.contains("--enforce-eager True"), "{script}");
     // What ran it: the version vLLM's `GET /version` gave, and its packages.
