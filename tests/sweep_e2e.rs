@@ -457,6 +457,40 @@ fn a_saturation_search_without_an_slo_stops_at_the_knee() {
 }
 
 #[test]
+fn a_search_near_its_jobs_time_limit_stops_and_keeps_its_steps() {
+    // One minute of SLURM time, and a first step far longer than that: the runner stops it 30 s
+    // before the limit, and the search ends there with what it measured.
+    let spec = SEARCH
+        .replace("batch: [6, 10]", "batch: 6")
+        .replace("requests: 10x", "requests: 5000")
+        .replace("gpus_per_node: 4,", "gpus_per_node: 4, time_limit: 1,")
+        .replace("18900", "23600")
+        .replace("18999", "23699");
+    let s = new_sweep("search-limit", &spec);
+    let (code, _, stderr) = sweep(&["submit", "spec.yaml", "-o", "sweep"], &s.dir);
+    assert_eq!(code, 0, "{stderr}");
+    let rows = wait_for(&s.dir, "sweep", Duration::from_secs(90), all_final);
+    assert_eq!(point_states(&rows), ["timeout"], "the search's planned point: {rows:#?}");
+    let job = s.dir.join("sweep/jobs/agg1_tep1_batch6_eplb0_mtp0");
+    let record = search_record(&job);
+    assert_eq!(record["finished"], false, "{record:#}");
+    assert_eq!(record["stopped_because"], "step at 1 ended timeout", "{record:#}");
+    let step = &record["steps"][0];
+    assert_eq!(step["state"], "timeout", "{record:#}");
+    let export: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            job.join("points").join(step["point"].as_str().expect("id")).join("profile_export_aiperf.json"),
+        )
+        .expect("the step's export"),
+    )
+    .expect("JSON");
+    assert!(
+        export["request_count"]["avg"].as_f64().unwrap_or(0.0) >= 10.0,
+        "what it measured is kept: {export:#}"
+    );
+}
+
+#[test]
 fn a_job_near_its_time_limit_stops_in_time_and_keeps_its_partial_results() {
     // One minute of SLURM time; the runner stops 30 s before it, mid-point, and writes results.
     let spec = TWO_JOBS
