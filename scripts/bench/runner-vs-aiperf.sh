@@ -20,7 +20,7 @@ if [ ! -x "$venv/bin/aiperf" ]; then
   "$venv/bin/pip" install -q aiperf==0.13.0
 fi
 cargo build --release --quiet -p sweep-mock -p sweep-runner
-cargo build --release --quiet -p sweep-runner --example read_floor
+cargo build --release --quiet -p sweep-load --example read_floor
 # 10,000 streams need as many sockets in each process.
 ulimit -n "$(ulimit -Hn)"
 work=$(mktemp -d)
@@ -52,7 +52,7 @@ start_engine() {  # flags for the engine; sets $url
 # counts the CPU of every process the client waited for (aiperf's services included).
 timed() { taskset -c 1 /usr/bin/time -f "%e %U %S %M" -o "$work/time" "$@"; }
 ours() { timed target/release/sweep-runner profile --url "$url" --model tiny --progress off "$@"; }
-# The floor: a client that only reads each token as it arrives (crates/sweep-runner/examples/read_floor.rs).
+# The floor: a client that only reads each token as it arrives (crates/sweep-load/examples/read_floor.rs).
 floor() { timed target/release/examples/read_floor "${url#http://}" "$@" >"$work/floor.out"; }
 aiperf() {
   timed "$venv/bin/aiperf" profile --model tiny --url "$url" --endpoint-type chat --endpoint /v1/chat/completions \

@@ -24,7 +24,7 @@ use sweep_plan::Point;
 use sweep_spec::ArrivalKind;
 
 use crate::files::{self, Reported};
-use crate::load::{self, progress, Arrival, Cancel, Slos};
+use sweep_load::{self as load, progress, Arrival, Cancel, Slos};
 use crate::{engine_metrics, provenance, readiness};
 
 #[derive(Debug)]

@@ -1,11 +1,10 @@
-//! `sweep-runner`: what each `srun` step of a sweep job runs (`serve`, `benchmark`), and a load
-//! generator usable on its own (`profile`). See `docs/runner.md`.
+//! `sweep-runner`: what each `srun` step of a sweep job runs (`serve`, `benchmark`), and the load
+//! generator (`sweep-load`) on its own (`profile`). See `docs/runner.md`.
 
 pub mod benchmark;
 pub mod engine_metrics;
 pub mod files;
 pub mod group;
-pub mod load;
 pub mod provenance;
 pub mod readiness;
 pub mod search;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use sweep_runner::load::{self, progress, Arrival, Endpoint, Slos};
+use sweep_load::{self as load, progress, Arrival, Endpoint, Slos};
 use sweep_runner::{benchmark, group, serve, workers};
 
 #[derive(Debug, Parser)]

@@ -1,4 +1,5 @@
-//! The load generator: closed loop (concurrency), open loop (a seeded absolute schedule of
+//! `sweep-load`: the load generator, whose callers are `sweep-runner profile` (on its own) and
+//! the benchmark step of a job. Closed loop (concurrency), open loop (a seeded absolute schedule of
 //! constant, Poisson or gamma arrivals, optionally capped), and trace replay; a warm-up phase
 //! left out of the results; a deadline and signals that cancel what is in flight and record it.
 //!
@@ -884,10 +885,9 @@ pub fn write_exports(
     aggregate: &Aggregate,
 ) -> Result<(), String> {
     let text = serde_json::to_string_pretty(json).map_err(|e| e.to_string())?;
-    use crate::files::Reported;
     use sweep_folder::{exports, file};
-    file::write_atomically(&dir.join(exports::SUMMARY), text.as_bytes()).reported()?;
-    file::write_atomically(&dir.join(exports::CSV), aggregate.to_aiperf_csv().as_bytes()).reported()
+    file::write_atomically(&dir.join(exports::SUMMARY), text.as_bytes()).map_err(|e| e.to_string())?;
+    file::write_atomically(&dir.join(exports::CSV), aggregate.to_aiperf_csv().as_bytes()).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

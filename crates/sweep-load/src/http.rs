@@ -263,7 +263,7 @@ mod tests {
 
     /// A response (head and chunked body) cut into random reads decodes as it does whole;
     /// mutated bytes are an error or a shorter body, never a panic or a loop that does not end.
-    /// 100,000 cases: `cargo test --release -p sweep-runner -- --ignored fuzz`.
+    /// 100,000 cases: `cargo test --release -p sweep-load -- --ignored fuzz`.
     fn fuzz_response(cases: u32) {
         use proptest::prelude::*;
         use proptest::test_runner::{Config, TestRunner};
@@ -329,7 +329,7 @@ mod tests {
     }
 
     #[test]
-    #[ignore = "100,000 cases: cargo test --release -p sweep-runner -- --ignored fuzz"]
+    #[ignore = "100,000 cases: cargo test --release -p sweep-load -- --ignored fuzz"]
     fn fuzz_http_responses_long() {
         fuzz_response(100_000);
     }

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use sweep_runner::load::{Aggregate, Phase, Record, RequestError, Slos, TokenSource};
+use sweep_load::{Aggregate, Phase, Record, RequestError, Slos, TokenSource};
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -499,7 +499,7 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     use super::*;
-    use crate::load::client::{send, Request};
+    use crate::client::{send, Request};
 
     #[test]
     fn an_idle_reader_pauses_only_as_long_as_the_reads_seen_allow() {
@@ -525,7 +525,7 @@ mod tests {
         assert_eq!(pace.pause(), None);
     }
 
-    use crate::load::http::Pool;
+    use crate::http::Pool;
 
     /// A server for one exchange: reads the request (after `delay`) to the end of its body and
     /// answers with `answer`, then holds the connection open.

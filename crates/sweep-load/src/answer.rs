@@ -144,7 +144,7 @@ mod tests {
 
     /// The same events cut anywhere into reads (and glued to garbage, or to a line far longer
     /// than any event) give the same counts as one read, never panic, and consume only whole
-    /// events. 100,000 cases: `cargo test --release -p sweep-runner -- --ignored fuzz`.
+    /// events. 100,000 cases: `cargo test --release -p sweep-load -- --ignored fuzz`.
     fn fuzz_sse(cases: u32) {
         use proptest::prelude::*;
         use proptest::test_runner::{Config, TestRunner};
@@ -201,7 +201,7 @@ mod tests {
     }
 
     #[test]
-    #[ignore = "100,000 cases: cargo test --release -p sweep-runner -- --ignored fuzz"]
+    #[ignore = "100,000 cases: cargo test --release -p sweep-load -- --ignored fuzz"]
     fn fuzz_sse_events_long() {
         fuzz_sse(100_000);
     }
