@@ -35,7 +35,7 @@ rate=$(taskset -c 1 wrk -t1 -c256 -d"${seconds}s" -s "$work/stream.lua" "$url" |
 echo "streaming, 256 tokens, 256 connections: ${rate} requests/s = $(awk -v r="$rate" 'BEGIN {printf "%.0f", r * 256}') streamed tokens/s"
 
 profile() {  # our client, on core 1
-  taskset -c 1 target/release/sweep-runner profile --url "${url%/v1/completions}" --endpoint completions \
+  taskset -c 1 target/release/sweep-runner profile --format json --url "${url%/v1/completions}" --endpoint completions \
     --model tiny --isl 8 "$@" | python3 -c '
 import json, sys
 r = json.load(sys.stdin)

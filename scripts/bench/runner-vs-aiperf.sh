@@ -51,7 +51,7 @@ start_engine() {  # flags for the engine; sets $url
 # Runs a client on core 1 under GNU time; writes "wall user sys maxrss_kb" to $work/time. GNU time
 # counts the CPU of every process the client waited for (aiperf's services included).
 timed() { taskset -c 1 /usr/bin/time -f "%e %U %S %M" -o "$work/time" "$@"; }
-ours() { timed target/release/sweep-runner profile --url "$url" --model tiny --progress off "$@"; }
+ours() { timed target/release/sweep-runner profile --format json --url "$url" --model tiny --progress off "$@"; }
 # The floor: a client that only reads each token as it arrives (crates/sweep-load/examples/read_floor.rs).
 floor() { timed target/release/examples/read_floor "${url#http://}" "$@" >"$work/floor.out"; }
 aiperf() {

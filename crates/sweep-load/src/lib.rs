@@ -12,6 +12,7 @@
 
 pub mod answer;
 pub mod client;
+pub mod console;
 pub mod event;
 pub mod http;
 pub mod progress;
@@ -887,7 +888,8 @@ pub fn write_exports(
     let text = serde_json::to_string_pretty(json).map_err(|e| e.to_string())?;
     use sweep_folder::{exports, file};
     file::write_atomically(&dir.join(exports::SUMMARY), text.as_bytes()).map_err(|e| e.to_string())?;
-    file::write_atomically(&dir.join(exports::CSV), aggregate.to_aiperf_csv().as_bytes()).map_err(|e| e.to_string())
+    file::write_atomically(&dir.join(exports::CSV), aggregate.to_aiperf_csv().as_bytes())
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -24,8 +24,8 @@ use sweep_plan::Point;
 use sweep_spec::ArrivalKind;
 
 use crate::files::{self, Reported};
-use sweep_load::{self as load, progress, Arrival, Cancel, Slos};
 use crate::{engine_metrics, provenance, readiness};
+use sweep_load::{self as load, progress, Arrival, Cancel, Slos};
 
 #[derive(Debug)]
 pub struct Benchmark {

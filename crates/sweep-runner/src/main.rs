@@ -108,6 +108,12 @@ impl From<ProgressArg> for progress::Mode {
     }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum FormatArg {
+    Table,
+    Json,
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum ArrivalArg {
     Closed,
@@ -181,6 +187,10 @@ struct ProfileArgs {
     /// Write profile_export.jsonl, profile_export_aiperf.json and .csv into this folder.
     #[arg(long, value_name = "DIR")]
     artifact_dir: Option<PathBuf>,
+    /// `table`: a summary of the measured phase (avg, min, p50, p90, p99, max per metric), as
+    /// aiperf's console prints; `json`: the aiperf-format JSON on one line, for scripts.
+    #[arg(long, value_enum, default_value_t = FormatArg::Table)]
+    format: FormatArg,
     #[arg(long, value_enum, default_value_t = ProgressArg::Auto)]
     progress: ProgressArg,
     /// Threads that send and read (async runtime threads, one reading task each).
@@ -289,7 +299,11 @@ fn profile(args: &ProfileArgs) -> Result<ExitCode, String> {
     }
     use std::io::Write;
     let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "{json}").map_err(|e| format!("cannot write the results: {e}"))?;
+    let text = match args.format {
+        FormatArg::Json => format!("{json}\n"),
+        FormatArg::Table => load::console::summary_table(&json),
+    };
+    stdout.write_all(text.as_bytes()).map_err(|e| format!("cannot write the results: {e}"))?;
     Ok(ExitCode::SUCCESS)
 }
 

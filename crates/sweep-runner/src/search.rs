@@ -308,7 +308,10 @@ mod tests {
             most = most.max(steps.len());
         }
         // The figure docs/benchmarks.md quotes.
-        eprintln!("the most steps over every limit 1..=1023 in 1..1024: {most} (budget {})", budget(1.0, 1024.0));
+        eprintln!(
+            "the most steps over every limit 1..=1023 in 1..1024: {most} (budget {})",
+            budget(1.0, 1024.0)
+        );
     }
 
     #[test]

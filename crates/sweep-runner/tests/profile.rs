@@ -24,7 +24,7 @@ fn engine(args: &[&str]) -> String {
 
 fn profile(url: &str, extra: &[&str]) -> serde_json::Value {
     let output = Command::new(env!("CARGO_BIN_EXE_sweep-runner"))
-        .args(["profile", "--url", url, "--model", "tiny"])
+        .args(["profile", "--url", url, "--model", "tiny", "--format", "json"])
         .args(extra)
         .output()
         .expect("runs");
@@ -385,4 +385,22 @@ fn token_counts_come_from_a_local_tokenizer_when_given_and_say_so() {
     assert!(stderr.contains("missing.json") && stderr.contains("does not exist"), "{stderr}");
     assert_eq!(seen.lock().expect("lock").len(), 2, "nothing sent");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_default_output_is_a_summary_table_and_json_is_asked_for() {
+    let url = engine(&[]);
+    let output = Command::new(env!("CARGO_BIN_EXE_sweep-runner"))
+        .args(["profile", "--url", &url, "--model", "tiny", "--requests", "4", "--progress", "off"])
+        .output()
+        .expect("runs");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let text = String::from_utf8_lossy(&output.stdout);
+    let header: Vec<&str> = text.lines().next().unwrap_or_default().split_whitespace().collect();
+    assert_eq!(header, ["avg", "min", "p50", "p90", "p99", "max"], "{text}");
+    for row in ["time to first token (ms)", "inter-token latency (ms)", "request throughput", "requests "] {
+        assert!(text.contains(row), "{row}: {text}");
+    }
+    assert!(text.contains("4 (0 errors, 0 cancelled)"), "{text}");
+    assert!(serde_json::from_str::<serde_json::Value>(&text).is_err(), "not JSON unless asked");
 }
