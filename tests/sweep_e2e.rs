@@ -496,6 +496,58 @@ fn a_search_near_its_jobs_time_limit_stops_and_keeps_its_steps() {
 }
 
 #[test]
+fn a_dataset_sends_its_own_prompts_and_lengths_and_is_recorded() {
+    let dataset =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/datasets/single-turn.jsonl");
+    let dataset = dataset.canonicalize().expect("the fixture");
+    let spec = format!(
+        "name: e2e-dataset
+model: {{path: /models/tiny, served_name: tiny}}
+engine: {{kind: mock}}
+cluster: {{gpus_per_node: 4, base_port: 23700, frontend_port: 23799}}
+mode: agg
+agg: {{tp: 1, batch: 8, engine_args: {{speedup: 20}}}}
+workload: {{isl: 32, osl: 6, concurrency: 2, requests: 8, warmup: 2, dataset: {{path: {}}}}}
+",
+        dataset.display()
+    );
+    let s = new_sweep("dataset", &spec);
+    let (code, _, stderr) = sweep(&["submit", "spec.yaml", "-o", "sweep", "--executor", "local"], &s.dir);
+    assert_eq!(code, 0, "{stderr}");
+    let points = s.dir.join("sweep/jobs/agg1_tep1_batch8_eplb0_mtp0/points");
+    let point = std::fs::read_dir(&points).expect("points").flatten().next().expect("a point").path();
+    // The simulated engine counts a prompt's words (every message's, each text part's) and
+    // makes `max_tokens`: the lengths it reports are the dataset's, entry by entry, twice over.
+    let mut measured: Vec<(u64, u64)> = std::fs::read_to_string(point.join("profile_export.jsonl"))
+        .expect("records")
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("JSON"))
+        .filter(|r| r["metadata"]["benchmark_phase"] == "profiling")
+        .map(|r| {
+            let m = &r["metrics"];
+            (
+                m["input_sequence_length"]["value"].as_f64().unwrap_or(0.0) as u64,
+                m["output_sequence_length"]["value"].as_f64().unwrap_or(0.0) as u64,
+            )
+        })
+        .collect();
+    measured.sort_unstable();
+    let mut expected = vec![(4, 3), (10, 5), (11, 6), (3, 2), (4, 3), (10, 5), (11, 6), (3, 2)];
+    expected.sort_unstable();
+    assert_eq!(measured, expected, "(prompt words, output tokens) per request");
+    let export: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(point.join("profile_export_aiperf.json")).expect("export"),
+    )
+    .expect("JSON");
+    let bytes = std::fs::read(&dataset).expect("fixture");
+    assert_eq!(export["dataset"]["bytes"].as_u64(), Some(bytes.len() as u64), "{export:#}");
+    assert_eq!(export["dataset"]["entries"], 4);
+    let sum = Command::new("sha256sum").arg(&dataset).output().expect("sha256sum");
+    let sum = String::from_utf8_lossy(&sum.stdout).split_whitespace().next().unwrap_or_default().to_owned();
+    assert_eq!(export["dataset"]["sha256"].as_str(), Some(sum.as_str()), "{export:#}");
+}
+
+#[test]
 fn a_job_near_its_time_limit_stops_in_time_and_keeps_its_partial_results() {
     // One minute of SLURM time; the runner stops 30 s before it, mid-point, and writes results.
     let spec = TWO_JOBS

@@ -112,6 +112,36 @@ pub struct Settings {
     pub threads: usize,
     /// Counts tokens (and fits prompts to ISL) instead of the server's `usage`.
     pub tokenizer: Option<Arc<tokens::TokenCounter>>,
+    /// The measured requests' prompts, from a file; synthetic ones when unset.
+    pub dataset: Option<Arc<Dataset>>,
+}
+
+/// A dataset's prompts, cycled through in file order by the measured requests. Warm-up
+/// requests keep synthetic prompts, so that they never warm a cache for the measured ones.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dataset {
+    pub entries: Vec<sweep_spec::dataset::Entry>,
+    /// Cut or pad text prompts to the ISL (tokenizer tokens with a tokenizer, else words).
+    pub fit_to_isl: bool,
+    /// What was read, for the point's record: `{path, bytes, sha256, entries}`.
+    pub info: serde_json::Value,
+}
+
+impl Dataset {
+    /// Reads and parses a single-turn dataset; the error names the file and the line.
+    pub fn read(path: &std::path::Path, fit_to_isl: bool) -> Result<Dataset, String> {
+        use sha2::Digest as _;
+        let bytes = std::fs::read(path).map_err(|e| format!("dataset {}: {e}", path.display()))?;
+        let text =
+            std::str::from_utf8(&bytes).map_err(|e| format!("dataset {}: not UTF-8: {e}", path.display()))?;
+        let entries =
+            sweep_spec::dataset::parse(text).map_err(|e| format!("dataset {}: {e}", path.display()))?;
+        let sha256: String = sha2::Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+        let info = serde_json::json!({
+            "path": path.display().to_string(), "bytes": bytes.len(), "sha256": sha256, "entries": entries.len(),
+        });
+        Ok(Dataset { entries, fit_to_isl, info })
+    }
 }
 
 /// Why a load stopped early: the state it leaves points in (`timeout` for a deadline,
@@ -232,10 +262,37 @@ impl Shared {
         // Warm-up prompts come from a stream of their own, so they never warm a cache for the
         // measured prompts.
         let stream = if phase == Phase::Warmup { index | 1 << 63 } else { index };
-        let (mut prompt, isl, osl) = match (&s.arrival, phase) {
-            (Arrival::Trace { entries, block_size, .. }, Phase::Profiling) => {
+        // A dataset's chat messages, sent as they are.
+        let mut messages = None;
+        // Whether the prompt is fitted to `isl` (synthetic and trace prompts are made to it).
+        let mut fit = true;
+        let (mut prompt, isl, osl) = match (&s.arrival, phase, &s.dataset) {
+            (Arrival::Trace { entries, block_size, .. }, Phase::Profiling, _) => {
                 let entry = &entries[index as usize % entries.len()];
                 (entry.prompt(s.seed, stream, *block_size), entry.input_length, entry.output_length)
+            }
+            (_, Phase::Profiling, Some(dataset)) => {
+                let entry = &dataset.entries[index as usize % dataset.entries.len()];
+                let osl = entry.output_length.unwrap_or(s.osl);
+                match &entry.content {
+                    sweep_spec::dataset::Content::Text(text) if dataset.fit_to_isl => {
+                        let text = if s.tokenizer.is_some() {
+                            text.clone()
+                        } else {
+                            fit_words(text, s.isl, s.seed, stream)
+                        };
+                        (text, s.isl, osl)
+                    }
+                    sweep_spec::dataset::Content::Text(text) => {
+                        fit = false;
+                        (text.clone(), entry.content.words() as u32, osl)
+                    }
+                    sweep_spec::dataset::Content::Messages(list) => {
+                        fit = false;
+                        messages = Some(list.clone());
+                        (sweep_spec::dataset::messages_text(list), entry.content.words() as u32, osl)
+                    }
+                }
             }
             _ => {
                 let mut rng = Rng::for_stream(s.seed ^ 0x1e57, stream);
@@ -245,18 +302,21 @@ impl Shared {
             }
         };
         let prompt_tokens = match &s.tokenizer {
-            Some(tokenizer) => {
+            Some(tokenizer) if fit => {
                 let (fitted, count) = tokenizer.fit(prompt, isl, s.seed, stream);
                 prompt = fitted;
                 count
             }
+            Some(tokenizer) => tokenizer.count(&prompt),
             None => u64::from(isl),
         };
         let mut body = serde_json::Map::new();
         body.insert("model".into(), s.model.clone().into());
         match s.endpoint {
             Endpoint::Chat => {
-                body.insert("messages".into(), serde_json::json!([{"role": "user", "content": prompt}]));
+                let messages =
+                    messages.unwrap_or_else(|| serde_json::json!([{"role": "user", "content": prompt}]));
+                body.insert("messages".into(), messages);
             }
             Endpoint::Completions => {
                 body.insert("prompt".into(), prompt.into());
@@ -877,6 +937,20 @@ fn input_config(s: &Settings) -> serde_json::Value {
             "request_latency": s.slos.request_latency,
         },
     })
+}
+
+/// `text` cut to its first `isl` words, or padded with seeded words to `isl`: a dataset's prompt
+/// fitted without a tokenizer, where a word stands for a token.
+fn fit_words(text: &str, isl: u32, seed: u64, stream: u64) -> String {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let target = isl.max(1) as usize;
+    if words.len() >= target {
+        return words[..target].join(" ");
+    }
+    let mut out = words.join(" ");
+    let mut rng = Rng::for_stream(seed ^ 0x70c3, stream);
+    prompts::push_words(&mut out, &mut rng, target - words.len());
+    out
 }
 
 /// Writes `profile_export_aiperf.json` and `.csv` into `dir`, each through a temporary name.

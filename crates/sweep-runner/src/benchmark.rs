@@ -78,6 +78,8 @@ struct Run {
     progress: progress::Mode,
     /// `workload.tokenizer`, loaded once for every point.
     tokenizer: Option<Arc<load::tokens::TokenCounter>>,
+    /// `workload.dataset`, read once for every point.
+    dataset: Option<Arc<load::Dataset>>,
 }
 
 impl Run {
@@ -342,6 +344,7 @@ impl Run {
             },
             threads: 2,
             tokenizer: self.tokenizer.clone(),
+            dataset: self.dataset.clone(),
         })
     }
 
@@ -424,6 +427,9 @@ impl Run {
             "point": point,
             "job": {"id": self.job.id, "name": self.job.name},
         });
+        if let Some(dataset) = &self.dataset {
+            extra["dataset"] = dataset.info.clone();
+        }
         // The engine's own figures for the same requests (warm-up included), when it has them.
         if let (Some(before), Some(after)) = (before, scrape_metrics(url)) {
             let measures = engine_metrics::over_point(&before, &after);
@@ -633,13 +639,31 @@ pub fn run(b: &Benchmark) -> Result<ExitCode, String> {
             );
         });
     }
-    let mut run =
-        Run { dir: dir.clone(), job, hosts: hosts(), started, cancel, progress: b.progress, tokenizer: None };
+    let mut run = Run {
+        dir: dir.clone(),
+        job,
+        hosts: hosts(),
+        started,
+        cancel,
+        progress: b.progress,
+        tokenizer: None,
+        dataset: None,
+    };
     dir.write_metadata(&run.metadata(&BTreeMap::new())).reported()?;
     // A tokenizer that cannot be read fails the job now, not after the servers have loaded.
     if let Some(path) = &run.job.load.tokenizer {
         match load::tokens::TokenCounter::load(Path::new(path)) {
             Ok(tokenizer) => run.tokenizer = Some(Arc::new(tokenizer)),
+            Err(reason) => {
+                mark_unrun(&run, PointState::Failed, &format!("not run: {reason}"))?;
+                return finish(BenchmarkState::Failed, &reason);
+            }
+        }
+    }
+    // So does a dataset that cannot be read here, with the file and line.
+    if let Some(dataset) = &run.job.load.dataset {
+        match load::Dataset::read(Path::new(&dataset.path), dataset.fit_to_isl) {
+            Ok(read) => run.dataset = Some(Arc::new(read)),
             Err(reason) => {
                 mark_unrun(&run, PointState::Failed, &format!("not run: {reason}"))?;
                 return finish(BenchmarkState::Failed, &reason);

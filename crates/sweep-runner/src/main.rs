@@ -200,6 +200,13 @@ struct ProfileArgs {
     /// server's usage; prompts are then cut to exactly --isl of its tokens.
     #[arg(long, value_name = "PATH")]
     tokenizer: Option<PathBuf>,
+    /// Prompts from this single-turn JSONL file (a `text` or OpenAI `messages` per line,
+    /// optional `output_length`; aiperf's `single_turn` format), cycled in order.
+    #[arg(long, value_name = "FILE")]
+    input_file: Option<PathBuf>,
+    /// With --input-file: cut or pad each text prompt to --isl.
+    #[arg(long)]
+    fit_to_isl: bool,
 }
 
 fn positive(name: &str, value: f64) -> Result<f64, String> {
@@ -268,6 +275,12 @@ impl ProfileArgs {
                 .tokenizer
                 .as_deref()
                 .map(load::tokens::TokenCounter::load)
+                .transpose()?
+                .map(Arc::new),
+            dataset: self
+                .input_file
+                .as_deref()
+                .map(|path| load::Dataset::read(path, self.fit_to_isl))
                 .transpose()?
                 .map(Arc::new),
         })

@@ -4,6 +4,7 @@
 //! [`load`] takes the file's text (reading it is the caller's business) and returns the model
 //! with a [`SourceMap`], or a [`SpecError`] that names the key, its position and what to do.
 
+pub mod dataset;
 mod error;
 pub mod expr;
 pub mod model;
@@ -34,6 +35,15 @@ pub fn load(text: &str) -> Result<Document, SpecError> {
         serde_path_to_error::deserialize(deserializer).map_err(|error| classify(&error, &source_map))?;
     let spec = resolve::resolve(raw).map_err(|error| locate(error, &source_map))?;
     Ok(Document { spec, source_map })
+}
+
+/// The checks a loaded spec needs the file system for (its dataset), done through `read` so
+/// that this crate stays free of I/O; errors point at the key in the spec.
+pub fn check_inputs(
+    document: &Document,
+    read: impl Fn(&str) -> std::io::Result<String>,
+) -> Result<(), SpecError> {
+    dataset::check(&document.spec, read).map_err(|error| locate(error, &document.source_map))
 }
 
 /// Fills in the position of an error found after parsing.

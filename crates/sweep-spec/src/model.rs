@@ -169,6 +169,33 @@ pub struct Load {
     /// Left out when unset, so that ids from before this key existed stay the same.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub search: Option<Search>,
+    /// Prompts from a file. Left out when unset, as `search` is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dataset: Option<Dataset>,
+}
+
+/// `workload.dataset`, resolved.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Dataset {
+    /// As written; read where the benchmark step runs (and checked by `sweep submit` where it
+    /// runs, unless `check` is off).
+    pub path: String,
+    pub format: DatasetFormat,
+    /// Cut or pad each prompt to the point's ISL (in the tokenizer's tokens with
+    /// `workload.tokenizer`, else in words). Off: prompts are sent as they are.
+    pub fit_to_isl: bool,
+    /// Whether `sweep submit` reads the file before anything is submitted. Not part of what is
+    /// measured, so not in the job's settings (nor in any id).
+    #[serde(skip)]
+    pub check: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DatasetFormat {
+    /// One request per line: `text` or OpenAI `messages`, optional `output_length` (aiperf's
+    /// `single_turn`).
+    SingleTurn,
 }
 
 /// Which load a search varies.
@@ -229,6 +256,7 @@ impl Default for Load {
             arrival: ArrivalKind::Closed,
             hashed_rate: None,
             search: None,
+            dataset: None,
             burstiness: 1.0,
             trace: None,
             trace_block_size: 512,

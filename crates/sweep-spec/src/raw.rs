@@ -140,6 +140,17 @@ pub struct RawWorkload {
     pub dep_ttft_correction: Option<bool>,
     pub load: Option<bool>,
     pub search: Option<RawSearch>,
+    pub dataset: Option<RawDataset>,
+}
+
+/// `workload.dataset`: prompts from a file instead of synthetic ones.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDataset {
+    pub path: String,
+    pub format: Option<crate::model::DatasetFormat>,
+    pub fit_to_isl: Option<bool>,
+    pub check: Option<bool>,
 }
 
 /// `workload.search`: the highest load that meets the SLOs, found inside one job.

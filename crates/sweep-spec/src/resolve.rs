@@ -422,6 +422,26 @@ fn resolve_load(w: &crate::raw::RawWorkload) -> Result<Load, SpecError> {
         dep_ttft_correction: w.dep_ttft_correction.unwrap_or(d.dep_ttft_correction),
         enabled: w.load.unwrap_or(d.enabled),
         search: w.search.as_ref().map(|s| resolve_search(w, s, arrival)).transpose()?,
+        dataset: w.dataset.as_ref().map(|d| resolve_dataset(w, d)).transpose()?,
+    })
+}
+
+fn resolve_dataset(
+    w: &crate::raw::RawWorkload,
+    d: &crate::raw::RawDataset,
+) -> Result<crate::Dataset, SpecError> {
+    if w.trace.is_some() {
+        return Err(SpecError::rule(KeyPath::keys("workload.dataset"), "a trace brings its own prompts")
+            .with_help("give `workload.trace` or `workload.dataset`, not both"));
+    }
+    if d.path.trim().is_empty() {
+        return Err(SpecError::invalid(KeyPath::keys("workload.dataset.path"), "an empty path"));
+    }
+    Ok(crate::Dataset {
+        path: d.path.clone(),
+        format: d.format.unwrap_or(crate::DatasetFormat::SingleTurn),
+        fit_to_isl: d.fit_to_isl.unwrap_or(false),
+        check: d.check.unwrap_or(true),
     })
 }
 
