@@ -548,6 +548,29 @@ workload: {{isl: 32, osl: 6, concurrency: 2, requests: 8, warmup: 2, dataset: {{
 }
 
 #[test]
+fn a_dataset_only_the_compute_nodes_were_to_see_fails_its_points_with_the_reason() {
+    // `check: false`: submit does not look; the benchmark step cannot read it either.
+    let spec = "\
+name: e2e-dataset-missing
+model: {path: /models/tiny, served_name: tiny}
+engine: {kind: mock}
+cluster: {gpus_per_node: 4, base_port: 23800, frontend_port: 23899}
+mode: agg
+agg: {tp: 1, batch: 8, engine_args: {speedup: 20}}
+workload: {isl: 32, osl: 6, concurrency: [1, 2], requests: 4, dataset: {path: /nonexistent/prompts.jsonl, check: false}}
+";
+    let s = new_sweep("dataset-missing", spec);
+    let (code, _, stderr) = sweep(&["submit", "spec.yaml", "-o", "sweep", "--executor", "local"], &s.dir);
+    assert_eq!(code, 10, "the job did not complete: {stderr}");
+    let rows = status(&s.dir, "sweep");
+    assert_eq!(point_states(&rows), ["failed", "failed"], "{rows:#?}");
+    for point in rows[0]["points"].as_array().expect("points") {
+        let reason = point["reason"].as_str().unwrap_or_default();
+        assert!(reason.contains("/nonexistent/prompts.jsonl") && reason.contains("No such file"), "{reason}");
+    }
+}
+
+#[test]
 fn a_job_near_its_time_limit_stops_in_time_and_keeps_its_partial_results() {
     // One minute of SLURM time; the runner stops 30 s before it, mid-point, and writes results.
     let spec = TWO_JOBS

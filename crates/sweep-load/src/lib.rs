@@ -971,6 +971,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_dataset_prompt_is_fitted_to_the_isl_in_words() {
+        assert_eq!(fit_words("one two three four", 2, 0, 0), "one two");
+        let padded = fit_words("one two", 5, 0, 0);
+        assert_eq!(padded.split_whitespace().count(), 5, "{padded}");
+        assert!(padded.starts_with("one two "), "{padded}");
+        assert_eq!(padded, fit_words("one two", 5, 0, 0), "seeded: the same every time");
+    }
+
+    #[test]
     fn iso_times_are_utc_civil_dates() {
         assert_eq!(iso_time(0), "1970-01-01T00:00:00.000000");
         // 2026-11-22T10:08:27.436080Z
