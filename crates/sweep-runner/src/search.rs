@@ -291,7 +291,7 @@ mod tests {
     }
 
     #[test]
-    fn finds_every_slo_limit_of_a_concurrency_range_exactly_within_its_step_budget() {
+    fn finds_every_slo_limit_of_a_concurrency_range_within_its_resolution_and_step_budget() {
         let s = search(SearchAxis::Concurrency, 1.0, 1024.0, None, true);
         let mut most = 0;
         for batch in 1..=1023 {
