@@ -106,6 +106,9 @@ fn color(i: usize) -> RGBColor {
     PALETTE[i % PALETTE.len()]
 }
 
+/// A figure of a row, as a chart plots it.
+type Measure = dyn Fn(&Row) -> Option<f64>;
+
 /// The charts for a set of rows.
 pub fn charts(rows: &[Row], analysis: &Analysis) -> Vec<Chart> {
     let basis_label = match analysis.basis {
@@ -175,7 +178,7 @@ pub fn charts(rows: &[Row], analysis: &Analysis) -> Vec<Chart> {
                 .collect()
         };
         let basis = analysis.basis;
-        let measures: [(&str, &str, String, &dyn Fn(&Row) -> Option<f64>); 3] = [
+        let measures: [(&str, &str, String, &Measure); 3] = [
             ("ttft", "Time to first token, median", "TTFT p50 (ms)".to_owned(), &|r| {
                 r.figures.get("ttft_p50_ms")
             }),
@@ -190,7 +193,7 @@ pub fn charts(rows: &[Row], analysis: &Analysis) -> Vec<Chart> {
             ),
         ];
         for (name, title, y_label, value) in &measures {
-            let by_rate: &dyn Fn(&Row) -> Option<f64> = if rated { &rate } else { &|_| None };
+            let by_rate: &Measure = if rated { &rate } else { &|_| None };
             out.push(Chart {
                 name: format!("{name}_{suffix}"),
                 title: format!("{title} — {workload}"),
