@@ -571,6 +571,46 @@ workload: {isl: 32, osl: 6, concurrency: [1, 2], requests: 4, dataset: {path: /n
 }
 
 #[test]
+fn a_sinusoidal_trace_from_the_runner_is_replayed_by_a_sweep() {
+    let s = new_sweep("sin-trace", "");
+    // The runner is built beside `sweep`.
+    let runner = Path::new(env!("CARGO_BIN_EXE_sweep")).with_file_name("sweep-runner");
+    let trace = s.dir.join("sin.jsonl");
+    let output = Command::new(&runner)
+        .args(["trace", "sin", "--time-duration", "4", "--request-rate-min", "4", "--request-rate-max", "12"])
+        .args(["--request-rate-period", "4", "--isl1", "16", "--osl1", "4", "--isl2", "48", "--osl2", "2"])
+        .args(["--block-size", "16", "-o"])
+        .arg(&trace)
+        .output()
+        .expect("sweep-runner runs");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let lines = std::fs::read_to_string(&trace).expect("trace").lines().count();
+    assert!((15..=60).contains(&lines), "about 4 s × 8/s: {lines}");
+    let spec = format!(
+        "name: e2e-sin-trace
+model: {{path: /models/tiny, served_name: tiny}}
+engine: {{kind: mock}}
+cluster: {{gpus_per_node: 4, base_port: 23900, frontend_port: 23999}}
+mode: agg
+agg: {{tp: 1, batch: 16, engine_args: {{speedup: 20}}}}
+workload: {{isl: 16, osl: 4, concurrency: 64, requests: 1000, warmup: 0, trace: {}, trace_block_size: 16}}
+",
+        trace.display()
+    );
+    std::fs::write(s.dir.join("spec.yaml"), spec).expect("spec");
+    let (code, _, stderr) = sweep(&["submit", "spec.yaml", "-o", "sweep", "--executor", "local"], &s.dir);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, _, stderr) = sweep(&["aggregate", "sweep"], &s.dir);
+    assert_eq!(code, 0, "{stderr}");
+    let rows = common::csv_rows(&s.dir.join("sweep/report/results.csv"));
+    assert_eq!(
+        rows[0]["request_count"].parse::<f64>().ok(),
+        Some(lines as f64),
+        "every request of the trace: {rows:?}"
+    );
+}
+
+#[test]
 fn a_job_near_its_time_limit_stops_in_time_and_keeps_its_partial_results() {
     // One minute of SLURM time; the runner stops 30 s before it, mid-point, and writes results.
     let spec = TWO_JOBS

@@ -21,6 +21,7 @@ pub mod reader;
 pub mod record;
 pub mod rng;
 pub mod stats;
+pub mod synth;
 pub mod tokens;
 
 use std::io::Write;

@@ -63,6 +63,9 @@ enum Step {
     },
     /// Load an OpenAI-compatible server and report aiperf-compatible measurements.
     Profile(ProfileArgs),
+    /// Write a synthetic trace (mooncake JSONL) for `workload.trace` or `profile --trace`.
+    #[command(subcommand)]
+    Trace(TraceKind),
     /// Started by `serve`: ends the engine's process group when `serve` dies.
     #[command(hide = true)]
     Guard {
@@ -120,6 +123,105 @@ enum ArrivalArg {
     Constant,
     Poisson,
     Gamma,
+}
+
+#[derive(Debug, Subcommand)]
+enum TraceKind {
+    /// A sinusoidal request rate and a sinusoidal mix of two ISL/OSL pairs, as Dynamo's
+    /// `sin_synth.py` makes them (same flags and defaults).
+    Sin(SinArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct SinArgs {
+    /// Tokens per hash id.
+    #[arg(long, default_value_t = 512)]
+    block_size: u32,
+    /// Hash ids are drawn from 0..this.
+    #[arg(long, default_value_t = 10_000)]
+    total_blocks: u64,
+    /// Seconds of trace.
+    #[arg(long, default_value_t = 100.0)]
+    time_duration: f64,
+    /// Seconds per step of the sinusoids.
+    #[arg(long, default_value_t = 1.0)]
+    process_interval: f64,
+    #[arg(long, default_value_t = 5.0)]
+    request_rate_min: f64,
+    #[arg(long, default_value_t = 10.0)]
+    request_rate_max: f64,
+    #[arg(long, default_value_t = 10.0)]
+    request_rate_period: f64,
+    #[arg(long, default_value_t = 100)]
+    isl1: u32,
+    #[arg(long, default_value_t = 2000)]
+    osl1: u32,
+    #[arg(long, default_value_t = 5000)]
+    isl2: u32,
+    #[arg(long, default_value_t = 100)]
+    osl2: u32,
+    /// The share of requests that take ISL2/OSL2, at its lowest.
+    #[arg(long, default_value_t = 0.2)]
+    isl_osl_ratio_min: f64,
+    #[arg(long, default_value_t = 0.8)]
+    isl_osl_ratio_max: f64,
+    #[arg(long, default_value_t = 10.0)]
+    isl_osl_ratio_period: f64,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// The file to write; it must not exist.
+    #[arg(long, short)]
+    output: PathBuf,
+}
+
+/// Writes the trace next to its final name, then renames it: never half a file, never over an
+/// existing one.
+fn trace_sin(args: &SinArgs) -> Result<ExitCode, String> {
+    let sin = load::synth::Sin {
+        block_size: args.block_size,
+        total_blocks: args.total_blocks,
+        duration: args.time_duration,
+        time_step: args.process_interval,
+        rate_min: args.request_rate_min,
+        rate_max: args.request_rate_max,
+        rate_period: args.request_rate_period,
+        isl1: args.isl1,
+        osl1: args.osl1,
+        isl2: args.isl2,
+        osl2: args.osl2,
+        ratio_min: args.isl_osl_ratio_min,
+        ratio_max: args.isl_osl_ratio_max,
+        ratio_period: args.isl_osl_ratio_period,
+        seed: args.seed,
+    };
+    sin.check()?;
+    let out = &args.output;
+    if out.exists() {
+        return Err(format!("{} exists; give another --output (nothing is overwritten)", out.display()));
+    }
+    let tmp = out.with_file_name(format!(
+        ".{}.{}.tmp",
+        out.file_name().unwrap_or_default().to_string_lossy(),
+        std::process::id()
+    ));
+    let write = || -> std::io::Result<u64> {
+        let mut file = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp)?);
+        let n = sin.write(&mut file)?;
+        use std::io::Write as _;
+        file.flush()?;
+        std::fs::rename(&tmp, out)?;
+        Ok(n)
+    };
+    match write() {
+        Ok(n) => {
+            eprintln!("sweep-runner: wrote {n} requests over {} s to {}", args.time_duration, out.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(format!("cannot write {}: {e}", out.display()))
+        }
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -345,6 +447,7 @@ fn main() -> ExitCode {
             })
         }
         Step::Profile(args) => profile(args),
+        Step::Trace(TraceKind::Sin(args)) => trace_sin(args),
         Step::Guard { group, parent } => group::run_guard(*group, *parent),
         Step::WithWorkers { job_dir, format, config, port, timeout, command } => {
             workers::with_workers(&workers::WithWorkers {

@@ -1,0 +1,198 @@
+//! Synthetic traces in mooncake's JSONL (`timestamp` ms, `input_length`, `output_length`,
+//! `hash_ids`), which `workload.trace` replays: the shapes of Dynamo's `sin_synth`, a request
+//! rate and a mix of two ISL/OSL pairs that follow sinusoids.
+//!
+//! Both sinusoids start at their minimum: `value(t) = (min + max) / 2 + (max − min) / 2 ·
+//! sin(2π t / period − π / 2)`. Time goes in steps of `time_step` seconds; within a step the
+//! rate is constant and arrivals are Poisson (exponential gaps, seeded), so a rerun with the same
+//! seed writes the same file. A request takes the second ISL/OSL pair with the probability the
+//! mix ratio gives at its arrival, and `ceil(isl / block_size)` hash ids drawn from
+//! `0..total_blocks` (no prefix is shared on purpose).
+
+use std::io::Write;
+
+use crate::rng::Rng;
+
+/// `sweep-runner trace sin`'s settings; the defaults are `sin_synth`'s.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sin {
+    pub block_size: u32,
+    pub total_blocks: u64,
+    /// Seconds of trace.
+    pub duration: f64,
+    /// Seconds per step of the sinusoids.
+    pub time_step: f64,
+    pub rate_min: f64,
+    pub rate_max: f64,
+    pub rate_period: f64,
+    pub isl1: u32,
+    pub osl1: u32,
+    pub isl2: u32,
+    pub osl2: u32,
+    /// The share of requests that take the second pair.
+    pub ratio_min: f64,
+    pub ratio_max: f64,
+    pub ratio_period: f64,
+    pub seed: u64,
+}
+
+impl Default for Sin {
+    fn default() -> Self {
+        Sin {
+            block_size: 512,
+            total_blocks: 10_000,
+            duration: 100.0,
+            time_step: 1.0,
+            rate_min: 5.0,
+            rate_max: 10.0,
+            rate_period: 10.0,
+            isl1: 100,
+            osl1: 2000,
+            isl2: 5000,
+            osl2: 100,
+            ratio_min: 0.2,
+            ratio_max: 0.8,
+            ratio_period: 10.0,
+            seed: 0,
+        }
+    }
+}
+
+/// A sinusoid from `min` at `t = 0` up to `max` at half a period.
+pub fn sinusoid(min: f64, max: f64, period: f64, t: f64) -> f64 {
+    (min + max) / 2.0
+        + (max - min) / 2.0 * (2.0 * std::f64::consts::PI / period * t - std::f64::consts::FRAC_PI_2).sin()
+}
+
+impl Sin {
+    /// What cannot make a trace, said with the flag's name.
+    pub fn check(&self) -> Result<(), String> {
+        let positive = [
+            ("--time-duration", self.duration),
+            ("--process-interval", self.time_step),
+            ("--request-rate-period", self.rate_period),
+            ("--isl-osl-ratio-period", self.ratio_period),
+        ];
+        for (flag, value) in positive {
+            if !(value.is_finite() && value > 0.0) {
+                return Err(format!("{flag} must be a number > 0"));
+            }
+        }
+        if !(self.rate_min >= 0.0 && self.rate_max >= self.rate_min && self.rate_max.is_finite()) {
+            return Err("--request-rate-min and --request-rate-max: 0 ≤ min ≤ max".into());
+        }
+        if !(0.0..=1.0).contains(&self.ratio_min) || !(self.ratio_min..=1.0).contains(&self.ratio_max) {
+            return Err("--isl-osl-ratio-min and --isl-osl-ratio-max: 0 ≤ min ≤ max ≤ 1".into());
+        }
+        if self.block_size == 0 || self.total_blocks == 0 {
+            return Err("--block-size and --total-blocks must be at least 1".into());
+        }
+        if [self.isl1, self.osl1, self.isl2, self.osl2].contains(&0) {
+            return Err("every ISL and OSL must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    /// Writes the trace to `out`, a line per request in time order; returns how many.
+    pub fn write(&self, out: &mut impl Write) -> std::io::Result<u64> {
+        let mut rng = Rng::new(self.seed);
+        let mut written = 0u64;
+        let mut line = String::with_capacity(256);
+        let steps = (self.duration / self.time_step).ceil() as u64;
+        for step in 0..steps {
+            let start = step as f64 * self.time_step;
+            let end = (start + self.time_step).min(self.duration);
+            let rate = sinusoid(self.rate_min, self.rate_max, self.rate_period, start);
+            let ratio = sinusoid(self.ratio_min, self.ratio_max, self.ratio_period, start);
+            if rate <= 0.0 {
+                continue;
+            }
+            let mut t = start + rng.exponential(1.0 / rate);
+            while t < end {
+                let (isl, osl) =
+                    if rng.uniform() < ratio { (self.isl2, self.osl2) } else { (self.isl1, self.osl1) };
+                line.clear();
+                // Whole microseconds, in ms: exact in JSON, and enough for any replay.
+                let _ = std::fmt::Write::write_fmt(
+                    &mut line,
+                    format_args!(
+                        "{{\"timestamp\":{:.3},\"input_length\":{isl},\"output_length\":{osl},\"hash_ids\":[",
+                        t * 1000.0
+                    ),
+                );
+                for k in 0..isl.div_ceil(self.block_size) {
+                    if k > 0 {
+                        line.push(',');
+                    }
+                    let id = rng.next_u64() % self.total_blocks;
+                    let _ = std::fmt::Write::write_fmt(&mut line, format_args!("{id}"));
+                }
+                line.push_str("]}\n");
+                out.write_all(line.as_bytes())?;
+                written += 1;
+                t += rng.exponential(1.0 / rate);
+            }
+        }
+        Ok(written)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::prompts::TraceEntry;
+
+    fn entries(sin: &Sin) -> Vec<TraceEntry> {
+        let mut out = Vec::new();
+        sin.write(&mut out).expect("writes");
+        String::from_utf8(out)
+            .expect("utf-8")
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+            .collect()
+    }
+
+    #[test]
+    fn the_rate_and_the_mix_follow_their_sinusoids() {
+        // Long steady stretches at each end of the rate's swing: 2/s at t = 0, 20/s at half a
+        // period; the mix goes from all pair 1 to all pair 2 on the same period.
+        let sin = Sin {
+            duration: 400.0,
+            time_step: 1.0,
+            rate_min: 2.0,
+            rate_max: 20.0,
+            rate_period: 400.0,
+            ratio_min: 0.0,
+            ratio_max: 1.0,
+            ratio_period: 400.0,
+            ..Sin::default()
+        };
+        let all = entries(&sin);
+        let window = |from: f64, to: f64| {
+            all.iter()
+                .filter(|e| e.timestamp >= from * 1000.0 && e.timestamp < to * 1000.0)
+                .collect::<Vec<_>>()
+        };
+        let low = window(0.0, 20.0);
+        let high = window(190.0, 210.0);
+        // Expected 20 s × ~2.1/s and 20 s × ~20/s; Poisson noise is a few tens of percent at most.
+        assert!((25..=65).contains(&low.len()), "{} near the minimum", low.len());
+        assert!((330..=470).contains(&high.len()), "{} near the maximum", high.len());
+        assert!(low.iter().filter(|e| e.input_length == sin.isl2).count() <= 2, "the mix starts at pair 1");
+        assert!(high.iter().filter(|e| e.input_length == sin.isl1).count() <= 10, "and reaches pair 2");
+        // Time order, the ids each prompt needs, the same file for the same seed.
+        assert!(all.windows(2).all(|w| w[0].timestamp <= w[1].timestamp));
+        assert!(all.iter().all(|e| e.hash_ids.len() as u32 == e.input_length.div_ceil(512)));
+        assert!(all.iter().flat_map(|e| &e.hash_ids).all(|&id| id < 10_000));
+        assert_eq!(entries(&sin), all);
+    }
+
+    #[test]
+    fn bad_settings_name_their_flag() {
+        let bad = Sin { rate_max: 1.0, rate_min: 2.0, ..Sin::default() };
+        assert!(bad.check().expect_err("min > max").contains("--request-rate-min"));
+        let bad = Sin { time_step: 0.0, ..Sin::default() };
+        assert!(bad.check().expect_err("zero step").contains("--process-interval"));
+        assert_eq!(Sin::default().check(), Ok(()));
+    }
+}
