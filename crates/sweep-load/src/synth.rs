@@ -1,6 +1,7 @@
-//! Synthetic traces in mooncake's JSONL (`timestamp` ms, `input_length`, `output_length`,
-//! `hash_ids`), which `workload.trace` replays: the shapes of Dynamo's `sin_synth`, a request
-//! rate and a mix of two ISL/OSL pairs that follow sinusoids.
+//! Traces in mooncake's JSONL (`timestamp` ms, `input_length`, `output_length`, `hash_ids`),
+//! which `workload.trace` replays: the shapes of Dynamo's `sin_synth` (a request rate and a mix
+//! of two ISL/OSL pairs that follow sinusoids, below), and BurstGPT's CSV logs converted
+//! ([`BurstGpt`]).
 //!
 //! Both sinusoids start at their minimum: `value(t) = (min + max) / 2 + (max − min) / 2 ·
 //! sin(2π t / period − π / 2)`. Time goes in steps of `time_step` seconds; within a step the
@@ -111,23 +112,7 @@ impl Sin {
             while t < end {
                 let (isl, osl) =
                     if rng.uniform() < ratio { (self.isl2, self.osl2) } else { (self.isl1, self.osl1) };
-                line.clear();
-                // Whole microseconds, in ms: exact in JSON, and enough for any replay.
-                let _ = std::fmt::Write::write_fmt(
-                    &mut line,
-                    format_args!(
-                        "{{\"timestamp\":{:.3},\"input_length\":{isl},\"output_length\":{osl},\"hash_ids\":[",
-                        t * 1000.0
-                    ),
-                );
-                for k in 0..isl.div_ceil(self.block_size) {
-                    if k > 0 {
-                        line.push(',');
-                    }
-                    let id = rng.next_u64() % self.total_blocks;
-                    let _ = std::fmt::Write::write_fmt(&mut line, format_args!("{id}"));
-                }
-                line.push_str("]}\n");
+                mooncake_line(&mut line, &mut rng, t * 1000.0, isl, osl, self.block_size, self.total_blocks);
                 out.write_all(line.as_bytes())?;
                 written += 1;
                 t += rng.exponential(1.0 / rate);
@@ -137,10 +122,174 @@ impl Sin {
     }
 }
 
+/// One mooncake line: `hash_ids` are `ceil(isl / block_size)` ids drawn from `0..total_blocks`.
+fn mooncake_line(
+    line: &mut String,
+    rng: &mut Rng,
+    ms: f64,
+    isl: u32,
+    osl: u32,
+    block_size: u32,
+    total_blocks: u64,
+) {
+    use std::fmt::Write as _;
+    line.clear();
+    let _ =
+        write!(line, "{{\"timestamp\":{ms:.3},\"input_length\":{isl},\"output_length\":{osl},\"hash_ids\":[");
+    for k in 0..isl.div_ceil(block_size) {
+        if k > 0 {
+            line.push(',');
+        }
+        let _ = write!(line, "{}", rng.next_u64() % total_blocks);
+    }
+    line.push_str("]}\n");
+}
+
+/// `sweep-runner trace burstgpt`: BurstGPT's CSV (`Timestamp` in s, `Model`, `Request tokens`,
+/// `Response tokens`, `Total tokens`, `Log Type`) as mooncake lines, time-shifted to start at 0.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BurstGpt {
+    /// Keep only rows of this model (`ChatGPT`, `GPT-4`).
+    pub model: Option<String>,
+    /// Keep only rows of this log type (`Conversation log`, `API log`).
+    pub log_type: Option<String>,
+    /// Replay this many times faster: timestamps are divided by it.
+    pub speed_ratio: f64,
+    /// Stop after this many requests.
+    pub num_requests: Option<u64>,
+    pub block_size: u32,
+    pub total_blocks: u64,
+    pub seed: u64,
+}
+
+/// What a conversion kept and dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Converted {
+    pub written: u64,
+    /// Rows another model's or log type's.
+    pub filtered: u64,
+    /// Rows of failed requests (0 response tokens), which have nothing to replay.
+    pub failed: u64,
+}
+
+impl BurstGpt {
+    /// Converts `csv` into `out`; an unreadable row is an error naming its line.
+    pub fn convert(&self, csv: &str, out: &mut impl Write) -> Result<Converted, String> {
+        if !(self.speed_ratio.is_finite() && self.speed_ratio > 0.0) {
+            return Err("--speed-ratio must be a number > 0".into());
+        }
+        let mut lines = csv.lines();
+        let header: Vec<&str> = lines.next().ok_or("the CSV is empty")?.split(',').map(str::trim).collect();
+        let column = |name: &str| {
+            header
+                .iter()
+                .position(|h| *h == name)
+                .ok_or_else(|| format!("line 1: no `{name}` column (the header is: {})", header.join(", ")))
+        };
+        let (at, model, request, response, log) = (
+            column("Timestamp")?,
+            column("Model")?,
+            column("Request tokens")?,
+            column("Response tokens")?,
+            column("Log Type")?,
+        );
+        let mut rng = Rng::new(self.seed);
+        let mut line = String::with_capacity(256);
+        let mut done = Converted::default();
+        let mut first: Option<f64> = None;
+        for (n, row) in lines.enumerate() {
+            if self.num_requests.is_some_and(|max| done.written >= max) {
+                break;
+            }
+            if row.trim().is_empty() {
+                continue;
+            }
+            let fields: Vec<&str> = row.split(',').map(str::trim).collect();
+            let field =
+                |i: usize| fields.get(i).copied().ok_or_else(|| format!("line {}: too few columns", n + 2));
+            let number = |i: usize| -> Result<f64, String> {
+                let text = field(i)?;
+                text.parse::<f64>()
+                    .map_err(|_| format!("line {}: `{}` is not a number: {text}", n + 2, header[i]))
+            };
+            if self.model.as_deref().is_some_and(|m| field(model).ok() != Some(m))
+                || self.log_type.as_deref().is_some_and(|l| field(log).ok() != Some(l))
+            {
+                done.filtered += 1;
+                continue;
+            }
+            let (t, isl, osl) = (number(at)?, number(request)?, number(response)?);
+            if osl < 1.0 || isl < 1.0 {
+                done.failed += 1;
+                continue;
+            }
+            let start = *first.get_or_insert(t);
+            let ms = (t - start).max(0.0) * 1000.0 / self.speed_ratio;
+            mooncake_line(
+                &mut line,
+                &mut rng,
+                ms,
+                isl as u32,
+                osl as u32,
+                self.block_size,
+                self.total_blocks,
+            );
+            out.write_all(line.as_bytes()).map_err(|e| e.to_string())?;
+            done.written += 1;
+        }
+        Ok(done)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::prompts::TraceEntry;
+
+    #[test]
+    fn burstgpt_rows_become_mooncake_lines_filtered_scaled_and_truncated() {
+        let csv = "Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type
+5,ChatGPT,472,18,490,Conversation log
+7,GPT-4,1024,100,1124,API log
+9,ChatGPT,100,0,100,Conversation log
+11,ChatGPT,2000,40,2040,Conversation log
+13,ChatGPT,10,5,15,Conversation log
+";
+        let convert = |b: &BurstGpt| {
+            let mut out = Vec::new();
+            let done = b.convert(csv, &mut out).expect("converts");
+            let entries: Vec<TraceEntry> = String::from_utf8(out)
+                .expect("utf-8")
+                .lines()
+                .map(|l| serde_json::from_str(l).expect(l))
+                .collect();
+            (done, entries)
+        };
+        let b = BurstGpt {
+            model: Some("ChatGPT".into()),
+            log_type: None,
+            speed_ratio: 2.0,
+            num_requests: Some(2),
+            block_size: 512,
+            total_blocks: 100,
+            seed: 0,
+        };
+        let (done, entries) = convert(&b);
+        assert_eq!(done, Converted { written: 2, filtered: 1, failed: 1 });
+        let got: Vec<(f64, u32, u32, usize)> = entries
+            .iter()
+            .map(|e| (e.timestamp, e.input_length, e.output_length, e.hash_ids.len()))
+            .collect();
+        // From t = 5 s, twice as fast: 11 s is 3,000 ms in.
+        assert_eq!(got, [(0.0, 472, 18, 1), (3000.0, 2000, 40, 4)]);
+        let (done, _) = convert(&BurstGpt { model: None, num_requests: None, ..b.clone() });
+        assert_eq!(done, Converted { written: 4, filtered: 0, failed: 1 });
+        let bad = "Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type\n5,ChatGPT,many,18,490,API log\n";
+        let error = b.convert(bad, &mut Vec::new()).expect_err("bad row");
+        assert!(error.contains("line 2") && error.contains("Request tokens"), "{error}");
+        let error = b.convert("Time,Model\n", &mut Vec::new()).expect_err("bad header");
+        assert!(error.contains("no `Timestamp` column"), "{error}");
+    }
 
     fn entries(sin: &Sin) -> Vec<TraceEntry> {
         let mut out = Vec::new();

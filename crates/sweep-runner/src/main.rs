@@ -130,6 +130,64 @@ enum TraceKind {
     /// A sinusoidal request rate and a sinusoidal mix of two ISL/OSL pairs, as Dynamo's
     /// `sin_synth.py` makes them (same flags and defaults).
     Sin(SinArgs),
+    /// Convert a BurstGPT CSV log to a trace: timestamps shifted to start at 0 and divided by
+    /// --speed-ratio, rows filtered by model and log type, failed requests (0 response tokens)
+    /// left out.
+    Burstgpt(BurstGptArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct BurstGptArgs {
+    /// BurstGPT's CSV (`Timestamp`, `Model`, `Request tokens`, `Response tokens`, `Log Type`).
+    input: PathBuf,
+    /// Keep only this model's rows, e.g. `ChatGPT` or `GPT-4`.
+    #[arg(long)]
+    model: Option<String>,
+    /// Keep only this log type's rows: `Conversation log` or `API log`.
+    #[arg(long)]
+    log_type: Option<String>,
+    /// Replay this many times faster.
+    #[arg(long, default_value_t = 1.0)]
+    speed_ratio: f64,
+    /// Stop after this many requests.
+    #[arg(long)]
+    num_prompts: Option<u64>,
+    #[arg(long, default_value_t = 512)]
+    block_size: u32,
+    #[arg(long, default_value_t = 10_000)]
+    total_blocks: u64,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// The file to write; it must not exist.
+    #[arg(long, short)]
+    output: PathBuf,
+}
+
+fn trace_burstgpt(args: &BurstGptArgs) -> Result<ExitCode, String> {
+    if args.block_size == 0 || args.total_blocks == 0 {
+        return Err("--block-size and --total-blocks must be at least 1".into());
+    }
+    let csv = std::fs::read_to_string(&args.input).map_err(|e| format!("{}: {e}", args.input.display()))?;
+    let convert = load::synth::BurstGpt {
+        model: args.model.clone(),
+        log_type: args.log_type.clone(),
+        speed_ratio: args.speed_ratio,
+        num_requests: args.num_prompts,
+        block_size: args.block_size,
+        total_blocks: args.total_blocks,
+        seed: args.seed,
+    };
+    let done = write_trace(&args.output, |file| {
+        convert.convert(&csv, file).map_err(|e| format!("{}: {e}", args.input.display()))
+    })?;
+    eprintln!(
+        "sweep-runner: wrote {} requests to {} ({} rows of other models or log types, {} failed requests left out)",
+        done.written,
+        args.output.display(),
+        done.filtered,
+        done.failed
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 #[derive(Debug, clap::Args)]
@@ -174,8 +232,6 @@ struct SinArgs {
     output: PathBuf,
 }
 
-/// Writes the trace next to its final name, then renames it: never half a file, never over an
-/// existing one.
 fn trace_sin(args: &SinArgs) -> Result<ExitCode, String> {
     let sin = load::synth::Sin {
         block_size: args.block_size,
@@ -195,7 +251,17 @@ fn trace_sin(args: &SinArgs) -> Result<ExitCode, String> {
         seed: args.seed,
     };
     sin.check()?;
-    let out = &args.output;
+    let n = write_trace(&args.output, |file| sin.write(file).map_err(|e| e.to_string()))?;
+    eprintln!("sweep-runner: wrote {n} requests over {} s to {}", args.time_duration, args.output.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes a trace beside `out` under a temporary name, then renames it: never half a file,
+/// never over an existing one.
+fn write_trace<T>(
+    out: &std::path::Path,
+    write: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> Result<T, String>,
+) -> Result<T, String> {
     if out.exists() {
         return Err(format!("{} exists; give another --output (nothing is overwritten)", out.display()));
     }
@@ -204,24 +270,19 @@ fn trace_sin(args: &SinArgs) -> Result<ExitCode, String> {
         out.file_name().unwrap_or_default().to_string_lossy(),
         std::process::id()
     ));
-    let write = || -> std::io::Result<u64> {
-        let mut file = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp)?);
-        let n = sin.write(&mut file)?;
+    let result = (|| {
+        let file = std::fs::File::create(&tmp).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+        let mut file = std::io::BufWriter::with_capacity(1 << 20, file);
+        let value = write(&mut file)?;
         use std::io::Write as _;
-        file.flush()?;
-        std::fs::rename(&tmp, out)?;
-        Ok(n)
-    };
-    match write() {
-        Ok(n) => {
-            eprintln!("sweep-runner: wrote {n} requests over {} s to {}", args.time_duration, out.display());
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            Err(format!("cannot write {}: {e}", out.display()))
-        }
+        file.flush().map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+        std::fs::rename(&tmp, out).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+        Ok(value)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
     }
+    result
 }
 
 #[derive(Debug, clap::Args)]
@@ -448,6 +509,7 @@ fn main() -> ExitCode {
         }
         Step::Profile(args) => profile(args),
         Step::Trace(TraceKind::Sin(args)) => trace_sin(args),
+        Step::Trace(TraceKind::Burstgpt(args)) => trace_burstgpt(args),
         Step::Guard { group, parent } => group::run_guard(*group, *parent),
         Step::WithWorkers { job_dir, format, config, port, timeout, command } => {
             workers::with_workers(&workers::WithWorkers {
