@@ -229,10 +229,18 @@ fn scratch(name: &str) -> Scratch {
     Scratch(dir)
 }
 
-/// Paths that differ from run to run (the scratch folder, the build's binaries) as names.
+/// Paths that differ from run to run (the scratch folder, the build's binaries) as names, and
+/// the sizes in file headers, which hold those paths and so vary with where the build is.
 fn normalise(text: &str, scratch: &Path) -> String {
     let bin = Path::new(env!("CARGO_BIN_EXE_sweep")).parent().expect("bin dir").display().to_string();
-    text.replace(&scratch.display().to_string(), "[SCRATCH]").replace(&bin, "[BIN]")
+    let text = text.replace(&scratch.display().to_string(), "[SCRATCH]").replace(&bin, "[BIN]");
+    text.lines()
+        .map(|line| match (line.strip_prefix("--- "), line.rfind(" (")) {
+            (Some(_), Some(at)) if line.ends_with(") ---") => format!("{} (SIZE) ---", &line[..at]),
+            _ => line.to_owned(),
+        })
+        .map(|line| line + "\n")
+        .collect()
 }
 
 #[test]
@@ -268,6 +276,10 @@ fn a_dry_run_prints_one_jobs_script_and_engine_configs_with_its_chain() {
     assert!(run.stdout.contains(&format!("--dependency=afterany:<id of {}>", names[0])), "{}", run.stdout);
     assert_eq!(run.stdout.matches("==> job ").count(), 1, "only the job asked for: {}", run.stdout);
     snapshot!("submit-dry-run-one-job", normalise(&run.stdout, &s.0));
+    // Each header gives its file's size (left out of the snapshot, as it holds build paths).
+    let script = s.0.join(format!("sweep/jobs/{}/job.sbatch", names[2]));
+    let size = std::fs::metadata(&script).expect("the script").len() as f64 / 1024.0;
+    assert!(run.stdout.contains(&format!("job.sbatch ({size:.1} KiB) ---")), "{size:.1} KiB: {}", run.stdout);
     assert!(run.stderr.contains(&format!("dry run: {} jobs rendered", names.len())), "{}", run.stderr);
 
     // Every job, and the first of each chain depends on nothing.
