@@ -190,7 +190,7 @@ mod tests {
         };
         assert_eq!(point_id(Id(42), &key).to_string(), "ee760a3e03443e7d");
         let rated = Point { request_rate: Some(sweep_spec::Rate(2.5)), ..key };
-        assert_eq!(point_id(Id(42), &rated).to_string(), point_id(Id(42), &rated).to_string());
+        assert_eq!(point_id(Id(42), &rated).to_string(), "b86d5d0fce182b21", "a rate's ids are pinned too");
         assert_ne!(point_id(Id(42), &rated), point_id(Id(42), &key));
         assert_ne!(
             point_id(Id(42), &rated),
