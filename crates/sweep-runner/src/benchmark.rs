@@ -530,7 +530,6 @@ impl Run {
                 // A server that died, or the job's time limit: the search ends with what it has.
                 record.max_load_meeting_slo = searcher.so_far();
                 record.stopped_because = format!("step at {load} ended {}", step_state.as_str());
-                dir.write_search(&record).reported()?;
                 let state = if step_state == PointState::Skipped { PointState::Failed } else { step_state };
                 break (state, format!("the search stopped: {}", record.stopped_because));
             }
