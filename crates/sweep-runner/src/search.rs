@@ -94,18 +94,17 @@ impl Searcher {
     /// Takes the result of the load [`Searcher::next`] asked for.
     pub fn record(&mut self, step: Measured) {
         let load = step.load;
-        let broken = step.broken.first().cloned();
+        let (throughput, broken) = (step.throughput, !step.broken.is_empty());
         let previous = self.steps.last().cloned();
         self.steps.push(step);
         self.phase = match std::mem::replace(&mut self.phase, Phase::Done) {
             Phase::Climb => {
                 let gain = self.search.stop_when_gain_below;
-                let last = self.steps.last().cloned().expect("just pushed");
-                if broken.is_some() {
+                if broken {
                     let lo = previous.map(|p| p.load);
                     Phase::Slo { lo, hi: load }
                 } else if let (Some(g), Some(prev)) = (gain, previous.filter(|p| p.broken.is_empty())) {
-                    if last.throughput < (1.0 + g) * prev.throughput {
+                    if throughput < (1.0 + g) * prev.throughput {
                         self.knee(g)
                     } else {
                         Phase::Climb
@@ -115,15 +114,14 @@ impl Searcher {
                 }
             }
             Phase::Slo { lo, hi } => {
-                if broken.is_some() {
+                if broken {
                     Phase::Slo { lo, hi: load }
                 } else {
                     Phase::Slo { lo: Some(load), hi }
                 }
             }
             Phase::Knee { lo, hi, target, best } => {
-                let throughput = self.steps.last().map_or(0.0, |s| s.throughput);
-                if broken.is_some() {
+                if broken {
                     // The SLO gives out below the knee: it is the limit now.
                     Phase::Slo { lo, hi: load }
                 } else if throughput >= target {
