@@ -397,6 +397,13 @@ fn a_search_finds_the_concurrency_where_each_server_starts_to_queue() {
         assert_eq!(record["max_load_meeting_slo"].as_f64(), Some(f64::from(batch)), "{record:#}");
         assert_eq!(record["finished"], true);
         let steps = record["steps"].as_array().expect("steps");
+        // The figures docs/benchmarks.md quotes.
+        let loads: Vec<f64> = steps.iter().filter_map(|s| s["load"].as_f64()).collect();
+        eprintln!(
+            "batch {batch}: found {} in {} steps: {loads:?}",
+            record["max_load_meeting_slo"],
+            steps.len()
+        );
         assert!(steps.len() <= budget, "{} steps: {record:#}", steps.len());
         assert!(
             record["stopped_because"]
