@@ -86,7 +86,10 @@ fn plans_every_example_sweep_as_json() {
 /// Each bad spec, the exit code it must give (3: invalid spec, 4: cannot be planned).
 const BAD: &[(&str, i32)] = &[
     ("dataset-bad-line", 3),
+    ("dataset-image-unreadable", 3),
     ("dataset-missing", 3),
+    ("dataset-session-out-of-order", 3),
+    ("dataset-sessions-at-a-rate", 3),
     ("dep6-on-4-gpu-nodes", 4),
     ("derived-division-by-zero", 4),
     ("duplicate-value", 3),

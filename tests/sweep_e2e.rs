@@ -548,10 +548,103 @@ workload: {{isl: 32, osl: 6, concurrency: 2, requests: 8, warmup: 2, dataset: {{
     .expect("JSON");
     let bytes = std::fs::read(&dataset).expect("fixture");
     assert_eq!(export["dataset"]["bytes"].as_u64(), Some(bytes.len() as u64), "{export:#}");
-    assert_eq!(export["dataset"]["entries"], 4);
+    assert_eq!(
+        (export["dataset"]["sessions"].as_u64(), export["dataset"]["turns"].as_u64()),
+        (Some(4), Some(4))
+    );
+    assert_eq!(export["dataset"]["format"], "single_turn");
     let sum = Command::new("sha256sum").arg(&dataset).output().expect("sha256sum");
     let sum = String::from_utf8_lossy(&sum.stdout).split_whitespace().next().unwrap_or_default().to_owned();
     assert_eq!(export["dataset"]["sha256"].as_str(), Some(sum.as_str()), "{export:#}");
+}
+
+/// A point's profiling records, in the order they were written.
+fn profiling_records(point: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(point.join("profile_export.jsonl"))
+        .expect("records")
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("JSON"))
+        .filter(|r| r["metadata"]["benchmark_phase"] == "profiling")
+        .collect()
+}
+
+#[test]
+fn multi_turn_sessions_run_their_turns_in_order_with_the_history_and_their_delays() {
+    let dataset =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/datasets/multi-turn.jsonl");
+    let dataset = dataset.canonicalize().expect("the fixture");
+    // Two workers, two sessions in the file: each worker runs one session at a time, and the
+    // sessions cycle, so 10 requests are two passes over the file's 5 turns.
+    let spec = format!(
+        "name: e2e-sessions
+model: {{path: /models/tiny, served_name: tiny}}
+engine: {{kind: mock}}
+cluster: {{gpus_per_node: 4, base_port: 24000, frontend_port: 24099}}
+mode: agg
+agg: {{tp: 1, batch: 8, engine_args: {{speedup: 20}}}}
+workload: {{isl: 32, osl: 6, concurrency: 2, requests: 10, warmup: 1, dataset: {{path: {}, format: multi_turn}}}}
+",
+        dataset.display()
+    );
+    let s = new_sweep("sessions", &spec);
+    let (code, _, stderr) = sweep(&["submit", "spec.yaml", "-o", "sweep", "--executor", "local"], &s.dir);
+    assert_eq!(code, 0, "{stderr}");
+    let points = s.dir.join("sweep/jobs/agg1_tep1_batch8_eplb0_mtp0/points");
+    let point = std::fs::read_dir(&points).expect("points").flatten().next().expect("a point").path();
+    let records = profiling_records(&point);
+    assert_eq!(records.len(), 10);
+    // The file's turns: (user words, output tokens, delay before it in ms).
+    type Turns = &'static [(u64, u64, u64)];
+    let sessions: [(&str, Turns); 2] =
+        [("support-1", &[(5, 4, 0), (4, 3, 300), (1, 2, 200)]), ("support-2", &[(6, 5, 0), (1, 2, 250)])];
+    let mut by_conversation: std::collections::BTreeMap<u64, Vec<&serde_json::Value>> = Default::default();
+    for r in &records {
+        assert_eq!(r["error"], serde_json::Value::Null, "{r:#}");
+        by_conversation
+            .entry(r["metadata"]["session_num"].as_u64().expect("session_num"))
+            .or_default()
+            .push(r);
+    }
+    assert_eq!(by_conversation.len(), 4, "two passes over two sessions: {}", by_conversation.len());
+    for (n, turns) in &by_conversation {
+        let (id, file_turns) = sessions[*n as usize % 2];
+        assert_eq!(turns.len(), file_turns.len(), "conversation {n} runs every turn of {id}");
+        // The simulated engine counts the prompt's words: each turn's are every earlier turn's
+        // words and answer (one word per token) plus its own.
+        let mut history = 0;
+        for (i, (r, &(words, osl, delay))) in turns.iter().zip(file_turns).enumerate() {
+            let m = &r["metadata"];
+            assert_eq!((m["conversation_id"].as_str(), m["turn_index"].as_u64()), (Some(id), Some(i as u64)));
+            let metric = |k: &str| r["metrics"][k]["value"].as_f64().unwrap_or(0.0) as u64;
+            assert_eq!(metric("input_sequence_length"), history + words, "{id} turn {i}: {r:#}");
+            assert_eq!(metric("output_sequence_length"), osl, "{id} turn {i}");
+            history += words + osl;
+            if i > 0 {
+                let ended = turns[i - 1]["metadata"]["request_end_ns"].as_u64().expect("end");
+                let started = m["request_start_ns"].as_u64().expect("start");
+                let gap_ms = started.saturating_sub(ended) / 1_000_000;
+                assert!(started > ended, "{id}: turn {i} waits for turn {}'s answer", i - 1);
+                assert!(
+                    (delay..delay + 150).contains(&gap_ms),
+                    "{id} turn {i}: {gap_ms} ms after, not {delay}"
+                );
+            }
+        }
+    }
+    let export: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(point.join("profile_export_aiperf.json")).expect("export"),
+    )
+    .expect("JSON");
+    let by_turn = export["time_to_first_token_by_turn"].as_array().expect("TTFT by turn");
+    let counts: Vec<(u64, u64)> = by_turn
+        .iter()
+        .map(|t| (t["turn_index"].as_u64().unwrap_or(99), t["count"].as_u64().unwrap_or(0)))
+        .collect();
+    assert_eq!(counts, [(0, 4), (1, 4), (2, 2)], "{by_turn:#?}");
+    assert_eq!(
+        (export["dataset"]["sessions"].as_u64(), export["dataset"]["turns"].as_u64()),
+        (Some(2), Some(5))
+    );
 }
 
 #[test]

@@ -15,15 +15,18 @@ pub mod client;
 pub mod console;
 pub mod event;
 pub mod http;
+pub mod images;
 pub mod progress;
 pub mod prompts;
 pub mod reader;
 pub mod record;
 pub mod rng;
+pub mod source;
 pub mod stats;
 pub mod synth;
 pub mod tokens;
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -115,33 +118,80 @@ pub struct Settings {
     pub tokenizer: Option<Arc<tokens::TokenCounter>>,
     /// The measured requests' prompts, from a file; synthetic ones when unset.
     pub dataset: Option<Arc<Dataset>>,
+    /// Synthetic prompts: the share of each that is one of a few shared prefixes.
+    pub prefix: Option<source::SharedPrefix>,
+    /// Synthetic prompts: images sent with each.
+    pub images: Option<images::Synthetic>,
 }
 
-/// A dataset's prompts, cycled through in file order by the measured requests. Warm-up
-/// requests keep synthetic prompts, so that they never warm a cache for the measured ones.
+/// A dataset's requests or sessions, cycled through in file order by the measured requests.
+/// Warm-up requests keep synthetic prompts, so that they never warm a cache for the measured
+/// ones.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Dataset {
-    pub entries: Vec<sweep_spec::dataset::Entry>,
+    pub parsed: sweep_spec::dataset::Dataset,
     /// Cut or pad text prompts to the ISL (tokenizer tokens with a tokenizer, else words).
     pub fit_to_isl: bool,
-    /// What was read, for the point's record: `{path, bytes, sha256, entries}`.
+    /// Each turn's images as URLs, read once: (session, turn) → URLs.
+    pub images: HashMap<(usize, usize), Vec<Arc<str>>>,
+    /// What was read, for the point's record: `{path, format, bytes, sha256, sessions, turns,
+    /// images}`.
     pub info: serde_json::Value,
 }
 
 impl Dataset {
-    /// Reads and parses a single-turn dataset; the error names the file and the line.
-    pub fn read(path: &std::path::Path, fit_to_isl: bool) -> Result<Dataset, String> {
+    /// Reads and parses a dataset, and reads its image files; the error names the file and the
+    /// line.
+    pub fn read(
+        path: &std::path::Path,
+        format: sweep_spec::DatasetFormat,
+        fit_to_isl: bool,
+    ) -> Result<Dataset, String> {
         use sha2::Digest as _;
+        use sweep_spec::dataset as spec;
         let bytes = std::fs::read(path).map_err(|e| format!("dataset {}: {e}", path.display()))?;
         let text =
             std::str::from_utf8(&bytes).map_err(|e| format!("dataset {}: not UTF-8: {e}", path.display()))?;
-        let entries =
-            sweep_spec::dataset::parse(text).map_err(|e| format!("dataset {}: {e}", path.display()))?;
+        let parsed = spec::parse(text, format).map_err(|e| format!("dataset {}: {e}", path.display()))?;
+        let mut images = HashMap::new();
+        let mut image_bytes = 0usize;
+        let name = path.display().to_string();
+        for (s, session) in parsed.sessions.iter().enumerate() {
+            for (t, turn) in session.turns.iter().enumerate().filter(|(_, t)| !t.images.is_empty()) {
+                let mut urls = Vec::with_capacity(turn.images.len());
+                for image in &turn.images {
+                    if spec::is_url(image) {
+                        urls.push(Arc::from(image.as_str()));
+                        continue;
+                    }
+                    let file = spec::image_path(&name, image);
+                    let bad = |m: String| format!("dataset {name}, line {}: image `{image}` {m}", turn.line);
+                    let mime = spec::image_mime(image)
+                        .ok_or_else(|| bad("is not a .png, .jpg, .gif or .webp file".into()))?;
+                    let data = std::fs::read(&file)
+                        .map_err(|e| bad(format!("cannot be read ({}: {e})", file.display())))?;
+                    image_bytes += data.len();
+                    urls.push(Arc::from(images::data_url(mime, &data)));
+                }
+                images.insert((s, t), urls);
+            }
+        }
         let sha256: String = sha2::Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
         let info = serde_json::json!({
-            "path": path.display().to_string(), "bytes": bytes.len(), "sha256": sha256, "entries": entries.len(),
+            "path": name, "format": format, "bytes": bytes.len(), "sha256": sha256,
+            "sessions": parsed.sessions.len(), "turns": parsed.turns(),
+            "images": parsed.images().count(), "image_bytes": image_bytes,
         });
-        Ok(Dataset { entries, fit_to_isl, info })
+        Ok(Dataset::from_parsed(parsed, fit_to_isl, images, info))
+    }
+
+    pub fn from_parsed(
+        parsed: sweep_spec::dataset::Dataset,
+        fit_to_isl: bool,
+        images: HashMap<(usize, usize), Vec<Arc<str>>>,
+        info: serde_json::Value,
+    ) -> Dataset {
+        Dataset { parsed, fit_to_isl, images, info }
     }
 }
 
@@ -235,6 +285,9 @@ struct Shared {
     /// The endpoint's path.
     path: String,
     settings: Settings,
+    /// The measured requests' source, and the warm-up's (synthetic prompts of their own).
+    source: Arc<dyn source::Source>,
+    warmup: source::Synthetic,
     clock: Clock,
     sink: Arc<Sink>,
     cancel: Cancel,
@@ -250,77 +303,85 @@ enum Stop {
     Cancelled,
 }
 
-/// A request built before it is sent: its bytes and its prompt length.
+/// A request built before it is sent: its bytes, its prompt length and where it belongs.
 struct Prepared {
     request: client::Request,
     prompt_tokens: u64,
+    turn: Turn,
+}
+
+/// Which conversation a request is a turn of.
+#[derive(Debug, Clone)]
+struct Turn {
+    conversation: u64,
+    turn: u32,
+    session_id: Option<Arc<str>>,
+}
+
+/// The source of measured requests `settings` ask for; an open loop cannot run sessions.
+fn source_for(settings: &Settings) -> Result<Arc<dyn source::Source>, String> {
+    let counter = source::Counter { tokenizer: settings.tokenizer.clone(), seed: settings.seed };
+    let source: Arc<dyn source::Source> = match (&settings.arrival, &settings.dataset) {
+        (Arrival::Trace { entries, block_size, .. }, _) => {
+            Arc::new(source::Trace { entries: entries.clone(), block_size: *block_size, counter })
+        }
+        (_, Some(dataset)) => Arc::new(source::Dataset {
+            data: dataset.clone(),
+            isl: settings.isl,
+            osl: settings.osl,
+            block_size: 512,
+            counter,
+        }),
+        _ => Arc::new(synthetic(settings, 0)),
+    };
+    if source.multi_turn() && settings.arrival != Arrival::Closed {
+        return Err(
+            "a dataset of multi-turn sessions runs in a closed loop (each turn waits for the answer \
+                    before it); give a concurrency instead of a request rate"
+                .into(),
+        );
+    }
+    Ok(source)
+}
+
+fn synthetic(settings: &Settings, stream_base: u64) -> source::Synthetic {
+    source::Synthetic {
+        isl: settings.isl,
+        isl_stddev: settings.isl_stddev,
+        osl: settings.osl,
+        osl_stddev: settings.osl_stddev,
+        counter: source::Counter { tokenizer: settings.tokenizer.clone(), seed: settings.seed },
+        prefix: settings.prefix,
+        images: settings.images,
+        stream_base,
+    }
 }
 
 impl Shared {
-    /// Request `index` and its prompt length: tokenizer tokens with a tokenizer, else words.
-    fn prepare(&self, index: u64, phase: Phase) -> Prepared {
+    /// Turn `turn` of conversation `n` of `phase`'s source, given its answers so far.
+    fn ask(&self, phase: Phase, n: u64, turn: u32, answers: &[String]) -> Option<source::Ask> {
+        match phase {
+            Phase::Warmup => source::Source::turn(&self.warmup, n, turn, answers),
+            Phase::Profiling => self.source.turn(n, turn, answers),
+        }
+    }
+
+    /// Request `index`, turn `turn` of conversation `n`, as bytes.
+    fn prepare(&self, index: u64, phase: Phase, ask: source::Ask, n: u64, turn: u32) -> Prepared {
         let s = &self.settings;
-        // Warm-up prompts come from a stream of their own, so they never warm a cache for the
-        // measured prompts.
-        let stream = if phase == Phase::Warmup { index | 1 << 63 } else { index };
-        // A dataset's chat messages, sent as they are.
-        let mut messages = None;
-        // Whether the prompt is fitted to `isl` (synthetic and trace prompts are made to it).
-        let mut fit = true;
-        let (mut prompt, isl, osl) = match (&s.arrival, phase, &s.dataset) {
-            (Arrival::Trace { entries, block_size, .. }, Phase::Profiling, _) => {
-                let entry = &entries[index as usize % entries.len()];
-                (entry.prompt(s.seed, stream, *block_size), entry.input_length, entry.output_length)
-            }
-            (_, Phase::Profiling, Some(dataset)) => {
-                let entry = &dataset.entries[index as usize % dataset.entries.len()];
-                let osl = entry.output_length.unwrap_or(s.osl);
-                match &entry.content {
-                    sweep_spec::dataset::Content::Text(text) if dataset.fit_to_isl => {
-                        let text = if s.tokenizer.is_some() {
-                            text.clone()
-                        } else {
-                            fit_words(text, s.isl, s.seed, stream)
-                        };
-                        (text, s.isl, osl)
-                    }
-                    sweep_spec::dataset::Content::Text(text) => {
-                        fit = false;
-                        (text.clone(), entry.content.words() as u32, osl)
-                    }
-                    sweep_spec::dataset::Content::Messages(list) => {
-                        fit = false;
-                        messages = Some(list.clone());
-                        (sweep_spec::dataset::messages_text(list), entry.content.words() as u32, osl)
-                    }
-                }
-            }
-            _ => {
-                let mut rng = Rng::for_stream(s.seed ^ 0x1e57, stream);
-                let isl = prompts::length(&mut rng, s.isl, s.isl_stddev);
-                let osl = prompts::length(&mut rng, s.osl, s.osl_stddev);
-                (prompts::synthetic(s.seed, stream, isl), isl, osl)
-            }
-        };
-        let prompt_tokens = match &s.tokenizer {
-            Some(tokenizer) if fit => {
-                let (fitted, count) = tokenizer.fit(prompt, isl, s.seed, stream);
-                prompt = fitted;
-                count
-            }
-            Some(tokenizer) => tokenizer.count(&prompt),
-            None => u64::from(isl),
-        };
+        let source::Ask { prompt, prompt_tokens, osl, images, .. } = ask;
         let mut body = serde_json::Map::new();
         body.insert("model".into(), s.model.clone().into());
         match s.endpoint {
             Endpoint::Chat => {
-                let messages =
-                    messages.unwrap_or_else(|| serde_json::json!([{"role": "user", "content": prompt}]));
-                body.insert("messages".into(), messages);
+                body.insert("messages".into(), prompt.messages(&images));
             }
             Endpoint::Completions => {
-                body.insert("prompt".into(), prompt.into());
+                let text = match prompt {
+                    source::Prompt::Text(text) => text,
+                    other => other.text(),
+                };
+                body.insert("prompt".into(), text.into());
             }
         }
         // OSL is fixed the way sweeps fix it: max = min = OSL and the end-of-sequence ignored.
@@ -337,11 +398,16 @@ impl Shared {
         let body = serde_json::Value::Object(body).to_string();
         let id = record::request_id(&self.worker, phase, index);
         let request = client::Request::new(&self.path, self.pool.host(), &id, body.as_bytes(), s.stream);
-        Prepared { request, prompt_tokens }
+        let session_id = match phase {
+            Phase::Profiling => self.source.session_id(n),
+            Phase::Warmup => None,
+        };
+        Prepared { request, prompt_tokens, turn: Turn { conversation: n, turn, session_id } }
     }
 
     /// Sends `prepared` (unless it was `written` already, at `start`), waits for its answer and
-    /// records it.
+    /// records it. Returns the answer's text when it succeeded (empty unless the source keeps
+    /// answers for the next turn), `None` when it failed.
     async fn request(
         self: &Arc<Self>,
         index: u64,
@@ -349,15 +415,15 @@ impl Shared {
         credit: Instant,
         prepared: Prepared,
         written: Option<(client::Written, Instant)>,
-    ) {
-        let Prepared { request, prompt_tokens } = prepared;
+    ) -> Option<String> {
+        let Prepared { request, prompt_tokens, turn } = prepared;
         let mut cancelled = self.cancel.subscribe();
         let (written, start) = match written {
             Some((written, start)) => (Some(written), start),
             None => (None, Instant::now()),
         };
         let mut measured = client::Measured::default();
-        if self.settings.tokenizer.is_some() {
+        if self.settings.tokenizer.is_some() || self.source.multi_turn() {
             measured.text = Some(String::new());
         }
         let timeout = self.settings.request_timeout.saturating_sub(start.elapsed());
@@ -412,9 +478,18 @@ impl Shared {
                 message: "the response finished with no output tokens".into(),
             });
         }
+        let ok = error.is_none();
+        let answer = match (ok, self.source.multi_turn(), measured.text) {
+            (true, true, Some(text)) => Some(text),
+            (true, _, _) => Some(String::new()),
+            (false, _, _) => None,
+        };
         let record = Record {
             index,
             phase,
+            conversation: turn.conversation,
+            turn: turn.turn,
+            session_id: turn.session_id,
             credit_ns: self.clock.wall(credit),
             start_ns: self.clock.wall(start),
             end_ns: self.clock.wall(start + end),
@@ -426,27 +501,54 @@ impl Shared {
             cancelled: was_cancelled,
         };
         self.sink.push(record);
+        answer
     }
 }
 
-/// Closed loop: `concurrency` workers share a counter of requests to send.
+/// Closed loop: `concurrency` workers, each running one conversation at a time (a request, for
+/// single-turn sources) turn by turn, share counters of conversations and of requests. A
+/// session ends early when one of its turns fails (the next turn would lack its history).
 async fn closed_loop(shared: Arc<Shared>, phase: Phase, total: Option<u64>, until: Option<Instant>) -> u64 {
     let next = Arc::new(AtomicU64::new(0));
+    let conversations = Arc::new(AtomicU64::new(0));
     let concurrency = shared.settings.concurrency.max(1);
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..concurrency {
-        let (shared, next) = (shared.clone(), next.clone());
+        let (shared, next, conversations) = (shared.clone(), next.clone(), conversations.clone());
         workers.spawn(async move {
+            let over =
+                |shared: &Shared| shared.cancel.is_cancelled() || until.is_some_and(|u| Instant::now() >= u);
             loop {
-                if shared.cancel.is_cancelled() || until.is_some_and(|u| Instant::now() >= u) {
+                if over(&shared) {
                     return;
                 }
-                let index = next.fetch_add(1, Ordering::Relaxed);
-                if total.is_some_and(|t| index >= t) {
-                    return;
+                let n = conversations.fetch_add(1, Ordering::Relaxed);
+                let mut answers: Vec<String> = Vec::new();
+                for turn in 0u32.. {
+                    let Some(ask) = shared.ask(phase, n, turn, &answers) else { break };
+                    if !ask.delay.is_zero() {
+                        let mut cancelled = shared.cancel.subscribe();
+                        let wake = until.map_or(ask.delay, |u| {
+                            ask.delay.min(u.saturating_duration_since(Instant::now()))
+                        });
+                        tokio::select! {
+                            () = tokio::time::sleep(wake) => {}
+                            _ = cancelled.wait_for(|c| *c) => return,
+                        }
+                    }
+                    if over(&shared) {
+                        return;
+                    }
+                    let index = next.fetch_add(1, Ordering::Relaxed);
+                    if total.is_some_and(|t| index >= t) {
+                        return;
+                    }
+                    let prepared = shared.prepare(index, phase, ask, n, turn);
+                    match shared.request(index, phase, Instant::now(), prepared, None).await {
+                        Some(answer) => answers.push(answer),
+                        None => break,
+                    }
                 }
-                let prepared = shared.prepare(index, phase);
-                shared.request(index, phase, Instant::now(), prepared, None).await;
             }
         });
     }
@@ -541,7 +643,9 @@ async fn open_loop(shared: Arc<Shared>, total: Option<u64>, until: Option<Instan
                     break;
                 }
                 let index = sent;
-                let prepared = shared.prepare(index, Phase::Profiling);
+                // Single turns only: `source_for` refuses sessions in an open loop.
+                let Some(ask) = shared.ask(Phase::Profiling, index, 0, &[]) else { break };
+                let prepared = shared.prepare(index, Phase::Profiling, ask, index, 0);
                 let now = Instant::now();
                 if at.saturating_duration_since(now) >= HAND_OVER || now - batch_since >= HAND_OVER {
                     hand_over(&mut batch);
@@ -637,6 +741,7 @@ pub fn run(
     artifact_dir: Option<&std::path::Path>,
     progress: progress::Mode,
 ) -> Result<Outcome, String> {
+    let source = source_for(&settings)?;
     let mut builder = if settings.threads <= 1 {
         tokio::runtime::Builder::new_current_thread()
     } else {
@@ -704,6 +809,8 @@ pub fn run(
     let shared = Arc::new(Shared {
         pool,
         path,
+        source,
+        warmup: synthetic(&settings, 1 << 63),
         settings,
         clock,
         sink: sink.clone(),
@@ -917,7 +1024,14 @@ fn input_config(s: &Settings) -> serde_json::Value {
         "tokenizer": {"name": s.tokenizer.as_ref().map(|t| t.path().display().to_string())},
         "datasets": [{
             "name": "main",
-            "type": if matches!(s.arrival, Arrival::Trace { .. }) { "mooncake_trace" } else { "synthetic" },
+            "type": match (&s.arrival, &s.dataset) {
+                (Arrival::Trace { .. }, _) => serde_json::json!("mooncake_trace"),
+                (_, Some(dataset)) => dataset.info["format"].clone(),
+                _ => serde_json::json!("synthetic"),
+            },
+            "file": s.dataset.as_ref().map(|d| d.info.clone()),
+            "prefix": s.prefix.map(|p| serde_json::json!({"ratio": p.ratio, "prompts": p.count})),
+            "images": s.images.map(|i| serde_json::json!({"count": i.count, "width": i.width, "height": i.height, "format": "png"})),
             "random_seed": s.seed,
             "prompts": {
                 "isl": {"mean": s.isl, "stddev": s.isl_stddev},
@@ -940,20 +1054,6 @@ fn input_config(s: &Settings) -> serde_json::Value {
     })
 }
 
-/// `text` cut to its first `isl` words, or padded with seeded words to `isl`: a dataset's prompt
-/// fitted without a tokenizer, where a word stands for a token.
-fn fit_words(text: &str, isl: u32, seed: u64, stream: u64) -> String {
-    let words: Vec<&str> = text.split_whitespace().collect();
-    let target = isl.max(1) as usize;
-    if words.len() >= target {
-        return words[..target].join(" ");
-    }
-    let mut out = words.join(" ");
-    let mut rng = Rng::for_stream(seed ^ 0x70c3, stream);
-    prompts::push_words(&mut out, &mut rng, target - words.len());
-    out
-}
-
 /// Writes `profile_export_aiperf.json` and `.csv` into `dir`, each through a temporary name.
 pub fn write_exports(
     dir: &std::path::Path,
@@ -970,15 +1070,6 @@ pub fn write_exports(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_dataset_prompt_is_fitted_to_the_isl_in_words() {
-        assert_eq!(fit_words("one two three four", 2, 0, 0), "one two");
-        let padded = fit_words("one two", 5, 0, 0);
-        assert_eq!(padded.split_whitespace().count(), 5, "{padded}");
-        assert!(padded.starts_with("one two "), "{padded}");
-        assert_eq!(padded, fit_words("one two", 5, 0, 0), "seeded: the same every time");
-    }
 
     #[test]
     fn iso_times_are_utc_civil_dates() {

@@ -69,6 +69,11 @@ impl TokenSource {
 pub struct Record {
     pub index: u64,
     pub phase: Phase,
+    /// The conversation it is a turn of (its own number for single requests), and which turn.
+    pub conversation: u64,
+    pub turn: u32,
+    /// The dataset's name for the session, when it gives one.
+    pub session_id: Option<std::sync::Arc<str>>,
     /// Wall-clock ns when the request was due (its schedule slot; its start in a closed loop).
     pub credit_ns: u64,
     /// Wall-clock ns when it was sent and when its last byte arrived.
@@ -147,9 +152,13 @@ impl Record {
         };
         let line = Line {
             metadata: Metadata {
-                session_num: self.index,
+                session_num: self.conversation,
                 x_request_id: request_id(worker, self.phase, self.index),
-                turn_index: 0,
+                conversation_id: match &self.session_id {
+                    Some(id) => id.to_string(),
+                    None => self.conversation.to_string(),
+                },
+                turn_index: self.turn,
                 credit_issued_ns: self.credit_ns,
                 request_start_ns: self.start_ns,
                 request_end_ns: self.end_ns,
@@ -203,6 +212,7 @@ struct Metrics {
 struct Metadata<'a> {
     session_num: u64,
     x_request_id: String,
+    conversation_id: String,
     turn_index: u32,
     credit_issued_ns: u64,
     request_start_ns: u64,

@@ -205,6 +205,8 @@ pub struct Aggregate {
     pub last_end_ns: Option<u64>,
     /// The least exact source of any completed request's counts (none completed: `None`).
     pub token_source: Option<TokenSource>,
+    /// TTFT by turn index: how the first token slows as a session's history grows.
+    pub ttft_by_turn: BTreeMap<u32, Stat>,
     slos: Slos,
 }
 
@@ -221,6 +223,7 @@ impl Aggregate {
             first_start_ns: None,
             last_end_ns: None,
             token_source: None,
+            ttft_by_turn: BTreeMap::new(),
             slos,
         }
     }
@@ -267,6 +270,9 @@ impl Aggregate {
             if let Some(value) = value {
                 stat.record(value);
             }
+        }
+        if let Some(ttft) = d.time_to_first_token {
+            self.ttft_by_turn.entry(record.turn).or_insert_with(|| Stat::new(1000.0)).record(ttft);
         }
         for gap in d.inter_chunk_latency {
             self.stats[3].record(gap);
@@ -336,6 +342,15 @@ impl Aggregate {
                 .collect(),
         );
         out.insert("token_source".into(), self.token_source.map(TokenSource::as_str).into());
+        // Sessions only: a run of single requests has turn 0 alone, already the whole TTFT.
+        if self.ttft_by_turn.keys().any(|&t| t > 0) {
+            let by_turn = self.ttft_by_turn.iter().map(|(turn, stat)| {
+                let mut row = stat.to_json("ms");
+                row["turn_index"] = (*turn).into();
+                row
+            });
+            out.insert("time_to_first_token_by_turn".into(), by_turn.collect());
+        }
         out.extend(extra);
         serde_json::Value::Object(out)
     }

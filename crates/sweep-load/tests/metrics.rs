@@ -16,6 +16,9 @@ fn record(index: u64, start_ms: u64, content_ms: &[u64], end_ms: u64, tokens: u6
     Record {
         index,
         phase: Phase::Profiling,
+        conversation: index,
+        turn: 0,
+        session_id: None,
         credit_ns: start_ms * 1_000_000,
         start_ns: start_ms * 1_000_000,
         end_ns: end_ms * 1_000_000,
@@ -175,4 +178,32 @@ fn exports_have_aiperfs_keys_and_csv_layout() {
     let line = csv.lines().find(|l| l.starts_with("Time to First Token (ms),")).expect("TTFT row");
     let avg: f64 = line.split(',').nth(1).expect("avg").parse().expect("number");
     assert!((avg - ours["time_to_first_token"]["avg"].as_f64().expect("avg")).abs() < 0.006);
+}
+
+#[test]
+fn sessions_report_ttft_by_turn_index_and_single_requests_do_not() {
+    let mut aggregate = Aggregate::new(Default::default());
+    // Two sessions of two turns; the second turns wait longer for their first token.
+    for (index, (conversation, turn, ttft)) in
+        [(0, 0, 10), (0, 1, 30), (1, 0, 20), (1, 1, 50)].into_iter().enumerate()
+    {
+        let start = index as u64 * 1000;
+        let mut r = record(index as u64, start, &[start + ttft, start + ttft + 5], start + ttft + 5, 2);
+        r.conversation = conversation;
+        r.turn = turn;
+        r.session_id = Some(std::sync::Arc::from(format!("s{conversation}")));
+        assert_eq!(r.to_json("w")["metadata"]["conversation_id"], format!("s{conversation}"));
+        assert_eq!(r.to_json("w")["metadata"]["turn_index"], turn);
+        aggregate.add(&r);
+    }
+    let json = aggregate.to_aiperf_json(Default::default());
+    let by_turn = json["time_to_first_token_by_turn"].as_array().expect("by turn");
+    assert_eq!(by_turn.len(), 2);
+    assert_eq!((by_turn[0]["turn_index"].as_u64(), by_turn[0]["avg"].as_f64()), (Some(0), Some(15.0)));
+    assert_eq!((by_turn[1]["turn_index"].as_u64(), by_turn[1]["avg"].as_f64()), (Some(1), Some(40.0)));
+    assert_eq!(by_turn[1]["count"], 2);
+
+    let mut single = Aggregate::new(Default::default());
+    single.add(&record(0, 0, &[10, 12], 12, 2));
+    assert!(single.to_aiperf_json(Default::default()).get("time_to_first_token_by_turn").is_none());
 }

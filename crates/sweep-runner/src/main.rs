@@ -62,7 +62,8 @@ enum Step {
         command: Vec<String>,
     },
     /// Load an OpenAI-compatible server and report aiperf-compatible measurements.
-    Profile(ProfileArgs),
+    // Boxed: its flags outweigh every other step's.
+    Profile(Box<ProfileArgs>),
     /// Write a synthetic trace (mooncake JSONL) for `workload.trace` or `profile --trace`.
     #[command(subcommand)]
     Trace(TraceKind),
@@ -115,6 +116,25 @@ impl From<ProgressArg> for progress::Mode {
 enum FormatArg {
     Table,
     Json,
+}
+
+/// aiperf's input-file formats (`--custom-dataset-type`).
+#[derive(Debug, Clone, Copy, ValueEnum)]
+#[value(rename_all = "snake_case")]
+enum InputFormatArg {
+    SingleTurn,
+    MultiTurn,
+    MooncakeTrace,
+}
+
+impl From<InputFormatArg> for sweep_spec::DatasetFormat {
+    fn from(format: InputFormatArg) -> Self {
+        match format {
+            InputFormatArg::SingleTurn => sweep_spec::DatasetFormat::SingleTurn,
+            InputFormatArg::MultiTurn => sweep_spec::DatasetFormat::MultiTurn,
+            InputFormatArg::MooncakeTrace => sweep_spec::DatasetFormat::MooncakeTrace,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -363,13 +383,34 @@ struct ProfileArgs {
     /// server's usage; prompts are then cut to exactly --isl of its tokens.
     #[arg(long, value_name = "PATH")]
     tokenizer: Option<PathBuf>,
-    /// Prompts from this single-turn JSONL file (a `text` or OpenAI `messages` per line,
-    /// optional `output_length`; aiperf's `single_turn` format), cycled in order.
+    /// Prompts from this JSONL file, in --input-format, cycled in order.
     #[arg(long, value_name = "FILE")]
     input_file: Option<PathBuf>,
+    /// The --input-file's format (aiperf's): a request per line (`text` or OpenAI `messages`,
+    /// optional `image`s and `output_length`), a session per line (`{session_id, turns}`; its
+    /// turns run in order with the history so far), or mooncake lines (`input_length` and
+    /// `hash_ids`, or `text_input`; lines sharing a `session_id` are one session).
+    #[arg(long, value_enum, value_name = "FORMAT", default_value = "single_turn", requires = "input_file")]
+    input_format: InputFormatArg,
     /// With --input-file: cut or pad each text prompt to --isl.
     #[arg(long)]
     fit_to_isl: bool,
+    /// Synthetic prompts: this share of each prompt (0 < R < 1) is one of --prefix-prompts
+    /// shared prefixes, as Dynamo's prefix-ratio benchmark sends them.
+    #[arg(long, value_name = "R")]
+    prefix_ratio: Option<f64>,
+    /// With --prefix-ratio: how many distinct prefixes the requests take in turn.
+    #[arg(long, value_name = "N", default_value_t = 1, requires = "prefix_ratio")]
+    prefix_prompts: u32,
+    /// Send N synthetic PNG images (seeded noise, different per request) with each prompt, as
+    /// OpenAI `image_url` parts (chat endpoint).
+    #[arg(long, value_name = "N")]
+    images: Option<u32>,
+    /// With --images: their width and height in pixels.
+    #[arg(long, value_name = "PX", default_value_t = 512, requires = "images")]
+    image_width: u32,
+    #[arg(long, value_name = "PX", default_value_t = 512, requires = "images")]
+    image_height: u32,
 }
 
 fn positive(name: &str, value: f64) -> Result<f64, String> {
@@ -443,9 +484,37 @@ impl ProfileArgs {
             dataset: self
                 .input_file
                 .as_deref()
-                .map(|path| load::Dataset::read(path, self.fit_to_isl))
+                .map(|path| load::Dataset::read(path, self.input_format.into(), self.fit_to_isl))
                 .transpose()?
                 .map(Arc::new),
+            prefix: self
+                .prefix_ratio
+                .map(|ratio| {
+                    if !(ratio > 0.0 && ratio < 1.0) {
+                        return Err(format!("--prefix-ratio must be between 0 and 1, not {ratio}"));
+                    }
+                    if self.prefix_prompts == 0 {
+                        return Err("--prefix-prompts must be at least 1".to_owned());
+                    }
+                    Ok(load::source::SharedPrefix { ratio, count: self.prefix_prompts })
+                })
+                .transpose()?,
+            images: match self.images {
+                None => None,
+                Some(_) if self.endpoint != load::Endpoint::Chat => {
+                    return Err("--images go with the chat endpoint (`--endpoint chat`)".into())
+                }
+                Some(count) => {
+                    if self.image_width == 0 || self.image_height == 0 {
+                        return Err("--image-width and --image-height must be at least 1".into());
+                    }
+                    Some(load::images::Synthetic {
+                        count,
+                        width: self.image_width,
+                        height: self.image_height,
+                    })
+                }
+            },
         })
     }
 }

@@ -41,7 +41,7 @@ pub fn load(text: &str) -> Result<Document, SpecError> {
 /// that this crate stays free of I/O; errors point at the key in the spec.
 pub fn check_inputs(
     document: &Document,
-    read: impl Fn(&str) -> std::io::Result<String>,
+    read: impl Fn(&str) -> std::io::Result<Vec<u8>>,
 ) -> Result<(), SpecError> {
     dataset::check(&document.spec, read).map_err(|error| locate(error, &document.source_map))
 }

@@ -193,9 +193,14 @@ pub struct Dataset {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DatasetFormat {
-    /// One request per line: `text` or OpenAI `messages`, optional `output_length` (aiperf's
-    /// `single_turn`).
+    /// One request per line: `text` or OpenAI `messages`, optional images and `output_length`
+    /// (aiperf's `single_turn`).
     SingleTurn,
+    /// One session per line, `{session_id, turns}` (aiperf's `multi_turn`).
+    MultiTurn,
+    /// One request per line by length and block ids, or `text_input`; lines sharing a
+    /// `session_id` are one session (aiperf's `mooncake_trace`).
+    MooncakeTrace,
 }
 
 /// Which load a search varies.

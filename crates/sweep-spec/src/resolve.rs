@@ -422,13 +422,14 @@ fn resolve_load(w: &crate::raw::RawWorkload) -> Result<Load, SpecError> {
         dep_ttft_correction: w.dep_ttft_correction.unwrap_or(d.dep_ttft_correction),
         enabled: w.load.unwrap_or(d.enabled),
         search: w.search.as_ref().map(|s| resolve_search(w, s, arrival)).transpose()?,
-        dataset: w.dataset.as_ref().map(|d| resolve_dataset(w, d)).transpose()?,
+        dataset: w.dataset.as_ref().map(|d| resolve_dataset(w, d, arrival)).transpose()?,
     })
 }
 
 fn resolve_dataset(
     w: &crate::raw::RawWorkload,
     d: &crate::raw::RawDataset,
+    arrival: ArrivalKind,
 ) -> Result<crate::Dataset, SpecError> {
     if w.trace.is_some() {
         return Err(SpecError::rule(KeyPath::keys("workload.dataset"), "a trace brings its own prompts")
@@ -437,9 +438,17 @@ fn resolve_dataset(
     if d.path.trim().is_empty() {
         return Err(SpecError::invalid(KeyPath::keys("workload.dataset.path"), "an empty path"));
     }
+    let format = d.format.unwrap_or(crate::DatasetFormat::SingleTurn);
+    if format == crate::DatasetFormat::MultiTurn && arrival != ArrivalKind::Closed {
+        return Err(SpecError::rule(
+            KeyPath::keys("workload.dataset.format"),
+            "multi-turn sessions run in a closed loop: each turn waits for the previous answer",
+        )
+        .with_help("sweep `workload.concurrency` (the sessions in flight) instead of a request rate"));
+    }
     Ok(crate::Dataset {
         path: d.path.clone(),
-        format: d.format.unwrap_or(crate::DatasetFormat::SingleTurn),
+        format,
         fit_to_isl: d.fit_to_isl.unwrap_or(false),
         check: d.check.unwrap_or(true),
     })

@@ -39,7 +39,7 @@ pub fn load_and_plan(file: &PathBuf, max_points: u64) -> Result<(String, Documen
     let display = file.display().to_string();
     let started = Instant::now();
     let document = match sweep_spec::load(&text)
-        .and_then(|d| sweep_spec::check_inputs(&d, |path| std::fs::read_to_string(path)).map(|()| d))
+        .and_then(|d| sweep_spec::check_inputs(&d, |path| std::fs::read(path)).map(|()| d))
     {
         Ok(document) => document,
         Err(error) => return Err(Error::Spec { file: display, text, error: Box::new(error) }),
