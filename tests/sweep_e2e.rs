@@ -647,6 +647,95 @@ workload: {{isl: 32, osl: 6, concurrency: 2, requests: 10, warmup: 1, dataset: {
     );
 }
 
+/// The simulated engine's `--token-log` lines (what each streamed request carried) for the
+/// measured requests of the one point of the sweep in `folder`.
+fn token_log(path: &Path, folder: &Path) -> Vec<serde_json::Value> {
+    let points = folder.join("jobs/agg1_tep1_batch8_eplb0_mtp0/points");
+    let point = std::fs::read_dir(&points).expect("points").flatten().next().expect("a point").path();
+    let ids: Vec<serde_json::Value> =
+        profiling_records(&point).iter().map(|r| r["metadata"]["x_request_id"].clone()).collect();
+    std::fs::read_to_string(path)
+        .expect("the token log")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON"))
+        .filter(|l: &serde_json::Value| ids.contains(&l["x_request_id"]))
+        .collect()
+}
+
+#[test]
+fn images_reach_the_server_byte_for_byte_and_cost_their_prefill() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/datasets");
+    let fixtures = fixtures.canonicalize().expect("the fixtures");
+    let s = new_sweep("images", "");
+    let sha256 = |bytes: &[u8]| {
+        let path = s.dir.join("hash-me");
+        std::fs::write(&path, bytes).expect("written");
+        let out = Command::new("sha256sum").arg(&path).output().expect("sha256sum");
+        String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap_or_default().to_owned()
+    };
+    // A dataset naming an image file (relative to the dataset's folder), and synthetic images.
+    let log = |name: &str| s.dir.join(format!("{name}.tokens.jsonl"));
+    let spec = |name: &str, port: u32, workload: &str| {
+        format!(
+            "name: e2e-{name}
+model: {{path: /models/tiny, served_name: tiny}}
+engine: {{kind: mock}}
+cluster: {{gpus_per_node: 4, base_port: {port}, frontend_port: {}}}
+mode: agg
+agg: {{tp: 1, batch: 8, engine_args: {{speedup: 20, token_log: {}}}}}
+workload: {{isl: 16, osl: 2, concurrency: 2, requests: 4, warmup: 1, {workload}}}
+",
+            port + 99,
+            log(name).display()
+        )
+    };
+    let dataset = format!("dataset: {{path: {}}}", fixtures.join("with-image.jsonl").display());
+    let runs = [
+        ("dataset-image", spec("dataset-image", 24100, &dataset)),
+        ("synthetic-images", spec("synthetic-images", 24200, "images: {count: 2, width: 64, height: 32}")),
+    ];
+    for (name, text) in &runs {
+        std::fs::write(s.dir.join(format!("{name}.yaml")), text).expect("spec");
+        let (code, _, stderr) =
+            sweep(&["submit", &format!("{name}.yaml"), "-o", name, "--executor", "local"], &s.dir);
+        assert_eq!(code, 0, "{name}: {stderr}");
+    }
+    // The file's bytes, decoded by the server from the data URL, for every measured request.
+    let pixel = std::fs::read(fixtures.join("images/pixel.png")).expect("the image");
+    let lines = token_log(&log("dataset-image"), &s.dir.join("dataset-image"));
+    assert_eq!(lines.len(), 4, "{lines:#?}");
+    for line in &lines {
+        assert_eq!(
+            line["images"],
+            serde_json::json!([{"bytes": pixel.len(), "sha256": sha256(&pixel)}]),
+            "{line:#}"
+        );
+    }
+    // Synthetic PNGs: two per request, each of the size the encoder predicts, none repeated.
+    let raw = 32 * (1 + 64 * 3);
+    let png = 8 + 25 + 12 + (2 + 5 + raw + 4) + 12;
+    let lines = token_log(&log("synthetic-images"), &s.dir.join("synthetic-images"));
+    assert_eq!(lines.len(), 4, "{lines:#?}");
+    let mut seen = std::collections::BTreeSet::new();
+    for line in &lines {
+        let images = line["images"].as_array().expect("images");
+        assert_eq!(images.len(), 2, "{line:#}");
+        for image in images {
+            assert_eq!(image["bytes"], png, "{image:#}");
+            assert!(seen.insert(image["sha256"].as_str().expect("sha256").to_owned()), "a repeated image");
+        }
+    }
+    // Each image costs the engine's 256 prompt tokens, on top of the text's words.
+    for (name, words, images) in [("dataset-image", 2, 1), ("synthetic-images", 16, 2)] {
+        let points = s.dir.join(name).join("jobs/agg1_tep1_batch8_eplb0_mtp0/points");
+        let point = std::fs::read_dir(&points).expect("points").flatten().next().expect("a point").path();
+        for r in profiling_records(&point) {
+            let isl = r["metrics"]["input_sequence_length"]["value"].as_f64().unwrap_or(0.0) as u64;
+            assert_eq!(isl, words + 256 * images, "{name}: {r:#}");
+        }
+    }
+}
+
 #[test]
 fn a_dataset_only_the_compute_nodes_were_to_see_fails_its_points_with_the_reason() {
     // `check: false`: submit does not look; the benchmark step cannot read it either.

@@ -796,16 +796,19 @@ pub fn run(
         Arrival::Trace { entries, .. } => Some(entries.len() as u64),
         _ => None,
     });
+    let worker = record::worker_id();
     let collector = {
         let slos = settings.slos.clone();
         let warmup_total = settings.warmup;
         let duration = settings.duration;
         let sink = sink.clone();
-        std::thread::spawn(move || collect(sink, file, slos, progress, warmup_total, expected, duration))
+        let worker = worker.clone();
+        std::thread::spawn(move || {
+            collect(sink, file.map(|f| (f, worker)), slos, progress, warmup_total, expected, duration)
+        })
     };
     let clock = Clock::now();
     let cpu_0 = cpu_seconds();
-    let worker = record::worker_id();
     let shared = Arc::new(Shared {
         pool,
         path,
@@ -878,19 +881,20 @@ impl Sink {
 /// aggregates them by phase.
 fn collect(
     sink: Arc<Sink>,
-    file: Option<std::fs::File>,
+    // The records' file, and the worker id their lines carry.
+    file: Option<(std::fs::File, String)>,
     slos: Slos,
     progress: progress::Mode,
     warmup_total: u64,
     expected: Option<u64>,
     duration: Option<Duration>,
 ) -> Result<(Aggregate, Aggregate), String> {
+    let (file, worker) = file.map_or((None, String::new()), |(f, w)| (Some(f), w));
     let mut out = file.map(|f| std::io::BufWriter::with_capacity(1 << 16, f));
     let mut profiling = Aggregate::new(slos.clone());
     let mut warmup = Aggregate::new(slos);
     let mut last_flush = Instant::now();
     let mut bar = progress::Progress::new(progress, warmup_total, expected, duration);
-    let worker = record::worker_id();
     let mut write_error = None;
     let mut batch = Vec::new();
     let mut line = Vec::with_capacity(4096);

@@ -20,9 +20,13 @@ impl Phase {
     }
 }
 
-/// This process's worker id, the prefix of its requests' ids.
+/// A new worker id, the prefix of one run's request ids: the process and the run's number in
+/// it, so that the runs of one process (a job's readiness check and its points) never send the
+/// same `X-Request-ID` twice.
 pub fn worker_id() -> String {
-    format!("sweep-runner-{}", std::process::id())
+    static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("sweep-runner-{}-r{run}", std::process::id())
 }
 
 /// The `X-Request-ID` a request is sent with, and its `x_request_id` in the records: unique in

@@ -85,6 +85,10 @@ pub struct Settings {
     /// end-of-sequence position (clamped to `min_tokens..=max_tokens`).
     #[arg(long, default_value_t = 16)]
     pub eos_after: u32,
+    /// Prompt tokens each image of a chat request costs (its vision tokens, prefilled with the
+    /// text and counted in `usage`).
+    #[arg(long, default_value_t = 256)]
+    pub image_tokens: u32,
     #[command(flatten)]
     pub sim: SimParams,
     #[command(flatten)]

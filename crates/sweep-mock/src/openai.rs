@@ -26,6 +26,51 @@ pub struct Parsed {
     pub include_usage: bool,
     /// The output ends at `max_tokens` (finish reason `length`) rather than at an EOS (`stop`).
     pub hit_max_tokens: bool,
+    /// The images of `image_url` parts, in order (their tokens are in `prompt_tokens`).
+    pub images: Vec<Image>,
+}
+
+/// An image a request carried: the decoded bytes of a `data:` URL, or a URL (never fetched).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Image {
+    Data(Vec<u8>),
+    Url(String),
+}
+
+impl Image {
+    fn read(url: &str) -> Result<Image, ApiError> {
+        let Some(rest) = url.strip_prefix("data:") else { return Ok(Image::Url(url.to_owned())) };
+        let bad = || {
+            ApiError::invalid("an image `data:` URL must be `data:<type>;base64,<data>`", Some("messages"))
+        };
+        let (_, data) = rest.split_once(";base64,").ok_or_else(bad)?;
+        decode_base64(data).map(Image::Data).ok_or_else(bad)
+    }
+}
+
+/// Standard base64 (padding optional); `None` when `text` is not base64.
+fn decode_base64(text: &str) -> Option<Vec<u8>> {
+    let text = text.trim_end_matches('=');
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    let (mut bits, mut held) = (0u32, 0u32);
+    for c in text.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        };
+        bits = bits << 6 | u32::from(v);
+        held += 6;
+        if held >= 8 {
+            held -= 8;
+            out.push((bits >> held) as u8);
+            bits &= (1 << held) - 1;
+        }
+    }
+    Some(out)
 }
 
 /// An error answered with an OpenAI-shaped body.
@@ -107,6 +152,13 @@ enum Content {
 struct Part {
     #[serde(default)]
     text: Option<String>,
+    #[serde(default)]
+    image_url: Option<ImageUrl>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ImageUrl {
+    url: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -133,7 +185,13 @@ fn count(value: Option<i64>, name: &'static str) -> Result<Option<u32>, ApiError
 
 /// Parses a request body. `served` is the only model name accepted; `eos_after` is where the
 /// simulated end-of-sequence falls when `ignore_eos` is not set.
-pub fn parse(endpoint: Endpoint, body: &[u8], served: &str, eos_after: u32) -> Result<Parsed, ApiError> {
+pub fn parse(
+    endpoint: Endpoint,
+    body: &[u8],
+    served: &str,
+    eos_after: u32,
+    image_tokens: u32,
+) -> Result<Parsed, ApiError> {
     let raw: RawRequest = serde_json::from_slice(body).map_err(|e| {
         let message = if e.is_syntax() || e.is_eof() {
             format!("the request body is not valid JSON: {e}")
@@ -152,6 +210,7 @@ pub fn parse(endpoint: Endpoint, body: &[u8], served: &str, eos_after: u32) -> R
             message: format!("The model `{model}` does not exist; this server serves `{served}`."),
         });
     }
+    let mut images = Vec::new();
     let prompt_tokens = match endpoint {
         Endpoint::Chat => {
             let messages =
@@ -159,16 +218,24 @@ pub fn parse(endpoint: Endpoint, body: &[u8], served: &str, eos_after: u32) -> R
             if messages.is_empty() {
                 return Err(ApiError::invalid("`messages` must not be empty", Some("messages")));
             }
-            messages
-                .iter()
-                .map(|m| match &m.content {
-                    Some(Content::Text(text)) => words(text),
-                    Some(Content::Parts(parts)) => {
-                        parts.iter().filter_map(|p| p.text.as_deref()).map(words).sum()
+            for message in &messages {
+                if let Some(Content::Parts(parts)) = &message.content {
+                    for url in parts.iter().filter_map(|p| p.image_url.as_ref()) {
+                        images.push(Image::read(&url.url)?);
                     }
-                    None => 0,
-                })
-                .sum::<u64>()
+                }
+            }
+            u64::from(image_tokens) * images.len() as u64
+                + messages
+                    .iter()
+                    .map(|m| match &m.content {
+                        Some(Content::Text(text)) => words(text),
+                        Some(Content::Parts(parts)) => {
+                            parts.iter().filter_map(|p| p.text.as_deref()).map(words).sum()
+                        }
+                        None => 0,
+                    })
+                    .sum::<u64>()
         }
         Endpoint::Completions => {
             match raw.prompt.ok_or_else(|| ApiError::invalid("`prompt` is required", Some("prompt")))? {
@@ -212,6 +279,7 @@ pub fn parse(endpoint: Endpoint, body: &[u8], served: &str, eos_after: u32) -> R
         stream: raw.stream,
         include_usage: raw.stream_options.is_some_and(|o| o.include_usage),
         hit_max_tokens: max_tokens == Some(output_tokens),
+        images,
     })
 }
 
@@ -331,7 +399,23 @@ mod tests {
     use super::*;
 
     fn chat(body: &str) -> Result<Parsed, ApiError> {
-        parse(Endpoint::Chat, body.as_bytes(), "tiny", 16)
+        parse(Endpoint::Chat, body.as_bytes(), "tiny", 16, 256)
+    }
+
+    #[test]
+    fn image_parts_are_decoded_and_cost_their_tokens() {
+        // "aGk=" is "hi"; "AAEC" is [0, 1, 2].
+        let p = chat(r#"{"model":"tiny","messages":[{"role":"user","content":[{"type":"text","text":"two words"},{"type":"image_url","image_url":{"url":"data:image/png;base64,aGk="}},{"type":"image_url","image_url":{"url":"data:image/png;base64,AAEC"}},{"type":"image_url","image_url":{"url":"https://x/cat.png"}}]}]}"#)
+            .expect("valid");
+        assert_eq!(
+            p.images,
+            [Image::Data(b"hi".to_vec()), Image::Data(vec![0, 1, 2]), Image::Url("https://x/cat.png".into())]
+        );
+        assert_eq!(p.prompt_tokens, 2 + 3 * 256);
+        let bad = chat(
+            r#"{"model":"tiny","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:image/png;base64,@@"}}]}]}"#,
+        );
+        assert_eq!(bad.expect_err("not base64").status, 400);
     }
 
     #[test]
@@ -351,8 +435,8 @@ mod tests {
         let min = chat(r#"{"model":"tiny","messages":[{"role":"user","content":"x"}],"min_tokens":30}"#)
             .expect("valid");
         assert_eq!(min.output_tokens, 30);
-        let ids =
-            parse(Endpoint::Completions, br#"{"model":"tiny","prompt":[1,2,3]}"#, "tiny", 16).expect("valid");
+        let ids = parse(Endpoint::Completions, br#"{"model":"tiny","prompt":[1,2,3]}"#, "tiny", 16, 256)
+            .expect("valid");
         assert_eq!(ids.prompt_tokens, 3);
     }
 

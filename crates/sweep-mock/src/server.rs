@@ -62,6 +62,22 @@ impl TokenLog {
     }
 }
 
+/// What `--token-log` says of a request's images: the size and SHA-256 of each decoded one, or
+/// its URL.
+fn image_log(images: &[openai::Image]) -> Vec<serde_json::Value> {
+    use sha2::Digest as _;
+    images
+        .iter()
+        .map(|image| match image {
+            openai::Image::Data(bytes) => {
+                let sha256: String = sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect();
+                serde_json::json!({"bytes": bytes.len(), "sha256": sha256})
+            }
+            openai::Image::Url(url) => serde_json::json!({"url": url}),
+        })
+        .collect()
+}
+
 fn wall_ns() -> u128 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos())
 }
@@ -164,7 +180,13 @@ async fn openai_request(app: Arc<App>, endpoint: Endpoint, headers: &HeaderMap, 
         Ok(number) => number,
         Err(error) => return error_response(&error),
     };
-    let parsed = match openai::parse(endpoint, &body, &app.settings.model, app.settings.eos_after) {
+    let parsed = match openai::parse(
+        endpoint,
+        &body,
+        &app.settings.model,
+        app.settings.eos_after,
+        app.settings.image_tokens,
+    ) {
         Ok(parsed) => parsed,
         Err(error) => return error_response(&error),
     };
@@ -178,7 +200,7 @@ async fn openai_request(app: Arc<App>, endpoint: Endpoint, headers: &HeaderMap, 
     if parsed.stream {
         let log = app.token_log.clone().map(|log| {
             let id = headers.get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
-            (log, id, arrived_ns)
+            (log, id, arrived_ns, image_log(&parsed.images))
         });
         stream_response(parsed, events, renderer, plan, log)
     } else {
@@ -282,7 +304,7 @@ struct Streaming {
     tail: Vec<String>,
     ended: bool,
     /// `--token-log`: where to note the first token, the request's id and its arrival.
-    log: Option<(TokenLog, String, u128)>,
+    log: Option<(TokenLog, String, u128, Vec<serde_json::Value>)>,
 }
 
 impl Streaming {
@@ -312,10 +334,13 @@ impl Streaming {
                 let text = openai::token_text(self.sent, allowed);
                 let first = self.sent == 0;
                 if first {
-                    if let Some((log, id, arrived)) = self.log.take() {
-                        let line = serde_json::json!({
+                    if let Some((log, id, arrived, images)) = self.log.take() {
+                        let mut line = serde_json::json!({
                             "x_request_id": id, "received_ns": arrived, "first_token_ns": wall_ns(),
                         });
+                        if !images.is_empty() {
+                            line["images"] = images.into();
+                        }
                         let _ = log.0.send(line.to_string());
                     }
                 }
@@ -379,7 +404,7 @@ fn stream_response(
     events: mpsc::UnboundedReceiver<Event>,
     renderer: Renderer,
     plan: FaultPlan,
-    log: Option<(TokenLog, String, u128)>,
+    log: Option<(TokenLog, String, u128, Vec<serde_json::Value>)>,
 ) -> Response {
     let state = Streaming {
         parsed,

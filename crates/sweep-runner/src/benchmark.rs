@@ -346,7 +346,11 @@ impl Run {
             tokenizer: self.tokenizer.clone(),
             dataset: self.dataset.clone(),
             prefix: None,
-            images: None,
+            images: l.images.map(|i| load::images::Synthetic {
+                count: i.count,
+                width: i.width,
+                height: i.height,
+            }),
         })
     }
 

@@ -172,6 +172,25 @@ pub struct Load {
     /// Prompts from a file. Left out when unset, as `search` is.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dataset: Option<Dataset>,
+    /// Synthetic images sent with every synthetic prompt. Left out when unset, as `search` is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub images: Option<Images>,
+}
+
+/// `workload.images`, resolved: `count` PNGs of `width` × `height` per request, made by the
+/// runner (seeded noise, different for every request).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Images {
+    pub count: u32,
+    pub width: u32,
+    pub height: u32,
+    pub format: ImageFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ImageFormat {
+    Png,
 }
 
 /// `workload.dataset`, resolved.
@@ -262,6 +281,7 @@ impl Default for Load {
             hashed_rate: None,
             search: None,
             dataset: None,
+            images: None,
             burstiness: 1.0,
             trace: None,
             trace_block_size: 512,

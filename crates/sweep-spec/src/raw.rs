@@ -141,6 +141,17 @@ pub struct RawWorkload {
     pub load: Option<bool>,
     pub search: Option<RawSearch>,
     pub dataset: Option<RawDataset>,
+    pub images: Option<RawImages>,
+}
+
+/// `workload.images`: synthetic images with every prompt.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawImages {
+    pub count: Option<u32>,
+    pub width: u32,
+    pub height: u32,
+    pub format: Option<crate::model::ImageFormat>,
 }
 
 /// `workload.dataset`: prompts from a file instead of synthetic ones.

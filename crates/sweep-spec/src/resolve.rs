@@ -423,6 +423,46 @@ fn resolve_load(w: &crate::raw::RawWorkload) -> Result<Load, SpecError> {
         enabled: w.load.unwrap_or(d.enabled),
         search: w.search.as_ref().map(|s| resolve_search(w, s, arrival)).transpose()?,
         dataset: w.dataset.as_ref().map(|d| resolve_dataset(w, d, arrival)).transpose()?,
+        images: w.images.as_ref().map(|i| resolve_images(w, i)).transpose()?,
+    })
+}
+
+fn resolve_images(
+    w: &crate::raw::RawWorkload,
+    i: &crate::raw::RawImages,
+) -> Result<crate::Images, SpecError> {
+    let at = |key: &str| KeyPath::keys(&format!("workload.images.{key}"));
+    let count = i.count.unwrap_or(1);
+    if count == 0 {
+        return Err(SpecError::invalid(at("count"), "at least 1 image per request")
+            .with_help("remove `workload.images` to send text only"));
+    }
+    for (key, value) in [("width", i.width), ("height", i.height)] {
+        if !(1..=8192).contains(&value) {
+            return Err(SpecError::invalid(at(key), format!("{value} pixels: give 1 to 8192")));
+        }
+    }
+    if w.endpoint.is_some_and(|e| e != crate::Endpoint::Chat) {
+        return Err(SpecError::rule(
+            KeyPath::keys("workload.images"),
+            "images are sent as chat `image_url` parts",
+        )
+        .with_help("use `endpoint: chat`, or remove `workload.images`"));
+    }
+    for (key, given) in [("dataset", w.dataset.is_some()), ("trace", w.trace.is_some())] {
+        if given {
+            return Err(SpecError::rule(
+                KeyPath::keys("workload.images"),
+                format!("synthetic images go with synthetic prompts, not a `{key}`"),
+            )
+            .with_help("a dataset names its own images (`image`/`images` on its lines)"));
+        }
+    }
+    Ok(crate::Images {
+        count,
+        width: i.width,
+        height: i.height,
+        format: i.format.unwrap_or(crate::ImageFormat::Png),
     })
 }
 
