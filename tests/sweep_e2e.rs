@@ -737,6 +737,72 @@ workload: {{isl: 16, osl: 2, concurrency: 2, requests: 4, warmup: 1, {workload}}
 }
 
 #[test]
+fn a_higher_prefix_ratio_hits_the_engines_prefix_cache_and_cuts_ttft() {
+    let s = new_sweep("prefix", "");
+    let runner = Path::new(env!("CARGO_BIN_EXE_sweep")).with_file_name("sweep-runner");
+    let mut ttft = Vec::new();
+    for (ratio, port) in [(0.1, 24300), (0.9, 24400)] {
+        let name = format!("prefix-{ratio}");
+        let trace = s.dir.join(format!("{name}.jsonl"));
+        // 2,048-word prompts in 32 blocks of 64: 3 or 29 blocks shared by every request.
+        let output = Command::new(&runner)
+            .args([
+                "trace",
+                "prefix",
+                "--ratio",
+                &ratio.to_string(),
+                "--requests",
+                "12",
+                "--request-rate",
+                "10",
+            ])
+            .args(["--isl", "2048", "--osl", "4", "--block-size", "64", "-o"])
+            .arg(&trace)
+            .output()
+            .expect("sweep-runner runs");
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let log = s.dir.join(format!("{name}.tokens.jsonl"));
+        let spec = format!(
+            "name: e2e-{name}
+model: {{path: /models/tiny, served_name: tiny}}
+engine: {{kind: mock}}
+cluster: {{gpus_per_node: 4, base_port: {port}, frontend_port: {}}}
+mode: agg
+agg: {{tp: 1, batch: 8, engine_args: {{prefix_cache_blocks: 10000, token_log: {}}}}}
+workload: {{isl: 2048, osl: 4, concurrency: 4, warmup: 0, trace: {}, trace_block_size: 64}}
+",
+            port + 99,
+            log.display(),
+            trace.display()
+        );
+        std::fs::write(s.dir.join(format!("{name}.yaml")), spec).expect("spec");
+        let (code, _, stderr) =
+            sweep(&["submit", &format!("{name}.yaml"), "-o", &name, "--executor", "local"], &s.dir);
+        assert_eq!(code, 0, "{name}: {stderr}");
+        // The engine held the shared blocks after the first request: each later one reused
+        // the shared words (in the engine's blocks of 16), and nothing of its own.
+        let lines = token_log(&log, &s.dir.join(&name));
+        assert_eq!(lines.len(), 12, "{lines:#?}");
+        let shared = (32.0 * ratio as f64).round() as u64 * 64;
+        let mut cached: Vec<u64> =
+            lines.iter().map(|l| l["cached_tokens"].as_u64().expect("cached")).collect();
+        cached.sort_unstable();
+        assert_eq!(cached[0], 0, "the first request finds the cache cold: {cached:?}");
+        assert!(cached[1..].iter().all(|&c| c == shared), "{ratio}: {cached:?}, not {shared}");
+        let points = s.dir.join(&name).join("jobs/agg1_tep1_batch8_eplb0_mtp0/points");
+        let point = std::fs::read_dir(&points).expect("points").flatten().next().expect("a point").path();
+        let export: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(point.join("profile_export_aiperf.json")).expect("export"),
+        )
+        .expect("JSON");
+        ttft.push(export["time_to_first_token"]["p50"].as_f64().expect("TTFT"));
+    }
+    eprintln!("TTFT p50 at prefix ratio 0.1: {:.1} ms, at 0.9: {:.1} ms", ttft[0], ttft[1]);
+    // Prefill is 5 ms plus 20 µs a word: ~46 ms for the whole prompt, ~9 ms for a tenth of it.
+    assert!(ttft[1] < ttft[0] * 0.5, "TTFT p50 at ratio 0.1 and 0.9: {ttft:?}");
+}
+
+#[test]
 fn a_dataset_only_the_compute_nodes_were_to_see_fails_its_points_with_the_reason() {
     // `check: false`: submit does not look; the benchmark step cannot read it either.
     let spec = "\

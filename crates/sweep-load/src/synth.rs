@@ -145,6 +145,77 @@ fn mooncake_line(
     line.push_str("]}\n");
 }
 
+/// `sweep-runner trace prefix`: requests at a constant rate whose first `ratio` of blocks is
+/// one of `groups` shared prefixes (request *i* takes prefix *i* mod `groups`) and the rest their
+/// own, as Dynamo's prefix-ratio benchmark sends them to measure KV-cache-aware routing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prefix {
+    pub requests: u64,
+    pub rate: f64,
+    pub isl: u32,
+    pub osl: u32,
+    pub block_size: u32,
+    pub ratio: f64,
+    pub groups: u32,
+}
+
+impl Prefix {
+    pub fn check(&self) -> Result<(), String> {
+        if !(self.ratio >= 0.0 && self.ratio <= 1.0) {
+            return Err(format!("--ratio must be between 0 and 1, not {}", self.ratio));
+        }
+        if !(self.rate.is_finite() && self.rate > 0.0) {
+            return Err(format!("--request-rate must be a number > 0, not {}", self.rate));
+        }
+        if [self.isl, self.osl, self.block_size, self.groups].contains(&0) || self.requests == 0 {
+            return Err(
+                "--requests, --isl, --osl, --block-size and --prefix-groups must be at least 1".into()
+            );
+        }
+        Ok(())
+    }
+
+    /// Shared blocks per request: the ratio of its blocks, rounded.
+    pub fn shared_blocks(&self) -> u64 {
+        (f64::from(self.isl.div_ceil(self.block_size)) * self.ratio).round() as u64
+    }
+
+    /// Writes the trace to `out`; returns how many lines.
+    pub fn write(&self, out: &mut impl Write) -> std::io::Result<u64> {
+        use std::fmt::Write as _;
+        let blocks = u64::from(self.isl.div_ceil(self.block_size));
+        let shared = self.shared_blocks();
+        // Shared ids are group × shared + k; every other block's id comes after all of them.
+        let mut next_own = u64::from(self.groups) * shared;
+        let mut line = String::with_capacity(256);
+        for i in 0..self.requests {
+            line.clear();
+            let ms = i as f64 * 1000.0 / self.rate;
+            let _ = write!(
+                line,
+                "{{\"timestamp\":{ms:.3},\"input_length\":{},\"output_length\":{},\"hash_ids\":[",
+                self.isl, self.osl
+            );
+            let group = i % u64::from(self.groups);
+            for k in 0..blocks {
+                if k > 0 {
+                    line.push(',');
+                }
+                let id = if k < shared {
+                    group * shared + k
+                } else {
+                    next_own += 1;
+                    next_own - 1
+                };
+                let _ = write!(line, "{id}");
+            }
+            line.push_str("]}\n");
+            out.write_all(line.as_bytes())?;
+        }
+        Ok(self.requests)
+    }
+}
+
 /// `sweep-runner trace burstgpt`: BurstGPT's CSV (`Timestamp` in s, `Model`, `Request tokens`,
 /// `Response tokens`, `Total tokens`, `Log Type`) as mooncake lines, time-shifted to start at 0.
 #[derive(Debug, Clone, PartialEq)]
@@ -343,5 +414,30 @@ mod tests {
         let bad = Sin { time_step: 0.0, ..Sin::default() };
         assert!(bad.check().expect_err("zero step").contains("--process-interval"));
         assert_eq!(Sin::default().check(), Ok(()));
+    }
+
+    #[test]
+    fn prefix_traces_share_the_asked_blocks_within_a_group_only() {
+        let prefix =
+            Prefix { requests: 6, rate: 4.0, isl: 100, osl: 3, block_size: 10, ratio: 0.3, groups: 2 };
+        prefix.check().expect("valid");
+        let mut out = Vec::new();
+        assert_eq!(prefix.write(&mut out).expect("written"), 6);
+        let lines: Vec<serde_json::Value> = String::from_utf8(out)
+            .expect("utf-8")
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("JSON"))
+            .collect();
+        let ids = |i: usize| -> Vec<u64> {
+            lines[i]["hash_ids"].as_array().expect("ids").iter().map(|v| v.as_u64().expect("id")).collect()
+        };
+        assert_eq!(lines[1]["timestamp"], 250.0);
+        assert_eq!(ids(0).len(), 10);
+        assert_eq!(ids(0)[..3], ids(2)[..3], "requests 0 and 2 share group 0's prefix");
+        assert_ne!(ids(0)[..3], ids(1)[..3], "request 1 is in group 1");
+        let all: Vec<u64> = (0..6).flat_map(|i| ids(i)[3..].to_vec()).collect();
+        let unique: std::collections::BTreeSet<u64> = all.iter().copied().collect();
+        assert_eq!(unique.len(), all.len(), "past the prefix every block is a request's own");
+        assert!(Prefix { ratio: 1.5, ..prefix.clone() }.check().is_err());
     }
 }

@@ -89,6 +89,13 @@ pub struct Settings {
     /// text and counted in `usage`).
     #[arg(long, default_value_t = 256)]
     pub image_tokens: u32,
+    /// Prefix cache size in blocks (0: off): a prompt's leading blocks already held cost no
+    /// prefill (`docs/mock-engine.md`).
+    #[arg(long, default_value_t = 0)]
+    pub prefix_cache_blocks: usize,
+    /// Words per prefix-cache block.
+    #[arg(long, default_value_t = 16)]
+    pub prefix_block_size: usize,
     #[command(flatten)]
     pub sim: SimParams,
     #[command(flatten)]

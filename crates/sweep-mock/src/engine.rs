@@ -45,6 +45,8 @@ pub enum Event {
 #[derive(Debug)]
 pub struct Request {
     pub prompt_tokens: u32,
+    /// Leading prompt tokens the prefix cache held: they cost no prefill.
+    pub cached_tokens: u32,
     /// Output tokens to produce in this engine (for `PrefillOnly`, 1).
     pub output_tokens: u32,
     pub phase: Phase,
@@ -88,9 +90,20 @@ impl Engine {
         output_tokens: u32,
         phase: Phase,
     ) -> mpsc::UnboundedReceiver<Event> {
+        self.submit_cached(prompt_tokens, 0, output_tokens, phase)
+    }
+
+    /// [`Engine::submit`] for a prompt whose first `cached_tokens` the prefix cache held.
+    pub fn submit_cached(
+        &self,
+        prompt_tokens: u32,
+        cached_tokens: u32,
+        output_tokens: u32,
+        phase: Phase,
+    ) -> mpsc::UnboundedReceiver<Event> {
         let (events, receiver) = mpsc::unbounded_channel();
         self.stats.waiting.fetch_add(1, Ordering::Relaxed);
-        let request = Request { prompt_tokens, output_tokens, phase, events };
+        let request = Request { prompt_tokens, cached_tokens, output_tokens, phase, events };
         if let Err(mpsc::error::SendError(request)) = self.submit.send(request) {
             // The scheduler is gone only while the runtime shuts down.
             let _ = request.events.send(Event::Rejected);
@@ -225,15 +238,16 @@ impl Scheduler {
                 break;
             }
             let prefills = front.phase != Phase::DecodeOnly;
+            let uncached = u64::from(front.prompt_tokens - front.cached_tokens.min(front.prompt_tokens));
             if prefills
                 && prefill_tokens > 0
-                && prefill_tokens + u64::from(front.prompt_tokens) > u64::from(self.params.max_num_tokens)
+                && prefill_tokens + uncached > u64::from(self.params.max_num_tokens)
             {
                 break;
             }
             let Some(request) = self.waiting.pop_front() else { break };
             if prefills {
-                prefill_tokens += u64::from(request.prompt_tokens);
+                prefill_tokens += uncached;
             }
             self.kv_used += reserve;
             self.stats.prompt_tokens_total.fetch_add(u64::from(request.prompt_tokens), Ordering::Relaxed);

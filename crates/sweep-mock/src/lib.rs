@@ -7,6 +7,7 @@ pub mod config;
 pub mod engine;
 pub mod faults;
 pub mod openai;
+pub mod prefix;
 pub mod router;
 pub mod server;
 

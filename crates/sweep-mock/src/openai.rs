@@ -28,6 +28,8 @@ pub struct Parsed {
     pub hit_max_tokens: bool,
     /// The images of `image_url` parts, in order (their tokens are in `prompt_tokens`).
     pub images: Vec<Image>,
+    /// The prompt's block names for the prefix cache (empty when it is off).
+    pub blocks: Vec<u64>,
 }
 
 /// An image a request carried: the decoded bytes of a `data:` URL, or a URL (never fetched).
@@ -191,6 +193,7 @@ pub fn parse(
     served: &str,
     eos_after: u32,
     image_tokens: u32,
+    prefix_block: usize,
 ) -> Result<Parsed, ApiError> {
     let raw: RawRequest = serde_json::from_slice(body).map_err(|e| {
         let message = if e.is_syntax() || e.is_eof() {
@@ -211,36 +214,46 @@ pub fn parse(
         });
     }
     let mut images = Vec::new();
+    // The prompt's texts, in order, for the prefix cache.
+    let mut texts: Vec<&str> = Vec::new();
+    let prompt = raw.prompt;
+    let messages = raw.messages;
     let prompt_tokens = match endpoint {
         Endpoint::Chat => {
-            let messages =
-                raw.messages.ok_or_else(|| ApiError::invalid("`messages` is required", Some("messages")))?;
+            let messages = messages
+                .as_ref()
+                .ok_or_else(|| ApiError::invalid("`messages` is required", Some("messages")))?;
             if messages.is_empty() {
                 return Err(ApiError::invalid("`messages` must not be empty", Some("messages")));
             }
-            for message in &messages {
+            for message in messages {
                 if let Some(Content::Parts(parts)) = &message.content {
                     for url in parts.iter().filter_map(|p| p.image_url.as_ref()) {
                         images.push(Image::read(&url.url)?);
                     }
                 }
             }
-            u64::from(image_tokens) * images.len() as u64
-                + messages
-                    .iter()
-                    .map(|m| match &m.content {
-                        Some(Content::Text(text)) => words(text),
-                        Some(Content::Parts(parts)) => {
-                            parts.iter().filter_map(|p| p.text.as_deref()).map(words).sum()
-                        }
-                        None => 0,
-                    })
-                    .sum::<u64>()
+            for message in messages.iter() {
+                match &message.content {
+                    Some(Content::Text(text)) => texts.push(text),
+                    Some(Content::Parts(parts)) => {
+                        texts.extend(parts.iter().filter_map(|p| p.text.as_deref()))
+                    }
+                    None => {}
+                }
+            }
+            u64::from(image_tokens) * images.len() as u64 + texts.iter().map(|t| words(t)).sum::<u64>()
         }
         Endpoint::Completions => {
-            match raw.prompt.ok_or_else(|| ApiError::invalid("`prompt` is required", Some("prompt")))? {
-                Prompt::Text(text) => words(&text),
-                Prompt::Texts(texts) => texts.iter().map(|t| words(t)).sum(),
+            match prompt.as_ref().ok_or_else(|| ApiError::invalid("`prompt` is required", Some("prompt")))? {
+                Prompt::Text(text) => {
+                    texts.push(text);
+                    words(text)
+                }
+                Prompt::Texts(list) => {
+                    texts.extend(list.iter().map(String::as_str));
+                    list.iter().map(|t| words(t)).sum()
+                }
                 Prompt::Ids(ids) => ids.len() as u64,
                 Prompt::IdLists(lists) => lists.iter().map(|l| l.len() as u64).sum(),
             }
@@ -279,6 +292,10 @@ pub fn parse(
         stream: raw.stream,
         include_usage: raw.stream_options.is_some_and(|o| o.include_usage),
         hit_max_tokens: max_tokens == Some(output_tokens),
+        blocks: match prefix_block {
+            0 => Vec::new(),
+            block => crate::prefix::block_names(texts.iter().flat_map(|t| t.split_whitespace()), block),
+        },
         images,
     })
 }
@@ -399,7 +416,7 @@ mod tests {
     use super::*;
 
     fn chat(body: &str) -> Result<Parsed, ApiError> {
-        parse(Endpoint::Chat, body.as_bytes(), "tiny", 16, 256)
+        parse(Endpoint::Chat, body.as_bytes(), "tiny", 16, 256, 0)
     }
 
     #[test]
@@ -435,7 +452,7 @@ mod tests {
         let min = chat(r#"{"model":"tiny","messages":[{"role":"user","content":"x"}],"min_tokens":30}"#)
             .expect("valid");
         assert_eq!(min.output_tokens, 30);
-        let ids = parse(Endpoint::Completions, br#"{"model":"tiny","prompt":[1,2,3]}"#, "tiny", 16, 256)
+        let ids = parse(Endpoint::Completions, br#"{"model":"tiny","prompt":[1,2,3]}"#, "tiny", 16, 256, 0)
             .expect("valid");
         assert_eq!(ids.prompt_tokens, 3);
     }

@@ -31,6 +31,8 @@ pub struct App {
     started: Instant,
     requests: AtomicU64,
     token_log: Option<TokenLog>,
+    /// `--prefix-cache-blocks`: the blocks this server holds (AGG and CTX, which prefill).
+    prefix_cache: Option<std::sync::Mutex<crate::prefix::PrefixCache>>,
 }
 
 /// Lines for `--token-log`, written by a thread of their own so handlers never wait on a disk.
@@ -93,6 +95,8 @@ impl App {
                 None
             }
         });
+        let prefix_cache = (settings.prefix_cache_blocks > 0 && settings.prefix_block_size > 0)
+            .then(|| std::sync::Mutex::new(crate::prefix::PrefixCache::new(settings.prefix_cache_blocks)));
         Arc::new(Self {
             settings,
             address,
@@ -101,6 +105,7 @@ impl App {
             started: Instant::now(),
             requests: AtomicU64::new(0),
             token_log,
+            prefix_cache,
         })
     }
 }
@@ -186,12 +191,20 @@ async fn openai_request(app: Arc<App>, endpoint: Endpoint, headers: &HeaderMap, 
         &app.settings.model,
         app.settings.eos_after,
         app.settings.image_tokens,
+        if app.prefix_cache.is_some() { app.settings.prefix_block_size } else { 0 },
     ) {
         Ok(parsed) => parsed,
         Err(error) => return error_response(&error),
     };
+    // The prompt's leading blocks already held; at least one token is always prefilled.
+    let cached = app.prefix_cache.as_ref().map_or(0, |cache| {
+        let hits = cache.lock().unwrap_or_else(|e| e.into_inner()).admit(&parsed.blocks);
+        (hits * app.settings.prefix_block_size).min(parsed.prompt_tokens.saturating_sub(1) as usize) as u32
+    });
     let events = match (&app.engine, &app.workers) {
-        (Some(engine), _) => engine.submit(parsed.prompt_tokens, parsed.output_tokens, Phase::Full),
+        (Some(engine), _) => {
+            engine.submit_cached(parsed.prompt_tokens, cached, parsed.output_tokens, Phase::Full)
+        }
         (None, Some(workers)) => workers.clone().dispatch(parsed.prompt_tokens, parsed.output_tokens),
         (None, None) => unreachable!("every role has an engine or workers"),
     };
@@ -200,7 +213,7 @@ async fn openai_request(app: Arc<App>, endpoint: Endpoint, headers: &HeaderMap, 
     if parsed.stream {
         let log = app.token_log.clone().map(|log| {
             let id = headers.get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
-            (log, id, arrived_ns, image_log(&parsed.images))
+            (log, id, arrived_ns, image_log(&parsed.images), cached)
         });
         stream_response(parsed, events, renderer, plan, log)
     } else {
@@ -304,7 +317,7 @@ struct Streaming {
     tail: Vec<String>,
     ended: bool,
     /// `--token-log`: where to note the first token, the request's id and its arrival.
-    log: Option<(TokenLog, String, u128, Vec<serde_json::Value>)>,
+    log: Option<(TokenLog, String, u128, Vec<serde_json::Value>, u32)>,
 }
 
 impl Streaming {
@@ -334,9 +347,10 @@ impl Streaming {
                 let text = openai::token_text(self.sent, allowed);
                 let first = self.sent == 0;
                 if first {
-                    if let Some((log, id, arrived, images)) = self.log.take() {
+                    if let Some((log, id, arrived, images, cached)) = self.log.take() {
                         let mut line = serde_json::json!({
                             "x_request_id": id, "received_ns": arrived, "first_token_ns": wall_ns(),
+                            "cached_tokens": cached,
                         });
                         if !images.is_empty() {
                             line["images"] = images.into();
@@ -404,7 +418,7 @@ fn stream_response(
     events: mpsc::UnboundedReceiver<Event>,
     renderer: Renderer,
     plan: FaultPlan,
-    log: Option<(TokenLog, String, u128, Vec<serde_json::Value>)>,
+    log: Option<(TokenLog, String, u128, Vec<serde_json::Value>, u32)>,
 ) -> Response {
     let state = Streaming {
         parsed,

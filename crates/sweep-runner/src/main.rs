@@ -154,6 +154,55 @@ enum TraceKind {
     /// --speed-ratio, rows filtered by model and log type, failed requests (0 response tokens)
     /// left out.
     Burstgpt(BurstGptArgs),
+    /// Requests at a constant rate whose first --ratio of blocks is one of --prefix-groups
+    /// shared prefixes and the rest their own (Dynamo's prefix-ratio benchmark), to measure
+    /// prefix caching and KV-cache-aware routing.
+    Prefix(PrefixArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct PrefixArgs {
+    /// The share of each prompt's blocks that is shared, 0 to 1.
+    #[arg(long)]
+    ratio: f64,
+    #[arg(long, default_value_t = 1000)]
+    requests: u64,
+    #[arg(long, default_value_t = 10.0)]
+    request_rate: f64,
+    #[arg(long, default_value_t = 2048)]
+    isl: u32,
+    #[arg(long, default_value_t = 128)]
+    osl: u32,
+    /// Tokens per hash id (give the same `workload.trace_block_size` to replay it).
+    #[arg(long, default_value_t = 512)]
+    block_size: u32,
+    /// Distinct shared prefixes; request i takes prefix i mod N.
+    #[arg(long, default_value_t = 1)]
+    prefix_groups: u32,
+    /// The file to write; it must not exist.
+    #[arg(long, short)]
+    output: PathBuf,
+}
+
+fn trace_prefix(args: &PrefixArgs) -> Result<ExitCode, String> {
+    let prefix = load::synth::Prefix {
+        requests: args.requests,
+        rate: args.request_rate,
+        isl: args.isl,
+        osl: args.osl,
+        block_size: args.block_size,
+        ratio: args.ratio,
+        groups: args.prefix_groups,
+    };
+    prefix.check()?;
+    let n = write_trace(&args.output, |file| prefix.write(file).map_err(|e| e.to_string()))?;
+    eprintln!(
+        "sweep-runner: wrote {n} requests to {}, each sharing {} of its {} blocks",
+        args.output.display(),
+        prefix.shared_blocks(),
+        args.isl.div_ceil(args.block_size)
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 #[derive(Debug, clap::Args)]
@@ -579,6 +628,7 @@ fn main() -> ExitCode {
         Step::Profile(args) => profile(args),
         Step::Trace(TraceKind::Sin(args)) => trace_sin(args),
         Step::Trace(TraceKind::Burstgpt(args)) => trace_burstgpt(args),
+        Step::Trace(TraceKind::Prefix(args)) => trace_prefix(args),
         Step::Guard { group, parent } => group::run_guard(*group, *parent),
         Step::WithWorkers { job_dir, format, config, port, timeout, command } => {
             workers::with_workers(&workers::WithWorkers {
