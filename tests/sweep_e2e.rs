@@ -741,7 +741,7 @@ fn a_higher_prefix_ratio_hits_the_engines_prefix_cache_and_cuts_ttft() {
     let s = new_sweep("prefix", "");
     let runner = Path::new(env!("CARGO_BIN_EXE_sweep")).with_file_name("sweep-runner");
     let mut ttft = Vec::new();
-    for (ratio, port) in [(0.1, 24300), (0.9, 24400)] {
+    for (ratio, port) in [(0.1_f64, 24300), (0.9, 24400)] {
         let name = format!("prefix-{ratio}");
         let trace = s.dir.join(format!("{name}.jsonl"));
         // 2,048-word prompts in 32 blocks of 64: 3 or 29 blocks shared by every request.
@@ -783,7 +783,7 @@ workload: {{isl: 2048, osl: 4, concurrency: 4, warmup: 0, trace: {}, trace_block
         // the shared words (in the engine's blocks of 16), and nothing of its own.
         let lines = token_log(&log, &s.dir.join(&name));
         assert_eq!(lines.len(), 12, "{lines:#?}");
-        let shared = (32.0 * ratio as f64).round() as u64 * 64;
+        let shared = (32.0 * ratio).round() as u64 * 64;
         let mut cached: Vec<u64> =
             lines.iter().map(|l| l["cached_tokens"].as_u64().expect("cached")).collect();
         cached.sort_unstable();
