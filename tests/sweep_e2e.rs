@@ -574,7 +574,8 @@ fn multi_turn_sessions_run_their_turns_in_order_with_the_history_and_their_delay
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/datasets/multi-turn.jsonl");
     let dataset = dataset.canonicalize().expect("the fixture");
     // Two workers, two sessions in the file: each worker runs one session at a time, and the
-    // sessions cycle, so 10 requests are two passes over the file's 5 turns.
+    // sessions cycle. 10 requests are about two passes over the file's 5 turns; which session
+    // the budget runs out in depends on timing, and that session is cut short.
     let spec = format!(
         "name: e2e-sessions
 model: {{path: /models/tiny, served_name: tiny}}
@@ -605,10 +606,13 @@ workload: {{isl: 32, osl: 6, concurrency: 2, requests: 10, warmup: 1, dataset: {
             .or_default()
             .push(r);
     }
-    assert_eq!(by_conversation.len(), 4, "two passes over two sessions: {}", by_conversation.len());
+    let whole = by_conversation.iter().filter(|(n, turns)| turns.len() == sessions[**n as usize % 2].1.len());
+    // At most one session per worker is cut, with at most two of its turns sent: the other six
+    // or more requests are whole sessions.
+    assert!(whole.count() >= 2, "at least two sessions run whole: {by_conversation:#?}");
     for (n, turns) in &by_conversation {
         let (id, file_turns) = sessions[*n as usize % 2];
-        assert_eq!(turns.len(), file_turns.len(), "conversation {n} runs every turn of {id}");
+        assert!(turns.len() <= file_turns.len(), "conversation {n} runs {id}'s turns, in order");
         // The simulated engine counts the prompt's words: each turn's are every earlier turn's
         // words and answer (one word per token) plus its own.
         let mut history = 0;
@@ -640,7 +644,12 @@ workload: {{isl: 32, osl: 6, concurrency: 2, requests: 10, warmup: 1, dataset: {
         .iter()
         .map(|t| (t["turn_index"].as_u64().unwrap_or(99), t["count"].as_u64().unwrap_or(0)))
         .collect();
-    assert_eq!(counts, [(0, 4), (1, 4), (2, 2)], "{by_turn:#?}");
+    let mut expected = std::collections::BTreeMap::<u64, u64>::new();
+    for r in &records {
+        *expected.entry(r["metadata"]["turn_index"].as_u64().unwrap_or(99)).or_default() += 1;
+    }
+    assert_eq!(counts, expected.into_iter().collect::<Vec<_>>(), "{by_turn:#?}");
+    assert_eq!(counts.len(), 3, "turns 0, 1 and 2: {counts:?}");
     assert_eq!(
         (export["dataset"]["sessions"].as_u64(), export["dataset"]["turns"].as_u64()),
         (Some(2), Some(5))

@@ -46,19 +46,16 @@ impl TokenLog {
         let (sender, lines) = std::sync::mpsc::channel::<String>();
         std::thread::spawn(move || {
             let mut out = std::io::BufWriter::new(file);
-            loop {
-                match lines.recv_timeout(std::time::Duration::from_millis(100)) {
-                    Ok(line) => {
-                        let _ = writeln!(out, "{line}");
-                    }
-                    // Flushed whenever the load pauses: complete soon after it stops.
-                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                        let _ = out.flush();
-                    }
-                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            // Every line waiting is written, then flushed: a burst costs one write, and a line
+            // is on disk microseconds after its request's first token, before the server can be
+            // stopped (a flush on a pause lost the last lines of a point stopped at once).
+            while let Ok(line) = lines.recv() {
+                let _ = writeln!(out, "{line}");
+                while let Ok(line) = lines.try_recv() {
+                    let _ = writeln!(out, "{line}");
                 }
+                let _ = out.flush();
             }
-            let _ = out.flush();
         });
         Ok(TokenLog(sender))
     }
