@@ -132,6 +132,8 @@ pub struct Dataset {
     pub parsed: sweep_spec::dataset::Dataset,
     /// Cut or pad text prompts to the ISL (tokenizer tokens with a tokenizer, else words).
     pub fit_to_isl: bool,
+    /// Words per `hash_ids` block of a mooncake line (the spec's `trace_block_size`).
+    pub block_size: u32,
     /// Each turn's images as URLs, read once: (session, turn) → URLs.
     pub images: HashMap<(usize, usize), Vec<Arc<str>>>,
     /// What was read, for the point's record: `{path, format, bytes, sha256, sessions, turns,
@@ -146,6 +148,7 @@ impl Dataset {
         path: &std::path::Path,
         format: sweep_spec::DatasetFormat,
         fit_to_isl: bool,
+        block_size: u32,
     ) -> Result<Dataset, String> {
         use sha2::Digest as _;
         use sweep_spec::dataset as spec;
@@ -182,16 +185,7 @@ impl Dataset {
             "sessions": parsed.sessions.len(), "turns": parsed.turns(),
             "images": parsed.images().count(), "image_bytes": image_bytes,
         });
-        Ok(Dataset::from_parsed(parsed, fit_to_isl, images, info))
-    }
-
-    pub fn from_parsed(
-        parsed: sweep_spec::dataset::Dataset,
-        fit_to_isl: bool,
-        images: HashMap<(usize, usize), Vec<Arc<str>>>,
-        info: serde_json::Value,
-    ) -> Dataset {
-        Dataset { parsed, fit_to_isl, images, info }
+        Ok(Dataset { parsed, fit_to_isl, block_size: block_size.max(1), images, info })
     }
 }
 
@@ -325,13 +319,9 @@ fn source_for(settings: &Settings) -> Result<Arc<dyn source::Source>, String> {
         (Arrival::Trace { entries, block_size, .. }, _) => {
             Arc::new(source::Trace { entries: entries.clone(), block_size: *block_size, counter })
         }
-        (_, Some(dataset)) => Arc::new(source::Dataset {
-            data: dataset.clone(),
-            isl: settings.isl,
-            osl: settings.osl,
-            block_size: 512,
-            counter,
-        }),
+        (_, Some(dataset)) => {
+            Arc::new(source::Dataset { data: dataset.clone(), isl: settings.isl, osl: settings.osl, counter })
+        }
         _ => Arc::new(synthetic(settings, 0)),
     };
     if source.multi_turn() && settings.arrival != Arrival::Closed {

@@ -221,7 +221,6 @@ pub struct Dataset {
     /// without `output_length`).
     pub isl: u32,
     pub osl: u32,
-    pub block_size: u32,
     pub counter: Counter,
 }
 
@@ -264,7 +263,7 @@ impl Source for Dataset {
                 output_length: osl,
                 hash_ids: hash_ids.clone(),
             };
-            let text = entry.prompt(self.counter.seed, n << 16 | index as u64, self.block_size);
+            let text = entry.prompt(self.counter.seed, n << 16 | index as u64, self.data.block_size);
             let prompt_tokens = self.counter.count(&text, u64::from(*input_length));
             return Some(Ask { prompt: Prompt::Text(text), prompt_tokens, osl, images, delay });
         }
@@ -319,9 +318,14 @@ mod tests {
 
     fn dataset(text: &str, format: sweep_spec::DatasetFormat) -> Dataset {
         let parsed = sweep_spec::dataset::parse(text, format).expect("parses");
-        let data =
-            super::super::Dataset::from_parsed(parsed, false, Default::default(), serde_json::Value::Null);
-        Dataset { data: Arc::new(data), isl: 4, osl: 9, block_size: 2, counter: counter() }
+        let data = super::super::Dataset {
+            parsed,
+            fit_to_isl: false,
+            block_size: 2,
+            images: Default::default(),
+            info: serde_json::Value::Null,
+        };
+        Dataset { data: Arc::new(data), isl: 4, osl: 9, counter: counter() }
     }
 
     #[test]

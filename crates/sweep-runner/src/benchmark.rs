@@ -667,7 +667,12 @@ pub fn run(b: &Benchmark) -> Result<ExitCode, String> {
     }
     // So does a dataset that cannot be read here, with the file and line.
     if let Some(dataset) = &run.job.load.dataset {
-        match load::Dataset::read(Path::new(&dataset.path), dataset.format, dataset.fit_to_isl) {
+        match load::Dataset::read(
+            Path::new(&dataset.path),
+            dataset.format,
+            dataset.fit_to_isl,
+            run.job.load.trace_block_size,
+        ) {
             Ok(read) => run.dataset = Some(Arc::new(read)),
             Err(reason) => {
                 mark_unrun(&run, PointState::Failed, &format!("not run: {reason}"))?;

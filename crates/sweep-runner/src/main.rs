@@ -533,7 +533,9 @@ impl ProfileArgs {
             dataset: self
                 .input_file
                 .as_deref()
-                .map(|path| load::Dataset::read(path, self.input_format.into(), self.fit_to_isl))
+                .map(|path| {
+                    load::Dataset::read(path, self.input_format.into(), self.fit_to_isl, self.block_size)
+                })
                 .transpose()?
                 .map(Arc::new),
             prefix: self
