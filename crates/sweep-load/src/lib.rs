@@ -364,7 +364,7 @@ impl Shared {
         body.insert("model".into(), s.model.clone().into());
         match s.endpoint {
             Endpoint::Chat => {
-                body.insert("messages".into(), prompt.messages(&images));
+                body.insert("messages".into(), prompt.into_messages(&images));
             }
             Endpoint::Completions => {
                 let text = match prompt {

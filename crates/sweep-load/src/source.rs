@@ -40,11 +40,12 @@ pub enum Prompt {
 }
 
 impl Prompt {
-    /// The chat `messages`, with `images` as `image_url` parts of the last user message.
-    pub fn messages(&self, images: &[Arc<str>]) -> serde_json::Value {
+    /// The chat `messages`, with `images` as `image_url` parts of the last user message. Takes
+    /// the prompt: a session's history goes into the body without a copy.
+    pub fn into_messages(self, images: &[Arc<str>]) -> serde_json::Value {
         let mut list = match self {
             Prompt::Text(text) => vec![serde_json::json!({"role": "user", "content": text})],
-            Prompt::Messages(list) => list.clone(),
+            Prompt::Messages(list) => list,
         };
         if let Some(last) = list.iter_mut().rev().find(|m| m["role"] == "user").filter(|_| !images.is_empty())
         {
@@ -67,9 +68,7 @@ impl Prompt {
     pub fn text(&self) -> String {
         match self {
             Prompt::Text(text) => text.clone(),
-            Prompt::Messages(list) => {
-                sweep_spec::dataset::messages_text(&serde_json::Value::Array(list.clone()))
-            }
+            Prompt::Messages(list) => sweep_spec::dataset::list_text(list),
         }
     }
 }
@@ -381,7 +380,7 @@ mod tests {
     #[test]
     fn images_become_image_url_parts_of_the_last_user_message() {
         let images: Vec<Arc<str>> = vec![Arc::from("data:image/png;base64,AAAA")];
-        let messages = Prompt::Text("look".into()).messages(&images);
+        let messages = Prompt::Text("look".into()).into_messages(&images);
         assert_eq!(
             messages,
             serde_json::json!([{"role": "user", "content": [
@@ -390,7 +389,7 @@ mod tests {
             ]}])
         );
         assert_eq!(
-            Prompt::Text("plain".into()).messages(&[]),
+            Prompt::Text("plain".into()).into_messages(&[]),
             serde_json::json!([{"role": "user", "content": "plain"}])
         );
     }

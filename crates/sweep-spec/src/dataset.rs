@@ -91,8 +91,13 @@ impl Content {
 
 /// Every text content of `messages`, one per line.
 pub fn messages_text(messages: &serde_json::Value) -> String {
+    messages.as_array().map_or_else(String::new, |list| list_text(list))
+}
+
+/// [`messages_text`] of a list of messages.
+pub fn list_text(messages: &[serde_json::Value]) -> String {
     let mut out = Vec::new();
-    for message in messages.as_array().into_iter().flatten() {
+    for message in messages {
         match &message["content"] {
             serde_json::Value::String(text) => out.push(text.clone()),
             serde_json::Value::Array(parts) => {
