@@ -521,15 +521,11 @@ workload: {{isl: 32, osl: 6, concurrency: 2, requests: 8, warmup: 2, dataset: {{
     let s = new_sweep("dataset", &spec);
     let (code, _, stderr) = sweep(&["submit", "spec.yaml", "-o", "sweep", "--executor", "local"], &s.dir);
     assert_eq!(code, 0, "{stderr}");
-    let points = s.dir.join("sweep/jobs/agg1_tep1_batch8_eplb0_mtp0/points");
-    let point = std::fs::read_dir(&points).expect("points").flatten().next().expect("a point").path();
+    let point = only_point(&s.dir.join("sweep"));
     // The simulated engine counts a prompt's words (every message's, each text part's) and
     // makes `max_tokens`: the lengths it reports are the dataset's, entry by entry, twice over.
-    let mut measured: Vec<(u64, u64)> = std::fs::read_to_string(point.join("profile_export.jsonl"))
-        .expect("records")
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("JSON"))
-        .filter(|r| r["metadata"]["benchmark_phase"] == "profiling")
+    let mut measured: Vec<(u64, u64)> = profiling_records(&point)
+        .iter()
         .map(|r| {
             let m = &r["metrics"];
             (
@@ -542,10 +538,7 @@ workload: {{isl: 32, osl: 6, concurrency: 2, requests: 8, warmup: 2, dataset: {{
     let mut expected = vec![(4, 3), (10, 5), (11, 6), (3, 2), (4, 3), (10, 5), (11, 6), (3, 2)];
     expected.sort_unstable();
     assert_eq!(measured, expected, "(prompt words, output tokens) per request");
-    let export: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(point.join("profile_export_aiperf.json")).expect("export"),
-    )
-    .expect("JSON");
+    let export = summary(&point);
     let bytes = std::fs::read(&dataset).expect("fixture");
     assert_eq!(export["dataset"]["bytes"].as_u64(), Some(bytes.len() as u64), "{export:#}");
     assert_eq!(
@@ -556,6 +549,18 @@ workload: {{isl: 32, osl: 6, concurrency: 2, requests: 8, warmup: 2, dataset: {{
     let sum = Command::new("sha256sum").arg(&dataset).output().expect("sha256sum");
     let sum = String::from_utf8_lossy(&sum.stdout).split_whitespace().next().unwrap_or_default().to_owned();
     assert_eq!(export["dataset"]["sha256"].as_str(), Some(sum.as_str()), "{export:#}");
+}
+
+/// The one point of the one job (`agg1_tep1_batch8_eplb0_mtp0`) of the sweep in `folder`.
+fn only_point(folder: &Path) -> PathBuf {
+    let points = folder.join("jobs/agg1_tep1_batch8_eplb0_mtp0/points");
+    std::fs::read_dir(&points).expect("points").flatten().next().expect("a point").path()
+}
+
+/// A point's `profile_export_aiperf.json`.
+fn summary(point: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(point.join("profile_export_aiperf.json")).expect("export"))
+        .expect("JSON")
 }
 
 /// A point's profiling records, in the order they were written.
@@ -590,8 +595,7 @@ workload: {{isl: 32, osl: 6, concurrency: 2, requests: 10, warmup: 1, dataset: {
     let s = new_sweep("sessions", &spec);
     let (code, _, stderr) = sweep(&["submit", "spec.yaml", "-o", "sweep", "--executor", "local"], &s.dir);
     assert_eq!(code, 0, "{stderr}");
-    let points = s.dir.join("sweep/jobs/agg1_tep1_batch8_eplb0_mtp0/points");
-    let point = std::fs::read_dir(&points).expect("points").flatten().next().expect("a point").path();
+    let point = only_point(&s.dir.join("sweep"));
     let records = profiling_records(&point);
     assert_eq!(records.len(), 10);
     // The file's turns: (user words, output tokens, delay before it in ms).
@@ -635,10 +639,7 @@ workload: {{isl: 32, osl: 6, concurrency: 2, requests: 10, warmup: 1, dataset: {
             }
         }
     }
-    let export: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(point.join("profile_export_aiperf.json")).expect("export"),
-    )
-    .expect("JSON");
+    let export = summary(&point);
     let by_turn = export["time_to_first_token_by_turn"].as_array().expect("TTFT by turn");
     let counts: Vec<(u64, u64)> = by_turn
         .iter()
@@ -659,8 +660,7 @@ workload: {{isl: 32, osl: 6, concurrency: 2, requests: 10, warmup: 1, dataset: {
 /// The simulated engine's `--token-log` lines (what each streamed request carried) for the
 /// measured requests of the one point of the sweep in `folder`.
 fn token_log(path: &Path, folder: &Path) -> Vec<serde_json::Value> {
-    let points = folder.join("jobs/agg1_tep1_batch8_eplb0_mtp0/points");
-    let point = std::fs::read_dir(&points).expect("points").flatten().next().expect("a point").path();
+    let point = only_point(folder);
     let ids: Vec<serde_json::Value> =
         profiling_records(&point).iter().map(|r| r["metadata"]["x_request_id"].clone()).collect();
     std::fs::read_to_string(path)
@@ -736,8 +736,7 @@ workload: {{isl: 16, osl: 2, concurrency: 2, requests: 4, warmup: 1, {workload}}
     }
     // Each image costs the engine's 256 prompt tokens, on top of the text's words.
     for (name, words, images) in [("dataset-image", 2, 1), ("synthetic-images", 16, 2)] {
-        let points = s.dir.join(name).join("jobs/agg1_tep1_batch8_eplb0_mtp0/points");
-        let point = std::fs::read_dir(&points).expect("points").flatten().next().expect("a point").path();
+        let point = only_point(&s.dir.join(name));
         for r in profiling_records(&point) {
             let isl = r["metrics"]["input_sequence_length"]["value"].as_f64().unwrap_or(0.0) as u64;
             assert_eq!(isl, words + 256 * images, "{name}: {r:#}");
@@ -798,12 +797,8 @@ workload: {{isl: 2048, osl: 4, concurrency: 4, warmup: 0, trace: {}, trace_block
         cached.sort_unstable();
         assert_eq!(cached[0], 0, "the first request finds the cache cold: {cached:?}");
         assert!(cached[1..].iter().all(|&c| c == shared), "{ratio}: {cached:?}, not {shared}");
-        let points = s.dir.join(&name).join("jobs/agg1_tep1_batch8_eplb0_mtp0/points");
-        let point = std::fs::read_dir(&points).expect("points").flatten().next().expect("a point").path();
-        let export: serde_json::Value = serde_json::from_str(
-            &std::fs::read_to_string(point.join("profile_export_aiperf.json")).expect("export"),
-        )
-        .expect("JSON");
+        let point = only_point(&s.dir.join(&name));
+        let export = summary(&point);
         ttft.push(export["time_to_first_token"]["p50"].as_f64().expect("TTFT"));
     }
     eprintln!("TTFT p50 at prefix ratio 0.1: {:.1} ms, at 0.9: {:.1} ms", ttft[0], ttft[1]);
