@@ -806,6 +806,88 @@ workload: {{isl: 2048, osl: 4, concurrency: 4, warmup: 0, trace: {}, trace_block
     assert!(ttft[1] < ttft[0] * 0.5, "TTFT p50 at ratio 0.1 and 0.9: {ttft:?}");
 }
 
+/// `workload.prefix_ratio` as an axis, aggregated and disaggregated: a point per ratio in each
+/// job, the synthetic prompts sharing that share of their words. The AGG server's and the CTX
+/// worker's prefix caches serve the shared part, so the TTFT falls with the ratio, and the table
+/// and the report carry the ratio.
+const PREFIX_AXIS: &str = "\
+name: e2e-prefix-axis
+model: {path: /models/tiny, served_name: tiny}
+engine: {kind: mock}
+cluster: {gpus_per_node: 4, packing: packed, base_port: 24500, frontend_port: 24599}
+mode: [agg, disagg]
+agg: {tp: 1, batch: 8, engine_args: {prefix_cache_blocks: 10000, token_log: TOKEN_LOG}}
+ctx: {tp: 1, batch: 8, engine_args: {prefix_cache_blocks: 10000}}
+gen: {tp: 1, batch: 8}
+workload: {isl: 2048, osl: 4, concurrency: 1, requests: 8, warmup: 0, prefix_ratio: [0.1, 0.9]}
+";
+
+#[test]
+fn a_prefix_ratio_axis_runs_a_point_per_ratio_and_the_shared_words_come_from_the_cache() {
+    let s = new_sweep("prefix-axis", "");
+    let log = s.dir.join("agg.tokens.jsonl");
+    std::fs::write(s.dir.join("spec.yaml"), PREFIX_AXIS.replace("TOKEN_LOG", &log.display().to_string()))
+        .expect("spec");
+    let (code, _, stderr) = sweep(&["submit", "spec.yaml", "-o", "sweep", "--executor", "local"], &s.dir);
+    assert_eq!(code, 0, "{stderr}");
+    let rows = status(&s.dir, "sweep");
+    assert_eq!(point_states(&rows), ["done"; 4], "{rows:#?}");
+
+    // The AGG server's log: per point, every request past the first found the shared words'
+    // full blocks of 16 cached, and no request found more.
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&log)
+        .expect("the token log")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON"))
+        .collect();
+    let points = s.dir.join("sweep/jobs/agg1_tep1_batch8_eplb0_mtp0/points");
+    let mut ratios = Vec::new();
+    for point in std::fs::read_dir(&points).expect("points").flatten().map(|e| e.path()) {
+        let planned: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(point.join("point.json")).expect("point.json"))
+                .expect("JSON");
+        let ratio = planned["prefix_ratio"].as_f64().expect("the point's ratio");
+        ratios.push(ratio);
+        let shared = ((2048.0 * ratio).round() as u64) / 16 * 16;
+        let ids: Vec<serde_json::Value> =
+            profiling_records(&point).iter().map(|r| r["metadata"]["x_request_id"].clone()).collect();
+        let cached: Vec<u64> = lines
+            .iter()
+            .filter(|l| ids.contains(&l["x_request_id"]))
+            .map(|l| l["cached_tokens"].as_u64().expect("a count"))
+            .collect();
+        assert_eq!(cached.len(), 8, "{ratio}: {cached:?}");
+        assert!(cached.iter().all(|&c| c <= shared), "{ratio}: {cached:?} past {shared}");
+        assert!(cached.iter().filter(|&&c| c == shared).count() >= 7, "{ratio}: {cached:?}, not {shared}");
+    }
+    ratios.sort_by(f64::total_cmp);
+    assert_eq!(ratios, [0.1, 0.9]);
+
+    let (code, _, stderr) = sweep(&["report", "sweep"], &s.dir);
+    assert_eq!(code, 0, "{stderr}");
+    let table = common::csv_rows(&s.dir.join("sweep/report/results.csv"));
+    for mode in ["agg", "disagg"] {
+        let ttft = |ratio: &str| {
+            let row = table
+                .iter()
+                .find(|r| r["mode"] == mode && r["prefix_ratio"] == ratio)
+                .unwrap_or_else(|| panic!("no {mode} row at ratio {ratio}: {table:#?}"));
+            row["ttft_p50_ms"].parse::<f64>().expect("TTFT")
+        };
+        let (low, high) = (ttft("0.1"), ttft("0.9"));
+        eprintln!("{mode}: TTFT p50 {low:.1} ms at prefix ratio 0.1, {high:.1} ms at 0.9");
+        // One request at a time, so a TTFT is its prefill alone: 5 ms plus 20 µs a word, ~46 ms
+        // for 1,856 uncached words and ~9 ms for 208.
+        assert!(high < low * 0.5, "{mode}: TTFT p50 {low} at 0.1, {high} at 0.9");
+    }
+    let html = std::fs::read_to_string(s.dir.join("sweep/report/report.html")).expect("report.html");
+    assert!(
+        html.contains("id=\"prefix-ratio\"") && html.contains("id=\"ttft_prefix_isl2048_osl4\""),
+        "prefix charts"
+    );
+    assert!(html.contains("ISL 2048 / OSL 4, prefix 0.9"), "each ratio is a workload of its own");
+}
+
 #[test]
 fn a_dataset_only_the_compute_nodes_were_to_see_fails_its_points_with_the_reason() {
     // `check: false`: submit does not look; the benchmark step cannot read it either.

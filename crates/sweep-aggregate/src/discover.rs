@@ -100,6 +100,8 @@ pub struct PointSource {
     pub effective_concurrency: Option<i64>,
     /// The open loop's rate, requests/s; `None` for a closed loop.
     pub request_rate: Option<f64>,
+    /// The shared-prefix share of each prompt (`workload.prefix_ratio`).
+    pub prefix_ratio: Option<f64>,
     /// The search (`workload.search`) this point belongs to: the planned point's id, for the
     /// planned point itself and for each of its steps.
     pub search: Option<String>,
@@ -401,6 +403,7 @@ fn sweep_folder(dir: &Path, found: &mut Discovery) {
                         concurrency: Some(i64::from(point.concurrency)),
                         effective_concurrency: i64::try_from(point.effective_concurrency).ok(),
                         request_rate: point.request_rate.map(|r| r.0),
+                        prefix_ratio: point.prefix_ratio.map(|r| r.0),
                         search: None,
                         search_record: None,
                         state: "not_run".to_owned(),
@@ -448,6 +451,7 @@ fn choose(mut list: Vec<Attempt>, planned: Option<&sweep_plan::Point>) -> PointS
         concurrency: p.map(|p| i64::from(p.concurrency)),
         effective_concurrency: p.and_then(|p| i64::try_from(p.effective_concurrency).ok()),
         request_rate: p.and_then(|p| p.request_rate).map(|r| r.0),
+        prefix_ratio: p.and_then(|p| p.prefix_ratio).map(|r| r.0),
         state: a.state,
         reason: a.reason,
         attempts,
@@ -535,6 +539,7 @@ fn aiperf_point(root: &Path, dir: &Path, found: &mut Discovery) {
         concurrency,
         effective_concurrency: concurrency,
         request_rate: None,
+        prefix_ratio: None,
         search: None,
         search_record: None,
         // aiperf leaves no marker: reading the summary decides.

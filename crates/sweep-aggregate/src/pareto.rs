@@ -39,11 +39,30 @@ pub fn frontier(points: &[(f64, f64)]) -> Vec<usize> {
     keep
 }
 
-/// A group whose points share a frontier: serving mode, MTP on or off, ISL/OSL.
+/// A prefix ratio as part of a key (`workload.prefix_ratio`). Ratios are finite and ≥ 0, and
+/// the bit patterns of such floats order as their values do, so the bits give the key a total
+/// order and a hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Share(u64);
+
+impl Share {
+    pub fn new(ratio: f64) -> Share {
+        // -0.0 has the sign bit set: it would order after every other ratio.
+        Share(if ratio == 0.0 { 0.0_f64 } else { ratio }.to_bits())
+    }
+
+    pub fn get(self) -> f64 {
+        f64::from_bits(self.0)
+    }
+}
+
+/// A group whose points share a frontier: serving mode, MTP on or off, ISL/OSL and the prefix
+/// ratio (prompts that share more are a different workload).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Group {
     pub isl: Option<i64>,
     pub osl: Option<i64>,
+    pub prefix: Option<Share>,
     pub mode: String,
     pub mtp: bool,
     /// The engine's version, when versions are merged (`--allow-mixed-versions`).
@@ -55,6 +74,7 @@ impl Group {
         Group {
             isl: row.isl,
             osl: row.osl,
+            prefix: row.prefix_ratio.map(Share::new),
             mode: row.config.mode.clone().unwrap_or_else(|| "unknown".to_owned()),
             mtp: row.config.decode_role().and_then(|r| r.mtp).unwrap_or(0) > 0,
             version: row.config.version_group.clone(),
@@ -67,10 +87,11 @@ impl Group {
         format!("{}{}{version}", self.mode, if self.mtp { " MTP" } else { "" })
     }
 
-    /// `ISL 1024 / OSL 128`.
+    /// `ISL 1024 / OSL 128`, and `, prefix 0.5` with a prefix ratio.
     pub fn workload(&self) -> String {
         let n = |v: Option<i64>| v.map_or("?".to_owned(), |v| v.to_string());
-        format!("ISL {} / OSL {}", n(self.isl), n(self.osl))
+        let prefix = self.prefix.map(|p| format!(", prefix {}", p.get())).unwrap_or_default();
+        format!("ISL {} / OSL {}{prefix}", n(self.isl), n(self.osl))
     }
 }
 

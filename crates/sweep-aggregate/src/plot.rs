@@ -1,5 +1,6 @@
 //! Charts as PNG and SVG (plotters): the Pareto chart of each workload, and TTFT, ITL and
-//! tokens/s/GPU against concurrency per configuration.
+//! tokens/s/GPU against concurrency per configuration (and against the request rate and the
+//! prefix ratio when the sweep has them).
 //!
 //! Text is laid out with a TrueType font read at run time (DejaVu Sans from Debian's
 //! `fonts-dejavu-core`, or `SWEEP_FONT`), so the binary needs no system font libraries. The
@@ -11,7 +12,7 @@ use std::sync::OnceLock;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use crate::pareto::{coordinates, Analysis, Group};
+use crate::pareto::{coordinates, Analysis, Group, Share};
 use crate::table::Row;
 use crate::{Error, GpuBasis};
 
@@ -109,29 +110,109 @@ fn color(i: usize) -> RGBColor {
 /// A figure of a row, as a chart plots it.
 type Measure = dyn Fn(&Row) -> Option<f64>;
 
+/// What stays fixed along one line of a chart, beside the configuration: each value with how it
+/// reads in the legend (`5 req/s`, `conc 16`).
+type Facets<'a> = dyn Fn(&Row) -> Vec<(f64, String)> + 'a;
+
+/// A line per configuration and facet values, through the rows `keep` selects, at `x`.
+fn lines(
+    rows: &[Row],
+    keep: &dyn Fn(&Row) -> bool,
+    x: &Measure,
+    by: &Facets<'_>,
+    value: &Measure,
+) -> Vec<Series> {
+    let key = |r: &Row| {
+        let facets = by(r);
+        let values: Vec<f64> = facets.iter().map(|f| f.0).collect();
+        let label =
+            std::iter::once(r.config.job.clone()).chain(facets.into_iter().map(|f| f.1)).collect::<Vec<_>>();
+        (r.config.job.clone(), values, label.join(", "))
+    };
+    let mut keys: Vec<(String, Vec<f64>, String)> = rows.iter().filter(|r| keep(r)).map(key).collect();
+    keys.sort_by(|a, b| {
+        a.0.cmp(&b.0).then_with(|| {
+            a.1.iter()
+                .zip(&b.1)
+                .map(|(x, y)| x.total_cmp(y))
+                .find(|o| o.is_ne())
+                .unwrap_or(a.1.len().cmp(&b.1.len()))
+        })
+    });
+    keys.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1);
+    keys.iter()
+        .enumerate()
+        .map(|(k, (job, at, label))| {
+            let mut line: Vec<(f64, f64)> = rows
+                .iter()
+                .filter(|r| keep(r))
+                .filter(|r| &r.config.job == job && by(r).iter().map(|f| f.0).eq(at.iter().copied()))
+                .filter_map(|r| Some((x(r)?, value(r)?)))
+                .collect();
+            line.sort_by(|a, b| a.0.total_cmp(&b.0));
+            Series { label: label.clone(), color: k, scatter: Vec::new(), line }
+        })
+        .filter(|s| !s.line.is_empty())
+        .collect()
+}
+
+/// `0.5` → `0p5`: a number as a file-name part.
+fn stem(v: f64) -> String {
+    v.to_string().replace('.', "p").replace('-', "m")
+}
+
 /// The charts for a set of rows.
 pub fn charts(rows: &[Row], analysis: &Analysis) -> Vec<Chart> {
     let basis_label = match analysis.basis {
         GpuBasis::Working => "working GPUs",
         GpuBasis::Allocated => "allocated GPUs",
     };
-    let mut workloads: Vec<(Option<i64>, Option<i64>)> =
-        rows.iter().filter(|r| r.measured()).map(|r| (r.isl, r.osl)).collect();
+    let basis = analysis.basis;
+    let measures: [(&str, &str, String, &Measure); 3] = [
+        ("ttft", "Time to first token, median", "TTFT p50 (ms)".to_owned(), &|r| {
+            r.figures.get("ttft_p50_ms")
+        }),
+        ("itl", "Inter-token latency, median", "ITL p50 (ms)".to_owned(), &|r| r.figures.get("itl_p50_ms")),
+        (
+            "throughput",
+            "Output throughput per GPU",
+            format!("output tokens/s per GPU ({basis_label})"),
+            &move |r| r.tps_per_gpu(basis),
+        ),
+    ];
+    let concurrency = |r: &Row| r.effective_concurrency.or(r.concurrency).map(|c| c as f64);
+    let rate = |r: &Row| r.request_rate;
+    let prefix = |r: &Row| r.prefix_ratio;
+    let mut workloads: Vec<Group> = rows
+        .iter()
+        .filter(|r| r.measured())
+        .map(|r| Group { mode: String::new(), mtp: false, version: None, ..Group::of(r) })
+        .collect();
     workloads.sort();
     workloads.dedup();
     let mut out = Vec::new();
-    for (isl, osl) in workloads {
-        let in_workload = |r: &&Row| r.isl == isl && r.osl == osl && r.measured();
-        let suffix = format!("isl{}_osl{}", isl.unwrap_or(0), osl.unwrap_or(0));
-        let workload = Group { isl, osl, mode: String::new(), mtp: false, version: None }.workload();
+    for w in &workloads {
+        let in_workload = |r: &Row| {
+            r.measured() && r.isl == w.isl && r.osl == w.osl && r.prefix_ratio.map(Share::new) == w.prefix
+        };
+        let suffix = format!(
+            "isl{}_osl{}{}",
+            w.isl.unwrap_or(0),
+            w.osl.unwrap_or(0),
+            w.prefix.map(|p| format!("_prefix{}", stem(p.get()))).unwrap_or_default()
+        );
+        let workload = w.workload();
         // Pareto: every point of a group small, its frontier as a line.
         let mut series = Vec::new();
-        for (k, f) in
-            analysis.frontiers.iter().filter(|f| f.group.isl == isl && f.group.osl == osl).enumerate()
+        for (k, f) in analysis
+            .frontiers
+            .iter()
+            .filter(|f| f.group.isl == w.isl && f.group.osl == w.osl && f.group.prefix == w.prefix)
+            .enumerate()
         {
             let all = rows
                 .iter()
-                .filter(in_workload)
+                .filter(|r| in_workload(r))
                 .filter(|r| Group::of(r) == f.group)
                 .filter_map(|r| coordinates(r, analysis.basis))
                 .collect();
@@ -149,58 +230,19 @@ pub fn charts(rows: &[Row], analysis: &Analysis) -> Vec<Chart> {
         // Per configuration against concurrency. Open-loop points add a line per configuration
         // and rate there, and charts against the rate with a line per configuration and
         // concurrency cap.
-        let concurrency = |r: &Row| r.effective_concurrency.or(r.concurrency).map(|c| c as f64);
-        let rate = |r: &Row| r.request_rate;
-        let rated = rows.iter().filter(in_workload).any(|r| r.request_rate.is_some());
-        let lines = |x: &dyn Fn(&Row) -> Option<f64>,
-                     by: &dyn Fn(&Row) -> Option<f64>,
-                     label: &dyn Fn(&str, f64) -> String,
-                     value: &dyn Fn(&Row) -> Option<f64>|
-         -> Vec<Series> {
-            let mut keys: Vec<(String, Option<f64>)> =
-                rows.iter().filter(in_workload).map(|r| (r.config.job.clone(), by(r))).collect();
-            keys.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.unwrap_or(0.0).total_cmp(&b.1.unwrap_or(0.0))));
-            keys.dedup();
-            keys.iter()
-                .enumerate()
-                .map(|(k, (job, at))| {
-                    let mut line: Vec<(f64, f64)> = rows
-                        .iter()
-                        .filter(in_workload)
-                        .filter(|r| &r.config.job == job && by(r) == *at)
-                        .filter_map(|r| Some((x(r)?, value(r)?)))
-                        .collect();
-                    line.sort_by(|a, b| a.0.total_cmp(&b.0));
-                    let label = at.map_or_else(|| job.clone(), |v| label(job, v));
-                    Series { label, color: k, scatter: Vec::new(), line }
-                })
-                .filter(|s| !s.line.is_empty())
-                .collect()
+        let rated = rows.iter().filter(|r| in_workload(r)).any(|r| r.request_rate.is_some());
+        let by_rate = |r: &Row| {
+            r.request_rate.filter(|_| rated).map(|v| (v, format!("{v} req/s"))).into_iter().collect()
         };
-        let basis = analysis.basis;
-        let measures: [(&str, &str, String, &Measure); 3] = [
-            ("ttft", "Time to first token, median", "TTFT p50 (ms)".to_owned(), &|r| {
-                r.figures.get("ttft_p50_ms")
-            }),
-            ("itl", "Inter-token latency, median", "ITL p50 (ms)".to_owned(), &|r| {
-                r.figures.get("itl_p50_ms")
-            }),
-            (
-                "throughput",
-                "Output throughput per GPU",
-                format!("output tokens/s per GPU ({basis_label})"),
-                &move |r| r.tps_per_gpu(basis),
-            ),
-        ];
+        let by_concurrency = |r: &Row| concurrency(r).map(|v| (v, format!("conc {v}"))).into_iter().collect();
         for (name, title, y_label, value) in &measures {
-            let by_rate: &Measure = if rated { &rate } else { &|_| None };
             out.push(Chart {
                 name: format!("{name}_{suffix}"),
                 title: format!("{title} — {workload}"),
                 x_label: "concurrency (requests in flight)".to_owned(),
                 y_label: y_label.clone(),
                 x_axis: XAxis::Log2,
-                series: lines(&concurrency, by_rate, &|job, v| format!("{job} @ {v} req/s"), *value),
+                series: lines(rows, &in_workload, &concurrency, &by_rate, *value),
             });
         }
         if rated {
@@ -211,9 +253,35 @@ pub fn charts(rows: &[Row], analysis: &Analysis) -> Vec<Chart> {
                     x_label: "request rate (requests/s, target)".to_owned(),
                     y_label: y_label.clone(),
                     x_axis: XAxis::Log2,
-                    series: lines(&rate, &concurrency, &|job, v| format!("{job}, conc {v}"), *value),
+                    series: lines(rows, &in_workload, &rate, &by_concurrency, *value),
                 });
             }
+        }
+    }
+    // Against the prefix ratio, per ISL/OSL: a line per configuration, concurrency and rate,
+    // as Dynamo's prefix-ratio benchmark plots TTFT and throughput.
+    let mut lengths: Vec<(Option<i64>, Option<i64>)> =
+        workloads.iter().filter(|w| w.prefix.is_some()).map(|w| (w.isl, w.osl)).collect();
+    lengths.dedup();
+    for (isl, osl) in lengths {
+        let keep = |r: &Row| r.measured() && r.isl == isl && r.osl == osl && r.prefix_ratio.is_some();
+        let workload =
+            Group { isl, osl, prefix: None, mode: String::new(), mtp: false, version: None }.workload();
+        let by_load = |r: &Row| {
+            let mut facets: Vec<(f64, String)> =
+                concurrency(r).map(|v| (v, format!("conc {v}"))).into_iter().collect();
+            facets.extend(r.request_rate.map(|v| (v, format!("{v} req/s"))));
+            facets
+        };
+        for (name, title, y_label, value) in &measures {
+            out.push(Chart {
+                name: format!("{name}_prefix_isl{}_osl{}", isl.unwrap_or(0), osl.unwrap_or(0)),
+                title: format!("{title} against the prefix ratio — {workload}"),
+                x_label: "prefix ratio (shared share of each prompt)".to_owned(),
+                y_label: y_label.clone(),
+                x_axis: XAxis::Linear,
+                series: lines(rows, &keep, &prefix, &by_load, *value),
+            });
         }
     }
     if let Some(chart) = search_chart(rows) {

@@ -325,6 +325,7 @@ fn all_table(agg: &Aggregate) -> Table {
         rows,
     }
     .optional_column("effective", "req/s", agg.rows.iter().map(|r| r.request_rate).collect())
+    .optional_column("OSL", "prefix ratio", agg.rows.iter().map(|r| r.prefix_ratio).collect())
 }
 
 fn basis_text(basis: GpuBasis) -> &'static str {
@@ -518,15 +519,23 @@ pub fn html(agg: &Aggregate, charts: &[(Chart, String)]) -> String {
         s.push_str(&search_table(agg).html("search-table"));
     }
     let against_rate = |c: &Chart| c.name.contains("_rate_isl");
+    let against_prefix = |c: &Chart| c.name.contains("_prefix_isl");
     s.push_str("<h2 id=\"concurrency\">Against concurrency</h2>\n");
-    let elsewhere =
-        |c: &Chart| c.name.starts_with("pareto_") || against_rate(c) || c.name == "search_max_load";
+    let elsewhere = |c: &Chart| {
+        c.name.starts_with("pareto_") || against_rate(c) || against_prefix(c) || c.name == "search_max_load"
+    };
     for (chart, svg) in charts.iter().filter(|(c, _)| !elsewhere(c)) {
         let _ = writeln!(s, "<figure id=\"{}\">{}</figure>", escape(&chart.name), strip_xml_header(svg));
     }
     if charts.iter().any(|(c, _)| against_rate(c)) {
         s.push_str("<h2 id=\"request-rate\">Against the request rate</h2>\n");
         for (chart, svg) in charts.iter().filter(|(c, _)| against_rate(c)) {
+            let _ = writeln!(s, "<figure id=\"{}\">{}</figure>", escape(&chart.name), strip_xml_header(svg));
+        }
+    }
+    if charts.iter().any(|(c, _)| against_prefix(c)) {
+        s.push_str("<h2 id=\"prefix-ratio\">Against the prefix ratio</h2>\n");
+        for (chart, svg) in charts.iter().filter(|(c, _)| against_prefix(c)) {
             let _ = writeln!(s, "<figure id=\"{}\">{}</figure>", escape(&chart.name), strip_xml_header(svg));
         }
     }

@@ -17,6 +17,8 @@ pub struct Summary {
     pub concurrency: Option<i64>,
     /// The profiling phase's target rate (aiperf's `request_rate` phases, and ours).
     pub request_rate: Option<f64>,
+    /// The runner's shared-prefix share of each synthetic prompt (`--prefix-ratio`).
+    pub prefix_ratio: Option<f64>,
     /// `server_usage`, `tokenizer` or `client_count` (the runner), or from aiperf's `use_server_token_count`.
     pub token_source: Option<String>,
     /// `aiperf 0.13.0` or `sweep-runner 0.1.0`.
@@ -80,6 +82,7 @@ pub fn parse(value: &Value) -> Result<Summary, String> {
         osl: as_int(&dataset["osl"]["mean"]),
         concurrency: profiling.and_then(|p| as_int(&p["concurrency"])),
         request_rate: profiling.and_then(|p| p["request_rate"].as_f64()),
+        prefix_ratio: config["datasets"][0]["prefix"]["ratio"].as_f64(),
         token_source,
         generator,
         model: config["models"]["items"][0]["name"].as_str().map(str::to_owned),

@@ -26,6 +26,8 @@ pub struct Row {
     pub effective_concurrency: Option<i64>,
     /// The open loop's target rate, requests/s (the measured one is `request_throughput`).
     pub request_rate: Option<f64>,
+    /// The share of each prompt that is a shared prefix (`workload.prefix_ratio`).
+    pub prefix_ratio: Option<f64>,
     /// The search this row belongs to (its planned point's id), for a search's planned point
     /// and its steps.
     pub search: Option<String>,
@@ -98,6 +100,7 @@ pub fn read_points(points: Vec<PointSource>, from_records: bool, warnings: &mut 
             concurrency: p.concurrency,
             effective_concurrency: p.effective_concurrency,
             request_rate: p.request_rate,
+            prefix_ratio: p.prefix_ratio,
             search: p.search,
             max_load_meeting_slo: p.search_record.as_ref().and_then(|r| r.max_load_meeting_slo),
             search_stopped_because: p.search_record.as_ref().map(|r| r.stopped_because.clone()),
@@ -122,6 +125,7 @@ pub fn read_points(points: Vec<PointSource>, from_records: bool, warnings: &mut 
                     row.concurrency = row.concurrency.or(s.concurrency);
                     row.effective_concurrency = row.effective_concurrency.or(s.concurrency);
                     row.request_rate = row.request_rate.or(s.request_rate);
+                    row.prefix_ratio = row.prefix_ratio.or(s.prefix_ratio);
                     row.token_source = s.token_source;
                     row.generator = s.generator;
                     if row.config.model.is_none() {
@@ -252,6 +256,7 @@ pub fn frame(rows: &[Row]) -> Result<DataFrame, Error> {
         Column::new("concurrency".into(), int(&|r| r.concurrency)),
         Column::new("effective_concurrency".into(), int(&|r| r.effective_concurrency)),
         Column::new("request_rate".into(), float(&|r| r.request_rate)),
+        Column::new("prefix_ratio".into(), float(&|r| r.prefix_ratio)),
         Column::new("search".into(), text(&|r| r.search.clone())),
         Column::new("max_load_meeting_slo".into(), float(&|r| r.max_load_meeting_slo)),
         Column::new("search_stopped_because".into(), text(&|r| r.search_stopped_because.clone())),

@@ -34,6 +34,9 @@ pub enum Phase {
 pub enum Event {
     /// This many more output tokens.
     Tokens(u32),
+    /// Behind a router: the prompt tokens the prefilling worker's prefix cache held. Comes
+    /// before the first token; an engine of its own never sends it.
+    Cached(u32),
     /// The request finished; no more events follow.
     Done,
     /// The request can never fit the KV cache.

@@ -28,8 +28,21 @@ pub struct Parsed {
     pub hit_max_tokens: bool,
     /// The images of `image_url` parts, in order (their tokens are in `prompt_tokens`).
     pub images: Vec<Image>,
-    /// The prompt's block names for the prefix cache (empty when it is off).
+    /// The prompt's block names for the prefix cache (empty unless asked for).
     pub blocks: Vec<u64>,
+    /// The prompt's words, for a router to hand to the worker that prefills (`None` unless
+    /// asked for).
+    pub words: Option<String>,
+}
+
+/// What [`parse`] keeps of the prompt's words for a prefix cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeepWords {
+    Nothing,
+    /// The block names at this many words per block, for this server's own cache.
+    Blocks(usize),
+    /// The words themselves, for the worker behind a router (which has its own block size).
+    Words,
 }
 
 /// An image a request carried: the decoded bytes of a `data:` URL, or a URL (never fetched).
@@ -193,7 +206,7 @@ pub fn parse(
     served: &str,
     eos_after: u32,
     image_tokens: u32,
-    prefix_block: usize,
+    keep: KeepWords,
 ) -> Result<Parsed, ApiError> {
     let raw: RawRequest = serde_json::from_slice(body).map_err(|e| {
         let message = if e.is_syntax() || e.is_eof() {
@@ -292,10 +305,13 @@ pub fn parse(
         stream: raw.stream,
         include_usage: raw.stream_options.is_some_and(|o| o.include_usage),
         hit_max_tokens: max_tokens == Some(output_tokens),
-        blocks: match prefix_block {
-            0 => Vec::new(),
-            block => crate::prefix::block_names(texts.iter().flat_map(|t| t.split_whitespace()), block),
+        blocks: match keep {
+            KeepWords::Blocks(block) if block > 0 => {
+                crate::prefix::block_names(texts.iter().flat_map(|t| t.split_whitespace()), block)
+            }
+            _ => Vec::new(),
         },
+        words: (keep == KeepWords::Words).then(|| texts.join("\n")),
         images,
     })
 }
@@ -416,7 +432,7 @@ mod tests {
     use super::*;
 
     fn chat(body: &str) -> Result<Parsed, ApiError> {
-        parse(Endpoint::Chat, body.as_bytes(), "tiny", 16, 256, 0)
+        parse(Endpoint::Chat, body.as_bytes(), "tiny", 16, 256, KeepWords::Nothing)
     }
 
     #[test]
@@ -452,8 +468,15 @@ mod tests {
         let min = chat(r#"{"model":"tiny","messages":[{"role":"user","content":"x"}],"min_tokens":30}"#)
             .expect("valid");
         assert_eq!(min.output_tokens, 30);
-        let ids = parse(Endpoint::Completions, br#"{"model":"tiny","prompt":[1,2,3]}"#, "tiny", 16, 256, 0)
-            .expect("valid");
+        let ids = parse(
+            Endpoint::Completions,
+            br#"{"model":"tiny","prompt":[1,2,3]}"#,
+            "tiny",
+            16,
+            256,
+            KeepWords::Nothing,
+        )
+        .expect("valid");
         assert_eq!(ids.prompt_tokens, 3);
     }
 

@@ -172,10 +172,11 @@ impl Workers {
         self: Arc<Self>,
         prompt_tokens: u32,
         output_tokens: u32,
+        words: Option<String>,
     ) -> mpsc::UnboundedReceiver<Event> {
         let (events, receiver) = mpsc::unbounded_channel();
         tokio::spawn(async move {
-            if let Err(message) = self.relay(prompt_tokens, output_tokens, &events).await {
+            if let Err(message) = self.relay(prompt_tokens, output_tokens, words, &events).await {
                 let _ = events.send(Event::Failed(message.into()));
             }
         });
@@ -205,20 +206,35 @@ impl Workers {
         &self,
         prompt_tokens: u32,
         output_tokens: u32,
+        words: Option<String>,
         events: &mpsc::UnboundedSender<Event>,
     ) -> Result<(), String> {
+        // The words go to the worker that prefills, for its prefix cache.
+        let prefill_body = |output_tokens: Option<u32>| {
+            let mut body = serde_json::json!({"prompt_tokens": prompt_tokens, "words": words});
+            if let Some(n) = output_tokens {
+                body["output_tokens"] = n.into();
+            }
+            body.to_string()
+        };
         if self.aggregated() {
             let agg = self.pick(Role::Agg).ok_or("no agg worker is registered")?;
-            let body = format!("{{\"prompt_tokens\":{prompt_tokens},\"output_tokens\":{output_tokens}}}");
-            let response = self.post(&agg.0, "generate", body).await?;
+            let response = self.post(&agg.0, "generate", prefill_body(Some(output_tokens))).await?;
             if relay_counts(&agg.0, response, output_tokens, events).await? {
                 let _ = events.send(Event::Done);
             }
             return Ok(());
         }
         let ctx = self.pick(Role::Ctx).ok_or("no ctx worker is registered")?;
-        self.post(&ctx.0, "prefill", format!("{{\"prompt_tokens\":{prompt_tokens}}}")).await?;
+        let answer = self.post(&ctx.0, "prefill", prefill_body(None)).await?;
+        let answer: serde_json::Value = answer
+            .json()
+            .await
+            .map_err(|e| format!("ctx worker {}: its prefill answer: {e}", ctx.0.address))?;
         drop(ctx);
+        if let Some(cached) = answer["cached_tokens"].as_u64() {
+            let _ = events.send(Event::Cached(cached as u32));
+        }
         // The CTX worker's prefill produced the first token.
         if events.send(Event::Tokens(1)).is_err() {
             return Ok(());
@@ -255,6 +271,12 @@ async fn relay_counts(
         while let Some(end) = pending.iter().position(|&b| b == b'\n') {
             let line: Vec<u8> = pending.drain(..=end).collect();
             let line = String::from_utf8_lossy(&line[..end]).into_owned();
+            if let Some(cached) = line.strip_prefix("cached ").and_then(|n| n.parse().ok()) {
+                if events.send(Event::Cached(cached)).is_err() {
+                    return Ok(false);
+                }
+                continue;
+            }
             let n: u32 = line.parse().map_err(|_| format!("{role} worker {address}: {line}"))?;
             received += n;
             if events.send(Event::Tokens(n)).is_err() {

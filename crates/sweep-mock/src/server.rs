@@ -148,6 +148,25 @@ fn admit(app: &App) -> Result<u64, ApiError> {
     Ok(number)
 }
 
+/// The leading prompt tokens this server's prefix cache holds for a prompt of these block
+/// names (0 without a cache); at least one token is always prefilled.
+fn cached_tokens(app: &App, blocks: &[u64], prompt_tokens: u32) -> u32 {
+    app.prefix_cache.as_ref().map_or(0, |cache| {
+        let hits = cache.lock().unwrap_or_else(|e| e.into_inner()).admit(blocks);
+        (hits * app.settings.prefix_block_size).min(prompt_tokens.saturating_sub(1) as usize) as u32
+    })
+}
+
+/// The block names of a hand-off's words, when this worker has a prefix cache.
+fn handoff_blocks(app: &App, words: Option<&str>) -> Vec<u64> {
+    match (&app.prefix_cache, words) {
+        (Some(_), Some(words)) => {
+            crate::prefix::block_names(words.split_whitespace(), app.settings.prefix_block_size)
+        }
+        _ => Vec::new(),
+    }
+}
+
 /// The slow-start fault: every endpoint answers 503 until its time is up.
 fn still_starting(app: &App) -> Result<(), ApiError> {
     match app.settings.faults.fault_slow_start {
@@ -182,27 +201,34 @@ async fn openai_request(app: Arc<App>, endpoint: Endpoint, headers: &HeaderMap, 
         Ok(number) => number,
         Err(error) => return error_response(&error),
     };
-    let parsed = match openai::parse(
+    // A router hands the words on: the worker that prefills has the cache and its block size.
+    let keep = match (&app.workers, &app.prefix_cache) {
+        (Some(_), _) => openai::KeepWords::Words,
+        (None, Some(_)) => openai::KeepWords::Blocks(app.settings.prefix_block_size),
+        (None, None) => openai::KeepWords::Nothing,
+    };
+    let mut parsed = match openai::parse(
         endpoint,
         &body,
         &app.settings.model,
         app.settings.eos_after,
         app.settings.image_tokens,
-        if app.prefix_cache.is_some() { app.settings.prefix_block_size } else { 0 },
+        keep,
     ) {
         Ok(parsed) => parsed,
         Err(error) => return error_response(&error),
     };
-    // The prompt's leading blocks already held; at least one token is always prefilled.
-    let cached = app.prefix_cache.as_ref().map_or(0, |cache| {
-        let hits = cache.lock().unwrap_or_else(|e| e.into_inner()).admit(&parsed.blocks);
-        (hits * app.settings.prefix_block_size).min(parsed.prompt_tokens.saturating_sub(1) as usize) as u32
-    });
+    // Known here for a server of its own; a router learns it from its worker (`Event::Cached`).
+    let mut cached = None;
     let events = match (&app.engine, &app.workers) {
         (Some(engine), _) => {
-            engine.submit_cached(parsed.prompt_tokens, cached, parsed.output_tokens, Phase::Full)
+            let hits = cached_tokens(&app, &parsed.blocks, parsed.prompt_tokens);
+            cached = Some(hits);
+            engine.submit_cached(parsed.prompt_tokens, hits, parsed.output_tokens, Phase::Full)
         }
-        (None, Some(workers)) => workers.clone().dispatch(parsed.prompt_tokens, parsed.output_tokens),
+        (None, Some(workers)) => {
+            workers.clone().dispatch(parsed.prompt_tokens, parsed.output_tokens, parsed.words.take())
+        }
         (None, None) => unreachable!("every role has an engine or workers"),
     };
     let plan = FaultPlan::for_request(&app, number);
@@ -210,7 +236,7 @@ async fn openai_request(app: Arc<App>, endpoint: Endpoint, headers: &HeaderMap, 
     if parsed.stream {
         let log = app.token_log.clone().map(|log| {
             let id = headers.get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
-            (log, id, arrived_ns, image_log(&parsed.images), cached)
+            LogEntry { log, id, arrived_ns, images: image_log(&parsed.images), cached }
         });
         stream_response(parsed, events, renderer, plan, log)
     } else {
@@ -268,6 +294,7 @@ async fn whole_response(
     loop {
         match events.recv().await {
             Some(Event::Tokens(n)) => generated += n,
+            Some(Event::Cached(_)) => {}
             Some(Event::Done) => break,
             Some(Event::Rejected) => return error_response(&kv_rejection()),
             Some(Event::Failed(message)) => {
@@ -304,6 +331,17 @@ fn abort_body() -> Response {
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
+/// `--token-log`: what is noted of a streamed request when its first token goes out.
+struct LogEntry {
+    log: TokenLog,
+    /// Its `X-Request-ID`.
+    id: String,
+    arrived_ns: u128,
+    images: Vec<serde_json::Value>,
+    /// `None` until a router's worker says (it then always does, before the first token).
+    cached: Option<u32>,
+}
+
 struct Streaming {
     parsed: Parsed,
     events: mpsc::UnboundedReceiver<Event>,
@@ -314,7 +352,7 @@ struct Streaming {
     tail: Vec<String>,
     ended: bool,
     /// `--token-log`: where to note the first token, the request's id and its arrival.
-    log: Option<(TokenLog, String, u128, Vec<serde_json::Value>, u32)>,
+    log: Option<LogEntry>,
 }
 
 impl Streaming {
@@ -326,7 +364,17 @@ impl Streaming {
         if self.ended {
             return None;
         }
-        let event = self.events.recv().await;
+        let event = loop {
+            match self.events.recv().await {
+                // Before the first token: what the worker's prefix cache held, for the log.
+                Some(Event::Cached(n)) => {
+                    if let Some(log) = &mut self.log {
+                        log.cached = Some(n);
+                    }
+                }
+                other => break other,
+            }
+        };
         let piece = match event {
             Some(Event::Tokens(n)) => {
                 let allowed = self.plan.allowance(self.sent).map_or(n, |a| a.min(n));
@@ -344,15 +392,15 @@ impl Streaming {
                 let text = openai::token_text(self.sent, allowed);
                 let first = self.sent == 0;
                 if first {
-                    if let Some((log, id, arrived, images, cached)) = self.log.take() {
+                    if let Some(entry) = self.log.take() {
                         let mut line = serde_json::json!({
-                            "x_request_id": id, "received_ns": arrived, "first_token_ns": wall_ns(),
-                            "cached_tokens": cached,
+                            "x_request_id": entry.id, "received_ns": entry.arrived_ns,
+                            "first_token_ns": wall_ns(), "cached_tokens": entry.cached,
                         });
-                        if !images.is_empty() {
-                            line["images"] = images.into();
+                        if !entry.images.is_empty() {
+                            line["images"] = entry.images.into();
                         }
-                        let _ = log.0.send(line.to_string());
+                        let _ = entry.log.0.send(line.to_string());
                     }
                 }
                 self.sent += allowed;
@@ -374,6 +422,7 @@ impl Streaming {
                 }
                 self.renderer.finish(finish_reason(&self.parsed, self.sent))
             }
+            Some(Event::Cached(_)) => unreachable!("the loop above takes every cache report"),
             Some(Event::Rejected) | Some(Event::Failed(_)) | None => {
                 let error = match event {
                     Some(Event::Rejected) => kv_rejection(),
@@ -415,7 +464,7 @@ fn stream_response(
     events: mpsc::UnboundedReceiver<Event>,
     renderer: Renderer,
     plan: FaultPlan,
-    log: Option<(TokenLog, String, u128, Vec<serde_json::Value>, u32)>,
+    log: Option<LogEntry>,
 ) -> Response {
     let state = Streaming {
         parsed,
@@ -544,6 +593,9 @@ struct Handoff {
     prompt_tokens: u32,
     #[serde(default)]
     output_tokens: u32,
+    /// The prompt's words, for this worker's prefix cache (the router sends them).
+    #[serde(default)]
+    words: Option<String>,
 }
 
 /// A hand-off request from the router, after the arrival faults.
@@ -561,12 +613,16 @@ async fn prefill(State(app): State<Arc<App>>, body: Bytes) -> Response {
         Ok(h) => h,
         Err(error) => return error_response(&error),
     };
-    let mut events = engine.submit(handoff.prompt_tokens, 1, Phase::PrefillOnly);
+    let blocks = handoff_blocks(&app, handoff.words.as_deref());
+    let cached = cached_tokens(&app, &blocks, handoff.prompt_tokens);
+    let mut events = engine.submit_cached(handoff.prompt_tokens, cached, 1, Phase::PrefillOnly);
     loop {
         match events.recv().await {
-            Some(Event::Tokens(_)) => {}
+            Some(Event::Tokens(_) | Event::Cached(_)) => {}
             Some(Event::Done) => {
-                return json(StatusCode::OK, format!("{{\"prompt_tokens\":{}}}", handoff.prompt_tokens))
+                let answer =
+                    serde_json::json!({"prompt_tokens": handoff.prompt_tokens, "cached_tokens": cached});
+                return json(StatusCode::OK, answer.to_string());
             }
             Some(Event::Rejected) => return error_response(&kv_rejection()),
             Some(Event::Failed(m)) => return error_response(&ApiError::server(500, m.to_string())),
@@ -585,7 +641,7 @@ async fn decode(State(app): State<Arc<App>>, body: Bytes) -> Response {
         Err(error) => return error_response(&error),
     };
     tokio::time::sleep(app.settings.sim.kv_transfer_time(u64::from(handoff.prompt_tokens))).await;
-    token_counts(engine.submit(handoff.prompt_tokens, handoff.output_tokens, Phase::DecodeOnly))
+    token_counts(engine.submit(handoff.prompt_tokens, handoff.output_tokens, Phase::DecodeOnly), None)
 }
 
 /// AGG behind a router: run a whole request (prefill and decode) and stream its token counts.
@@ -600,22 +656,28 @@ async fn generate(State(app): State<Arc<App>>, body: Bytes) -> Response {
         Ok(h) => h,
         Err(error) => return error_response(&error),
     };
-    token_counts(engine.submit(handoff.prompt_tokens, handoff.output_tokens, Phase::Full))
+    let blocks = handoff_blocks(&app, handoff.words.as_deref());
+    let cached = cached_tokens(&app, &blocks, handoff.prompt_tokens);
+    let events = engine.submit_cached(handoff.prompt_tokens, cached, handoff.output_tokens, Phase::Full);
+    token_counts(events, Some(cached))
 }
 
 /// A request's events for the router, one decimal token count per line; a line `error …`
-/// reports a failure (which the router then reports as its worker's).
-fn token_counts(events: mpsc::UnboundedReceiver<Event>) -> Response {
+/// reports a failure (which the router then reports as its worker's). A worker that prefilled
+/// starts with `cached N`: the prompt tokens its prefix cache held.
+fn token_counts(events: mpsc::UnboundedReceiver<Event>, cached: Option<u32>) -> Response {
+    let first = cached.map(|n| Ok::<Bytes, io::Error>(Bytes::from(format!("cached {n}\n"))));
     let lines = futures_util::stream::unfold(events, |mut events| async move {
         let line = match events.recv().await? {
             Event::Tokens(n) => format!("{n}\n"),
+            Event::Cached(n) => format!("cached {n}\n"),
             Event::Done => return None,
             Event::Rejected => "error the request exceeds the worker's KV cache\n".to_owned(),
             Event::Failed(m) => format!("error {m}\n"),
         };
         Some((Ok::<Bytes, io::Error>(Bytes::from(line)), events))
-    })
-    .boxed();
+    });
+    let lines = futures_util::stream::iter(first).chain(lines).boxed();
     Response::builder()
         .header(header::CONTENT_TYPE, "text/plain")
         .body(Body::from_stream(lines))

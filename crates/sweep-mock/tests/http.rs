@@ -550,3 +550,64 @@ async fn fault_malformed_corrupts_content_events_only() {
     assert!(serde_json::from_str::<serde_json::Value>(payloads[4]).is_ok());
     assert_eq!(payloads[6], "[DONE]");
 }
+
+/// The router's `--token-log` lines, once `n` are there.
+async fn token_log_lines(path: &std::path::Path, n: usize) -> Vec<serde_json::Value> {
+    for _ in 0..100 {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let lines: Vec<serde_json::Value> =
+            text.lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect();
+        if lines.len() >= n {
+            return lines;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the token log at {} never had {n} lines", path.display());
+}
+
+/// Behind the router the worker that prefills has the cache: the router hands it the prompt's
+/// words, and the cache's hits come back to the router's token log. Before, the cache worked on
+/// a server of its own only.
+#[tokio::test]
+async fn the_prefilling_worker_behind_the_router_serves_a_repeated_prefix_from_its_cache() {
+    for (name, roles) in [("disagg", &["ctx", "gen"][..]), ("agg", &["agg", "agg"][..])] {
+        let dir = std::env::temp_dir().join(format!("sweep-mock-rdv-prefix-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("rendezvous dir");
+        let rdv = dir.to_str().expect("utf-8");
+        let cache = ["--no-delay", "--rendezvous", rdv, "--prefix-cache-blocks", "100"];
+        let mut workers = Vec::new();
+        for role in roles {
+            workers.push(start(&[&["--role", role][..], &cache[..]].concat()).await);
+        }
+        let log = dir.join("tokens.jsonl");
+        let router =
+            start(&["--role", "router", "--rendezvous", rdv, "--token-log", log.to_str().expect("utf-8")])
+                .await;
+        health_listing(&router.base, 2).await;
+        // 40 shared words (2 full blocks of 16, then 8), then words of each request's own.
+        let shared: Vec<String> = (0..40).map(|i| format!("s{i}")).collect();
+        let body = |own: &str, id: usize| {
+            let prompt = format!("{} {own}", shared.join(" "));
+            let body = serde_json::json!({
+                "model": "tiny", "messages": [{"role": "user", "content": prompt}],
+                "max_tokens": 4, "stream": true,
+            });
+            client()
+                .post(format!("{}/v1/chat/completions", router.base))
+                .header("x-request-id", format!("r{id}"))
+                .body(body.to_string())
+        };
+        // In order, so that each request meets the cache its predecessors left. With two AGG
+        // workers in round robin, requests 0 and 1 each meet an empty cache; 2 and 3 do not.
+        for (id, own) in ["a b c", "d e f", "g h i", "j k l"].iter().enumerate() {
+            let text = body(own, id).send().await.expect("sends").text().await.expect("body");
+            assert!(text.contains("[DONE]"), "{text}");
+        }
+        let lines = token_log_lines(&log, 4).await;
+        let cached: Vec<u64> = lines.iter().map(|l| l["cached_tokens"].as_u64().expect("a count")).collect();
+        let expected: &[u64] = if name == "disagg" { &[0, 32, 32, 32] } else { &[0, 0, 32, 32] };
+        assert_eq!(cached, expected, "{name}: {lines:?}");
+        drop(workers);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}

@@ -132,14 +132,19 @@ pub fn point_id(job: Id, key: &Point) -> Id {
         key.warmup,
     ];
     // The rate, hashed only when there is one, so closed-loop ids stay what they were.
-    // So is a search step's search: a step never shares its planned point's id.
+    // So is a search step's search: a step never shares its planned point's id. A prefix ratio
+    // comes after both (each then written, `u64::MAX` for none), and the three lengths (1, 2, 3
+    // extra fields) keep the forms apart.
     let rate = key.request_rate.map(|r| r.0.to_bits());
     let search = key.search.map(|s| s.0);
-    let extra: Vec<u64> = match (rate, search) {
-        (rate, None) => rate.into_iter().collect(),
-        (rate, Some(search)) => vec![rate.unwrap_or(u64::MAX), search],
+    let extra: Vec<u64> = match (rate, search, key.prefix_ratio) {
+        (rate, None, None) => rate.into_iter().collect(),
+        (rate, Some(search), None) => vec![rate.unwrap_or(u64::MAX), search],
+        (rate, search, Some(prefix)) => {
+            vec![rate.unwrap_or(u64::MAX), search.unwrap_or(u64::MAX), prefix.0.to_bits()]
+        }
     };
-    let mut buffer = [0u8; 16 + 9 * 8];
+    let mut buffer = [0u8; 16 + 10 * 8];
     buffer[..16].copy_from_slice(DOMAIN);
     for (chunk, value) in
         buffer[16..].chunks_exact_mut(8).zip(fields.into_iter().chain(extra.iter().copied()))
@@ -184,6 +189,7 @@ mod tests {
             concurrency: 8,
             effective_concurrency: 8,
             request_rate: None,
+            prefix_ratio: None,
             requests: 80,
             warmup: 16,
             search: None,
@@ -195,6 +201,14 @@ mod tests {
         assert_ne!(
             point_id(Id(42), &rated),
             point_id(Id(42), &Point { request_rate: Some(sweep_spec::Rate(5.0)), ..key })
+        );
+        let shared = Point { prefix_ratio: Some(sweep_spec::Ratio(0.5)), ..key };
+        assert_eq!(point_id(Id(42), &shared).to_string(), "c63c9ebf258b5ecc", "so are a prefix ratio's");
+        assert_ne!(point_id(Id(42), &shared), point_id(Id(42), &key));
+        assert_ne!(
+            point_id(Id(42), &shared),
+            point_id(Id(42), &Point { prefix_ratio: Some(sweep_spec::Ratio(0.0)), ..key }),
+            "a ratio of 0 is a point of its own, not the point without the axis"
         );
         let other = Point { concurrency: 16, ..key };
         assert_eq!(point_id(Id(42), &Point { id: Id(9), job: 0, ..key }), point_id(Id(42), &key));

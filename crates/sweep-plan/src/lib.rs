@@ -95,6 +95,10 @@ pub struct Point {
     /// concurrency then caps the requests in flight.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_rate: Option<sweep_spec::Rate>,
+    /// The share of each synthetic prompt that is a shared prefix (`workload.prefix_ratio`);
+    /// `None` when the spec has no such axis.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix_ratio: Option<sweep_spec::Ratio>,
     pub requests: u64,
     pub warmup: u64,
     /// A step of a search (`workload.search`): the id of the planned point that searches. Steps
@@ -205,8 +209,11 @@ impl PlanError {
 /// Expands `spec` into a plan.
 pub fn plan(spec: &Spec, options: &PlanOptions) -> Result<Plan, PlanError> {
     let space = &spec.space;
-    // Rates cross every other axis; they are not in the expression space (no exclude or where).
-    let size = space.size() * spec.workload.request_rates.len().max(1) as u128;
+    // Rates and prefix ratios cross every other axis; they are not in the expression space (no
+    // exclude or where).
+    let size = space.size()
+        * spec.workload.request_rates.len().max(1) as u128
+        * spec.workload.prefix_ratios.len().max(1) as u128;
     if size > u128::from(options.max_points) {
         return Err(PlanError::TooManyPoints { size, max: options.max_points });
     }
@@ -329,11 +336,14 @@ impl Expander<'_> {
                 let int =
                     |axis: usize| self.slots[axis + 1].as_ref().and_then(Value::as_int).unwrap_or(0) as u32;
                 let (isl, osl, concurrency) = (int(isl), int(osl), int(concurrency));
-                if self.spec.workload.request_rates.is_empty() {
-                    self.push_point(job, isl, osl, concurrency, None);
-                }
-                for &rate in &self.spec.workload.request_rates {
-                    self.push_point(job, isl, osl, concurrency, Some(rate));
+                // An unset axis is one `None` value, so the loops below always run.
+                let w = &self.spec.workload;
+                let rates: Vec<_> = optional_values(&w.request_rates);
+                let prefixes: Vec<_> = optional_values(&w.prefix_ratios);
+                for &request_rate in &rates {
+                    for &prefix_ratio in &prefixes {
+                        self.push_point(job, Load { isl, osl, concurrency, request_rate, prefix_ratio });
+                    }
                 }
             }
             // Advance the counter.
@@ -449,14 +459,8 @@ impl Expander<'_> {
         }
     }
 
-    fn push_point(
-        &mut self,
-        job: u32,
-        isl: u32,
-        osl: u32,
-        concurrency: u32,
-        request_rate: Option<sweep_spec::Rate>,
-    ) {
+    fn push_point(&mut self, job: u32, load: Load) {
+        let Load { isl, osl, concurrency, request_rate, prefix_ratio } = load;
         let spec = self.spec;
         let j = &self.jobs[job as usize];
         let multiplier = if spec.workload.concurrency_per_gen_server {
@@ -474,6 +478,7 @@ impl Expander<'_> {
             concurrency,
             effective_concurrency,
             request_rate,
+            prefix_ratio,
             search: None,
             requests: spec.workload.requests.resolve(effective_concurrency),
             warmup: spec.workload.warmup.resolve(effective_concurrency),
@@ -499,6 +504,24 @@ impl Expander<'_> {
             }
         }
         format!("{{{}}}", parts.join(", "))
+    }
+}
+
+/// What one point loads its job with, before its request counts are resolved.
+struct Load {
+    isl: u32,
+    osl: u32,
+    concurrency: u32,
+    request_rate: Option<sweep_spec::Rate>,
+    prefix_ratio: Option<sweep_spec::Ratio>,
+}
+
+/// A crossed axis's values, or the one value `None` when it is unset.
+fn optional_values<T: Copy>(values: &[T]) -> Vec<Option<T>> {
+    if values.is_empty() {
+        vec![None]
+    } else {
+        values.iter().copied().map(Some).collect()
     }
 }
 

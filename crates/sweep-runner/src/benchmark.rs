@@ -345,7 +345,9 @@ impl Run {
             threads: 2,
             tokenizer: self.tokenizer.clone(),
             dataset: self.dataset.clone(),
-            prefix: None,
+            prefix: point
+                .prefix_ratio
+                .map(|r| load::source::SharedPrefix { ratio: r.0, count: l.prefix_prompts.unwrap_or(1) }),
             images: l.images.map(|i| load::images::Synthetic {
                 count: i.count,
                 width: i.width,
@@ -366,6 +368,7 @@ impl Run {
             effective_concurrency: 1,
             // Any rate: the arrival is replaced by a closed loop below.
             request_rate: Some(sweep_spec::Rate(1.0)),
+            prefix_ratio: None,
             requests: 1,
             warmup: 0,
             search: None,

@@ -108,6 +108,11 @@ pub struct Workload {
     /// for a closed loop or a trace.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub request_rates: Vec<Rate>,
+    /// `workload.prefix_ratio`: the share of each synthetic prompt that starts with one of
+    /// `load.prefix_prompts` shared prefixes; crossed like the rates, a point per ratio; empty
+    /// when unset.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub prefix_ratios: Vec<Ratio>,
     /// How the benchmark step generates load; the same for every point.
     pub load: Load,
 }
@@ -122,6 +127,20 @@ impl Eq for Rate {}
 
 impl std::fmt::Display for Rate {
     /// `5`, `0.5`, `12.25`: the shortest form that reads back the same.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// A share between 0 and 1 (`workload.prefix_ratio`): finite (checked when the spec is
+/// resolved), so equality is total.
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Ratio(pub f64);
+
+impl Eq for Ratio {}
+
+impl std::fmt::Display for Ratio {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}", self.0)
     }
@@ -175,6 +194,11 @@ pub struct Load {
     /// Synthetic images sent with every synthetic prompt. Left out when unset, as `search` is.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub images: Option<Images>,
+    /// How many different shared prefixes the prompts of a `prefix_ratio` point start with
+    /// (request n takes prefix n mod this); set exactly when `workload.prefix_ratio` is. Left
+    /// out when unset, as `search` is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefix_prompts: Option<u32>,
 }
 
 /// `workload.images`, resolved: `count` PNGs of `width` × `height` per request, made by the
@@ -282,6 +306,7 @@ impl Default for Load {
             search: None,
             dataset: None,
             images: None,
+            prefix_prompts: None,
             burstiness: 1.0,
             trace: None,
             trace_block_size: 512,

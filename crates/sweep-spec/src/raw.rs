@@ -125,6 +125,8 @@ pub struct RawWorkload {
     pub streaming: Option<bool>,
     pub arrival: Option<ArrivalKind>,
     pub request_rate: Option<OneOrMany<f64>>,
+    pub prefix_ratio: Option<OneOrMany<f64>>,
+    pub prefix_prompts: Option<u32>,
     pub burstiness: Option<f64>,
     pub trace: Option<String>,
     pub trace_block_size: Option<u32>,

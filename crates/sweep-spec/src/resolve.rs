@@ -289,6 +289,7 @@ fn resolve_workload(raw: &RawSpec) -> Result<Workload, SpecError> {
         requests,
         warmup: w.warmup.unwrap_or(Count::PerConcurrency(2)),
         request_rates: resolve_rates(w)?,
+        prefix_ratios: resolve_prefix_ratios(w)?,
         load,
     })
 }
@@ -324,6 +325,42 @@ fn resolve_rates(w: &crate::raw::RawWorkload) -> Result<Vec<Rate>, SpecError> {
         return Err(SpecError::invalid(path, "an empty list of rates").with_help(
             "give at least one rate, or remove `request_rate` for a closed loop at each concurrency",
         ));
+    }
+    Ok(out)
+}
+
+/// `workload.prefix_ratio`, one value or a list: each between 0 and 1 and listed once, for
+/// synthetic prompts only (a dataset or a trace brings its own).
+fn resolve_prefix_ratios(w: &crate::raw::RawWorkload) -> Result<Vec<crate::Ratio>, SpecError> {
+    let Some(ratios) = &w.prefix_ratio else { return Ok(Vec::new()) };
+    let path = KeyPath::keys("workload.prefix_ratio");
+    for (key, given) in [("dataset", w.dataset.is_some()), ("trace", w.trace.is_some())] {
+        if given {
+            return Err(SpecError::rule(
+                path.clone(),
+                format!("shared prefixes are made in synthetic prompts, not in a `{key}`"),
+            )
+            .with_help("a prefix trace comes from `sweep-runner trace prefix --ratio R`"));
+        }
+    }
+    let paths = item_paths(&path, ratios.0.len(), ratios.1);
+    let mut out: Vec<crate::Ratio> = Vec::with_capacity(ratios.0.len());
+    for (&ratio, at) in ratios.0.iter().zip(paths) {
+        // -0 is 0: one ratio, one point id.
+        let ratio = if ratio == 0.0 { 0.0 } else { ratio };
+        if !(0.0..=1.0).contains(&ratio) {
+            return Err(SpecError::invalid(at, format!("{ratio} is not a share of the prompt")).with_help(
+                "give numbers from 0 (nothing shared) to 1, e.g. `prefix_ratio: [0.1, 0.5, 0.9]`",
+            ));
+        }
+        if out.contains(&crate::Ratio(ratio)) {
+            return Err(SpecError::invalid(at, format!("the ratio {ratio} is listed twice")));
+        }
+        out.push(crate::Ratio(ratio));
+    }
+    if out.is_empty() {
+        return Err(SpecError::invalid(path, "an empty list of ratios")
+            .with_help("give at least one ratio, or remove `prefix_ratio`"));
     }
     Ok(out)
 }
@@ -424,6 +461,23 @@ fn resolve_load(w: &crate::raw::RawWorkload) -> Result<Load, SpecError> {
         search: w.search.as_ref().map(|s| resolve_search(w, s, arrival)).transpose()?,
         dataset: w.dataset.as_ref().map(|d| resolve_dataset(w, d, arrival)).transpose()?,
         images: w.images.as_ref().map(|i| resolve_images(w, i)).transpose()?,
+        prefix_prompts: match (w.prefix_prompts, &w.prefix_ratio) {
+            (Some(0), _) => {
+                return Err(SpecError::invalid(
+                    KeyPath::keys("workload.prefix_prompts"),
+                    "must be at least 1",
+                ))
+            }
+            (Some(_), None) => {
+                return Err(SpecError::rule(
+                    KeyPath::keys("workload.prefix_prompts"),
+                    "prefix prompts are shared by a `prefix_ratio` of each prompt",
+                )
+                .with_help("add `workload.prefix_ratio`, or remove `prefix_prompts`"))
+            }
+            (given, Some(_)) => Some(given.unwrap_or(1)),
+            (None, None) => None,
+        },
     })
 }
 

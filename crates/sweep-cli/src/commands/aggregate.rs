@@ -142,7 +142,7 @@ fn search_lines(agg: &Aggregate) -> String {
 }
 
 fn group_json(g: &Group) -> serde_json::Value {
-    json!({"mode": g.mode, "mtp": g.mtp, "isl": g.isl, "osl": g.osl})
+    json!({"mode": g.mode, "mtp": g.mtp, "isl": g.isl, "osl": g.osl, "prefix_ratio": g.prefix.map(|p| p.get())})
 }
 
 fn summary_json(agg: &Aggregate) -> serde_json::Value {
@@ -151,6 +151,7 @@ fn summary_json(agg: &Aggregate) -> serde_json::Value {
         json!({
             "job": r.config.job, "point": r.point, "concurrency": r.concurrency,
             "effective_concurrency": r.effective_concurrency, "request_rate": r.request_rate,
+            "prefix_ratio": r.prefix_ratio,
             "search": r.search, "max_load_meeting_slo": r.max_load_meeting_slo,
             "tps_per_user": r.tps_per_user, "tps_per_gpu": r.tps_per_gpu(agg.analysis.basis),
         })

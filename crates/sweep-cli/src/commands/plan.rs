@@ -82,7 +82,8 @@ fn join<T: ToString>(items: impl IntoIterator<Item = T>) -> String {
     items.into_iter().map(|i| i.to_string()).collect::<Vec<_>>().join(",")
 }
 
-/// The concurrency column: what runs, and what was listed when the two differ.
+/// The concurrency column: what runs, and what was listed when the two differ; then the rates
+/// and prefix ratios it runs at.
 fn concurrency_cell(points: &[Point]) -> String {
     let listed: BTreeSet<u32> = points.iter().map(|p| p.concurrency).collect();
     let effective: BTreeSet<u64> = points.iter().map(|p| p.effective_concurrency).collect();
@@ -95,6 +96,12 @@ fn concurrency_cell(points: &[Point]) -> String {
     rates.dedup();
     if !rates.is_empty() {
         cell.push_str(&format!(" at {} req/s", join(&rates)));
+    }
+    let mut prefixes: Vec<f64> = points.iter().filter_map(|p| p.prefix_ratio).map(|r| r.0).collect();
+    prefixes.sort_by(f64::total_cmp);
+    prefixes.dedup();
+    if !prefixes.is_empty() {
+        cell.push_str(&format!(", prefix ratio {}", join(&prefixes)));
     }
     cell
 }
