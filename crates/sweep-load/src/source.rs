@@ -151,6 +151,11 @@ pub struct SharedPrefix {
     pub ratio: f64,
     /// Distinct prefixes; request `n` starts with prefix `n mod count`.
     pub count: u32,
+    /// Picks the prefixes' words. Points run one after another on the same servers, so each
+    /// gets a salt of its own: with the same words, a point would find its prefixes (or the
+    /// start of a longer ratio's) already cached by the point before, and be credited with a
+    /// saving its own requests did not make. Its warm-up requests still warm its own prefixes.
+    pub salt: u64,
 }
 
 impl Source for Synthetic {
@@ -166,7 +171,11 @@ impl Source for Synthetic {
         let text = match self.prefix {
             Some(prefix) => {
                 let shared = ((f64::from(isl) * prefix.ratio).round() as u32).min(isl);
-                let mut text = prompts::synthetic(seed ^ 0x9e3f, n % u64::from(prefix.count.max(1)), shared);
+                let mut text = prompts::synthetic(
+                    seed ^ 0x9e3f ^ prefix.salt,
+                    n % u64::from(prefix.count.max(1)),
+                    shared,
+                );
                 let mut rest = Rng::for_stream(seed, stream);
                 prompts::push_words(&mut text, &mut rest, (isl - shared) as usize);
                 text
@@ -402,7 +411,7 @@ mod tests {
             osl: 2,
             osl_stddev: 0.0,
             counter: counter(),
-            prefix: Some(SharedPrefix { ratio: 0.6, count: 2 }),
+            prefix: Some(SharedPrefix { ratio: 0.6, count: 2, salt: 0 }),
             images: None,
             stream_base: 0,
         };
@@ -416,5 +425,10 @@ mod tests {
         assert_ne!(a[..6], b[..6], "request 1 has prefix 1");
         assert_ne!(a[6..], c[6..], "the rest is each request's own");
         assert!(source.turn(0, 1, &[]).is_none());
+        // Another point (another salt) shares nothing with this one's prefixes.
+        let other =
+            Synthetic { prefix: Some(SharedPrefix { ratio: 0.6, count: 2, salt: 1 }), ..source.clone() };
+        let Prompt::Text(text) = other.turn(0, 0, &[]).expect("a prompt").prompt else { panic!() };
+        assert_ne!(text.split(' ').next(), Some(a[0].as_str()), "{text}");
     }
 }

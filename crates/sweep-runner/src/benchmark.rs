@@ -345,9 +345,11 @@ impl Run {
             threads: 2,
             tokenizer: self.tokenizer.clone(),
             dataset: self.dataset.clone(),
-            prefix: point
-                .prefix_ratio
-                .map(|r| load::source::SharedPrefix { ratio: r.0, count: l.prefix_prompts.unwrap_or(1) }),
+            prefix: point.prefix_ratio.map(|r| load::source::SharedPrefix {
+                ratio: r.0,
+                count: l.prefix_prompts.unwrap_or(1),
+                salt: point.id.0,
+            }),
             images: l.images.map(|i| load::images::Synthetic {
                 count: i.count,
                 width: i.width,

@@ -547,7 +547,7 @@ impl ProfileArgs {
                     if self.prefix_prompts == 0 {
                         return Err("--prefix-prompts must be at least 1".to_owned());
                     }
-                    Ok(load::source::SharedPrefix { ratio, count: self.prefix_prompts })
+                    Ok(load::source::SharedPrefix { ratio, count: self.prefix_prompts, salt: 0 })
                 })
                 .transpose()?,
             images: match self.images {
