@@ -655,6 +655,22 @@ workload: {{isl: 32, osl: 6, concurrency: 2, requests: 10, warmup: 1, dataset: {
         (export["dataset"]["sessions"].as_u64(), export["dataset"]["turns"].as_u64()),
         (Some(2), Some(5))
     );
+    // The report carries the same turns, from the summary and recomputed from the records.
+    for (args, out) in [
+        (&["report", "sweep"][..], "sweep/report"),
+        (&["report", "sweep", "--from-records", "-o", "again"], "again"),
+    ] {
+        let (code, _, stderr) = sweep(args, &s.dir);
+        assert_eq!(code, 0, "{stderr}");
+        let rows = common::csv_rows(&s.dir.join(out).join("ttft_by_turn.csv"));
+        let got: Vec<(u64, u64)> = rows
+            .iter()
+            .map(|r| (r["turn_index"].parse().unwrap_or(99), r["count"].parse().unwrap_or(0)))
+            .collect();
+        assert_eq!(got, counts, "{out}: {rows:?}");
+        let html = std::fs::read_to_string(s.dir.join(out).join("report.html")).expect("report");
+        assert!(html.contains("id=\"ttft_by_turn_isl32_osl6\""), "{out}: the chart by turn");
+    }
 }
 
 /// The simulated engine's `--token-log` lines (what each streamed request carried) for the

@@ -175,6 +175,9 @@ pub fn write(agg: &Aggregate, out: &Path, outputs: Outputs) -> Result<Vec<PathBu
     let mut pareto = table::frame(&rows)?;
     pareto.insert_column(0, polars::prelude::Column::new("group".into(), groups))?;
     put(out, "pareto.csv", &table::to_csv(&mut pareto)?, &mut written)?;
+    if let Some(mut turns) = table::turn_frame(&agg.rows)? {
+        put(out, "ttft_by_turn.csv", &table::to_csv(&mut turns)?, &mut written)?;
+    }
     let mut inlined = Vec::new();
     for chart in plot::charts(&agg.rows, &agg.analysis) {
         let (png, svg, text) = plot::write(&chart, &plots)?;

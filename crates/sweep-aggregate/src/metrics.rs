@@ -77,3 +77,15 @@ impl Figures {
         self.0[i] = value;
     }
 }
+
+/// TTFT over the requests of one turn index of multi-turn sessions: how a growing history
+/// costs. Points without sessions have none (their turn 0 is the whole TTFT already).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TurnTtft {
+    /// 0 for a session's first request.
+    pub turn_index: u32,
+    pub count: u64,
+    pub avg_ms: Option<f64>,
+    pub p50_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+}

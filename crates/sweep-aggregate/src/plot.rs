@@ -1,6 +1,6 @@
 //! Charts as PNG and SVG (plotters): the Pareto chart of each workload, and TTFT, ITL and
 //! tokens/s/GPU against concurrency per configuration (and against the request rate and the
-//! prefix ratio when the sweep has them).
+//! prefix ratio when the sweep has them, and TTFT by turn for multi-turn sessions).
 //!
 //! Text is laid out with a TrueType font read at run time (DejaVu Sans from Debian's
 //! `fonts-dejavu-core`, or `SWEEP_FONT`), so the binary needs no system font libraries. The
@@ -74,6 +74,8 @@ pub enum XAxis {
     Log2,
     /// Items numbered 1, 2, …: a tick on each.
     Numbered,
+    /// Indices 0, 1, 2, … (a session's turns): a tick on each, no fractions.
+    Index,
 }
 
 #[derive(Debug, Clone)]
@@ -284,10 +286,60 @@ pub fn charts(rows: &[Row], analysis: &Analysis) -> Vec<Chart> {
             });
         }
     }
+    out.extend(turn_charts(rows));
     if let Some(chart) = search_chart(rows) {
         out.push(chart);
     }
     out
+}
+
+/// TTFT p50 against the turn index, per workload of session points: a line per configuration
+/// and load, so a growing history's cost shows.
+fn turn_charts(rows: &[Row]) -> Vec<Chart> {
+    let with_turns = |r: &&Row| r.measured() && !r.ttft_by_turn.is_empty();
+    let mut workloads: Vec<Group> = rows
+        .iter()
+        .filter(with_turns)
+        .map(|r| Group { mode: String::new(), mtp: false, version: None, ..Group::of(r) })
+        .collect();
+    workloads.sort();
+    workloads.dedup();
+    workloads
+        .into_iter()
+        .map(|w| {
+            let series = rows
+                .iter()
+                .filter(with_turns)
+                .filter(|r| r.isl == w.isl && r.osl == w.osl && r.prefix_ratio.map(Share::new) == w.prefix)
+                .enumerate()
+                .map(|(k, r)| Series {
+                    label: format!("{}, {}", r.config.job, load_label(r)),
+                    color: k,
+                    scatter: Vec::new(),
+                    line: r
+                        .ttft_by_turn
+                        .iter()
+                        .filter_map(|t| Some((f64::from(t.turn_index), t.p50_ms?)))
+                        .collect(),
+                })
+                .collect();
+            Chart {
+                name: format!("ttft_by_turn_isl{}_osl{}", w.isl.unwrap_or(0), w.osl.unwrap_or(0)),
+                title: format!("Time to first token by turn, median — {}", w.workload()),
+                x_label: "turn index (0: a session's first request)".to_owned(),
+                y_label: "TTFT p50 (ms)".to_owned(),
+                x_axis: XAxis::Index,
+                series,
+            }
+        })
+        .collect()
+}
+
+/// `conc 4` or `conc 4, 8 req/s`: a point's load in a legend.
+pub fn load_label(r: &Row) -> String {
+    let concurrency = r.effective_concurrency.or(r.concurrency).map(|c| format!("conc {c}"));
+    let rate = r.request_rate.map(|v| format!("{v} req/s"));
+    concurrency.into_iter().chain(rate).collect::<Vec<_>>().join(", ")
 }
 
 /// The searches' planned points (`workload.search`), in table order.
@@ -381,6 +433,7 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, chart: &Chart) -> Res
     let all = || chart.series.iter().flat_map(|s| s.scatter.iter().chain(&s.line));
     let (x0, x1) = match chart.x_axis {
         XAxis::Numbered => (0.5, all().map(|p| p.0).fold(1.0, f64::max) + 0.5),
+        XAxis::Index => (-0.5, all().map(|p| p.0).fold(1.0, f64::max) + 0.5),
         _ => range(all().map(|p| tx(p.0)), log2),
     };
     let (y0, y1) = range(all().map(|p| p.1), false);
@@ -392,10 +445,18 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, chart: &Chart) -> Res
         .build_cartesian_2d(x0..x1, y0..y1)
         .map_err(err)?;
     let numbered = chart.x_axis == XAxis::Numbered;
+    let index = chart.x_axis == XAxis::Index;
     let x_format = move |v: &f64| {
+        let whole = (v - v.round()).abs() < 1e-6;
         if numbered {
-            if (v - v.round()).abs() < 1e-6 && *v >= 1.0 {
+            if whole && *v >= 1.0 {
                 format!("#{}", v.round())
+            } else {
+                String::new()
+            }
+        } else if index {
+            if whole && *v >= 0.0 {
+                format!("{}", v.round())
             } else {
                 String::new()
             }
@@ -420,7 +481,7 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, chart: &Chart) -> Res
         .x_max_light_lines(1)
         .y_max_light_lines(1)
         .light_line_style(RGBColor(240, 240, 240));
-    if log2 || numbered {
+    if log2 || numbered || index {
         // One tick per power of two, or per item, in range.
         mesh.x_labels(((x1 - x0).ceil() as usize + 1).max(2));
     }

@@ -20,12 +20,13 @@
 //! warning says how many.
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 
-use crate::metrics::{Figures, Stat, METRICS};
+use crate::metrics::{Figures, Stat, TurnTtft, METRICS};
 
 /// One point's records file.
 #[derive(Debug, Clone)]
@@ -39,6 +40,8 @@ pub struct Input {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Output {
     pub figures: Option<Figures>,
+    /// TTFT per turn index, when the records are of multi-turn sessions.
+    pub ttft_by_turn: Vec<TurnTtft>,
     /// A sentence for a warning (lines left out, nothing usable).
     pub warning: Option<String>,
 }
@@ -73,6 +76,8 @@ struct Metadata<'a> {
     request_end_ns: Option<i64>,
     #[serde(default)]
     was_cancelled: Option<bool>,
+    #[serde(default)]
+    turn_index: Option<u32>,
 }
 
 #[derive(Deserialize, Default)]
@@ -118,6 +123,8 @@ struct Kept {
     last_end_ns: Option<i64>,
     /// Per metric, the values of the requests that neither failed nor were cancelled.
     values: [Vec<f64>; 6],
+    /// Those requests' TTFTs again, by turn index.
+    ttft_by_turn: BTreeMap<u32, Vec<f64>>,
 }
 
 impl Kept {
@@ -140,6 +147,11 @@ impl Kept {
         }
         for (column, value) in self.values.iter_mut().zip(record.metrics.values()) {
             column.extend(value);
+        }
+        if let (Some(turn), Some(ttft)) =
+            (record.metadata.turn_index, record.metrics.time_to_first_token.value)
+        {
+            self.ttft_by_turn.entry(turn).or_default().push(ttft);
         }
     }
 }
@@ -192,9 +204,9 @@ pub fn compute(inputs: &[Input]) -> Vec<Output> {
 }
 
 fn one(input: &Input) -> Output {
-    let (kept, skipped) = match read_file(&input.path) {
+    let (mut kept, skipped) = match read_file(&input.path) {
         Ok(read) => read,
-        Err(why) => return Output { figures: None, warning: Some(why) },
+        Err(why) => return Output { figures: None, ttft_by_turn: Vec::new(), warning: Some(why) },
     };
     let note = (skipped > 0).then(|| {
         format!(
@@ -203,9 +215,10 @@ fn one(input: &Input) -> Output {
     });
     if kept.records == 0 {
         let warning = note.unwrap_or_else(|| "no profiling-phase record in it".to_owned());
-        return Output { figures: None, warning: Some(warning) };
+        return Output { figures: None, ttft_by_turn: Vec::new(), warning: Some(warning) };
     }
-    Output { figures: Some(finish(kept, input)), warning: note }
+    let ttft_by_turn = by_turn(&mut kept.ttft_by_turn);
+    Output { figures: Some(finish(kept, input)), ttft_by_turn, warning: note }
 }
 
 fn finish(mut kept: Kept, input: &Input) -> Figures {
@@ -246,6 +259,26 @@ fn finish(mut kept: Kept, input: &Input) -> Figures {
         figures.set("total_token_throughput", Some((output + input) / seconds));
     }
     figures
+}
+
+/// Per turn index, as the runner's summary has it: only for sessions (some turn above 0).
+fn by_turn(turns: &mut BTreeMap<u32, Vec<f64>>) -> Vec<TurnTtft> {
+    if !turns.keys().any(|&t| t > 0) {
+        return Vec::new();
+    }
+    turns
+        .iter_mut()
+        .map(|(&turn_index, values)| {
+            values.sort_unstable_by(f64::total_cmp);
+            TurnTtft {
+                turn_index,
+                count: values.len() as u64,
+                avg_ms: mean(values),
+                p50_ms: percentile(values, 0.5),
+                p99_ms: percentile(values, 0.99),
+            }
+        })
+        .collect()
 }
 
 fn mean(values: &[f64]) -> Option<f64> {

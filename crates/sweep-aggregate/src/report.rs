@@ -184,6 +184,42 @@ fn search_table(agg: &Aggregate) -> Table {
     }
 }
 
+/// TTFT per turn of every session point, a line per (point, turn).
+fn turn_table(agg: &Aggregate) -> Table {
+    let rows = agg
+        .rows
+        .iter()
+        .filter(|r| r.measured())
+        .flat_map(|r| {
+            r.ttft_by_turn.iter().map(move |t| {
+                vec![
+                    r.config.job.clone(),
+                    format!("{}/{}", int(r.isl), int(r.osl)),
+                    crate::plot::load_label(r),
+                    t.turn_index.to_string(),
+                    t.count.to_string(),
+                    num(t.avg_ms),
+                    num(t.p50_ms),
+                    num(t.p99_ms),
+                ]
+            })
+        })
+        .collect();
+    Table {
+        header: vec![
+            "configuration",
+            "ISL/OSL",
+            "load",
+            "turn",
+            "requests",
+            "TTFT avg ms",
+            "TTFT p50 ms",
+            "TTFT p99 ms",
+        ],
+        rows,
+    }
+}
+
 fn best_table(agg: &Aggregate) -> Table {
     let basis = agg.analysis.basis;
     let rates = agg.analysis.best.iter().map(|b| b.row.and_then(|i| agg.rows[i].request_rate)).collect();
@@ -520,9 +556,14 @@ pub fn html(agg: &Aggregate, charts: &[(Chart, String)]) -> String {
     }
     let against_rate = |c: &Chart| c.name.contains("_rate_isl");
     let against_prefix = |c: &Chart| c.name.contains("_prefix_isl");
+    let by_turn = |c: &Chart| c.name.starts_with("ttft_by_turn_");
     s.push_str("<h2 id=\"concurrency\">Against concurrency</h2>\n");
     let elsewhere = |c: &Chart| {
-        c.name.starts_with("pareto_") || against_rate(c) || against_prefix(c) || c.name == "search_max_load"
+        c.name.starts_with("pareto_")
+            || against_rate(c)
+            || against_prefix(c)
+            || by_turn(c)
+            || c.name == "search_max_load"
     };
     for (chart, svg) in charts.iter().filter(|(c, _)| !elsewhere(c)) {
         let _ = writeln!(s, "<figure id=\"{}\">{}</figure>", escape(&chart.name), strip_xml_header(svg));
@@ -538,6 +579,14 @@ pub fn html(agg: &Aggregate, charts: &[(Chart, String)]) -> String {
         for (chart, svg) in charts.iter().filter(|(c, _)| against_prefix(c)) {
             let _ = writeln!(s, "<figure id=\"{}\">{}</figure>", escape(&chart.name), strip_xml_header(svg));
         }
+    }
+    let turns = turn_table(agg);
+    if !turns.rows.is_empty() {
+        s.push_str("<h2 id=\"by-turn\">By turn in a session</h2>\n<p class=\"muted\">Each turn carries the conversation so far, so its prompt is longer than the turn before's.</p>\n");
+        for (chart, svg) in charts.iter().filter(|(c, _)| by_turn(c)) {
+            let _ = writeln!(s, "<figure id=\"{}\">{}</figure>", escape(&chart.name), strip_xml_header(svg));
+        }
+        s.push_str(&turns.html("turn-table"));
     }
     let problems = problem_table(agg);
     let _ = writeln!(s, "<h2 id=\"problems\">Points without a result ({})</h2>", problems.rows.len());

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::metrics::{Figures, Stat, METRICS};
+use crate::metrics::{Figures, Stat, TurnTtft, METRICS};
 
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Summary {
@@ -26,6 +26,8 @@ pub struct Summary {
     pub model: Option<String>,
     /// False when the producer says the run stopped early.
     pub is_complete: Option<bool>,
+    /// The runner's `time_to_first_token_by_turn`, for points of multi-turn sessions.
+    pub ttft_by_turn: Vec<TurnTtft>,
 }
 
 /// Reads and interprets one summary file; the error is a sentence for a warning.
@@ -87,5 +89,23 @@ pub fn parse(value: &Value) -> Result<Summary, String> {
         generator,
         model: config["models"]["items"][0]["name"].as_str().map(str::to_owned),
         is_complete: value["is_complete"].as_bool(),
+        ttft_by_turn: by_turn(&value["time_to_first_token_by_turn"]),
     })
+}
+
+/// `[{turn_index, count, avg, p50, p99, ...}]`; an entry without a turn index is left out.
+fn by_turn(value: &Value) -> Vec<TurnTtft> {
+    let entries = value.as_array().map(Vec::as_slice).unwrap_or_default();
+    entries
+        .iter()
+        .filter_map(|e| {
+            Some(TurnTtft {
+                turn_index: u32::try_from(e["turn_index"].as_u64()?).ok()?,
+                count: e["count"].as_u64().unwrap_or(0),
+                avg_ms: e["avg"].as_f64(),
+                p50_ms: e["p50"].as_f64(),
+                p99_ms: e["p99"].as_f64(),
+            })
+        })
+        .collect()
 }

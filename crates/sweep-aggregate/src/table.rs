@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use polars::prelude::*;
 
 use crate::discover::{Config, PointSource, Source};
-use crate::metrics::{Figures, METRICS};
+use crate::metrics::{Figures, TurnTtft, METRICS};
 use crate::{records, summary, Error, GpuBasis, Warning};
 
 /// One point of one job, whatever became of it.
@@ -36,6 +36,8 @@ pub struct Row {
     /// Why the search stopped, on the planned point's row.
     pub search_stopped_because: Option<String>,
     pub figures: Figures,
+    /// TTFT per turn index, for points of multi-turn sessions (`ttft_by_turn.csv`).
+    pub ttft_by_turn: Vec<TurnTtft>,
     /// `summary` or `records`: where the figures were read from.
     pub metrics_from: Option<&'static str>,
     pub token_source: Option<String>,
@@ -105,6 +107,7 @@ pub fn read_points(points: Vec<PointSource>, from_records: bool, warnings: &mut 
             max_load_meeting_slo: p.search_record.as_ref().and_then(|r| r.max_load_meeting_slo),
             search_stopped_because: p.search_record.as_ref().map(|r| r.stopped_because.clone()),
             figures: Figures::empty(),
+            ttft_by_turn: Vec::new(),
             metrics_from: None,
             token_source: None,
             generator: None,
@@ -119,6 +122,7 @@ pub fn read_points(points: Vec<PointSource>, from_records: bool, warnings: &mut 
             match summary::read(path) {
                 Ok(s) => {
                     row.figures = s.figures;
+                    row.ttft_by_turn = s.ttft_by_turn;
                     row.metrics_from = Some("summary");
                     row.isl = row.isl.or(s.isl);
                     row.osl = row.osl.or(s.osl);
@@ -163,6 +167,7 @@ pub fn read_points(points: Vec<PointSource>, from_records: bool, warnings: &mut 
         match output.figures {
             Some(figures) => {
                 row.figures = figures;
+                row.ttft_by_turn = output.ttft_by_turn;
                 row.metrics_from = Some("records");
             }
             None => mark_unreadable(
@@ -281,6 +286,35 @@ pub fn frame(rows: &[Row]) -> Result<DataFrame, Error> {
         Column::new("path".into(), text(&|r| Some(r.dir.display().to_string()))),
     ]);
     Ok(DataFrame::new_infer_height(columns)?)
+}
+
+/// `ttft_by_turn.csv`: a line per turn index of every point of multi-turn sessions; `None` when
+/// no point has sessions.
+pub fn turn_frame(rows: &[Row]) -> Result<Option<DataFrame>, Error> {
+    let turns: Vec<(&Row, &TurnTtft)> =
+        rows.iter().flat_map(|r| r.ttft_by_turn.iter().map(move |t| (r, t))).collect();
+    if turns.is_empty() {
+        return Ok(None);
+    }
+    let text = |f: &dyn Fn(&Row) -> Option<String>| turns.iter().map(|(r, _)| f(r)).collect::<Vec<_>>();
+    let int = |f: &dyn Fn(&Row) -> Option<i64>| turns.iter().map(|(r, _)| f(r)).collect::<Vec<_>>();
+    let float = |f: &dyn Fn(&TurnTtft) -> Option<f64>| turns.iter().map(|(_, t)| f(t)).collect::<Vec<_>>();
+    let columns = vec![
+        Column::new("sweep".into(), text(&|r| r.config.sweep.clone())),
+        Column::new("job".into(), text(&|r| Some(r.config.job.clone()))),
+        Column::new("point".into(), text(&|r| Some(r.point.clone()))),
+        Column::new("isl".into(), int(&|r| r.isl)),
+        Column::new("osl".into(), int(&|r| r.osl)),
+        Column::new("concurrency".into(), int(&|r| r.concurrency)),
+        Column::new("request_rate".into(), turns.iter().map(|(r, _)| r.request_rate).collect::<Vec<_>>()),
+        Column::new("turn_index".into(), turns.iter().map(|(_, t)| t.turn_index).collect::<Vec<u32>>()),
+        Column::new("count".into(), turns.iter().map(|(_, t)| t.count).collect::<Vec<u64>>()),
+        Column::new("ttft_avg_ms".into(), float(&|t| t.avg_ms)),
+        Column::new("ttft_p50_ms".into(), float(&|t| t.p50_ms)),
+        Column::new("ttft_p99_ms".into(), float(&|t| t.p99_ms)),
+        Column::new("path".into(), text(&|r| Some(r.dir.display().to_string()))),
+    ];
+    Ok(Some(DataFrame::new_infer_height(columns)?))
 }
 
 pub fn to_parquet(frame: &mut DataFrame) -> Result<Vec<u8>, Error> {

@@ -191,6 +191,66 @@ fn nothing_readable_is_an_error_and_nothing_found_too() {
     assert!(matches!(err, sweep_aggregate::Error::NothingReadable { points: 1, .. }), "{err}");
 }
 
+#[test]
+fn session_records_give_ttft_per_turn_and_single_requests_none() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let run = tmp.path().join("run");
+    std::fs::create_dir_all(&run).expect("mkdir");
+    // Three sessions of two turns, and a third turn in one; a failed turn stays out.
+    let line = |turn: u32, ttft: f64, start: i64, error: bool| {
+        let mut v = json!({
+            "metadata": {"benchmark_phase": "profiling", "turn_index": turn, "request_start_ns": start,
+                         "request_end_ns": start + 1_000_000},
+            "metrics": {"time_to_first_token": {"value": ttft, "unit": "ms"}},
+        });
+        if error {
+            v["error"] = json!({"code": 500, "message": "boom"});
+        }
+        v.to_string()
+    };
+    let lines = [
+        line(0, 10.0, 1, false),
+        line(0, 20.0, 2, false),
+        line(0, 30.0, 3, false),
+        line(1, 40.0, 4, false),
+        line(1, 60.0, 5, false),
+        line(1, 999.0, 6, true),
+        line(2, 90.0, 7, false),
+    ];
+    std::fs::write(run.join("profile_export.jsonl"), lines.join("\n")).expect("write");
+    let agg = aggregate(&[tmp.path().to_owned()], &Options::default()).expect("aggregates");
+    let turns: Vec<_> =
+        agg.rows[0].ttft_by_turn.iter().map(|t| (t.turn_index, t.count, t.avg_ms, t.p50_ms)).collect();
+    assert_eq!(
+        turns,
+        [(0, 3, Some(20.0), Some(20.0)), (1, 2, Some(50.0), Some(50.0)), (2, 1, Some(90.0), Some(90.0))]
+    );
+    // 1 % of the way from 40 to 60, numpy's linear interpolation.
+    assert_eq!(agg.rows[0].ttft_by_turn[1].p99_ms, Some(59.8));
+    let out = tmp.path().join("report");
+    sweep_aggregate::write(&agg, &out, Outputs::Report).expect("writes");
+    let csv = std::fs::read_to_string(out.join("ttft_by_turn.csv")).expect("ttft_by_turn.csv");
+    assert_eq!(csv.lines().count(), 4, "a header and a line per turn: {csv}");
+    let html = std::fs::read_to_string(out.join("report.html")).expect("report");
+    assert!(html.contains("id=\"by-turn\"") && html.contains("id=\"ttft_by_turn_isl0_osl0\""), "{html}");
+    assert!(out.join("plots/ttft_by_turn_isl0_osl0.svg").is_file());
+
+    // Requests that are all first turns are no sessions: no per-turn figures, no file.
+    let single = tmp.path().join("single");
+    std::fs::create_dir_all(single.join("run")).expect("mkdir");
+    std::fs::write(
+        single.join("run/profile_export.jsonl"),
+        [line(0, 10.0, 1, false), line(0, 20.0, 2, false)].join("\n"),
+    )
+    .expect("write");
+    let agg = aggregate(std::slice::from_ref(&single), &Options::default()).expect("aggregates");
+    assert!(agg.rows[0].ttft_by_turn.is_empty());
+    sweep_aggregate::write(&agg, &single.join("report"), Outputs::Report).expect("writes");
+    assert!(!single.join("report/ttft_by_turn.csv").exists());
+    let html = std::fs::read_to_string(single.join("report/report.html")).expect("report");
+    assert!(!html.contains("id=\"by-turn\""));
+}
+
 /// Point ids of the hand-built sweep: 16 hex digits, as the planner makes them.
 const P1: &str = "00000000000000a1";
 const P2: &str = "00000000000000a2";
