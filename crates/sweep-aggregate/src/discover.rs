@@ -118,6 +118,8 @@ pub struct PointSource {
     /// aiperf's `phase_manifest.json`: the profiling phase's own start and end, which aiperf's
     /// throughputs divide by.
     pub phase_manifest: Option<PathBuf>,
+    /// The point's `server_metrics.json` (`engine.metrics`).
+    pub server_metrics: Option<PathBuf>,
 }
 
 /// What a sweep folder says about where and how it ran, for the report.
@@ -412,6 +414,7 @@ fn sweep_folder(dir: &Path, found: &mut Discovery) {
                         summary: None,
                         records: None,
                         phase_manifest: None,
+                        server_metrics: None,
                     });
                 }
             }
@@ -445,6 +448,7 @@ fn choose(mut list: Vec<Attempt>, planned: Option<&sweep_plan::Point>) -> PointS
         summary: a.dir.export(exports::SUMMARY),
         records: a.dir.export(exports::RECORDS),
         phase_manifest: None,
+        server_metrics: Some(a.dir.server_metrics_path()).filter(|p| p.is_file()),
         point: a.dir.name(),
         isl: p.map(|p| i64::from(p.isl)),
         osl: p.map(|p| i64::from(p.osl)),
@@ -549,6 +553,7 @@ fn aiperf_point(root: &Path, dir: &Path, found: &mut Discovery) {
         summary: file(SUMMARY),
         records: file(RECORDS),
         phase_manifest: file(exports::PHASES),
+        server_metrics: None,
         config,
     });
 }

@@ -20,6 +20,7 @@ pub mod pareto;
 pub mod plot;
 pub mod records;
 pub mod report;
+pub mod server;
 pub mod summary;
 pub mod table;
 
@@ -183,6 +184,17 @@ pub fn write(agg: &Aggregate, out: &Path, outputs: Outputs) -> Result<Vec<PathBu
         let (png, svg, text) = plot::write(&chart, &plots)?;
         written.extend([png, svg]);
         inlined.push((chart, text));
+    }
+    // A panel per point with scrapes: in a folder of their own, as there may be hundreds.
+    let panels = plot::server_charts(&agg.rows);
+    if !panels.is_empty() {
+        let dir = plots.join("servers");
+        std::fs::create_dir_all(&dir).map_err(|source| Error::Write { path: dir.clone(), source })?;
+        for chart in panels {
+            let (png, svg, text) = plot::write(&chart, &dir)?;
+            written.extend([png, svg]);
+            inlined.push((chart, text));
+        }
     }
     if outputs == Outputs::Report {
         put(out, "report.html", report::html(agg, &inlined).as_bytes(), &mut written)?;

@@ -347,6 +347,53 @@ pub fn searches(rows: &[Row]) -> Vec<&Row> {
     rows.iter().filter(|r| r.search_stopped_because.is_some()).collect()
 }
 
+/// A chart per point that has scrapes: requests running and waiting (summed over servers) and
+/// the fullest server's KV-cache usage, against seconds since the measured requests started.
+/// A timeline that cannot be read is left out (its summary's figures are still in the table).
+pub fn server_charts(rows: &[Row]) -> Vec<Chart> {
+    rows.iter()
+        .filter_map(|r| {
+            let server = r.server.as_ref()?;
+            let path = sweep_folder::PointDir::new(&r.dir).scrapes_path();
+            let timeline = sweep_folder::server_metrics::timeline(&path, &server.measures.families).ok()?;
+            let zero = timeline
+                .iter()
+                .find(|t| t.phase == sweep_folder::server_metrics::Phase::Start)
+                .or(timeline.first())?
+                .time;
+            let line = |f: &dyn Fn(&sweep_folder::server_metrics::TimelinePoint) -> Option<f64>| {
+                timeline.iter().filter_map(|t| Some((t.time - zero, f(t)?))).collect::<Vec<_>>()
+            };
+            let series: Vec<Series> = [
+                ("requests running", line(&|t| t.requests_running)),
+                ("requests waiting", line(&|t| t.requests_waiting)),
+                ("KV-cache usage (%)", line(&|t| t.kv_cache_usage.map(|v| v * 100.0))),
+            ]
+            .into_iter()
+            .enumerate()
+            .filter(|(_, (_, line))| !line.is_empty())
+            .map(|(k, (label, line))| Series { label: label.to_owned(), color: k, scatter: Vec::new(), line })
+            .collect();
+            (!series.is_empty()).then(|| Chart {
+                name: server_chart_name(r),
+                title: format!("What the servers saw — {}, {}", r.config.job, load_label(r)),
+                x_label: "seconds since the measured requests started".to_owned(),
+                y_label: "requests, or KV-cache usage (%)".to_owned(),
+                x_axis: XAxis::Linear,
+                series,
+            })
+        })
+        .collect()
+}
+
+/// `server_<job>_<point>`: the file stem of a point's server chart.
+pub fn server_chart_name(r: &Row) -> String {
+    let clean = |s: &str| {
+        s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect::<String>()
+    };
+    format!("server_{}_{}", clean(&r.config.job), clean(&r.point))
+}
+
 /// What each search found: a marker per search at its number in the report's table.
 fn search_chart(rows: &[Row]) -> Option<Chart> {
     let searches = searches(rows);

@@ -290,6 +290,71 @@ fn ratio_table(agg: &Aggregate) -> Table {
     }
 }
 
+/// A row per point with scrapes: what the servers saw, beside the client.
+fn server_table(agg: &Aggregate) -> Table {
+    let pct = |v: Option<f64>| num(v.map(|v| v * 100.0));
+    let rows = agg
+        .rows
+        .iter()
+        .filter_map(|r| Some((r, r.server.as_ref()?)))
+        .map(|(r, s)| {
+            let m = &s.measures;
+            vec![
+                r.config.job.clone(),
+                crate::plot::load_label(r),
+                r.point.clone(),
+                num(m.requests_running.map(|l| l.mean)),
+                num(m.requests_running.map(|l| l.max)),
+                num(m.requests_waiting.map(|l| l.mean)),
+                num(m.requests_waiting.map(|l| l.max)),
+                pct(m.kv_cache_usage.map(|l| l.mean)),
+                pct(m.kv_cache_usage.map(|l| l.max)),
+                num(m.preemptions),
+                pct(m.prefix_cache_hit_rate),
+                num(m.time_to_first_token.and_then(|t| t.p50_ms)),
+                num(s.ttft_client_minus_server_p50_ms),
+                num(m.inter_token_latency.and_then(|t| t.p50_ms)),
+                num(s.itl_client_minus_server_p50_ms),
+                num(m.output_tokens),
+                num(s.client_output_tokens),
+                s.flag_names(),
+            ]
+        })
+        .collect();
+    Table {
+        header: vec![
+            "configuration",
+            "load",
+            "point",
+            "running mean",
+            "running max",
+            "waiting mean",
+            "waiting max",
+            "KV % mean",
+            "KV % max",
+            "preemptions",
+            "prefix hit %",
+            "server TTFT p50",
+            "client − server TTFT p50",
+            "server ITL p50",
+            "client − server ITL p50",
+            "server output tokens",
+            "client output tokens",
+            "flags",
+        ],
+        rows,
+    }
+}
+
+/// Every flag of every point, with what it means.
+fn flagged_list(agg: &Aggregate) -> Vec<(&Row, String)> {
+    agg.rows
+        .iter()
+        .filter_map(|r| Some((r, r.server.as_ref()?)))
+        .flat_map(|(r, s)| s.flags.iter().map(move |f| (r, f.describe())))
+        .collect()
+}
+
 fn problem_table(agg: &Aggregate) -> Table {
     let rows = agg
         .rows
@@ -467,6 +532,19 @@ pub fn markdown(agg: &Aggregate) -> String {
     }
     s.push_str("## Pareto frontier\n\n");
     s.push_str(&frontier_table(agg).markdown());
+    let flagged = flagged_list(agg);
+    if !flagged.is_empty() {
+        let _ = writeln!(s, "\n## What the servers saw: points to look at ({})\n", flagged.len());
+        for (row, what) in &flagged {
+            let _ = writeln!(
+                s,
+                "- {}, {} (point {}): {what}",
+                row.config.job,
+                crate::plot::load_label(row),
+                row.point
+            );
+        }
+    }
     let problems = problem_table(agg);
     if !problems.rows.is_empty() {
         let _ = writeln!(s, "\n## Points without a result ({})\n", problems.rows.len());
@@ -564,6 +642,7 @@ pub fn html(agg: &Aggregate, charts: &[(Chart, String)]) -> String {
             || against_prefix(c)
             || by_turn(c)
             || c.name == "search_max_load"
+            || c.name.starts_with("server_")
     };
     for (chart, svg) in charts.iter().filter(|(c, _)| !elsewhere(c)) {
         let _ = writeln!(s, "<figure id=\"{}\">{}</figure>", escape(&chart.name), strip_xml_header(svg));
@@ -587,6 +666,52 @@ pub fn html(agg: &Aggregate, charts: &[(Chart, String)]) -> String {
             let _ = writeln!(s, "<figure id=\"{}\">{}</figure>", escape(&chart.name), strip_xml_header(svg));
         }
         s.push_str(&turns.html("turn-table"));
+    }
+    if agg.rows.iter().any(|r| r.server.is_some()) {
+        s.push_str("<h2 id=\"servers\">What the servers saw</h2>\n<p class=\"muted\">From each server's Prometheus <code>/metrics</code>, scraped during every point (<code>engine.metrics</code>): requests running and waiting summed over servers, the KV cache of the fullest server, the servers' own TTFT and ITL, and the client's figures minus the servers'.</p>\n");
+        s.push_str(&server_table(agg).html("server-table"));
+        let flagged = flagged_list(agg);
+        if !flagged.is_empty() {
+            s.push_str("<h3 id=\"server-flags\">Points to look at</h3>\n<ul id=\"server-flag-list\">\n");
+            for (row, what) in &flagged {
+                let _ = writeln!(
+                    s,
+                    "<li>{}, {} (point {}): {}</li>",
+                    escape(&row.config.job),
+                    escape(&crate::plot::load_label(row)),
+                    escape(&row.point),
+                    escape(what)
+                );
+            }
+            s.push_str("</ul>\n");
+        }
+        for row in agg.rows.iter().filter(|r| r.server.is_some()) {
+            let name = crate::plot::server_chart_name(row);
+            let Some((_, svg)) = charts.iter().find(|(c, _)| c.name == name) else { continue };
+            let open = if row.server.as_ref().is_some_and(|s| !s.flags.is_empty()) { " open" } else { "" };
+            let _ = writeln!(
+                s,
+                "<details class=\"server-panel\"{open}><summary>{}, {} (point {})</summary><figure id=\"{}\">{}</figure></details>",
+                escape(&row.config.job),
+                escape(&crate::plot::load_label(row)),
+                escape(&row.point),
+                escape(&name),
+                strip_xml_header(svg)
+            );
+        }
+        let notes: Vec<&String> =
+            agg.rows.iter().filter_map(|r| r.server.as_ref()).flat_map(|s| &s.notes).collect();
+        if !notes.is_empty() {
+            let mut unique: Vec<&String> = notes;
+            unique.sort();
+            unique.dedup();
+            let _ =
+                writeln!(s, "<details><summary>What could not be scraped ({})</summary><ul>", unique.len());
+            for note in unique {
+                let _ = writeln!(s, "<li>{}</li>", escape(note));
+            }
+            s.push_str("</ul></details>\n");
+        }
     }
     let problems = problem_table(agg);
     let _ = writeln!(s, "<h2 id=\"problems\">Points without a result ({})</h2>", problems.rows.len());

@@ -7,6 +7,7 @@ use polars::prelude::*;
 
 use crate::discover::{Config, PointSource, Source};
 use crate::metrics::{Figures, TurnTtft, METRICS};
+use crate::server::ServerFigures;
 use crate::{records, summary, Error, GpuBasis, Warning};
 
 /// One point of one job, whatever became of it.
@@ -51,6 +52,8 @@ pub struct Row {
     /// srt-slurm's tokens/s/user: 1000 / median ITL (what vLLM calls TPOT), in ms.
     pub tps_per_user_srt: Option<f64>,
     pub on_frontier: bool,
+    /// What the servers' `/metrics` said of the point, with the flags; `None` without scrapes.
+    pub server: Option<ServerFigures>,
 }
 
 impl Row {
@@ -88,6 +91,7 @@ impl Row {
 pub fn read_points(points: Vec<PointSource>, from_records: bool, warnings: &mut Vec<Warning>) -> Vec<Row> {
     let mut rows = Vec::with_capacity(points.len());
     let mut need_records: Vec<(usize, records::Input)> = Vec::new();
+    let mut server_summaries = Vec::new();
     for p in points {
         let mut row = Row {
             source: p.source,
@@ -116,6 +120,7 @@ pub fn read_points(points: Vec<PointSource>, from_records: bool, warnings: &mut 
             tps_per_user: None,
             tps_per_user_srt: None,
             on_frontier: false,
+            server: None,
         };
         let mut summary_failed = None;
         if let Some(path) = p.summary.as_ref().filter(|_| !from_records) {
@@ -156,6 +161,14 @@ pub fn read_points(points: Vec<PointSource>, from_records: bool, warnings: &mut 
                 mark_unreadable(&mut row, why);
             }
         }
+        // Read beside the figures (the flags need both, in `derive`); unreadable, the point keeps
+        // its client figures and the file is listed among the warnings.
+        if let Some(path) = &p.server_metrics {
+            match sweep_folder::file::read::<sweep_folder::server_metrics::Summary>(path) {
+                Ok(summary) => server_summaries.push((rows.len(), summary)),
+                Err(e) => warnings.push(Warning { path: path.clone(), message: e.detail() }),
+            }
+        }
         rows.push(row);
     }
     let inputs: Vec<records::Input> = need_records.iter().map(|(_, i)| i.clone()).collect();
@@ -188,6 +201,10 @@ pub fn read_points(points: Vec<PointSource>, from_records: bool, warnings: &mut 
                 row.reason = Some("no request completed".to_owned());
             }
         }
+    }
+    for (index, summary) in server_summaries {
+        let row = &mut rows[index];
+        row.server = Some(crate::server::figures(summary, &row.figures));
     }
     // Every step of a search carries what the search found.
     let found: std::collections::HashMap<String, f64> = rows
@@ -280,6 +297,42 @@ pub fn frame(rows: &[Row]) -> Result<DataFrame, Error> {
         Column::new("tps_per_user".into(), float(&|r| r.tps_per_user)),
         Column::new("tps_per_user_srt".into(), float(&|r| r.tps_per_user_srt)),
         Column::new("on_frontier".into(), rows.iter().map(|r| r.on_frontier).collect::<Vec<bool>>()),
+    ]);
+    let server = |f: &dyn Fn(&ServerFigures) -> Option<f64>| {
+        rows.iter().map(|r| r.server.as_ref().and_then(f)).collect::<Vec<Option<f64>>>()
+    };
+    columns.extend([
+        Column::new(
+            "server_requests_running_mean".into(),
+            server(&|s| Some(s.measures.requests_running?.mean)),
+        ),
+        Column::new(
+            "server_requests_running_max".into(),
+            server(&|s| Some(s.measures.requests_running?.max)),
+        ),
+        Column::new(
+            "server_requests_waiting_mean".into(),
+            server(&|s| Some(s.measures.requests_waiting?.mean)),
+        ),
+        Column::new(
+            "server_requests_waiting_max".into(),
+            server(&|s| Some(s.measures.requests_waiting?.max)),
+        ),
+        Column::new("server_waiting_share".into(), server(&|s| s.measures.waiting_share)),
+        Column::new("server_kv_cache_usage_mean".into(), server(&|s| Some(s.measures.kv_cache_usage?.mean))),
+        Column::new("server_kv_cache_usage_max".into(), server(&|s| Some(s.measures.kv_cache_usage?.max))),
+        Column::new("server_preemptions".into(), server(&|s| s.measures.preemptions)),
+        Column::new("server_prefix_cache_hit_rate".into(), server(&|s| s.measures.prefix_cache_hit_rate)),
+        Column::new("server_ttft_p50_ms".into(), server(&|s| s.measures.time_to_first_token?.p50_ms)),
+        Column::new("server_ttft_p99_ms".into(), server(&|s| s.measures.time_to_first_token?.p99_ms)),
+        Column::new("server_itl_p50_ms".into(), server(&|s| s.measures.inter_token_latency?.p50_ms)),
+        Column::new("server_itl_p99_ms".into(), server(&|s| s.measures.inter_token_latency?.p99_ms)),
+        Column::new("server_output_tokens".into(), server(&|s| s.measures.output_tokens)),
+        Column::new("client_output_tokens".into(), server(&|s| s.client_output_tokens)),
+        Column::new("ttft_client_minus_server_p50_ms".into(), server(&|s| s.ttft_client_minus_server_p50_ms)),
+        Column::new("ttft_client_minus_server_avg_ms".into(), server(&|s| s.ttft_client_minus_server_avg_ms)),
+        Column::new("itl_client_minus_server_p50_ms".into(), server(&|s| s.itl_client_minus_server_p50_ms)),
+        Column::new("server_flags".into(), text(&|r| r.server.as_ref().map(ServerFigures::flag_names))),
         Column::new("metrics_from".into(), text(&|r| r.metrics_from.map(str::to_owned))),
         Column::new("token_source".into(), text(&|r| r.token_source.clone())),
         Column::new("generator".into(), text(&|r| r.generator.clone())),

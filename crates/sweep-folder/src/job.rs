@@ -126,6 +126,10 @@ pub struct JobContext {
     /// How the benchmark step loads the servers, and how it decides they are ready.
     pub load: sweep_spec::Load,
     pub health: sweep_spec::Health,
+    /// How the benchmark step scrapes the servers' `/metrics`; jobs rendered before sweep 0.4
+    /// have none and scrape with the defaults.
+    #[serde(default)]
+    pub metrics: sweep_spec::Metrics,
     pub points: Vec<Point>,
 }
 
@@ -209,6 +213,7 @@ impl JobContext {
             benchmark_node: layout.benchmark_node,
             load: spec.workload.load.clone(),
             health: spec.engine.health.clone(),
+            metrics: spec.engine.metrics.clone(),
             points: plan.points[job.points.clone()].to_vec(),
         }
     }

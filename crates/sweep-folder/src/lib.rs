@@ -8,7 +8,7 @@
 //!   and written, and the walk over job folders and points.
 //! - Formats: [`manifest`], [`plan`] (`plan.json`, also `sweep plan --format json`), [`job`]
 //!   (`job.json`, what the templates saw), [`metadata`], [`markers`] (rendezvous and status
-//!   files), [`provenance`], [`search`].
+//!   files), [`provenance`], [`search`], [`server_metrics`].
 //! - [`file`]: versioned, atomic reads and writes. Every file carries `format` and
 //!   `written_by`; a reader takes this format and the one before it (folders written before
 //!   formats were numbered, which have no `format` key) and refuses a newer one by name.
@@ -27,6 +27,7 @@ pub mod paths;
 pub mod plan;
 pub mod provenance;
 pub mod search;
+pub mod server_metrics;
 
 pub use error::FolderError;
 pub use manifest::{AllocationRun, Executor, JobState, Manifest, ManifestJob, QueueLimit, QueueMode};

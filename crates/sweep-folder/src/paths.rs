@@ -473,6 +473,24 @@ impl PointDir {
     pub fn write_status(&self, status: &PointStatus) -> Result<(), FolderError> {
         file::write(&self.status_path(), status)
     }
+
+    /// `server_metrics.json`: the point's summary of its servers' `/metrics`.
+    pub fn server_metrics_path(&self) -> PathBuf {
+        self.dir.join(crate::server_metrics::SUMMARY)
+    }
+
+    /// `server_metrics.jsonl`: every scrape of the point.
+    pub fn scrapes_path(&self) -> PathBuf {
+        self.dir.join(crate::server_metrics::SCRAPES)
+    }
+
+    pub fn read_server_metrics(&self) -> Result<Option<crate::server_metrics::Summary>, FolderError> {
+        file::read_optional(&self.server_metrics_path())
+    }
+
+    pub fn write_server_metrics(&self, summary: &crate::server_metrics::Summary) -> Result<(), FolderError> {
+        file::write(&self.server_metrics_path(), summary)
+    }
 }
 
 /// Holds a sweep folder's `.submit.lock` while it lives, so that two submits cannot work on one

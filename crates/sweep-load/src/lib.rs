@@ -122,6 +122,57 @@ pub struct Settings {
     pub prefix: Option<source::SharedPrefix>,
     /// Synthetic prompts: images sent with each.
     pub images: Option<images::Synthetic>,
+    /// Set when the measured requests start (the warm-up has ended), for whoever watches the
+    /// servers meanwhile.
+    pub measured_start: MeasuredStart,
+}
+
+/// The moment a run's measured requests start (the warm-up has ended), shared between clones
+/// with whoever watches the servers meanwhile. A watcher ([`MeasuredStart::watch`]) gets to
+/// take its own reading first: the run waits for its [`MeasuredStart::acknowledge`] (at most
+/// [`MeasuredStart::WAIT`]) before the first measured request, so the reading sees every
+/// warm-up request and none of the measured ones.
+#[derive(Debug, Clone, Default)]
+pub struct MeasuredStart(Arc<Gate>);
+
+#[derive(Debug, Default)]
+struct Gate {
+    /// Unix ns when the run reached its measured phase; 0 before.
+    at_ns: AtomicU64,
+    watched: AtomicBool,
+    acknowledged: Mutex<bool>,
+    wake: std::sync::Condvar,
+}
+
+impl MeasuredStart {
+    /// The longest a run waits for its watcher.
+    pub const WAIT: Duration = Duration::from_secs(10);
+
+    /// Says a watcher will acknowledge the start.
+    pub fn watch(&self) {
+        self.0.watched.store(true, Ordering::SeqCst);
+    }
+
+    /// When the run reached its measured phase (Unix ns).
+    pub fn get(&self) -> Option<u64> {
+        Some(self.0.at_ns.load(Ordering::SeqCst)).filter(|&ns| ns > 0)
+    }
+
+    /// The watcher has taken its reading (or gives up watching): the run may go on.
+    pub fn acknowledge(&self) {
+        *self.0.acknowledged.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.0.wake.notify_all();
+    }
+
+    /// Marks the start and waits for a watcher, if there is one.
+    fn reach(&self, ns: u64) {
+        self.0.at_ns.store(ns.max(1), Ordering::SeqCst);
+        if !self.0.watched.load(Ordering::SeqCst) {
+            return;
+        }
+        let done = self.0.acknowledged.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = self.0.wake.wait_timeout_while(done, Self::WAIT, |done| !*done);
+    }
 }
 
 /// A dataset's requests or sessions, cycled through in file order by the measured requests.
@@ -815,6 +866,8 @@ pub fn run(
         if shared.settings.warmup > 0 {
             closed_loop(shared.clone(), Phase::Warmup, Some(shared.settings.warmup), None).await;
         }
+        // Blocks this (the runtime's outer) thread only: no request is in flight now.
+        shared.settings.measured_start.reach(clock.wall(Instant::now()));
         let start_ns = clock.wall(Instant::now());
         let until = shared.settings.duration.map(|d| Instant::now() + d);
         let total = match &shared.settings.arrival {

@@ -6,6 +6,7 @@
 pub mod config;
 pub mod engine;
 pub mod faults;
+pub mod latency;
 pub mod openai;
 pub mod prefix;
 pub mod router;

@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 use crate::config::{Role, Settings};
 use crate::engine::{Engine, Event, Phase};
 use crate::faults::Dice;
+use crate::latency::Histogram;
 use crate::openai::{self, ApiError, Endpoint, Parsed, Renderer};
 use crate::router::Workers;
 
@@ -33,6 +34,16 @@ pub struct App {
     token_log: Option<TokenLog>,
     /// `--prefix-cache-blocks`: the blocks this server holds (AGG and CTX, which prefill).
     prefix_cache: Option<std::sync::Mutex<crate::prefix::PrefixCache>>,
+    /// Prompt tokens looked up in the prefix cache, and those found (vLLM's
+    /// `prefix_cache_queries` and `prefix_cache_hits`).
+    prefix_queries: AtomicU64,
+    prefix_hits: AtomicU64,
+    /// Streamed answers' time to first token and gaps between tokens, on this server's clock.
+    ttft: Histogram,
+    itl: Histogram,
+    /// Output tokens sent to clients: a router's count of generated tokens (its workers'
+    /// counts split each answer between the CTX and the GEN worker).
+    answered_tokens: AtomicU64,
 }
 
 /// Lines for `--token-log`, written by a thread of their own so handlers never wait on a disk.
@@ -103,6 +114,17 @@ impl App {
             requests: AtomicU64::new(0),
             token_log,
             prefix_cache,
+            prefix_queries: AtomicU64::new(0),
+            prefix_hits: AtomicU64::new(0),
+            ttft: Histogram::new(
+                "sweep_mock_time_to_first_token_seconds",
+                "From a streamed request's arrival to its first token leaving.",
+            ),
+            answered_tokens: AtomicU64::new(0),
+            itl: Histogram::new(
+                "sweep_mock_inter_token_latency_seconds",
+                "Gaps between a stream's tokens, per token.",
+            ),
         })
     }
 }
@@ -153,7 +175,11 @@ fn admit(app: &App) -> Result<u64, ApiError> {
 fn cached_tokens(app: &App, blocks: &[u64], prompt_tokens: u32) -> u32 {
     app.prefix_cache.as_ref().map_or(0, |cache| {
         let hits = cache.lock().unwrap_or_else(|e| e.into_inner()).admit(blocks);
-        (hits * app.settings.prefix_block_size).min(prompt_tokens.saturating_sub(1) as usize) as u32
+        let hits =
+            (hits * app.settings.prefix_block_size).min(prompt_tokens.saturating_sub(1) as usize) as u32;
+        app.prefix_queries.fetch_add(u64::from(prompt_tokens), Ordering::Relaxed);
+        app.prefix_hits.fetch_add(u64::from(hits), Ordering::Relaxed);
+        hits
     })
 }
 
@@ -187,6 +213,7 @@ async fn completions(State(app): State<Arc<App>>, headers: HeaderMap, body: Byte
 
 async fn openai_request(app: Arc<App>, endpoint: Endpoint, headers: &HeaderMap, body: Bytes) -> Response {
     let arrived_ns = wall_ns();
+    let arrived = Instant::now();
     if matches!(app.settings.role, Role::Ctx | Role::Gen) {
         let message = format!("a {} worker serves the router, not clients", app.settings.role.as_str());
         return error_response(&ApiError {
@@ -238,9 +265,9 @@ async fn openai_request(app: Arc<App>, endpoint: Endpoint, headers: &HeaderMap, 
             let id = headers.get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
             LogEntry { log, id, arrived_ns, images: image_log(&parsed.images), cached }
         });
-        stream_response(parsed, events, renderer, plan, log)
+        stream_response(parsed, events, renderer, plan, log, Clock { app: app.clone(), arrived, last: None })
     } else {
-        whole_response(parsed, events, renderer, plan).await
+        whole_response(&app, parsed, events, renderer, plan).await
     }
 }
 
@@ -285,6 +312,7 @@ fn finish_reason(parsed: &Parsed, generated: u32) -> &'static str {
 }
 
 async fn whole_response(
+    app: &App,
     parsed: Parsed,
     mut events: mpsc::UnboundedReceiver<Event>,
     renderer: Renderer,
@@ -309,6 +337,7 @@ async fn whole_response(
     if plan.reset_after.is_some_and(|r| r < generated) {
         return abort_body();
     }
+    app.answered_tokens.fetch_add(u64::from(generated), Ordering::Relaxed);
     let text = openai::token_text(0, generated);
     json(
         StatusCode::OK,
@@ -342,7 +371,34 @@ struct LogEntry {
     cached: Option<u32>,
 }
 
+/// Where a stream's tokens are timed on the server's clock.
+struct Clock {
+    app: Arc<App>,
+    arrived: Instant,
+    /// When the previous token went out.
+    last: Option<Instant>,
+}
+
+impl Clock {
+    fn tokens(&mut self, n: u32) {
+        self.app.answered_tokens.fetch_add(u64::from(n), Ordering::Relaxed);
+        let now = Instant::now();
+        match self.last {
+            None => self.app.ttft.observe(now - self.arrived, 1),
+            // A chunk of n tokens after a gap: n gaps of a share each, as per-token ITL counts.
+            Some(last) if n > 0 => self.app.itl.observe((now - last) / n, u64::from(n)),
+            Some(_) => {}
+        }
+        // The first chunk's other tokens came with the first: gaps of zero.
+        if self.last.is_none() && n > 1 {
+            self.app.itl.observe(std::time::Duration::ZERO, u64::from(n - 1));
+        }
+        self.last = Some(now);
+    }
+}
+
 struct Streaming {
+    clock: Clock,
     parsed: Parsed,
     events: mpsc::UnboundedReceiver<Event>,
     renderer: Renderer,
@@ -391,6 +447,7 @@ impl Streaming {
                 }
                 let text = openai::token_text(self.sent, allowed);
                 let first = self.sent == 0;
+                self.clock.tokens(allowed);
                 if first {
                     if let Some(entry) = self.log.take() {
                         let mut line = serde_json::json!({
@@ -465,8 +522,10 @@ fn stream_response(
     renderer: Renderer,
     plan: FaultPlan,
     log: Option<LogEntry>,
+    clock: Clock,
 ) -> Response {
     let state = Streaming {
+        clock,
         parsed,
         events,
         renderer,
@@ -578,12 +637,42 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
                 load(&s.requests_finished_total),
             ),
             ("sweep_mock_steps_total", "counter", "Engine steps run.", load(&s.steps_total)),
+            // The simulated engine refuses what does not fit instead of preempting.
+            ("sweep_mock_preemptions_total", "counter", "Running requests preempted (always 0).", 0.0),
         ] {
             metric(name, kind, help, value);
         }
     }
+    if app.prefix_cache.is_some() {
+        metric(
+            "sweep_mock_prefix_cache_queries_total",
+            "counter",
+            "Prompt tokens looked up in the prefix cache.",
+            app.prefix_queries.load(Ordering::Relaxed) as f64,
+        );
+        metric(
+            "sweep_mock_prefix_cache_hits_total",
+            "counter",
+            "Prompt tokens found in the prefix cache.",
+            app.prefix_hits.load(Ordering::Relaxed) as f64,
+        );
+    }
+    if app.engine.is_none() {
+        metric(
+            "sweep_mock_generation_tokens_total",
+            "counter",
+            "Output tokens sent to clients.",
+            app.answered_tokens.load(Ordering::Relaxed) as f64,
+        );
+    }
     if let Some(workers) = &app.workers {
         text.push_str(&workers.metrics());
+    }
+    // Only the servers clients talk to stream answers (a CTX or GEN worker answers its router).
+    if matches!(app.settings.role, Role::Agg | Role::Router) {
+        let labels = format!("role=\"{role}\"");
+        app.ttft.render(&labels, &mut text);
+        app.itl.render(&labels, &mut text);
     }
     (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

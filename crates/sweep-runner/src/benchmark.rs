@@ -24,7 +24,7 @@ use sweep_plan::Point;
 use sweep_spec::ArrivalKind;
 
 use crate::files::{self, Reported};
-use crate::{engine_metrics, provenance, readiness};
+use crate::{provenance, readiness, scrape};
 use sweep_load::{self as load, progress, Arrival, Cancel, Slos};
 
 #[derive(Debug)]
@@ -80,6 +80,9 @@ struct Run {
     tokenizer: Option<Arc<load::tokens::TokenCounter>>,
     /// `workload.dataset`, read once for every point.
     dataset: Option<Arc<load::Dataset>>,
+    /// Every server's and the frontend's `/metrics` (`engine.metrics`), known once they are
+    /// ready; empty when scraping is off.
+    scrape_targets: Vec<scrape::Target>,
 }
 
 impl Run {
@@ -355,7 +358,40 @@ impl Run {
                 width: i.width,
                 height: i.height,
             }),
+            measured_start: Default::default(),
         })
+    }
+
+    /// Every server's and the frontend's metrics URL, by name and role.
+    fn scrape_targets(&self, addresses: &BTreeMap<String, String>) -> Vec<scrape::Target> {
+        let Some(path) = &self.job.metrics.path else { return Vec::new() };
+        let roles =
+            self.job.servers.iter().map(|s| (s.name.clone(), s.role.as_str().to_owned())).chain(
+                self.job.frontend.as_ref().map(|_| ("disagg_server_0".to_owned(), "frontend".to_owned())),
+            );
+        roles
+            .filter_map(|(name, role)| {
+                let address = addresses.get(&name)?;
+                Some(scrape::Target { url: format!("http://{address}{path}"), name, role })
+            })
+            .collect()
+    }
+
+    /// Starts scraping for a point, when `engine.metrics` asks for it; a scraper that cannot
+    /// start is said on stderr and the point goes on without it.
+    fn start_scraper(&self, dir: &PointDir, settings: &load::Settings) -> Option<scrape::Scraper> {
+        if self.scrape_targets.is_empty() {
+            return None;
+        }
+        let interval = Duration::from_millis(self.job.metrics.interval_ms);
+        scrape::Scraper::start(
+            dir.path(),
+            self.scrape_targets.clone(),
+            interval,
+            settings.measured_start.clone(),
+        )
+        .map_err(|e| eprintln!("sweep-runner: point {}: not scraping /metrics: {e}", dir.name()))
+        .ok()
     }
 
     /// One request that must come back with at least one token. A refused connection or a
@@ -432,21 +468,20 @@ impl Run {
                 return Ok((PointState::Failed, None));
             }
         };
-        let before = scrape_metrics(url);
-        let outcome = load::run(settings.clone(), self.cancel.clone(), Some(dir.path()), self.progress)?;
+        let scraper = self.start_scraper(&dir, &settings);
+        let outcome = load::run(settings.clone(), self.cancel.clone(), Some(dir.path()), self.progress);
+        // Written whatever the load's outcome: what the servers saw of a failed point is the
+        // best clue to why it failed.
+        if let Some(scraper) = scraper {
+            dir.write_server_metrics(&scraper.finish()).reported()?;
+        }
+        let outcome = outcome?;
         let mut extra = serde_json::json!({
             "point": point,
             "job": {"id": self.job.id, "name": self.job.name},
         });
         if let Some(dataset) = &self.dataset {
             extra["dataset"] = dataset.info.clone();
-        }
-        // The engine's own figures for the same requests (warm-up included), when it has them.
-        if let (Some(before), Some(after)) = (before, scrape_metrics(url)) {
-            let measures = engine_metrics::over_point(&before, &after);
-            if !measures.is_empty() {
-                extra["server_metrics"] = serde_json::json!(measures.into_iter().collect::<BTreeMap<_, _>>());
-            }
         }
         if self.job.load.dep_ttft_correction && outcome.cancelled.is_none() {
             if let Some(corrected) = self.dep_ttft(&settings)? {
@@ -658,6 +693,7 @@ pub fn run(b: &Benchmark) -> Result<ExitCode, String> {
         progress: b.progress,
         tokenizer: None,
         dataset: None,
+        scrape_targets: Vec::new(),
     };
     dir.write_metadata(&run.metadata(&BTreeMap::new())).reported()?;
     // A tokenizer that cannot be read fails the job now, not after the servers have loaded.
@@ -700,6 +736,7 @@ pub fn run(b: &Benchmark) -> Result<ExitCode, String> {
     };
     let (_, target) = run.target(&addresses)?;
     let url = format!("http://{target}");
+    run.scrape_targets = run.scrape_targets(&addresses);
     let mut metadata = run.metadata(&addresses);
     if run.job.health.path.is_some() {
         metadata.engine_info = Some(engine_info(&url));
@@ -757,22 +794,6 @@ fn slo_breaches(export: &serde_json::Value, slos: &[sweep_spec::Slo]) -> Vec<Str
         }
     }
     out
-}
-
-/// The endpoint's `GET /metrics`, parsed for the engine's latency histograms; `None` when it has
-/// none (no such path, or no known family).
-fn scrape_metrics(url: &str) -> Option<engine_metrics::Scrape> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
-    let client = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(5)).build().ok()?;
-    let text = runtime.block_on(async {
-        let response = client.get(format!("{url}/metrics")).send().await.ok()?;
-        if !response.status().is_success() {
-            return None;
-        }
-        response.text().await.ok()
-    })?;
-    let scrape = engine_metrics::parse(&text);
-    (scrape != engine_metrics::Scrape::default()).then_some(scrape)
 }
 
 /// What the engine says of itself, for the record: `GET /version` (vLLM, SGLang, TensorRT-LLM,

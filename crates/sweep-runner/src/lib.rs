@@ -2,11 +2,11 @@
 //! generator (`sweep-load`) on its own (`profile`). See `docs/runner.md`.
 
 pub mod benchmark;
-pub mod engine_metrics;
 pub mod files;
 pub mod group;
 pub mod provenance;
 pub mod readiness;
+pub mod scrape;
 pub mod search;
 pub mod serve;
 pub mod workers;

@@ -566,6 +566,7 @@ impl ProfileArgs {
                     })
                 }
             },
+            measured_start: Default::default(),
         })
     }
 }

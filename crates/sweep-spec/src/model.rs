@@ -46,6 +46,7 @@ pub struct Engine {
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub commands: BTreeMap<String, String>,
     pub health: Health,
+    pub metrics: Metrics,
 }
 
 /// How a Dynamo deployment's processes find and reach each other.
@@ -70,6 +71,22 @@ pub struct Health {
 impl Default for Health {
     fn default() -> Self {
         Health { path: Some("/health".into()), interval: 2.0, timeout: 1800.0 }
+    }
+}
+
+/// How the benchmark step scrapes the servers' Prometheus endpoint during each point.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Metrics {
+    /// The URL path scraped on every server and the frontend; `None`: no scraping.
+    pub path: Option<String>,
+    /// Milliseconds between scrapes.
+    pub interval_ms: u64,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics { path: Some("/metrics".into()), interval_ms: 1000 }
     }
 }
 

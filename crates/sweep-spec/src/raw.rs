@@ -43,6 +43,16 @@ pub struct RawEngine {
     pub tasks: Option<TaskMode>,
     pub commands: Option<BTreeMap<String, String>>,
     pub health: Option<RawHealth>,
+    pub metrics: Option<RawMetrics>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMetrics {
+    /// `null`: do not scrape.
+    #[serde(default, deserialize_with = "explicit_null")]
+    pub path: Option<Option<String>>,
+    pub interval_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -7,8 +7,8 @@ use crate::error::{Parent, SpecError, SpecErrorKind};
 use crate::expr::{Binding, Expr, ExprError, Type, Value};
 use crate::model::{
     slot_of, ArrivalKind, Axis, AxisKey, AxisName, AxisValue, Cluster, Container, Count, Dim, Discovery,
-    DynamoBackend, DynamoPlanes, Engine, EngineKind, Exclude, Filter, Goodput, Health, Load, Mode, Model,
-    Packing, Parallel, Rate, RequestPlane, Role, RoleSpec, Space, Spec, Subspace, TaskMode, Workload,
+    DynamoBackend, DynamoPlanes, Engine, EngineKind, Exclude, Filter, Goodput, Health, Load, Metrics, Mode,
+    Model, Packing, Parallel, Rate, RequestPlane, Role, RoleSpec, Space, Spec, Subspace, TaskMode, Workload,
     MODE_SLOT,
 };
 use crate::raw::{Number, OneOrMany, RawRole, RawSpec, Scalar};
@@ -149,6 +149,7 @@ fn resolve_engine(raw: &RawSpec) -> Result<Engine, SpecError> {
         tasks: raw.engine.tasks.unwrap_or(default_tasks),
         commands,
         health: resolve_health(raw.engine.health.as_ref())?,
+        metrics: resolve_metrics(raw.engine.metrics.as_ref())?,
     })
 }
 
@@ -644,6 +645,35 @@ fn resolve_health(raw: Option<&crate::raw::RawHealth>) -> Result<Health, SpecErr
         interval: positive("engine.health.interval", raw.interval, false)?.unwrap_or(d.interval),
         timeout: positive("engine.health.timeout", raw.timeout, false)?.unwrap_or(d.timeout),
     })
+}
+
+fn resolve_metrics(raw: Option<&crate::raw::RawMetrics>) -> Result<Metrics, SpecError> {
+    let d = Metrics::default();
+    let Some(raw) = raw else { return Ok(d) };
+    let path = match &raw.path {
+        None => d.path,
+        Some(None) => None,
+        Some(Some(path)) if !path.starts_with('/') => {
+            return Err(SpecError::invalid(
+                KeyPath::keys("engine.metrics.path"),
+                "a URL path starts with `/`",
+            )
+            .with_help("e.g. `/metrics`; `null` turns scraping off"))
+        }
+        Some(Some(path)) => Some(path.clone()),
+    };
+    let interval_ms = match raw.interval_ms {
+        None => d.interval_ms,
+        Some(ms) if ms < 100 => {
+            return Err(SpecError::invalid(
+                KeyPath::keys("engine.metrics.interval_ms"),
+                "must be at least 100",
+            )
+            .with_help("a scrape of a large engine takes milliseconds of its CPU; 1000 is the default"))
+        }
+        Some(ms) => ms,
+    };
+    Ok(Metrics { path, interval_ms })
 }
 
 /// A value as written, before names are resolved.

@@ -1,0 +1,90 @@
+//! Which Prometheus family gives each measure of the results table, per engine. The first
+//! family of a measure's list that any server of the point serves is used, so a point mixing
+//! engines (vLLM servers behind `vllm-router`, say) reads each measure from one family.
+//!
+//! | measure | vLLM | SGLang | Dynamo frontend | sweep-mock-engine |
+//! | --- | --- | --- | --- | --- |
+//! | requests running | `vllm:num_requests_running` | `sglang:num_running_reqs` | `dynamo_frontend_inflight_requests` | `sweep_mock_num_requests_running` |
+//! | requests waiting | `vllm:num_requests_waiting` | `sglang:num_queue_reqs` | `dynamo_frontend_queued_requests` | `sweep_mock_num_requests_waiting` |
+//! | KV-cache usage (0–1) | `vllm:kv_cache_usage_perc` | `sglang:token_usage` | — | `sweep_mock_kv_cache_usage_ratio` |
+//! | preemptions | `vllm:num_preemptions` | — | — | `sweep_mock_preemptions` |
+//! | prefix-cache hits / queries (tokens) | `vllm:prefix_cache_hits` / `vllm:prefix_cache_queries` | `sglang:cache_hit_rate` (a gauge) | — | `sweep_mock_prefix_cache_hits` / `…_queries` |
+//! | TTFT, ITL (histograms) | `vllm:time_to_first_token_seconds`, `vllm:inter_token_latency_seconds` | `sglang:…` (same names) | `dynamo_frontend_time_to_first_token_seconds`, `dynamo_frontend_inter_token_latency_seconds` | `sweep_mock_…` (same names) |
+//! | output tokens | `vllm:generation_tokens` | `sglang:generation_tokens` | `dynamo_frontend_output_tokens` | `sweep_mock_generation_tokens` |
+
+/// A measure of the results table that comes from the servers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Measure {
+    RequestsRunning,
+    RequestsWaiting,
+    KvCacheUsage,
+    Preemptions,
+    PrefixCacheHits,
+    PrefixCacheQueries,
+    /// Engines that serve the rate itself (SGLang) rather than hits and queries.
+    PrefixCacheHitRate,
+    TimeToFirstToken,
+    InterTokenLatency,
+    OutputTokens,
+}
+
+impl Measure {
+    pub fn name(self) -> &'static str {
+        match self {
+            Measure::RequestsRunning => "requests_running",
+            Measure::RequestsWaiting => "requests_waiting",
+            Measure::KvCacheUsage => "kv_cache_usage",
+            Measure::Preemptions => "preemptions",
+            Measure::PrefixCacheHits => "prefix_cache_hits",
+            Measure::PrefixCacheQueries => "prefix_cache_queries",
+            Measure::PrefixCacheHitRate => "prefix_cache_hit_rate",
+            Measure::TimeToFirstToken => "time_to_first_token",
+            Measure::InterTokenLatency => "inter_token_latency",
+            Measure::OutputTokens => "output_tokens",
+        }
+    }
+}
+
+/// The families a measure is read from, in order of preference. Counters are named without
+/// `_total` (their samples may carry it).
+pub fn families(measure: Measure) -> &'static [&'static str] {
+    match measure {
+        Measure::RequestsRunning => &[
+            "vllm:num_requests_running",
+            "sglang:num_running_reqs",
+            "sweep_mock_num_requests_running",
+            "dynamo_frontend_inflight_requests",
+        ],
+        Measure::RequestsWaiting => &[
+            "vllm:num_requests_waiting",
+            "sglang:num_queue_reqs",
+            "sweep_mock_num_requests_waiting",
+            "dynamo_frontend_queued_requests",
+        ],
+        Measure::KvCacheUsage => {
+            &["vllm:kv_cache_usage_perc", "sglang:token_usage", "sweep_mock_kv_cache_usage_ratio"]
+        }
+        Measure::Preemptions => &["vllm:num_preemptions", "sweep_mock_preemptions"],
+        Measure::PrefixCacheHits => &["vllm:prefix_cache_hits", "sweep_mock_prefix_cache_hits"],
+        Measure::PrefixCacheQueries => &["vllm:prefix_cache_queries", "sweep_mock_prefix_cache_queries"],
+        Measure::PrefixCacheHitRate => &["sglang:cache_hit_rate"],
+        Measure::TimeToFirstToken => &[
+            "vllm:time_to_first_token_seconds",
+            "sglang:time_to_first_token_seconds",
+            "dynamo_frontend_time_to_first_token_seconds",
+            "sweep_mock_time_to_first_token_seconds",
+        ],
+        Measure::InterTokenLatency => &[
+            "vllm:inter_token_latency_seconds",
+            "sglang:inter_token_latency_seconds",
+            "dynamo_frontend_inter_token_latency_seconds",
+            "sweep_mock_inter_token_latency_seconds",
+        ],
+        Measure::OutputTokens => &[
+            "vllm:generation_tokens",
+            "sglang:generation_tokens",
+            "dynamo_frontend_output_tokens",
+            "sweep_mock_generation_tokens",
+        ],
+    }
+}

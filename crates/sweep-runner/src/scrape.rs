@@ -1,0 +1,239 @@
+//! Scraping the servers' Prometheus endpoints while a point runs (`engine.metrics`).
+//!
+//! A thread of its own, with its own single-threaded runtime, so the load generator's threads
+//! never wait on it. Every `interval` it scrapes every target at once (a round). It also takes a
+//! round between the warm-up and the first measured request (the load generator waits for it:
+//! [`sweep_load::MeasuredStart`]) and one after the last answer, so the summary's counters and
+//! histograms cover the measured requests exactly, not to the nearest interval. Each
+//! answer is appended to `server_metrics.jsonl` as it arrives; the summary is made when the
+//! point ends.
+//!
+//! A target that does not serve the path (nothing listens, as for Dynamo's workers, or 404) is
+//! noted once and left alone for the rest of the point. An answer that is not an exposition is
+//! noted once per target and scraped again next round.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sweep_folder::server_metrics::{Phase, ScrapeLine, ScrapeLog, Summary};
+use sweep_load::MeasuredStart;
+
+/// One endpoint to scrape.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The server's name (`agg_0`, `disagg_server_0`).
+    pub name: String,
+    /// `ctx`, `gen`, `agg` or `frontend`.
+    pub role: String,
+    /// The whole URL, `http://host:port/metrics`.
+    pub url: String,
+}
+
+/// A running scraper; [`Scraper::finish`] takes the last round and returns the summary.
+#[derive(Debug)]
+pub struct Scraper {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<Summary>,
+}
+
+impl Scraper {
+    /// Starts scraping now (a first round before the warm-up ends), into `dir`'s
+    /// `server_metrics.jsonl`.
+    pub fn start(
+        dir: &Path,
+        targets: Vec<Target>,
+        interval: Duration,
+        measured: MeasuredStart,
+    ) -> Result<Self, String> {
+        let log = ScrapeLog::open(dir).map_err(|e| e.to_string())?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the scraper's runtime: {e}"))?;
+        // A scrape slower than the interval would stack rounds up; one that takes seconds is
+        // noted and skipped.
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(interval.max(Duration::from_secs(2)))
+            .build()
+            .map_err(|e| format!("cannot build the scraper's HTTP client: {e}"))?;
+        let stop = Arc::new(AtomicBool::new(false));
+        measured.watch();
+        let thread = {
+            let stop = stop.clone();
+            let interval_ms = interval.as_millis() as u64;
+            std::thread::Builder::new()
+                .name("scrape".into())
+                .spawn(move || {
+                    let mut run = Run {
+                        collector: sweep_prom::Collector::new(interval_ms),
+                        targets: targets.into_iter().map(|t| (t, State::default())).collect(),
+                        client,
+                        log,
+                        log_failed: false,
+                    };
+                    for (t, _) in &run.targets {
+                        run.collector.add_server(&t.name, &t.role, &t.url);
+                    }
+                    runtime.block_on(run.rounds(interval, &stop, &measured));
+                    // Never leave the run waiting, whatever ended the rounds.
+                    measured.acknowledge();
+                    run.collector.finish()
+                })
+                .map_err(|e| format!("cannot start the scraper's thread: {e}"))?
+        };
+        Ok(Scraper { stop, thread })
+    }
+
+    /// Takes the round after the last answer, stops, and returns the point's summary.
+    pub fn finish(self) -> Summary {
+        self.stop.store(true, Ordering::SeqCst);
+        self.thread.join().unwrap_or_else(|_| Summary {
+            notes: vec!["the scraper's thread panicked; its scrapes are in server_metrics.jsonl".into()],
+            ..Default::default()
+        })
+    }
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// Not scraped again this point (noted why).
+    gone: bool,
+    /// Noted that its answer was not an exposition.
+    noted_garbage: bool,
+    noted_slow: bool,
+}
+
+struct Run {
+    collector: sweep_prom::Collector,
+    targets: Vec<(Target, State)>,
+    client: reqwest::Client,
+    log: ScrapeLog,
+    log_failed: bool,
+}
+
+impl Run {
+    async fn rounds(&mut self, interval: Duration, stop: &AtomicBool, measured: &MeasuredStart) {
+        let mut started = false;
+        let mut next = Instant::now();
+        loop {
+            // Checked every 10 ms: the start and end rounds are taken within that of their
+            // moment, at a cost of a hundred wake-ups a second on one thread.
+            let phase = if stop.load(Ordering::SeqCst) {
+                Phase::End
+            } else if !started && measured.get().is_some() {
+                started = true;
+                Phase::Start
+            } else if Instant::now() >= next {
+                if started {
+                    Phase::During
+                } else {
+                    Phase::Before
+                }
+            } else {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            };
+            self.round(phase).await;
+            match phase {
+                Phase::End => return,
+                Phase::Start => measured.acknowledge(),
+                _ => {}
+            }
+            next = Instant::now() + interval;
+        }
+    }
+
+    async fn round(&mut self, phase: Phase) {
+        let round = self.collector.round(sweep_folder::file::now(), phase);
+        let client = &self.client;
+        let answers = futures_util::future::join_all(
+            self.targets
+                .iter()
+                .filter(|(_, s)| !s.gone)
+                .map(|(t, _)| async move { (t.name.clone(), get(client, &t.url).await) }),
+        )
+        .await;
+        for (name, answer) in answers {
+            let time = sweep_folder::file::now();
+            let Some((target, state)) = self.targets.iter_mut().find(|(t, _)| t.name == name) else {
+                continue;
+            };
+            let line = match answer {
+                Ok(text) => match sweep_prom::parse(&text) {
+                    Ok(exposition) => {
+                        let line = ScrapeLine::from_exposition(time, round, phase, &name, &exposition);
+                        self.collector.record(&name, exposition);
+                        line
+                    }
+                    Err(e) => {
+                        let first = !std::mem::replace(&mut state.noted_garbage, true);
+                        let note = format!("{name}: {} is not a Prometheus exposition: {e}", target.url);
+                        self.collector.failed(&name, first.then_some(note));
+                        error_line(time, round, phase, &name, format!("not an exposition: {e}"))
+                    }
+                },
+                Err(Failure::Absent(why)) => {
+                    state.gone = true;
+                    self.collector.failed(
+                        &name,
+                        Some(format!("{name}: no metrics at {} ({why}); not scraped", target.url)),
+                    );
+                    error_line(time, round, phase, &name, why)
+                }
+                Err(Failure::Transient(why)) => {
+                    let first = !std::mem::replace(&mut state.noted_slow, true);
+                    let note =
+                        format!("{name}: a scrape of {} failed ({why}); later ones went on", target.url);
+                    self.collector.failed(&name, first.then_some(note));
+                    error_line(time, round, phase, &name, why)
+                }
+            };
+            if let Err(e) = self.log.append(&line) {
+                if !std::mem::replace(&mut self.log_failed, true) {
+                    self.collector.failed(&name, Some(format!("cannot append to server_metrics.jsonl: {e}")));
+                }
+            }
+        }
+    }
+}
+
+fn error_line(time: f64, round: usize, phase: Phase, server: &str, error: String) -> ScrapeLine {
+    ScrapeLine {
+        time,
+        round,
+        phase,
+        server: server.to_owned(),
+        samples: Default::default(),
+        error: Some(error),
+    }
+}
+
+enum Failure {
+    /// The server does not serve the path: nothing listens there, or it answers 404.
+    Absent(String),
+    /// A timeout, a 5xx: the next round may do better.
+    Transient(String),
+}
+
+async fn get(client: &reqwest::Client, url: &str) -> Result<String, Failure> {
+    let response = client.get(url).send().await.map_err(|e| {
+        if e.is_connect() {
+            Failure::Absent("connection refused".into())
+        } else if e.is_timeout() {
+            Failure::Transient("timed out".into())
+        } else {
+            Failure::Transient(e.to_string())
+        }
+    })?;
+    let status = response.status();
+    if status == reqwest::StatusCode::NOT_FOUND || status == reqwest::StatusCode::METHOD_NOT_ALLOWED {
+        return Err(Failure::Absent(format!("HTTP {}", status.as_u16())));
+    }
+    if !status.is_success() {
+        return Err(Failure::Transient(format!("HTTP {}", status.as_u16())));
+    }
+    response.text().await.map_err(|e| Failure::Transient(e.to_string()))
+}
