@@ -1173,3 +1173,143 @@ fn in_allocation_is_refused_outside_one_and_a_job_larger_than_the_allocation_bef
     assert!(log.contains("needs 2 nodes; the allocation has 1 (n"), "{log}");
     assert!(!s.dir.join("sweep").exists(), "nothing written");
 }
+
+/// Aggregated and disaggregated serving at a batch of 4: at concurrency 16, twelve requests queue
+/// at the AGG (or GEN) server while four decode; at 1, the AGG server never queues (a
+/// disaggregated request may wait a step at the GEN server after its hand-off).
+const SERVER_METRICS: &str = "\
+name: e2e-server-metrics
+model: {path: /models/tiny, served_name: tiny}
+engine: {kind: mock, metrics: {interval_ms: 200}}
+cluster: {gpus_per_node: 4, packing: packed, base_port: 25100, frontend_port: 25199}
+mode: [agg, disagg]
+agg: {tp: 1, batch: 4, engine_args: {speedup: 5}}
+ctx: {servers: 1, tp: 1, batch: 8, engine_args: {speedup: 5}}
+gen: {servers: 1, tp: 1, batch: 4, engine_args: {speedup: 5}}
+workload: {isl: 64, osl: 32, concurrency: [1, 16], requests: 48, warmup: 4}
+";
+
+/// Each point's folder under `folder`, by whether its job is disaggregated and its planned
+/// concurrency.
+fn points_by_concurrency(folder: &Path) -> BTreeMap<(bool, u64), PathBuf> {
+    let mut out = BTreeMap::new();
+    for job in std::fs::read_dir(folder.join("jobs")).expect("jobs").flatten() {
+        let disagg = job.file_name().to_string_lossy().starts_with("ctx");
+        for point in std::fs::read_dir(job.path().join("points")).expect("points").flatten() {
+            let planned: serde_json::Value = serde_json::from_str(
+                &std::fs::read_to_string(point.path().join("point.json")).expect("point"),
+            )
+            .expect("JSON");
+            out.insert((disagg, planned["concurrency"].as_u64().expect("concurrency")), point.path());
+        }
+    }
+    out
+}
+
+#[test]
+fn every_server_is_scraped_during_each_point_and_the_table_sets_the_servers_against_the_client() {
+    let s = new_sweep("server-metrics", SERVER_METRICS);
+    let (code, _, stderr) = sweep(&["submit", "spec.yaml", "-o", "sweep", "--executor", "local"], &s.dir);
+    assert_eq!(code, 0, "{stderr}");
+    let points = points_by_concurrency(&s.dir.join("sweep"));
+    assert_eq!(points.keys().copied().collect::<Vec<_>>(), [(false, 1), (false, 16), (true, 1), (true, 16)]);
+    for ((disagg, concurrency), point) in &points {
+        let dir = sweep_folder::PointDir::new(point);
+        let scraped = dir.read_server_metrics().expect("readable").expect("server_metrics.json");
+        assert_eq!(scraped.notes, Vec::<String>::new(), "every server serves /metrics");
+        let names: Vec<&str> = scraped.servers.keys().map(String::as_str).collect();
+        assert_eq!(names, if *disagg { &["ctx_0", "disagg_server_0", "gen_0"][..] } else { &["agg_0"] });
+        // The window's edges are the rounds taken around the measured requests, which every
+        // server answered.
+        let (lines, cut) = sweep_folder::server_metrics::read_scrapes(&dir.scrapes_path()).expect("jsonl");
+        assert_eq!(cut, 0);
+        for phase in [sweep_folder::server_metrics::Phase::Start, sweep_folder::server_metrics::Phase::End] {
+            let answered = lines.iter().filter(|l| l.phase == phase && l.error.is_none()).count();
+            assert_eq!(answered, names.len(), "{phase:?}");
+        }
+        let export = summary(point);
+        let requests = export["request_count"]["avg"].as_f64().expect("count");
+        assert_eq!(requests, 48.0);
+        let m = &scraped.measures;
+        // The router's histograms saw exactly the measured requests: none of the warm-up's.
+        let ttft = m.time_to_first_token.expect("server TTFT");
+        assert_eq!(ttft.count, requests, "{m:#?}");
+        assert_eq!(m.families["time_to_first_token"], "sweep_mock_time_to_first_token_seconds");
+        assert_eq!(m.output_tokens, Some(requests * 32.0), "{m:#?}");
+        // The client's TTFT adds the network and HTTP to the server's: above it, by little.
+        let client_ttft = export["time_to_first_token"]["avg"].as_f64().expect("client TTFT");
+        let server_ttft = ttft.mean_ms.expect("mean");
+        eprintln!("disagg {disagg}, concurrency {concurrency}: TTFT client {client_ttft:.3} ms, server {server_ttft:.3} ms");
+        assert!(
+            client_ttft >= server_ttft && client_ttft - server_ttft < 25.0,
+            "{client_ttft} vs {server_ttft}"
+        );
+        let waiting = m.requests_waiting.expect("waiting");
+        let running = m.requests_running.expect("running");
+        if *concurrency == 1 {
+            assert!(waiting.max <= 1.0 && running.max <= 2.0, "{m:#?}");
+        } else {
+            assert!(waiting.max >= 8.0 && running.max >= 4.0, "the GEN server queued: {m:#?}");
+        }
+    }
+
+    let (code, _, stderr) = sweep(&["report", "sweep"], &s.dir);
+    assert_eq!(code, 0, "{stderr}");
+    let rows = common::csv_rows(&s.dir.join("sweep/report/results.csv"));
+    let flags = |mode: &str, c: &str| {
+        rows.iter().find(|r| r["mode"] == mode && r["concurrency"] == c).expect("row")["server_flags"].clone()
+    };
+    assert_eq!(flags("agg", "1"), "");
+    assert_eq!(flags("agg", "16"), "queued");
+    assert_eq!(flags("disagg", "16"), "queued");
+    for row in &rows {
+        assert_eq!(row["server_output_tokens"], row["client_output_tokens"]);
+        let difference: f64 = row["ttft_client_minus_server_avg_ms"].parse().expect("a number");
+        assert!((0.0..25.0).contains(&difference), "{row:?}");
+    }
+    let html = std::fs::read_to_string(s.dir.join("sweep/report/report.html")).expect("report.html");
+    assert!(html.contains("id=\"servers\"") && html.contains("id=\"server-table\""), "the servers section");
+    assert_eq!(html.matches("class=\"server-panel\"").count(), 4, "a panel per point");
+    assert!(
+        html.contains("requests waited in the server&#39;s queue")
+            || html.contains("requests waited in the server's queue")
+    );
+}
+
+/// A `/metrics` answering an HTML page: noted once, with the line that did not parse; the point
+/// still counts and its summary still says what else was seen.
+#[test]
+fn a_metrics_endpoint_answering_garbage_is_noted_and_the_point_still_counts() {
+    let spec = "\
+name: e2e-metrics-garbage
+model: {path: /models/tiny, served_name: tiny}
+engine: {kind: mock, metrics: {interval_ms: 200}}
+cluster: {gpus_per_node: 4, base_port: 25200, frontend_port: 25299}
+mode: agg
+agg: {tp: 1, batch: 8, engine_args: {speedup: 20, fault_metrics_garbage: true}}
+workload: {isl: 32, osl: 8, concurrency: 2, requests: 16, warmup: 2}
+";
+    let s = new_sweep("metrics-garbage", spec);
+    let (code, _, stderr) = sweep(&["submit", "spec.yaml", "-o", "sweep", "--executor", "local"], &s.dir);
+    assert_eq!(code, 0, "{stderr}");
+    let point = only_point(&s.dir.join("sweep"));
+    let dir = sweep_folder::PointDir::new(&point);
+    assert_eq!(dir.read_status().expect("status").expect("marker").state, sweep_folder::PointState::Done);
+    let scraped = dir.read_server_metrics().expect("readable").expect("server_metrics.json");
+    assert_eq!(scraped.notes.len(), 1, "noted once: {:?}", scraped.notes);
+    assert!(
+        scraped.notes[0].starts_with("agg_0: http://")
+            && scraped.notes[0]
+                .contains("is not a Prometheus exposition: line 1: `<html><body>502` is not a metric name"),
+        "{:?}",
+        scraped.notes
+    );
+    let server = &scraped.servers["agg_0"];
+    assert!(server.failed_scrapes >= 2 && server.scrapes == 0, "{server:?}");
+    assert_eq!(scraped.measures, Default::default());
+    let (code, _, stderr) = sweep(&["aggregate", "sweep"], &s.dir);
+    assert_eq!(code, 0, "{stderr}");
+    let rows = common::csv_rows(&s.dir.join("sweep/report/results.csv"));
+    assert_eq!(rows[0]["state"], "done");
+    assert_eq!(rows[0]["server_ttft_p50_ms"], "");
+}

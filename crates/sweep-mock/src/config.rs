@@ -238,6 +238,10 @@ pub struct Faults {
     /// Seed of the fault decisions, which are deterministic per request number.
     #[arg(long, default_value_t = 0)]
     pub fault_seed: u64,
+    /// Answer `/metrics` with an HTML page instead of Prometheus text, as a misconfigured proxy
+    /// in front of an engine does.
+    #[arg(long)]
+    pub fault_metrics_garbage: bool,
 }
 
 #[cfg(test)]

@@ -592,6 +592,10 @@ async fn health(State(app): State<Arc<App>>) -> Response {
 }
 
 async fn metrics(State(app): State<Arc<App>>) -> Response {
+    if app.settings.faults.fault_metrics_garbage {
+        let page = "<html><body>502 Bad Gateway</body></html>\n";
+        return (StatusCode::OK, [(header::CONTENT_TYPE, "text/html")], page).into_response();
+    }
     let mut text = String::new();
     let role = app.settings.role.as_str();
     let mut metric = |name: &str, kind: &str, help: &str, value: f64| {
