@@ -160,10 +160,16 @@ fn a_local_sweep_with_a_crashing_engine_is_reported_in_a_real_browser() {
     let profile = tmp.path().join("chromium-profile");
     let url = format!("file://{}", html.display());
     let dom = dump_dom(&url, &profile);
-    // The charts are there: the Pareto chart and three against concurrency, as inline SVG.
-    assert_eq!(dom.matches("<figure").count(), 4, "four charts");
-    assert!(dom.matches("<svg").count() >= 4);
-    for id in ["best-table", "frontier-table", "problem-table", "all-table", "counts"] {
+    // The charts are there: the Pareto chart and three against concurrency, as inline SVG, and
+    // a panel of what the servers saw per point that reached its server (the two measured
+    // points and the one the crash cut short, in each job).
+    let panels = dom.matches("class=\"server-panel\"").count();
+    assert_eq!(panels, 4, "a server panel per point that reached a server");
+    assert_eq!(dom.matches("<figure").count(), 4 + panels, "four charts and the panels");
+    assert!(dom.matches("<svg").count() >= 4 + panels);
+    for id in
+        ["best-table", "frontier-table", "problem-table", "all-table", "counts", "servers", "server-table"]
+    {
         assert!(dom.contains(&format!("id=\"{id}\"")), "{id} missing");
     }
     assert!(dom.contains("2 done, 4 failed"), "counts by state");

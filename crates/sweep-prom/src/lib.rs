@@ -6,5 +6,5 @@ pub mod mapping;
 pub mod parse;
 pub mod summary;
 
-pub use parse::{parse, Exposition, Kind, ParseError, Sample};
+pub use parse::{parse, parse_gauges, Exposition, Kind, ParseError, Sample};
 pub use summary::{Collector, Phase, PointSummary};

@@ -161,7 +161,9 @@ impl Collector {
         self.rounds.len() - 1
     }
 
-    /// A server's exposition in the current round.
+    /// A server's exposition in the current round: the whole of it ([`crate::parse`]) in the
+    /// `before`, `start` and `end` rounds, its gauges alone ([`crate::parse_gauges`]) may do in
+    /// the `during` ones, which are read for their gauges only.
     pub fn record(&mut self, server: &str, exposition: Exposition) {
         let round = self.rounds.len().saturating_sub(1);
         let phase = self.rounds.last().map_or(Phase::Before, |r| r.1);
@@ -171,15 +173,18 @@ impl Collector {
             if gauge_like(sample) {
                 s.gauges
                     .entry(sample.key())
-                    .or_insert_with(|| (sample.family.clone(), Vec::new()))
+                    .or_insert_with(|| (sample.family.to_string(), Vec::new()))
                     .1
                     .push((round, sample.value));
             }
         }
+        if phase == Phase::During {
+            return;
+        }
         if s.first.is_none() {
             s.first = Some(exposition.clone());
         }
-        if phase == Phase::Start || (s.base.is_none() && phase != Phase::Before) {
+        if phase == Phase::Start {
             s.base = Some(exposition.clone());
         }
         s.last = Some(exposition);
@@ -358,15 +363,15 @@ impl Collector {
 fn gauge_like(sample: &Sample) -> bool {
     match sample.kind {
         Kind::Gauge => true,
-        Kind::Untyped => !sample.name.ends_with("_total"),
+        Kind::Untyped => !sample.name().ends_with("_total"),
         _ => false,
     }
 }
 
 fn counter_like(sample: &Sample) -> bool {
     match sample.kind {
-        Kind::Counter => !sample.name.ends_with("_created"),
-        Kind::Untyped => sample.name.ends_with("_total"),
+        Kind::Counter => !sample.name().ends_with("_created"),
+        Kind::Untyped => sample.name().ends_with("_total"),
         _ => false,
     }
 }
@@ -374,7 +379,7 @@ fn counter_like(sample: &Sample) -> bool {
 /// Whether an exposition serves `family` (a counter's may be typed with `_total`, as Python's
 /// `prometheus_client` types them).
 fn serves(e: &Exposition, family: &str) -> bool {
-    e.samples.iter().any(|s| s.family == family || s.family.strip_suffix("_total") == Some(family))
+    e.samples.iter().any(|s| &*s.family == family || s.family.strip_suffix("_total") == Some(family))
 }
 
 /// Whether a series key belongs to `family` (a counter's samples may add `_total`).
@@ -468,10 +473,10 @@ impl Buckets {
 pub fn histograms(exposition: &Exposition) -> BTreeMap<String, Buckets> {
     let mut out: BTreeMap<String, Buckets> = BTreeMap::new();
     for s in exposition.samples.iter().filter(|s| s.kind == Kind::Histogram) {
-        let labels = s.labels.iter().filter(|(k, _)| k != "le").map(|(k, v)| (k.as_str(), v.as_str()));
+        let labels = s.labels().filter(|(k, _)| *k != "le");
         let key = crate::parse::series_key(&s.family, labels);
         let entry = out.entry(key).or_default();
-        match s.name.strip_prefix(s.family.as_str()) {
+        match s.name().strip_prefix(&*s.family) {
             Some("_bucket") => {
                 if let Some(le) = s.label("le").and_then(|le| match le {
                     "+Inf" | "Inf" => Some(f64::INFINITY),

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use sweep_load::{self as load, progress, Arrival, Endpoint, Slos};
-use sweep_runner::{benchmark, group, serve, workers};
+use sweep_runner::{benchmark, group, scrape, serve, workers};
 
 #[derive(Debug, Parser)]
 #[command(name = "sweep-runner", version, about = "The in-job runner of sweep, and a load generator")]
@@ -460,6 +460,34 @@ struct ProfileArgs {
     image_width: u32,
     #[arg(long, value_name = "PX", default_value_t = 512, requires = "images")]
     image_height: u32,
+    /// Scrape this server's Prometheus endpoint during the run (repeat for each server; `/metrics`
+    /// when the URL has no path), into server_metrics.jsonl and server_metrics.json in
+    /// --artifact-dir.
+    #[arg(long, value_name = "URL", requires = "artifact_dir")]
+    server_metrics: Vec<String>,
+    /// Milliseconds between scrapes of --server-metrics.
+    #[arg(long, value_name = "MS", default_value_t = 1000)]
+    server_metrics_interval_ms: u64,
+}
+
+impl ProfileArgs {
+    /// `--server-metrics` as scrape targets, named by `host:port`.
+    fn scrape_targets(&self) -> Result<Vec<scrape::Target>, String> {
+        self.server_metrics
+            .iter()
+            .map(|given| {
+                let url =
+                    reqwest::Url::parse(given).map_err(|e| format!("--server-metrics `{given}`: {e}"))?;
+                let name = format!(
+                    "{}:{}",
+                    url.host_str().unwrap_or_default(),
+                    url.port_or_known_default().unwrap_or(80)
+                );
+                let url = if url.path() == "/" { format!("{}metrics", url) } else { url.to_string() };
+                Ok(scrape::Target { name, role: "server".to_owned(), url })
+            })
+            .collect()
+    }
 }
 
 fn positive(name: &str, value: f64) -> Result<f64, String> {
@@ -589,7 +617,28 @@ fn profile(args: &ProfileArgs) -> Result<ExitCode, String> {
             });
         });
     }
-    let outcome = load::run(settings.clone(), cancel, args.artifact_dir.as_deref(), args.progress.into())?;
+    let targets = args.scrape_targets()?;
+    if args.server_metrics_interval_ms < 100 {
+        return Err("--server-metrics-interval-ms must be at least 100".into());
+    }
+    let scraper = match (&args.artifact_dir, targets.is_empty()) {
+        (Some(dir), false) => Some(scrape::Scraper::start(
+            dir,
+            targets,
+            Duration::from_millis(args.server_metrics_interval_ms),
+            settings.measured_start.clone(),
+        )?),
+        _ => None,
+    };
+    let outcome = load::run(settings.clone(), cancel, args.artifact_dir.as_deref(), args.progress.into());
+    if let (Some(scraper), Some(dir)) = (scraper, &args.artifact_dir) {
+        let summary = scraper.finish();
+        for note in &summary.notes {
+            eprintln!("sweep-runner: {note}");
+        }
+        sweep_folder::PointDir::new(dir).write_server_metrics(&summary).map_err(|e| e.to_string())?;
+    }
+    let outcome = outcome?;
     let json = outcome.to_json(&settings, serde_json::json!({}));
     if let Some(dir) = &args.artifact_dir {
         load::write_exports(dir, &json, &outcome.profiling)?;
