@@ -108,6 +108,8 @@ const BAD: &[(&str, i32)] = &[
     ("rate-in-where", 3),
     ("rate-twice", 3),
     ("rate-zero", 3),
+    ("metrics-interval-too-short", 3),
+    ("metrics-path-relative", 3),
     ("role-without-mode", 3),
     ("search-and-concurrency", 3),
     ("search-unknown-slo", 3),

@@ -1313,3 +1313,80 @@ workload: {isl: 32, osl: 8, concurrency: 2, requests: 16, warmup: 2}
     assert_eq!(rows[0]["state"], "done");
     assert_eq!(rows[0]["server_ttft_p50_ms"], "");
 }
+
+/// A BurstGPT log (BurstGPT's columns; rows made here) converted by the runner, filtered to one
+/// model and log type and sped up, then replayed by a sweep: every kept row is one request with
+/// the row's lengths, at the row's time over the speed ratio.
+#[test]
+fn a_burstgpt_log_converted_by_the_runner_is_replayed_by_a_sweep() {
+    let s = new_sweep("burstgpt", "");
+    let runner = Path::new(env!("CARGO_BIN_EXE_sweep")).with_file_name("sweep-runner");
+    let csv = s.dir.join("burstgpt.csv");
+    let mut text = String::from("Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type\n");
+    // 12 ChatGPT conversation rows a second apart (kept), with other models' and API rows between.
+    for i in 0..12 {
+        let (request, response) = (16 + 4 * i, 2 + i % 3);
+        text.push_str(&format!(
+            "{},ChatGPT,{request},{response},{},Conversation log\n",
+            100 + 2 * i,
+            request + response
+        ));
+        text.push_str(&format!("{},GPT-4,40,5,45,Conversation log\n", 101 + 2 * i));
+        text.push_str(&format!("{},ChatGPT,40,5,45,API log\n", 101 + 2 * i));
+    }
+    std::fs::write(&csv, text).expect("csv");
+    let trace = s.dir.join("burstgpt.jsonl");
+    let output = Command::new(&runner)
+        .args(["trace", "burstgpt"])
+        .arg(&csv)
+        .args([
+            "--model",
+            "ChatGPT",
+            "--log-type",
+            "Conversation log",
+            "--speed-ratio",
+            "4",
+            "--block-size",
+            "16",
+            "-o",
+        ])
+        .arg(&trace)
+        .output()
+        .expect("sweep-runner runs");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&trace)
+        .expect("trace")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON"))
+        .collect();
+    assert_eq!(lines.len(), 12, "the other models' and the API rows are left out");
+    // Two seconds apart in the log, four times faster: 500 ms apart, from 0.
+    let times: Vec<f64> = lines.iter().map(|l| l["timestamp"].as_f64().expect("timestamp")).collect();
+    assert_eq!(times, (0..12).map(|i| f64::from(i) * 500.0).collect::<Vec<_>>());
+    let spec = format!(
+        "name: e2e-burstgpt
+model: {{path: /models/tiny, served_name: tiny}}
+engine: {{kind: mock}}
+cluster: {{gpus_per_node: 4, base_port: 25300, frontend_port: 25399}}
+mode: agg
+agg: {{tp: 1, batch: 8, engine_args: {{speedup: 20}}}}
+workload: {{isl: 16, osl: 4, concurrency: 16, warmup: 0, trace: {}, trace_block_size: 16}}
+",
+        trace.display()
+    );
+    std::fs::write(s.dir.join("spec.yaml"), spec).expect("spec");
+    let (code, _, stderr) = sweep(&["submit", "spec.yaml", "-o", "sweep", "--executor", "local"], &s.dir);
+    assert_eq!(code, 0, "{stderr}");
+    let records = profiling_records(&only_point(&s.dir.join("sweep")));
+    assert_eq!(records.len(), 12, "a request per kept row");
+    let mut lengths: Vec<(u64, u64)> = records
+        .iter()
+        .map(|r| {
+            let value = |m: &str| r["metrics"][m]["value"].as_f64().unwrap_or(0.0) as u64;
+            (value("input_sequence_length"), value("output_sequence_length"))
+        })
+        .collect();
+    lengths.sort();
+    let expected: Vec<(u64, u64)> = (0..12).map(|i| (16 + 4 * i, 2 + i % 3)).collect();
+    assert_eq!(lengths, expected, "each row's request and response tokens");
+}

@@ -647,27 +647,29 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
             metric(name, kind, help, value);
         }
     }
+    let load = |a: &AtomicU64| a.load(Ordering::Relaxed) as f64;
+    let mut more = Vec::new();
     if app.prefix_cache.is_some() {
-        metric(
+        more.push((
             "sweep_mock_prefix_cache_queries_total",
-            "counter",
             "Prompt tokens looked up in the prefix cache.",
-            app.prefix_queries.load(Ordering::Relaxed) as f64,
-        );
-        metric(
+            load(&app.prefix_queries),
+        ));
+        more.push((
             "sweep_mock_prefix_cache_hits_total",
-            "counter",
             "Prompt tokens found in the prefix cache.",
-            app.prefix_hits.load(Ordering::Relaxed) as f64,
-        );
+            load(&app.prefix_hits),
+        ));
     }
     if app.engine.is_none() {
-        metric(
+        more.push((
             "sweep_mock_generation_tokens_total",
-            "counter",
             "Output tokens sent to clients.",
-            app.answered_tokens.load(Ordering::Relaxed) as f64,
-        );
+            load(&app.answered_tokens),
+        ));
+    }
+    for (name, help, value) in more {
+        metric(name, "counter", help, value);
     }
     if let Some(workers) = &app.workers {
         text.push_str(&workers.metrics());

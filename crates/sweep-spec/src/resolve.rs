@@ -631,17 +631,13 @@ fn resolve_search(
 fn resolve_health(raw: Option<&crate::raw::RawHealth>) -> Result<Health, SpecError> {
     let d = Health::default();
     let Some(raw) = raw else { return Ok(d) };
-    let path = match &raw.path {
-        None => d.path,
-        Some(None) => None,
-        Some(Some(path)) if !path.starts_with('/') => {
-            return Err(SpecError::invalid(KeyPath::keys("engine.health.path"), "a URL path starts with `/`")
-                .with_help("e.g. `/health`; `null` means no HTTP check"))
-        }
-        Some(Some(path)) => Some(path.clone()),
-    };
     Ok(Health {
-        path,
+        path: url_path(
+            "engine.health.path",
+            &raw.path,
+            d.path,
+            "e.g. `/health`; `null` means no HTTP check",
+        )?,
         interval: positive("engine.health.interval", raw.interval, false)?.unwrap_or(d.interval),
         timeout: positive("engine.health.timeout", raw.timeout, false)?.unwrap_or(d.timeout),
     })
@@ -650,18 +646,6 @@ fn resolve_health(raw: Option<&crate::raw::RawHealth>) -> Result<Health, SpecErr
 fn resolve_metrics(raw: Option<&crate::raw::RawMetrics>) -> Result<Metrics, SpecError> {
     let d = Metrics::default();
     let Some(raw) = raw else { return Ok(d) };
-    let path = match &raw.path {
-        None => d.path,
-        Some(None) => None,
-        Some(Some(path)) if !path.starts_with('/') => {
-            return Err(SpecError::invalid(
-                KeyPath::keys("engine.metrics.path"),
-                "a URL path starts with `/`",
-            )
-            .with_help("e.g. `/metrics`; `null` turns scraping off"))
-        }
-        Some(Some(path)) => Some(path.clone()),
-    };
     let interval_ms = match raw.interval_ms {
         None => d.interval_ms,
         Some(ms) if ms < 100 => {
@@ -673,7 +657,33 @@ fn resolve_metrics(raw: Option<&crate::raw::RawMetrics>) -> Result<Metrics, Spec
         }
         Some(ms) => ms,
     };
-    Ok(Metrics { path, interval_ms })
+    Ok(Metrics {
+        path: url_path(
+            "engine.metrics.path",
+            &raw.path,
+            d.path,
+            "e.g. `/metrics`; `null` turns scraping off",
+        )?,
+        interval_ms,
+    })
+}
+
+/// A URL path key that `null` turns off: the default when missing, else as written (it must
+/// start with `/`).
+fn url_path(
+    key: &str,
+    raw: &Option<Option<String>>,
+    default: Option<String>,
+    help: &str,
+) -> Result<Option<String>, SpecError> {
+    match raw {
+        None => Ok(default),
+        Some(None) => Ok(None),
+        Some(Some(path)) if !path.starts_with('/') => {
+            Err(SpecError::invalid(KeyPath::keys(key), "a URL path starts with `/`").with_help(help))
+        }
+        Some(Some(path)) => Ok(Some(path.clone())),
+    }
 }
 
 /// A value as written, before names are resolved.
