@@ -2,7 +2,7 @@
 //! benchmark step and read by `sweep aggregate` and the report:
 //!
 //! - `points/<id>/server_metrics.jsonl`: one [`ScrapeLine`] per server and scrape, appended and
-//!   flushed as each scrape ends, so a point cut short keeps what was seen;
+//!   flushed after each round of scrapes, so a point cut short keeps what was seen;
 //! - `points/<id>/server_metrics.json`: the point's [`Summary`] (written once, atomically, when
 //!   the point ends): counter increases and histogram quantiles over the measured phase, gauge
 //!   statistics, the table's measures, and what could not be scraped.

@@ -5,7 +5,7 @@
 //! round between the warm-up and the first measured request (the load generator waits for it:
 //! [`sweep_load::MeasuredStart`]) and one after the last answer, so the summary's counters and
 //! histograms cover the measured requests exactly, not to the nearest interval. Each
-//! answer is appended to `server_metrics.jsonl` as it arrives; the summary is made when the
+//! round is appended to `server_metrics.jsonl` as it ends; the summary is made when the
 //! point ends.
 //!
 //! A target that does not serve the path (nothing listens, as for Dynamo's workers, or 404) is
@@ -158,15 +158,14 @@ impl Run {
     async fn round(&mut self, phase: Phase) {
         let round = self.collector.round(sweep_folder::file::now(), phase);
         let client = &self.client;
-        let answers = futures_util::future::join_all(
-            self.targets
-                .iter()
-                .filter(|(_, s)| !s.gone)
-                .map(|(t, _)| async move { (t.name.clone(), get(client, &t.url).await) }),
-        )
+        let answers = futures_util::future::join_all(self.targets.iter().filter(|(_, s)| !s.gone).map(
+            |(t, _)| async move {
+                let answer = get(client, &t.url).await;
+                (t.name.clone(), answer, sweep_folder::file::now())
+            },
+        ))
         .await;
-        for (name, answer) in answers {
-            let time = sweep_folder::file::now();
+        for (name, answer, time) in answers {
             let Some((target, state)) = self.targets.iter_mut().find(|(t, _)| t.name == name) else {
                 continue;
             };
