@@ -305,7 +305,7 @@ impl Collector {
                 .filter(|(s, ..)| {
                     has(s) && (!frontend || s.role == "frontend") && !(skip_ctx && s.role == "ctx")
                 })
-                .filter_map(|(_, b, l)| Some((b.as_ref().copied()?, l.as_ref().copied()?)))
+                .filter_map(|(_, b, l)| Some(((*b)?, (*l)?)))
                 .collect()
         };
         let found = |measure: Measure| {
