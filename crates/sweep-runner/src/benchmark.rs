@@ -365,10 +365,11 @@ impl Run {
     /// Every server's and the frontend's metrics URL, by name and role.
     fn scrape_targets(&self, addresses: &BTreeMap<String, String>) -> Vec<scrape::Target> {
         let Some(path) = &self.job.metrics.path else { return Vec::new() };
-        let roles =
-            self.job.servers.iter().map(|s| (s.name.clone(), s.role.as_str().to_owned())).chain(
-                self.job.frontend.as_ref().map(|_| ("disagg_server_0".to_owned(), "frontend".to_owned())),
-            );
+        let roles = self.job.servers.iter().map(|s| (s.name.clone(), s.role.as_str().to_owned())).chain(
+            self.job.frontend.as_ref().map(|_| {
+                (sweep_folder::markers::ServerRole::DisaggServer.server_name(0), "frontend".to_owned())
+            }),
+        );
         roles
             .filter_map(|(name, role)| {
                 let address = addresses.get(&name)?;
