@@ -44,14 +44,21 @@ pub struct ScrapeLine {
 }
 
 impl ScrapeLine {
+    /// A line of an exposition's samples, `keys` being each sample's [`sweep_prom::Sample::key`]
+    /// in order (built once, for this line and the summary).
     pub fn from_exposition(
         time: f64,
         round: usize,
         phase: Phase,
         server: &str,
         e: &sweep_prom::Exposition,
+        keys: &[String],
     ) -> Self {
-        let samples = e.samples.iter().map(|s| (s.key(), Some(s.value).filter(|v| v.is_finite()))).collect();
+        let samples = keys
+            .iter()
+            .zip(&e.samples)
+            .map(|(k, s)| (k.clone(), Some(s.value).filter(|v| v.is_finite())))
+            .collect();
         ScrapeLine { time, round, phase, server: server.to_owned(), samples, error: None }
     }
 }
@@ -154,7 +161,8 @@ mod tests {
     #[test]
     fn scrape_lines_round_trip_with_values_that_are_not_finite() {
         let e = sweep_prom::parse("a{x=\"1\"} 2\nb NaN\n").expect("parses");
-        let line = ScrapeLine::from_exposition(1.5, 3, Phase::During, "agg_0", &e);
+        let keys: Vec<String> = e.samples.iter().map(sweep_prom::Sample::key).collect();
+        let line = ScrapeLine::from_exposition(1.5, 3, Phase::During, "agg_0", &e, &keys);
         let dir = tempfile::tempdir().expect("tempdir");
         let mut log = ScrapeLog::open(dir.path()).expect("opens");
         log.append(&line).expect("appends");
@@ -186,8 +194,16 @@ mod tests {
                  # TYPE vllm:kv_cache_usage_perc gauge\nvllm:kv_cache_usage_perc{{engine=\"0\"}} {kv}\n"
             ))
             .expect("parses");
-            log.append(&ScrapeLine::from_exposition(10.0 + round as f64, round, Phase::During, server, &e))
-                .expect("appends");
+            let keys: Vec<String> = e.samples.iter().map(sweep_prom::Sample::key).collect();
+            log.append(&ScrapeLine::from_exposition(
+                10.0 + round as f64,
+                round,
+                Phase::During,
+                server,
+                &e,
+                &keys,
+            ))
+            .expect("appends");
         }
         let families = BTreeMap::from([
             ("requests_running".to_owned(), "vllm:num_requests_running".to_owned()),

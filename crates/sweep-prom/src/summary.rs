@@ -165,17 +165,27 @@ impl Collector {
     /// `before`, `start` and `end` rounds, its gauges alone ([`crate::parse_gauges`]) may do in
     /// the `during` ones, which are read for their gauges only.
     pub fn record(&mut self, server: &str, exposition: Exposition) {
+        let keys: Vec<String> = exposition.samples.iter().map(Sample::key).collect();
+        self.record_keyed(server, exposition, &keys);
+    }
+
+    /// [`Collector::record`] with each sample's key ([`Sample::key`], in the samples' order)
+    /// already built, as the runner builds them for `server_metrics.jsonl`: they are the costly
+    /// part of a scrape after the parse, and built once.
+    pub fn record_keyed(&mut self, server: &str, exposition: Exposition, keys: &[String]) {
         let round = self.rounds.len().saturating_sub(1);
         let phase = self.rounds.last().map_or(Phase::Before, |r| r.1);
         let Some(s) = self.servers.get_mut(server) else { return };
         s.scrapes += 1;
-        for sample in &exposition.samples {
+        for (sample, key) in exposition.samples.iter().zip(keys) {
             if gauge_like(sample) {
-                s.gauges
-                    .entry(sample.key())
-                    .or_insert_with(|| (sample.family.to_string(), Vec::new()))
-                    .1
-                    .push((round, sample.value));
+                match s.gauges.get_mut(key) {
+                    Some((_, values)) => values.push((round, sample.value)),
+                    None => {
+                        s.gauges
+                            .insert(key.clone(), (sample.family.to_string(), vec![(round, sample.value)]));
+                    }
+                }
             }
         }
         if phase == Phase::During {

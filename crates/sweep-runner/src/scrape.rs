@@ -178,8 +178,10 @@ impl Run {
                     sweep_prom::parse(&text)
                 } {
                     Ok(exposition) => {
-                        let line = ScrapeLine::from_exposition(time, round, phase, &name, &exposition);
-                        self.collector.record(&name, exposition);
+                        let keys: Vec<String> =
+                            exposition.samples.iter().map(sweep_prom::Sample::key).collect();
+                        let line = ScrapeLine::from_exposition(time, round, phase, &name, &exposition, &keys);
+                        self.collector.record_keyed(&name, exposition, &keys);
                         line
                     }
                     Err(e) => {
