@@ -1249,7 +1249,11 @@ fn every_server_is_scraped_during_each_point_and_the_table_sets_the_servers_agai
         if *concurrency == 1 {
             assert!(waiting.max <= 1.0 && running.max <= 2.0, "{m:#?}");
         } else {
-            assert!(waiting.max >= 8.0 && running.max >= 4.0, "the GEN server queued: {m:#?}");
+            // The scrapes catch the batch at moments: a full batch of 4 may fall between them
+            // (CI saw 3 running once), the twelve queued behind it do not.
+            let batches = if *disagg { 8.0 + 4.0 } else { 4.0 };
+            assert!(waiting.max >= 8.0, "the GEN (or AGG) server queued: {m:#?}");
+            assert!((1.0..=batches).contains(&running.max), "never more than the batches hold: {m:#?}");
         }
     }
 
