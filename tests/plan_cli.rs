@@ -124,6 +124,9 @@ const BAD: &[(&str, i32)] = &[
     ("wrong-type", 3),
     ("zip-unequal", 3),
     ("zip-unknown-axis", 3),
+    ("model-config-unreadable", 3),
+    ("gpu-memory-zero", 3),
+    ("gpu-memory-utilization-too-high", 3),
 ];
 
 #[test]
@@ -140,6 +143,42 @@ fn bad_input_gets_a_located_error_the_right_exit_code_and_no_output() {
         assert!(run.stderr.contains(&format!("tests/fixtures/bad/{name}.yaml")), "{name} names the file");
         snapshot!(format!("bad-{name}"), format!("exit: {}\n{}", run.code, run.stderr));
     }
+}
+
+#[test]
+fn the_capacity_check_shows_its_arithmetic_and_prunes_on_request() {
+    for name in ["llama-8b", "deepseek-v3", "missing-field"] {
+        let file = format!("tests/fixtures/capacity/{name}.yaml");
+        let run = sweep(&["plan", &file]);
+        assert_eq!(run.code, 0, "{name}: {}", run.stderr);
+        snapshot!(format!("capacity-{name}"), format!("{}\n--- stderr\n{}", run.stdout, run.stderr));
+    }
+    // Llama 8B: the two points at 256 sequences are over, and pruned they are gone from the table
+    // and the JSON; the JSON carries every role's estimate and what was over.
+    let pruned =
+        sweep(&["plan", "tests/fixtures/capacity/llama-8b.yaml", "--prune-infeasible", "--format", "json"]);
+    assert_eq!(pruned.code, 0, "{}", pruned.stderr);
+    assert!(pruned.stderr.contains("dropped by --prune-infeasible"), "{}", pruned.stderr);
+    let plan: serde_json::Value = serde_json::from_str(&pruned.stdout).expect("json");
+    assert_eq!(plan["stats"]["infeasible"], 2);
+    assert_eq!(plan["capacity"]["params"], 8_030_261_248u64);
+    assert_eq!(plan["capacity"]["over"].as_array().map(Vec::len), Some(2));
+    assert_eq!(plan["capacity"]["over"][0]["demand_tokens"], 2_359_296);
+    for job in plan["jobs"].as_array().expect("jobs") {
+        assert_eq!(job["points"].as_array().map(Vec::len), Some(1), "{job}");
+        assert_eq!(job["points"][0]["concurrency"], 32);
+        assert!(job["capacity"][0]["capacity_tokens"].as_u64().expect("capacity") > 32 * 9216);
+    }
+    // Without the estimate's inputs there is nothing to prune by: a usage error.
+    let run = sweep(&["plan", "sweeps/quickstart.yaml", "--prune-infeasible"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("set `cluster.gpu_memory_gb`"), "{}", run.stderr);
+    assert_eq!(run.stdout, "");
+    // Pruning every point is an error that says why.
+    let run = sweep(&["plan", "tests/fixtures/capacity/nothing-fits.yaml", "--prune-infeasible"]);
+    assert_eq!(run.code, 4, "{}", run.stderr);
+    assert_eq!(run.stdout, "");
+    snapshot!("capacity-nothing-fits", run.stderr);
 }
 
 #[test]

@@ -108,7 +108,7 @@ impl Error {
                 file,
                 source: Some(text),
                 location: error.path().and_then(|path| source_map.nearest(&path, true)),
-                notes: Vec::new(),
+                notes: error.notes(),
                 help: error.help(),
             }
             .render(),

@@ -196,9 +196,8 @@ struct RenderArgs {
     /// The `sweep-runner` binary as compute nodes see it (default: beside `sweep`).
     #[arg(long, value_name = "PATH")]
     runner: Option<PathBuf>,
-    /// Refuse spaces larger than this (counted before `exclude` and `where`).
-    #[arg(long, default_value_t = 100_000, value_name = "N")]
-    max_points: u64,
+    #[command(flatten)]
+    limits: LimitArgs,
     /// `slurm` (sbatch scripts) or `local` (every role a process on this machine); beats the
     /// spec's `executor`.
     #[arg(long, value_enum)]
@@ -215,12 +214,30 @@ struct CheckArgs {
     /// Templates overriding the built-in ones, by path (beats `cluster.templates_dir`).
     #[arg(long, value_name = "DIR")]
     templates: Option<PathBuf>,
-    /// Refuse spaces larger than this (counted before `exclude` and `where`).
-    #[arg(long, default_value_t = 100_000, value_name = "N")]
-    max_points: u64,
+    #[command(flatten)]
+    limits: LimitArgs,
     /// `table` for people, `json` for scripts.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
+}
+
+/// What planning refuses or drops, for every command that plans.
+#[derive(Debug, Clone, Copy, clap::Args)]
+struct LimitArgs {
+    /// Refuse spaces larger than this (counted before `exclude` and `where`).
+    #[arg(long, default_value_t = 100_000, value_name = "N")]
+    max_points: u64,
+    /// Drop the points whose KV cache the capacity estimate finds too large for their servers
+    /// (needs `cluster.gpu_memory_gb` and the model's config.json); without it they are warned
+    /// about and kept.
+    #[arg(long)]
+    prune_infeasible: bool,
+}
+
+impl LimitArgs {
+    fn resolve(self) -> commands::plan::Limits {
+        commands::plan::Limits { max_points: self.max_points, prune_infeasible: self.prune_infeasible }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -236,9 +253,8 @@ struct PlanArgs {
     /// `table` for people, `json` for scripts (every job, layout and point).
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
-    /// Refuse spaces larger than this (counted before `exclude` and `where`).
-    #[arg(long, default_value_t = 100_000, value_name = "N")]
-    max_points: u64,
+    #[command(flatten)]
+    limits: LimitArgs,
 }
 
 impl RenderArgs {
@@ -246,7 +262,7 @@ impl RenderArgs {
         commands::render::Settings {
             file: self.file,
             output: self.output,
-            max_points: self.max_points,
+            limits: self.limits.resolve(),
             options: sweep_submit::render::Options {
                 templates: self.templates,
                 runner: self.runner,
@@ -295,13 +311,13 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         Command::Plan(args) => commands::plan::run(&commands::plan::Settings {
             file: args.file,
             format: args.format,
-            max_points: args.max_points,
+            limits: args.limits.resolve(),
         }),
         Command::Check(args) => commands::check::run(
             &commands::render::Settings {
                 file: args.file,
                 output: PathBuf::from("/sweep"),
-                max_points: args.max_points,
+                limits: args.limits.resolve(),
                 options: sweep_submit::render::Options { templates: args.templates, ..Default::default() },
                 no_check: true,
                 print: false,

@@ -46,6 +46,9 @@ struct PlanView<'a> {
     workload: &'a sweep_spec::Workload,
     stats: Stats,
     totals: Totals,
+    /// The capacity estimate's inputs and the points over it (`sweep_plan::capacity`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    capacity: Option<&'a sweep_plan::capacity::Assessment>,
     jobs: JobsView<'a>,
 }
 
@@ -60,8 +63,8 @@ impl Serialize for JobsView<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeSeq;
         let mut seq = s.serialize_seq(Some(self.plan.jobs.len()))?;
-        for job in &self.plan.jobs {
-            seq.serialize_element(&JobView::new(self.spec, self.plan, job))?;
+        for (index, job) in self.plan.jobs.iter().enumerate() {
+            seq.serialize_element(&JobView::new(self.spec, self.plan, index, job))?;
         }
         seq.end()
     }
@@ -76,6 +79,9 @@ struct JobView<'a> {
     layout: LayoutView<'a>,
     concurrency: Vec<u32>,
     effective_concurrency: Vec<u64>,
+    /// Per role: weights and KV cache per GPU and the tokens a holder caches.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    capacity: Option<&'a [sweep_plan::capacity::RoleCapacity]>,
     points: &'a [Point],
 }
 
@@ -95,7 +101,7 @@ struct LayoutView<'a> {
 }
 
 impl<'a> JobView<'a> {
-    fn new(spec: &'a Spec, plan: &'a Plan, job: &'a Job) -> Self {
+    fn new(spec: &'a Spec, plan: &'a Plan, index: usize, job: &'a Job) -> Self {
         let points = &plan.points[job.points.clone()];
         let concurrency: BTreeSet<u32> = points.iter().map(|p| p.concurrency).collect();
         let effective: BTreeSet<u64> = points.iter().map(|p| p.effective_concurrency).collect();
@@ -120,6 +126,7 @@ impl<'a> JobView<'a> {
             layout: LayoutView { layout: &job.layout, servers: job.layout.servers() },
             concurrency: concurrency.into_iter().collect(),
             effective_concurrency: effective.into_iter().collect(),
+            capacity: plan.capacity.as_ref().and_then(|c| c.jobs.get(index)).map(Vec::as_slice),
             points,
         }
     }
@@ -137,6 +144,7 @@ pub fn write_json(out: &mut impl Write, spec: &Spec, plan: &Plan) -> std::io::Re
         workload: &spec.workload,
         stats: plan.stats,
         totals: Totals::of(plan),
+        capacity: plan.capacity.as_ref(),
         jobs: JobsView { spec, plan },
     };
     serde_json::to_writer(&mut *out, &view)?;

@@ -5,6 +5,7 @@
 //! differ only in workload share one deployment and therefore one **job**, because starting the
 //! servers dominates a job's cost.
 
+pub mod capacity;
 mod id;
 mod layout;
 
@@ -41,6 +42,8 @@ pub struct Plan {
     pub stats: Stats,
     /// Things that are legal but probably not meant, each with the key it is about.
     pub warnings: Vec<Warning>,
+    /// The capacity estimate, when [`capacity::assess`] was asked for one.
+    pub capacity: Option<capacity::Assessment>,
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize)]
@@ -51,6 +54,13 @@ pub struct Stats {
     pub filtered: u64,
     /// Points identical to an earlier one (possible when derived values coincide), kept once.
     pub duplicates: u64,
+    /// Points dropped by the capacity check (`--prune-infeasible`).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub infeasible: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone)]
@@ -145,6 +155,9 @@ pub enum PlanError {
     /// Excludes and `where` dropped every point.
     #[error("no point is left to run: of {space} points, {excluded} are excluded by `sweep.exclude` and {filtered} fail `sweep.where`")]
     Empty { space: u128, excluded: u64, filtered: u64 },
+    /// `--prune-infeasible` dropped every point.
+    #[error("no point is left to run: all {points} need more KV cache than their servers hold")]
+    NothingFits { points: u64, reasons: Vec<String> },
     /// A job whose servers cannot be laid out on the cluster's nodes.
     #[error("job `{job}` cannot be placed: {source}")]
     Layout {
@@ -175,6 +188,7 @@ impl PlanError {
     pub fn path(&self) -> Option<KeyPath> {
         match self {
             PlanError::TooManyPoints { .. } => None,
+            PlanError::NothingFits { .. } => Some(KeyPath::keys("cluster.gpu_memory_gb")),
             PlanError::Empty { filtered, .. } => Some(if *filtered > 0 {
                 KeyPath::keys("sweep.where")
             } else {
@@ -187,6 +201,14 @@ impl PlanError {
         }
     }
 
+    /// Further lines that explain it.
+    pub fn notes(&self) -> Vec<String> {
+        match self {
+            PlanError::NothingFits { reasons, .. } => reasons.clone(),
+            _ => Vec::new(),
+        }
+    }
+
     /// What the user can do about it.
     pub fn help(&self) -> Option<String> {
         Some(match self {
@@ -194,6 +216,9 @@ impl PlanError {
                 "narrow the lists, add `sweep.exclude` or `sweep.where`, or raise `--max-points` if the size is meant".into()
             }
             PlanError::Empty { .. } => "loosen `sweep.where` or `sweep.exclude`".into(),
+            PlanError::NothingFits { .. } => {
+                "lower the batch sizes or lengths, or use more GPUs per server; the notes show the arithmetic".into()
+            }
             PlanError::Layout { source: LayoutError::NotWholeNodes { .. }, .. } => {
                 "drop this size with `sweep.exclude` or `sweep.where`, or choose a size that fills whole nodes".into()
             }
@@ -248,7 +273,7 @@ pub fn plan(spec: &Spec, options: &PlanOptions) -> Result<Plan, PlanError> {
             message: "this exclude entry matches no point".into(),
         })
         .collect();
-    Ok(Plan { jobs, points, stats, warnings })
+    Ok(Plan { jobs, points, stats, warnings, capacity: None })
 }
 
 struct Expander<'a> {

@@ -46,6 +46,45 @@ pub fn check_inputs(
     dataset::check(&document.spec, read).map_err(|error| locate(error, &document.source_map))
 }
 
+/// The model's `config.json`, for the capacity estimate, read through `read` (see
+/// [`check_inputs`]): `model.config` (a `.json` file, or a folder holding `config.json`), whose
+/// failure to read is an error at that key; else `<model.path>/config.json` when it can be read
+/// here (a hub name or a path only the compute nodes see has none: `None`). Returns the path
+/// read and its text.
+pub fn read_model_config(
+    document: &Document,
+    read: impl Fn(&str) -> std::io::Result<Vec<u8>>,
+) -> Result<Option<(String, String)>, SpecError> {
+    let in_folder = |path: &str| {
+        if path.ends_with(".json") {
+            path.to_owned()
+        } else {
+            format!("{}/config.json", path.trim_end_matches('/'))
+        }
+    };
+    let model = &document.spec.model;
+    let text = |bytes: Vec<u8>| String::from_utf8_lossy(&bytes).into_owned();
+    match &model.config {
+        Some(config) => {
+            let path = in_folder(config);
+            match read(&path) {
+                Ok(bytes) => Ok(Some((path, text(bytes)))),
+                Err(e) => Err(locate(
+                    SpecError::invalid(KeyPath::keys("model.config"), format!("cannot read `{path}`: {e}"))
+                        .with_help(
+                            "give the model's config.json, or a folder holding one, as this machine sees it",
+                        ),
+                    &document.source_map,
+                )),
+            }
+        }
+        None => {
+            let path = in_folder(&model.path);
+            Ok(read(&path).ok().map(|bytes| (path, text(bytes))))
+        }
+    }
+}
+
 /// Fills in the position of an error found after parsing.
 fn locate(mut error: SpecError, map: &SourceMap) -> SpecError {
     if error.location.is_none() {

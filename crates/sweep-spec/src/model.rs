@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::expr::{Expr, Type, Value};
 pub use crate::raw::{
-    ArrivalKind, Count, Discovery, DynamoBackend, Endpoint, EngineKind, ExecutorKind, Mode, Packing,
+    ArrivalKind, Count, Discovery, Dtype, DynamoBackend, Endpoint, EngineKind, ExecutorKind, Mode, Packing,
     Parallel, RequestPlane, TaskMode,
 };
 use crate::source::KeyPath;
@@ -31,6 +31,14 @@ pub struct Spec {
 pub struct Model {
     pub path: String,
     pub served_name: String,
+    /// The model's `config.json` (or a folder holding one) on this machine, for the capacity
+    /// estimate; `None`: `<path>/config.json` when that exists here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<String>,
+    /// The weights' number format, when the config's own (`quantization_config`, `torch_dtype`)
+    /// is not what is served.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dtype: Option<Dtype>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -106,6 +114,10 @@ pub struct Cluster {
     pub frontend_port: u16,
     /// A folder of templates that override the built-in ones by path.
     pub templates_dir: Option<String>,
+    /// One GPU's memory in GiB, for the capacity estimate; `None`: no estimate.
+    pub gpu_memory_gb: Option<f64>,
+    /// The share of a GPU's memory the engine may take for weights and KV cache.
+    pub gpu_memory_utilization: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]

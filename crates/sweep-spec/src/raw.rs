@@ -31,6 +31,8 @@ pub struct RawSpec {
 pub struct RawModel {
     pub path: String,
     pub served_name: Option<String>,
+    pub config: Option<String>,
+    pub dtype: Option<Dtype>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -94,6 +96,8 @@ pub struct RawCluster {
     pub base_port: Option<u16>,
     pub frontend_port: Option<u16>,
     pub templates_dir: Option<String>,
+    pub gpu_memory_gb: Option<f64>,
+    pub gpu_memory_utilization: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -290,6 +294,58 @@ pub enum RequestPlane {
 pub enum TaskMode {
     PerGpu,
     PerNode,
+}
+
+/// A number format of weights or KV cache, as far as memory goes: its width is all the capacity
+/// estimate needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+pub enum Dtype {
+    #[serde(rename = "fp32", alias = "float32")]
+    Fp32,
+    #[serde(rename = "bf16", alias = "bfloat16")]
+    Bf16,
+    #[serde(rename = "fp16", alias = "float16")]
+    Fp16,
+    #[serde(rename = "fp8")]
+    Fp8,
+    #[serde(rename = "fp4")]
+    Fp4,
+}
+
+impl Dtype {
+    /// Bytes per value (FP4 packs two values in a byte).
+    pub fn bytes(self) -> f64 {
+        match self {
+            Dtype::Fp32 => 4.0,
+            Dtype::Bf16 | Dtype::Fp16 => 2.0,
+            Dtype::Fp8 => 1.0,
+            Dtype::Fp4 => 0.5,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Dtype::Fp32 => "fp32",
+            Dtype::Bf16 => "bf16",
+            Dtype::Fp16 => "fp16",
+            Dtype::Fp8 => "fp8",
+            Dtype::Fp4 => "fp4",
+        }
+    }
+
+    /// The names a model's `config.json` (`torch_dtype`, `quantization_config.quant_method`) and
+    /// the engines' `--kv-cache-dtype` use; `None` for one it does not know (`auto` included).
+    pub fn from_name(name: &str) -> Option<Dtype> {
+        let name = name.to_ascii_lowercase();
+        Some(match name.as_str() {
+            "float32" | "fp32" | "float" => Dtype::Fp32,
+            "bfloat16" | "bf16" => Dtype::Bf16,
+            "float16" | "fp16" | "half" => Dtype::Fp16,
+            n if n.starts_with("fp8") || n.starts_with("float8") => Dtype::Fp8,
+            n if n.contains("fp4") => Dtype::Fp4,
+            _ => return None,
+        })
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]

@@ -62,7 +62,14 @@ fn resolve_model(raw: &RawSpec) -> Result<Model, SpecError> {
         Some(name) => name.clone(),
         None => path.trim_end_matches('/').rsplit('/').next().unwrap_or(path).to_owned(),
     };
-    Ok(Model { path: path.to_owned(), served_name })
+    let config = match &raw.model.config {
+        Some(config) if config.trim().is_empty() => {
+            return Err(SpecError::invalid(KeyPath::keys("model.config"), "the config path is empty")
+                .with_help("remove the key to read `<model.path>/config.json` when it exists here"))
+        }
+        other => other.clone(),
+    };
+    Ok(Model { path: path.to_owned(), served_name, config, dtype: raw.model.dtype })
 }
 
 fn resolve_engine(raw: &RawSpec) -> Result<Engine, SpecError> {
@@ -203,6 +210,23 @@ fn resolve_cluster(raw: &RawSpec) -> Result<Cluster, SpecError> {
         let key = if base_port == 0 { "cluster.base_port" } else { "cluster.frontend_port" };
         return Err(SpecError::invalid(KeyPath::keys(key), "port 0 cannot be listened on"));
     }
+    if let Some(gb) = c.gpu_memory_gb {
+        if !(gb.is_finite() && gb > 0.0) {
+            return Err(SpecError::invalid(
+                KeyPath::keys("cluster.gpu_memory_gb"),
+                format!("{gb} GiB is not a GPU's memory"),
+            )
+            .with_help("give one GPU's memory in GiB, e.g. 80 for an H100 80GB"));
+        }
+    }
+    let gpu_memory_utilization = c.gpu_memory_utilization.unwrap_or(0.9);
+    if !(gpu_memory_utilization > 0.0 && gpu_memory_utilization <= 1.0) {
+        return Err(SpecError::invalid(
+            KeyPath::keys("cluster.gpu_memory_utilization"),
+            format!("{gpu_memory_utilization} is not a share of the GPU's memory"),
+        )
+        .with_help("give a number above 0 and at most 1, e.g. 0.9 (vLLM's default)"));
+    }
     Ok(Cluster {
         gpus_per_node: c.gpus_per_node,
         max_nodes: c.max_nodes,
@@ -217,6 +241,8 @@ fn resolve_cluster(raw: &RawSpec) -> Result<Cluster, SpecError> {
         base_port,
         frontend_port,
         templates_dir: c.templates_dir.clone(),
+        gpu_memory_gb: c.gpu_memory_gb,
+        gpu_memory_utilization,
     })
 }
 

@@ -5,6 +5,7 @@ use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::time::Instant;
 
+use sweep_plan::capacity::Assessment;
 use sweep_plan::{Plan, PlanOptions, Point, Stats};
 use sweep_spec::{Document, Spec};
 
@@ -17,11 +18,19 @@ use crate::Format;
 pub struct Settings {
     pub file: PathBuf,
     pub format: Format,
+    pub limits: Limits,
+}
+
+/// What planning drops or refuses, shared by every command that plans.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
     pub max_points: u64,
+    /// Drop the points the capacity estimate finds over their servers' KV cache.
+    pub prune_infeasible: bool,
 }
 
 pub fn run(settings: &Settings) -> Result<(), Error> {
-    let (_, document, plan) = load_and_plan(&settings.file, settings.max_points)?;
+    let (_, document, plan) = load_and_plan(&settings.file, settings.limits)?;
     let stdout = std::io::stdout().lock();
     let mut out = BufWriter::with_capacity(1 << 16, stdout);
     match settings.format {
@@ -34,7 +43,7 @@ pub fn run(settings: &Settings) -> Result<(), Error> {
 
 /// Reads, validates and plans a spec; warnings go to stderr. Returns the spec's text too (a
 /// sweep folder keeps it as given).
-pub fn load_and_plan(file: &PathBuf, max_points: u64) -> Result<(String, Document, Plan), Error> {
+pub fn load_and_plan(file: &PathBuf, limits: Limits) -> Result<(String, Document, Plan), Error> {
     let text = std::fs::read_to_string(file).map_err(|source| Error::Read { path: file.clone(), source })?;
     let display = file.display().to_string();
     let started = Instant::now();
@@ -44,9 +53,12 @@ pub fn load_and_plan(file: &PathBuf, max_points: u64) -> Result<(String, Documen
         Ok(document) => document,
         Err(error) => return Err(Error::Spec { file: display, text, error: Box::new(error) }),
     };
-    let plan = match sweep_plan::plan(&document.spec, &PlanOptions { max_points }) {
+    let planned = sweep_plan::plan(&document.spec, &PlanOptions { max_points: limits.max_points })
+        .map_err(PlanningError::Plan)
+        .and_then(|plan| estimate_capacity(&document, plan, limits.prune_infeasible));
+    let plan = match planned {
         Ok(plan) => plan,
-        Err(error) => {
+        Err(PlanningError::Plan(error)) => {
             let Document { source_map, .. } = document;
             return Err(Error::Plan {
                 file: display,
@@ -55,6 +67,10 @@ pub fn load_and_plan(file: &PathBuf, max_points: u64) -> Result<(String, Documen
                 error: Box::new(error),
             });
         }
+        Err(PlanningError::Spec(error)) => {
+            return Err(Error::Spec { file: display, text, error: Box::new(error) })
+        }
+        Err(PlanningError::Usage(message)) => return Err(Error::Usage(message)),
     };
     tracing::info!(
         jobs = plan.jobs.len(),
@@ -76,6 +92,54 @@ pub fn load_and_plan(file: &PathBuf, max_points: u64) -> Result<(String, Documen
         let _ = stderr.write_all(diagnostic.render().as_bytes());
     }
     Ok((text, document, plan))
+}
+
+enum PlanningError {
+    Plan(sweep_plan::PlanError),
+    Spec(sweep_spec::SpecError),
+    Usage(String),
+}
+
+/// The capacity check, when the spec gives `cluster.gpu_memory_gb` and the model's `config.json`
+/// can be read here; a config the estimate cannot use is a warning and planning goes on.
+fn estimate_capacity(document: &Document, mut plan: Plan, prune: bool) -> Result<Plan, PlanningError> {
+    let spec = &document.spec;
+    let config =
+        sweep_spec::read_model_config(document, |path| std::fs::read(path)).map_err(PlanningError::Spec)?;
+    let Some(gpu_memory_gb) = spec.cluster.gpu_memory_gb else {
+        if prune {
+            return Err(PlanningError::Usage(
+                "--prune-infeasible needs the capacity estimate: set `cluster.gpu_memory_gb` (one GPU's memory in GiB) in the spec".into(),
+            ));
+        }
+        return Ok(plan);
+    };
+    let skipped = |why: String| {
+        if prune {
+            Err(PlanningError::Usage(format!("--prune-infeasible needs the capacity estimate, and {why}")))
+        } else {
+            Ok(sweep_plan::Warning {
+                path: sweep_spec::KeyPath::keys("model.config"),
+                message: format!("capacity not estimated: {why}"),
+            })
+        }
+    };
+    let warning = match config {
+        None => skipped(format!(
+            "`{}/config.json` cannot be read here; set `model.config` to the model's config.json",
+            spec.model.path.trim_end_matches('/')
+        ))?,
+        Some((path, text)) => match sweep_plan::capacity::ModelShape::from_config(&text) {
+            Ok(shape) => {
+                let settings = sweep_plan::capacity::Settings::new(spec, &shape, gpu_memory_gb);
+                return sweep_plan::capacity::assess(spec, plan, &shape, &settings, prune)
+                    .map_err(PlanningError::Plan);
+            }
+            Err(error) => skipped(format!("`{path}`: {error}"))?,
+        },
+    };
+    plan.warnings.push(warning);
+    Ok(plan)
 }
 
 fn join<T: ToString>(items: impl IntoIterator<Item = T>) -> String {
@@ -176,13 +240,53 @@ fn write_table(out: &mut impl Write, spec: &Spec, plan: &Plan) -> std::io::Resul
         totals.largest_job_nodes,
         plural(totals.largest_job_nodes),
     )?;
-    let Stats { space, excluded, filtered, duplicates } = plan.stats;
-    if excluded + filtered + duplicates > 0 {
-        writeln!(
+    let Stats { space, excluded, filtered, duplicates, infeasible } = plan.stats;
+    if excluded + filtered + duplicates + infeasible > 0 {
+        write!(
             out,
             "space {space} points: {excluded} excluded, {filtered} dropped by `where`, {duplicates} duplicate{}",
             plural(duplicates)
         )?;
+        if infeasible > 0 {
+            write!(out, ", {infeasible} over the KV cache (--prune-infeasible)")?;
+        }
+        writeln!(out)?;
+    }
+    if let Some(capacity) = &plan.capacity {
+        write_capacity(out, plan, capacity)?;
+    }
+    Ok(())
+}
+
+/// Per job and role: weights and KV cache per GPU, and the tokens a server (or DEP rank) holds.
+fn write_capacity(out: &mut impl Write, plan: &Plan, capacity: &Assessment) -> std::io::Result<()> {
+    let s = &capacity.settings;
+    writeln!(
+        out,
+        "\ncapacity: {:.1}B parameters in {}, {} GiB × {} per GPU",
+        capacity.params as f64 / 1e9,
+        s.weight_dtype.as_str(),
+        s.gpu_memory_gb,
+        s.gpu_memory_utilization
+    )?;
+    let width = plan.jobs.iter().map(|j| j.name.len()).max().unwrap_or(3).max(3);
+    writeln!(out, "{:<width$}  ROLE  WEIGHTS/GPU  KV BYTES/TOKEN/GPU  TOKENS HELD       OVER", "JOB")?;
+    for (job, roles) in plan.jobs.iter().zip(&capacity.jobs) {
+        for role in roles {
+            let over = capacity.over.iter().filter(|o| o.job == job.name && o.role == role.role).count();
+            writeln!(
+                out,
+                "{:<width$}  {:<4}  {:>7.2} GiB  {:>8} {:<4}  {:>9} per {:<6}  {}",
+                job.name,
+                role.role.as_str().to_uppercase(),
+                role.weights_gib_per_gpu,
+                role.kv_bytes_per_token_per_gpu.round(),
+                role.kv_dtype.as_str(),
+                role.capacity_tokens,
+                role.holder,
+                if capacity.pruned { "-".to_owned() } else { over.to_string() },
+            )?;
+        }
     }
     Ok(())
 }

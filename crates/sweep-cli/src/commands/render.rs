@@ -13,7 +13,7 @@ use crate::error::Error;
 pub struct Settings {
     pub file: PathBuf,
     pub output: PathBuf,
-    pub max_points: u64,
+    pub limits: crate::commands::plan::Limits,
     pub options: library::Options,
     /// Skip `sweep check` (the engines' own option parsers) before writing.
     pub no_check: bool,
@@ -48,7 +48,7 @@ pub fn run(settings: &Settings) -> Result<(), Error> {
 /// The spec read, planned and made ready to render: nothing is written yet. `--job` must name
 /// one of the plan's jobs.
 pub fn prepare(settings: &Settings) -> Result<Prepared, Error> {
-    let (text, document, plan) = load_and_plan(&settings.file, settings.max_points)?;
+    let (text, document, plan) = load_and_plan(&settings.file, settings.limits)?;
     if let Some(name) = &settings.job {
         if !plan.jobs.iter().any(|j| &j.name == name) {
             let names: Vec<&str> = plan.jobs.iter().map(|j| j.name.as_str()).collect();
