@@ -73,6 +73,78 @@ fn bad_command_lines_and_empty_folders_have_their_exit_codes() {
     );
 }
 
+const PROFILED: &str = "\
+name: profiled
+model: {path: /models/tiny, served_name: tiny}
+engine: {kind: mock}
+cluster: {gpus_per_node: 4, packing: packed, base_port: 19300, frontend_port: 19399}
+mode: disagg
+ctx: {servers: 1, batch: 4, engine_args: {speedup: 20}}
+gen: {servers: 1, batch: 8, engine_args: {speedup: 20}}
+workload: {isl: [64, 256, 1024], osl: 8, concurrency: [1, 4], requests: \"4x\", warmup: \"1x\"}
+";
+
+#[test]
+fn the_profiler_analyses_of_a_disaggregated_sweep_are_reported_in_a_real_browser() {
+    let tmp = workdir("profiled");
+    std::fs::write(tmp.path().join("spec.yaml"), PROFILED).expect("spec");
+    let (code, _, stderr) = sweep(&["submit", "spec.yaml", "-o", "sweep", "--executor", "local"], tmp.path());
+    assert_eq!(code, 0, "{stderr}");
+    // An unknown SLO is a usage error naming the valid ones, before anything is read.
+    let (code, _, stderr) = sweep(&["report", "sweep", "--slo", "ttft_p99=5"], tmp.path());
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("valid names: ttft_avg_ms"), "{stderr}");
+    assert!(!tmp.path().join("sweep/report").exists());
+    let args = ["report", "sweep", "--slo", "ttft_p99_ms=60000,itl_p50_ms=60000", "--gpu-hour-cost", "3"];
+    let (code, _, stderr) = sweep(&[&args[..], &["--target-tokens-per-s", "1000"]].concat(), tmp.path());
+    assert_eq!(code, 0, "{stderr}");
+    let out = tmp.path().join("sweep/report");
+    let md = std::fs::read_to_string(out.join("report.md")).expect("md");
+    // Ceilings of a minute: every one of the 6 points meets them.
+    assert!(md.contains("6 point(s) meet them, 0 do not"), "{md}");
+    assert!(md.contains("TTFT = a·ISL² + b·ISL + c"), "{md}");
+    assert!(md.contains("Prefill:decode balance"), "{md}");
+    for name in [
+        "profile_ttft_vs_isl",
+        "profile_itl_vs_context",
+        "profile_itl_vs_concurrency",
+        "profile_cost",
+        "profile_balance",
+    ] {
+        assert!(out.join(format!("plots/{name}.svg")).is_file(), "{name}");
+    }
+    let profile = tmp.path().join("chromium-profile");
+    let dom = dump_dom(&format!("file://{}", out.join("report.html").display()), &profile);
+    for id in [
+        "profile",
+        "cost",
+        "cheapest",
+        "cost-table",
+        "ttft-fit-table",
+        "itl-table",
+        "balance-table",
+        "profile_cost",
+        "profile_ttft_vs_isl",
+        "profile_balance",
+    ] {
+        assert!(dom.contains(&format!("id=\"{id}\"")), "{id} missing");
+    }
+    // The fit over ISL 64, 256, 1024 at concurrency 1 has its three coefficients.
+    let fit = column(&dom, "ttft-fit-table", 1);
+    assert_eq!(fit, vec!["64, 256, 1024"], "{fit:?}");
+    assert!(column(&dom, "ttft-fit-table", 2).iter().all(|a| a.contains('e')), "a in scientific notation");
+    // Cost: 6 rows, cheapest first, each priced and sized for 1000 tokens/s.
+    let usd: Vec<f64> = column(&dom, "cost-table", 8).iter().map(|c| c.parse().expect("usd")).collect();
+    assert_eq!(usd.len(), 6);
+    assert!(usd.windows(2).all(|w| w[0] <= w[1]), "cheapest first: {usd:?}");
+    let gpus: Vec<u64> = column(&dom, "cost-table", 10).iter().map(|c| c.parse().expect("gpus")).collect();
+    assert!(gpus.iter().all(|g| *g >= 2 && g % 2 == 0), "whole deployments of 2 GPUs: {gpus:?}");
+    // Balance: a row per point, the run ratio 1:1.
+    let run = column(&dom, "balance-table", 7);
+    assert_eq!(run.len(), 6);
+    assert!(run.iter().all(|r| r == "1:1"), "{run:?}");
+}
+
 /// The browser Debian ships; the test suite's script installs it.
 fn chromium() -> &'static str {
     let found = Command::new("chromium").arg("--version").output().is_ok_and(|o| o.status.success());
@@ -165,7 +237,9 @@ fn a_local_sweep_with_a_crashing_engine_is_reported_in_a_real_browser() {
     // points and the one the crash cut short, in each job).
     let panels = dom.matches("class=\"server-panel\"").count();
     assert_eq!(panels, 4, "a server panel per point that reached a server");
-    assert_eq!(dom.matches("<figure").count(), 4 + panels, "four charts and the panels");
+    // The profiler's charts: TTFT against ISL (the two concurrency-1 points) and ITL against
+    // context and concurrency.
+    assert_eq!(dom.matches("<figure").count(), 4 + 3 + panels, "seven charts and the panels");
     assert!(dom.matches("<svg").count() >= 4 + panels);
     for id in
         ["best-table", "frontier-table", "problem-table", "all-table", "counts", "servers", "server-table"]

@@ -9,7 +9,8 @@
 //!   figures as it is read) when a summary is missing or `--from-records` asks for it;
 //! - [`table`] derives per-GPU and per-user throughputs and writes `results.parquet`/`.csv`;
 //! - [`pareto`] (pure) finds frontiers, best configurations at thresholds and the
-//!   disagg-to-agg ratio; [`plot`] draws PNG and SVG charts; [`report`] writes HTML and Markdown.
+//!   disagg-to-agg ratio; [`profile`] (pure) fits TTFT against ISL, prices configurations at
+//!   SLOs and balances CTX against GEN; [`plot`] draws PNG and SVG charts; [`report`] writes HTML and Markdown.
 //!
 //! Nothing here drops a point: failed, cancelled, timed-out, unreadable and never-run points are
 //! rows with their state and reason, and every file that could not be read is a [`Warning`].
@@ -18,6 +19,7 @@ pub mod discover;
 pub mod metrics;
 pub mod pareto;
 pub mod plot;
+pub mod profile;
 pub mod records;
 pub mod report;
 pub mod server;
@@ -88,6 +90,8 @@ pub struct Options {
     /// Merge points of several versions of an engine, with a frontier per version; without
     /// it, that is an error ([`Error::MixedVersions`]).
     pub allow_mixed_versions: bool,
+    /// SLOs, GPU-hour cost and target throughput for the report's cost and balance analyses.
+    pub profile: profile::Settings,
 }
 
 /// Each engine's recorded versions among `rows`, for the engines that ran in more than one.
@@ -114,6 +118,7 @@ pub struct Aggregate {
     pub sweeps: Vec<SweepInfo>,
     pub warnings: Vec<Warning>,
     pub analysis: pareto::Analysis,
+    pub profile: profile::Profile,
 }
 
 /// Discovers, reads and analyses every point under `inputs`.
@@ -144,7 +149,8 @@ pub fn aggregate(inputs: &[PathBuf], options: &Options) -> Result<Aggregate, Err
     for i in analysis.frontier_rows().collect::<Vec<_>>() {
         rows[i].on_frontier = true;
     }
-    Ok(Aggregate { rows, sweeps, warnings, analysis })
+    let profile = profile::analyse(&rows, &options.profile, options.gpu_basis);
+    Ok(Aggregate { rows, sweeps, warnings, analysis, profile })
 }
 
 /// What to write besides the tables.
@@ -180,7 +186,7 @@ pub fn write(agg: &Aggregate, out: &Path, outputs: Outputs) -> Result<Vec<PathBu
         put(out, "ttft_by_turn.csv", &table::to_csv(&mut turns)?, &mut written)?;
     }
     let mut inlined = Vec::new();
-    for chart in plot::charts(&agg.rows, &agg.analysis) {
+    for chart in plot::charts(&agg.rows, &agg.analysis).into_iter().chain(plot::profile_charts(agg)) {
         let (png, svg, text) = plot::write(&chart, &plots)?;
         written.extend([png, svg]);
         inlined.push((chart, text));

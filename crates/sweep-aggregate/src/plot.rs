@@ -65,6 +65,8 @@ pub struct Series {
     pub scatter: Vec<(f64, f64)>,
     /// Drawn as a line with large markers.
     pub line: Vec<(f64, f64)>,
+    /// A fitted curve: drawn as a line without markers (many samples, not measurements).
+    pub curve: Vec<(f64, f64)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,7 +154,7 @@ fn lines(
                 .filter_map(|r| Some((x(r)?, value(r)?)))
                 .collect();
             line.sort_by(|a, b| a.0.total_cmp(&b.0));
-            Series { label: label.clone(), color: k, scatter: Vec::new(), line }
+            Series { label: label.clone(), color: k, scatter: Vec::new(), line, curve: Vec::new() }
         })
         .filter(|s| !s.line.is_empty())
         .collect()
@@ -219,7 +221,7 @@ pub fn charts(rows: &[Row], analysis: &Analysis) -> Vec<Chart> {
                 .filter_map(|r| coordinates(r, analysis.basis))
                 .collect();
             let line = f.rows.iter().filter_map(|&i| coordinates(&rows[i], analysis.basis)).collect();
-            series.push(Series { label: f.group.series(), color: k, scatter: all, line });
+            series.push(Series { label: f.group.series(), color: k, scatter: all, line, curve: Vec::new() });
         }
         out.push(Chart {
             name: format!("pareto_{suffix}"),
@@ -321,6 +323,7 @@ fn turn_charts(rows: &[Row]) -> Vec<Chart> {
                         .iter()
                         .filter_map(|t| Some((f64::from(t.turn_index), t.p50_ms?)))
                         .collect(),
+                    curve: Vec::new(),
                 })
                 .collect();
             Chart {
@@ -372,7 +375,13 @@ pub fn server_charts(rows: &[Row]) -> Vec<Chart> {
             .into_iter()
             .enumerate()
             .filter(|(_, (_, line))| !line.is_empty())
-            .map(|(k, (label, line))| Series { label: label.to_owned(), color: k, scatter: Vec::new(), line })
+            .map(|(k, (label, line))| Series {
+                label: label.to_owned(),
+                color: k,
+                scatter: Vec::new(),
+                line,
+                curve: Vec::new(),
+            })
             .collect();
             (!series.is_empty()).then(|| Chart {
                 name: server_chart_name(r),
@@ -409,7 +418,13 @@ fn search_chart(rows: &[Row]) -> Option<Chart> {
                 r.isl.unwrap_or(0),
                 r.osl.unwrap_or(0)
             );
-            Some(Series { label, color: k, scatter: Vec::new(), line: vec![((k + 1) as f64, max)] })
+            Some(Series {
+                label,
+                color: k,
+                scatter: Vec::new(),
+                line: vec![((k + 1) as f64, max)],
+                curve: Vec::new(),
+            })
         })
         .collect();
     if series.is_empty() {
@@ -537,9 +552,16 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, chart: &Chart) -> Res
         let c = color(s.color);
         ctx.draw_series(s.scatter.iter().map(|p| Circle::new((tx(p.0), p.1), 3, c.mix(0.45).filled())))
             .map_err(err)?;
-        if !s.line.is_empty() {
-            ctx.draw_series(LineSeries::new(s.line.iter().map(|p| (tx(p.0), p.1)), c.stroke_width(2)))
+        if !s.curve.is_empty() {
+            ctx.draw_series(LineSeries::new(s.curve.iter().map(|p| (tx(p.0), p.1)), c.stroke_width(2)))
                 .map_err(err)?;
+        }
+        if !s.line.is_empty() {
+            // Measured points joined, unless a fitted curve is drawn through them.
+            if s.curve.is_empty() {
+                ctx.draw_series(LineSeries::new(s.line.iter().map(|p| (tx(p.0), p.1)), c.stroke_width(2)))
+                    .map_err(err)?;
+            }
             ctx.draw_series(s.line.iter().map(|p| Circle::new((tx(p.0), p.1), 5, c.filled())))
                 .map_err(err)?;
         }
@@ -587,4 +609,139 @@ fn ellipsize(s: &str, max: usize) -> String {
         let kept: String = s.chars().take(max - 1).collect();
         format!("{kept}…")
     }
+}
+
+/// The profiler's charts (`profile_*`): TTFT against ISL with each configuration's fit, ITL
+/// against context length and against concurrency, cost against tokens/s/user at the SLOs, and
+/// CTX servers run against balanced. Each only when it has something to show.
+pub fn profile_charts(agg: &crate::Aggregate) -> Vec<Chart> {
+    let p = &agg.profile;
+    let mut out = Vec::new();
+    if !p.ttft.is_empty() {
+        let series = p
+            .ttft
+            .iter()
+            .enumerate()
+            .map(|(k, t)| {
+                let curve = match (t.fit, t.points.first(), t.points.last()) {
+                    (Some(fit), Some(&(lo, _)), Some(&(hi, _))) => (0..=24)
+                        .map(|i| lo + (hi - lo) * f64::from(i) / 24.0)
+                        .map(|x| (x, fit.at(x)))
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                Series {
+                    label: t.config.clone(),
+                    color: k,
+                    scatter: Vec::new(),
+                    line: t.points.clone(),
+                    curve,
+                }
+            })
+            .collect();
+        out.push(Chart {
+            name: "profile_ttft_vs_isl".to_owned(),
+            title: "TTFT against ISL at concurrency 1, with quadratic fits".to_owned(),
+            x_label: "input sequence length (tokens)".to_owned(),
+            y_label: "TTFT, mean (ms)".to_owned(),
+            x_axis: XAxis::Linear,
+            series,
+        });
+    }
+    if !p.itl.is_empty() {
+        // A line per configuration and concurrency (against context), per configuration and
+        // ISL/OSL (against concurrency).
+        let grouped = |key: &dyn Fn(&crate::profile::ItlPoint) -> (String, f64),
+                       x: &dyn Fn(&crate::profile::ItlPoint) -> f64| {
+            let mut groups: std::collections::BTreeMap<(String, u64), Vec<(f64, f64)>> = Default::default();
+            for point in &p.itl {
+                let (label, order) = key(point);
+                groups.entry((label, order.to_bits())).or_default().push((x(point), point.itl_p50_ms));
+            }
+            groups
+                .into_iter()
+                .enumerate()
+                .map(|(k, ((label, _), mut line))| {
+                    line.sort_by(|a, b| a.0.total_cmp(&b.0));
+                    Series { label, color: k, scatter: Vec::new(), line, curve: Vec::new() }
+                })
+                .collect::<Vec<_>>()
+        };
+        out.push(Chart {
+            name: "profile_itl_vs_context".to_owned(),
+            title: "ITL against context length (ISL + OSL/2)".to_owned(),
+            x_label: "context length, ISL + OSL/2 (tokens)".to_owned(),
+            y_label: "ITL p50 (ms)".to_owned(),
+            x_axis: XAxis::Linear,
+            series: grouped(&|i| (format!("{} @ conc {}", i.config, i.concurrency), i.concurrency), &|i| {
+                i.context
+            }),
+        });
+        out.push(Chart {
+            name: "profile_itl_vs_concurrency".to_owned(),
+            title: "ITL against concurrency".to_owned(),
+            x_label: "concurrency (requests in flight)".to_owned(),
+            y_label: "ITL p50 (ms)".to_owned(),
+            x_axis: XAxis::Log2,
+            series: grouped(&|i| (format!("{} @ {}/{}", i.config, i.isl, i.osl), i.context), &|i| {
+                i.concurrency
+            }),
+        });
+    }
+    if let Some(cost) = p.cost.as_ref().filter(|c| c.meeting.iter().any(|m| m.usd_per_million.is_some())) {
+        let mut by_config: std::collections::BTreeMap<String, Vec<(f64, f64)>> = Default::default();
+        for m in &cost.meeting {
+            let row = &agg.rows[m.row];
+            if let (Some(x), Some(y)) = (row.tps_per_user, m.usd_per_million) {
+                by_config.entry(crate::profile::config_label(row)).or_default().push((x, y));
+            }
+        }
+        out.push(Chart {
+            name: "profile_cost".to_owned(),
+            title: "Cost of the points meeting the SLOs".to_owned(),
+            x_label: "output tokens/s per user (mean of 1000/ITL)".to_owned(),
+            y_label: "USD per million output tokens".to_owned(),
+            x_axis: XAxis::Linear,
+            series: by_config
+                .into_iter()
+                .enumerate()
+                .map(|(k, (label, scatter))| Series {
+                    label,
+                    color: k,
+                    scatter,
+                    line: Vec::new(),
+                    curve: Vec::new(),
+                })
+                .collect(),
+        });
+    }
+    if !p.balance.is_empty() {
+        let numbered = |f: &dyn Fn(&crate::profile::Balance) -> f64| {
+            p.balance.iter().enumerate().map(|(i, b)| ((i + 1) as f64, f(b))).collect::<Vec<_>>()
+        };
+        out.push(Chart {
+            name: "profile_balance".to_owned(),
+            title: "CTX servers: run against balanced with the GEN servers' demand".to_owned(),
+            x_label: "point (numbered as in the balance table)".to_owned(),
+            y_label: "CTX servers".to_owned(),
+            x_axis: XAxis::Numbered,
+            series: vec![
+                Series {
+                    label: "run".to_owned(),
+                    color: 0,
+                    scatter: numbered(&|b| b.ctx_servers),
+                    line: Vec::new(),
+                    curve: Vec::new(),
+                },
+                Series {
+                    label: "balanced".to_owned(),
+                    color: 1,
+                    scatter: numbered(&|b| b.balanced_ctx_servers),
+                    line: Vec::new(),
+                    curve: Vec::new(),
+                },
+            ],
+        });
+    }
+    out
 }

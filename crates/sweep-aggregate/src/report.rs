@@ -107,6 +107,236 @@ impl Table {
     }
 }
 
+/// Each configuration's TTFT-against-ISL fit at concurrency 1.
+fn ttft_fit_table(agg: &Aggregate) -> Table {
+    Table {
+        header: vec!["configuration", "ISLs", "a (ms/token²)", "b (ms/token)", "c (ms)", "R²"],
+        rows: agg
+            .profile
+            .ttft
+            .iter()
+            .map(|t| {
+                let isls = t.points.iter().map(|p| format!("{:.0}", p.0)).collect::<Vec<_>>().join(", ");
+                match t.fit {
+                    Some(q) => vec![
+                        t.config.clone(),
+                        isls,
+                        format!("{:.4e}", q.a),
+                        format!("{:.4e}", q.b),
+                        format!("{:.3}", q.c),
+                        format!("{:.4}", q.r2),
+                    ],
+                    None => vec![
+                        t.config.clone(),
+                        isls,
+                        "needs 3 ISLs".into(),
+                        "–".into(),
+                        "–".into(),
+                        "–".into(),
+                    ],
+                }
+            })
+            .collect(),
+    }
+}
+
+fn itl_table(agg: &Aggregate) -> Table {
+    Table {
+        header: vec!["configuration", "ISL", "OSL", "concurrency", "context (ISL + OSL/2)", "ITL p50 (ms)"],
+        rows: agg
+            .profile
+            .itl
+            .iter()
+            .map(|i| {
+                vec![
+                    i.config.clone(),
+                    format!("{:.0}", i.isl),
+                    format!("{:.0}", i.osl),
+                    format!("{}", i.concurrency),
+                    format!("{:.0}", i.context),
+                    num(Some(i.itl_p50_ms)),
+                ]
+            })
+            .collect(),
+    }
+}
+
+/// The points meeting the SLOs, cheapest first, with the figures the SLOs name.
+fn cost_table(agg: &Aggregate, cost: &crate::profile::Cost) -> Table {
+    let slos = &agg.profile.settings.slo;
+    let mut header = vec!["rank", "configuration", "ISL/OSL", "load", "tokens/s/GPU", "tokens/s/user"];
+    header.extend(slos.iter().map(|s| s.column));
+    header.extend(["USD per M output tokens", "replicas", "GPUs needed"]);
+    let rows = cost
+        .meeting
+        .iter()
+        .enumerate()
+        .map(|(k, c)| {
+            let r = &agg.rows[c.row];
+            let mut cells = vec![
+                (k + 1).to_string(),
+                crate::profile::config_label(r),
+                format!("{}/{}", int(r.isl), int(r.osl)),
+                crate::plot::load_label(r),
+                num(Some(c.tps_per_gpu)),
+                num(r.tps_per_user),
+            ];
+            cells.extend(slos.iter().map(|s| num(r.figures.get(s.column))));
+            cells.push(c.usd_per_million.map_or_else(|| "–".to_owned(), |v| format!("{v:.4}")));
+            cells.push(c.replicas.map_or_else(|| "–".to_owned(), |v| v.to_string()));
+            cells.push(c.gpus_needed.map_or_else(|| "–".to_owned(), |v| v.to_string()));
+            cells
+        })
+        .collect();
+    Table { header, rows }
+}
+
+fn balance_table(agg: &Aggregate) -> Table {
+    Table {
+        header: vec![
+            "#",
+            "configuration",
+            "ISL/OSL",
+            "load",
+            "requests/s",
+            "prefill tokens/s needed",
+            "CTX capacity (tokens/s per GPU)",
+            "CTX:GEN run",
+            "CTX:GEN balanced",
+        ],
+        rows: agg
+            .profile
+            .balance
+            .iter()
+            .enumerate()
+            .map(|(k, b)| {
+                let r = &agg.rows[b.row];
+                vec![
+                    (k + 1).to_string(),
+                    crate::profile::config_label(r),
+                    format!("{}/{}", int(r.isl), int(r.osl)),
+                    crate::plot::load_label(r),
+                    num(r.figures.get("request_throughput")),
+                    num(Some(b.prefill_needed)),
+                    num(Some(b.ctx_capacity_per_gpu)),
+                    format!("{}:{}", b.ctx_servers, b.gen_servers),
+                    format!("{:.2}:{}", b.balanced_ctx_servers, b.gen_servers),
+                ]
+            })
+            .collect(),
+    }
+}
+
+/// The settings line above the cost table.
+fn cost_settings(agg: &Aggregate) -> String {
+    let p = &agg.profile.settings;
+    let slos = if p.slo.is_empty() {
+        "no SLO".to_owned()
+    } else {
+        p.slo
+            .iter()
+            .map(|s| format!("{} ≤ {} ms", s.column, floor(s.ceiling_ms)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut text = format!("At {slos}");
+    if let Some(usd) = p.gpu_hour_cost {
+        let _ = write!(text, ", {} USD per GPU-hour", floor(usd));
+    }
+    if let Some(target) = p.target_tokens_per_s {
+        let _ = write!(text, ", serving {} output tokens/s", floor(target));
+    }
+    text.push_str(" (failed requests disqualify a point)");
+    text
+}
+
+fn profile_has_any(agg: &Aggregate) -> bool {
+    let p = &agg.profile;
+    !p.ttft.is_empty() || !p.itl.is_empty() || p.cost.is_some() || !p.balance.is_empty()
+}
+
+fn profile_html(agg: &Aggregate, charts: &[(Chart, String)]) -> String {
+    let mut s = String::new();
+    if !profile_has_any(agg) {
+        return s;
+    }
+    let figure = |s: &mut String, name: &str| {
+        if let Some((chart, svg)) = charts.iter().find(|(c, _)| c.name == name) {
+            let _ = writeln!(s, "<figure id=\"{}\">{}</figure>", escape(&chart.name), strip_xml_header(svg));
+        }
+    };
+    s.push_str("<h2 id=\"profile\">Profiler analyses</h2>\n");
+    let p = &agg.profile;
+    if let Some(cost) = &p.cost {
+        s.push_str("<h3 id=\"cost\">Cost at the SLOs</h3>\n");
+        let _ = writeln!(
+            s,
+            "<p class=\"muted\">{}: {} point(s) meet them, {} do not. Cheapest first.</p>",
+            escape(&cost_settings(agg)),
+            cost.meeting.len(),
+            cost.missed
+        );
+        if let Some(best) = cost.meeting.first() {
+            let r = &agg.rows[best.row];
+            let _ = writeln!(
+                s,
+                "<p id=\"cheapest\">Cheapest: <strong>{}</strong> at {}, {} tokens/s per GPU{}.</p>",
+                escape(&crate::profile::config_label(r)),
+                escape(&crate::plot::load_label(r)),
+                num(Some(best.tps_per_gpu)),
+                best.usd_per_million
+                    .map(|v| format!(", {v:.4} USD per million output tokens"))
+                    .unwrap_or_default()
+            );
+        }
+        figure(&mut s, "profile_cost");
+        s.push_str(&cost_table(agg, cost).html("cost-table"));
+    }
+    if !p.ttft.is_empty() {
+        s.push_str("<h3 id=\"ttft-isl\">TTFT against ISL at concurrency 1</h3>\n<p class=\"muted\">Mean TTFT of each concurrency-1 point, and the least-squares fit TTFT = a·ISL² + b·ISL + c per configuration, as Dynamo's profiler fits prefill.</p>\n");
+        figure(&mut s, "profile_ttft_vs_isl");
+        s.push_str(&ttft_fit_table(agg).html("ttft-fit-table"));
+    }
+    if !p.itl.is_empty() {
+        s.push_str("<h3 id=\"itl-context\">ITL against context length and concurrency</h3>\n<p class=\"muted\">A decode step attends on average to ISL + OSL/2 tokens.</p>\n");
+        figure(&mut s, "profile_itl_vs_context");
+        figure(&mut s, "profile_itl_vs_concurrency");
+        s.push_str("<details><summary>Show the table</summary>\n");
+        s.push_str(&itl_table(agg).html("itl-table"));
+        s.push_str("</details>\n");
+    }
+    if !p.balance.is_empty() {
+        s.push_str("<h3 id=\"balance\">Prefill:decode balance</h3>\n<p class=\"muted\">CTX capacity is the most prefill tokens/s per CTX GPU the sweep measured for the CTX configuration and ISL at a point meeting the TTFT SLOs; the balanced ratio is the CTX servers that would serve each point's prefill demand (requests/s × ISL) at that capacity, beside the GEN servers it ran.</p>\n");
+        figure(&mut s, "profile_balance");
+        s.push_str(&balance_table(agg).html("balance-table"));
+    }
+    s
+}
+
+fn profile_markdown(agg: &Aggregate) -> String {
+    let mut s = String::new();
+    let p = &agg.profile;
+    if let Some(cost) = &p.cost {
+        let _ = writeln!(
+            s,
+            "\n## Cost at the SLOs\n\n{}: {} point(s) meet them, {} do not.\n",
+            cost_settings(agg),
+            cost.meeting.len(),
+            cost.missed
+        );
+        s.push_str(&cost_table(agg, cost).markdown());
+    }
+    if !p.ttft.is_empty() {
+        s.push_str("\n## TTFT against ISL at concurrency 1 (TTFT = a·ISL² + b·ISL + c)\n\n");
+        s.push_str(&ttft_fit_table(agg).markdown());
+    }
+    if !p.balance.is_empty() {
+        s.push_str("\n## Prefill:decode balance\n\n");
+        s.push_str(&balance_table(agg).markdown());
+    }
+    s
+}
+
 fn frontier_table(agg: &Aggregate) -> Table {
     let basis = agg.analysis.basis;
     let on_frontiers =
@@ -545,6 +775,7 @@ pub fn markdown(agg: &Aggregate) -> String {
             );
         }
     }
+    s.push_str(&profile_markdown(agg));
     let problems = problem_table(agg);
     if !problems.rows.is_empty() {
         let _ = writeln!(s, "\n## Points without a result ({})\n", problems.rows.len());
@@ -643,6 +874,7 @@ pub fn html(agg: &Aggregate, charts: &[(Chart, String)]) -> String {
             || by_turn(c)
             || c.name == "search_max_load"
             || c.name.starts_with("server_")
+            || c.name.starts_with("profile_")
     };
     for (chart, svg) in charts.iter().filter(|(c, _)| !elsewhere(c)) {
         let _ = writeln!(s, "<figure id=\"{}\">{}</figure>", escape(&chart.name), strip_xml_header(svg));
@@ -713,6 +945,7 @@ pub fn html(agg: &Aggregate, charts: &[(Chart, String)]) -> String {
             s.push_str("</ul></details>\n");
         }
     }
+    s.push_str(&profile_html(agg, charts));
     let problems = problem_table(agg);
     let _ = writeln!(s, "<h2 id=\"problems\">Points without a result ({})</h2>", problems.rows.len());
     if problems.rows.is_empty() {

@@ -442,8 +442,10 @@ fn plots_are_valid_png_and_svg_and_the_parquet_reads_back() {
     let files = sweep_aggregate::write(&agg, tmp.path(), Outputs::Tables).expect("writes");
     let pngs: Vec<&PathBuf> = files.iter().filter(|f| f.extension().is_some_and(|e| e == "png")).collect();
     let svgs: Vec<&PathBuf> = files.iter().filter(|f| f.extension().is_some_and(|e| e == "svg")).collect();
-    // One workload: the Pareto chart and TTFT, ITL and throughput against concurrency.
-    assert_eq!((pngs.len(), svgs.len()), (4, 4), "{files:?}");
+    // One workload: the Pareto chart and TTFT, ITL and throughput against concurrency; and the
+    // profiler's TTFT against ISL (its concurrency-1 point) and ITL against context and
+    // concurrency.
+    assert_eq!((pngs.len(), svgs.len()), (7, 7), "{files:?}");
     for png in pngs {
         let bytes = std::fs::read(png).expect("png");
         assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "{}", png.display());

@@ -147,6 +147,32 @@ struct AggregateArgs {
     /// `table` (the frontiers) for people, `json` for scripts.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
+    /// SLOs the cost analysis holds every point to, as results-table latency columns in ms,
+    /// e.g. `ttft_p99_ms=500,itl_p50_ms=20`.
+    #[arg(long, value_name = "NAME=MS,...", value_parser = slo_list)]
+    slo: Option<SloList>,
+    /// USD per GPU-hour: prices the points meeting the SLOs per million output tokens.
+    #[arg(long, value_name = "USD", value_parser = positive)]
+    gpu_hour_cost: Option<f64>,
+    /// Output tokens/s to serve: the replicas and GPUs each configuration meeting the SLOs needs.
+    #[arg(long, value_name = "TOKENS_PER_S", value_parser = positive)]
+    target_tokens_per_s: Option<f64>,
+}
+
+/// `--slo`'s list, as one value (clap would take a `Vec` for a repeated flag).
+#[derive(Debug, Clone)]
+struct SloList(Vec<sweep_aggregate::profile::Slo>);
+
+fn slo_list(text: &str) -> Result<SloList, String> {
+    sweep_aggregate::profile::parse_slos(text).map(SloList)
+}
+
+/// A finite number above 0.
+fn positive(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!("`{text}` is not a number above 0")),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -176,6 +202,11 @@ impl AggregateArgs {
                     GpusArg::Allocated => sweep_aggregate::GpuBasis::Allocated,
                 },
                 allow_mixed_versions: self.allow_mixed_versions,
+                profile: sweep_aggregate::profile::Settings {
+                    gpu_hour_cost: self.gpu_hour_cost,
+                    slo: self.slo.map(|s| s.0).unwrap_or_default(),
+                    target_tokens_per_s: self.target_tokens_per_s,
+                },
             },
             outputs,
             json: self.format == Format::Json,
