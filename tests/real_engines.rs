@@ -425,16 +425,27 @@ fn vllm_one_server_with_a_boolean_argument_a_search_and_ttft_against_its_own_clo
         let series = server.counters.len() + server.gauges.len() + server.histograms.len();
         assert!(series > 50, "vLLM's exposition, whole: {series} series");
     }
-    // The jsonl holds every series of every scrape: vLLM serves hundreds.
-    let step = std::fs::read_dir(s.job().join("points"))
-        .expect("points")
-        .flatten()
-        .find(|p| p.path().join("server_metrics.jsonl").is_file())
-        .expect("a step with scrapes");
-    let (lines, _) = sweep_folder::server_metrics::read_scrapes(&step.path().join("server_metrics.jsonl"))
-        .expect("server_metrics.jsonl");
+    // The jsonl holds every series at a point's edges: vLLM serves hundreds. Between them the
+    // scraper asks for the mapped gauges only (`name[]`), and vLLM's prometheus_client honours
+    // that: those lines have a handful of series.
+    let mut lines = Vec::new();
+    for step in std::fs::read_dir(s.job().join("points")).expect("points").flatten() {
+        let path = step.path().join("server_metrics.jsonl");
+        if path.is_file() {
+            lines.extend(sweep_folder::server_metrics::read_scrapes(&path).expect("server_metrics.jsonl").0);
+        }
+    }
     let most = lines.iter().map(|l| l.samples.len()).max().unwrap_or(0);
     assert!(most >= 300, "vLLM 0.32 serves about 374 series; a scrape had {most}");
+    let during: Vec<_> = lines
+        .iter()
+        .filter(|l| l.phase == sweep_folder::server_metrics::Phase::During && l.error.is_none())
+        .collect();
+    assert!(!during.is_empty(), "the search's steps last seconds: some scrape falls between edges");
+    for line in during {
+        assert!(line.samples.len() <= 10, "only the gauges asked for: {:?}", line.samples.keys());
+        assert!(line.samples.keys().any(|k| k.starts_with("vllm:num_requests_running")), "{line:?}");
+    }
 }
 
 /// Two vLLM servers behind vLLM's own router, loaded open-loop at two request rates (a point each,

@@ -45,6 +45,14 @@ impl Measure {
     }
 }
 
+/// The gauge families of every measure: what a scrape between a point's edges needs.
+pub fn gauge_families() -> impl Iterator<Item = &'static str> {
+    [Measure::RequestsRunning, Measure::RequestsWaiting, Measure::KvCacheUsage, Measure::PrefixCacheHitRate]
+        .into_iter()
+        .flat_map(families)
+        .copied()
+}
+
 /// The families a measure is read from, in order of preference. Counters are named without
 /// `_total` (their samples may carry it).
 pub fn families(measure: Measure) -> &'static [&'static str] {
