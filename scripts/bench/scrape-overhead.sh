@@ -69,7 +69,7 @@ taskset -c 0 target/release/sweep-mock-engine --port 0 --port-file "$work/port" 
 pids+=($!)
 for _ in $(seq 100); do [ -s "$work/port" ] && break; sleep 0.05; done
 url="http://127.0.0.1:$(cat "$work/port")"
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+echo "machine: $(nproc --all) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 
 results=()
 for round in $(seq "$rounds"); do
@@ -85,7 +85,7 @@ for round in $(seq "$rounds"); do
     # from /proc until the client exits) is what scraping costs, free of the runs' spread.
     ticks=0; runner=""
     while kill -0 "$timed" 2>/dev/null; do
-      [ -z "$runner" ] && runner=$(pgrep -n -f "sweep-runner profile" || true)
+      [ -z "$runner" ] && runner=$(pgrep -n -f "^target/release/sweep-runner profile" || true)
       for task in /proc/${runner:-none}/task/*; do
         if [ "$(cat "$task/comm" 2>/dev/null)" = scrape ]; then
           t=$(awk '{print $14 + $15}' "$task/stat" 2>/dev/null || echo "$ticks"); ticks=${t:-$ticks}
