@@ -2,7 +2,7 @@
 //! 1.6.1's own frontend and mocker workers (aggregated, disaggregated, and the same deployment
 //! written as a custom engine), and vLLM 0.32's CPU build serving a tiny random-weight model (one
 //! server with a boolean engine argument, two behind vllm-router at two request rates, one
-//! refused at start).
+//! refused at start), and the scraper's gauge filter against the vLLM venv's prometheus_client.
 //!
 //! The engines live in venvs under `$SWEEP_ENGINE_CACHE` (default `~/.cache/sweep/engines`),
 //! installed by `scripts/install-engines.sh`, which `scripts/test.sh` runs first. A missing one
@@ -425,9 +425,9 @@ fn vllm_one_server_with_a_boolean_argument_a_search_and_ttft_against_its_own_clo
         let series = server.counters.len() + server.gauges.len() + server.histograms.len();
         assert!(series > 50, "vLLM's exposition, whole: {series} series");
     }
-    // The jsonl holds every series at a point's edges: vLLM serves hundreds. Between them the
-    // scraper asks for the mapped gauges only (`name[]`), and vLLM's prometheus_client honours
-    // that: those lines have a handful of series.
+    // The jsonl holds every series at a point's edges: vLLM serves hundreds. (The steps are
+    // shorter than the scrape interval, so the rounds between edges, asked for the gauges only,
+    // are checked against vLLM's prometheus_client in the test after this one.)
     let mut lines = Vec::new();
     for step in std::fs::read_dir(s.job().join("points")).expect("points").flatten() {
         let path = step.path().join("server_metrics.jsonl");
@@ -437,14 +437,114 @@ fn vllm_one_server_with_a_boolean_argument_a_search_and_ttft_against_its_own_clo
     }
     let most = lines.iter().map(|l| l.samples.len()).max().unwrap_or(0);
     assert!(most >= 300, "vLLM 0.32 serves about 374 series; a scrape had {most}");
-    let during: Vec<_> = lines
-        .iter()
-        .filter(|l| l.phase == sweep_folder::server_metrics::Phase::During && l.error.is_none())
-        .collect();
-    assert!(!during.is_empty(), "the search's steps last seconds: some scrape falls between edges");
-    for line in during {
-        assert!(line.samples.len() <= 10, "only the gauges asked for: {:?}", line.samples.keys());
-        assert!(line.samples.keys().any(|k| k.starts_with("vllm:num_requests_running")), "{line:?}");
+}
+
+/// A child process killed when the test ends, however it ends.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Serves vLLM-named families with the `prometheus_client` of the vLLM venv (the library vLLM's
+/// `/metrics` is), and profiles the simulated engine with it scraped every 100 ms: the rounds
+/// between a point's edges ask for the mapped gauges only (`name[]`), and the real library
+/// answers just those (not `vllm:cache_config_info`, a gauge outside the mapping, which a scrape
+/// of everything would keep), while the edges have every series.
+#[test]
+fn vllm_prometheus_client_answers_the_scrapers_gauge_filter() {
+    let python = venv("vllm-0.32.0").join("bin/python");
+    let script = r#"
+import sys, time
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+r = CollectorRegistry()
+Gauge("vllm:num_requests_running", "running", ["model_name"], registry=r).labels("tiny").set(3)
+Gauge("vllm:kv_cache_usage_perc", "kv", ["model_name"], registry=r).labels("tiny").set(0.25)
+Gauge("vllm:cache_config_info", "a gauge the mapping does not read", ["block_size"], registry=r).labels("16").set(1)
+Counter("vllm:generation_tokens", "tokens", ["model_name"], registry=r).labels("tiny").inc(7)
+Histogram("vllm:time_to_first_token_seconds", "ttft", ["model_name"], registry=r).labels("tiny").observe(0.01)
+server, _ = start_http_server(0, addr="127.0.0.1", registry=r)
+print(server.server_address[1], flush=True)
+time.sleep(600)
+"#;
+    let mut metrics = Child(
+        Command::new(&python)
+            .args(["-c", script])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python of the vLLM venv"),
+    );
+    let mut port = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(metrics.0.stdout.take().expect("stdout")),
+        &mut port,
+    )
+    .expect("port");
+    let metrics_url = format!("http://127.0.0.1:{}/metrics", port.trim());
+
+    let bin = Path::new(env!("CARGO_BIN_EXE_sweep")).parent().expect("bin dir").to_path_buf();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let port_file = tmp.path().join("engine.port");
+    let _engine = Child(
+        Command::new(bin.join("sweep-mock-engine"))
+            .args(["--port", "0", "--model", "tiny", "--decode-base-ms", "10", "--port-file"])
+            .arg(&port_file)
+            .spawn()
+            .expect("sweep-mock-engine"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::fs::read_to_string(&port_file).map_or(true, |p| p.trim().is_empty()) {
+        assert!(Instant::now() < deadline, "the simulated engine did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let engine_url =
+        format!("http://127.0.0.1:{}", std::fs::read_to_string(&port_file).expect("port").trim());
+    let artifacts = tmp.path().join("run");
+    let output = Command::new(bin.join("sweep-runner"))
+        .args(["profile", "--url", &engine_url, "--model", "tiny", "--progress", "off", "--concurrency", "2"])
+        .args([
+            "--requests",
+            "20",
+            "--warmup",
+            "0",
+            "--isl",
+            "16",
+            "--osl",
+            "16",
+            "--server-metrics",
+            &metrics_url,
+        ])
+        .args(["--server-metrics-interval-ms", "100", "--artifact-dir"])
+        .arg(&artifacts)
+        .output()
+        .expect("sweep-runner profile");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let (lines, _) =
+        sweep_folder::server_metrics::read_scrapes(&artifacts.join("server_metrics.jsonl")).expect("scrapes");
+    use sweep_folder::server_metrics::Phase;
+    let edges: Vec<_> = lines.iter().filter(|l| l.phase != Phase::During).collect();
+    let during: Vec<_> = lines.iter().filter(|l| l.phase == Phase::During).collect();
+    assert!(during.len() >= 3, "1.6 s of load scraped every 100 ms: {} rounds between edges", during.len());
+    for line in &edges {
+        assert!(line.error.is_none(), "{line:?}");
+        assert!(line.samples.keys().any(|k| k.starts_with("vllm:generation_tokens_total")), "{line:?}");
+        assert!(
+            line.samples.keys().any(|k| k.starts_with("vllm:time_to_first_token_seconds_bucket")),
+            "{line:?}"
+        );
+    }
+    for line in &during {
+        assert!(line.error.is_none(), "{line:?}");
+        let names: std::collections::BTreeSet<&str> =
+            line.samples.keys().map(|k| k.split('{').next().unwrap_or(k)).collect();
+        assert_eq!(
+            names,
+            ["vllm:kv_cache_usage_perc", "vllm:num_requests_running"].into_iter().collect(),
+            "only the gauges asked for"
+        );
     }
 }
 

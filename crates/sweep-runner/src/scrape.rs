@@ -288,8 +288,13 @@ mod tests {
     #[test]
     fn the_gauges_url_names_every_mapped_gauge_family() {
         let url = gauges_url("http://10.0.0.1:8000/metrics");
-        assert!(url.starts_with("http://10.0.0.1:8000/metrics?name%5B%5D=vllm%3Anum_requests_running&"), "{url}");
-        for family in ["vllm%3Akv_cache_usage_perc", "sglang%3Anum_queue_reqs", "sweep_mock_num_requests_waiting"] {
+        assert!(
+            url.starts_with("http://10.0.0.1:8000/metrics?name%5B%5D=vllm%3Anum_requests_running&"),
+            "{url}"
+        );
+        for family in
+            ["vllm%3Akv_cache_usage_perc", "sglang%3Anum_queue_reqs", "sweep_mock_num_requests_waiting"]
+        {
             assert!(url.contains(&format!("&name%5B%5D={family}")), "{family}: {url}");
         }
         assert!(!url.contains("time_to_first_token"), "no histogram: {url}");
