@@ -650,22 +650,17 @@ pub fn profile_charts(agg: &crate::Aggregate) -> Vec<Chart> {
     }
     if !p.itl.is_empty() {
         // A line per configuration and concurrency (against context), per configuration and
-        // ISL/OSL (against concurrency).
-        let grouped = |key: &dyn Fn(&crate::profile::ItlPoint) -> (String, f64),
-                       x: &dyn Fn(&crate::profile::ItlPoint) -> f64| {
-            let mut groups: std::collections::BTreeMap<(String, u64), Vec<(f64, f64)>> = Default::default();
-            for point in &p.itl {
-                let (label, order) = key(point);
-                groups.entry((label, order.to_bits())).or_default().push((x(point), point.itl_p50_ms));
-            }
-            groups
+        // ISL/OSL (against concurrency), drawn as every other chart's lines are.
+        let rows = &agg.rows;
+        let measured = |r: &Row| r.measured();
+        let itl = |r: &Row| r.figures.get("itl_p50_ms");
+        let concurrency = |r: &Row| r.effective_concurrency.map(|c| c as f64);
+        let by_concurrency = |r: &Row| concurrency(r).map(|c| (c, format!("conc {c}"))).into_iter().collect();
+        let by_lengths = |r: &Row| {
+            crate::profile::context(r)
+                .map(|c| (c, format!("ISL {} / OSL {}", r.isl.unwrap_or(0), r.osl.unwrap_or(0))))
                 .into_iter()
-                .enumerate()
-                .map(|(k, ((label, _), mut line))| {
-                    line.sort_by(|a, b| a.0.total_cmp(&b.0));
-                    Series { label, color: k, scatter: Vec::new(), line, curve: Vec::new() }
-                })
-                .collect::<Vec<_>>()
+                .collect()
         };
         out.push(Chart {
             name: "profile_itl_vs_context".to_owned(),
@@ -673,9 +668,7 @@ pub fn profile_charts(agg: &crate::Aggregate) -> Vec<Chart> {
             x_label: "context length, ISL + OSL/2 (tokens)".to_owned(),
             y_label: "ITL p50 (ms)".to_owned(),
             x_axis: XAxis::Linear,
-            series: grouped(&|i| (format!("{} @ conc {}", i.config, i.concurrency), i.concurrency), &|i| {
-                i.context
-            }),
+            series: lines(rows, &measured, &crate::profile::context, &by_concurrency, &itl),
         });
         out.push(Chart {
             name: "profile_itl_vs_concurrency".to_owned(),
@@ -683,9 +676,7 @@ pub fn profile_charts(agg: &crate::Aggregate) -> Vec<Chart> {
             x_label: "concurrency (requests in flight)".to_owned(),
             y_label: "ITL p50 (ms)".to_owned(),
             x_axis: XAxis::Log2,
-            series: grouped(&|i| (format!("{} @ {}/{}", i.config, i.isl, i.osl), i.context), &|i| {
-                i.concurrency
-            }),
+            series: lines(rows, &measured, &concurrency, &by_lengths, &itl),
         });
     }
     if let Some(cost) = p.cost.as_ref().filter(|c| c.meeting.iter().any(|m| m.usd_per_million.is_some())) {

@@ -209,6 +209,21 @@ pub fn config_label(row: &Row) -> String {
     }
 }
 
+/// A point's input and output lengths: the mean measured ones where the summary has them, else
+/// the planned ones.
+fn lengths(r: &Row) -> (Option<f64>, Option<f64>) {
+    (
+        r.figures.get("isl_avg").or(r.isl.map(|v| v as f64)),
+        r.figures.get("osl_avg").or(r.osl.map(|v| v as f64)),
+    )
+}
+
+/// ISL + OSL/2: the mean context a decode step attends to.
+pub fn context(r: &Row) -> Option<f64> {
+    let (isl, osl) = lengths(r);
+    Some(isl? + osl? / 2.0)
+}
+
 fn world(role: &crate::discover::RoleConfig) -> f64 {
     (role.tp.unwrap_or(1) * role.pp.unwrap_or(1)).max(1) as f64
 }
@@ -216,8 +231,7 @@ fn world(role: &crate::discover::RoleConfig) -> f64 {
 /// Runs every analysis over the measured rows.
 pub fn analyse(rows: &[Row], settings: &Settings, basis: GpuBasis) -> Profile {
     let measured: Vec<(usize, &Row)> = rows.iter().enumerate().filter(|(_, r)| r.measured()).collect();
-    let isl = |r: &Row| r.figures.get("isl_avg").or(r.isl.map(|v| v as f64));
-    let osl = |r: &Row| r.figures.get("osl_avg").or(r.osl.map(|v| v as f64));
+    let isl = |r: &Row| lengths(r).0;
 
     let mut by_config: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
     for (_, r) in &measured {
@@ -239,14 +253,14 @@ pub fn analyse(rows: &[Row], settings: &Settings, basis: GpuBasis) -> Profile {
     let itl = measured
         .iter()
         .filter_map(|&(i, r)| {
-            let (isl, osl) = (isl(r)?, osl(r)?);
+            let (isl, osl) = lengths(r);
             Some(ItlPoint {
                 config: config_label(r),
                 row: i,
                 concurrency: r.effective_concurrency? as f64,
-                isl,
-                osl,
-                context: isl + osl / 2.0,
+                isl: isl?,
+                osl: osl?,
+                context: context(r)?,
                 itl_p50_ms: r.figures.get("itl_p50_ms")?,
             })
         })
