@@ -6,15 +6,19 @@
 # server's would. The engine and the 64 endpoints run on core 0, the client on core 1; the
 # client's CPU (user + sys, GNU time) is compared per 1,000 streamed tokens. Target: ≤ 1 % more.
 # Between a point's edges the scraper asks for the mapped gauges only (`name[]`), as it does of
-# real servers.
-# Usage: [ROUNDS=3] scripts/bench/scrape-overhead.sh [REQUESTS_PER_STREAM]
+# real servers. The scraper's own thread reports its CPU (`scraper_cpu_s` in server_metrics.json),
+# which resolves what the with/without ratio (±4 % between identical runs here) cannot.
+# Given two lengths (`4 12`: about 21 s and 62 s a run), it also splits the cost into what each
+# second of scraping costs (the rounds between a point's edges; the target's steady state) and
+# what a point costs once (the two whole scrapes of every server at its edges, and its summary).
+# Usage: [ROUNDS=3] scripts/bench/scrape-overhead.sh [REQUESTS_PER_STREAM ...]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-per_stream=${1:-4}
+lengths=("${@:-4}")
 rounds=${ROUNDS:-3}
 cargo build --release --quiet -p sweep-mock -p sweep-runner
 ulimit -n "$(ulimit -Hn)"
-# This script's own loops (the /proc sampling below) stay off the client's core.
+# This script's own work stays off the client's core.
 taskset -cp 0 $$ >/dev/null
 work=$(mktemp -d)
 pids=()
@@ -73,44 +77,52 @@ echo "machine: $(nproc --all) cores, $(grep -m1 'model name' /proc/cpuinfo | cut
 
 results=()
 for round in $(seq "$rounds"); do
-  for mode in off on; do
-    extra=()
-    [ "$mode" = on ] && extra=("${scrape[@]}" --server-metrics-interval-ms 1000)
-    sync; sleep 1
-    taskset -c 1 /usr/bin/time -f "%e %U %S" -o "$work/time" target/release/sweep-runner profile --format json \
-      --url "$url" --model tiny --progress off --concurrency 1024 --requests $((1024 * per_stream)) \
-      --warmup 0 --isl 32 --osl 256 --artifact-dir "$work/$mode-$round" "${extra[@]}" >/dev/null &
-    timed=$!
-    # The scraper runs on a thread of its own, named `scrape`: its CPU (user + sys ticks, read
-    # from /proc until the client exits) is what scraping costs, free of the runs' spread.
-    ticks=0; runner=""
-    while kill -0 "$timed" 2>/dev/null; do
-      [ -z "$runner" ] && runner=$(pgrep -n -f "^target/release/sweep-runner profile" || true)
-      for task in /proc/${runner:-none}/task/*; do
-        if [ "$(cat "$task/comm" 2>/dev/null)" = scrape ]; then
-          t=$(awk '{print $14 + $15}' "$task/stat" 2>/dev/null || echo "$ticks"); ticks=${t:-$ticks}
-        fi
-      done
-      sleep 0.2
+  for per_stream in "${lengths[@]}"; do
+    for mode in off on; do
+      extra=()
+      [ "$mode" = on ] && extra=("${scrape[@]}" --server-metrics-interval-ms 1000)
+      out="$work/$mode-$round-$per_stream"
+      sync; sleep 1
+      taskset -c 1 /usr/bin/time -f "%e %U %S" -o "$work/time" target/release/sweep-runner profile --format json \
+        --url "$url" --model tiny --progress off --concurrency 1024 --requests $((1024 * per_stream)) \
+        --warmup 0 --isl 32 --osl 256 --artifact-dir "$out" "${extra[@]}" >/dev/null
+      tokens=$(python3 -c "import json; print(json.load(open('$out/profile_export_aiperf.json'))['total_output_tokens']['avg'])")
+      lines=0; thread=0
+      if [ "$mode" = on ]; then
+        lines=$(wc -l < "$out/server_metrics.jsonl")
+        # The scraper thread's CPU, from the kernel's per-thread clock as the thread ends (the
+        # summary included): what scraping costs, free of the runs' spread.
+        thread=$(python3 -c "import json; print(json.load(open('$out/server_metrics.json'))['scraper_cpu_s'])")
+      fi
+      results+=("$round $per_stream $(awk '{print $2 + $3, $1}' "$work/time") $tokens $lines $thread")
     done
-    wait "$timed"
-    tokens=$(python3 -c "import json; print(json.load(open('$work/$mode-$round/profile_export_aiperf.json'))['total_output_tokens']['avg'])")
-    lines=0; [ "$mode" = on ] && lines=$(wc -l < "$work/$mode-$round/server_metrics.jsonl")
-    results+=("$(awk '{print $2 + $3, $1}' "$work/time") $tokens $lines $(awk -v t="$ticks" -v hz="$(getconf CLK_TCK)" 'BEGIN {print t / hz}')")
   done
 done
 python3 - "${results[@]}" <<'PY'
 import statistics, sys
 runs = [tuple(map(float, r.split())) for r in sys.argv[1:]]
-ratios, shares = [], []
 print("client CPU per 1,000 streamed tokens (concurrency 1,024, OSL 256), without and with scraping 64 endpoints every 1 s")
+by_length, steady, fixed = {}, [], []
 for i in range(0, len(runs), 2):
-    (c0, w0, t0, _, _), (c1, w1, t1, lines, thread) = runs[i], runs[i + 1]
+    (rnd, length, c0, w0, t0, _, _), (_, _, c1, w1, t1, lines, thread) = runs[i], runs[i + 1]
     off, on = c0 / t0 * 1000, c1 / t1 * 1000
-    ratios.append(on / off)
-    shares.append(thread / c1)
-    print(f"  round {i // 2 + 1}: off {off * 1000:.2f} ms ({c0:.2f} s CPU, {w0:.1f} s wall); "
+    by_length.setdefault(length, []).append((on / off, thread / c1, thread, w1, c1))
+    print(f"  round {rnd:.0f}, {length:.0f} requests a stream: off {off * 1000:.2f} ms ({c0:.2f} s CPU, {w0:.1f} s wall); "
           f"on {on * 1000:.2f} ms ({c1:.2f} s CPU, {w1:.1f} s wall, {lines:.0f} scrapes written); on/off {on / off:.4f}; "
-          f"scrape thread {thread:.2f} s = {thread / c1 * 100:.2f} % of the client's CPU")
-print(f"  median on/off {statistics.median(ratios):.4f}; median scrape-thread share {statistics.median(shares) * 100:.2f} % (target <= 1 %)")
+          f"scrape thread {thread:.3f} s = {thread / c1 * 100:.2f} % of the client's CPU")
+for length, rows in by_length.items():
+    print(f"  {length:.0f} requests a stream: median on/off {statistics.median(r[0] for r in rows):.4f}; "
+          f"median scrape-thread share {statistics.median(r[1] for r in rows) * 100:.2f} % (target <= 1 %)")
+# Two lengths: what a second of scraping costs (the rounds between the edges) and what a point
+# costs once (its two whole scrapes of every server, and the summary), from the difference.
+lengths = sorted(by_length)
+if len(lengths) > 1:
+    short, long = by_length[lengths[0]], by_length[lengths[-1]]
+    for (_, _, th0, w0, _), (_, _, th1, w1, c1) in zip(short, long):
+        per_s = (th1 - th0) / (w1 - w0)
+        steady.append(per_s / (c1 / w1))
+        fixed.append(th0 - per_s * w0)
+    print(f"  steady state (scraping, per second): median {statistics.median(steady) * 100:.2f} % of the client's CPU "
+          f"(runs: {', '.join(f'{s * 100:.2f}' for s in steady)}); once per point (edges and summary): median "
+          f"{statistics.median(fixed) * 1000:.0f} ms of CPU (runs: {', '.join(f'{f * 1000:.0f}' for f in fixed)})")
 PY

@@ -43,27 +43,43 @@ pub struct ScrapeLine {
     pub error: Option<String>,
 }
 
-impl ScrapeLine {
-    /// A line of an exposition's samples, `keys` being each sample's [`sweep_prom::Sample::key`]
-    /// in order (built once, for this line and the summary).
-    pub fn from_exposition(
-        time: f64,
-        round: usize,
-        phase: Phase,
-        server: &str,
-        e: &sweep_prom::Exposition,
-        keys: &[String],
-    ) -> Self {
-        let samples = keys
-            .iter()
-            .zip(&e.samples)
-            .map(|(k, s)| (k.clone(), Some(s.value).filter(|v| v.is_finite())))
-            .collect();
-        ScrapeLine { time, round, phase, server: server.to_owned(), samples, error: None }
+/// [`ScrapeLine`] as the runner writes it, borrowing the scrape: the same JSON, without
+/// copying a 50 KB exposition's 425 keys into a map for every edge scrape.
+#[derive(Serialize)]
+struct ScrapeLineOf<'a> {
+    time: f64,
+    round: usize,
+    phase: Phase,
+    server: &'a str,
+    #[serde(skip_serializing_if = "Samples::is_empty")]
+    samples: Samples<'a>,
+}
+
+/// An exposition's samples by key, written as [`ScrapeLine::samples`] is (served order; a
+/// reader's map sorts them).
+struct Samples<'a> {
+    keys: &'a [String],
+    exposition: &'a sweep_prom::Exposition,
+}
+
+impl Samples<'_> {
+    fn is_empty(&self) -> bool {
+        self.keys.is_empty()
     }
 }
 
-/// Appends [`ScrapeLine`]s to `server_metrics.jsonl`, flushing each.
+impl Serialize for Samples<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(
+            self.keys
+                .iter()
+                .zip(&self.exposition.samples)
+                .map(|(k, s)| (k, Some(s.value).filter(|v| v.is_finite()))),
+        )
+    }
+}
+
+/// Appends [`ScrapeLine`]s to `server_metrics.jsonl`; the runner flushes after each round.
 #[derive(Debug)]
 pub struct ScrapeLog {
     path: PathBuf,
@@ -81,13 +97,37 @@ impl ScrapeLog {
         Ok(ScrapeLog { path, file: std::io::BufWriter::new(file) })
     }
 
+    /// A scrape that failed, or any line.
     pub fn append(&mut self, line: &ScrapeLine) -> Result<(), FolderError> {
-        let write = |file: &mut std::io::BufWriter<std::fs::File>| -> std::io::Result<()> {
-            serde_json::to_writer(&mut *file, line).map_err(std::io::Error::other)?;
-            file.write_all(b"\n")?;
-            file.flush()
-        };
-        write(&mut self.file).map_err(|source| FolderError::Write { path: self.path.clone(), source })
+        self.write(line)
+    }
+
+    /// A scrape's samples, `keys` being each sample's [`sweep_prom::Sample::key`] in order
+    /// (built once, for this line and the summary).
+    pub fn append_exposition(
+        &mut self,
+        time: f64,
+        round: usize,
+        phase: Phase,
+        server: &str,
+        exposition: &sweep_prom::Exposition,
+        keys: &[String],
+    ) -> Result<(), FolderError> {
+        self.write(&ScrapeLineOf { time, round, phase, server, samples: Samples { keys, exposition } })
+    }
+
+    fn write(&mut self, line: &impl Serialize) -> Result<(), FolderError> {
+        let file = &mut self.file;
+        serde_json::to_writer(&mut *file, line)
+            .map_err(std::io::Error::other)
+            .and_then(|()| file.write_all(b"\n"))
+            .map_err(|source| FolderError::Write { path: self.path.clone(), source })
+    }
+
+    /// Writes out what was appended: once a round, so a point cut short keeps every round but
+    /// the one under way.
+    pub fn flush(&mut self) -> Result<(), FolderError> {
+        self.file.flush().map_err(|source| FolderError::Write { path: self.path.clone(), source })
     }
 }
 
@@ -160,14 +200,22 @@ mod tests {
 
     #[test]
     fn scrape_lines_round_trip_with_values_that_are_not_finite() {
-        let e = sweep_prom::parse("a{x=\"1\"} 2\nb NaN\n").expect("parses");
+        let e = sweep_prom::parse("b NaN\na{x=\"1\"} 2\n").expect("parses");
         let keys: Vec<String> = e.samples.iter().map(sweep_prom::Sample::key).collect();
-        let line = ScrapeLine::from_exposition(1.5, 3, Phase::During, "agg_0", &e, &keys);
+        let line = ScrapeLine {
+            time: 1.5,
+            round: 3,
+            phase: Phase::During,
+            server: "agg_0".into(),
+            samples: BTreeMap::from([("a{x=\"1\"}".into(), Some(2.0)), ("b".into(), None)]),
+            error: None,
+        };
         let dir = tempfile::tempdir().expect("tempdir");
         let mut log = ScrapeLog::open(dir.path()).expect("opens");
-        log.append(&line).expect("appends");
+        log.append_exposition(1.5, 3, Phase::During, "agg_0", &e, &keys).expect("appends");
         log.append(&ScrapeLine { error: Some("404".into()), samples: BTreeMap::new(), ..line.clone() })
             .expect("appends");
+        log.flush().expect("flushes");
         std::fs::OpenOptions::new()
             .append(true)
             .open(dir.path().join(SCRAPES))
@@ -195,16 +243,10 @@ mod tests {
             ))
             .expect("parses");
             let keys: Vec<String> = e.samples.iter().map(sweep_prom::Sample::key).collect();
-            log.append(&ScrapeLine::from_exposition(
-                10.0 + round as f64,
-                round,
-                Phase::During,
-                server,
-                &e,
-                &keys,
-            ))
-            .expect("appends");
+            log.append_exposition(10.0 + round as f64, round, Phase::During, server, &e, &keys)
+                .expect("appends");
         }
+        log.flush().expect("flushes");
         let families = BTreeMap::from([
             ("requests_running".to_owned(), "vllm:num_requests_running".to_owned()),
             ("kv_cache_usage".to_owned(), "vllm:kv_cache_usage_perc".to_owned()),

@@ -89,13 +89,40 @@ impl Sample {
 
 /// A series' key from its name and labels; see [`Sample::key`].
 pub fn series_key<'a>(name: &str, labels: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
-    let mut labels: Vec<(&str, &str)> = labels.into_iter().collect();
-    if labels.is_empty() {
-        return name.to_owned();
-    }
-    labels.sort_unstable();
-    let mut key = String::with_capacity(name.len() + 16 * labels.len());
+    let mut key = String::with_capacity(name.len() + 64);
+    push_series_key(&mut key, name, labels);
+    key
+}
+
+/// [`series_key`] into a string of the caller's (cleared first), which can then look a series
+/// up without allocating a key of its own.
+pub fn push_series_key<'a>(
+    key: &mut String,
+    name: &str,
+    labels: impl IntoIterator<Item = (&'a str, &'a str)>,
+) {
+    key.clear();
     key.push_str(name);
+    // Sorted on the stack: engines write a handful of labels, and a key is built per sample.
+    let mut few = [("", ""); 8];
+    let mut count = 0;
+    let mut many = Vec::new();
+    for label in labels {
+        if count < few.len() {
+            few[count] = label;
+        } else {
+            if many.is_empty() {
+                many.extend_from_slice(&few);
+            }
+            many.push(label);
+        }
+        count += 1;
+    }
+    if count == 0 {
+        return;
+    }
+    let labels = if many.is_empty() { &mut few[..count] } else { &mut many[..] };
+    labels.sort_unstable();
     key.push('{');
     for (i, (k, v)) in labels.iter().enumerate() {
         if i > 0 {
@@ -103,18 +130,21 @@ pub fn series_key<'a>(name: &str, labels: impl IntoIterator<Item = (&'a str, &'a
         }
         key.push_str(k);
         key.push_str("=\"");
-        for c in v.chars() {
-            match c {
-                '\\' => key.push_str("\\\\"),
-                '"' => key.push_str("\\\""),
-                '\n' => key.push_str("\\n"),
-                c => key.push(c),
+        if v.contains(['\\', '"', '\n']) {
+            for c in v.chars() {
+                match c {
+                    '\\' => key.push_str("\\\\"),
+                    '"' => key.push_str("\\\""),
+                    '\n' => key.push_str("\\n"),
+                    c => key.push(c),
+                }
             }
+        } else {
+            key.push_str(v);
         }
         key.push('"');
     }
     key.push('}');
-    key
 }
 
 /// One scrape's samples, in the order served.

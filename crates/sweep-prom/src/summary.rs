@@ -7,7 +7,7 @@
 //! last answer. Counter and histogram figures are the differences between those two; gauge
 //! figures are over every scrape from the first to the second.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -117,6 +117,10 @@ pub struct PointSummary {
     /// What went wrong, once per server and cause: an endpoint without `/metrics`, an answer
     /// that is not an exposition.
     pub notes: Vec<String>,
+    /// CPU seconds (user + system) the runner's scraper thread took over the point, this
+    /// summary included: what scraping cost the client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scraper_cpu_s: Option<f64>,
 }
 
 /// What one server's scrapes leave to summarise.
@@ -126,7 +130,7 @@ struct Server {
     role: String,
     scrapes: u64,
     failed: u64,
-    first: Option<Exposition>,
+    /// The whole scrapes of the start and end rounds: the window's edges.
     base: Option<Exposition>,
     last: Option<Exposition>,
     /// Gauge values by series key: (family, [(round, value)]).
@@ -162,8 +166,9 @@ impl Collector {
     }
 
     /// A server's exposition in the current round: the whole of it ([`crate::parse`]) in the
-    /// `before`, `start` and `end` rounds, its gauges alone ([`crate::parse_gauges`]) may do in
-    /// the `during` ones, which are read for their gauges only.
+    /// `start` and `end` rounds, whose counters and histograms are differenced; its gauges alone
+    /// ([`crate::parse_gauges`]) do in the `before` and `during` ones, which are read for their
+    /// gauges only.
     pub fn record(&mut self, server: &str, exposition: Exposition) {
         let keys: Vec<String> = exposition.samples.iter().map(Sample::key).collect();
         self.record_keyed(server, exposition, &keys);
@@ -188,16 +193,11 @@ impl Collector {
                 }
             }
         }
-        if phase == Phase::During {
-            return;
+        match phase {
+            Phase::Start => s.base = Some(exposition),
+            Phase::End => s.last = Some(exposition),
+            Phase::Before | Phase::During => {}
         }
-        if s.first.is_none() {
-            s.first = Some(exposition.clone());
-        }
-        if phase == Phase::Start {
-            s.base = Some(exposition.clone());
-        }
-        s.last = Some(exposition);
     }
 
     /// A scrape that failed, with what to note of it (once: a note already kept is not
@@ -213,7 +213,8 @@ impl Collector {
 
     pub fn finish(self) -> PointSummary {
         // The window: from the start round (else the first) to the end round (else the last).
-        let start = self.rounds.iter().position(|r| r.1 == Phase::Start).unwrap_or(0);
+        let started = self.rounds.iter().position(|r| r.1 == Phase::Start);
+        let start = started.unwrap_or(0);
         let end = self
             .rounds
             .iter()
@@ -221,13 +222,13 @@ impl Collector {
             .unwrap_or(self.rounds.len().saturating_sub(1));
         let window = (!self.rounds.is_empty()).then(|| (self.rounds[start].0, self.rounds[end].0));
         let in_window = |round: usize| round >= start && round <= end;
+        // Each server's deltas once: its summary and every measure read them (a summary of 64
+        // servers built them eight times each, most of the scraper's CPU at the end of a point).
+        let deltas: Vec<(&String, &Server, Deltas)> =
+            self.servers.iter().map(|(name, s)| (name, s, Deltas::of(s))).collect();
+        let measures = self.measures(start, end, &deltas);
         let mut servers = BTreeMap::new();
-        for (name, s) in &self.servers {
-            let base = s.base.as_ref().or(s.first.as_ref());
-            let (counters, histograms) = match (base, s.last.as_ref()) {
-                (Some(base), Some(last)) => (counter_deltas(base, last), histogram_deltas(base, last)),
-                _ => Default::default(),
-            };
+        for (name, s, d) in deltas {
             let gauges = s
                 .gauges
                 .iter()
@@ -247,17 +248,20 @@ impl Collector {
                     role: s.role.clone(),
                     scrapes: s.scrapes,
                     failed_scrapes: s.failed,
-                    counters,
+                    counters: d.counters,
                     gauges,
-                    histograms: histograms.into_iter().map(|(k, h)| (k, h.stats())).collect(),
+                    histograms: d.histograms.into_iter().map(|(k, h)| (k, h.stats())).collect(),
                 },
             );
         }
-        let measures = self.measures(start, end);
-        PointSummary { interval_ms: self.interval_ms, window, servers, measures, notes: self.notes }
+        let mut notes = self.notes;
+        if started.is_none() && !self.rounds.is_empty() {
+            notes.push("the measured requests never started: no counter or histogram figures".into());
+        }
+        PointSummary { interval_ms: self.interval_ms, window, servers, measures, notes, scraper_cpu_s: None }
     }
 
-    fn measures(&self, start: usize, end: usize) -> Measures {
+    fn measures(&self, start: usize, end: usize, deltas: &[(&String, &Server, Deltas)]) -> Measures {
         let mut m = Measures::default();
         let rounds = start..=end;
         // Gauges, per round over servers.
@@ -299,46 +303,42 @@ impl Collector {
             m.kv_cache_usage = Some(level(&r, mean, max));
         }
         // Counters and histograms, over the window's two edges.
-        let windows: Vec<(&Server, Option<&Exposition>, Option<&Exposition>)> = self
-            .servers
-            .values()
-            .map(|s| (s, s.base.as_ref().or(s.first.as_ref()), s.last.as_ref()))
-            .collect();
         // The servers a measure is read from: the frontend's, when it serves the family (the
         // workers behind it saw the same requests); else every server's (but the prefill
         // servers', for output tokens: their one token per request is not an answer's).
-        let sources = |family: &str, skip_ctx: bool| -> Vec<(&Exposition, &Exposition)> {
-            let has = |s: &Server| s.last.as_ref().is_some_and(|e| serves(e, family));
-            let frontend = windows.iter().any(|(s, ..)| s.role == "frontend" && has(s));
-            windows
+        let sources = |family: &str, skip_ctx: bool| -> Vec<&Deltas> {
+            let frontend = deltas.iter().any(|(_, s, d)| s.role == "frontend" && d.serves(family));
+            deltas
                 .iter()
-                .filter(|(s, ..)| {
-                    has(s) && (!frontend || s.role == "frontend") && !(skip_ctx && s.role == "ctx")
+                .filter(|(_, s, d)| {
+                    d.windowed
+                        && d.serves(family)
+                        && (!frontend || s.role == "frontend")
+                        && !(skip_ctx && s.role == "ctx")
                 })
-                .filter_map(|(_, b, l)| Some(((*b)?, (*l)?)))
+                .map(|(_, _, d)| d)
                 .collect()
         };
         let found = |measure: Measure| {
-            mapping::families(measure)
-                .iter()
-                .copied()
-                .find(|f| self.servers.values().any(|s| s.last.as_ref().is_some_and(|e| serves(e, f))))
+            mapping::families(measure).iter().copied().find(|f| deltas.iter().any(|(_, _, d)| d.serves(f)))
         };
         let counter = |measure: Measure, families: &mut BTreeMap<String, String>, skip_ctx: bool| {
             let family = found(measure)?;
             families.insert(measure.name().to_owned(), family.to_owned());
-            Some(
-                sources(family, skip_ctx)
+            let sources = sources(family, skip_ctx);
+            // No server with both edges scraped: nothing was measured, which is not zero.
+            (!sources.is_empty()).then(|| {
+                sources
                     .into_iter()
-                    .map(|(b, l)| {
-                        counter_deltas(b, l)
+                    .map(|d| {
+                        d.counters
                             .iter()
                             .filter(|(k, _)| family_of_key(k, family))
                             .map(|(_, v)| v)
                             .sum::<f64>()
                     })
-                    .sum::<f64>(),
-            )
+                    .sum::<f64>()
+            })
         };
         m.preemptions = counter(Measure::Preemptions, &mut m.families, false);
         m.output_tokens = counter(Measure::OutputTokens, &mut m.families, true);
@@ -351,11 +351,16 @@ impl Collector {
         let latency = |measure: Measure, families: &mut BTreeMap<String, String>| {
             let family = found(measure)?;
             families.insert(measure.name().to_owned(), family.to_owned());
+            let labelled = format!("{family}{{");
+            let sources = sources(family, false);
+            if sources.is_empty() {
+                return None;
+            }
             let mut merged = Buckets::default();
-            for (b, l) in sources(family, false) {
-                for (key, h) in histogram_deltas(b, l) {
-                    if key == family || key.starts_with(&format!("{family}{{")) {
-                        merged.merge(&h);
+            for d in sources {
+                for (key, h) in &d.histograms {
+                    if key == family || key.starts_with(&labelled) {
+                        merged.merge(h);
                     }
                 }
             }
@@ -366,6 +371,42 @@ impl Collector {
         m.time_to_first_token = latency(Measure::TimeToFirstToken, &mut m.families);
         m.inter_token_latency = latency(Measure::InterTokenLatency, &mut m.families);
         m
+    }
+}
+
+/// What one server's counters and histograms did over the window (from its start scrape to its
+/// end scrape; nothing when either failed), and the families its end scrape serves.
+struct Deltas<'a> {
+    /// Both edges were scraped.
+    windowed: bool,
+    counters: BTreeMap<String, f64>,
+    histograms: BTreeMap<String, Buckets>,
+    families: HashSet<&'a str>,
+}
+
+impl<'a> Deltas<'a> {
+    fn of(s: &'a Server) -> Self {
+        let families = s.last.iter().flat_map(|e| e.samples.iter().map(|s| &*s.family)).collect();
+        match (s.base.as_ref(), s.last.as_ref()) {
+            (Some(base), Some(last)) => Deltas {
+                windowed: true,
+                counters: counter_deltas(base, last),
+                histograms: histogram_deltas(base, last),
+                families,
+            },
+            _ => Deltas {
+                windowed: false,
+                counters: Default::default(),
+                histograms: Default::default(),
+                families,
+            },
+        }
+    }
+
+    /// Whether the last scrape serves `family` (a counter's may be typed with `_total`, as
+    /// Python's `prometheus_client` types them).
+    fn serves(&self, family: &str) -> bool {
+        self.families.contains(family) || self.families.contains(format!("{family}_total").as_str())
     }
 }
 
@@ -384,12 +425,6 @@ fn counter_like(sample: &Sample) -> bool {
         Kind::Untyped => sample.name().ends_with("_total"),
         _ => false,
     }
-}
-
-/// Whether an exposition serves `family` (a counter's may be typed with `_total`, as Python's
-/// `prometheus_client` types them).
-fn serves(e: &Exposition, family: &str) -> bool {
-    e.samples.iter().any(|s| &*s.family == family || s.family.strip_suffix("_total") == Some(family))
 }
 
 /// Whether a series key belongs to `family` (a counter's samples may add `_total`).
@@ -482,10 +517,14 @@ impl Buckets {
 /// Each histogram's buckets, by family and labels without `le`.
 pub fn histograms(exposition: &Exposition) -> BTreeMap<String, Buckets> {
     let mut out: BTreeMap<String, Buckets> = BTreeMap::new();
+    // A histogram's samples share a key: built into one string, allocated once per histogram.
+    let mut key = String::new();
     for s in exposition.samples.iter().filter(|s| s.kind == Kind::Histogram) {
-        let labels = s.labels().filter(|(k, _)| *k != "le");
-        let key = crate::parse::series_key(&s.family, labels);
-        let entry = out.entry(key).or_default();
+        crate::parse::push_series_key(&mut key, &s.family, s.labels().filter(|(k, _)| *k != "le"));
+        let entry = match out.get_mut(key.as_str()) {
+            Some(entry) => entry,
+            None => out.entry(key.clone()).or_default(),
+        };
         match s.name().strip_prefix(&*s.family) {
             Some("_bucket") => {
                 if let Some(le) = s.label("le").and_then(|le| match le {
@@ -684,5 +723,43 @@ mod tests {
         let ttft = c.finish().measures.time_to_first_token.expect("ttft");
         assert_eq!(ttft.count, 4.0, "not 8: the worker's copy is left out");
         assert!((ttft.mean_ms.expect("mean") - 50.0).abs() < 1e-9);
+    }
+
+    /// Counters are differenced between the start and end scrapes only: a warm-up scrape is not
+    /// a base, and a point whose measured requests never started has no counter figures.
+    #[test]
+    fn counters_span_the_start_and_end_scrapes_only() {
+        let tokens = |n: f64| {
+            parse(&format!(
+                "# TYPE sweep_mock_generation_tokens counter\nsweep_mock_generation_tokens_total {n}\n"
+            ))
+            .expect("parses")
+        };
+        let mut c = Collector::new(1000);
+        c.add_server("agg_0", "agg", "http://a");
+        for (time, phase, n) in [
+            (0.0, Phase::Before, 5.0),
+            (1.0, Phase::Start, 40.0),
+            (2.0, Phase::During, 70.0),
+            (3.0, Phase::End, 100.0),
+        ] {
+            c.round(time, phase);
+            c.record("agg_0", tokens(n));
+        }
+        let s = c.finish();
+        assert_eq!(s.measures.output_tokens, Some(60.0));
+        assert_eq!(s.servers["agg_0"].counters["sweep_mock_generation_tokens_total"], 60.0);
+        assert!(s.notes.is_empty(), "{:?}", s.notes);
+
+        let mut c = Collector::new(1000);
+        c.add_server("agg_0", "agg", "http://a");
+        for (time, phase, n) in [(0.0, Phase::Before, 5.0), (1.0, Phase::End, 9.0)] {
+            c.round(time, phase);
+            c.record("agg_0", tokens(n));
+        }
+        let s = c.finish();
+        assert!(s.servers["agg_0"].counters.is_empty());
+        assert_eq!(s.measures.output_tokens, None, "nothing was measured, which is not zero");
+        assert_eq!(s.notes, vec!["the measured requests never started: no counter or histogram figures"]);
     }
 }

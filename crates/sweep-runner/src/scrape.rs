@@ -12,8 +12,12 @@
 //! noted once and left alone for the rest of the point. An answer that is not an exposition is
 //! noted once per target and scraped again next round.
 
+mod endpoint;
+
 use std::path::Path;
 use std::time::{Duration, Instant};
+
+use endpoint::{Endpoint, Failure};
 
 use sweep_folder::server_metrics::{Phase, ScrapeLine, ScrapeLog, Summary};
 use sweep_load::MeasuredStart;
@@ -50,13 +54,18 @@ impl Scraper {
             .enable_all()
             .build()
             .map_err(|e| format!("cannot start the scraper's runtime: {e}"))?;
+        // Every endpoint's URL is read now: a bad one stops the point before it runs.
+        let query = gauges_query();
+        let targets = targets
+            .into_iter()
+            .map(|t| {
+                let endpoint = Endpoint::new(&t.url, &query)?;
+                Ok((t, State { endpoint, gone: false, noted_garbage: false, noted_slow: false }))
+            })
+            .collect::<Result<Vec<_>, String>>()?;
         // A scrape slower than the interval would stack rounds up; one that takes seconds is
         // noted and skipped.
-        let client = reqwest::Client::builder()
-            .no_proxy()
-            .timeout(interval.max(Duration::from_secs(2)))
-            .build()
-            .map_err(|e| format!("cannot build the scraper's HTTP client: {e}"))?;
+        let timeout = interval.max(Duration::from_secs(2));
         let (stop, mut stopped) = tokio::sync::watch::channel(false);
         measured.watch();
         let thread = {
@@ -66,14 +75,8 @@ impl Scraper {
                 .spawn(move || {
                     let mut run = Run {
                         collector: sweep_prom::Collector::new(interval_ms),
-                        targets: targets
-                            .into_iter()
-                            .map(|t| {
-                                let gauges_url = gauges_url(&t.url);
-                                (t, State { gauges_url, ..State::default() })
-                            })
-                            .collect(),
-                        client,
+                        targets,
+                        timeout,
                         log,
                         log_failed: false,
                     };
@@ -83,7 +86,9 @@ impl Scraper {
                     runtime.block_on(run.rounds(interval, &mut stopped, &measured));
                     // Never leave the run waiting, whatever ended the rounds.
                     measured.acknowledge();
-                    run.collector.finish()
+                    let mut summary = run.collector.finish();
+                    summary.scraper_cpu_s = thread_cpu_s();
+                    summary
                 })
                 .map_err(|e| format!("cannot start the scraper's thread: {e}"))?
         };
@@ -100,13 +105,13 @@ impl Scraper {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct State {
-    /// The URL of the rounds between the edges: the mapping's gauges only, by Prometheus'
-    /// `name[]` filter. prometheus_client's `/metrics` (vLLM, SGLang) answers just those, a few
-    /// hundred bytes instead of 50 KB; a server that ignores the filter answers everything, and
-    /// only its gauges are read.
-    gauges_url: String,
+    /// Asks for the whole exposition at the edges, and for the mapping's gauges only between
+    /// them, by Prometheus' `name[]` filter: prometheus_client's `/metrics` (vLLM, SGLang)
+    /// answers just those, a few hundred bytes instead of 50 KB; a server that ignores the
+    /// filter answers everything, and only its gauges are read.
+    endpoint: Endpoint,
     /// Not scraped again this point (noted why).
     gone: bool,
     /// Noted that its answer was not an exposition.
@@ -117,7 +122,7 @@ struct State {
 struct Run {
     collector: sweep_prom::Collector,
     targets: Vec<(Target, State)>,
-    client: reqwest::Client,
+    timeout: Duration,
     log: ScrapeLog,
     log_failed: bool,
 }
@@ -168,76 +173,120 @@ impl Run {
 
     async fn round(&mut self, phase: Phase) {
         let round = self.collector.round(sweep_folder::file::now(), phase);
-        let client = &self.client;
-        let answers = futures_util::future::join_all(self.targets.iter().filter(|(_, s)| !s.gone).map(
-            |(t, s)| async move {
-                let url = if phase == Phase::During { &s.gauges_url } else { &t.url };
-                let answer = get(client, url).await;
-                (t.name.clone(), answer, sweep_folder::file::now())
-            },
-        ))
+        // Only the edges are differenced: the rounds before and between them read gauges.
+        let gauges_only = matches!(phase, Phase::Before | Phase::During);
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let timed_out = || Failure::Transient("timed out".into());
+        // Every request is written first, then the thread sleeps while the answers arrive, and
+        // reads them together: a wake-up for each answer (64 a round) cost more than reading.
+        let sent = futures_util::future::join_all(
+            self.targets.iter_mut().enumerate().filter(|(_, (_, s))| !s.gone).map(|(i, (_, s))| async move {
+                (i, tokio::time::timeout_at(deadline, s.endpoint.send(gauges_only)).await.is_ok())
+            }),
+        )
         .await;
-        for (name, answer, time) in answers {
-            let Some((target, state)) = self.targets.iter_mut().find(|(t, _)| t.name == name) else {
-                continue;
+        std::thread::sleep(SETTLE);
+        // The same targets, in the same order: none is marked gone in between.
+        let receiving = self.targets.iter_mut().filter(|(_, s)| !s.gone).zip(sent);
+        let answers = futures_util::future::join_all(receiving.map(|((_, s), (i, sent))| async move {
+            let answer = match sent {
+                true => tokio::time::timeout_at(deadline, s.endpoint.receive(gauges_only))
+                    .await
+                    .unwrap_or_else(|_| Err(timed_out())),
+                false => Err(timed_out()),
             };
-            let line = match answer {
+            (i, answer, sweep_folder::file::now())
+        }))
+        .await;
+        for (i, answer, time) in answers {
+            let (target, state) = &mut self.targets[i];
+            let name = &target.name;
+            let text = answer.and_then(|()| {
+                // The body as it came (no lossy decoding): a parse error names a line that is
+                // not UTF-8.
+                std::str::from_utf8(state.endpoint.body())
+                    .map_err(|e| Failure::Transient(format!("not UTF-8: {e}")))
+            });
+            let written = match text {
                 // Between the edges only gauges are read, and kept: every series of a vLLM server
                 // is 50 KB a scrape, 3 MB/s of file for 64 servers.
-                Ok(text) => match if phase == Phase::During {
-                    sweep_prom::parse_gauges(&text)
-                } else {
-                    sweep_prom::parse(&text)
-                } {
-                    Ok(exposition) => {
-                        let keys: Vec<String> =
-                            exposition.samples.iter().map(sweep_prom::Sample::key).collect();
-                        let line = ScrapeLine::from_exposition(time, round, phase, &name, &exposition, &keys);
-                        self.collector.record_keyed(&name, exposition, &keys);
-                        line
+                Ok(text) => {
+                    match if gauges_only { sweep_prom::parse_gauges(text) } else { sweep_prom::parse(text) } {
+                        Ok(exposition) => {
+                            let keys: Vec<String> =
+                                exposition.samples.iter().map(sweep_prom::Sample::key).collect();
+                            let written =
+                                self.log.append_exposition(time, round, phase, name, &exposition, &keys);
+                            self.collector.record_keyed(name, exposition, &keys);
+                            written
+                        }
+                        Err(e) => {
+                            let first = !std::mem::replace(&mut state.noted_garbage, true);
+                            let note = format!("{name}: {} is not a Prometheus exposition: {e}", target.url);
+                            self.collector.failed(name, first.then_some(note));
+                            self.log.append(&error_line(
+                                time,
+                                round,
+                                phase,
+                                name,
+                                format!("not an exposition: {e}"),
+                            ))
+                        }
                     }
-                    Err(e) => {
-                        let first = !std::mem::replace(&mut state.noted_garbage, true);
-                        let note = format!("{name}: {} is not a Prometheus exposition: {e}", target.url);
-                        self.collector.failed(&name, first.then_some(note));
-                        error_line(time, round, phase, &name, format!("not an exposition: {e}"))
-                    }
-                },
+                }
                 Err(Failure::Absent(why)) => {
                     state.gone = true;
                     self.collector.failed(
-                        &name,
+                        name,
                         Some(format!("{name}: no metrics at {} ({why}); not scraped", target.url)),
                     );
-                    error_line(time, round, phase, &name, why)
+                    self.log.append(&error_line(time, round, phase, name, why))
                 }
                 Err(Failure::Transient(why)) => {
                     let first = !std::mem::replace(&mut state.noted_slow, true);
                     let note =
                         format!("{name}: a scrape of {} failed ({why}); later ones went on", target.url);
-                    self.collector.failed(&name, first.then_some(note));
-                    error_line(time, round, phase, &name, why)
+                    self.collector.failed(name, first.then_some(note));
+                    self.log.append(&error_line(time, round, phase, name, why))
                 }
             };
-            if let Err(e) = self.log.append(&line) {
-                if !std::mem::replace(&mut self.log_failed, true) {
-                    self.collector.failed(&name, Some(format!("cannot append to server_metrics.jsonl: {e}")));
-                }
-            }
+            note_log_failure(&mut self.log_failed, &mut self.collector, written);
+        }
+        let flushed = self.log.flush();
+        note_log_failure(&mut self.log_failed, &mut self.collector, flushed);
+    }
+}
+
+/// The CPU this thread has used, from the kernel's per-thread clock.
+fn thread_cpu_s() -> Option<f64> {
+    let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID).ok()?;
+    Some(t.tv_sec() as f64 + t.tv_nsec() as f64 * 1e-9)
+}
+
+/// Notes once that `server_metrics.jsonl` could not be written; the summary is still made.
+fn note_log_failure(
+    noted: &mut bool,
+    collector: &mut sweep_prom::Collector,
+    result: Result<(), sweep_folder::FolderError>,
+) {
+    if let Err(e) = result {
+        if !std::mem::replace(noted, true) {
+            // A note of the point's, not a failed scrape of a server's.
+            collector.failed("", Some(format!("cannot append to server_metrics.jsonl: {e}")));
         }
     }
 }
 
-/// `url` asking for the mapping's gauges only: `?name%5B%5D=vllm%3Anum_requests_running&…`.
-fn gauges_url(url: &str) -> String {
-    let mut out = url.to_owned();
-    for (i, family) in sweep_prom::mapping::gauge_families().enumerate() {
-        let separator = if i == 0 && !url.contains('?') { '?' } else { '&' };
-        out.push(separator);
-        out.push_str("name%5B%5D=");
-        out.push_str(&family.replace(':', "%3A"));
-    }
-    out
+/// How long a round sleeps between writing its requests and reading the answers: a vLLM
+/// server answers its `/metrics` in about 5 ms.
+const SETTLE: Duration = Duration::from_millis(5);
+
+/// The query asking for the mapping's gauges only: `name%5B%5D=vllm%3Anum_requests_running&…`.
+fn gauges_query() -> String {
+    sweep_prom::mapping::gauge_families()
+        .map(|family| format!("name%5B%5D={}", family.replace(':', "%3A")))
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 fn error_line(time: f64, round: usize, phase: Phase, server: &str, error: String) -> ScrapeLine {
@@ -251,43 +300,14 @@ fn error_line(time: f64, round: usize, phase: Phase, server: &str, error: String
     }
 }
 
-enum Failure {
-    /// The server does not serve the path: nothing listens there, or it answers 404.
-    Absent(String),
-    /// A timeout, a 5xx: the next round may do better.
-    Transient(String),
-}
-
-async fn get(client: &reqwest::Client, url: &str) -> Result<String, Failure> {
-    let response = client.get(url).send().await.map_err(|e| {
-        if e.is_connect() {
-            Failure::Absent("connection refused".into())
-        } else if e.is_timeout() {
-            Failure::Transient("timed out".into())
-        } else {
-            Failure::Transient(e.to_string())
-        }
-    })?;
-    let status = response.status();
-    if status == reqwest::StatusCode::NOT_FOUND || status == reqwest::StatusCode::METHOD_NOT_ALLOWED {
-        return Err(Failure::Absent(format!("HTTP {}", status.as_u16())));
-    }
-    if !status.is_success() {
-        return Err(Failure::Transient(format!("HTTP {}", status.as_u16())));
-    }
-    // The body as it came (no lossy decoding into a new string): a parse error names a line
-    // that is not UTF-8.
-    let bytes = response.bytes().await.map_err(|e| Failure::Transient(e.to_string()))?;
-    String::from_utf8(bytes.into()).map_err(|e| Failure::Transient(format!("not UTF-8: {e}")))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn the_gauges_url_names_every_mapped_gauge_family() {
-        let url = gauges_url("http://10.0.0.1:8000/metrics");
+        let query = gauges_query();
+        let url = Endpoint::new("http://10.0.0.1:8000/metrics", &query).expect("a URL").gauges_url();
         assert!(
             url.starts_with("http://10.0.0.1:8000/metrics?name%5B%5D=vllm%3Anum_requests_running&"),
             "{url}"
@@ -298,6 +318,7 @@ mod tests {
             assert!(url.contains(&format!("&name%5B%5D={family}")), "{family}: {url}");
         }
         assert!(!url.contains("time_to_first_token"), "no histogram: {url}");
-        assert!(gauges_url("http://h/metrics?x=1").starts_with("http://h/metrics?x=1&name%5B%5D="));
+        let url = Endpoint::new("http://h/metrics?x=1", &query).expect("a URL").gauges_url();
+        assert!(url.starts_with("http://h/metrics?x=1&name%5B%5D="), "{url}");
     }
 }
