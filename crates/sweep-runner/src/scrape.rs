@@ -54,7 +54,8 @@ impl Scraper {
             .enable_all()
             .build()
             .map_err(|e| format!("cannot start the scraper's runtime: {e}"))?;
-        // Every endpoint's URL is read now: a bad one stops the point before it runs.
+        // Every endpoint's URL is read before anything is scraped: one that is not an http://
+        // URL is an error of the start, said before the point runs.
         let query = gauges_query();
         let targets = targets
             .into_iter()
