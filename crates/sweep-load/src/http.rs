@@ -142,6 +142,8 @@ pub struct Head {
     pub keep_alive: bool,
     /// Bytes of the buffer the head took.
     pub length: usize,
+    /// Where a redirect (3xx) points; kept for redirects only, so an answer allocates nothing.
+    pub location: Option<String>,
 }
 
 /// Parses a response head at the start of `buf`; `None` until it is complete.
@@ -156,6 +158,7 @@ pub fn parse_head(buf: &[u8]) -> io::Result<Option<Head>> {
     let status = response.code.unwrap_or(0);
     let mut framing = Framing::Close;
     let mut keep_alive = response.version == Some(1);
+    let mut location = None;
     for header in response.headers.iter() {
         let value = std::str::from_utf8(header.value).unwrap_or_default().trim();
         if header.name.eq_ignore_ascii_case("transfer-encoding")
@@ -169,12 +172,14 @@ pub fn parse_head(buf: &[u8]) -> io::Result<Option<Head>> {
             framing = Framing::Length(n);
         } else if header.name.eq_ignore_ascii_case("connection") {
             keep_alive = !value.eq_ignore_ascii_case("close");
+        } else if (300..400).contains(&status) && header.name.eq_ignore_ascii_case("location") {
+            location = Some(value.to_owned());
         }
     }
     if framing == Framing::Close {
         keep_alive = false;
     }
-    Ok(Some(Head { status, framing, keep_alive, length }))
+    Ok(Some(Head { status, framing, keep_alive, length, location }))
 }
 
 /// Incremental decoding of a chunked body.

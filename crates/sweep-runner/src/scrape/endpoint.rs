@@ -157,7 +157,7 @@ impl Endpoint {
                 404 | 405 => break Err(Failure::Absent(format!("HTTP {}", head.status))),
                 301 | 302 | 303 | 307 | 308 if redirects < REDIRECTS => {
                     redirects += 1;
-                    if let Err(why) = self.redirect() {
+                    if let Err(why) = self.redirect(head.location.as_deref()) {
                         break Err(Failure::Transient(why));
                     }
                     self.reused = self.stream.is_some();
@@ -170,11 +170,11 @@ impl Endpoint {
         result
     }
 
-    /// Follows the last answer's `Location` when it stays on this server (from then on every
-    /// scrape asks there); else says where it pointed.
-    fn redirect(&mut self) -> Result<(), String> {
-        let location = self.location().ok_or("a redirect without a Location")?;
-        let to = self.url.join(&location).map_err(|e| format!("redirected to {location}: {e}"))?;
+    /// Follows a redirect's `Location` when it stays on this server (from then on every scrape
+    /// asks there); else says where it pointed.
+    fn redirect(&mut self, location: Option<&str>) -> Result<(), String> {
+        let location = location.ok_or("a redirect without a Location")?;
+        let to = self.url.join(location).map_err(|e| format!("redirected to {location}: {e}"))?;
         if to.scheme() != self.url.scheme()
             || to.host_str() != self.url.host_str()
             || to.port_or_known_default() != self.url.port_or_known_default()
@@ -184,14 +184,6 @@ impl Endpoint {
         self.url = to;
         self.write_requests();
         Ok(())
-    }
-
-    fn location(&self) -> Option<String> {
-        let mut headers = [httparse::EMPTY_HEADER; 32];
-        let mut response = httparse::Response::new(&mut headers);
-        response.parse(&self.raw).ok()?;
-        let header = response.headers.iter().find(|h| h.name.eq_ignore_ascii_case("location"))?;
-        Some(String::from_utf8_lossy(header.value).trim().to_owned())
     }
 
     /// An exchange's outcome, retried once on a new connection when a kept-alive one the
