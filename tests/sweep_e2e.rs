@@ -1227,6 +1227,14 @@ fn every_server_is_scraped_during_each_point_and_the_table_sets_the_servers_agai
             let answered = lines.iter().filter(|l| l.phase == phase && l.error.is_none()).count();
             assert_eq!(answered, names.len(), "{phase:?}");
         }
+        // What scraping cost while the measured requests ran: a share of the whole runner's
+        // CPU over the same span, and less than the whole point's scraping.
+        let (thread, client, whole) = (
+            scraped.scraper_cpu_measured_s.expect("scraper CPU while measuring"),
+            scraped.client_cpu_measured_s.expect("client CPU while measuring"),
+            scraped.scraper_cpu_s.expect("scraper CPU"),
+        );
+        assert!(0.0 <= thread && thread <= client && thread <= whole, "{thread} {client} {whole}");
         let export = summary(point);
         let requests = export["request_count"]["avg"].as_f64().expect("count");
         assert_eq!(requests, 48.0);

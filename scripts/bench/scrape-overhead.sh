@@ -8,6 +8,8 @@
 # Between a point's edges the scraper asks for the mapped gauges only (`name[]`), as it does of
 # real servers. The scraper's own thread reports its CPU (`scraper_cpu_s` in server_metrics.json),
 # which resolves what the with/without ratio (±4 % between identical runs here) cannot.
+# It also reports the thread's share of the runner's CPU while the measured requests ran
+# (`scraper_cpu_measured_s` / `client_cpu_measured_s`): the edges and the summary fall outside.
 # Given two lengths (`4 12`: about 21 s and 62 s a run), it also splits the cost into what each
 # second of scraping costs (the rounds between a point's edges; the target's steady state) and
 # what a point costs once (the two whole scrapes of every server at its edges, and its summary).
@@ -87,12 +89,13 @@ for round in $(seq "$rounds"); do
         --url "$url" --model tiny --progress off --concurrency 1024 --requests $((1024 * per_stream)) \
         --warmup 0 --isl 32 --osl 256 --artifact-dir "$out" "${extra[@]}" >/dev/null
       tokens=$(python3 -c "import json; print(json.load(open('$out/profile_export_aiperf.json'))['total_output_tokens']['avg'])")
-      lines=0; thread=0
+      lines=0; thread="0 0 0"
       if [ "$mode" = on ]; then
         lines=$(wc -l < "$out/server_metrics.jsonl")
         # The scraper thread's CPU, from the kernel's per-thread clock as the thread ends (the
-        # summary included): what scraping costs, free of the runs' spread.
-        thread=$(python3 -c "import json; print(json.load(open('$out/server_metrics.json'))['scraper_cpu_s'])")
+        # summary included): what scraping costs, free of the runs' spread. Then the thread's
+        # and the whole runner's CPU while the measured requests ran (between the edges).
+        thread=$(python3 -c "import json; s = json.load(open('$out/server_metrics.json')); print(s['scraper_cpu_s'], s['scraper_cpu_measured_s'], s['client_cpu_measured_s'])")
       fi
       results+=("$round $per_stream $(awk '{print $2 + $3, $1}' "$work/time") $tokens $lines $thread")
     done
@@ -104,21 +107,23 @@ runs = [tuple(map(float, r.split())) for r in sys.argv[1:]]
 print("client CPU per 1,000 streamed tokens (concurrency 1,024, OSL 256), without and with scraping 64 endpoints every 1 s")
 by_length, steady, fixed = {}, [], []
 for i in range(0, len(runs), 2):
-    (rnd, length, c0, w0, t0, _, _), (_, _, c1, w1, t1, lines, thread) = runs[i], runs[i + 1]
+    (rnd, length, c0, w0, t0, *_), (_, _, c1, w1, t1, lines, thread, measuring, client) = runs[i], runs[i + 1]
     off, on = c0 / t0 * 1000, c1 / t1 * 1000
-    by_length.setdefault(length, []).append((on / off, thread / c1, thread, w1, c1))
+    by_length.setdefault(length, []).append((on / off, thread / c1, thread, w1, c1, measuring / client))
     print(f"  round {rnd:.0f}, {length:.0f} requests a stream: off {off * 1000:.2f} ms ({c0:.2f} s CPU, {w0:.1f} s wall); "
           f"on {on * 1000:.2f} ms ({c1:.2f} s CPU, {w1:.1f} s wall, {lines:.0f} scrapes written); on/off {on / off:.4f}; "
-          f"scrape thread {thread:.3f} s = {thread / c1 * 100:.2f} % of the client's CPU")
+          f"scrape thread {thread:.3f} s = {thread / c1 * 100:.2f} % of the client's CPU; while measuring "
+          f"{measuring:.3f} of {client:.2f} s = {measuring / client * 100:.2f} %")
 for length, rows in by_length.items():
     print(f"  {length:.0f} requests a stream: median on/off {statistics.median(r[0] for r in rows):.4f}; "
-          f"median scrape-thread share {statistics.median(r[1] for r in rows) * 100:.2f} % (target <= 1 %)")
+          f"median scrape-thread share {statistics.median(r[1] for r in rows) * 100:.2f} % of the whole run, "
+          f"{statistics.median(r[5] for r in rows) * 100:.2f} % while measuring (target <= 1 %)")
 # Two lengths: what a second of scraping costs (the rounds between the edges) and what a point
 # costs once (its two whole scrapes of every server, and the summary), from the difference.
 lengths = sorted(by_length)
 if len(lengths) > 1:
     short, long = by_length[lengths[0]], by_length[lengths[-1]]
-    for (_, _, th0, w0, _), (_, _, th1, w1, c1) in zip(short, long):
+    for (_, _, th0, w0, *_), (_, _, th1, w1, c1, _) in zip(short, long):
         per_s = (th1 - th0) / (w1 - w0)
         steady.append(per_s / (c1 / w1))
         fixed.append(th0 - per_s * w0)

@@ -7,6 +7,7 @@
 //! (and so "idle") server.
 
 use std::collections::HashMap;
+use std::ops::Range;
 use std::sync::Arc;
 
 use thiserror::Error;
@@ -34,14 +35,21 @@ pub enum Kind {
 
 /// One sample line.
 ///
-/// Its name and labels are kept back to back in one string (two allocations a sample, not one
-/// per name and value: a vLLM scrape holds 425 samples, most with three labels).
+/// It is kept as its series key, `name{a="x",b="y"}` with the labels sorted by name: the
+/// series' identity across scrapes and its key in `server_metrics.jsonl`, built once by the
+/// parse and then only borrowed (one allocation a sample for its text, one for where its parts
+/// end: a vLLM scrape holds 425 samples, most with three labels).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
-    /// The name, then each label's name and value.
-    text: String,
-    /// Where each part of `text` ends: the name, then a label's name and its value, in turn.
+    /// The key.
+    key: String,
+    /// Where each part of `key` ends: the name, then a label's name and its value, in turn.
+    /// A label's name starts two bytes after the part before it (`{` or `",`), its value two
+    /// after its name (`="`).
     ends: Vec<u32>,
+    /// The labels' values unescaped, in key order, when any was written with an escape (the
+    /// key keeps them escaped); rare.
+    unescaped: Option<Box<[String]>>,
     pub value: f64,
     /// The family this sample belongs to (shared by its samples), and its kind.
     pub family: Arc<str>,
@@ -49,31 +57,32 @@ pub struct Sample {
 }
 
 impl Sample {
-    /// A sample from its name and labels (as written, in order).
-    pub fn new<'a>(name: &str, labels: impl IntoIterator<Item = (&'a str, &'a str)>, value: f64) -> Self {
-        let mut text = String::from(name);
-        let mut ends = vec![text.len() as u32];
-        for (k, v) in labels {
-            text.push_str(k);
-            ends.push(text.len() as u32);
-            text.push_str(v);
-            ends.push(text.len() as u32);
-        }
-        Sample { text, ends, value, family: Arc::from(""), kind: Kind::Untyped }
-    }
-
     /// The sample's own name (`…_bucket`, `…_sum`, `…_count` for a histogram's lines).
     pub fn name(&self) -> &str {
-        &self.text[..self.ends[0] as usize]
+        &self.key[..self.ends[0] as usize]
     }
 
-    /// Its labels, in the order written.
+    /// Its labels, sorted by name, values unescaped.
     pub fn labels(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
-        self.ends.windows(2).step_by(2).zip(self.ends.get(2..).unwrap_or_default().iter().step_by(2)).map(
-            |(w, &value_end)| {
-                (&self.text[w[0] as usize..w[1] as usize], &self.text[w[1] as usize..value_end as usize])
-            },
-        )
+        self.label_ranges().enumerate().map(|(i, (name, value))| {
+            let value = match &self.unescaped {
+                Some(values) => values[i].as_str(),
+                None => &self.key[value],
+            };
+            (&self.key[name], value)
+        })
+    }
+
+    /// Where each label's name and (escaped) value lie in the key.
+    fn label_ranges(&self) -> impl Iterator<Item = (Range<usize>, Range<usize>)> + '_ {
+        // The first name follows `{`, the others `",`.
+        let mut start = self.ends[0] as usize + 1;
+        self.ends[1..].chunks_exact(2).map(move |ends| {
+            let (name_end, value_end) = (ends[0] as usize, ends[1] as usize);
+            let ranges = (start..name_end, name_end + 2..value_end);
+            start = value_end + 2;
+            ranges
+        })
     }
 
     pub fn label(&self, name: &str) -> Option<&str> {
@@ -82,69 +91,36 @@ impl Sample {
 
     /// `name{a="x",b="y"}`, labels sorted by name, values escaped as in the exposition: the
     /// series' identity across scrapes, and its key in `server_metrics.jsonl`.
-    pub fn key(&self) -> String {
-        series_key(self.name(), self.labels())
+    pub fn key(&self) -> &str {
+        &self.key
     }
-}
 
-/// A series' key from its name and labels; see [`Sample::key`].
-pub fn series_key<'a>(name: &str, labels: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
-    let mut key = String::with_capacity(name.len() + 64);
-    push_series_key(&mut key, name, labels);
-    key
-}
-
-/// [`series_key`] into a string of the caller's (cleared first), which can then look a series
-/// up without allocating a key of its own.
-pub fn push_series_key<'a>(
-    key: &mut String,
-    name: &str,
-    labels: impl IntoIterator<Item = (&'a str, &'a str)>,
-) {
-    key.clear();
-    key.push_str(name);
-    // Sorted on the stack: engines write a handful of labels, and a key is built per sample.
-    let mut few = [("", ""); 8];
-    let mut count = 0;
-    let mut many = Vec::new();
-    for label in labels {
-        if count < few.len() {
-            few[count] = label;
-        } else {
-            if many.is_empty() {
-                many.extend_from_slice(&few);
-            }
-            many.push(label);
+    /// The key of the series `name` with this sample's labels but `label` (a histogram's
+    /// series from a bucket's sample, without its `le`), into `out` (cleared first). Sliced
+    /// from the key, which is already sorted and escaped.
+    pub fn push_key_without(&self, out: &mut String, name: &str, label: &str) {
+        out.clear();
+        out.push_str(name);
+        let Some((name_range, value)) = self.label_ranges().find(|(n, _)| &self.key[n.clone()] == label)
+        else {
+            out.push_str(&self.key[self.ends[0] as usize..]);
+            return;
+        };
+        // `{…,` + `label="value"` + `,…}`: the label goes with the comma after it, or the one
+        // before it when it is the last.
+        let (open, close) = (self.ends[0] as usize, self.key.len() - 1);
+        let (mut start, mut end) = (name_range.start, value.end + 1);
+        if end < close {
+            end += 1;
+        } else if start > open + 1 {
+            start -= 1;
         }
-        count += 1;
-    }
-    if count == 0 {
-        return;
-    }
-    let labels = if many.is_empty() { &mut few[..count] } else { &mut many[..] };
-    labels.sort_unstable();
-    key.push('{');
-    for (i, (k, v)) in labels.iter().enumerate() {
-        if i > 0 {
-            key.push(',');
+        if start == open + 1 && end == close {
+            return;
         }
-        key.push_str(k);
-        key.push_str("=\"");
-        if v.contains(['\\', '"', '\n']) {
-            for c in v.chars() {
-                match c {
-                    '\\' => key.push_str("\\\\"),
-                    '"' => key.push_str("\\\""),
-                    '\n' => key.push_str("\\n"),
-                    c => key.push(c),
-                }
-            }
-        } else {
-            key.push_str(v);
-        }
-        key.push('"');
+        out.push_str(&self.key[open..start]);
+        out.push_str(&self.key[end..]);
     }
-    key.push('}');
 }
 
 /// One scrape's samples, in the order served.
@@ -282,13 +258,14 @@ fn sample(line: &str, family: &Arc<str>) -> Result<Sample, String> {
         return Err(format!("`{}` is not a metric name", truncate(name)));
     }
     let mut rest = &line[name_end..];
-    let mut text = String::with_capacity(rest.len().min(256) + name.len());
-    text.push_str(name);
+    let mut key = String::with_capacity(rest.len().min(256) + name.len());
+    key.push_str(name);
     // Sized once: a label's `=` each adds two ends (a value's `=` only wastes a slot).
     let mut ends = Vec::with_capacity(1 + 2 * memchr::memchr_iter(b'=', rest.as_bytes()).count());
-    ends.push(text.len() as u32);
+    ends.push(key.len() as u32);
+    let mut unescaped = None;
     if let Some(after) = rest.strip_prefix('{') {
-        rest = labels_of(after, &mut text, &mut ends)?;
+        rest = labels_of(after, &mut key, &mut ends, &mut unescaped)?;
     }
     let mut fields = rest.split_ascii_whitespace();
     let value = fields.next().ok_or_else(|| format!("`{name}` has no value"))?;
@@ -301,16 +278,35 @@ fn sample(line: &str, family: &Arc<str>) -> Result<Sample, String> {
     if let Some(extra) = fields.next() {
         return Err(format!("`{name}`: unexpected `{}` after the value and timestamp", truncate(extra)));
     }
-    Ok(Sample { text, ends, value, family: family.clone(), kind: Kind::Untyped })
+    let mut sample = Sample {
+        key,
+        ends,
+        unescaped: unescaped.map(Vec::into_boxed_slice),
+        value,
+        family: family.clone(),
+        kind: Kind::Untyped,
+    };
+    sort_labels(&mut sample);
+    Ok(sample)
 }
 
-/// Reads `a="x",b="y"}` (after the `{`) into the sample's `text` and `ends`; returns what
-/// follows the `}`. Values are scanned for their closing quote a chunk at a time; only one
-/// holding a backslash is unescaped.
-fn labels_of<'a>(mut rest: &'a str, text: &mut String, ends: &mut Vec<u32>) -> Result<&'a str, String> {
+/// Reads `a="x",b="y"}` (after the `{`) onto the key, as `{a="x",b="y"}` in the order written,
+/// and their ends; returns what follows the `}`. Values are scanned for their closing quote a
+/// chunk at a time; only one holding a backslash is unescaped (into `unescaped`, which then
+/// holds every value) and written back escaped the one way the key does.
+fn labels_of<'a>(
+    mut rest: &'a str,
+    key: &mut String,
+    ends: &mut Vec<u32>,
+    unescaped: &mut Option<Vec<String>>,
+) -> Result<&'a str, String> {
+    let mut count = 0;
     loop {
         rest = rest.trim_start();
         if let Some(after) = rest.strip_prefix('}') {
+            if count > 0 {
+                key.push('}');
+            }
             return Ok(after);
         }
         let eq = memchr::memchr(b'=', rest.as_bytes()).ok_or("a label without `=`")?;
@@ -322,25 +318,89 @@ fn labels_of<'a>(mut rest: &'a str, text: &mut String, ends: &mut Vec<u32>) -> R
             .trim_start()
             .strip_prefix('"')
             .ok_or_else(|| format!("label `{name}`: its value is not quoted"))?;
-        text.push_str(name);
-        ends.push(text.len() as u32);
+        key.push(if count == 0 { '{' } else { ',' });
+        key.push_str(name);
+        ends.push(key.len() as u32);
+        key.push_str("=\"");
         let bytes = rest.as_bytes();
         let end = match memchr::memchr2(b'"', b'\\', bytes) {
             Some(end) if bytes[end] == b'"' => {
-                text.push_str(&rest[..end]);
+                key.push_str(&rest[..end]);
+                if let Some(values) = unescaped {
+                    values.push(rest[..end].to_owned());
+                }
                 end
             }
             Some(_) => {
-                unescape(rest, text).ok_or_else(|| format!("label `{name}`: its value is not closed"))?
+                let mut plain = String::new();
+                let end = unescape(rest, &mut plain)
+                    .ok_or_else(|| format!("label `{name}`: its value is not closed"))?;
+                push_escaped(key, &plain);
+                // Every value before this one had no escape: its key text is its value.
+                let values = unescaped.get_or_insert_with(|| {
+                    // The values before this one (its own end is not pushed yet).
+                    ends[1..ends.len() - 1]
+                        .chunks_exact(2)
+                        .map(|e| key[e[0] as usize + 2..e[1] as usize].to_owned())
+                        .collect()
+                });
+                values.push(plain);
+                end
             }
             None => return Err(format!("label `{name}`: its value is not closed")),
         };
-        ends.push(text.len() as u32);
+        ends.push(key.len() as u32);
+        key.push('"');
+        count += 1;
         rest = rest[end + 1..].trim_start();
         if let Some(after) = rest.strip_prefix(',') {
             rest = after;
         } else if !rest.starts_with('}') {
             return Err(format!("after label `{name}`: expected `,` or `}}`"));
+        }
+    }
+}
+
+/// Puts a sample's labels in name order, when they were not written so (Dynamo's frontend
+/// writes most of its own out of order; vLLM's come sorted and are left as they are).
+fn sort_labels(sample: &mut Sample) {
+    let ranges: Vec<_> = sample.label_ranges().collect();
+    let name = |i: usize| &sample.key[ranges[i].0.clone()];
+    if (1..ranges.len()).all(|i| name(i - 1) <= name(i)) {
+        return;
+    }
+    let mut order: Vec<usize> = (0..ranges.len()).collect();
+    order.sort_by(|&a, &b| name(a).cmp(name(b)));
+    let name_end = sample.ends[0] as usize;
+    let mut key = String::with_capacity(sample.key.len());
+    key.push_str(&sample.key[..name_end]);
+    let mut ends = vec![name_end as u32];
+    for (i, &label) in order.iter().enumerate() {
+        let (name, value) = &ranges[label];
+        key.push(if i == 0 { '{' } else { ',' });
+        key.push_str(&sample.key[name.clone()]);
+        ends.push(key.len() as u32);
+        key.push_str("=\"");
+        key.push_str(&sample.key[value.clone()]);
+        ends.push(key.len() as u32);
+        key.push('"');
+    }
+    key.push('}');
+    if let Some(values) = &mut sample.unescaped {
+        *values = order.iter().map(|&i| std::mem::take(&mut values[i])).collect();
+    }
+    sample.key = key;
+    sample.ends = ends;
+}
+
+/// A label value as a key writes it: `\`, `"` and a newline escaped.
+fn push_escaped(key: &mut String, value: &str) {
+    for c in value.chars() {
+        match c {
+            '\\' => key.push_str("\\\\"),
+            '"' => key.push_str("\\\""),
+            '\n' => key.push_str("\\n"),
+            c => key.push(c),
         }
     }
 }
@@ -423,6 +483,43 @@ mod tests {
     }
 
     #[test]
+    fn a_key_sorts_labels_written_out_of_order_and_keeps_values_escaped_one_way() {
+        // Dynamo's frontend writes its labels out of order; an escape may come after a plain
+        // value, and `\\x` (not an escape the format knows) is a backslash and an `x`.
+        let e = parse("x{z=\"1\",a=\"q\\\"x\",m=\"b\\\\c\\d\"} 1\ny{b=\"2\",a=\"1\"} 2\n").expect("parses");
+        assert_eq!(e.samples[0].key(), r#"x{a="q\"x",m="b\\c\\d",z="1"}"#);
+        let labels: Vec<_> = e.samples[0].labels().collect();
+        assert_eq!(labels, [("a", "q\"x"), ("m", "b\\c\\d"), ("z", "1")]);
+        assert_eq!(e.samples[0].name(), "x");
+        assert_eq!(e.samples[1].key(), r#"y{a="1",b="2"}"#);
+        assert_eq!(e.samples[1].labels().collect::<Vec<_>>(), [("a", "1"), ("b", "2")]);
+        assert_eq!(e.samples[1].label("b"), Some("2"));
+        let mut key = String::new();
+        for (label, expected) in [
+            ("a", r#"h{m="b\\c\\d",z="1"}"#),
+            ("m", r#"h{a="q\"x",z="1"}"#),
+            ("z", r#"h{a="q\"x",m="b\\c\\d"}"#),
+            ("none", r#"h{a="q\"x",m="b\\c\\d",z="1"}"#),
+        ] {
+            e.samples[0].push_key_without(&mut key, "h", label);
+            assert_eq!(key, expected, "without {label}");
+        }
+        e.samples[1].push_key_without(&mut key, "h", "b");
+        assert_eq!(key, r#"h{a="1"}"#);
+        let only = parse("x{le=\"1\"} 1\ny 2\n").expect("parses");
+        only.samples[0].push_key_without(&mut key, "h", "le");
+        assert_eq!(key, "h");
+        only.samples[1].push_key_without(&mut key, "h", "le");
+        assert_eq!(key, "h");
+        // A key is what the key of its own parse is.
+        for s in &e.samples {
+            let again = parse(&format!("{} 1", s.key())).expect("parses back");
+            assert_eq!(again.samples[0].key(), s.key());
+            assert_eq!(again.samples[0].labels().collect::<Vec<_>>(), s.labels().collect::<Vec<_>>());
+        }
+    }
+
+    #[test]
     fn gauges_alone_pass_over_the_other_families_unread() {
         let text =
             "# TYPE a_seconds histogram\na_seconds_bucket{le=\"1\"} 1\na_seconds_sum 1\na_seconds_count 1\n\
@@ -468,7 +565,8 @@ mod tests {
             match parse(&text) {
                 Ok(e) => for s in &e.samples {
                     let again = parse(&format!("{} 1", s.key())).expect("a key parses back");
-                    proptest::prop_assert_eq!(again.samples[0].labels().count(), s.labels().count());
+                    proptest::prop_assert_eq!(again.samples[0].key(), s.key());
+                    proptest::prop_assert_eq!(again.samples[0].labels().collect::<Vec<_>>(), s.labels().collect::<Vec<_>>());
                 },
                 Err(e) => proptest::prop_assert!(e.line >= 1 && e.line <= text.lines().count().max(1)),
             }

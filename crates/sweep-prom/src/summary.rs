@@ -7,7 +7,8 @@
 //! last answer. Counter and histogram figures are the differences between those two; gauge
 //! figures are over every scrape from the first to the second.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -121,6 +122,15 @@ pub struct PointSummary {
     /// summary included: what scraping cost the client.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scraper_cpu_s: Option<f64>,
+    /// While the measured requests ran (from the end of the `start` round to the beginning of
+    /// the `end` round): the scraper thread's CPU seconds, and the whole runner's (load
+    /// generator and scraper). Their ratio is what scraping took of the client's CPU while it
+    /// was measuring; the edges and the summary fall outside, when no measured request is in
+    /// flight.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scraper_cpu_measured_s: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_cpu_measured_s: Option<f64>,
 }
 
 /// What one server's scrapes leave to summarise.
@@ -170,26 +180,18 @@ impl Collector {
     /// ([`crate::parse_gauges`]) do in the `before` and `during` ones, which are read for their
     /// gauges only.
     pub fn record(&mut self, server: &str, exposition: Exposition) {
-        let keys: Vec<String> = exposition.samples.iter().map(Sample::key).collect();
-        self.record_keyed(server, exposition, &keys);
-    }
-
-    /// [`Collector::record`] with each sample's key ([`Sample::key`], in the samples' order)
-    /// already built, as the runner builds them for `server_metrics.jsonl`: they are the costly
-    /// part of a scrape after the parse, and built once.
-    pub fn record_keyed(&mut self, server: &str, exposition: Exposition, keys: &[String]) {
         let round = self.rounds.len().saturating_sub(1);
         let phase = self.rounds.last().map_or(Phase::Before, |r| r.1);
         let Some(s) = self.servers.get_mut(server) else { return };
         s.scrapes += 1;
-        for (sample, key) in exposition.samples.iter().zip(keys) {
-            if gauge_like(sample) {
-                match s.gauges.get_mut(key) {
-                    Some((_, values)) => values.push((round, sample.value)),
-                    None => {
-                        s.gauges
-                            .insert(key.clone(), (sample.family.to_string(), vec![(round, sample.value)]));
-                    }
+        for sample in exposition.samples.iter().filter(|s| gauge_like(s)) {
+            match s.gauges.get_mut(sample.key()) {
+                Some((_, values)) => values.push((round, sample.value)),
+                None => {
+                    s.gauges.insert(
+                        sample.key().to_owned(),
+                        (sample.family.to_string(), vec![(round, sample.value)]),
+                    );
                 }
             }
         }
@@ -258,7 +260,7 @@ impl Collector {
         if started.is_none() && !self.rounds.is_empty() {
             notes.push("the measured requests never started: no counter or histogram figures".into());
         }
-        PointSummary { interval_ms: self.interval_ms, window, servers, measures, notes, scraper_cpu_s: None }
+        PointSummary { interval_ms: self.interval_ms, window, servers, measures, notes, ..Default::default() }
     }
 
     fn measures(&self, start: usize, end: usize, deltas: &[(&String, &Server, Deltas)]) -> Measures {
@@ -386,7 +388,15 @@ struct Deltas<'a> {
 
 impl<'a> Deltas<'a> {
     fn of(s: &'a Server) -> Self {
-        let families = s.last.iter().flat_map(|e| e.samples.iter().map(|s| &*s.family)).collect();
+        // A family's samples come one after another: each is hashed once, not once a sample.
+        let mut families = HashSet::new();
+        let mut previous: Option<&Arc<str>> = None;
+        for sample in s.last.iter().flat_map(|e| &e.samples) {
+            if !previous.is_some_and(|p| Arc::ptr_eq(p, &sample.family)) {
+                families.insert(&*sample.family);
+                previous = Some(&sample.family);
+            }
+        }
         match (s.base.as_ref(), s.last.as_ref()) {
             (Some(base), Some(last)) => Deltas {
                 windowed: true,
@@ -436,18 +446,17 @@ fn family_of_key(key: &str, family: &str) -> bool {
 /// Each counter's increase from `base` to `last`; a counter that went down was reset (the
 /// server restarted) and counts from zero.
 pub fn counter_deltas(base: &Exposition, last: &Exposition) -> BTreeMap<String, f64> {
-    let before: BTreeMap<String, f64> =
+    let before: HashMap<&str, f64> =
         base.samples.iter().filter(|s| counter_like(s)).map(|s| (s.key(), s.value)).collect();
     last.samples
         .iter()
         .filter(|s| counter_like(s))
         .map(|s| {
-            let key = s.key();
-            let delta = match before.get(&key) {
+            let delta = match before.get(s.key()) {
                 Some(&b) if s.value >= b => s.value - b,
                 _ => s.value,
             };
-            (key, delta)
+            (s.key().to_owned(), delta)
         })
         .collect()
 }
@@ -517,13 +526,21 @@ impl Buckets {
 /// Each histogram's buckets, by family and labels without `le`.
 pub fn histograms(exposition: &Exposition) -> BTreeMap<String, Buckets> {
     let mut out: BTreeMap<String, Buckets> = BTreeMap::new();
-    // A histogram's samples share a key: built into one string, allocated once per histogram.
+    // A histogram's samples come one after another and share a key: it is built into one
+    // string, and the map is looked up only when the key changes.
     let mut key = String::new();
+    let mut current: Option<(String, Buckets)> = None;
     for s in exposition.samples.iter().filter(|s| s.kind == Kind::Histogram) {
-        crate::parse::push_series_key(&mut key, &s.family, s.labels().filter(|(k, _)| *k != "le"));
-        let entry = match out.get_mut(key.as_str()) {
-            Some(entry) => entry,
-            None => out.entry(key.clone()).or_default(),
+        s.push_key_without(&mut key, &s.family, "le");
+        let (_, entry) = match &mut current {
+            Some((k, _)) if *k == key => current.as_mut().expect("matched"),
+            _ => {
+                if let Some((k, b)) = current.take() {
+                    out.insert(k, b);
+                }
+                let b = out.remove(key.as_str()).unwrap_or_default();
+                current.insert((key.clone(), b))
+            }
         };
         match s.name().strip_prefix(&*s.family) {
             Some("_bucket") => {
@@ -538,6 +555,9 @@ pub fn histograms(exposition: &Exposition) -> BTreeMap<String, Buckets> {
             Some("_count") => entry.count = s.value,
             _ => {}
         }
+    }
+    if let Some((k, b)) = current {
+        out.insert(k, b);
     }
     for b in out.values_mut() {
         b.buckets.sort_by(|a, b| a.0.total_cmp(&b.0));

@@ -18,6 +18,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use endpoint::{Endpoint, Failure};
+use nix::time::ClockId;
 
 use sweep_folder::server_metrics::{Phase, ScrapeLine, ScrapeLog, Summary};
 use sweep_load::MeasuredStart;
@@ -84,11 +85,15 @@ impl Scraper {
                     for (t, _) in &run.targets {
                         run.collector.add_server(&t.name, &t.role, &t.url);
                     }
-                    runtime.block_on(run.rounds(interval, &mut stopped, &measured));
+                    let window = runtime.block_on(run.rounds(interval, &mut stopped, &measured));
                     // Never leave the run waiting, whatever ended the rounds.
                     measured.acknowledge();
                     let mut summary = run.collector.finish();
-                    summary.scraper_cpu_s = thread_cpu_s();
+                    summary.scraper_cpu_s = cpu_s(ClockId::CLOCK_THREAD_CPUTIME_ID);
+                    if let Some((start, end)) = window {
+                        summary.scraper_cpu_measured_s = Some(end.thread - start.thread);
+                        summary.client_cpu_measured_s = Some(end.process - start.process);
+                    }
                     summary
                 })
                 .map_err(|e| format!("cannot start the scraper's thread: {e}"))?
@@ -129,12 +134,15 @@ struct Run {
 }
 
 impl Run {
+    /// Scrapes round after round until stopped; returns the CPU clocks at the end of the
+    /// `start` round and at the beginning of the `end` one, when both were taken.
     async fn rounds(
         &mut self,
         interval: Duration,
         stop: &mut tokio::sync::watch::Receiver<bool>,
         measured: &MeasuredStart,
-    ) {
+    ) -> Option<(Clocks, Clocks)> {
+        let mut measuring = None;
         let mut started = false;
         let mut stopping = false;
         let mut next = Instant::now();
@@ -162,10 +170,14 @@ impl Run {
                 }
                 continue;
             };
+            let before = Clocks::now();
             self.round(phase).await;
             match phase {
-                Phase::End => return,
-                Phase::Start => measured.acknowledge(),
+                Phase::End => return measuring.zip(before),
+                Phase::Start => {
+                    measuring = Clocks::now();
+                    measured.acknowledge();
+                }
                 _ => {}
             }
             next = Instant::now() + interval;
@@ -214,11 +226,8 @@ impl Run {
                 Ok(text) => {
                     match if gauges_only { sweep_prom::parse_gauges(text) } else { sweep_prom::parse(text) } {
                         Ok(exposition) => {
-                            let keys: Vec<String> =
-                                exposition.samples.iter().map(sweep_prom::Sample::key).collect();
-                            let written =
-                                self.log.append_exposition(time, round, phase, name, &exposition, &keys);
-                            self.collector.record_keyed(name, exposition, &keys);
+                            let written = self.log.append_exposition(time, round, phase, name, &exposition);
+                            self.collector.record(name, exposition);
                             written
                         }
                         Err(e) => {
@@ -258,10 +267,26 @@ impl Run {
     }
 }
 
-/// The CPU this thread has used, from the kernel's per-thread clock.
-fn thread_cpu_s() -> Option<f64> {
-    let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID).ok()?;
+/// CPU seconds from one of the kernel's CPU clocks: this thread's, or the whole process's.
+fn cpu_s(clock: ClockId) -> Option<f64> {
+    let t = nix::time::clock_gettime(clock).ok()?;
     Some(t.tv_sec() as f64 + t.tv_nsec() as f64 * 1e-9)
+}
+
+/// The scraper thread's CPU seconds and the runner's, read together.
+#[derive(Debug, Clone, Copy)]
+struct Clocks {
+    thread: f64,
+    process: f64,
+}
+
+impl Clocks {
+    fn now() -> Option<Self> {
+        Some(Clocks {
+            thread: cpu_s(ClockId::CLOCK_THREAD_CPUTIME_ID)?,
+            process: cpu_s(ClockId::CLOCK_PROCESS_CPUTIME_ID)?,
+        })
+    }
 }
 
 /// Notes once that `server_metrics.jsonl` could not be written; the summary is still made.
