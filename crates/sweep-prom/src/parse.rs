@@ -260,12 +260,14 @@ fn sample(line: &str, family: &Arc<str>) -> Result<Sample, String> {
     let mut rest = &line[name_end..];
     let mut key = String::with_capacity(rest.len().min(256) + name.len());
     key.push_str(name);
-    // Sized once: a label's `=` each adds two ends (a value's `=` only wastes a slot).
-    let mut ends = Vec::with_capacity(1 + 2 * memchr::memchr_iter(b'=', rest.as_bytes()).count());
+    // Room for the name and three labels, what engines write most (counting the `=`s first
+    // cost more than the few samples with more labels growing it).
+    let mut ends = Vec::with_capacity(7);
     ends.push(key.len() as u32);
     let mut unescaped = None;
+    let mut sorted = true;
     if let Some(after) = rest.strip_prefix('{') {
-        rest = labels_of(after, &mut key, &mut ends, &mut unescaped)?;
+        (rest, sorted) = labels_of(after, &mut key, &mut ends, &mut unescaped)?;
     }
     let mut fields = rest.split_ascii_whitespace();
     let value = fields.next().ok_or_else(|| format!("`{name}` has no value"))?;
@@ -286,12 +288,14 @@ fn sample(line: &str, family: &Arc<str>) -> Result<Sample, String> {
         family: family.clone(),
         kind: Kind::Untyped,
     };
-    sort_labels(&mut sample);
+    if !sorted {
+        sort_labels(&mut sample);
+    }
     Ok(sample)
 }
 
 /// Reads `a="x",b="y"}` (after the `{`) onto the key, as `{a="x",b="y"}` in the order written,
-/// and their ends; returns what follows the `}`. Values are scanned for their closing quote a
+/// and their ends; returns what follows the `}`, and whether the names came sorted. Values are scanned for their closing quote a
 /// chunk at a time; only one holding a backslash is unescaped (into `unescaped`, which then
 /// holds every value) and written back escaped the one way the key does.
 fn labels_of<'a>(
@@ -299,39 +303,54 @@ fn labels_of<'a>(
     key: &mut String,
     ends: &mut Vec<u32>,
     unescaped: &mut Option<Vec<String>>,
-) -> Result<&'a str, String> {
+) -> Result<(&'a str, bool), String> {
     let mut count = 0;
+    let mut previous = "";
+    let mut sorted = true;
     loop {
         rest = rest.trim_start();
         if let Some(after) = rest.strip_prefix('}') {
             if count > 0 {
                 key.push('}');
             }
-            return Ok(after);
+            return Ok((after, sorted));
         }
         let eq = memchr::memchr(b'=', rest.as_bytes()).ok_or("a label without `=`")?;
         let name = rest[..eq].trim();
         if !valid_name(name) || name.contains(':') {
             return Err(format!("`{}` is not a label name", truncate(name)));
         }
+        sorted &= previous <= name;
+        previous = name;
+        let label = rest;
         rest = rest[eq + 1..]
             .trim_start()
             .strip_prefix('"')
             .ok_or_else(|| format!("label `{name}`: its value is not quoted"))?;
+        // `name="` written without spaces, as engines write it: the label is copied as it is.
+        let tight = name.len() == eq && rest.len() + 2 + eq == label.len();
         key.push(if count == 0 { '{' } else { ',' });
-        key.push_str(name);
-        ends.push(key.len() as u32);
-        key.push_str("=\"");
+        let name_end = key.len() + name.len();
         let bytes = rest.as_bytes();
         let end = match memchr::memchr2(b'"', b'\\', bytes) {
             Some(end) if bytes[end] == b'"' => {
-                key.push_str(&rest[..end]);
+                if tight {
+                    key.push_str(&label[..eq + 2 + end]);
+                } else {
+                    key.push_str(name);
+                    key.push_str("=\"");
+                    key.push_str(&rest[..end]);
+                }
+                ends.push(name_end as u32);
                 if let Some(values) = unescaped {
                     values.push(rest[..end].to_owned());
                 }
                 end
             }
             Some(_) => {
+                key.push_str(name);
+                ends.push(name_end as u32);
+                key.push_str("=\"");
                 let mut plain = String::new();
                 let end = unescape(rest, &mut plain)
                     .ok_or_else(|| format!("label `{name}`: its value is not closed"))?;
@@ -361,14 +380,11 @@ fn labels_of<'a>(
     }
 }
 
-/// Puts a sample's labels in name order, when they were not written so (Dynamo's frontend
+/// Puts the labels of a sample written out of order in name order (Dynamo's frontend
 /// writes most of its own out of order; vLLM's come sorted and are left as they are).
 fn sort_labels(sample: &mut Sample) {
     let ranges: Vec<_> = sample.label_ranges().collect();
     let name = |i: usize| &sample.key[ranges[i].0.clone()];
-    if (1..ranges.len()).all(|i| name(i - 1) <= name(i)) {
-        return;
-    }
     let mut order: Vec<usize> = (0..ranges.len()).collect();
     order.sort_by(|&a, &b| name(a).cmp(name(b)));
     let name_end = sample.ends[0] as usize;
