@@ -1,7 +1,7 @@
 //! `cargo bench -p sweep-prom`: parsing a real vLLM 0.32 exposition (425 samples, 50 KB, saved
-//! from a CPU server here: tests/fixtures/prometheus/) and a real Dynamo 1.6.1 frontend's, and
-//! what a scrape costs the runner beyond the parse (each sample's series key, as
-//! `server_metrics.jsonl` stores it), and a point's summary of two scrapes. Prints the median
+//! from a CPU server here: tests/fixtures/prometheus/) and a real Dynamo 1.6.1 frontend's (the
+//! parse builds each sample's series key, as `server_metrics.jsonl` stores it; the second line
+//! also reads every key), and a point's summary of two scrapes. Prints the median
 //! and p90 of many runs of each; the target for the vLLM parse is 200 µs.
 
 use std::time::{Duration, Instant};
