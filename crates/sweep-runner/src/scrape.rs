@@ -170,10 +170,10 @@ impl Run {
                 }
                 continue;
             };
-            let before = Clocks::now();
+            let ending = if phase == Phase::End { Clocks::now() } else { None };
             self.round(phase).await;
             match phase {
-                Phase::End => return measuring.zip(before),
+                Phase::End => return measuring.zip(ending),
                 Phase::Start => {
                     measuring = Clocks::now();
                     measured.acknowledge();
