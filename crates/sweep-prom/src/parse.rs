@@ -330,46 +330,41 @@ fn labels_of<'a>(
         // `name="` written without spaces, as engines write it: the label is copied as it is.
         let tight = name.len() == eq && rest.len() + 2 + eq == label.len();
         key.push(if count == 0 { '{' } else { ',' });
-        let name_end = key.len() + name.len();
         let bytes = rest.as_bytes();
         let end = match memchr::memchr2(b'"', b'\\', bytes) {
             Some(end) if bytes[end] == b'"' => {
                 if tight {
+                    ends.push((key.len() + eq) as u32);
                     key.push_str(&label[..eq + 2 + end]);
+                    ends.push(key.len() as u32);
+                    key.push('"');
                 } else {
-                    key.push_str(name);
-                    key.push_str("=\"");
-                    key.push_str(&rest[..end]);
+                    push_label(key, ends, name, &rest[..end]);
                 }
-                ends.push(name_end as u32);
                 if let Some(values) = unescaped {
                     values.push(rest[..end].to_owned());
                 }
                 end
             }
             Some(_) => {
-                key.push_str(name);
-                ends.push(name_end as u32);
-                key.push_str("=\"");
                 let mut plain = String::new();
                 let end = unescape(rest, &mut plain)
                     .ok_or_else(|| format!("label `{name}`: its value is not closed"))?;
-                push_escaped(key, &plain);
                 // Every value before this one had no escape: its key text is its value.
                 let values = unescaped.get_or_insert_with(|| {
-                    // The values before this one (its own end is not pushed yet).
-                    ends[1..ends.len() - 1]
+                    ends[1..]
                         .chunks_exact(2)
                         .map(|e| key[e[0] as usize + 2..e[1] as usize].to_owned())
                         .collect()
                 });
+                let mut escaped = String::with_capacity(plain.len() + 4);
+                push_escaped(&mut escaped, &plain);
+                push_label(key, ends, name, &escaped);
                 values.push(plain);
                 end
             }
             None => return Err(format!("label `{name}`: its value is not closed")),
         };
-        ends.push(key.len() as u32);
-        key.push('"');
         count += 1;
         rest = rest[end + 1..].trim_start();
         if let Some(after) = rest.strip_prefix(',') {
@@ -394,12 +389,7 @@ fn sort_labels(sample: &mut Sample) {
     for (i, &label) in order.iter().enumerate() {
         let (name, value) = &ranges[label];
         key.push(if i == 0 { '{' } else { ',' });
-        key.push_str(&sample.key[name.clone()]);
-        ends.push(key.len() as u32);
-        key.push_str("=\"");
-        key.push_str(&sample.key[value.clone()]);
-        ends.push(key.len() as u32);
-        key.push('"');
+        push_label(&mut key, &mut ends, &sample.key[name.clone()], &sample.key[value.clone()]);
     }
     key.push('}');
     if let Some(values) = &mut sample.unescaped {
@@ -407,6 +397,17 @@ fn sort_labels(sample: &mut Sample) {
     }
     sample.key = key;
     sample.ends = ends;
+}
+
+/// `name="value"` onto a key after its `{` or `,`, and where its name and value end; `value`
+/// is already escaped as a key writes it.
+fn push_label(key: &mut String, ends: &mut Vec<u32>, name: &str, value: &str) {
+    key.push_str(name);
+    ends.push(key.len() as u32);
+    key.push_str("=\"");
+    key.push_str(value);
+    ends.push(key.len() as u32);
+    key.push('"');
 }
 
 /// A label value as a key writes it: `\`, `"` and a newline escaped.
