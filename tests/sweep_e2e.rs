@@ -113,8 +113,7 @@ workload: {isl: 32, osl: 8, concurrency: [1, 4], requests: 8, warmup: 2}
 #[test]
 fn agg_and_disagg_sweeps_complete_on_slurm_and_locally_with_the_same_layout() {
     let s = new_sweep("modes", BOTH_MODES);
-    // One job at a time: the dev cluster's nodes share one network, so two jobs' ports collide.
-    let (code, stdout, stderr) = sweep(&["submit", "spec.yaml", "-o", "slurm", "--sequential"], &s.dir);
+    let (code, stdout, stderr) = sweep(&["submit", "spec.yaml", "-o", "slurm"], &s.dir);
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(stdout.lines().count(), 2, "two jobs: {stdout}");
     let rows = wait_for(&s.dir, "slurm", Duration::from_secs(240), all_final);
@@ -1401,4 +1400,280 @@ workload: {{isl: 16, osl: 4, concurrency: 16, warmup: 0, trace: {}, trace_block_
     lengths.sort();
     let expected: Vec<(u64, u64)> = (0..12).map(|i| (16 + 4 * i, 2 + i % 3)).collect();
     assert_eq!(lengths, expected, "each row's request and response tokens");
+}
+
+/// Four jobs a sweep, each of one or two TP4 servers, and no port given: every job plans port
+/// 8000 up. The dev cluster's nodes share one network namespace (as containers with host
+/// networking do), so jobs running at once, of one sweep or of two, meet on those ports; each
+/// server that finds its port taken moves to a free one and says so in its registration.
+const DEFAULT_PORTS_AGG: &str = "\
+name: e2e-ports-agg
+model: {path: /models/tiny, served_name: tiny}
+engine: {kind: mock}
+cluster: {gpus_per_node: 4}
+mode: agg
+agg: {servers: [1, 2], tp: 4, batch: [8, 16], engine_args: {speedup: 20}}
+workload: {isl: 32, osl: 8, concurrency: [1, 4], requests: 8, warmup: 2}
+";
+
+const DEFAULT_PORTS_DISAGG: &str = "\
+name: e2e-ports-disagg
+model: {path: /models/tiny, served_name: tiny}
+engine: {kind: mock}
+cluster: {gpus_per_node: 4}
+mode: disagg
+ctx: {servers: [1, 2], tp: 4, batch: 8, engine_args: {speedup: 20}}
+gen: {servers: 1, tp: 4, batch: [8, 16], engine_args: {speedup: 20}}
+workload: {isl: 32, osl: 8, concurrency: [1, 4], requests: 8, warmup: 2}
+";
+
+#[test]
+fn two_sweeps_submitted_at_once_with_default_ports_complete_every_point() {
+    let agg = new_sweep("ports-agg", DEFAULT_PORTS_AGG);
+    let disagg = new_sweep("ports-disagg", DEFAULT_PORTS_DISAGG);
+    let submit = |s: &Sweep| {
+        Command::new(env!("CARGO_BIN_EXE_sweep"))
+            .args(["submit", "spec.yaml", "-o", "sweep"])
+            .current_dir(&s.dir)
+            .output()
+            .expect("runs")
+    };
+    let (a, b) = std::thread::scope(|scope| {
+        let a = scope.spawn(|| submit(&agg));
+        let b = scope.spawn(|| submit(&disagg));
+        (a.join().expect("agg"), b.join().expect("disagg"))
+    });
+    for (name, out) in [("agg", &a), ("disagg", &b)] {
+        assert_eq!(out.status.code(), Some(0), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 4, "{name}: four jobs");
+    }
+    let mut moved = 0;
+    for s in [&agg, &disagg] {
+        let rows = wait_for(&s.dir, "sweep", Duration::from_secs(400), all_final);
+        assert_eq!(point_states(&rows), ["done"; 8], "{rows:#?}");
+        for job in std::fs::read_dir(s.dir.join("sweep/jobs")).expect("jobs").flatten() {
+            let meta: serde_json::Value = serde_json::from_str(
+                &std::fs::read_to_string(job.path().join("metadata.json")).expect("metadata"),
+            )
+            .expect("JSON");
+            // Every server's own address is recorded; a moved one differs from its planned port.
+            for server in meta["servers"].as_array().expect("servers") {
+                let address = server["address"].as_str().expect("address");
+                let port: u64 = address.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port");
+                moved += usize::from(Some(port) != server["port"].as_u64());
+            }
+        }
+    }
+    // How many moved depends on how SLURM overlapped the jobs (other tests share the nodes).
+    eprintln!("{moved} servers listened elsewhere than planned");
+}
+
+/// Two local jobs whose one point takes seconds (a decode step of 100 ms, ten tokens, six
+/// requests one at a time): time to be signalled while a point runs.
+const SLOW: &str = "\
+name: e2e-signals
+model: {path: /models/tiny, served_name: tiny}
+engine: {kind: mock}
+cluster: {gpus_per_node: 4, base_port: 18700, frontend_port: 18799}
+mode: agg
+agg: {tp: [1, 2], batch: 8, engine_args: {decode_base_ms: 100}}
+workload: {isl: 32, osl: 10, concurrency: 1, requests: 6, warmup: 0}
+";
+
+/// A `sweep submit --executor local` started in the background, as a terminal, `timeout` or a
+/// CI runner would start it.
+struct Submit {
+    child: std::process::Child,
+    folder: PathBuf,
+}
+
+impl Submit {
+    fn start(s: &Sweep, folder: &str, extra: &[&str]) -> Self {
+        let child = Command::new(env!("CARGO_BIN_EXE_sweep"))
+            .args([&["submit", "spec.yaml", "-o", folder, "--executor", "local"], extra].concat())
+            .current_dir(&s.dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(s.dir.join(format!("{folder}.stderr"))).expect("log"))
+            .spawn()
+            .expect("starts");
+        Submit { child, folder: s.dir.join(folder) }
+    }
+
+    /// Waits until a point of the first job is being measured.
+    fn wait_for_a_running_point(&self) {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let running = std::fs::read_dir(self.folder.join("jobs"))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .flat_map(|job| std::fs::read_dir(job.path().join("points")).into_iter().flatten().flatten())
+                .any(|point| {
+                    std::fs::read_to_string(point.path().join("status.json")).is_ok_and(|t| {
+                        t.contains("\"state\":\"running\"") || t.contains("\"state\": \"running\"")
+                    })
+                });
+            if running {
+                return;
+            }
+            assert!(Instant::now() < deadline, "no point started: {}", self.stderr());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn signal(&self, name: &str) {
+        let status = Command::new("kill").args([&format!("-{name}"), &self.child.id().to_string()]).status();
+        assert!(status.is_ok_and(|s| s.success()), "kill -{name}");
+    }
+
+    /// Its exit code and how long it took to exit, within `limit`.
+    fn wait(&mut self, limit: Duration) -> (Option<i32>, Duration) {
+        let began = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("waits") {
+                return (status.code(), began.elapsed());
+            }
+            if began.elapsed() > limit {
+                let _ = self.child.kill();
+                panic!("still running after {limit:?}: {}", self.stderr());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn stderr(&self) -> String {
+        let name = format!("{}.stderr", self.folder.file_name().expect("name").to_string_lossy());
+        std::fs::read_to_string(self.folder.with_file_name(name)).unwrap_or_default()
+    }
+
+    /// Processes whose command line names the folder (the job's runners and engines), after
+    /// waiting up to `limit` for them to go.
+    fn processes_left(&self, limit: Duration) -> String {
+        let deadline = Instant::now() + limit;
+        loop {
+            let out = Command::new("pgrep")
+                .args(["-af", &self.folder.display().to_string()])
+                .output()
+                .expect("pgrep");
+            let left = String::from_utf8_lossy(&out.stdout).into_owned();
+            if left.trim().is_empty() || Instant::now() > deadline {
+                return left;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Whether the folder's submit lock is free (`flock` takes it at once, then lets go).
+    fn lock_is_free(&self) -> bool {
+        let lock = self.folder.join(".submit.lock");
+        !lock.exists()
+            || Command::new("flock")
+                .args(["-n", &lock.display().to_string(), "true"])
+                .status()
+                .is_ok_and(|s| s.success())
+    }
+
+    fn points(&self) -> Vec<serde_json::Value> {
+        let dir = self.folder.parent().expect("parent");
+        let folder = self.folder.file_name().expect("name").to_string_lossy().into_owned();
+        status(dir, &folder)
+            .iter()
+            .flat_map(|r| r["points"].as_array().cloned().unwrap_or_default())
+            .collect()
+    }
+}
+
+/// SIGTERM or SIGINT to `sweep submit` alone (not its process group, as `kill`, `timeout` and
+/// CI runners send them): the running job stops within seconds, its point is cancelled with the
+/// reason, the lock is let go, the exit code says which signal, and `--resume` runs exactly what
+/// was left.
+#[test]
+fn a_signal_to_submit_alone_stops_its_job_and_resume_runs_exactly_what_is_left() {
+    let s = new_sweep("signals", SLOW);
+    for (signal, code) in [("TERM", 143), ("INT", 130)] {
+        let folder = format!("sweep-{signal}");
+        let mut submit = Submit::start(&s, &folder, &[]);
+        submit.wait_for_a_running_point();
+        submit.signal(signal);
+        let (exit, took) = submit.wait(Duration::from_secs(60));
+        let stderr = submit.stderr();
+        assert_eq!(exit, Some(code), "SIG{signal}: {stderr}");
+        assert!(took < Duration::from_secs(15), "SIG{signal}: stopped in {took:?}: {stderr}");
+        assert!(stderr.contains("--resume"), "{stderr}");
+        assert_eq!(
+            submit.processes_left(Duration::from_secs(10)),
+            "",
+            "SIG{signal}: nothing of the job is left"
+        );
+        assert!(submit.lock_is_free(), "SIG{signal}: the lock is let go");
+        let points = submit.points();
+        let states: Vec<&str> = points.iter().map(|p| p["state"].as_str().unwrap_or("?")).collect();
+        // The first job's point was cut short; the second job never started.
+        assert_eq!(states, ["cancelled", "not run"], "SIG{signal}: {points:#?}");
+        let reason = points[0]["reason"].as_str().unwrap_or_default();
+        assert!(reason.contains(&format!("SIG{signal}")), "SIG{signal}: {reason}");
+    }
+    let (code, _, stderr) =
+        sweep(&["submit", "spec.yaml", "-o", "sweep-TERM", "--executor", "local", "--resume"], &s.dir);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("0 points already complete, 0 queued or running, 2 to run"), "{stderr}");
+    // The interrupted run's folders stay as they were; the resume's new ones hold the results.
+    assert_eq!(point_states(&status(&s.dir, "sweep-TERM")), ["cancelled", "not run", "done", "done"]);
+}
+
+/// A second Ctrl-C exits at once; SIGKILL (or the OOM killer) leaves no lock, and the job dies
+/// with its `sweep submit`.
+#[test]
+fn a_second_interrupt_exits_at_once_and_a_killed_submit_leaves_neither_lock_nor_job() {
+    let s = new_sweep("signals-hard", SLOW);
+    let mut submit = Submit::start(&s, "twice", &[]);
+    submit.wait_for_a_running_point();
+    submit.signal("INT");
+    std::thread::sleep(Duration::from_millis(100));
+    submit.signal("INT");
+    let (exit, took) = submit.wait(Duration::from_secs(30));
+    assert_eq!(exit, Some(130), "{}", submit.stderr());
+    assert!(took < Duration::from_secs(2), "at once: {took:?}");
+    assert!(submit.lock_is_free());
+    // The first Ctrl-C already told the job to stop.
+    assert_eq!(submit.processes_left(Duration::from_secs(60)), "");
+
+    let mut submit = Submit::start(&s, "killed", &[]);
+    submit.wait_for_a_running_point();
+    submit.signal("KILL");
+    assert_eq!(submit.wait(Duration::from_secs(10)).0, None, "killed by a signal");
+    assert!(submit.lock_is_free(), "the lock went with its process");
+    assert_eq!(submit.processes_left(Duration::from_secs(60)), "", "the guard ended the job");
+    let points = submit.points();
+    assert_eq!(points[0]["state"], "cancelled", "{points:#?}");
+}
+
+/// A server that crashes mid-stream (the mock engine exits after 14 requests, at concurrency 8)
+/// fails its point at once with the server's reason, and the next point is not sent to a dead
+/// port. Before, a request whose stream the crash cut could wait out its whole timeout (600 s):
+/// the close came with its last bytes, one edge for both. Run 20 times in a row to check.
+#[test]
+fn a_server_that_crashes_mid_stream_fails_its_point_in_seconds() {
+    const CRASH: &str = "\
+name: e2e-crash
+model: {path: /models/tiny, served_name: tiny}
+engine: {kind: mock}
+cluster: {gpus_per_node: 4, base_port: 18800, frontend_port: 18899}
+mode: agg
+agg: {tp: 1, batch: 8, engine_args: {speedup: 20, fault_crash_after: 14}}
+workload: {isl: 32, osl: 64, concurrency: [8, 4], requests: 32, warmup: 0}
+";
+    let s = new_sweep("crash", CRASH);
+    let began = Instant::now();
+    let (code, _, stderr) = sweep(&["submit", "spec.yaml", "-o", "sweep", "--executor", "local"], &s.dir);
+    let took = began.elapsed();
+    assert_eq!(code, 10, "{stderr}");
+    assert!(took < Duration::from_secs(30), "the sweep took {took:?}: {stderr}");
+    let rows = status(&s.dir, "sweep");
+    let points: Vec<serde_json::Value> =
+        rows.iter().flat_map(|r| r["points"].as_array().cloned().unwrap_or_default()).collect();
+    assert_eq!(point_states(&rows), ["failed", "failed"], "{points:#?}");
+    let reasons: Vec<&str> = points.iter().map(|p| p["reason"].as_str().unwrap_or_default()).collect();
+    assert!(reasons[0].starts_with("server agg_0 ended (exited)"), "{reasons:?}");
+    assert!(reasons[1].starts_with("not run: server agg_0 ended"), "{reasons:?}");
 }

@@ -44,6 +44,9 @@ pub enum Error {
     /// Launch commands give an engine options its own parser does not list (`sweep check`).
     #[error("{} option(s) the engines do not take", .0.len())]
     UnknownOptions(Vec<UnknownOption>),
+    /// Services a job's step starts are not installed on this node (`sweep check`).
+    #[error("{} program(s) the jobs start are not installed on this node", .0.len())]
+    MissingPrograms(Vec<sweep_submit::check::MissingProgram>),
     /// `sweep wait`: every job ended, and some points are not done.
     #[error("the sweep ended with {}", .0.sentence())]
     NotDone(sweep_submit::wait::Counts),
@@ -73,10 +76,15 @@ impl Error {
                 }
                 SubmitError::TooLarge { .. } | SubmitError::Allocation(_) => Exit::Unplannable,
                 SubmitError::JobsFailed { .. } => Exit::JobsFailed,
+                SubmitError::Interrupted { signal, .. } => match signal {
+                    sweep_submit::interrupt::Interrupted::Interrupt => Exit::Interrupted,
+                    sweep_submit::interrupt::Interrupted::Terminate => Exit::Terminated,
+                },
+                SubmitError::Signals(_) => Exit::Internal,
             },
             Error::Folder(e) => folder_exit(e),
             Error::Usage(_) => Exit::Usage,
-            Error::UnknownOptions(_) => Exit::EngineOptions,
+            Error::UnknownOptions(_) | Error::MissingPrograms(_) => Exit::EngineOptions,
             Error::NotDone(_) => Exit::PointsNotDone,
             Error::WaitTimedOut { .. } => Exit::WaitTimedOut,
             Error::Aggregate(e) => match e {
@@ -155,6 +163,17 @@ impl Error {
                     ));
                 }
                 out.push_str("  = help: fix the role's `engine_args` (or the template that adds the option); `--no-check` skips this check\n");
+                out
+            }
+            Error::MissingPrograms(missing) => {
+                let mut out = format!("error: {self}\n");
+                for m in missing {
+                    out.push_str(&format!("  `{}` is not on PATH; it is needed for {}\n", m.program, m.needed_for));
+                }
+                let fixes: std::collections::BTreeSet<&str> = missing.iter().map(|m| m.fix.as_str()).collect();
+                for fix in fixes {
+                    out.push_str(&format!("  = help: {fix}; `--no-check` skips this check\n"));
+                }
                 out
             }
             Error::Aggregate(sweep_aggregate::Error::MixedVersions { .. }) => format!(

@@ -51,6 +51,12 @@ pub enum Exit {
     /// `sweep wait --timeout`: jobs were still queued or running when the time was up (they go
     /// on).
     WaitTimedOut = 16,
+    /// `sweep submit` running jobs itself (local executor, `--in-allocation`) got SIGINT: the
+    /// running jobs were stopped and recorded, the rest not started. A second SIGINT exits at
+    /// once with the same code.
+    Interrupted = 130,
+    /// As `Interrupted`, for SIGTERM.
+    Terminated = 143,
 }
 
 impl From<Exit> for ExitCode {

@@ -105,9 +105,9 @@ enum Command {
         submit_more: bool,
         /// The first poll interval; each later one is half as long again, up to
         /// `--max-interval`.
-        #[arg(long, value_name = "SECONDS", default_value_t = 2.0, value_parser = seconds)]
+        #[arg(long, value_name = "SECONDS", default_value_t = 2.0, value_parser = poll_seconds)]
         interval: f64,
-        #[arg(long, value_name = "SECONDS", default_value_t = 60.0, value_parser = seconds)]
+        #[arg(long, value_name = "SECONDS", default_value_t = 60.0, value_parser = poll_seconds)]
         max_interval: f64,
     },
     /// Cancel the sweep's queued and running jobs, by job id.
@@ -318,6 +318,19 @@ fn seconds(text: &str) -> Result<f64, String> {
     }
 }
 
+/// The shortest pause between two `squeue` calls: polling in a loop without one would load the
+/// controller for nothing (SLURM's own state changes are seconds apart).
+const SHORTEST_POLL: f64 = 0.1;
+
+fn poll_seconds(text: &str) -> Result<f64, String> {
+    match seconds(text)? {
+        v if v < SHORTEST_POLL => {
+            Err(format!("`{text}`: poll at most every {SHORTEST_POLL} s (give {SHORTEST_POLL} or more)"))
+        }
+        v => Ok(v),
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum Format {
     Table,
@@ -326,6 +339,11 @@ pub(crate) enum Format {
 
 /// Parses `args`, runs the command and returns the process's exit code.
 pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
+    install_panic_hook();
+    // For the test of the hook alone: no user input reaches a panic on purpose.
+    if std::env::var_os("SWEEP_INTERNAL_TEST_PANIC").is_some() {
+        panic!("SWEEP_INTERNAL_TEST_PANIC is set");
+    }
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(error) => {
@@ -404,6 +422,21 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
             error.exit().into()
         }
     }
+}
+
+/// A panic is a bug of ours: said so, with where to report it, and exit 1 as
+/// docs/exit-codes.md promises (not Rust's 101).
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!(
+            "error: sweep {} hit a bug: {info}\n  = help: please report it with the command, the spec and this message (RUST_BACKTRACE=1 shows where)",
+            env!("CARGO_PKG_VERSION")
+        );
+        if std::env::var_os("RUST_BACKTRACE").is_some() {
+            eprintln!("{}", std::backtrace::Backtrace::force_capture());
+        }
+        std::process::exit(Exit::Internal as i32);
+    }));
 }
 
 fn init_logging(verbose: u8) {

@@ -29,7 +29,7 @@ pub enum FolderError {
     NotASweep { path: PathBuf },
 
     /// Another `sweep submit` holds the folder's lock.
-    #[error("{} is held ({holder}): another `sweep submit` is working on this folder; wait for it, or remove the file if none is running", path.display())]
+    #[error("{} is held ({holder}): another `sweep submit` is working on this folder; wait for it to end (the lock goes with its process)", path.display())]
     Locked { path: PathBuf, holder: String },
 }
 

@@ -20,6 +20,7 @@ pub mod build;
 pub mod error;
 pub mod file;
 pub mod job;
+pub mod lock;
 pub mod manifest;
 pub mod markers;
 pub mod metadata;
@@ -30,6 +31,7 @@ pub mod search;
 pub mod server_metrics;
 
 pub use error::FolderError;
+pub use lock::FileLock;
 pub use manifest::{AllocationRun, Executor, JobState, Manifest, ManifestJob, QueueLimit, QueueMode};
 pub use markers::{
     BenchmarkState, BenchmarkStatus, PointState, PointStatus, Registration, ServerState, ServerStatus,

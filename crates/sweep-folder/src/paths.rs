@@ -2,11 +2,11 @@
 //! job folders and points (`docs/templates.md` draws the layout).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::file;
 use crate::job::JobContext;
+use crate::lock::FileLock;
 use crate::manifest::Manifest;
 use crate::markers::{BenchmarkStatus, PointState, PointStatus, Registration, ServerStatus};
 use crate::metadata::Metadata;
@@ -176,7 +176,7 @@ impl SweepDir {
 
     /// `.submit.lock`, held by one `sweep submit` at a time.
     pub fn lock(&self) -> Result<SubmitLock, FolderError> {
-        SubmitLock::take(&self.root.join(".submit.lock"))
+        FileLock::submit(&self.root.join(".submit.lock"))
     }
 }
 
@@ -494,28 +494,16 @@ impl PointDir {
 }
 
 /// Holds a sweep folder's `.submit.lock` while it lives, so that two submits cannot work on one
-/// folder at once.
-#[derive(Debug)]
-pub struct SubmitLock(PathBuf);
+/// folder at once. The lock is the kernel's ([`FileLock`]), so it dies with its holder whatever
+/// ends it: no crash leaves a folder locked.
+pub type SubmitLock = FileLock;
 
-impl SubmitLock {
-    fn take(path: &Path) -> Result<Self, FolderError> {
-        match std::fs::OpenOptions::new().write(true).create_new(true).open(path) {
-            Ok(mut file) => {
-                let _ = writeln!(file, "pid {}", std::process::id());
-                Ok(SubmitLock(path.to_owned()))
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                let holder = std::fs::read_to_string(path).unwrap_or_default();
-                Err(FolderError::Locked { path: path.to_owned(), holder: holder.trim().to_owned() })
-            }
+impl FileLock {
+    fn submit(path: &Path) -> Result<Self, FolderError> {
+        match FileLock::try_take(path, &format!("pid {}", std::process::id())) {
+            Ok(Ok(lock)) => Ok(lock),
+            Ok(Err(holder)) => Err(FolderError::Locked { path: path.to_owned(), holder }),
             Err(source) => Err(FolderError::Write { path: path.to_owned(), source }),
         }
-    }
-}
-
-impl Drop for SubmitLock {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
     }
 }

@@ -185,3 +185,16 @@ fn the_lock_is_held_once() {
     drop(lock);
     sweep.lock().expect("free again");
 }
+
+/// A `sweep submit` killed with SIGKILL (or by the OOM killer) left its lock file behind: the
+/// lock was the dead process's, so the folder is free.
+#[test]
+fn a_lock_file_left_by_a_killed_submit_does_not_hold_the_folder() {
+    let (_tmp, sweep) = copy_of_fixture();
+    let path = sweep.path().join(".submit.lock");
+    std::fs::write(&path, "pid 999999\n").expect("a stale lock file");
+    let lock = sweep.lock().expect("free: nobody holds the lock");
+    assert_eq!(std::fs::read_to_string(&path).expect("held"), format!("pid {}\n", std::process::id()));
+    drop(lock);
+    assert!(!path.exists(), "let go, the file is removed");
+}

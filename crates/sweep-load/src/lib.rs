@@ -410,7 +410,7 @@ impl Shared {
     /// Request `index`, turn `turn` of conversation `n`, as bytes.
     fn prepare(&self, index: u64, phase: Phase, ask: source::Ask, n: u64, turn: u32) -> Prepared {
         let s = &self.settings;
-        let source::Ask { prompt, prompt_tokens, osl, images, .. } = ask;
+        let source::Ask { prompt, prompt_tokens, osl, images, extra, .. } = ask;
         let mut body = serde_json::Map::new();
         body.insert("model".into(), s.model.clone().into());
         match s.endpoint {
@@ -436,6 +436,8 @@ impl Shared {
         for (key, value) in &s.extra_body {
             body.insert(key.clone(), value.clone());
         }
+        // The request's own fields (a dataset line's `extra`) win, as aiperf merges them.
+        body.extend(extra.into_iter().flatten());
         let body = serde_json::Value::Object(body).to_string();
         let id = record::request_id(&self.worker, phase, index);
         let request = client::Request::new(&self.path, self.pool.host(), &id, body.as_bytes(), s.stream);

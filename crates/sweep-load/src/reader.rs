@@ -122,7 +122,9 @@ impl Exchange {
     }
 
     /// Writes what is left and reads what has arrived; `Some` once the exchange is over.
-    fn advance(&mut self, scratch: &mut Scratch, pace: &Pace) -> Option<Result<bool, Fail>> {
+    /// `hung_up`: the event said the peer closed its side (or the socket failed), so the socket
+    /// is read to its end: the close raised no edge of its own when it came with the last bytes.
+    fn advance(&mut self, scratch: &mut Scratch, pace: &Pace, hung_up: bool) -> Option<Result<bool, Fail>> {
         while self.written < self.request.len() {
             match self.connection.try_write(&self.request[self.written..]) {
                 Ok(0) => return Some(Err(Fail::BeforeAnswer(io::ErrorKind::WriteZero.into()))),
@@ -150,8 +152,8 @@ impl Exchange {
                 return Some(end);
             }
             // A read that did not fill the buffer emptied the socket; the next bytes raise a
-            // new edge.
-            if n < buf.len() {
+            // new edge. A close that came with these bytes does not: read on to it.
+            if n < buf.len() && !hung_up {
                 return None;
             }
         }
@@ -423,7 +425,8 @@ async fn read_loop(inner: Arc<Inner>, pace: Arc<Pace>) {
     // Boxed, so the table itself stays small enough to stay in the cache.
     let mut exchanges: HashMap<u64, Box<Exchange>> = HashMap::new();
     let mut events = vec![EpollEvent::empty(); 1024];
-    let mut ready: Vec<u64> = Vec::new();
+    // Each ready connection's key, and whether its peer hung up.
+    let mut ready: Vec<(u64, bool)> = Vec::new();
     let mut orphans: Vec<u64> = Vec::new();
     let mut scratch = Scratch { buf: vec![0u8; 16 * 1024], cmsg: cmsg_buffer(), spare: Vec::new() };
     loop {
@@ -438,7 +441,8 @@ async fn read_loop(inner: Arc<Inner>, pace: Arc<Pace>) {
                         if n < events.len() {
                             guard.clear_ready();
                         }
-                        ready.extend(events[..n].iter().map(EpollEvent::data));
+                        let ends = EpollFlags::EPOLLRDHUP | EpollFlags::EPOLLHUP | EpollFlags::EPOLLERR;
+                        ready.extend(events[..n].iter().map(|e| (e.data(), e.events().intersects(ends))));
                         None
                     }
                     Err(nix::errno::Errno::EINTR) => None,
@@ -458,8 +462,9 @@ async fn read_loop(inner: Arc<Inner>, pace: Arc<Pace>) {
             let mut inbox = inner.inbox();
             let Inbox { start, abandon, pending } = &mut *inbox;
             for (key, exchange) in start.drain(..) {
+                // What came while no exchange was read may have been the close: read to the end.
                 if pending.remove(&key) {
-                    ready.push(key);
+                    ready.push((key, true));
                 }
                 exchanges.insert(key, Box::new(exchange));
             }
@@ -469,12 +474,12 @@ async fn read_loop(inner: Arc<Inner>, pace: Arc<Pace>) {
                 }
             }
         }
-        for key in ready.drain(..) {
+        for (key, hung_up) in ready.drain(..) {
             let Some(exchange) = exchanges.get_mut(&key) else {
                 orphans.push(key);
                 continue;
             };
-            if let Some(result) = exchange.advance(&mut scratch, &pace) {
+            if let Some(result) = exchange.advance(&mut scratch, &pace, hung_up) {
                 if let Some(exchange) = exchanges.remove(&key) {
                     exchange.end(result);
                 }
@@ -662,6 +667,39 @@ mod tests {
                 assert_eq!(measured.output_tokens, Some(1), "round {round}");
             }
             server.abort();
+        });
+    }
+
+    /// The CLOSE-WAIT race: a server that dies mid-stream sends its last bytes and its close
+    /// together, one edge for both. The request must fail at once, not wait for its timeout.
+    #[test]
+    fn a_close_that_came_with_the_last_bytes_ends_the_exchange_at_once() {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        runtime.block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("binds");
+            let address = listener.local_addr().expect("address");
+            let server = tokio::spawn(async move {
+                let (mut socket, _) = listener.accept().await.expect("accepts");
+                let mut buf = vec![0u8; 4096];
+                let _ = socket.read(&mut buf).await.expect("reads the request");
+                // A head, one token, and the close in one go: one edge for all of it.
+                let answer = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
+                               31\r\ndata: {\"choices\":[{\"delta\":{\"content\":\"tok\"}}]}\n\n\r\n";
+                socket.write_all(answer).await.expect("answers");
+                drop(socket);
+            });
+            let pool = Pool::new(address, address.to_string());
+            let request = Request::new("/v1/chat/completions", pool.host(), "r", b"{}", true);
+            let readers = Readers::start(1, Arc::default()).expect("readers");
+            // Let the answer and the close both arrive before the reading task looks.
+            let mut measured = Measured::default();
+            let stop = tokio::time::sleep(Duration::from_secs(10));
+            let stopped = send(&readers, &pool, &request, None, at(), &mut measured, stop).await;
+            assert!(stopped.is_none(), "ended by the close, not by the 10 s timer");
+            let error = measured.error.expect("a cut stream is an error");
+            assert_eq!(error.kind, "stream_interrupted", "{error:?}");
+            assert_eq!(measured.content_events, 1, "the token before the close is kept");
+            server.await.expect("server");
         });
     }
 

@@ -29,6 +29,8 @@ pub struct Ask {
     pub images: Vec<Arc<str>>,
     /// Wait this long after the previous turn's answer before sending (think time).
     pub delay: Duration,
+    /// A dataset line's own body fields (aiperf's `extra`), over the spec's `extra_body`.
+    pub extra: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -187,7 +189,14 @@ impl Source for Synthetic {
             None => (text, u64::from(isl)),
         };
         let images = self.images.as_ref().map(|i| i.urls(seed, stream)).unwrap_or_default();
-        Some(Ask { prompt: Prompt::Text(text), prompt_tokens, osl, images, delay: Duration::ZERO })
+        Some(Ask {
+            prompt: Prompt::Text(text),
+            prompt_tokens,
+            osl,
+            images,
+            delay: Duration::ZERO,
+            extra: None,
+        })
     }
 }
 
@@ -216,6 +225,7 @@ impl Source for Trace {
             osl: entry.output_length,
             images: Vec::new(),
             delay: Duration::ZERO,
+            extra: None,
         })
     }
 }
@@ -273,9 +283,14 @@ impl Source for Dataset {
             };
             let text = entry.prompt(self.counter.seed, n << 16 | index as u64, self.data.block_size);
             let prompt_tokens = self.counter.count(&text, u64::from(*input_length));
-            return Some(Ask { prompt: Prompt::Text(text), prompt_tokens, osl, images, delay });
+            let extra = this.extra.clone();
+            return Some(Ask { prompt: Prompt::Text(text), prompt_tokens, osl, images, delay, extra });
         }
         let mut messages = Vec::new();
+        // aiperf's session system prompt: before every turn's history.
+        if let Some(system) = &session.system {
+            messages.push(serde_json::json!({"role": "system", "content": system}));
+        }
         for (earlier, answer) in answers.iter().enumerate().take(index) {
             self.messages(n, earlier, &mut messages);
             messages.push(serde_json::json!({"role": "assistant", "content": answer}));
@@ -295,7 +310,7 @@ impl Source for Dataset {
             text.split_whitespace().count() as u64
         };
         let prompt_tokens = self.counter.count(&text, nominal);
-        Some(Ask { prompt, prompt_tokens, osl, images, delay })
+        Some(Ask { prompt, prompt_tokens, osl, images, delay, extra: this.extra.clone() })
     }
 
     fn session_id(&self, n: u64) -> Option<Arc<str>> {
@@ -370,6 +385,27 @@ mod tests {
         assert!(source.turn(0, 2, &["a".into(), "b".into()]).is_none(), "two turns only");
         // Sessions cycle: conversation 1 is the file's first session again.
         assert_eq!(source.turn(1, 0, &[]), Some(first));
+    }
+
+    #[test]
+    fn a_sessions_system_prompt_leads_every_turn_and_extra_fields_go_with_their_turn() {
+        let source = dataset(
+            "{\"turns\": [{\"role\": \"system\", \"text\": \"Be terse.\"}, {\"text\": \"one\"}, {\"text\": \"two\", \"extra\": {\"temperature\": 0}}]}\n",
+            sweep_spec::DatasetFormat::MultiTurn,
+        );
+        let roles = |ask: &Ask| match &ask.prompt {
+            Prompt::Messages(list) => {
+                list.iter().map(|m| m["role"].as_str().unwrap_or("?").to_owned()).collect::<Vec<_>>()
+            }
+            other => panic!("{other:?}"),
+        };
+        let first = source.turn(0, 0, &[]).expect("turn 0");
+        assert_eq!(roles(&first), ["system", "user"]);
+        assert_eq!(first.extra, None);
+        let second = source.turn(0, 1, &["ok".into()]).expect("turn 1");
+        assert_eq!(roles(&second), ["system", "user", "assistant", "user"]);
+        assert_eq!(second.extra.and_then(|e| e.get("temperature").cloned()), Some(serde_json::json!(0)));
+        assert!(source.turn(0, 2, &["a".into(), "b".into()]).is_none(), "two turns, not three");
     }
 
     #[test]

@@ -14,12 +14,15 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sweep_folder::job::JobContext;
 use sweep_folder::metadata::{EngineInfo, FrontendRecord, Gpus, JobRef, Metadata, ServerRecord};
-use sweep_folder::{BenchmarkState, BenchmarkStatus, Executor, JobDir, PointDir, PointState, PointStatus};
+use sweep_folder::{
+    BenchmarkState, BenchmarkStatus, Executor, JobDir, PointDir, PointState, PointStatus, ServerState,
+};
 use sweep_plan::Point;
 use sweep_spec::ArrivalKind;
 
@@ -67,6 +70,47 @@ pub fn parse_time_left(text: &str) -> Option<Duration> {
         _ => return None,
     };
     Some(Duration::from_secs(days * 86_400 + seconds))
+}
+
+/// How often the job's servers' markers are read while it waits or loads.
+const WATCH_INTERVAL: Duration = Duration::from_millis(250);
+
+/// A server of `names` that has ended: its state, and its status and log tail; with `stopped:
+/// false`, only one that ended by itself (a server told to stop is no fault of its own).
+fn ended_server(dir: &JobDir, names: &[String], stopped: bool) -> Option<(ServerState, String)> {
+    names.iter().find_map(|name| {
+        // A marker being written (or unreadable) is not taken for an end: the next poll reads
+        // it whole.
+        let status = dir.read_server_status(name).ok().flatten()?;
+        if !stopped && status.state == ServerState::Stopped {
+            return None;
+        }
+        let log = files::tail(&dir.log_path(name), 20);
+        let reason = format!(
+            "server {name} ended ({}): {}\n--- last lines of logs/{name}.log ---\n{log}",
+            status.state.as_str(),
+            status.reason
+        );
+        Some((status.state, reason))
+    })
+}
+
+/// Watches the job's servers (their steps write a marker when their process exits) until the
+/// benchmark is over: the first one that ends fails the job's load at once — the point running
+/// stops with what it measured, and no later point is sent to a dead port. Without it a
+/// request to a crashed server could wait out its whole timeout.
+fn watch_servers(dir: JobDir, names: Vec<String>, cancel: Cancel, over: Arc<AtomicBool>) {
+    std::thread::spawn(move || {
+        while !over.load(Ordering::SeqCst) && !cancel.is_cancelled() {
+            if let Some((_, reason)) = ended_server(&dir, &names, false) {
+                if !over.load(Ordering::SeqCst) {
+                    cancel.cancel("failed", reason);
+                }
+                return;
+            }
+            std::thread::sleep(WATCH_INTERVAL);
+        }
+    });
 }
 
 struct Run {
@@ -133,18 +177,16 @@ impl Run {
     }
 
     /// A server that has ended, with its status and log tail: the reason a wait or point fails.
-    fn ended_server(&self) -> Option<String> {
-        self.job.server_names().into_iter().find_map(|name| {
-            // A marker being written (or unreadable) is not taken for an end: the next poll
-            // reads it whole.
-            let status = self.dir.read_server_status(&name).ok().flatten()?;
-            let log = files::tail(&self.dir.log_path(&name), 20);
-            Some(format!(
-                "server {name} ended ({}): {}\n--- last lines of logs/{name}.log ---\n{log}",
-                status.state.as_str(),
-                status.reason
-            ))
-        })
+    fn ended_server(&self) -> Option<(ServerState, String)> {
+        ended_server(&self.dir, &self.job.server_names(), true)
+    }
+
+    /// Sleeps `pause`, waking early when a server ends or the job is cancelled.
+    fn nap(&self, pause: Duration) {
+        let until = Instant::now() + pause;
+        while Instant::now() < until && !self.cancel.is_cancelled() {
+            std::thread::sleep(WATCH_INTERVAL.min(until.saturating_duration_since(Instant::now())));
+        }
     }
 
     /// Waits until the job can be loaded; returns every server's address by name.
@@ -210,7 +252,7 @@ impl Run {
                         "{target} {what} after {timeout:?} ({last})\n--- last lines of logs/{target}.log ---\n{log}"
                     )
                 })?;
-                std::thread::sleep(interval);
+                self.nap(interval);
             }
         };
         if let Some(path) = &self.job.health.path {
@@ -267,7 +309,7 @@ impl Run {
     /// Ok while the wait may go on; else why not: a server ended (with its log's tail), the job
     /// was cancelled, or the deadline passed (`late` says what was not ready).
     fn still_waiting(&self, deadline: Instant, late: impl FnOnce() -> String) -> Result<(), String> {
-        if let Some(reason) = self.ended_server() {
+        if let Some((_, reason)) = self.ended_server() {
             return Err(reason);
         }
         if let Some(reason) = self.cancel.reason() {
@@ -458,7 +500,7 @@ impl Run {
         let started = files::now();
         dir.write_point(point).reported()?;
         if let (Some(state), Some(reason)) = (stopped(&self.cancel), self.cancel.reason()) {
-            self.mark(&dir, point, state.into(), &format!("not run: {reason}"), started)?;
+            self.mark(&dir, point, state.into(), &format!("not run: {}", first_line(&reason)), started)?;
             return Ok((state.into(), None));
         }
         self.mark(&dir, point, PointState::Running, "", started)?;
@@ -505,8 +547,21 @@ impl Run {
         };
         let (state, reason) = if let Some(reason) = &outcome.cancelled {
             let state = stopped(&self.cancel).unwrap_or(BenchmarkState::Cancelled).into();
-            (state, format!("{reason}; {} requests finished before it, kept", p.completed))
-        } else if let Some(server) = ended {
+            // A server's end comes with its log's last lines: the count goes on the first line.
+            let (first, rest) = reason.split_once('\n').map_or((reason.as_str(), ""), |(f, r)| (f, r));
+            let rest = if rest.is_empty() { String::new() } else { format!("\n{rest}") };
+            (state, format!("{first}; {} requests finished before it, kept{rest}", p.completed))
+        } else if let Some((ServerState::Stopped, server)) = ended {
+            // Stopped from outside the benchmark (the job cancelled, the `sweep submit` running
+            // it interrupted), which may tell the benchmark itself a moment later: cancelled, not
+            // failed, and no later point is sent to the stopped servers.
+            self.cancel.cancel("cancelled", first_line(&server).to_owned());
+            let why = self.cancel.reason().unwrap_or(server);
+            (
+                PointState::Cancelled,
+                format!("{}; {} requests finished before it, kept", first_line(&why), p.completed),
+            )
+        } else if let Some((_, server)) = ended {
             (PointState::Failed, server)
         } else if p.completed == 0 {
             let why =
@@ -639,9 +694,13 @@ fn on_signal(cancel: Cancel) {
     });
 }
 
-/// How a cancel stopped the job: at its time limit, or cancelled.
+/// How a cancel stopped the job: at its time limit, by a server that ended, or cancelled.
 fn stopped(cancel: &Cancel) -> Option<BenchmarkState> {
-    cancel.state().map(|s| if s == "timeout" { BenchmarkState::Timeout } else { BenchmarkState::Cancelled })
+    cancel.state().map(|s| match s {
+        "timeout" => BenchmarkState::Timeout,
+        "failed" => BenchmarkState::Failed,
+        _ => BenchmarkState::Cancelled,
+    })
 }
 
 pub fn run(b: &Benchmark) -> Result<ExitCode, String> {
@@ -649,7 +708,10 @@ pub fn run(b: &Benchmark) -> Result<ExitCode, String> {
     let started = files::now();
     let node = files::node();
     dir.create_folders().reported()?;
+    // Set once the outcome is decided: the servers stopping after it are no fault.
+    let over = Arc::new(AtomicBool::new(false));
     let finish = |state: BenchmarkState, reason: &str| -> Result<ExitCode, String> {
+        over.store(true, Ordering::SeqCst);
         let status = BenchmarkStatus {
             state,
             node: node.clone(),
@@ -669,6 +731,7 @@ pub fn run(b: &Benchmark) -> Result<ExitCode, String> {
     };
     let cancel = Cancel::new();
     on_signal(cancel.clone());
+    watch_servers(dir.clone(), job.server_names(), cancel.clone(), over.clone());
     let deadline = b
         .deadline
         .map(|unix| Duration::from_secs_f64((unix - files::now()).max(0.0)))

@@ -654,6 +654,11 @@ fn profile(args: &ProfileArgs) -> Result<ExitCode, String> {
 }
 
 fn main() -> ExitCode {
+    // A panic is a bug: exit 1 as every other failure does (docs/runner.md), not Rust's 101.
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("sweep-runner: bug: {info}; please report it with the job's folder");
+        std::process::exit(1);
+    }));
     let cli = Cli::parse();
     let result = match &cli.command {
         Step::Serve { job_dir, role, index, port, gpus, interface, host, command } => {

@@ -58,15 +58,56 @@ fn signal_flag() -> Arc<AtomicBool> {
     flag
 }
 
-/// Whether `port` can be bound, asked a few times over a second: the previous job of a chain
-/// may still be closing its server on this node, and another runner's own probe holds the port
-/// for an instant.
-fn port_free(port: u16) -> bool {
-    for attempt in 0..5 {
+/// Where this host's runners claim the ports they pick, so that two servers starting at once
+/// (jobs sharing a node's network: containers with host networking, the development cluster)
+/// never pick the same one.
+fn claims_dir() -> std::path::PathBuf {
+    std::env::temp_dir().join("sweep-ports")
+}
+
+/// How far above its planned port a server looks for a free one.
+const PORT_SEARCH: u16 = 500;
+
+/// The port this server listens on, and the claim that holds it while the runner lives: the
+/// planned one when no other runner claimed it and it can be bound here, else the first such
+/// port above it. Jobs that run at once on nodes sharing one network (or two sweeps at once)
+/// plan the same ports; the port each server took is published in its registration, where the
+/// benchmark, the routers and the report read it.
+fn claim_port(planned: u16) -> Result<(u16, Option<sweep_folder::FileLock>), String> {
+    let dir = claims_dir();
+    if std::fs::create_dir_all(&dir).is_ok() {
+        // Shared by every user's runners on this host.
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777));
+    }
+    let holder = format!("pid {} on {}", std::process::id(), files::node());
+    let last = planned.saturating_add(PORT_SEARCH);
+    for port in planned..=last {
+        // Without a claims folder (read-only /tmp) the bind alone decides.
+        let claim = match sweep_folder::FileLock::try_take(&dir.join(format!("{port}.lock")), &holder) {
+            Ok(Ok(claim)) => Some(claim),
+            Ok(Err(_)) => continue,
+            Err(_) => None,
+        };
+        // The planned port is asked a few times over a second: the previous job of a chain
+        // may still be closing its server on this node.
+        let attempts = if port == planned { 5 } else { 1 };
+        if bindable(port, attempts) {
+            return Ok((port, claim));
+        }
+    }
+    Err(format!(
+        "no free port from {planned} to {last} on {}: every one is in use or claimed by another runner",
+        files::node()
+    ))
+}
+
+fn bindable(port: u16, attempts: u32) -> bool {
+    for attempt in 0..attempts {
         if std::net::TcpListener::bind(("0.0.0.0", port)).is_ok() {
             return true;
         }
-        if attempt < 4 {
+        if attempt + 1 < attempts {
             std::thread::sleep(std::time::Duration::from_millis(250));
         }
     }
@@ -87,23 +128,29 @@ pub fn run(s: &Serve) -> Result<ExitCode, String> {
         (None, None) => node.clone(),
     };
     // A port another process holds (another job sharing this node's network) would fail the
-    // engine obscurely, or worse, answer for it: say so now.
-    if leader && s.port != 0 && !port_free(s.port) {
-        let reason = format!(
-            "port {} on {node} is already in use: another job or process shares this node's network; \
-             give each concurrent sweep its own `cluster.base_port`/`frontend_port`, or submit with --sequential",
-            s.port
-        );
-        let status = ServerStatus {
-            state: ServerState::Failed,
-            exit_code: None,
-            node,
-            reason: reason.clone(),
-            started_at: None,
-            ended_at: files::now(),
-        };
-        job.write_server_status(&name, &status).reported()?;
-        return Err(reason);
+    // engine obscurely, or worse, another server would answer for it: the server takes the
+    // next free one. Tasks after the first of a multi-node server serve no HTTP of their own.
+    let (port, _claim) = if leader && s.port != 0 {
+        match claim_port(s.port) {
+            Ok(claimed) => claimed,
+            Err(reason) => {
+                let status = ServerStatus {
+                    state: ServerState::Failed,
+                    exit_code: None,
+                    node,
+                    reason: reason.clone(),
+                    started_at: None,
+                    ended_at: files::now(),
+                };
+                job.write_server_status(&name, &status).reported()?;
+                return Err(reason);
+            }
+        }
+    } else {
+        (s.port, None)
+    };
+    if port != s.port {
+        eprintln!("sweep-runner: {name}: port {} is taken on {node}; listening on {port} instead", s.port);
     }
     job.create_folders().reported()?;
     let signalled = signal_flag();
@@ -115,7 +162,7 @@ pub fn run(s: &Serve) -> Result<ExitCode, String> {
         .map_err(|e| format!("cannot open {}: {e}", log_path.display()))?;
     let err_log = log.try_clone().map_err(|e| e.to_string())?;
     let started = files::now();
-    let command = crate::workers::substitute(s.job_dir, s.command);
+    let command = crate::workers::substitute(s.job_dir, s.command, port);
     let mut engine = Command::new(&command[0]);
     // Its own group: every process the engine starts is signalled with it.
     engine.args(&command[1..]).stdin(Stdio::null()).stdout(log).stderr(err_log).process_group(0);
@@ -158,7 +205,7 @@ pub fn run(s: &Serve) -> Result<ExitCode, String> {
             role,
             serving_type: Some(role.serving_type()),
             index: Some(s.index),
-            address: format!("{host}:{}", s.port),
+            address: format!("{host}:{port}"),
             node: Some(node.clone()),
             pid: Some(child.id()),
         };

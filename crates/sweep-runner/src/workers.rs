@@ -1,6 +1,7 @@
 //! What an engine's command learns only inside the job: where its peers are.
 //!
-//! - [`substitute`]: `serve` replaces `@SWEEP_NODE_RANK@`, `@SWEEP_NNODES@`, `@SWEEP_HEAD@` (this
+//! - [`substitute`]: `serve` replaces `@SWEEP_PORT@` (the port the server listens on: the
+//!   planned one, or the next free one when another job holds it), `@SWEEP_NODE_RANK@`, `@SWEEP_NNODES@`, `@SWEEP_HEAD@` (this
 //!   step's node rank, node count and first node: multi-node servers), `@SWEEP_NODE_RANK*K@`
 //!   (the rank times K: a node's first data-parallel rank) and `@SWEEP_FRONTEND_HOST@` (the node
 //!   of the job's frontend: Dynamo's etcd and NATS) in the engine's arguments; an argument that
@@ -23,7 +24,7 @@ fn expand(list: &str) -> Vec<String> {
 }
 
 /// The values of the `@SWEEP_…@` tokens for this task.
-fn tokens(job_dir: &Path) -> Vec<(&'static str, String)> {
+fn tokens(job_dir: &Path, port: u16) -> Vec<(&'static str, String)> {
     let node = files::node();
     let step: Vec<String> = std::env::var("SLURM_STEP_NODELIST").map(|l| expand(&l)).unwrap_or_default();
     let rank = step.iter().position(|n| *n == node).unwrap_or(0);
@@ -39,6 +40,7 @@ fn tokens(job_dir: &Path) -> Vec<(&'static str, String)> {
         })
         .unwrap_or_else(|| node.clone());
     vec![
+        ("@SWEEP_PORT@", port.to_string()),
         ("@SWEEP_NODE_RANK@", rank.to_string()),
         ("@SWEEP_NNODES@", step.len().max(1).to_string()),
         ("@SWEEP_HEAD@", head),
@@ -47,11 +49,11 @@ fn tokens(job_dir: &Path) -> Vec<(&'static str, String)> {
 }
 
 /// The command with every token replaced (only arguments that hold one are touched).
-pub fn substitute(job_dir: &Path, command: &[String]) -> Vec<String> {
+pub fn substitute(job_dir: &Path, command: &[String], port: u16) -> Vec<String> {
     if !command.iter().any(|a| a.contains("@SWEEP_")) {
         return command.to_vec();
     }
-    let values = tokens(job_dir);
+    let values = tokens(job_dir, port);
     let rank: u64 =
         values.iter().find(|(t, _)| *t == "@SWEEP_NODE_RANK@").and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
     command
@@ -237,11 +239,13 @@ mod tests {
             "--rank".to_owned(),
             "@SWEEP_NODE_RANK@".to_owned(),
             "{a:1}".to_owned(),
+            "--port=@SWEEP_PORT@".to_owned(),
         ];
-        let out = substitute(&dir, &command);
+        let out = substitute(&dir, &command, 8123);
         assert_eq!(out[..2], command[..2]);
         assert!(out[2].parse::<u32>().is_ok(), "{out:?}");
         assert_eq!(out[3], "{a:1}");
+        assert_eq!(out[4], "--port=8123", "the port the server took");
     }
 
     #[test]
@@ -253,6 +257,6 @@ mod tests {
         // Outside a SLURM step this task is the first node: the headless flag is dropped.
         let dir = std::env::temp_dir();
         let command = ["vllm", "@SWEEP_HEADLESS@", "--port", "1"].map(str::to_owned);
-        assert_eq!(substitute(&dir, &command), ["vllm", "--port", "1"]);
+        assert_eq!(substitute(&dir, &command, 1), ["vllm", "--port", "1"]);
     }
 }

@@ -1,9 +1,12 @@
 //! Datasets (`workload.dataset`), parsed from their text in one of aiperf's input-file formats,
 //! so that users' files work as they are:
 //! - `single_turn`: one request per line — `text` (or `texts`), or OpenAI `messages` — with
-//!   optional `image`/`images` and `output_length`;
+//!   optional `image`/`images`, `output_length` and `extra` (fields shallow-merged into the
+//!   request's body: per-request sampling parameters);
 //! - `multi_turn`: one session per line, `{session_id, turns: [...]}`, each turn shaped like a
-//!   single-turn line plus an optional `delay` (ms) or `timestamp` (ms) before it;
+//!   single-turn line plus an optional `delay` (ms) or `timestamp` (ms) before it. A first turn
+//!   of `role: system` with text only is the session's system prompt, as aiperf reads it: sent as
+//!   a system message before every turn's messages, and not a turn of its own;
 //! - `mooncake_trace`: one request per line, `input_length` (with `hash_ids`) or `text_input`;
 //!   lines with the same `session_id` are the turns of one session, in file order.
 //!
@@ -46,6 +49,8 @@ impl Dataset {
 pub struct Session {
     /// As written (`session_id`), when given.
     pub id: Option<String>,
+    /// A leading `role: system` turn's text: the system message of every turn.
+    pub system: Option<String>,
     pub turns: Vec<Turn>,
 }
 
@@ -63,6 +68,8 @@ pub struct Turn {
     /// How long to wait before sending it, in ms after the previous turn's answer (0 for a
     /// session's first turn).
     pub delay_ms: f64,
+    /// Fields merged into its request's body, over the spec's `workload.extra_body`.
+    pub extra: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -118,7 +125,7 @@ pub struct DatasetError {
 }
 
 /// A single-turn line, a multi-turn turn, or a mooncake line: the union of their keys, sorted
-/// out by [`turn`]. Keys of aiperf's that change nothing here (`type`, `role`) are accepted.
+/// out by [`turn`]. `type` changes nothing here; `role` only marks a session's system prompt.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawTurn {
@@ -139,10 +146,10 @@ struct RawTurn {
     text_input: Option<String>,
     hash_ids: Option<Vec<u64>>,
     session_id: Option<serde_json::Value>,
+    extra: Option<serde_json::Value>,
     #[serde(rename = "type")]
     _kind: Option<serde_json::Value>,
-    #[serde(rename = "role")]
-    _role: Option<serde_json::Value>,
+    role: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -285,9 +292,36 @@ fn turn(raw: RawTurn, format: DatasetFormat, line: usize) -> Result<(Turn, Optio
     if !images.is_empty() && matches!(content, Content::Messages(_)) {
         return Err("images go inside `messages` as image_url parts, or with `text`".into());
     }
-    let turn =
-        Turn { line, content, images, output_length: raw.output_length, delay_ms: raw.delay.unwrap_or(0.0) };
+    let extra = match raw.extra {
+        None => None,
+        Some(serde_json::Value::Object(map)) => Some(map),
+        Some(_) => {
+            return Err("`extra` must be an object of request-body fields, e.g. {\"temperature\": 0.7}".into())
+        }
+    };
+    let turn = Turn {
+        line,
+        content,
+        images,
+        output_length: raw.output_length,
+        delay_ms: raw.delay.unwrap_or(0.0),
+        extra,
+    };
     Ok((turn, raw.timestamp))
+}
+
+/// A session's leading `role: system` turn: its text, which must be all it has.
+fn system_prompt(raw: RawTurn) -> Result<String, String> {
+    let other = raw.texts.is_some()
+        || raw.messages.is_some()
+        || raw.image.is_some()
+        || raw.images.is_some()
+        || raw.output_length.is_some()
+        || raw.extra.is_some();
+    match raw.text {
+        Some(text) if !other => Ok(text),
+        _ => Err("a `role: system` turn is the session's system prompt: give it `text` only".into()),
+    }
 }
 
 /// Parses a dataset in `format`. Blank lines are skipped; a dataset without any request is an
@@ -316,14 +350,14 @@ pub fn parse(text: &str, format: DatasetFormat) -> Result<Dataset, DatasetError>
                 }
                 let (mut turn, timestamp) = turn(raw, format, number).map_err(at)?;
                 let Some(id) = id else {
-                    sessions.push(Session { id: None, turns: vec![turn] });
+                    sessions.push(Session { id: None, system: None, turns: vec![turn] });
                     continue;
                 };
                 match open.get_mut(&id) {
                     None => {
                         turn.delay_ms = 0.0;
                         open.insert(id.clone(), (sessions.len(), timestamp, number));
-                        sessions.push(Session { id: Some(id), turns: vec![turn] });
+                        sessions.push(Session { id: Some(id), system: None, turns: vec![turn] });
                     }
                     Some((index, last, last_line)) => {
                         if let (Some(t), Some(previous)) = (timestamp, *last) {
@@ -358,12 +392,18 @@ pub fn parse(text: &str, format: DatasetFormat) -> Result<Dataset, DatasetError>
                     return Err(at("a session needs at least one turn".into()));
                 }
                 let mut turns = Vec::with_capacity(raw.turns.len());
+                let mut system = None;
                 // A session without a first timestamp starts at 0.
                 let mut last: Option<f64> = Some(0.0);
                 for (i, value) in raw.turns.into_iter().enumerate() {
                     let within = |m: String| at(format!("turn {}: {m}", i + 1));
                     let raw: RawTurn =
                         serde_json::from_value(value).map_err(|e| within(format!("not a turn: {e}")))?;
+                    let is_system = raw.role.as_ref().and_then(|r| r.as_str()) == Some("system");
+                    if is_system && i == 0 {
+                        system = Some(system_prompt(raw).map_err(within)?);
+                        continue;
+                    }
                     let (mut turn, timestamp) = turn(raw, format, number).map_err(within)?;
                     if let (Some(t), Some(previous)) = (timestamp, last) {
                         if t < previous {
@@ -374,13 +414,16 @@ pub fn parse(text: &str, format: DatasetFormat) -> Result<Dataset, DatasetError>
                         }
                         turn.delay_ms = t - previous;
                     }
-                    if i == 0 {
+                    if turns.is_empty() {
                         turn.delay_ms = 0.0;
                     }
                     last = timestamp.or(last);
                     turns.push(turn);
                 }
-                sessions.push(Session { id, turns });
+                if turns.is_empty() {
+                    return Err(at("a session needs a turn after its system prompt".into()));
+                }
+                sessions.push(Session { id, system, turns });
             }
         }
     }
@@ -551,6 +594,39 @@ mod tests {
         // Timestamps become the gaps between turns; the first turn starts with its session.
         assert_eq!((b.turns[0].delay_ms, b.turns[1].delay_ms), (0.0, 600.0));
         assert_eq!(b.turns[1].output_length, Some(3));
+    }
+
+    /// aiperf 0.13's `extra` (per line, per turn) and a session's leading system turn, which
+    /// aiperf lifts into a system message and does not count as a turn.
+    #[test]
+    fn extra_fields_and_a_leading_system_turn_are_read_as_aiperf_reads_them() {
+        let line = single("{\"text\": \"hi\", \"extra\": {\"temperature\": 0.2, \"top_p\": 0.9}}\n")
+            .expect("parses");
+        let extra = line.sessions[0].turns[0].extra.as_ref().expect("extra");
+        assert_eq!(
+            serde_json::Value::Object(extra.clone()),
+            serde_json::json!({"temperature": 0.2, "top_p": 0.9})
+        );
+        let text = concat!(
+            "{\"session_id\": \"s\", \"turns\": [{\"role\": \"system\", \"text\": \"Be terse.\"}, ",
+            "{\"text\": \"one\", \"timestamp\": 100}, {\"text\": \"two\", \"extra\": {\"seed\": 7}, \"timestamp\": 300}]}\n",
+        );
+        let dataset = parse(text, DatasetFormat::MultiTurn).expect("parses");
+        let session = &dataset.sessions[0];
+        assert_eq!(session.system.as_deref(), Some("Be terse."));
+        assert_eq!(dataset.turns(), 2, "the system prompt is not a turn");
+        assert_eq!(session.turns[0].content, Content::Text("one".into()));
+        assert_eq!((session.turns[0].delay_ms, session.turns[1].delay_ms), (0.0, 200.0));
+        assert_eq!(session.turns[1].extra.as_ref().and_then(|e| e.get("seed")), Some(&serde_json::json!(7)));
+        for (text, message) in [
+            ("{\"text\": \"a\", \"extra\": [1]}\n", "`extra` must be an object"),
+            ("{\"turns\": [{\"role\": \"system\", \"text\": \"s\", \"image\": \"a.png\"}, {\"text\": \"a\"}]}\n", "`text` only"),
+            ("{\"turns\": [{\"role\": \"system\", \"text\": \"s\"}]}\n", "a turn after its system prompt"),
+        ] {
+            let format = if text.contains("turns") { DatasetFormat::MultiTurn } else { DatasetFormat::SingleTurn };
+            let error = parse(text, format).expect_err(text);
+            assert!(error.message.contains(message), "{text}: {error}");
+        }
     }
 
     #[test]

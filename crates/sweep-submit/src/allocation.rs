@@ -15,12 +15,13 @@
 //! allocation side by side.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sweep_folder::{AllocationRun, JobState, Manifest, SweepDir};
 use sweep_slurm::hostlist;
 
+use crate::interrupt::{Group, Interrupts, GRACE};
+use crate::local::Ran;
 use crate::{Reporter, SubmitError};
 
 /// The allocation this process runs in.
@@ -112,7 +113,7 @@ pub struct Item {
 
 struct Running {
     item: Item,
-    child: Child,
+    group: Group,
     /// Indices into the allocation's nodes.
     nodes: Vec<usize>,
     log: PathBuf,
@@ -123,19 +124,21 @@ fn now() -> f64 {
 }
 
 /// Runs `items` inside `allocation`, recording each job's nodes, times and state in the
-/// manifest as it goes. Returns (jobs that completed, jobs that did not).
+/// manifest as it goes. SIGINT or SIGTERM stops the running jobs and starts no more.
 pub fn run(
     sweep: &SweepDir,
     manifest: &mut Manifest,
     allocation: &Allocation,
     items: &[Item],
     reporter: &mut dyn Reporter,
-) -> Result<(usize, usize), SubmitError> {
+) -> Result<Ran, SubmitError> {
+    let interrupts = Interrupts::install()?;
     let total = items.len();
     let mut pending: Vec<Item> = items.to_vec();
     let mut free = vec![true; allocation.nodes.len()];
     let mut running: Vec<Running> = Vec::new();
-    let (mut completed, mut failed, mut started) = (0usize, 0usize, 0usize);
+    let mut ran = Ran::default();
+    let mut started = 0usize;
     let mut interrupted = false;
     loop {
         // First fit in plan order: a job whose nodes or slot are taken lets later ones go first.
@@ -159,13 +162,31 @@ pub fn run(
         if running.is_empty() {
             break;
         }
+        if let Some(signal) = interrupts.received().filter(|_| ran.interrupted.is_none()) {
+            ran.interrupted = Some(signal);
+            interrupted = true;
+            reporter.note(&format!(
+                "{}: stopping {} running jobs (their steps get up to {} s)",
+                signal.name(),
+                running.len(),
+                GRACE.as_secs()
+            ));
+            // SIGTERM whichever came: `srun` takes a single SIGINT for a request to print its
+            // tasks' state, and passes SIGTERM on to them.
+            for job in &running {
+                job.group.terminate();
+            }
+        }
         std::thread::sleep(Duration::from_millis(200));
         let mut k = 0;
         while k < running.len() {
-            let status = running[k].child.try_wait().map_err(|source| SubmitError::Run {
-                script: sweep.job(&manifest.jobs[running[k].item.index].dir).path().to_owned(),
-                source,
-            })?;
+            let script = sweep.job(&manifest.jobs[running[k].item.index].dir).path().to_owned();
+            let run_error = |source| SubmitError::Run { script, source };
+            let status = if ran.interrupted.is_some() {
+                Some(running[k].group.wait_gone(GRACE).map_err(run_error)?)
+            } else {
+                running[k].group.child.try_wait().map_err(run_error)?
+            };
             let Some(status) = status else {
                 k += 1;
                 continue;
@@ -185,15 +206,19 @@ pub fn run(
             sweep.write_manifest(manifest)?;
             reporter.note(&format!("{name}: {} — {reason}", state.as_str()));
             if state == JobState::Completed {
-                completed += 1;
+                ran.completed += 1;
             } else {
-                failed += 1;
+                ran.failed += 1;
             }
-            // Interrupted (Ctrl-C, or the allocation cancelled): start nothing more.
-            if state == JobState::Cancelled || status.code() == Some(130) {
+            // The allocation cancelled (its steps' markers say so): start nothing more.
+            if state == JobState::Cancelled {
                 interrupted = true;
             }
         }
+    }
+    if let Some(signal) = ran.interrupted {
+        let indices: Vec<usize> = pending.iter().map(|item| item.index).collect();
+        crate::local::not_started(sweep, manifest, &indices, signal)?;
     }
     if interrupted && !pending.is_empty() {
         reporter.note(&format!(
@@ -201,7 +226,7 @@ pub fn run(
             pending.len()
         ));
     }
-    Ok((completed, failed))
+    Ok(ran)
 }
 
 fn start(
@@ -218,15 +243,7 @@ fn start(
     let script = job_dir.script_path(&job.script);
     let names: Vec<String> = nodes.iter().map(|&i| allocation.nodes[i].clone()).collect();
     let log = job_dir.allocation_output_path();
-    let (out, err) = crate::local::output_file(&log)?;
-    let child = Command::new("bash")
-        .arg(&script)
-        .env("SWEEP_NODELIST", names.join(","))
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err)
-        .spawn()
-        .map_err(|source| SubmitError::Run { script: script.clone(), source })?;
+    let group = crate::local::spawn(&job_dir, &script, Some(names.join(",")), &log)?;
     let entry = &mut manifest.jobs[item.index];
     entry.state = JobState::Running;
     entry.allocation = Some(AllocationRun {
@@ -244,7 +261,7 @@ fn start(
         names.join(","),
         item.slot
     ));
-    Ok(Running { item, child, nodes, log })
+    Ok(Running { item, group, nodes, log })
 }
 
 #[cfg(test)]

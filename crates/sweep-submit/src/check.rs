@@ -32,6 +32,47 @@ pub struct Report {
     /// Per program: the steps that run it, and what was found.
     pub programs: Vec<(Program, Vec<String>, Outcome)>,
     pub unknown: Vec<UnknownOption>,
+    /// Services the jobs start beside the engine that are not on this node's `PATH`.
+    pub missing: Vec<MissingProgram>,
+}
+
+/// A program a job's step starts (a service beside the engine) that is not installed here: the
+/// step would die in its first second and the job fail later for another reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MissingProgram {
+    pub program: String,
+    /// Why the job needs it.
+    pub needed_for: String,
+    /// What to do instead.
+    pub fix: String,
+}
+
+/// The services the spec's jobs start beside the engine, missing from this node's `PATH`. Inside
+/// a container they come with the image, and are not looked for here.
+pub fn missing_programs(spec: &sweep_spec::Spec) -> Vec<MissingProgram> {
+    let etcd = spec.engine.dynamo.is_some_and(|planes| planes.discovery == sweep_spec::Discovery::Etcd);
+    if !etcd || spec.cluster.container.is_some() {
+        return Vec::new();
+    }
+    ["etcd", "nats-server"]
+        .into_iter()
+        .filter(|program| !on_path(program))
+        .map(|program| MissingProgram {
+            program: program.to_owned(),
+            needed_for: "`engine.discovery: etcd` (the frontend's step starts etcd and NATS)".to_owned(),
+            fix: "set `engine.discovery: file` (no etcd or NATS needed), or install it where the jobs run"
+                .to_owned(),
+        })
+        .collect()
+}
+
+/// Whether `program` is an executable file in a folder of `PATH`.
+fn on_path(program: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path).any(|dir| {
+        std::fs::metadata(dir.join(program)).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    })
 }
 
 /// An option a launch command gives an engine that the engine's `--help` does not list.
@@ -58,7 +99,8 @@ pub fn check(prepared: &Prepared) -> Result<Report, SubmitError> {
             ));
         }
     }
-    let mut report = Report { programs: Vec::new(), unknown: Vec::new() };
+    let mut report =
+        Report { programs: Vec::new(), unknown: Vec::new(), missing: missing_programs(prepared.spec()) };
     for (program, uses) in by_program {
         let mut steps: Vec<String> = uses.iter().map(|(_, step, _)| step.clone()).collect();
         steps.sort();

@@ -54,6 +54,17 @@ pub enum SubmitError {
     #[error("in the allocation: {0}")]
     Allocation(String),
 
+    /// A signal stopped the jobs the local executor (or an allocation) was running.
+    #[error(
+        "{} stopped the sweep: {completed} of {total} jobs completed; the running one's unfinished points are marked cancelled, and `sweep submit --resume` runs what is left",
+        signal.name()
+    )]
+    Interrupted { signal: crate::interrupt::Interrupted, completed: usize, total: usize },
+
+    /// SIGINT/SIGTERM handlers could not be installed.
+    #[error("cannot take over SIGINT and SIGTERM: {0}")]
+    Signals(String),
+
     /// The local executor could not start a job's script.
     #[error("cannot run `{}`: {source}", script.display())]
     Run { script: PathBuf, source: std::io::Error },

@@ -17,6 +17,7 @@
 pub mod allocation;
 pub mod check;
 mod error;
+pub mod interrupt;
 pub mod local;
 pub mod provenance;
 pub mod render;

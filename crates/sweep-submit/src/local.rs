@@ -1,22 +1,35 @@
 //! The local executor: each job's `job.local.sh` runs on this machine — every role a process,
 //! the same runner, folders and markers as on SLURM — one job after another.
 
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
+use std::time::Duration;
 
 use sweep_folder::{BenchmarkState, JobDir, JobState, Manifest, SweepDir};
 
+use crate::interrupt::{Group, Interrupted, Interrupts, GRACE};
 use crate::{Reporter, SubmitError};
 
-/// Runs the jobs at `indices`, recording each one's state in the manifest as it goes. Returns
-/// (jobs that completed, jobs that did not).
+/// How a run of jobs on this machine ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Ran {
+    pub completed: usize,
+    pub failed: usize,
+    /// Stopped by a signal: the running jobs were stopped and recorded, the rest not started.
+    pub interrupted: Option<Interrupted>,
+}
+
+/// Runs the jobs at `indices`, recording each one's state in the manifest as it goes. SIGINT or
+/// SIGTERM stops the running job (its unfinished points marked `cancelled`) and the run.
 pub fn run(
     sweep: &SweepDir,
     manifest: &mut Manifest,
     indices: &[usize],
     reporter: &mut dyn Reporter,
-) -> Result<(usize, usize), SubmitError> {
-    let (mut completed, mut failed) = (0, 0);
+) -> Result<Ran, SubmitError> {
+    let interrupts = Interrupts::install()?;
+    let mut ran = Ran::default();
     for (n, &index) in indices.iter().enumerate() {
         let job = manifest.jobs[index].clone();
         let job_dir = sweep.job(&job.dir);
@@ -25,14 +38,25 @@ pub fn run(
         manifest.jobs[index].state = JobState::Running;
         sweep.write_manifest(manifest)?;
         let log = job_dir.local_output_path();
-        let (out, err) = output_file(&log)?;
-        let status = Command::new("bash")
-            .arg(&script)
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .status()
-            .map_err(|source| SubmitError::Run { script: script.clone(), source })?;
+        let mut group = spawn(&job_dir, &script, None, &log)?;
+        let run_error = |source| SubmitError::Run { script: script.clone(), source };
+        // Polled, not waited on: a signal must reach the job's group while it runs.
+        let status = loop {
+            if let Some(signal) = interrupts.received() {
+                reporter.note(&format!(
+                    "{}: stopping {} (its steps get up to {} s)",
+                    signal.name(),
+                    job.name,
+                    GRACE.as_secs()
+                ));
+                group.pass_on(signal);
+                break group.wait_gone(GRACE).map_err(run_error)?;
+            }
+            if let Some(status) = group.child.try_wait().map_err(run_error)? {
+                break status;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
         let (state, reason) = outcome(&job_dir, status, &log);
         let entry = &mut manifest.jobs[index];
         entry.state = state;
@@ -40,17 +64,78 @@ pub fn run(
         sweep.write_manifest(manifest)?;
         reporter.note(&format!("[{}/{}] {}: {} — {reason}", n + 1, indices.len(), job.name, state.as_str()));
         if state == JobState::Completed {
-            completed += 1;
+            ran.completed += 1;
         } else {
-            failed += 1;
+            ran.failed += 1;
         }
-        // Interrupted (Ctrl-C reaches the job's processes too): leave the rest for --resume.
-        if state == JobState::Cancelled || status.code() == Some(130) {
+        if let Some(signal) = interrupts.received() {
+            ran.interrupted = Some(signal);
+            not_started(sweep, manifest, &indices[n + 1..], signal)?;
             reporter.note("interrupted: the remaining jobs were not run; `sweep submit --resume` runs them");
             break;
         }
     }
-    Ok((completed, failed))
+    Ok(ran)
+}
+
+/// Records the jobs at `indices` as never started, because of `signal`: they have ended, and
+/// `--resume` runs their points.
+pub(crate) fn not_started(
+    sweep: &SweepDir,
+    manifest: &mut Manifest,
+    indices: &[usize],
+    signal: Interrupted,
+) -> Result<(), SubmitError> {
+    if indices.is_empty() {
+        return Ok(());
+    }
+    for &index in indices {
+        let job = &mut manifest.jobs[index];
+        job.state = JobState::Cancelled;
+        job.reason = Some(format!(
+            "not started: `sweep submit` got {}; `sweep submit --resume` runs it",
+            signal.name()
+        ));
+    }
+    sweep.write_manifest(manifest)?;
+    Ok(())
+}
+
+/// Starts a job script with `bash` in a process group of its own, its output appended to
+/// `log`; `nodelist` is the allocation's nodes it is given (`SWEEP_NODELIST`). A guard
+/// (`sweep-runner guard`) ends the group should this process die without a word (SIGKILL, the
+/// OOM killer): a job never outlives the `sweep submit` that runs it.
+pub(crate) fn spawn(
+    job_dir: &JobDir,
+    script: &Path,
+    nodelist: Option<String>,
+    log: &Path,
+) -> Result<Group, SubmitError> {
+    let (out, err) = output_file(log)?;
+    let mut command = Command::new("bash");
+    command.arg(script);
+    if let Some(nodelist) = nodelist {
+        command.env("SWEEP_NODELIST", nodelist);
+    }
+    let child = command
+        .process_group(0)
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .map_err(|source| SubmitError::Run { script: script.to_owned(), source })?;
+    let runner = job_dir.read_job()?.paths.runner;
+    // In a group of its own, so that a terminal's Ctrl-C (which `sweep` passes on itself) does
+    // not reach it.
+    let guard = Command::new(&runner)
+        .args(["guard", "--group", &child.id().to_string(), "--parent", &std::process::id().to_string()])
+        .process_group(0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|source| SubmitError::Run { script: runner.into(), source })?;
+    Ok(Group { child, guard })
 }
 
 /// How a job script that ran here ended: its benchmark marker's state and reason, or why there

@@ -35,8 +35,8 @@ pub enum Outcome {
     Nothing { dir: PathBuf },
     /// `--dry-run`: the folder is rendered; these are the jobs that would run, in order.
     DryRun { dir: PathBuf, executor: Executor, jobs: Vec<DryRunJob> },
-    /// The local executor ran the jobs.
-    Ran { dir: PathBuf, completed: usize, failed: usize, total: usize },
+    /// The local executor (or an allocation) ran the jobs, or some of them when interrupted.
+    Ran { dir: PathBuf, ran: crate::local::Ran, total: usize },
     /// The jobs were sent to SLURM (`held` wait in the folder for `sweep wait --submit-more`).
     Submitted { dir: PathBuf, submitted: usize, rejected: usize, held: usize, total: usize },
 }
@@ -129,8 +129,8 @@ pub fn run(
                 indices.len(),
                 dir.display()
             ));
-            let (completed, failed) = crate::local::run(&sweep, &mut manifest, &indices, reporter)?;
-            Ok(Outcome::Ran { dir, completed, failed, total: indices.len() })
+            let ran = crate::local::run(&sweep, &mut manifest, &indices, reporter)?;
+            Ok(Outcome::Ran { dir, ran, total: indices.len() })
         }
         Executor::Slurm => submit_slurm(&sweep, &mut manifest, &indices, queue, reporter),
         Executor::Allocation => {
@@ -153,9 +153,8 @@ pub fn run(
                 allocation.nodes.len(),
                 dir.display()
             ));
-            let (completed, failed) =
-                crate::allocation::run(&sweep, &mut manifest, &allocation, &items, reporter)?;
-            Ok(Outcome::Ran { dir, completed, failed, total: indices.len() })
+            let ran = crate::allocation::run(&sweep, &mut manifest, &allocation, &items, reporter)?;
+            Ok(Outcome::Ran { dir, ran, total: indices.len() })
         }
     }
 }
@@ -439,6 +438,13 @@ pub fn status(sweep: &SweepDir) -> Result<(Vec<JobRow>, bool), SubmitError> {
                         id: id.clone(),
                         state: m.state.as_str().to_owned(),
                         reason: m.short_reason().to_owned(),
+                    },
+                    // A job never started (its `sweep submit` interrupted first) has no marker
+                    // to come.
+                    None if job.state == JobState::Cancelled => PointRow {
+                        id: id.clone(),
+                        state: "not run".into(),
+                        reason: job.reason.clone().unwrap_or_default(),
                     },
                     None => PointRow { id: id.clone(), state: "pending".into(), reason: String::new() },
                 })

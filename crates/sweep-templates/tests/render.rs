@@ -281,7 +281,7 @@ fn tensorrt_llm_jobs_get_their_launch_commands_and_engine_configs() {
     let jobs = render_spec(&example("trtllm-wideep-packed"), "/shared/w");
     let (_, job) = &jobs[0];
     bash_n(&job.script);
-    assert!(job.script.contains("trtllm-llmapi-launch trtllm-serve /models/DeepSeek-R1-FP4 --host 0.0.0.0 --port 8000 --backend pytorch --extra_llm_api_options /shared/w/jobs/ctx2_gen1_dep32_batch128_eplb288_mtp3/configs/gen.yaml"), "{}", job.script);
+    assert!(job.script.contains("trtllm-llmapi-launch trtllm-serve /models/DeepSeek-R1-FP4 --host 0.0.0.0 --port @SWEEP_PORT@ --backend pytorch --extra_llm_api_options /shared/w/jobs/ctx2_gen1_dep32_batch128_eplb288_mtp3/configs/gen.yaml"), "{}", job.script);
     assert!(job.script.contains(
         "with-workers --job-dir /shared/w/jobs/ctx2_gen1_dep32_batch128_eplb288_mtp3 --format trtllm-disagg"
     ));
@@ -367,7 +367,7 @@ fn dynamo_sglang_and_vllm_render_or_say_why_not() {
                 mode: agg\nagg: {tp: 4, batch: 16, mtp: 2}\nworkload: {isl: 8, osl: 8, concurrency: 1}\n";
     let jobs = render_spec(vllm, "/shared/v");
     bash_n(&jobs[0].1.script);
-    assert!(jobs[0].1.script.contains("vllm serve /m --served-model-name m --host 0.0.0.0 --port 8000 --tensor-parallel-size 4 --max-num-seqs 16 --speculative-config '{\"method\":\"deepseek_mtp\",\"num_speculative_tokens\":2}'"), "{}", jobs[0].1.script);
+    assert!(jobs[0].1.script.contains("vllm serve /m --served-model-name m --host 0.0.0.0 --port @SWEEP_PORT@ --tensor-parallel-size 4 --max-num-seqs 16 --speculative-config '{\"method\":\"deepseek_mtp\",\"num_speculative_tokens\":2}'"), "{}", jobs[0].1.script);
     // JSON in an argument stays one argument: bash would brace-expand `{a,b}` left unquoted.
     let dir = tempdir();
     let calls = execute(&jobs[0].1.script, &dir.0);
@@ -393,7 +393,7 @@ fn dynamo_sglang_and_vllm_render_or_say_why_not() {
         3,
         "{script}"
     );
-    assert!(script.contains("--format router -- vllm-router --host 0.0.0.0 --port 8333 --vllm-pd-disaggregation --worker-startup-timeout-secs 1800 --worker-startup-check-interval 1"), "{script}");
+    assert!(script.contains("--format router -- vllm-router --host 0.0.0.0 --port @SWEEP_PORT@ --vllm-pd-disaggregation --worker-startup-timeout-secs 1800 --worker-startup-check-interval 1"), "{script}");
 }
 
 /// Engine arguments by type, per engine: booleans as bare or negative flags (or nothing), lists

@@ -55,9 +55,11 @@ pub fn finish(report: Report) -> Result<(), Error> {
             Outcome::NotChecked(why) => eprintln!("check: `{}` not checked: {why}", program.name),
         }
     }
-    if report.unknown.is_empty() {
-        Ok(())
-    } else {
+    if !report.unknown.is_empty() {
         Err(Error::UnknownOptions(report.unknown))
+    } else if !report.missing.is_empty() {
+        Err(Error::MissingPrograms(report.missing))
+    } else {
+        Ok(())
     }
 }

@@ -24,8 +24,12 @@ impl sweep_submit::Reporter for Console {
 
     fn data(&mut self, line: &str) -> std::io::Result<()> {
         let mut stdout = std::io::stdout().lock();
-        writeln!(stdout, "{line}")?;
-        stdout.flush()
+        match writeln!(stdout, "{line}").and_then(|()| stdout.flush()) {
+            // A reader that stopped early (`sweep submit … | head -1`) stops nothing: the
+            // manifest records every job, printed or not.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+            other => other,
+        }
     }
 }
 
@@ -74,11 +78,15 @@ pub fn submit(settings: &mut render::Settings, in_allocation: bool, options: Opt
             let none = if executor == Executor::Slurm { "none submitted" } else { "none run" };
             eprintln!("dry run: {} jobs rendered into {}, {none}", jobs.len(), dir.display());
         }
-        Outcome::Ran { dir, completed, failed, total } => {
+        Outcome::Ran { dir, ran, total } => {
+            let sweep_submit::local::Ran { completed, failed, interrupted } = ran;
             eprintln!(
                 "{completed} of {total} jobs completed, {failed} did not; `sweep status {}` shows each point",
                 dir.display()
             );
+            if let Some(signal) = interrupted {
+                return Err(sweep_submit::SubmitError::Interrupted { signal, completed, total }.into());
+            }
             if failed > 0 {
                 return Err(sweep_submit::SubmitError::JobsFailed { failed, total }.into());
             }
