@@ -405,3 +405,58 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// `engine.discovery: etcd` (Dynamo's default) needs `etcd` and `nats-server` where the jobs
+/// run: the check names each one missing and the fix, and passes once they are there.
+#[test]
+fn check_names_the_services_a_dynamo_job_needs_that_are_missing() {
+    let empty = scratch("no-services");
+    let run = |path: &Path| {
+        let output = Command::new(env!("CARGO_BIN_EXE_sweep"))
+            .args(["check", "sweeps/dynamo-agg-dep8.yaml"])
+            .current_dir(workspace())
+            .env("PATH", path)
+            .output()
+            .expect("runs");
+        (output.status.code(), String::from_utf8_lossy(&output.stderr).into_owned())
+    };
+    let (code, stderr) = run(&empty.0);
+    assert_eq!(code, Some(12), "{stderr}");
+    assert!(
+        stderr.contains("`etcd` is not on PATH") && stderr.contains("`nats-server` is not on PATH"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("set `engine.discovery: file`"), "{stderr}");
+    for program in ["etcd", "nats-server"] {
+        let path = empty.0.join(program);
+        std::fs::write(&path, "#!/bin/sh\n").expect("stand-in");
+        let mut permissions = std::fs::metadata(&path).expect("meta").permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
+        std::fs::set_permissions(&path, permissions).expect("chmod");
+    }
+    let (code, stderr) = run(&empty.0);
+    assert_eq!(code, Some(0), "both there: {stderr}");
+}
+
+/// A panic is a bug: exit 1 (docs/exit-codes.md), with a request for a report, not Rust's 101.
+#[test]
+fn a_panic_exits_1_and_asks_for_a_bug_report() {
+    let output = Command::new(env!("CARGO_BIN_EXE_sweep"))
+        .args(["plan", "sweeps/quickstart.yaml"])
+        .current_dir(workspace())
+        .env("SWEEP_INTERNAL_TEST_PANIC", "1")
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("hit a bug") && stderr.contains("please report it"), "{stderr}");
+}
+
+#[test]
+fn wait_refuses_an_interval_that_would_poll_without_a_pause() {
+    for flag in ["--interval", "--max-interval"] {
+        let run = sweep(&["wait", "sweeps", flag, "0"]);
+        assert_eq!(run.code, 2, "{flag} 0: {}", run.stderr);
+        assert!(run.stderr.contains("poll at most every 0.1 s"), "{}", run.stderr);
+    }
+}

@@ -630,3 +630,39 @@ fn vllm_refusing_an_argument_fails_the_points_at_once_with_its_message() {
     let full = benchmark["reason"].as_str().unwrap_or_default();
     assert!(full.contains("unrecognized arguments: --enforce-eagr"), "vLLM's message: {full}");
 }
+
+/// Dynamo's default discovery is etcd, whose step also starts `etcd` and `nats-server`; neither
+/// is installed here. `sweep check` says so with the fix; submitted anyway, the job fails in its
+/// first seconds with the service's own words, not two minutes later when the frontend gives up
+/// on NATS for a reason that names neither.
+const DYNAMO_WITHOUT_ETCD: &str = "\
+name: real-dynamo-etcd
+model: {path: MODEL, served_name: tiny}
+engine: {kind: dynamo, backend: mocker, health: {interval: 1, timeout: 240}}
+cluster: {gpus_per_node: 4, base_port: BASE, frontend_port: FRONTEND}
+mode: agg
+agg: {servers: 1, tp: 1, batch: 16, engine_args: {speedup_ratio: 10}}
+workload: {isl: 64, osl: 16, concurrency: 1, requests: 4, warmup: 0}
+";
+
+#[test]
+fn dynamo_with_etcd_discovery_and_no_etcd_fails_in_seconds_with_the_services_log() {
+    let s = Sweep::new("dynamo-etcd", venv("dynamo-1.6.1"), DYNAMO_WITHOUT_ETCD);
+    let check = s.sweep(&["check", "spec.yaml"]);
+    let stderr = String::from_utf8_lossy(&check.stderr);
+    assert_eq!(check.status.code(), Some(12), "{stderr}");
+    assert!(stderr.contains("`etcd` is not on PATH"), "{stderr}");
+    assert!(stderr.contains("engine.discovery: file"), "{stderr}");
+    let rows = s.submit_and_wait_with(&["--no-check"], Duration::from_secs(200));
+    assert_eq!(rows[0]["state"], "FAILED", "{rows:#?}");
+    let status =
+        sweep_folder::JobDir::new(s.job()).read_benchmark_status().expect("readable").expect("marker");
+    // Whichever of the two exits first ends the step.
+    let said = ["etcd", "nats-server"].iter().any(|service| {
+        status.reason.contains(&format!("{service} exited (status 127)"))
+            && status.reason.contains(&format!("{service}: command not found"))
+    });
+    assert!(said, "{}", status.reason);
+    let took = status.ended_at - status.started_at;
+    assert!(took < 30.0, "failed after {took:.1} s");
+}

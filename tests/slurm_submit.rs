@@ -446,3 +446,25 @@ fn wait_on_another_users_sweep_follows_the_markers_of_jobs_squeue_hides() {
     assert!(stderr.contains("COMPLETED (from the job's status marker)"), "{stderr}");
     assert!(stderr.contains("every job ended: 0 of 1 points done, 1 skipped"), "{stderr}");
 }
+
+/// A reader that hung up on the job ids (`sweep submit … | head -0`) stops nothing: every job is
+/// still submitted and recorded, and the exit code is 0 as for every other command.
+#[test]
+fn a_closed_stdout_stops_no_submission() {
+    let spec = SPEC.replace("tp: [4, 32]", "tp: 4").replace("servers: [1, 2]", "servers: [1, 2, 3]");
+    let sweep_dir = new_sweep("closed-stdout", &spec);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sweep"))
+        .args(["submit", "spec.yaml", "-o", "sweep"])
+        .current_dir(&sweep_dir.dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("runs");
+    drop(child.stdout.take());
+    let output = child.wait_with_output().expect("exits");
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    let m = manifest(&sweep_dir.dir);
+    let jobs = m["jobs"].as_array().expect("jobs");
+    assert_eq!(jobs.len(), 3);
+    assert!(jobs.iter().all(|j| j["slurm_job_id"].is_string()), "{m:#}");
+}
