@@ -60,6 +60,20 @@ pub enum Error {
 
 pub use sweep_submit::check::UnknownOption;
 
+impl From<sweep_submit::pipeline::PipelineError> for Error {
+    fn from(error: sweep_submit::pipeline::PipelineError) -> Self {
+        use sweep_submit::pipeline::PipelineError;
+        match error {
+            PipelineError::Read { path, source } => Error::Read { path, source },
+            PipelineError::Spec { file, text, error } => Error::Spec { file, text, error },
+            PipelineError::Plan { file, text, source_map, error } => {
+                Error::Plan { file, text, source_map, error }
+            }
+            PipelineError::Usage(message) => Error::Usage(message),
+        }
+    }
+}
+
 impl Error {
     pub fn exit(&self) -> Exit {
         match self {

@@ -5,6 +5,7 @@ mod commands;
 mod diagnostic;
 mod error;
 mod exit;
+mod prepare;
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -266,8 +267,11 @@ struct LimitArgs {
 }
 
 impl LimitArgs {
-    fn resolve(self) -> commands::plan::Limits {
-        commands::plan::Limits { max_points: self.max_points, prune_infeasible: self.prune_infeasible }
+    fn resolve(self) -> sweep_submit::pipeline::Limits {
+        sweep_submit::pipeline::Limits {
+            max_points: self.max_points,
+            prune_infeasible: self.prune_infeasible,
+        }
     }
 }
 
@@ -289,8 +293,8 @@ struct PlanArgs {
 }
 
 impl RenderArgs {
-    fn into_settings(self) -> commands::render::Settings {
-        commands::render::Settings {
+    fn into_settings(self) -> prepare::Settings {
+        prepare::Settings {
             file: self.file,
             output: self.output,
             limits: self.limits.resolve(),
@@ -363,7 +367,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
             limits: args.limits.resolve(),
         }),
         Command::Check(args) => commands::check::run(
-            &commands::render::Settings {
+            &prepare::Settings {
                 file: args.file,
                 output: PathBuf::from("/sweep"),
                 limits: args.limits.resolve(),
@@ -375,12 +379,12 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
             args.format == Format::Json,
         ),
         Command::Render { render, print, job } => {
-            commands::render::run(&commands::render::Settings { print, job, ..render.into_settings() })
+            commands::render::run(&prepare::Settings { print, job, ..render.into_settings() })
         }
         Command::Submit { render, dry_run, job, resume, max_in_queue, waves, sequential, in_allocation } => {
             let mode = if waves { sweep_folder::QueueMode::Waves } else { sweep_folder::QueueMode::Chains };
             let max_in_queue = if sequential { Some(1) } else { max_in_queue };
-            let mut settings = commands::render::Settings { print: dry_run, job, ..render.into_settings() };
+            let mut settings = prepare::Settings { print: dry_run, job, ..render.into_settings() };
             commands::submit::submit(
                 &mut settings,
                 in_allocation,

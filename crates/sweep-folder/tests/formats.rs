@@ -198,3 +198,42 @@ fn a_lock_file_left_by_a_killed_submit_does_not_hold_the_folder() {
     drop(lock);
     assert!(!path.exists(), "let go, the file is removed");
 }
+
+/// Each file's on-disk form as this build writes it, from the fixture's contents read back:
+/// snapshots kept per format number. Several of these files carry types of `sweep-spec` and
+/// `sweep-plan` (a point, the workload's settings); a change there that changes what is written
+/// fails here, and asks for `sweep_folder::FORMAT` to be bumped (with a reader for the format
+/// before) instead of changing the folder's format silently.
+#[test]
+fn the_written_form_of_every_file_changes_only_with_a_format_bump() {
+    let sweep = SweepDir::open(fixture()).expect("a sweep folder");
+    let mut files: Vec<(String, serde_json::Value)> = Vec::new();
+    let mut add = |name: &str, value: serde_json::Value| files.push((name.to_owned(), value));
+    add("manifest", serde_json::to_value(sweep.read_manifest().expect("manifest")).expect("json"));
+    let (job, _) = sweep.job_dirs(None).into_iter().next().expect("a job");
+    add("job", serde_json::to_value(job.read_job().expect("job.json")).expect("json"));
+    add("metadata", serde_json::to_value(job.read_metadata().expect("metadata")).expect("json"));
+    add(
+        "benchmark-status",
+        serde_json::to_value(job.read_benchmark_status().expect("marker")).expect("json"),
+    );
+    add(
+        "server-status",
+        serde_json::to_value(job.read_server_status("agg_0").expect("marker")).expect("json"),
+    );
+    add(
+        "registration",
+        serde_json::to_value(job.read_registration("agg_0").expect("rendezvous")).expect("json"),
+    );
+    let point = job.point_dirs().into_iter().next().expect("a point");
+    add("point", serde_json::to_value(point.read_point().expect("point.json")).expect("json"));
+    add("point-status", serde_json::to_value(point.read_status().expect("status.json")).expect("json"));
+    for (name, value) in files {
+        insta::with_settings!({
+            description => "this file's on-disk form changed: bump sweep_folder::FORMAT, keep reading the format before, and accept the new snapshot",
+            omit_expression => true,
+        }, {
+            insta::assert_json_snapshot!(format!("format-{}-{name}", sweep_folder::FORMAT), value);
+        });
+    }
+}

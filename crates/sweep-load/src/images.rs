@@ -99,39 +99,13 @@ fn zlib_stored(data: &[u8]) -> Vec<u8> {
 }
 
 fn crc32(data: &[u8]) -> u32 {
-    static TABLE: std::sync::OnceLock<[u32; 256]> = std::sync::OnceLock::new();
-    let table = TABLE.get_or_init(|| {
-        let mut table = [0u32; 256];
-        for (i, slot) in table.iter_mut().enumerate() {
-            let mut c = i as u32;
-            for _ in 0..8 {
-                c = if c & 1 == 1 { 0xedb8_8320 ^ (c >> 1) } else { c >> 1 };
-            }
-            *slot = c;
-        }
-        table
-    });
-    !data.iter().fold(!0u32, |c, &b| table[((c ^ u32::from(b)) & 0xff) as usize] ^ (c >> 8))
+    crc32fast::hash(data)
 }
-
-const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 /// Standard base64 with padding, appended to `out`.
 pub fn base64(bytes: &[u8], out: &mut String) {
-    for group in bytes.chunks(3) {
-        let n = match group.len() {
-            3 => u32::from(group[0]) << 16 | u32::from(group[1]) << 8 | u32::from(group[2]),
-            2 => u32::from(group[0]) << 16 | u32::from(group[1]) << 8,
-            _ => u32::from(group[0]) << 16,
-        };
-        for i in 0..4 {
-            if i <= group.len() {
-                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode_string(bytes, out);
 }
 
 #[cfg(test)]

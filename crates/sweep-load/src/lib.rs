@@ -13,6 +13,7 @@
 pub mod answer;
 pub mod client;
 pub mod console;
+mod error;
 pub mod event;
 pub mod http;
 pub mod images;
@@ -35,6 +36,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{watch, Semaphore};
 
+pub use error::LoadError;
 pub use record::{Phase, Record, RequestError, TokenSource};
 pub use stats::{Aggregate, Slos};
 
@@ -200,13 +202,15 @@ impl Dataset {
         format: sweep_spec::DatasetFormat,
         fit_to_isl: bool,
         block_size: u32,
-    ) -> Result<Dataset, String> {
+    ) -> Result<Dataset, LoadError> {
         use sha2::Digest as _;
         use sweep_spec::dataset as spec;
-        let bytes = std::fs::read(path).map_err(|e| format!("dataset {}: {e}", path.display()))?;
-        let text =
-            std::str::from_utf8(&bytes).map_err(|e| format!("dataset {}: not UTF-8: {e}", path.display()))?;
-        let parsed = spec::parse(text, format).map_err(|e| format!("dataset {}: {e}", path.display()))?;
+        let bytes =
+            std::fs::read(path).map_err(|source| LoadError::DatasetRead { path: path.to_owned(), source })?;
+        let text = std::str::from_utf8(&bytes)
+            .map_err(|source| LoadError::DatasetText { path: path.to_owned(), source })?;
+        let parsed = spec::parse(text, format)
+            .map_err(|source| LoadError::DatasetLine { path: path.to_owned(), source })?;
         let mut images = HashMap::new();
         let mut image_bytes = 0usize;
         let name = path.display().to_string();
@@ -219,7 +223,12 @@ impl Dataset {
                         continue;
                     }
                     let file = spec::image_path(&name, image);
-                    let bad = |m: String| format!("dataset {name}, line {}: image `{image}` {m}", turn.line);
+                    let bad = |problem: String| LoadError::Image {
+                        path: path.to_owned(),
+                        line: turn.line,
+                        image: image.clone(),
+                        problem,
+                    };
                     let mime = spec::image_mime(image)
                         .ok_or_else(|| bad("is not a .png, .jpg, .gif or .webp file".into()))?;
                     let data = std::fs::read(&file)
@@ -364,7 +373,7 @@ struct Turn {
 }
 
 /// The source of measured requests `settings` ask for; an open loop cannot run sessions.
-fn source_for(settings: &Settings) -> Result<Arc<dyn source::Source>, String> {
+fn source_for(settings: &Settings) -> Result<Arc<dyn source::Source>, LoadError> {
     let counter = source::Counter { tokenizer: settings.tokenizer.clone(), seed: settings.seed };
     let source: Arc<dyn source::Source> = match (&settings.arrival, &settings.dataset) {
         (Arrival::Trace { entries, block_size, .. }, _) => {
@@ -376,11 +385,12 @@ fn source_for(settings: &Settings) -> Result<Arc<dyn source::Source>, String> {
         _ => Arc::new(synthetic(settings, 0)),
     };
     if source.multi_turn() && settings.arrival != Arrival::Closed {
-        return Err(
-            "a dataset of multi-turn sessions runs in a closed loop (each turn waits for the answer \
-                    before it); give a concurrency instead of a request rate"
+        return Err(LoadError::Setting {
+            setting: "arrival",
+            problem: "a dataset of multi-turn sessions runs in a closed loop (each turn waits for the \
+                      answer before it); give a concurrency instead of a request rate"
                 .into(),
-        );
+        });
     }
     Ok(source)
 }
@@ -783,7 +793,7 @@ pub fn run(
     cancel: Cancel,
     artifact_dir: Option<&std::path::Path>,
     progress: progress::Mode,
-) -> Result<Outcome, String> {
+) -> Result<Outcome, LoadError> {
     let source = source_for(&settings)?;
     let mut builder = if settings.threads <= 1 {
         tokio::runtime::Builder::new_current_thread()
@@ -803,24 +813,24 @@ pub fn run(
     }
     .enable_all()
     .build()
-    .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    .map_err(|source| LoadError::Start { what: "runtime", source })?;
     let readers = {
         let _runtime = runtime.enter();
         reader::Readers::start(settings.threads, pace)
     }
-    .map_err(|e| format!("cannot start the reading tasks: {e}"))?;
-    let url =
-        reqwest::Url::parse(&settings.url).map_err(|e| format!("`{}` is not a URL: {e}", settings.url))?;
+    .map_err(|source| LoadError::Start { what: "reading tasks", source })?;
+    let bad_url = |problem: String| LoadError::Url { url: settings.url.clone(), problem };
+    let url = reqwest::Url::parse(&settings.url).map_err(|e| bad_url(format!("not a URL: {e}")))?;
     if url.scheme() != "http" {
-        return Err(format!("`{}`: the load generator speaks plain http", settings.url));
+        return Err(bad_url("the load generator speaks plain http".into()));
     }
-    let host = url.host_str().ok_or_else(|| format!("`{}` has no host", settings.url))?.to_owned();
+    let host = url.host_str().ok_or_else(|| bad_url("no host".into()))?.to_owned();
     let port = url.port_or_known_default().unwrap_or(80);
     let address = runtime
         .block_on(tokio::net::lookup_host((host.as_str(), port)))
-        .map_err(|e| format!("cannot resolve {host}: {e}"))?
+        .map_err(|e| bad_url(format!("cannot resolve {host}: {e}")))?
         .next()
-        .ok_or_else(|| format!("{host} has no address"))?;
+        .ok_or_else(|| bad_url(format!("{host} has no address")))?;
     let pool = http::Pool::new(address, format!("{host}:{port}"));
     let path = format!("{}{}", url.path().trim_end_matches('/'), settings.endpoint.path());
     let records_path = artifact_dir.map(|d| d.join(sweep_folder::exports::RECORDS));
@@ -830,7 +840,7 @@ pub fn run(
                 .create(true)
                 .append(true)
                 .open(path)
-                .map_err(|e| format!("cannot open {}: {e}", path.display()))?,
+                .map_err(|source| LoadError::Write { path: path.clone(), source })?,
         ),
         None => None,
     };
@@ -846,9 +856,8 @@ pub fn run(
         let duration = settings.duration;
         let sink = sink.clone();
         let worker = worker.clone();
-        std::thread::spawn(move || {
-            collect(sink, file.map(|f| (f, worker)), slos, progress, warmup_total, expected, duration)
-        })
+        let records = file.zip(records_path.clone()).map(|(f, path)| (f, path, worker));
+        std::thread::spawn(move || collect(sink, records, slos, progress, warmup_total, expected, duration))
     };
     let clock = Clock::now();
     let cpu_0 = cpu_seconds();
@@ -890,7 +899,7 @@ pub fn run(
     drop(runtime);
     // Every request task has ended with the runtime: its record is in the sink.
     sink.closed.store(true, Ordering::SeqCst);
-    let (profiling, warmup) = collector.join().map_err(|_| "the record collector panicked".to_owned())??;
+    let (profiling, warmup) = collector.join().map_err(|_| LoadError::Collector)??;
     Ok(Outcome {
         profiling,
         warmup,
@@ -926,15 +935,16 @@ impl Sink {
 /// aggregates them by phase.
 fn collect(
     sink: Arc<Sink>,
-    // The records' file, and the worker id their lines carry.
-    file: Option<(std::fs::File, String)>,
+    // The records' file, its path, and the worker id their lines carry.
+    file: Option<(std::fs::File, std::path::PathBuf, String)>,
     slos: Slos,
     progress: progress::Mode,
     warmup_total: u64,
     expected: Option<u64>,
     duration: Option<Duration>,
-) -> Result<(Aggregate, Aggregate), String> {
-    let (file, worker) = file.map_or((None, String::new()), |(f, w)| (Some(f), w));
+) -> Result<(Aggregate, Aggregate), LoadError> {
+    let (file, records, worker) =
+        file.map_or((None, Default::default(), String::new()), |(f, p, w)| (Some(f), p, w));
     let mut out = file.map(|f| std::io::BufWriter::with_capacity(1 << 16, f));
     let mut profiling = Aggregate::new(slos.clone());
     let mut warmup = Aggregate::new(slos);
@@ -953,7 +963,7 @@ fn collect(
                 record.write_json(&worker, &mut line);
                 line.push(b'\n');
                 if let Err(e) = out.write_all(&line) {
-                    write_error = Some(e.to_string());
+                    write_error = Some(e);
                 }
             }
             match record.phase {
@@ -966,7 +976,7 @@ fn collect(
         if closed || last_flush.elapsed() >= Duration::from_secs(1) {
             if let Some(out) = out.as_mut() {
                 if let Err(e) = out.flush() {
-                    write_error.get_or_insert(e.to_string());
+                    write_error.get_or_insert(e);
                 }
             }
             last_flush = Instant::now();
@@ -977,8 +987,8 @@ fn collect(
         std::thread::sleep(Duration::from_millis(10));
     }
     bar.finish(&profiling);
-    if let Some(e) = write_error {
-        return Err(format!("cannot write the per-request records: {e}"));
+    if let Some(source) = write_error {
+        return Err(LoadError::Write { path: records, source });
     }
     Ok((profiling, warmup))
 }
@@ -1108,12 +1118,17 @@ pub fn write_exports(
     dir: &std::path::Path,
     json: &serde_json::Value,
     aggregate: &Aggregate,
-) -> Result<(), String> {
-    let text = serde_json::to_string_pretty(json).map_err(|e| e.to_string())?;
+) -> Result<(), LoadError> {
     use sweep_folder::{exports, file};
-    file::write_atomically(&dir.join(exports::SUMMARY), text.as_bytes()).map_err(|e| e.to_string())?;
-    file::write_atomically(&dir.join(exports::CSV), aggregate.to_aiperf_csv().as_bytes())
-        .map_err(|e| e.to_string())
+    // A `Value` always serializes.
+    let text = serde_json::to_string_pretty(json).unwrap_or_default();
+    for (name, bytes) in
+        [(exports::SUMMARY, text.into_bytes()), (exports::CSV, aggregate.to_aiperf_csv().into_bytes())]
+    {
+        let path = dir.join(name);
+        file::write_atomically(&path, &bytes)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

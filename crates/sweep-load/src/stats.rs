@@ -5,6 +5,7 @@
 //! 0.1 % of the exact value) plus the exact count, sum, sum of squares, min and max, so that
 //! averages, totals and extremes are exact.
 
+use crate::LoadError;
 use std::collections::BTreeMap;
 
 use hdrhistogram::Histogram;
@@ -155,24 +156,25 @@ impl Slos {
 
     /// Parses aiperf's syntax: `time_to_first_token:200 inter_token_latency:20` (ms), separated
     /// by spaces or commas.
-    pub fn parse(text: &str) -> Result<Slos, String> {
+    pub fn parse(text: &str) -> Result<Slos, LoadError> {
+        let bad = |problem: String| LoadError::Setting { setting: "goodput", problem };
         let mut slos = Slos::default();
         for item in text.split([' ', ',']).filter(|s| !s.is_empty()) {
             let (key, value) = item
                 .split_once(':')
-                .ok_or_else(|| format!("goodput SLO `{item}` is not `metric:milliseconds`"))?;
+                .ok_or_else(|| bad(format!("goodput SLO `{item}` is not `metric:milliseconds`")))?;
             let value: f64 =
                 value.parse().ok().filter(|v: &f64| v.is_finite() && *v > 0.0).ok_or_else(|| {
-                    format!("goodput SLO `{item}`: `{value}` is not a positive number of ms")
+                    bad(format!("goodput SLO `{item}`: `{value}` is not a positive number of ms"))
                 })?;
             match key {
                 "time_to_first_token" | "ttft" => slos.time_to_first_token = Some(value),
                 "inter_token_latency" | "itl" => slos.inter_token_latency = Some(value),
                 "request_latency" => slos.request_latency = Some(value),
                 other => {
-                    return Err(format!(
+                    return Err(bad(format!(
                         "goodput SLO on `{other}`: use time_to_first_token, inter_token_latency or request_latency"
-                    ))
+                    )))
                 }
             }
         }

@@ -10,6 +10,7 @@
 //! mix ratio gives at its arrival, and `ceil(isl / block_size)` hash ids drawn from
 //! `0..total_blocks` (no prefix is shared on purpose).
 
+use crate::LoadError;
 use std::io::Write;
 
 use crate::rng::Rng;
@@ -67,7 +68,11 @@ pub fn sinusoid(min: f64, max: f64, period: f64, t: f64) -> f64 {
 
 impl Sin {
     /// What cannot make a trace, said with the flag's name.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), LoadError> {
+        let bad = |setting: &'static str, problem: &str| LoadError::Setting {
+            setting,
+            problem: problem.to_owned(),
+        };
         let positive = [
             ("--time-duration", self.duration),
             ("--process-interval", self.time_step),
@@ -76,20 +81,26 @@ impl Sin {
         ];
         for (flag, value) in positive {
             if !(value.is_finite() && value > 0.0) {
-                return Err(format!("{flag} must be a number > 0"));
+                return Err(bad(flag, &format!("{flag} must be a number > 0")));
             }
         }
         if !(self.rate_min >= 0.0 && self.rate_max >= self.rate_min && self.rate_max.is_finite()) {
-            return Err("--request-rate-min and --request-rate-max: 0 ≤ min ≤ max".into());
+            return Err(bad(
+                "--request-rate-min",
+                "--request-rate-min and --request-rate-max: 0 ≤ min ≤ max",
+            ));
         }
         if !(0.0..=1.0).contains(&self.ratio_min) || !(self.ratio_min..=1.0).contains(&self.ratio_max) {
-            return Err("--isl-osl-ratio-min and --isl-osl-ratio-max: 0 ≤ min ≤ max ≤ 1".into());
+            return Err(bad(
+                "--isl-osl-ratio-min",
+                "--isl-osl-ratio-min and --isl-osl-ratio-max: 0 ≤ min ≤ max ≤ 1",
+            ));
         }
         if self.block_size == 0 || self.total_blocks == 0 {
-            return Err("--block-size and --total-blocks must be at least 1".into());
+            return Err(bad("--block-size", "--block-size and --total-blocks must be at least 1"));
         }
         if [self.isl1, self.osl1, self.isl2, self.osl2].contains(&0) {
-            return Err("every ISL and OSL must be at least 1".into());
+            return Err(bad("--isl", "every ISL and OSL must be at least 1"));
         }
         Ok(())
     }
@@ -160,17 +171,22 @@ pub struct Prefix {
 }
 
 impl Prefix {
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), LoadError> {
+        let bad = |setting: &'static str, problem: String| LoadError::Setting { setting, problem };
         if !(self.ratio >= 0.0 && self.ratio <= 1.0) {
-            return Err(format!("--ratio must be between 0 and 1, not {}", self.ratio));
+            return Err(bad("--ratio", format!("--ratio must be between 0 and 1, not {}", self.ratio)));
         }
         if !(self.rate.is_finite() && self.rate > 0.0) {
-            return Err(format!("--request-rate must be a number > 0, not {}", self.rate));
+            return Err(bad(
+                "--request-rate",
+                format!("--request-rate must be a number > 0, not {}", self.rate),
+            ));
         }
         if [self.isl, self.osl, self.block_size, self.groups].contains(&0) || self.requests == 0 {
-            return Err(
-                "--requests, --isl, --osl, --block-size and --prefix-groups must be at least 1".into()
-            );
+            return Err(bad(
+                "--requests",
+                "--requests, --isl, --osl, --block-size and --prefix-groups must be at least 1".into(),
+            ));
         }
         Ok(())
     }
@@ -245,17 +261,26 @@ pub struct Converted {
 
 impl BurstGpt {
     /// Converts `csv` into `out`; an unreadable row is an error naming its line.
-    pub fn convert(&self, csv: &str, out: &mut impl Write) -> Result<Converted, String> {
+    pub fn convert(&self, csv: &str, out: &mut impl Write) -> Result<Converted, LoadError> {
         if !(self.speed_ratio.is_finite() && self.speed_ratio > 0.0) {
-            return Err("--speed-ratio must be a number > 0".into());
+            return Err(LoadError::Setting {
+                setting: "--speed-ratio",
+                problem: "--speed-ratio must be a number > 0".into(),
+            });
         }
-        let mut lines = csv.lines();
-        let header: Vec<&str> = lines.next().ok_or("the CSV is empty")?.split(',').map(str::trim).collect();
+        let at_line = |line: u64, problem: String| LoadError::Csv { line, problem };
+        // RFC 4180 as the `csv` crate reads it: a quoted field may hold commas and quotes.
+        let mut reader =
+            csv::ReaderBuilder::new().trim(csv::Trim::All).flexible(true).from_reader(csv.as_bytes());
+        let header: Vec<String> =
+            reader.headers().map_err(|e| at_line(1, e.to_string()))?.iter().map(str::to_owned).collect();
+        if header.iter().all(String::is_empty) {
+            return Err(at_line(1, "the CSV is empty".into()));
+        }
         let column = |name: &str| {
-            header
-                .iter()
-                .position(|h| *h == name)
-                .ok_or_else(|| format!("line 1: no `{name}` column (the header is: {})", header.join(", ")))
+            header.iter().position(|h| h == name).ok_or_else(|| {
+                at_line(1, format!("no `{name}` column (the header is: {})", header.join(", ")))
+            })
         };
         let (at, model, request, response, log) = (
             column("Timestamp")?,
@@ -268,20 +293,26 @@ impl BurstGpt {
         let mut line = String::with_capacity(256);
         let mut done = Converted::default();
         let mut first: Option<f64> = None;
-        for (n, row) in lines.enumerate() {
+        let mut row = csv::StringRecord::new();
+        loop {
             if self.num_requests.is_some_and(|max| done.written >= max) {
                 break;
             }
-            if row.trim().is_empty() {
+            let line_number = reader.position().line() + 1;
+            match reader.read_record(&mut row) {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(e) => return Err(at_line(line_number, e.to_string())),
+            }
+            let n = row.position().map_or(line_number, |p| p.line());
+            if row.iter().all(str::is_empty) {
                 continue;
             }
-            let fields: Vec<&str> = row.split(',').map(str::trim).collect();
-            let field =
-                |i: usize| fields.get(i).copied().ok_or_else(|| format!("line {}: too few columns", n + 2));
-            let number = |i: usize| -> Result<f64, String> {
+            let field = |i: usize| row.get(i).ok_or_else(|| at_line(n, "too few columns".into()));
+            let number = |i: usize| -> Result<f64, LoadError> {
                 let text = field(i)?;
                 text.parse::<f64>()
-                    .map_err(|_| format!("line {}: `{}` is not a number: {text}", n + 2, header[i]))
+                    .map_err(|_| at_line(n, format!("`{}` is not a number: {text}", header[i])))
             };
             if self.model.as_deref().is_some_and(|m| field(model).ok() != Some(m))
                 || self.log_type.as_deref().is_some_and(|l| field(log).ok() != Some(l))
@@ -305,7 +336,7 @@ impl BurstGpt {
                 self.block_size,
                 self.total_blocks,
             );
-            out.write_all(line.as_bytes()).map_err(|e| e.to_string())?;
+            out.write_all(line.as_bytes()).map_err(LoadError::Output)?;
             done.written += 1;
         }
         Ok(done)
@@ -356,10 +387,42 @@ mod tests {
         let (done, _) = convert(&BurstGpt { model: None, num_requests: None, ..b.clone() });
         assert_eq!(done, Converted { written: 4, filtered: 0, failed: 1 });
         let bad = "Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type\n5,ChatGPT,many,18,490,API log\n";
-        let error = b.convert(bad, &mut Vec::new()).expect_err("bad row");
+        let error = b.convert(bad, &mut Vec::new()).expect_err("bad row").to_string();
         assert!(error.contains("line 2") && error.contains("Request tokens"), "{error}");
-        let error = b.convert("Time,Model\n", &mut Vec::new()).expect_err("bad header");
+        let error = b.convert("Time,Model\n", &mut Vec::new()).expect_err("bad header").to_string();
         assert!(error.contains("no `Timestamp` column"), "{error}");
+    }
+
+    /// Quoted fields, as spreadsheets and pandas write them: a quoted model or log type, and a
+    /// comma inside quotes, are read as their text (once taken for a model named `"ChatGPT"`).
+    #[test]
+    fn burstgpt_rows_with_quoted_fields_are_read_as_csv() {
+        let csv = "Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type
+5,\"ChatGPT\",472,18,490,\"Conversation log\"
+6,\"GPT-4, turbo\",10,5,15,API log
+7,ChatGPT,\"100\",20,120,Conversation log
+";
+        let b = BurstGpt {
+            model: Some("ChatGPT".into()),
+            log_type: Some("Conversation log".into()),
+            speed_ratio: 1.0,
+            num_requests: None,
+            block_size: 512,
+            total_blocks: 100,
+            seed: 0,
+        };
+        let mut out = Vec::new();
+        let done = b.convert(csv, &mut out).expect("converts");
+        assert_eq!(done, Converted { written: 2, filtered: 1, failed: 0 });
+        let entries: Vec<TraceEntry> = String::from_utf8(out)
+            .expect("utf-8")
+            .lines()
+            .map(|l| serde_json::from_str(l).expect(l))
+            .collect();
+        let got: Vec<(f64, u32)> = entries.iter().map(|e| (e.timestamp, e.input_length)).collect();
+        assert_eq!(got, [(0.0, 472), (2000.0, 100)]);
+        let error = b.convert("Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type\n5,\"ChatGPT\",x,1,1,Conversation log\n", &mut Vec::new()).expect_err("bad").to_string();
+        assert!(error.contains("line 2"), "{error}");
     }
 
     fn entries(sin: &Sin) -> Vec<TraceEntry> {
@@ -410,10 +473,10 @@ mod tests {
     #[test]
     fn bad_settings_name_their_flag() {
         let bad = Sin { rate_max: 1.0, rate_min: 2.0, ..Sin::default() };
-        assert!(bad.check().expect_err("min > max").contains("--request-rate-min"));
+        assert!(bad.check().expect_err("min > max").to_string().contains("--request-rate-min"));
         let bad = Sin { time_step: 0.0, ..Sin::default() };
-        assert!(bad.check().expect_err("zero step").contains("--process-interval"));
-        assert_eq!(Sin::default().check(), Ok(()));
+        assert!(bad.check().expect_err("zero step").to_string().contains("--process-interval"));
+        assert!(Sin::default().check().is_ok());
     }
 
     #[test]

@@ -23,10 +23,10 @@ impl std::fmt::Debug for TokenCounter {
 
 impl TokenCounter {
     /// Loads `path`: a `tokenizer.json`, or a model folder holding one.
-    pub fn load(path: &Path) -> Result<Self, String> {
+    pub fn load(path: &Path) -> Result<Self, crate::LoadError> {
         let file = if path.is_dir() { path.join("tokenizer.json") } else { path.to_owned() };
         if !file.is_file() {
-            return Err(if path.is_dir() {
+            let problem = if path.is_dir() {
                 format!(
                     "{} holds no tokenizer.json; give the file itself or a model folder with one",
                     path.display()
@@ -36,10 +36,13 @@ impl TokenCounter {
                     "tokenizer {} does not exist (it is read on the node that sends the load)",
                     path.display()
                 )
-            });
+            };
+            return Err(crate::LoadError::Tokenizer { path: path.to_owned(), problem });
         }
-        let tokenizer = Tokenizer::from_file(&file)
-            .map_err(|e| format!("{} is not a tokenizer.json this tool can read: {e}", file.display()))?;
+        let tokenizer = Tokenizer::from_file(&file).map_err(|e| crate::LoadError::Tokenizer {
+            path: file.clone(),
+            problem: format!("{} is not a tokenizer.json this tool can read: {e}", file.display()),
+        })?;
         Ok(TokenCounter { tokenizer, path: file })
     }
 
@@ -138,12 +141,12 @@ mod tests {
     #[test]
     fn missing_or_broken_files_say_what_is_wrong() {
         let dir = temp("bad");
-        let err = TokenCounter::load(&dir).expect_err("no tokenizer.json");
+        let err = TokenCounter::load(&dir).expect_err("no tokenizer.json").to_string();
         assert!(err.contains("holds no tokenizer.json"), "{err}");
-        let err = TokenCounter::load(&dir.join("nope.json")).expect_err("missing");
+        let err = TokenCounter::load(&dir.join("nope.json")).expect_err("missing").to_string();
         assert!(err.contains("does not exist"), "{err}");
         std::fs::write(dir.join("tokenizer.json"), "{\"model\": 3}").expect("writes");
-        let err = TokenCounter::load(&dir).expect_err("broken");
+        let err = TokenCounter::load(&dir).expect_err("broken").to_string();
         assert!(err.contains("not a tokenizer.json"), "{err}");
         std::fs::remove_dir_all(&dir).ok();
     }

@@ -178,7 +178,7 @@ impl Scheduler {
                 // Zero-time steps (`--no-delay`) have no timing to keep: yield to the connections
                 // every few steps, so each stream finds several tokens to write at once.
                 instant_steps += 1;
-                if instant_steps % INSTANT_STEPS_PER_YIELD == 0 {
+                if instant_steps.is_multiple_of(INSTANT_STEPS_PER_YIELD) {
                     tokio::task::yield_now().await;
                 }
                 clock = None;

@@ -17,6 +17,26 @@ use tokio::sync::mpsc;
 use sweep_folder::markers::ServerRole;
 
 use crate::config::{Role, Routing, Settings};
+
+/// Why the router could not relay a request; each names the worker (or role) at fault, and
+/// reaches the client as the stream's error.
+#[derive(Debug, thiserror::Error)]
+pub enum RouterError {
+    #[error("no {role} worker is registered")]
+    NoWorker { role: &'static str },
+    #[error("{role} worker {address}: {problem}")]
+    Worker { role: &'static str, address: String, problem: String },
+}
+
+impl RouterError {
+    fn of(worker: &Worker, problem: impl Into<String>) -> Self {
+        RouterError::Worker {
+            role: worker.role.as_str(),
+            address: worker.address.clone(),
+            problem: problem.into(),
+        }
+    }
+}
 use crate::engine::Event;
 
 #[derive(Debug)]
@@ -176,16 +196,20 @@ impl Workers {
     ) -> mpsc::UnboundedReceiver<Event> {
         let (events, receiver) = mpsc::unbounded_channel();
         tokio::spawn(async move {
-            if let Err(message) = self.relay(prompt_tokens, output_tokens, words, &events).await {
-                let _ = events.send(Event::Failed(message.into()));
+            if let Err(error) = self.relay(prompt_tokens, output_tokens, words, &events).await {
+                let _ = events.send(Event::Failed(error.to_string().into()));
             }
         });
         receiver
     }
 
     /// Posts a hand-off to a worker's `/internal/<step>`; an error names the worker.
-    async fn post(&self, worker: &Worker, step: &str, body: String) -> Result<reqwest::Response, String> {
-        let role = worker.role.as_str();
+    async fn post(
+        &self,
+        worker: &Worker,
+        step: &str,
+        body: String,
+    ) -> Result<reqwest::Response, RouterError> {
         let response = self
             .client
             .post(format!("http://{}/internal/{step}", worker.address))
@@ -193,11 +217,11 @@ impl Workers {
             .body(body)
             .send()
             .await
-            .map_err(|e| format!("{role} worker {}: {e}", worker.address))?;
+            .map_err(|e| RouterError::of(worker, e.to_string()))?;
         if !response.status().is_success() {
             let status = response.status();
             let text = response.text().await.unwrap_or_default();
-            return Err(format!("{role} worker {} answered {status}: {text}", worker.address));
+            return Err(RouterError::of(worker, format!("answered {status}: {text}")));
         }
         Ok(response)
     }
@@ -208,7 +232,7 @@ impl Workers {
         output_tokens: u32,
         words: Option<String>,
         events: &mpsc::UnboundedSender<Event>,
-    ) -> Result<(), String> {
+    ) -> Result<(), RouterError> {
         // The words go to the worker that prefills, for its prefix cache.
         let prefill_body = |output_tokens: Option<u32>| {
             let mut body = serde_json::json!({"prompt_tokens": prompt_tokens, "words": words});
@@ -218,19 +242,17 @@ impl Workers {
             body.to_string()
         };
         if self.aggregated() {
-            let agg = self.pick(Role::Agg).ok_or("no agg worker is registered")?;
+            let agg = self.pick(Role::Agg).ok_or(RouterError::NoWorker { role: "agg" })?;
             let response = self.post(&agg.0, "generate", prefill_body(Some(output_tokens))).await?;
             if relay_counts(&agg.0, response, output_tokens, events).await? {
                 let _ = events.send(Event::Done);
             }
             return Ok(());
         }
-        let ctx = self.pick(Role::Ctx).ok_or("no ctx worker is registered")?;
+        let ctx = self.pick(Role::Ctx).ok_or(RouterError::NoWorker { role: "ctx" })?;
         let answer = self.post(&ctx.0, "prefill", prefill_body(None)).await?;
-        let answer: serde_json::Value = answer
-            .json()
-            .await
-            .map_err(|e| format!("ctx worker {}: its prefill answer: {e}", ctx.0.address))?;
+        let answer: serde_json::Value =
+            answer.json().await.map_err(|e| RouterError::of(&ctx.0, format!("its prefill answer: {e}")))?;
         drop(ctx);
         if let Some(cached) = answer["cached_tokens"].as_u64() {
             let _ = events.send(Event::Cached(cached as u32));
@@ -241,7 +263,7 @@ impl Workers {
         }
         let remaining = output_tokens - 1;
         if remaining > 0 {
-            let gen = self.pick(Role::Gen).ok_or("no gen worker is registered")?;
+            let gen = self.pick(Role::Gen).ok_or(RouterError::NoWorker { role: "gen" })?;
             let body = format!("{{\"prompt_tokens\":{prompt_tokens},\"output_tokens\":{remaining}}}");
             let response = self.post(&gen.0, "decode", body).await?;
             if !relay_counts(&gen.0, response, remaining, events).await? {
@@ -260,13 +282,12 @@ async fn relay_counts(
     response: reqwest::Response,
     expected: u32,
     events: &mpsc::UnboundedSender<Event>,
-) -> Result<bool, String> {
-    let (role, address) = (worker.role.as_str(), &worker.address);
+) -> Result<bool, RouterError> {
     let mut received = 0u32;
     let mut pending = Vec::new();
     let mut body = response.bytes_stream();
     while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| format!("{role} worker {address} stream: {e}"))?;
+        let chunk = chunk.map_err(|e| RouterError::of(worker, format!("stream: {e}")))?;
         pending.extend_from_slice(&chunk);
         while let Some(end) = pending.iter().position(|&b| b == b'\n') {
             let line: Vec<u8> = pending.drain(..=end).collect();
@@ -277,7 +298,7 @@ async fn relay_counts(
                 }
                 continue;
             }
-            let n: u32 = line.parse().map_err(|_| format!("{role} worker {address}: {line}"))?;
+            let n: u32 = line.parse().map_err(|_| RouterError::of(worker, line.clone()))?;
             received += n;
             if events.send(Event::Tokens(n)).is_err() {
                 return Ok(false);
@@ -285,7 +306,7 @@ async fn relay_counts(
         }
     }
     if received != expected {
-        return Err(format!("{role} worker {address} stopped after {received} of {expected} tokens"));
+        return Err(RouterError::of(worker, format!("stopped after {received} of {expected} tokens")));
     }
     Ok(true)
 }

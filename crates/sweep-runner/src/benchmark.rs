@@ -457,8 +457,8 @@ impl Run {
         let mut settings = self.settings(url, &point).map_err(Check::Fail)?;
         settings.arrival = Arrival::Closed;
         settings.slos = Slos::default();
-        let outcome =
-            load::run(settings, self.cancel.clone(), None, progress::Mode::Off).map_err(Check::Fail)?;
+        let outcome = load::run(settings, self.cancel.clone(), None, progress::Mode::Off)
+            .map_err(|e| Check::Fail(e.into()))?;
         if outcome.profiling.completed == 1 {
             return Ok(());
         }
@@ -500,7 +500,7 @@ impl Run {
         let started = files::now();
         dir.write_point(point).reported()?;
         if let (Some(state), Some(reason)) = (stopped(&self.cancel), self.cancel.reason()) {
-            self.mark(&dir, point, state.into(), &format!("not run: {}", first_line(&reason)), started)?;
+            self.mark(&dir, point, state.into(), &format!("not run: {reason}"), started)?;
             return Ok((state.into(), None));
         }
         self.mark(&dir, point, PointState::Running, "", started)?;
@@ -766,7 +766,7 @@ pub fn run(b: &Benchmark) -> Result<ExitCode, String> {
             Ok(tokenizer) => run.tokenizer = Some(Arc::new(tokenizer)),
             Err(reason) => {
                 mark_unrun(&run, PointState::Failed, &format!("not run: {reason}"))?;
-                return finish(BenchmarkState::Failed, &reason);
+                return finish(BenchmarkState::Failed, &reason.to_string());
             }
         }
     }
@@ -781,7 +781,7 @@ pub fn run(b: &Benchmark) -> Result<ExitCode, String> {
             Ok(read) => run.dataset = Some(Arc::new(read)),
             Err(reason) => {
                 mark_unrun(&run, PointState::Failed, &format!("not run: {reason}"))?;
-                return finish(BenchmarkState::Failed, &reason);
+                return finish(BenchmarkState::Failed, &reason.to_string());
             }
         }
     }

@@ -37,17 +37,22 @@ pub fn node() -> String {
 }
 
 /// The IPv4 address of a network interface (for clusters whose host names resolve to the
-/// wrong network), from `ip -4 -o addr show dev IF`.
+/// wrong network), from the kernel's list of interface addresses (`getifaddrs`).
 pub fn interface_address(interface: &str) -> Result<String, String> {
-    let output = std::process::Command::new("ip")
-        .args(["-4", "-o", "addr", "show", "dev", interface])
-        .output()
-        .map_err(|e| format!("cannot run `ip` to find the address of {interface}: {e}"))?;
-    let text = String::from_utf8_lossy(&output.stdout);
-    text.split_whitespace()
-        .skip_while(|w| *w != "inet")
-        .nth(1)
-        .and_then(|cidr| cidr.split('/').next())
-        .map(str::to_owned)
+    let addresses =
+        nix::ifaddrs::getifaddrs().map_err(|e| format!("cannot list this node's network interfaces: {e}"))?;
+    addresses
+        .filter(|a| a.interface_name == interface)
+        .find_map(|a| a.address.and_then(|address| address.as_sockaddr_in().map(|v4| v4.ip().to_string())))
         .ok_or_else(|| format!("network interface `{interface}` has no IPv4 address on {}", node()))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_loopback_interface_has_its_address_and_a_missing_one_is_named() {
+        assert_eq!(super::interface_address("lo").as_deref(), Ok("127.0.0.1"));
+        let error = super::interface_address("no-such-if0").expect_err("missing");
+        assert!(error.contains("`no-such-if0` has no IPv4 address"), "{error}");
+    }
 }

@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::expr::{Expr, Type, Value};
 pub use crate::raw::{
-    ArrivalKind, Count, Discovery, Dtype, DynamoBackend, Endpoint, EngineKind, ExecutorKind, Mode, Packing,
-    Parallel, RequestPlane, TaskMode,
+    ArrivalKind, Count, DatasetFormat, Discovery, Dtype, DynamoBackend, Endpoint, EngineKind, ExecutorKind,
+    ImageFormat, Mode, Packing, Parallel, RequestPlane, SearchAxis, TaskMode,
 };
 use crate::source::KeyPath;
 
@@ -240,12 +240,6 @@ pub struct Images {
     pub format: ImageFormat,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ImageFormat {
-    Png,
-}
-
 /// `workload.dataset`, resolved.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Dataset {
@@ -260,36 +254,6 @@ pub struct Dataset {
     /// measured, so not in the job's settings (nor in any id).
     #[serde(skip)]
     pub check: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DatasetFormat {
-    /// One request per line: `text` or OpenAI `messages`, optional images and `output_length`
-    /// (aiperf's `single_turn`).
-    SingleTurn,
-    /// One session per line, `{session_id, turns}` (aiperf's `multi_turn`).
-    MultiTurn,
-    /// One request per line by length and block ids, or `text_input`; lines sharing a
-    /// `session_id` are one session (aiperf's `mooncake_trace`).
-    MooncakeTrace,
-}
-
-/// Which load a search varies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SearchAxis {
-    Concurrency,
-    RequestRate,
-}
-
-impl SearchAxis {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SearchAxis::Concurrency => "concurrency",
-            SearchAxis::RequestRate => "request_rate",
-        }
-    }
 }
 
 /// `workload.search`, resolved: the load climbs from `from` by doubling until an SLO breaks or

@@ -167,7 +167,7 @@ pub struct RawImages {
     pub count: Option<u32>,
     pub width: u32,
     pub height: u32,
-    pub format: Option<crate::model::ImageFormat>,
+    pub format: Option<ImageFormat>,
 }
 
 /// `workload.dataset`: prompts from a file instead of synthetic ones.
@@ -175,7 +175,7 @@ pub struct RawImages {
 #[serde(deny_unknown_fields)]
 pub struct RawDataset {
     pub path: String,
-    pub format: Option<crate::model::DatasetFormat>,
+    pub format: Option<DatasetFormat>,
     pub fit_to_isl: Option<bool>,
     pub check: Option<bool>,
 }
@@ -184,7 +184,7 @@ pub struct RawDataset {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawSearch {
-    pub axis: crate::model::SearchAxis,
+    pub axis: SearchAxis,
     pub from: f64,
     pub to: f64,
     /// Metric name to statistic (`p50`, `p90`, `p95`, `p99`, `avg`) to its ceiling in ms.
@@ -203,6 +203,42 @@ pub struct RawSweep {
     pub exclude: Vec<BTreeMap<String, OneOrMany<Scalar>>>,
     #[serde(rename = "where")]
     pub filter: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ImageFormat {
+    Png,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DatasetFormat {
+    /// One request per line: `text` or OpenAI `messages`, optional images and `output_length`
+    /// (aiperf's `single_turn`).
+    SingleTurn,
+    /// One session per line, `{session_id, turns}` (aiperf's `multi_turn`).
+    MultiTurn,
+    /// One request per line by length and block ids, or `text_input`; lines sharing a
+    /// `session_id` are one session (aiperf's `mooncake_trace`).
+    MooncakeTrace,
+}
+
+/// Which load a search varies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SearchAxis {
+    Concurrency,
+    RequestRate,
+}
+
+impl SearchAxis {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SearchAxis::Concurrency => "concurrency",
+            SearchAxis::RequestRate => "request_rate",
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]

@@ -1,5 +1,7 @@
 //! A planned sweep made into a sweep folder, and run.
 //!
+//! - [`pipeline`]: the one way a spec file becomes a plan (read, validate, check its inputs, plan,
+//!   estimate capacity), which every command that plans calls.
 //! - [`render`]: the folder as `sweep render` writes it (spec, plan, provenance, manifest, a
 //!   folder per job with its script and `job.json`), all or nothing; and `--resume`, which adds
 //!   job folders for the points with no complete result beside (never over) the others.
@@ -19,6 +21,7 @@ pub mod check;
 mod error;
 pub mod interrupt;
 pub mod local;
+pub mod pipeline;
 pub mod provenance;
 pub mod render;
 pub mod submit;

@@ -5,13 +5,13 @@
 
 use std::io::Write;
 
-use sweep_submit::check::{Outcome, Report};
+use sweep_submit::check::Outcome;
 
-use crate::commands::render;
 use crate::error::Error;
+use crate::prepare::{prepare, report_check, Settings};
 
-pub fn run(settings: &render::Settings, json: bool) -> Result<(), Error> {
-    let prepared = render::prepare(settings)?;
+pub fn run(settings: &Settings, json: bool) -> Result<(), Error> {
+    let prepared = prepare(settings)?;
     let report = sweep_submit::check::check(&prepared)?;
     let mut stdout = std::io::stdout().lock();
     if json {
@@ -42,24 +42,5 @@ pub fn run(settings: &render::Settings, json: bool) -> Result<(), Error> {
                 .map_err(Error::Output)?;
         }
     }
-    finish(report)
-}
-
-/// Tells what was checked on stderr; an unknown option is an error.
-pub fn finish(report: Report) -> Result<(), Error> {
-    for (program, _, outcome) in &report.programs {
-        match outcome {
-            Outcome::Checked { known, given } => {
-                eprintln!("check: `{}`: {given} options checked against its {known}", program.name);
-            }
-            Outcome::NotChecked(why) => eprintln!("check: `{}` not checked: {why}", program.name),
-        }
-    }
-    if !report.unknown.is_empty() {
-        Err(Error::UnknownOptions(report.unknown))
-    } else if !report.missing.is_empty() {
-        Err(Error::MissingPrograms(report.missing))
-    } else {
-        Ok(())
-    }
+    report_check(report)
 }

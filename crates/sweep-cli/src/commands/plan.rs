@@ -3,14 +3,14 @@
 use std::collections::BTreeSet;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
-use std::time::Instant;
 
 use sweep_plan::capacity::Assessment;
-use sweep_plan::{Plan, PlanOptions, Point, Stats};
-use sweep_spec::{Document, Spec};
+use sweep_plan::{Plan, Point, Stats};
+use sweep_spec::Spec;
+use sweep_submit::pipeline::{Limits, Planned};
 
-use crate::diagnostic::Diagnostic;
 use crate::error::Error;
+use crate::prepare::planned;
 use crate::Format;
 
 /// Resolved settings of one `sweep plan` call.
@@ -21,16 +21,8 @@ pub struct Settings {
     pub limits: Limits,
 }
 
-/// What planning drops or refuses, shared by every command that plans.
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    pub max_points: u64,
-    /// Drop the points the capacity estimate finds over their servers' KV cache.
-    pub prune_infeasible: bool,
-}
-
 pub fn run(settings: &Settings) -> Result<(), Error> {
-    let (_, document, plan) = load_and_plan(&settings.file, settings.limits)?;
+    let Planned { document, plan, .. } = planned(&settings.file, settings.limits)?;
     let stdout = std::io::stdout().lock();
     let mut out = BufWriter::with_capacity(1 << 16, stdout);
     match settings.format {
@@ -39,107 +31,6 @@ pub fn run(settings: &Settings) -> Result<(), Error> {
     }
     .and_then(|()| out.flush())
     .map_err(Error::Output)
-}
-
-/// Reads, validates and plans a spec; warnings go to stderr. Returns the spec's text too (a
-/// sweep folder keeps it as given).
-pub fn load_and_plan(file: &PathBuf, limits: Limits) -> Result<(String, Document, Plan), Error> {
-    let text = std::fs::read_to_string(file).map_err(|source| Error::Read { path: file.clone(), source })?;
-    let display = file.display().to_string();
-    let started = Instant::now();
-    let document = match sweep_spec::load(&text)
-        .and_then(|d| sweep_spec::check_inputs(&d, |path| std::fs::read(path)).map(|()| d))
-    {
-        Ok(document) => document,
-        Err(error) => return Err(Error::Spec { file: display, text, error: Box::new(error) }),
-    };
-    let planned = sweep_plan::plan(&document.spec, &PlanOptions { max_points: limits.max_points })
-        .map_err(PlanningError::Plan)
-        .and_then(|plan| estimate_capacity(&document, plan, limits.prune_infeasible));
-    let plan = match planned {
-        Ok(plan) => plan,
-        Err(PlanningError::Plan(error)) => {
-            let Document { source_map, .. } = document;
-            return Err(Error::Plan {
-                file: display,
-                text,
-                source_map: Box::new(source_map),
-                error: Box::new(error),
-            });
-        }
-        Err(PlanningError::Spec(error)) => {
-            return Err(Error::Spec { file: display, text, error: Box::new(error) })
-        }
-        Err(PlanningError::Usage(message)) => return Err(Error::Usage(message)),
-    };
-    tracing::info!(
-        jobs = plan.jobs.len(),
-        points = plan.points.len(),
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        "planned"
-    );
-    let mut stderr = std::io::stderr().lock();
-    for warning in &plan.warnings {
-        let diagnostic = Diagnostic {
-            severity: "warning",
-            message: warning.message.clone(),
-            file: &display,
-            source: Some(&text),
-            location: document.source_map.nearest(&warning.path, false),
-            notes: Vec::new(),
-            help: None,
-        };
-        let _ = stderr.write_all(diagnostic.render().as_bytes());
-    }
-    Ok((text, document, plan))
-}
-
-enum PlanningError {
-    Plan(sweep_plan::PlanError),
-    Spec(sweep_spec::SpecError),
-    Usage(String),
-}
-
-/// The capacity check, when the spec gives `cluster.gpu_memory_gb` and the model's `config.json`
-/// can be read here; a config the estimate cannot use is a warning and planning goes on.
-fn estimate_capacity(document: &Document, mut plan: Plan, prune: bool) -> Result<Plan, PlanningError> {
-    let spec = &document.spec;
-    let config =
-        sweep_spec::read_model_config(document, |path| std::fs::read(path)).map_err(PlanningError::Spec)?;
-    let Some(gpu_memory_gb) = spec.cluster.gpu_memory_gb else {
-        if prune {
-            return Err(PlanningError::Usage(
-                "--prune-infeasible needs the capacity estimate: set `cluster.gpu_memory_gb` (one GPU's memory in GiB) in the spec".into(),
-            ));
-        }
-        return Ok(plan);
-    };
-    let skipped = |why: String| {
-        if prune {
-            Err(PlanningError::Usage(format!("--prune-infeasible needs the capacity estimate, and {why}")))
-        } else {
-            Ok(sweep_plan::Warning {
-                path: sweep_spec::KeyPath::keys("model.config"),
-                message: format!("capacity not estimated: {why}"),
-            })
-        }
-    };
-    let warning = match config {
-        None => skipped(format!(
-            "`{}/config.json` cannot be read here; set `model.config` to the model's config.json",
-            spec.model.path.trim_end_matches('/')
-        ))?,
-        Some((path, text)) => match sweep_plan::capacity::ModelShape::from_config(&text) {
-            Ok(shape) => {
-                let settings = sweep_plan::capacity::Settings::new(spec, &shape, gpu_memory_gb);
-                return sweep_plan::capacity::assess(spec, plan, &shape, &settings, prune)
-                    .map_err(PlanningError::Plan);
-            }
-            Err(error) => skipped(format!("`{path}`: {error}"))?,
-        },
-    };
-    plan.warnings.push(warning);
-    Ok(plan)
 }
 
 fn join<T: ToString>(items: impl IntoIterator<Item = T>) -> String {

@@ -9,8 +9,8 @@ use std::time::Duration;
 use sweep_folder::{Executor, SweepDir};
 use sweep_submit::submit::{self as library, JobRow, Outcome};
 
-use crate::commands::render;
 use crate::error::Error;
+use crate::prepare::{self, Settings};
 
 pub use library::Options;
 
@@ -33,7 +33,7 @@ impl sweep_submit::Reporter for Console {
     }
 }
 
-pub fn submit(settings: &mut render::Settings, in_allocation: bool, options: Options) -> Result<(), Error> {
+pub fn submit(settings: &mut Settings, in_allocation: bool, options: Options) -> Result<(), Error> {
     // Everything is resolved first, so a login node without SLURM (or a shell outside the
     // allocation asked for) leaves no folder behind.
     let inside = sweep_submit::allocation::Allocation::from_env(|key| std::env::var(key).ok());
@@ -48,8 +48,8 @@ pub fn submit(settings: &mut render::Settings, in_allocation: bool, options: Opt
             );
         }
     }
-    let prepared = render::prepare(settings)?;
-    render::check_unless_told(&prepared, settings)?;
+    let prepared = prepare::prepare(settings)?;
+    prepare::check_unless_told(&prepared, settings)?;
     let executor_given = settings.options.executor.is_some() || settings.options.allocation.is_some();
     match library::run(prepared, &settings.output, executor_given, options, &mut Console)? {
         Outcome::Nothing { dir } => {
@@ -58,7 +58,7 @@ pub fn submit(settings: &mut render::Settings, in_allocation: bool, options: Opt
         Outcome::DryRun { dir, executor, jobs } => {
             let sweep = SweepDir::open(&dir)?;
             let manifest = sweep.read_manifest()?;
-            let listed: Vec<render::Listed> = jobs
+            let listed: Vec<prepare::Listed> = jobs
                 .iter()
                 .map(|job| {
                     let note = if job.held {
@@ -67,14 +67,14 @@ pub fn submit(settings: &mut render::Settings, in_allocation: bool, options: Opt
                         ""
                     };
                     let chain = job.chain.map(|c| format!("  # chain {c}")).unwrap_or_default();
-                    render::Listed {
+                    prepare::Listed {
                         index: job.index,
                         command: Some(format!("{}{chain}{note}", job.command)),
                     }
                 })
                 .collect();
             let mut stdout = std::io::stdout().lock();
-            render::print_jobs(&mut stdout, &sweep, &manifest, &listed, settings.job.as_deref())?;
+            prepare::print_jobs(&mut stdout, &sweep, &manifest, &listed, settings.job.as_deref())?;
             let none = if executor == Executor::Slurm { "none submitted" } else { "none run" };
             eprintln!("dry run: {} jobs rendered into {}, {none}", jobs.len(), dir.display());
         }
