@@ -26,7 +26,8 @@ use sweep_folder::{
 use sweep_plan::Point;
 use sweep_spec::ArrivalKind;
 
-use crate::files::{self, Reported};
+use crate::files;
+use crate::RunnerError;
 use crate::{provenance, readiness, scrape};
 use sweep_load::{self as load, progress, Arrival, Cancel, Slos};
 
@@ -482,7 +483,7 @@ impl Run {
         state: PointState,
         reason: &str,
         started: f64,
-    ) -> Result<(), String> {
+    ) -> Result<(), RunnerError> {
         let status = PointStatus {
             point: point.id.to_string(),
             job: self.job.name.clone(),
@@ -491,14 +492,18 @@ impl Run {
             started_at: started,
             ended_at: files::now(),
         };
-        dir.write_status(&status).reported()
+        Ok(dir.write_status(&status)?)
     }
 
     /// Runs one point; returns its state and, when it measured, its aiperf export.
-    fn point(&self, url: &str, point: &Point) -> Result<(PointState, Option<serde_json::Value>), String> {
-        let dir = self.dir.new_point_dir(&point.id.to_string()).reported()?;
+    fn point(
+        &self,
+        url: &str,
+        point: &Point,
+    ) -> Result<(PointState, Option<serde_json::Value>), RunnerError> {
+        let dir = self.dir.new_point_dir(&point.id.to_string())?;
         let started = files::now();
-        dir.write_point(point).reported()?;
+        dir.write_point(point)?;
         if let (Some(state), Some(reason)) = (stopped(&self.cancel), self.cancel.reason()) {
             self.mark(&dir, point, state.into(), &format!("not run: {reason}"), started)?;
             return Ok((state.into(), None));
@@ -516,7 +521,7 @@ impl Run {
         // Written whatever the load's outcome: what the servers saw of a failed point is the
         // best clue to why it failed.
         if let Some(scraper) = scraper {
-            dir.write_server_metrics(&scraper.finish()).reported()?;
+            dir.write_server_metrics(&scraper.finish())?;
         }
         let outcome = outcome?;
         let mut extra = serde_json::json!({
@@ -582,13 +587,26 @@ impl Run {
     /// Runs the search of a planned point (`workload.search`): each load it asks for is a step,
     /// a point of its own; `search.json` in the planned point's folder is rewritten after every
     /// step, so a job stopped halfway keeps what was found. Returns the planned point's state.
-    fn search(&self, url: &str, planned: &Point, search: &sweep_spec::Search) -> Result<PointState, String> {
-        let dir = self.dir.new_point_dir(&planned.id.to_string()).reported()?;
+    fn search(
+        &self,
+        url: &str,
+        planned: &Point,
+        search: &sweep_spec::Search,
+    ) -> Result<PointState, RunnerError> {
+        let dir = self.dir.new_point_dir(&planned.id.to_string())?;
         let started = files::now();
-        dir.write_point(planned).reported()?;
+        dir.write_point(planned)?;
         self.mark(&dir, planned, PointState::Running, "searching", started)?;
-        let job_id =
-            self.job.id.parse::<sweep_plan::Id>().map_err(|e| format!("job id {}: {e}", self.job.id))?;
+        // The job's id is one `sweep render` wrote; one that does not parse is a folder edited by hand.
+        let job_id = self.job.id.parse::<sweep_plan::Id>().map_err(|e| {
+            RunnerError::Folder(sweep_folder::FolderError::Parse {
+                path: self.dir.job_path(),
+                line: 0,
+                column: 0,
+                key: "id".into(),
+                message: format!("job id {}: {e}", self.job.id),
+            })
+        })?;
         let mut searcher = crate::search::Searcher::new(search);
         let mut record = sweep_folder::search::SearchRecord {
             point: planned.id.to_string(),
@@ -637,16 +655,16 @@ impl Run {
             }
             searcher.record(crate::search::Measured { load, throughput: throughput.unwrap_or(0.0), broken });
             record.max_load_meeting_slo = searcher.so_far();
-            dir.write_search(&record).reported()?;
+            dir.write_search(&record)?;
         };
-        dir.write_search(&record).reported()?;
+        dir.write_search(&record)?;
         self.mark(&dir, planned, state, &reason, started)?;
         Ok(state)
     }
 
     /// Dynamo's DEP TTFT correction: one burst of `attention_dp_size × 4` requests, reporting
     /// max(TTFT) / 4. Only for a DEP serving role.
-    fn dep_ttft(&self, settings: &load::Settings) -> Result<Option<serde_json::Value>, String> {
+    fn dep_ttft(&self, settings: &load::Settings) -> Result<Option<serde_json::Value>, RunnerError> {
         let Some(role) = self.job.serving_role().filter(|r| r.config.parallel == sweep_spec::Parallel::Dep)
         else {
             return Ok(None);
@@ -703,14 +721,14 @@ fn stopped(cancel: &Cancel) -> Option<BenchmarkState> {
     })
 }
 
-pub fn run(b: &Benchmark) -> Result<ExitCode, String> {
+pub fn run(b: &Benchmark) -> Result<ExitCode, RunnerError> {
     let dir = JobDir::new(&b.job_dir);
     let started = files::now();
     let node = files::node();
-    dir.create_folders().reported()?;
+    dir.create_folders()?;
     // Set once the outcome is decided: the servers stopping after it are no fault.
     let over = Arc::new(AtomicBool::new(false));
-    let finish = |state: BenchmarkState, reason: &str| -> Result<ExitCode, String> {
+    let finish = |state: BenchmarkState, reason: &str| -> Result<ExitCode, RunnerError> {
         over.store(true, Ordering::SeqCst);
         let status = BenchmarkStatus {
             state,
@@ -719,7 +737,7 @@ pub fn run(b: &Benchmark) -> Result<ExitCode, String> {
             started_at: started,
             ended_at: files::now(),
         };
-        dir.write_benchmark_status(&status).reported()?;
+        dir.write_benchmark_status(&status)?;
         // The servers stop when they see this; the job then ends by itself, COMPLETED.
         let _ = dir.request_stop();
         eprintln!("sweep-runner: benchmark {}: {reason}", state.as_str());
@@ -759,7 +777,7 @@ pub fn run(b: &Benchmark) -> Result<ExitCode, String> {
         dataset: None,
         scrape_targets: Vec::new(),
     };
-    dir.write_metadata(&run.metadata(&BTreeMap::new())).reported()?;
+    dir.write_metadata(&run.metadata(&BTreeMap::new()))?;
     // A tokenizer that cannot be read fails the job now, not after the servers have loaded.
     if let Some(path) = &run.job.load.tokenizer {
         match load::tokens::TokenCounter::load(Path::new(path)) {
@@ -798,14 +816,18 @@ pub fn run(b: &Benchmark) -> Result<ExitCode, String> {
             return finish(state, &reason);
         }
     };
-    let (_, target) = run.target(&addresses)?;
+    // Every address was registered for readiness to pass, the target's among them.
+    let (_, target) = match run.target(&addresses) {
+        Ok(found) => found,
+        Err(reason) => return finish(BenchmarkState::Failed, &reason),
+    };
     let url = format!("http://{target}");
     run.scrape_targets = run.scrape_targets(&addresses);
     let mut metadata = run.metadata(&addresses);
     if run.job.health.path.is_some() {
         metadata.engine_info = Some(engine_info(&url));
     }
-    dir.write_metadata(&metadata).reported()?;
+    dir.write_metadata(&metadata)?;
     // What ran this job, for comparing sweeps: not worth failing the job over.
     let provenance = provenance::collect(&dir, &run.job, metadata.engine_info.as_ref());
     if let Err(error) = dir.write_provenance(&provenance) {
@@ -890,11 +912,11 @@ fn first_line(text: &str) -> &str {
 }
 
 /// Every point gets a marker even when none ran, so no point disappears.
-fn mark_unrun(run: &Run, state: PointState, reason: &str) -> Result<(), String> {
+fn mark_unrun(run: &Run, state: PointState, reason: &str) -> Result<(), RunnerError> {
     let now = files::now();
     for point in &run.job.points {
-        let dir = run.dir.new_point_dir(&point.id.to_string()).reported()?;
-        dir.write_point(point).reported()?;
+        let dir = run.dir.new_point_dir(&point.id.to_string())?;
+        dir.write_point(point)?;
         run.mark(&dir, point, state, reason, now)?;
     }
     Ok(())

@@ -5,18 +5,6 @@ use std::path::Path;
 
 pub use sweep_folder::file::now;
 
-/// A folder error as the runner's steps report it (their errors are messages for the job's
-/// log and markers).
-pub trait Reported<T> {
-    fn reported(self) -> Result<T, String>;
-}
-
-impl<T> Reported<T> for Result<T, sweep_folder::FolderError> {
-    fn reported(self) -> Result<T, String> {
-        self.map_err(|e| e.to_string())
-    }
-}
-
 /// The last `lines` lines of a log, for failure reasons.
 pub fn tail(path: &Path, lines: usize) -> String {
     let Ok(text) = std::fs::read(path) else {

@@ -17,6 +17,8 @@ use nix::errno::Errno;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::{getppid, Pid};
 
+use crate::RunnerError;
+
 /// How long a group gets between SIGTERM and SIGKILL when its runner died.
 const GRACE_AFTER_RUNNER_DIED: Duration = Duration::from_secs(10);
 
@@ -83,18 +85,19 @@ impl EngineGroup {
 
 /// The guard's life: wait until the runner (`parent`) dies or the group empties; when the runner
 /// died first, end the group.
-pub fn run_guard(group: i32, parent: i32) -> Result<ExitCode, String> {
+pub fn run_guard(group: i32, parent: i32) -> Result<ExitCode, RunnerError> {
     let group = EngineGroup(Pid::from_raw(group));
+    let process = |what: &'static str| move |source: std::io::Error| RunnerError::Process { what, source };
     nix::sys::prctl::set_pdeathsig(Signal::SIGTERM)
-        .map_err(|e| format!("cannot set the parent-death signal: {e}"))?;
+        .map_err(|e| process("set the parent-death signal")(e.into()))?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+        .map_err(process("start the runtime"))?;
     runtime.block_on(async {
         use tokio::signal::unix::{signal, SignalKind};
-        let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
-        let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
+        let mut term = signal(SignalKind::terminate()).map_err(process("handle SIGTERM"))?;
+        let mut int = signal(SignalKind::interrupt()).map_err(process("handle SIGINT"))?;
         loop {
             // The runner may have died before the parent-death signal was set.
             if getppid().as_raw() != parent {
@@ -109,7 +112,7 @@ pub fn run_guard(group: i32, parent: i32) -> Result<ExitCode, String> {
                 () = tokio::time::sleep(Duration::from_secs(1)) => {}
             }
         }
-        Ok::<(), String>(())
+        Ok::<(), RunnerError>(())
     })?;
     // The group's processes are not the guard's children: nothing to reap; the leader is gone
     // when no signal reaches it (or it is a zombie of the dead runner's, reaped by init).

@@ -2,6 +2,7 @@
 //! generator (`sweep-load`) on its own (`profile`). See `docs/runner.md`.
 
 pub mod benchmark;
+mod error;
 pub mod files;
 pub mod group;
 pub mod provenance;
@@ -10,3 +11,5 @@ pub mod scrape;
 pub mod search;
 pub mod serve;
 pub mod workers;
+
+pub use error::RunnerError;

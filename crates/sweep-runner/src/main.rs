@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use sweep_load::{self as load, progress, Arrival, Endpoint, Slos};
-use sweep_runner::{benchmark, group, scrape, serve, workers};
+use sweep_runner::{benchmark, group, scrape, serve, workers, RunnerError};
 
 #[derive(Debug, Parser)]
 #[command(name = "sweep-runner", version, about = "The in-job runner of sweep, and a load generator")]
@@ -184,7 +184,7 @@ struct PrefixArgs {
     output: PathBuf,
 }
 
-fn trace_prefix(args: &PrefixArgs) -> Result<ExitCode, String> {
+fn trace_prefix(args: &PrefixArgs) -> Result<ExitCode, RunnerError> {
     let prefix = load::synth::Prefix {
         requests: args.requests,
         rate: args.request_rate,
@@ -195,7 +195,7 @@ fn trace_prefix(args: &PrefixArgs) -> Result<ExitCode, String> {
         groups: args.prefix_groups,
     };
     prefix.check()?;
-    let n = write_trace(&args.output, |file| prefix.write(file).map_err(|e| e.to_string()))?;
+    let n = write_trace(&args.output, |file| prefix.write(file).map_err(|e| write_error(&args.output, e)))?;
     eprintln!(
         "sweep-runner: wrote {n} requests to {}, each sharing {} of its {} blocks",
         args.output.display(),
@@ -232,11 +232,15 @@ struct BurstGptArgs {
     output: PathBuf,
 }
 
-fn trace_burstgpt(args: &BurstGptArgs) -> Result<ExitCode, String> {
+fn trace_burstgpt(args: &BurstGptArgs) -> Result<ExitCode, RunnerError> {
     if args.block_size == 0 || args.total_blocks == 0 {
-        return Err("--block-size and --total-blocks must be at least 1".into());
+        return Err(RunnerError::flag("--block-size", "--block-size and --total-blocks must be at least 1"));
     }
-    let csv = std::fs::read_to_string(&args.input).map_err(|e| format!("{}: {e}", args.input.display()))?;
+    let csv = std::fs::read_to_string(&args.input).map_err(|source| RunnerError::File {
+        action: "read",
+        path: args.input.clone(),
+        source,
+    })?;
     let convert = load::synth::BurstGpt {
         model: args.model.clone(),
         log_type: args.log_type.clone(),
@@ -247,7 +251,7 @@ fn trace_burstgpt(args: &BurstGptArgs) -> Result<ExitCode, String> {
         seed: args.seed,
     };
     let done = write_trace(&args.output, |file| {
-        convert.convert(&csv, file).map_err(|e| format!("{}: {e}", args.input.display()))
+        convert.convert(&csv, file).map_err(|e| RunnerError::Csv { path: args.input.clone(), source: e })
     })?;
     eprintln!(
         "sweep-runner: wrote {} requests to {} ({} rows of other models or log types, {} failed requests left out)",
@@ -301,7 +305,7 @@ struct SinArgs {
     output: PathBuf,
 }
 
-fn trace_sin(args: &SinArgs) -> Result<ExitCode, String> {
+fn trace_sin(args: &SinArgs) -> Result<ExitCode, RunnerError> {
     let sin = load::synth::Sin {
         block_size: args.block_size,
         total_blocks: args.total_blocks,
@@ -320,19 +324,23 @@ fn trace_sin(args: &SinArgs) -> Result<ExitCode, String> {
         seed: args.seed,
     };
     sin.check()?;
-    let n = write_trace(&args.output, |file| sin.write(file).map_err(|e| e.to_string()))?;
+    let n = write_trace(&args.output, |file| sin.write(file).map_err(|e| write_error(&args.output, e)))?;
     eprintln!("sweep-runner: wrote {n} requests over {} s to {}", args.time_duration, args.output.display());
     Ok(ExitCode::SUCCESS)
+}
+
+fn write_error(path: &std::path::Path, source: std::io::Error) -> RunnerError {
+    RunnerError::File { action: "write", path: path.to_owned(), source }
 }
 
 /// Writes a trace beside `out` under a temporary name, then renames it: never half a file,
 /// never over an existing one.
 fn write_trace<T>(
     out: &std::path::Path,
-    write: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> Result<T, String>,
-) -> Result<T, String> {
+    write: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> Result<T, RunnerError>,
+) -> Result<T, RunnerError> {
     if out.exists() {
-        return Err(format!("{} exists; give another --output (nothing is overwritten)", out.display()));
+        return Err(RunnerError::Exists { path: out.to_owned() });
     }
     let tmp = out.with_file_name(format!(
         ".{}.{}.tmp",
@@ -340,12 +348,12 @@ fn write_trace<T>(
         std::process::id()
     ));
     let result = (|| {
-        let file = std::fs::File::create(&tmp).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+        let file = std::fs::File::create(&tmp).map_err(|e| write_error(out, e))?;
         let mut file = std::io::BufWriter::with_capacity(1 << 20, file);
         let value = write(&mut file)?;
         use std::io::Write as _;
-        file.flush().map_err(|e| format!("cannot write {}: {e}", out.display()))?;
-        std::fs::rename(&tmp, out).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+        file.flush().map_err(|e| write_error(out, e))?;
+        std::fs::rename(&tmp, out).map_err(|e| write_error(out, e))?;
         Ok(value)
     })();
     if result.is_err() {
@@ -472,12 +480,13 @@ struct ProfileArgs {
 
 impl ProfileArgs {
     /// `--server-metrics` as scrape targets, named by `host:port`.
-    fn scrape_targets(&self) -> Result<Vec<scrape::Target>, String> {
+    fn scrape_targets(&self) -> Result<Vec<scrape::Target>, RunnerError> {
         self.server_metrics
             .iter()
             .map(|given| {
-                let url =
-                    reqwest::Url::parse(given).map_err(|e| format!("--server-metrics `{given}`: {e}"))?;
+                let url = reqwest::Url::parse(given).map_err(|e| {
+                    RunnerError::flag("--server-metrics", format!("--server-metrics `{given}`: {e}"))
+                })?;
                 let name = format!(
                     "{}:{}",
                     url.host_str().unwrap_or_default(),
@@ -490,44 +499,62 @@ impl ProfileArgs {
     }
 }
 
-fn positive(name: &str, value: f64) -> Result<f64, String> {
+fn positive(flag: &'static str, value: f64) -> Result<f64, RunnerError> {
     if value.is_finite() && value > 0.0 {
         Ok(value)
     } else {
-        Err(format!("--{name} must be a number > 0, not {value}"))
+        Err(RunnerError::flag(flag, format!("{flag} must be a number > 0, not {value}")))
     }
 }
 
 impl ProfileArgs {
     /// Every setting checked before anything is sent.
-    fn settings(&self) -> Result<load::Settings, String> {
+    fn settings(&self) -> Result<load::Settings, RunnerError> {
         let rate = || {
             self.request_rate
-                .ok_or_else(|| "an open loop needs --request-rate (requests per second)".to_owned())
-                .and_then(|r| positive("request-rate", r))
+                .ok_or_else(|| {
+                    RunnerError::flag(
+                        "--request-rate",
+                        "an open loop needs --request-rate (requests per second)",
+                    )
+                })
+                .and_then(|r| positive("--request-rate", r))
         };
         let arrival = match (&self.trace, self.arrival) {
             (Some(path), ArrivalArg::Closed) => Arrival::Trace {
-                entries: Arc::new(load::prompts::read_trace(path).map_err(|e| e.to_string())?),
+                entries: Arc::new(load::prompts::read_trace(path)?),
                 block_size: self.block_size.max(1),
-                speedup: positive("trace-speedup", self.trace_speedup)?,
+                speedup: positive("--trace-speedup", self.trace_speedup)?,
             },
-            (Some(_), _) => return Err("--trace sets its own arrival times; drop --arrival".into()),
+            (Some(_), _) => {
+                return Err(RunnerError::flag(
+                    "--trace",
+                    "--trace sets its own arrival times; drop --arrival",
+                ))
+            }
             (None, ArrivalArg::Closed) => Arrival::Closed,
             (None, ArrivalArg::Constant) => Arrival::Constant { rate: rate()? },
             (None, ArrivalArg::Poisson) => Arrival::Poisson { rate: rate()? },
             (None, ArrivalArg::Gamma) => {
-                Arrival::Gamma { rate: rate()?, shape: positive("burstiness", self.burstiness)? }
+                Arrival::Gamma { rate: rate()?, shape: positive("--burstiness", self.burstiness)? }
             }
         };
         if arrival == Arrival::Closed && self.requests.is_none() && self.duration.is_none() {
-            return Err("say how much load: --requests N or --duration SECONDS".into());
+            return Err(RunnerError::flag(
+                "--requests",
+                "say how much load: --requests N or --duration SECONDS",
+            ));
         }
         let extra_body = match &self.extra_body {
             None => serde_json::Map::new(),
             Some(text) => match serde_json::from_str(text) {
                 Ok(serde_json::Value::Object(map)) => map,
-                _ => return Err(format!("--extra-body must be a JSON object, not `{text}`")),
+                _ => {
+                    return Err(RunnerError::flag(
+                        "--extra-body",
+                        format!("--extra-body must be a JSON object, not `{text}`"),
+                    ))
+                }
             },
         };
         Ok(load::Settings {
@@ -540,7 +567,7 @@ impl ProfileArgs {
             requests: self.requests,
             duration: self
                 .duration
-                .map(|d| positive("duration", d).map(Duration::from_secs_f64))
+                .map(|d| positive("--duration", d).map(Duration::from_secs_f64))
                 .transpose()?,
             warmup: self.warmup,
             isl: self.isl.max(1),
@@ -548,7 +575,7 @@ impl ProfileArgs {
             osl: self.osl.max(1),
             osl_stddev: self.osl_stddev.max(0.0),
             seed: self.seed,
-            request_timeout: Duration::from_secs_f64(positive("request-timeout", self.request_timeout)?),
+            request_timeout: Duration::from_secs_f64(positive("--request-timeout", self.request_timeout)?),
             extra_body,
             slos: self.goodput.as_deref().map(Slos::parse).transpose()?.unwrap_or_default(),
             threads: self.threads,
@@ -570,10 +597,16 @@ impl ProfileArgs {
                 .prefix_ratio
                 .map(|ratio| {
                     if !(ratio > 0.0 && ratio < 1.0) {
-                        return Err(format!("--prefix-ratio must be between 0 and 1, not {ratio}"));
+                        return Err(RunnerError::flag(
+                            "--prefix-ratio",
+                            format!("--prefix-ratio must be between 0 and 1, not {ratio}"),
+                        ));
                     }
                     if self.prefix_prompts == 0 {
-                        return Err("--prefix-prompts must be at least 1".to_owned());
+                        return Err(RunnerError::flag(
+                            "--prefix-prompts",
+                            "--prefix-prompts must be at least 1",
+                        ));
                     }
                     Ok(load::source::SharedPrefix { ratio, count: self.prefix_prompts, salt: 0 })
                 })
@@ -581,11 +614,17 @@ impl ProfileArgs {
             images: match self.images {
                 None => None,
                 Some(_) if self.endpoint != load::Endpoint::Chat => {
-                    return Err("--images go with the chat endpoint (`--endpoint chat`)".into())
+                    return Err(RunnerError::flag(
+                        "--images",
+                        "--images go with the chat endpoint (`--endpoint chat`)",
+                    ))
                 }
                 Some(count) => {
                     if self.image_width == 0 || self.image_height == 0 {
-                        return Err("--image-width and --image-height must be at least 1".into());
+                        return Err(RunnerError::flag(
+                            "--image-width",
+                            "--image-width and --image-height must be at least 1",
+                        ));
                     }
                     Some(load::images::Synthetic {
                         count,
@@ -599,10 +638,14 @@ impl ProfileArgs {
     }
 }
 
-fn profile(args: &ProfileArgs) -> Result<ExitCode, String> {
+fn profile(args: &ProfileArgs) -> Result<ExitCode, RunnerError> {
     let settings = args.settings()?;
     if let Some(dir) = &args.artifact_dir {
-        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir).map_err(|source| RunnerError::File {
+            action: "create",
+            path: dir.clone(),
+            source,
+        })?;
     }
     let cancel = load::Cancel::new();
     {
@@ -619,7 +662,10 @@ fn profile(args: &ProfileArgs) -> Result<ExitCode, String> {
     }
     let targets = args.scrape_targets()?;
     if args.server_metrics_interval_ms < 100 {
-        return Err("--server-metrics-interval-ms must be at least 100".into());
+        return Err(RunnerError::flag(
+            "--server-metrics-interval-ms",
+            "--server-metrics-interval-ms must be at least 100",
+        ));
     }
     let scraper = match (&args.artifact_dir, targets.is_empty()) {
         (Some(dir), false) => Some(scrape::Scraper::start(
@@ -636,7 +682,7 @@ fn profile(args: &ProfileArgs) -> Result<ExitCode, String> {
         for note in &summary.notes {
             eprintln!("sweep-runner: {note}");
         }
-        sweep_folder::PointDir::new(dir).write_server_metrics(&summary).map_err(|e| e.to_string())?;
+        sweep_folder::PointDir::new(dir).write_server_metrics(&summary)?;
     }
     let outcome = outcome?;
     let json = outcome.to_json(&settings, serde_json::json!({}));
@@ -649,7 +695,7 @@ fn profile(args: &ProfileArgs) -> Result<ExitCode, String> {
         FormatArg::Json => format!("{json}\n"),
         FormatArg::Table => load::console::summary_table(&json),
     };
-    stdout.write_all(text.as_bytes()).map_err(|e| format!("cannot write the results: {e}"))?;
+    stdout.write_all(text.as_bytes()).map_err(|e| write_error(std::path::Path::new("stdout"), e))?;
     Ok(ExitCode::SUCCESS)
 }
 

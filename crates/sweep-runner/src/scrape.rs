@@ -14,6 +14,7 @@
 
 mod endpoint;
 
+use crate::RunnerError;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -49,22 +50,23 @@ impl Scraper {
         targets: Vec<Target>,
         interval: Duration,
         measured: MeasuredStart,
-    ) -> Result<Self, String> {
-        let log = ScrapeLog::open(dir).map_err(|e| e.to_string())?;
+    ) -> Result<Self, RunnerError> {
+        let log = ScrapeLog::open(dir)?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .map_err(|e| format!("cannot start the scraper's runtime: {e}"))?;
+            .map_err(|source| RunnerError::Process { what: "start the scraper's runtime", source })?;
         // Every endpoint's URL is read before anything is scraped: one that is not an http://
         // URL is an error of the start, said before the point runs.
         let query = gauges_query();
         let targets = targets
             .into_iter()
             .map(|t| {
-                let endpoint = Endpoint::new(&t.url, &query)?;
+                let endpoint = Endpoint::new(&t.url, &query)
+                    .map_err(|problem| RunnerError::Scrape { url: t.url.clone(), problem })?;
                 Ok((t, State { endpoint, gone: false, noted_garbage: false, noted_slow: false }))
             })
-            .collect::<Result<Vec<_>, String>>()?;
+            .collect::<Result<Vec<_>, RunnerError>>()?;
         // A scrape slower than the interval would stack rounds up; one that takes seconds is
         // noted and skipped.
         let timeout = interval.max(Duration::from_secs(2));
@@ -96,7 +98,7 @@ impl Scraper {
                     }
                     summary
                 })
-                .map_err(|e| format!("cannot start the scraper's thread: {e}"))?
+                .map_err(|source| RunnerError::Process { what: "start the scraper's thread", source })?
         };
         Ok(Scraper { stop, thread })
     }

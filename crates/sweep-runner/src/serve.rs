@@ -17,8 +17,9 @@ use std::os::unix::process::CommandExt;
 use sweep_folder::markers::ServerRole;
 use sweep_folder::{JobDir, Registration, ServerState, ServerStatus};
 
-use crate::files::{self, Reported};
+use crate::files;
 use crate::group::EngineGroup;
+use crate::RunnerError;
 
 #[derive(Debug)]
 pub struct Serve<'a> {
@@ -73,7 +74,9 @@ const PORT_SEARCH: u16 = 500;
 /// port above it. Jobs that run at once on nodes sharing one network (or two sweeps at once)
 /// plan the same ports; the port each server took is published in its registration, where the
 /// benchmark, the routers and the report read it.
-fn claim_port(planned: u16) -> Result<(u16, Option<sweep_folder::FileLock>), String> {
+/// `movable`: the engine's command takes its port from `@SWEEP_PORT@`; one that names its port
+/// itself keeps it, and fails when it is taken.
+fn claim_port(planned: u16, movable: bool) -> Result<(u16, Option<sweep_folder::FileLock>), String> {
     let dir = claims_dir();
     if std::fs::create_dir_all(&dir).is_ok() {
         // Shared by every user's runners on this host.
@@ -81,7 +84,7 @@ fn claim_port(planned: u16) -> Result<(u16, Option<sweep_folder::FileLock>), Str
         let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777));
     }
     let holder = format!("pid {} on {}", std::process::id(), files::node());
-    let last = planned.saturating_add(PORT_SEARCH);
+    let last = if movable { planned.saturating_add(PORT_SEARCH) } else { planned };
     for port in planned..=last {
         // Without a claims folder (read-only /tmp) the bind alone decides.
         let claim = match sweep_folder::FileLock::try_take(&dir.join(format!("{port}.lock")), &holder) {
@@ -96,10 +99,16 @@ fn claim_port(planned: u16) -> Result<(u16, Option<sweep_folder::FileLock>), Str
             return Ok((port, claim));
         }
     }
-    Err(format!(
-        "no free port from {planned} to {last} on {}: every one is in use or claimed by another runner",
-        files::node()
-    ))
+    let node = files::node();
+    Err(if movable {
+        format!("no free port from {planned} to {last} on {node}: every one is in use or claimed by another runner")
+    } else {
+        format!(
+            "port {planned} on {node} is already in use (another job or process shares this node's network), and \
+             the engine's command names its port itself: put `@SWEEP_PORT@` where the port goes, give each \
+             concurrent sweep its own `cluster.base_port`, or submit with --sequential"
+        )
+    })
 }
 
 fn bindable(port: u16, attempts: u32) -> bool {
@@ -114,9 +123,10 @@ fn bindable(port: u16, attempts: u32) -> bool {
     false
 }
 
-pub fn run(s: &Serve) -> Result<ExitCode, String> {
-    let role = ServerRole::parse(s.role)
-        .ok_or_else(|| format!("--role {}: give CTX, GEN, AGG or DISAGG_SERVER", s.role))?;
+pub fn run(s: &Serve) -> Result<ExitCode, RunnerError> {
+    let role = ServerRole::parse(s.role).ok_or_else(|| {
+        RunnerError::flag("--role", format!("--role {}: give CTX, GEN, AGG or DISAGG_SERVER", s.role))
+    })?;
     let name = role.server_name(s.index);
     let job = JobDir::new(s.job_dir);
     // An MPI-launched server runs one task per GPU; task 0 speaks for the server.
@@ -124,14 +134,16 @@ pub fn run(s: &Serve) -> Result<ExitCode, String> {
     let node = files::node();
     let host = match (s.host, s.interface) {
         (Some(host), _) => host.to_owned(),
-        (None, Some(interface)) => files::interface_address(interface)?,
+        (None, Some(interface)) => files::interface_address(interface)
+            .map_err(|problem| RunnerError::flag("--interface", problem))?,
         (None, None) => node.clone(),
     };
     // A port another process holds (another job sharing this node's network) would fail the
     // engine obscurely, or worse, another server would answer for it: the server takes the
     // next free one. Tasks after the first of a multi-node server serve no HTTP of their own.
+    let movable = s.command.iter().any(|a| a.contains("@SWEEP_PORT@"));
     let (port, _claim) = if leader && s.port != 0 {
-        match claim_port(s.port) {
+        match claim_port(s.port, movable) {
             Ok(claimed) => claimed,
             Err(reason) => {
                 let status = ServerStatus {
@@ -142,8 +154,8 @@ pub fn run(s: &Serve) -> Result<ExitCode, String> {
                     started_at: None,
                     ended_at: files::now(),
                 };
-                job.write_server_status(&name, &status).reported()?;
-                return Err(reason);
+                job.write_server_status(&name, &status)?;
+                return Err(RunnerError::server(&name, reason));
             }
         }
     } else {
@@ -152,15 +164,19 @@ pub fn run(s: &Serve) -> Result<ExitCode, String> {
     if port != s.port {
         eprintln!("sweep-runner: {name}: port {} is taken on {node}; listening on {port} instead", s.port);
     }
-    job.create_folders().reported()?;
+    job.create_folders()?;
     let signalled = signal_flag();
     let log_path = job.log_path(&name);
     let log = OpenOptions::new()
         .create(true)
         .append(true)
         .open(&log_path)
-        .map_err(|e| format!("cannot open {}: {e}", log_path.display()))?;
-    let err_log = log.try_clone().map_err(|e| e.to_string())?;
+        .map_err(|source| RunnerError::File { action: "open", path: log_path.clone(), source })?;
+    let err_log = log.try_clone().map_err(|source| RunnerError::File {
+        action: "open",
+        path: log_path.clone(),
+        source,
+    })?;
     let started = files::now();
     let command = crate::workers::substitute(s.job_dir, s.command, port);
     let mut engine = Command::new(&command[0]);
@@ -169,7 +185,7 @@ pub fn run(s: &Serve) -> Result<ExitCode, String> {
     if let Some(gpus) = s.gpus {
         engine.env("CUDA_VISIBLE_DEVICES", gpus);
     }
-    let status = |state: ServerState, code: Option<i32>, reason: &str| -> Result<(), String> {
+    let status = |state: ServerState, code: Option<i32>, reason: &str| -> Result<(), RunnerError> {
         if !leader {
             return Ok(());
         }
@@ -181,14 +197,14 @@ pub fn run(s: &Serve) -> Result<ExitCode, String> {
             started_at: Some(started),
             ended_at: files::now(),
         };
-        job.write_server_status(&name, &status).reported()
+        Ok(job.write_server_status(&name, &status)?)
     };
     let mut child = match engine.spawn() {
         Ok(child) => child,
         Err(e) => {
             let reason = format!("cannot start `{}`: {e}", s.command[0]);
             status(ServerState::Failed, None, &reason)?;
-            return Err(reason);
+            return Err(RunnerError::server(&name, reason));
         }
     };
     let group = EngineGroup::of(child.id());
@@ -209,7 +225,7 @@ pub fn run(s: &Serve) -> Result<ExitCode, String> {
             node: Some(node.clone()),
             pid: Some(child.id()),
         };
-        job.write_registration(&name, &registration).reported()?;
+        job.write_registration(&name, &registration)?;
         // The engine's Python packages, for the job's provenance: found beside the engine
         // (its node, its container), while it loads.
         let (dir, name, command) = (job.clone(), name.clone(), command.clone());
@@ -220,7 +236,9 @@ pub fn run(s: &Serve) -> Result<ExitCode, String> {
         });
     }
     loop {
-        if let Some(exit) = child.try_wait().map_err(|e| e.to_string())? {
+        if let Some(exit) =
+            child.try_wait().map_err(|source| RunnerError::Process { what: "wait for the engine", source })?
+        {
             let (state, reason) = if job.stop_requested() {
                 (ServerState::Stopped, "the job asked it to stop".to_owned())
             } else if signalled.load(Ordering::SeqCst) {

@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 
 use sweep_folder::JobDir;
 
-use crate::files::{self, Reported};
+use crate::files;
+use crate::RunnerError;
 
 fn expand(list: &str) -> Vec<String> {
     sweep_slurm::hostlist::expand(list).unwrap_or_else(|_| vec![list.to_owned()])
@@ -107,9 +108,9 @@ pub struct WithWorkers<'a> {
 }
 
 /// Every worker's address by role (`ctx`, `gen`, `agg`), in index order, once all registered.
-fn wait_for_workers(job_dir: &Path, timeout: Duration) -> Result<Vec<(String, String)>, String> {
+fn wait_for_workers(job_dir: &Path, timeout: Duration) -> Result<Vec<(String, String)>, RunnerError> {
     let dir = JobDir::new(job_dir);
-    let job = dir.read_job().reported()?;
+    let job = dir.read_job()?;
     let servers: Vec<(String, String)> =
         job.servers.iter().map(|s| (s.name.clone(), s.role.as_str().to_owned())).collect();
     let deadline = Instant::now() + timeout;
@@ -126,10 +127,13 @@ fn wait_for_workers(job_dir: &Path, timeout: Duration) -> Result<Vec<(String, St
             return Ok(found.into_iter().flatten().collect());
         }
         if let Some((name, _)) = servers.iter().find(|(n, _)| dir.server_status_path(n).exists()) {
-            return Err(format!("worker {name} ended before it registered"));
+            return Err(RunnerError::server(name, format!("worker {name} ended before it registered")));
         }
         if Instant::now() > deadline {
-            return Err(format!("the workers did not all register within {timeout:?}"));
+            return Err(RunnerError::server(
+                "disagg_server_0",
+                format!("the workers did not all register within {timeout:?}"),
+            ));
         }
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -173,17 +177,22 @@ pub fn router_args(workers: &[(String, String)]) -> Vec<String> {
     out
 }
 
-pub fn with_workers(w: &WithWorkers) -> Result<std::process::ExitCode, String> {
+pub fn with_workers(w: &WithWorkers) -> Result<std::process::ExitCode, RunnerError> {
     let workers = wait_for_workers(w.job_dir, w.timeout)?;
     let mut command = w.command.to_vec();
     match w.format {
         Format::TrtllmDisagg => {
-            let path = w.config.ok_or("--format trtllm-disagg needs --config FILE")?;
+            let path = w
+                .config
+                .ok_or_else(|| RunnerError::flag("--config", "--format trtllm-disagg needs --config FILE"))?;
             if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+                std::fs::create_dir_all(dir).map_err(|source| RunnerError::File {
+                    action: "create",
+                    path: dir.to_owned(),
+                    source,
+                })?;
             }
-            sweep_folder::file::write_atomically(path, trtllm_config(w.port, &workers).as_bytes())
-                .reported()?;
+            sweep_folder::file::write_atomically(path, trtllm_config(w.port, &workers).as_bytes())?;
         }
         Format::Router => command.extend(router_args(&workers)),
     }
@@ -197,7 +206,7 @@ pub fn with_workers(w: &WithWorkers) -> Result<std::process::ExitCode, String> {
         .env("SWEEP_GEN_URLS", join("gen"))
         .env("SWEEP_AGG_URLS", join("agg"))
         .exec();
-    Err(format!("cannot start `{}`: {error}", command[0]))
+    Err(RunnerError::server("disagg_server_0", format!("cannot start `{}`: {error}", command[0])))
 }
 
 #[cfg(test)]
