@@ -1,8 +1,11 @@
 //! The report: one self-contained HTML file (charts inlined as SVG, sortable tables, no network
-//! access needed to view it) and a Markdown summary for pasting into an issue or a chat.
+//! access needed to view it), rendered from `templates/report.html.j2` with minijinja, and a
+//! Markdown summary for pasting into an issue or a chat.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+
+use serde::Serialize;
 
 use crate::plot::Chart;
 use crate::table::Row;
@@ -60,29 +63,13 @@ fn state_counts(rows: &[Row]) -> String {
 }
 
 /// A table of rows: the header, then one line per row; each cell's sort key is its number.
+#[derive(Serialize)]
 struct Table {
     header: Vec<&'static str>,
     rows: Vec<Vec<String>>,
 }
 
 impl Table {
-    fn html(&self, id: &str) -> String {
-        let mut s = format!("<table class=\"sortable\" id=\"{id}\"><thead><tr>");
-        for h in &self.header {
-            let _ = write!(s, "<th>{}</th>", escape(h));
-        }
-        s.push_str("</tr></thead><tbody>\n");
-        for row in &self.rows {
-            s.push_str("<tr>");
-            for cell in row {
-                let _ = write!(s, "<td>{}</td>", escape(cell));
-            }
-            s.push_str("</tr>\n");
-        }
-        s.push_str("</tbody></table>\n");
-        s
-    }
-
     /// Adds the column `header` after `after`, one cell per row, unless every cell is empty:
     /// the target request rate appears only in sweeps that have one.
     fn optional_column(mut self, after: &str, header: &'static str, cells: Vec<Option<f64>>) -> Self {
@@ -253,64 +240,6 @@ fn cost_settings(agg: &Aggregate) -> String {
 fn profile_has_any(agg: &Aggregate) -> bool {
     let p = &agg.profile;
     !p.ttft.is_empty() || !p.itl.is_empty() || p.cost.is_some() || !p.balance.is_empty()
-}
-
-fn profile_html(agg: &Aggregate, charts: &[(Chart, String)]) -> String {
-    let mut s = String::new();
-    if !profile_has_any(agg) {
-        return s;
-    }
-    let figure = |s: &mut String, name: &str| {
-        if let Some((chart, svg)) = charts.iter().find(|(c, _)| c.name == name) {
-            let _ = writeln!(s, "<figure id=\"{}\">{}</figure>", escape(&chart.name), strip_xml_header(svg));
-        }
-    };
-    s.push_str("<h2 id=\"profile\">Profiler analyses</h2>\n");
-    let p = &agg.profile;
-    if let Some(cost) = &p.cost {
-        s.push_str("<h3 id=\"cost\">Cost at the SLOs</h3>\n");
-        let _ = writeln!(
-            s,
-            "<p class=\"muted\">{}: {} point(s) meet them, {} do not. Cheapest first.</p>",
-            escape(&cost_settings(agg)),
-            cost.meeting.len(),
-            cost.missed
-        );
-        if let Some(best) = cost.meeting.first() {
-            let r = &agg.rows[best.row];
-            let _ = writeln!(
-                s,
-                "<p id=\"cheapest\">Cheapest: <strong>{}</strong> at {}, {} tokens/s per GPU{}.</p>",
-                escape(&crate::profile::config_label(r)),
-                escape(&crate::plot::load_label(r)),
-                num(Some(best.tps_per_gpu)),
-                best.usd_per_million
-                    .map(|v| format!(", {v:.4} USD per million output tokens"))
-                    .unwrap_or_default()
-            );
-        }
-        figure(&mut s, "profile_cost");
-        s.push_str(&cost_table(agg, cost).html("cost-table"));
-    }
-    if !p.ttft.is_empty() {
-        s.push_str("<h3 id=\"ttft-isl\">TTFT against ISL at concurrency 1</h3>\n<p class=\"muted\">Mean TTFT of each concurrency-1 point, and the least-squares fit TTFT = a·ISL² + b·ISL + c per configuration, as Dynamo's profiler fits prefill.</p>\n");
-        figure(&mut s, "profile_ttft_vs_isl");
-        s.push_str(&ttft_fit_table(agg).html("ttft-fit-table"));
-    }
-    if !p.itl.is_empty() {
-        s.push_str("<h3 id=\"itl-context\">ITL against context length and concurrency</h3>\n<p class=\"muted\">A decode step attends on average to ISL + OSL/2 tokens.</p>\n");
-        figure(&mut s, "profile_itl_vs_context");
-        figure(&mut s, "profile_itl_vs_concurrency");
-        s.push_str("<details><summary>Show the table</summary>\n");
-        s.push_str(&itl_table(agg).html("itl-table"));
-        s.push_str("</details>\n");
-    }
-    if !p.balance.is_empty() {
-        s.push_str("<h3 id=\"balance\">Prefill:decode balance</h3>\n<p class=\"muted\">CTX capacity is the most prefill tokens/s per CTX GPU the sweep measured for the CTX configuration and ISL at a point meeting the TTFT SLOs; the balanced ratio is the CTX servers that would serve each point's prefill demand (requests/s × ISL) at that capacity, beside the GEN servers it ran.</p>\n");
-        figure(&mut s, "profile_balance");
-        s.push_str(&balance_table(agg).html("balance-table"));
-    }
-    s
 }
 
 fn profile_markdown(agg: &Aggregate) -> String {
@@ -799,74 +728,209 @@ pub fn markdown(agg: &Aggregate) -> String {
     s
 }
 
-const STYLE: &str = "body{font-family:system-ui,-apple-system,'DejaVu Sans',sans-serif;margin:2em auto;max-width:1200px;padding:0 1em;color:#222}
-h1{font-size:1.6em}h2{margin-top:1.6em;border-bottom:1px solid #ddd;padding-bottom:.2em}
-table{border-collapse:collapse;margin:.6em 0;font-size:.9em}th,td{border:1px solid #ddd;padding:.25em .6em;text-align:left}
-th{background:#f4f4f4;cursor:pointer;user-select:none}th.asc::after{content:' ▲'}th.desc::after{content:' ▼'}
-tr:nth-child(even) td{background:#fafafa}figure{margin:1em 0}svg{max-width:100%;height:auto}
-pre{background:#f6f6f6;padding:1em;overflow:auto;font-size:.85em}.muted{color:#666}";
+/// The report's page: a template of this crate's, rendered with HTML escaping.
+const TEMPLATE: &str = include_str!("../templates/report.html.j2");
 
-/// Sorting by a header click: numbers as numbers (a leading number; `–` and text after them),
-/// text as text. A link ending in `#sort=<table id>.<column>.<asc|desc>` opens sorted.
-const SCRIPT: &str = "function sortTable(t,i,asc){
-  t.querySelectorAll('th').forEach(function(h){h.classList.remove('asc','desc')});
-  t.tHead.rows[0].cells[i].classList.add(asc?'asc':'desc');
-  var body=t.tBodies[0],rows=Array.prototype.slice.call(body.rows);
-  function key(r){var s=r.cells[i].textContent.trim(),n=parseFloat(s);return isNaN(n)?s:n}
-  rows.sort(function(a,b){var x=key(a),y=key(b);
-    if(typeof x!==typeof y){return typeof x==='number'?-1:1}
-    return (x<y?-1:x>y?1:0)*(asc?1:-1)});
-  rows.forEach(function(r){body.appendChild(r)});
+/// A chart inlined in the page.
+#[derive(Serialize)]
+struct Figure<'a> {
+    id: &'a str,
+    svg: &'a str,
 }
-document.querySelectorAll('table.sortable').forEach(function(t){
-  t.querySelectorAll('th').forEach(function(th,i){th.addEventListener('click',function(){
-    sortTable(t,i,!th.classList.contains('asc'))})})
-});
-var m=/^#sort=([\\w-]+)\\.(\\d+)\\.(asc|desc)$/.exec(location.hash);
-if(m){var t=document.getElementById(m[1]);if(t){sortTable(t,+m[2],m[3]==='asc')}}";
+
+/// Charts and the table that goes with them.
+#[derive(Serialize)]
+struct Section<'a> {
+    figures: Vec<Figure<'a>>,
+    table: Table,
+}
+
+#[derive(Serialize)]
+struct ServersView<'a> {
+    table: Table,
+    /// `job, load (point id): what to look at`.
+    flagged: Vec<String>,
+    panels: Vec<Panel<'a>>,
+    /// What could not be scraped, each once.
+    notes: Vec<&'a String>,
+}
+
+/// A point's server chart, folded away unless something was flagged.
+#[derive(Serialize)]
+struct Panel<'a> {
+    summary: String,
+    open: bool,
+    figure: Figure<'a>,
+}
+
+#[derive(Serialize)]
+struct Cheapest {
+    config: String,
+    load: String,
+    tps_per_gpu: String,
+    price: String,
+}
+
+#[derive(Serialize)]
+struct CostView<'a> {
+    settings: String,
+    meeting: usize,
+    missed: usize,
+    cheapest: Option<Cheapest>,
+    figures: Vec<Figure<'a>>,
+    table: Table,
+}
+
+#[derive(Serialize)]
+struct ProfileView<'a> {
+    cost: Option<CostView<'a>>,
+    ttft: Option<Section<'a>>,
+    itl: Option<Section<'a>>,
+    balance: Option<Section<'a>>,
+}
+
+#[derive(Serialize)]
+struct WarningView {
+    path: String,
+    message: String,
+}
+
+#[derive(Serialize)]
+struct SweepView<'a> {
+    name: &'a str,
+    facts: Vec<(String, String)>,
+    spec: Option<&'a str>,
+}
+
+/// Everything the page shows, each part present only when the sweep has it.
+#[derive(Serialize)]
+struct Page<'a> {
+    title: String,
+    points: usize,
+    states: String,
+    basis: &'static str,
+    best: Option<Table>,
+    ratio: Option<Table>,
+    pareto: Vec<Figure<'a>>,
+    frontier: Table,
+    search: Option<Section<'a>>,
+    concurrency: Vec<Figure<'a>>,
+    rate: Vec<Figure<'a>>,
+    prefix: Vec<Figure<'a>>,
+    turns: Option<Section<'a>>,
+    servers: Option<ServersView<'a>>,
+    profile: Option<ProfileView<'a>>,
+    problems: Table,
+    warnings: Vec<WarningView>,
+    all: Table,
+    sweeps: Vec<SweepView<'a>>,
+    version: &'static str,
+    generators: String,
+}
+
+fn figure<'a>(chart: &'a Chart, svg: &'a str) -> Figure<'a> {
+    Figure { id: &chart.name, svg: strip_xml_header(svg) }
+}
+
+fn figures<'a>(charts: &'a [(Chart, String)], keep: impl Fn(&Chart) -> bool) -> Vec<Figure<'a>> {
+    charts.iter().filter(|(c, _)| keep(c)).map(|(c, svg)| figure(c, svg)).collect()
+}
+
+fn profile_view<'a>(agg: &Aggregate, charts: &'a [(Chart, String)]) -> Option<ProfileView<'a>> {
+    if !profile_has_any(agg) {
+        return None;
+    }
+    let named = |names: &[&str]| figures(charts, |c| names.contains(&c.name.as_str()));
+    let p = &agg.profile;
+    let cost = p.cost.as_ref().map(|cost| CostView {
+        settings: cost_settings(agg),
+        meeting: cost.meeting.len(),
+        missed: cost.missed,
+        cheapest: cost.meeting.first().map(|best| {
+            let r = &agg.rows[best.row];
+            Cheapest {
+                config: crate::profile::config_label(r),
+                load: crate::plot::load_label(r),
+                tps_per_gpu: num(Some(best.tps_per_gpu)),
+                price: best
+                    .usd_per_million
+                    .map(|v| format!(", {v:.4} USD per million output tokens"))
+                    .unwrap_or_default(),
+            }
+        }),
+        figures: named(&["profile_cost"]),
+        table: cost_table(agg, cost),
+    });
+    Some(ProfileView {
+        cost,
+        ttft: (!p.ttft.is_empty())
+            .then(|| Section { figures: named(&["profile_ttft_vs_isl"]), table: ttft_fit_table(agg) }),
+        itl: (!p.itl.is_empty()).then(|| Section {
+            figures: named(&["profile_itl_vs_context", "profile_itl_vs_concurrency"]),
+            table: itl_table(agg),
+        }),
+        balance: (!p.balance.is_empty())
+            .then(|| Section { figures: named(&["profile_balance"]), table: balance_table(agg) }),
+    })
+}
+
+fn servers_view<'a>(agg: &'a Aggregate, charts: &'a [(Chart, String)]) -> Option<ServersView<'a>> {
+    if !agg.rows.iter().any(|r| r.server.is_some()) {
+        return None;
+    }
+    let flagged = flagged_list(agg)
+        .iter()
+        .map(|(row, what)| {
+            format!("{}, {} (point {}): {what}", row.config.job, crate::plot::load_label(row), row.point)
+        })
+        .collect();
+    let panels = agg
+        .rows
+        .iter()
+        .filter(|r| r.server.is_some())
+        .filter_map(|row| {
+            let name = crate::plot::server_chart_name(row);
+            let (chart, svg) = charts.iter().find(|(c, _)| c.name == name)?;
+            Some(Panel {
+                summary: format!(
+                    "{}, {} (point {})",
+                    row.config.job,
+                    crate::plot::load_label(row),
+                    row.point
+                ),
+                open: row.server.as_ref().is_some_and(|s| !s.flags.is_empty()),
+                figure: figure(chart, svg),
+            })
+        })
+        .collect();
+    let mut notes: Vec<&String> =
+        agg.rows.iter().filter_map(|r| r.server.as_ref()).flat_map(|s| &s.notes).collect();
+    notes.sort();
+    notes.dedup();
+    Some(ServersView { table: server_table(agg), flagged, panels, notes })
+}
+
+fn sweep_view(sweep: &crate::discover::SweepInfo) -> SweepView<'_> {
+    let mut facts = vec![
+        ("folder".to_owned(), sweep.dir.display().to_string()),
+        ("executor".to_owned(), sweep.executor.clone().unwrap_or_default()),
+        ("engine".to_owned(), sweep.engine.clone().unwrap_or_default()),
+        ("model".to_owned(), sweep.model.clone().unwrap_or_default()),
+        ("jobs".to_owned(), sweep.jobs.to_string()),
+        ("nodes".to_owned(), sweep.nodes.iter().cloned().collect::<Vec<_>>().join(", ")),
+        ("SLURM job ids".to_owned(), sweep.slurm_job_ids.join(", ")),
+    ];
+    facts.extend(sweep.versions.iter().map(|(k, v)| (format!("version of {k}"), v.clone())));
+    facts.extend(provenance_facts(sweep));
+    facts.retain(|(_, v)| !v.is_empty());
+    SweepView { name: &sweep.name, facts, spec: sweep.spec.as_deref() }
+}
 
 /// The HTML report; `charts` are the charts with their SVG text.
 pub fn html(agg: &Aggregate, charts: &[(Chart, String)]) -> String {
-    let mut s = String::new();
-    let title = title(agg);
-    let _ = write!(
-        s,
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title><style>{STYLE}</style></head><body>\n<h1>{}</h1>\n",
-        escape(&title),
-        escape(&title)
-    );
-    let _ = writeln!(
-        s,
-        "<p id=\"counts\">{} points: {}. Tokens/s per GPU over {}; tokens/s per user is the mean over requests of 1000/ITL (aiperf's definition); srt-slurm's 1000/median ITL is in the full table.</p>",
-        agg.rows.len(),
-        escape(&state_counts(&agg.rows)),
-        basis_text(agg.analysis.basis)
-    );
-    if !agg.analysis.best.is_empty() {
-        s.push_str("<h2 id=\"best\">Best configuration at each tokens/s/user floor</h2>\n");
-        s.push_str(&best_table(agg).html("best-table"));
-    }
-    if !agg.analysis.ratios.is_empty() {
-        s.push_str("<h2 id=\"ratio\">Disaggregated against aggregated</h2>\n<p class=\"muted\">At each tokens/s/user, the best tokens/s/GPU either frontier offers at that speed or faster.</p>\n");
-        s.push_str(&ratio_table(agg).html("ratio-table"));
-    }
-    s.push_str("<h2 id=\"pareto\">Pareto frontiers</h2>\n");
-    for (chart, svg) in charts.iter().filter(|(c, _)| c.name.starts_with("pareto_")) {
-        let _ = writeln!(s, "<figure id=\"{}\">{}</figure>", escape(&chart.name), strip_xml_header(svg));
-    }
-    s.push_str(&frontier_table(agg).html("frontier-table"));
-    let searches = crate::plot::searches(&agg.rows);
-    if !searches.is_empty() {
-        s.push_str("<h2 id=\"search\">Highest load meeting the SLO</h2>\n");
-        for (chart, svg) in charts.iter().filter(|(c, _)| c.name == "search_max_load") {
-            let _ = writeln!(s, "<figure id=\"{}\">{}</figure>", escape(&chart.name), strip_xml_header(svg));
-        }
-        s.push_str(&search_table(agg).html("search-table"));
-    }
     let against_rate = |c: &Chart| c.name.contains("_rate_isl");
     let against_prefix = |c: &Chart| c.name.contains("_prefix_isl");
     let by_turn = |c: &Chart| c.name.starts_with("ttft_by_turn_");
-    s.push_str("<h2 id=\"concurrency\">Against concurrency</h2>\n");
     let elsewhere = |c: &Chart| {
         c.name.starts_with("pareto_")
             || against_rate(c)
@@ -876,141 +940,62 @@ pub fn html(agg: &Aggregate, charts: &[(Chart, String)]) -> String {
             || c.name.starts_with("server_")
             || c.name.starts_with("profile_")
     };
-    for (chart, svg) in charts.iter().filter(|(c, _)| !elsewhere(c)) {
-        let _ = writeln!(s, "<figure id=\"{}\">{}</figure>", escape(&chart.name), strip_xml_header(svg));
-    }
-    if charts.iter().any(|(c, _)| against_rate(c)) {
-        s.push_str("<h2 id=\"request-rate\">Against the request rate</h2>\n");
-        for (chart, svg) in charts.iter().filter(|(c, _)| against_rate(c)) {
-            let _ = writeln!(s, "<figure id=\"{}\">{}</figure>", escape(&chart.name), strip_xml_header(svg));
-        }
-    }
-    if charts.iter().any(|(c, _)| against_prefix(c)) {
-        s.push_str("<h2 id=\"prefix-ratio\">Against the prefix ratio</h2>\n");
-        for (chart, svg) in charts.iter().filter(|(c, _)| against_prefix(c)) {
-            let _ = writeln!(s, "<figure id=\"{}\">{}</figure>", escape(&chart.name), strip_xml_header(svg));
-        }
-    }
     let turns = turn_table(agg);
-    if !turns.rows.is_empty() {
-        s.push_str("<h2 id=\"by-turn\">By turn in a session</h2>\n<p class=\"muted\">Each turn carries the conversation so far, so its prompt is longer than the turn before's.</p>\n");
-        for (chart, svg) in charts.iter().filter(|(c, _)| by_turn(c)) {
-            let _ = writeln!(s, "<figure id=\"{}\">{}</figure>", escape(&chart.name), strip_xml_header(svg));
-        }
-        s.push_str(&turns.html("turn-table"));
-    }
-    if agg.rows.iter().any(|r| r.server.is_some()) {
-        s.push_str("<h2 id=\"servers\">What the servers saw</h2>\n<p class=\"muted\">From each server's Prometheus <code>/metrics</code>, scraped during every point (<code>engine.metrics</code>): requests running and waiting summed over servers, the KV cache of the fullest server, the servers' own TTFT and ITL, and the client's figures minus the servers'.</p>\n");
-        s.push_str(&server_table(agg).html("server-table"));
-        let flagged = flagged_list(agg);
-        if !flagged.is_empty() {
-            s.push_str("<h3 id=\"server-flags\">Points to look at</h3>\n<ul id=\"server-flag-list\">\n");
-            for (row, what) in &flagged {
-                let _ = writeln!(
-                    s,
-                    "<li>{}, {} (point {}): {}</li>",
-                    escape(&row.config.job),
-                    escape(&crate::plot::load_label(row)),
-                    escape(&row.point),
-                    escape(what)
-                );
-            }
-            s.push_str("</ul>\n");
-        }
-        for row in agg.rows.iter().filter(|r| r.server.is_some()) {
-            let name = crate::plot::server_chart_name(row);
-            let Some((_, svg)) = charts.iter().find(|(c, _)| c.name == name) else { continue };
-            let open = if row.server.as_ref().is_some_and(|s| !s.flags.is_empty()) { " open" } else { "" };
-            let _ = writeln!(
-                s,
-                "<details class=\"server-panel\"{open}><summary>{}, {} (point {})</summary><figure id=\"{}\">{}</figure></details>",
-                escape(&row.config.job),
-                escape(&crate::plot::load_label(row)),
-                escape(&row.point),
-                escape(&name),
-                strip_xml_header(svg)
-            );
-        }
-        let notes: Vec<&String> =
-            agg.rows.iter().filter_map(|r| r.server.as_ref()).flat_map(|s| &s.notes).collect();
-        if !notes.is_empty() {
-            let mut unique: Vec<&String> = notes;
-            unique.sort();
-            unique.dedup();
-            let _ =
-                writeln!(s, "<details><summary>What could not be scraped ({})</summary><ul>", unique.len());
-            for note in unique {
-                let _ = writeln!(s, "<li>{}</li>", escape(note));
-            }
-            s.push_str("</ul></details>\n");
-        }
-    }
-    s.push_str(&profile_html(agg, charts));
-    let problems = problem_table(agg);
-    let _ = writeln!(s, "<h2 id=\"problems\">Points without a result ({})</h2>", problems.rows.len());
-    if problems.rows.is_empty() {
-        s.push_str("<p>Every point completed.</p>\n");
-    } else {
-        s.push_str(&problems.html("problem-table"));
-    }
-    if !agg.warnings.is_empty() {
-        let _ = writeln!(
-            s,
-            "<h2 id=\"warnings\">Files that could not be read ({})</h2>\n<ul>",
-            agg.warnings.len()
-        );
-        for w in &agg.warnings {
-            let _ = writeln!(
-                s,
-                "<li><code>{}</code>: {}</li>",
-                escape(&w.path.display().to_string()),
-                escape(&w.message)
-            );
-        }
-        s.push_str("</ul>\n");
-    }
-    s.push_str("<h2 id=\"all\">Every point</h2>\n<details><summary>Show the table</summary>\n");
-    s.push_str(&all_table(agg).html("all-table"));
-    s.push_str("</details>\n");
-    for sweep in &agg.sweeps {
-        let _ = writeln!(s, "<h2 id=\"sweep-{0}\">Sweep {0}</h2>\n<table>", escape(&sweep.name));
-        let mut fact = |k: &str, v: String| {
-            if !v.is_empty() {
-                let _ = writeln!(s, "<tr><th>{}</th><td>{}</td></tr>", escape(k), escape(&v));
-            }
-        };
-        fact("folder", sweep.dir.display().to_string());
-        fact("executor", sweep.executor.clone().unwrap_or_default());
-        fact("engine", sweep.engine.clone().unwrap_or_default());
-        fact("model", sweep.model.clone().unwrap_or_default());
-        fact("jobs", sweep.jobs.to_string());
-        fact("nodes", sweep.nodes.iter().cloned().collect::<Vec<_>>().join(", "));
-        fact("SLURM job ids", sweep.slurm_job_ids.join(", "));
-        for (k, v) in &sweep.versions {
-            fact(&format!("version of {k}"), v.clone());
-        }
-        for (k, v) in provenance_facts(sweep) {
-            fact(&k, v);
-        }
-        s.push_str("</table>\n");
-        if let Some(spec) = &sweep.spec {
-            let _ = writeln!(
-                s,
-                "<details><summary>The spec as submitted</summary><pre>{}</pre></details>",
-                escape(spec)
-            );
-        }
-    }
     let generators: std::collections::BTreeSet<&str> =
         agg.rows.iter().filter_map(|r| r.generator.as_deref()).collect();
-    let _ = writeln!(
-        s,
-        "<p class=\"muted\">Written by sweep {}; load measured by {}.</p>",
-        env!("CARGO_PKG_VERSION"),
-        escape(&generators.into_iter().collect::<Vec<_>>().join(", "))
-    );
-    let _ = write!(s, "<script>{SCRIPT}</script>\n</body></html>\n");
-    s
+    let page = Page {
+        title: title(agg),
+        points: agg.rows.len(),
+        states: state_counts(&agg.rows),
+        basis: basis_text(agg.analysis.basis),
+        best: (!agg.analysis.best.is_empty()).then(|| best_table(agg)),
+        ratio: (!agg.analysis.ratios.is_empty()).then(|| ratio_table(agg)),
+        pareto: figures(charts, |c| c.name.starts_with("pareto_")),
+        frontier: frontier_table(agg),
+        search: (!crate::plot::searches(&agg.rows).is_empty()).then(|| Section {
+            figures: figures(charts, |c| c.name == "search_max_load"),
+            table: search_table(agg),
+        }),
+        concurrency: figures(charts, |c| !elsewhere(c)),
+        rate: figures(charts, against_rate),
+        prefix: figures(charts, against_prefix),
+        turns: (!turns.rows.is_empty()).then(|| Section { figures: figures(charts, by_turn), table: turns }),
+        servers: servers_view(agg, charts),
+        profile: profile_view(agg, charts),
+        problems: problem_table(agg),
+        warnings: agg
+            .warnings
+            .iter()
+            .map(|w| WarningView { path: w.path.display().to_string(), message: w.message.clone() })
+            .collect(),
+        all: all_table(agg),
+        sweeps: agg.sweeps.iter().map(sweep_view).collect(),
+        version: env!("CARGO_PKG_VERSION"),
+        generators: generators.into_iter().collect::<Vec<_>>().join(", "),
+    };
+    render(&page)
+}
+
+/// Renders the page. The template is this crate's own and every value a plain one, so it cannot
+/// fail but by a bug; that is said in the page rather than losing the tables already written.
+fn render(page: &Page) -> String {
+    let mut env = minijinja::Environment::new();
+    env.set_auto_escape_callback(|_| minijinja::AutoEscape::Html);
+    // Text is escaped as HTML needs (`& < > " '`); `/` is left alone so paths read as written.
+    env.set_formatter(|out, _state, value| {
+        let text = value.to_string();
+        let written = if value.is_safe() { out.write_str(&text) } else { out.write_str(&escape(&text)) };
+        written.map_err(|_| minijinja::Error::new(minijinja::ErrorKind::WriteFailure, "writing the report"))
+    });
+    let rendered = env
+        .template_from_named_str("report.html", TEMPLATE)
+        .and_then(|template| template.render(minijinja::Value::from_serialize(page)));
+    rendered.unwrap_or_else(|e| {
+        format!(
+            "<!DOCTYPE html><p>sweep: the report could not be rendered: {}</p>",
+            escape(&format!("{e:#}"))
+        )
+    })
 }
 
 fn strip_xml_header(svg: &str) -> &str {

@@ -59,11 +59,19 @@ fn signal_flag() -> Arc<AtomicBool> {
     flag
 }
 
-/// Where this host's runners claim the ports they pick, so that two servers starting at once
-/// (jobs sharing a node's network: containers with host networking, the development cluster)
-/// never pick the same one.
-fn claims_dir() -> std::path::PathBuf {
-    std::env::temp_dir().join("sweep-ports")
+/// A claim on `port` among the runners that share this network namespace (jobs on nodes of one
+/// network, two sweeps at once), so that two servers starting together never pick the same
+/// port: an abstract Unix socket named after it, which one process at a time can bind and which
+/// the kernel frees with its process, whatever ends it — no file is left behind. `None`: another
+/// runner holds it.
+fn claim(port: u16) -> std::io::Result<Option<std::os::unix::net::UnixListener>> {
+    use std::os::linux::net::SocketAddrExt;
+    let name = std::os::unix::net::SocketAddr::from_abstract_name(format!("sweep-port-{port}"))?;
+    match std::os::unix::net::UnixListener::bind_addr(&name) {
+        Ok(held) => Ok(Some(held)),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// How far above its planned port a server looks for a free one.
@@ -76,39 +84,42 @@ const PORT_SEARCH: u16 = 500;
 /// benchmark, the routers and the report read it.
 /// `movable`: the engine's command takes its port from `@SWEEP_PORT@`; one that names its port
 /// itself keeps it, and fails when it is taken.
-fn claim_port(planned: u16, movable: bool) -> Result<(u16, Option<sweep_folder::FileLock>), String> {
-    let dir = claims_dir();
-    if std::fs::create_dir_all(&dir).is_ok() {
-        // Shared by every user's runners on this host.
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777));
+fn claim_port(
+    planned: u16,
+    movable: bool,
+) -> Result<(u16, Option<std::os::unix::net::UnixListener>), String> {
+    let node = files::node();
+    if !movable {
+        // Kept whatever other runners claim: only a port in use stops it.
+        return if bindable(planned, 5) {
+            Ok((planned, None))
+        } else {
+            Err(format!(
+                "port {planned} on {node} is already in use (another job or process shares this node's network), \
+                 and the engine's command names its port itself: put `@SWEEP_PORT@` where the port goes, give \
+                 each concurrent sweep its own `cluster.base_port`, or submit with --sequential"
+            ))
+        };
     }
-    let holder = format!("pid {} on {}", std::process::id(), files::node());
-    let last = if movable { planned.saturating_add(PORT_SEARCH) } else { planned };
+    let last = planned.saturating_add(PORT_SEARCH);
     for port in planned..=last {
-        // Without a claims folder (read-only /tmp) the bind alone decides.
-        let claim = match sweep_folder::FileLock::try_take(&dir.join(format!("{port}.lock")), &holder) {
-            Ok(Ok(claim)) => Some(claim),
-            Ok(Err(_)) => continue,
+        // Where no socket can be bound (no such namespace support) the bind of the port alone
+        // decides.
+        let held = match claim(port) {
+            Ok(Some(held)) => Some(held),
+            Ok(None) => continue,
             Err(_) => None,
         };
         // The planned port is asked a few times over a second: the previous job of a chain
         // may still be closing its server on this node.
         let attempts = if port == planned { 5 } else { 1 };
         if bindable(port, attempts) {
-            return Ok((port, claim));
+            return Ok((port, held));
         }
     }
-    let node = files::node();
-    Err(if movable {
-        format!("no free port from {planned} to {last} on {node}: every one is in use or claimed by another runner")
-    } else {
-        format!(
-            "port {planned} on {node} is already in use (another job or process shares this node's network), and \
-             the engine's command names its port itself: put `@SWEEP_PORT@` where the port goes, give each \
-             concurrent sweep its own `cluster.base_port`, or submit with --sequential"
-        )
-    })
+    Err(format!(
+        "no free port from {planned} to {last} on {node}: every one is in use or claimed by another runner"
+    ))
 }
 
 fn bindable(port: u16, attempts: u32) -> bool {
