@@ -1,11 +1,7 @@
 //! The command's errors, each with its exit code and its rendering for stderr.
 
-use std::path::PathBuf;
-
-use sweep_plan::PlanError;
-use sweep_spec::{SourceMap, SpecError};
-
 use sweep_folder::FolderError;
+use sweep_submit::pipeline::PipelineError;
 use sweep_submit::SubmitError;
 
 use crate::diagnostic::Diagnostic;
@@ -13,19 +9,9 @@ use crate::exit::Exit;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The spec file could not be read.
-    #[error("cannot read `{}`: {source}", path.display())]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    /// The spec is invalid.
-    #[error("{error}")]
-    Spec { file: String, text: String, error: Box<SpecError> },
-    /// The spec is valid but cannot be planned.
-    #[error("{error}")]
-    Plan { file: String, text: String, source_map: Box<SourceMap>, error: Box<PlanError> },
+    /// The spec file could not be read, is invalid, or cannot be planned.
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
     /// Writing the output failed.
     #[error("cannot write the output: {0}")]
     Output(#[source] std::io::Error),
@@ -60,26 +46,16 @@ pub enum Error {
 
 pub use sweep_submit::check::UnknownOption;
 
-impl From<sweep_submit::pipeline::PipelineError> for Error {
-    fn from(error: sweep_submit::pipeline::PipelineError) -> Self {
-        use sweep_submit::pipeline::PipelineError;
-        match error {
-            PipelineError::Read { path, source } => Error::Read { path, source },
-            PipelineError::Spec { file, text, error } => Error::Spec { file, text, error },
-            PipelineError::Plan { file, text, source_map, error } => {
-                Error::Plan { file, text, source_map, error }
-            }
-            PipelineError::Usage(message) => Error::Usage(message),
-        }
-    }
-}
-
 impl Error {
     pub fn exit(&self) -> Exit {
         match self {
-            Error::Read { .. } | Error::Output(_) => Exit::Io,
-            Error::Spec { .. } => Exit::InvalidSpec,
-            Error::Plan { .. } => Exit::Unplannable,
+            Error::Pipeline(e) => match e {
+                PipelineError::Read { .. } => Exit::Io,
+                PipelineError::Spec { .. } => Exit::InvalidSpec,
+                PipelineError::Plan { .. } => Exit::Unplannable,
+                PipelineError::Usage(_) => Exit::Usage,
+            },
+            Error::Output(_) => Exit::Io,
             Error::Submit(e) => match e {
                 SubmitError::Folder(e) => folder_exit(e),
                 SubmitError::Write { .. } | SubmitError::Read { .. } | SubmitError::Run { .. } => Exit::Io,
@@ -114,7 +90,7 @@ impl Error {
 
     pub fn render(&self) -> String {
         match self {
-            Error::Spec { file, text, error } => Diagnostic {
+            Error::Pipeline(PipelineError::Spec { file, text, error }) => Diagnostic {
                 severity: "error",
                 message: error.to_string(),
                 file,
@@ -124,7 +100,7 @@ impl Error {
                 help: error.help.clone(),
             }
             .render(),
-            Error::Plan { file, text, source_map, error } => Diagnostic {
+            Error::Pipeline(PipelineError::Plan { file, text, source_map, error }) => Diagnostic {
                 severity: "error",
                 message: error.to_string(),
                 file,
@@ -199,7 +175,7 @@ impl Error {
             Error::WaitTimedOut { .. } => format!(
                 "error: {self}\n  = help: the jobs go on; `sweep wait DIR` again waits for them, `sweep cancel DIR` stops them\n"
             ),
-            Error::Read { .. }
+            Error::Pipeline(_)
             | Error::Output(_)
             | Error::Usage(_)
             | Error::Aggregate(_)
