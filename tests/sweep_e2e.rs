@@ -1677,3 +1677,89 @@ workload: {isl: 32, osl: 64, concurrency: [8, 4], requests: 32, warmup: 0}
     assert!(reasons[0].starts_with("server agg_0 ended (exited)"), "{reasons:?}");
     assert!(reasons[1].starts_with("not run: server agg_0 ended"), "{reasons:?}");
 }
+
+/// SIGTERM to a `sweep submit --in-allocation` alone (its allocation's batch step, which `exec`s
+/// it): the running job's steps are stopped, its point cancelled with the reason, the job not
+/// started marked so, the lock let go, and a resume inside a new allocation runs exactly the
+/// points without a result.
+#[test]
+fn a_signal_to_submit_in_an_allocation_stops_its_steps_and_resume_runs_what_is_left() {
+    let s = new_sweep("allocation-signal", &SLOW.replace("18700", "18900").replace("18799", "18999"));
+    let script = s.dir.join("allocation.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/bash\ncd {}\nexec {} submit spec.yaml -o sweep --in-allocation\n",
+            s.dir.display(),
+            env!("CARGO_BIN_EXE_sweep")
+        ),
+    )
+    .expect("script");
+    let out = s.dir.join("allocation.out");
+    let submitted = Command::new("sbatch")
+        .args(["--parsable", "--nodes=1", "--time=10", "--job-name=sweep-e2e-allocation-signal"])
+        .arg(format!("--output={}", out.display()))
+        .arg(&script)
+        .output()
+        .expect("sbatch runs");
+    assert!(submitted.status.success(), "{}", String::from_utf8_lossy(&submitted.stderr));
+    let id = String::from_utf8_lossy(&submitted.stdout).trim().to_owned();
+    let submit = Submit {
+        child: Command::new("true").spawn().expect("a stand-in child"),
+        folder: s.dir.join("sweep"),
+    };
+    submit.wait_for_a_running_point();
+    let signalled_at = Instant::now();
+    let signalled =
+        Command::new("scancel").args(["--batch", "--signal=TERM", &id]).status().expect("scancel runs");
+    assert!(signalled.success());
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let queue = Command::new("squeue").args(["-h", "-j", &id]).output().expect("squeue");
+        if String::from_utf8_lossy(&queue.stdout).trim().is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the allocation did not end: {}",
+            std::fs::read_to_string(&out).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let took = signalled_at.elapsed();
+    let log = std::fs::read_to_string(&out).unwrap_or_default();
+    assert!(took < Duration::from_secs(20), "the allocation ended {took:?} after the signal: {log}");
+    assert!(log.contains("SIGTERM: stopping 1 running jobs"), "{log}");
+    assert!(log.contains("SIGTERM stopped the sweep"), "{log}");
+    assert_eq!(submit.processes_left(Duration::from_secs(30)), "", "nothing of the jobs is left");
+    assert!(submit.lock_is_free());
+    let states: Vec<String> = point_states(&status(&s.dir, "sweep"));
+    assert_eq!(states, ["cancelled", "not run"], "{log}");
+    let (code, log) = submit_in_allocation_resume(&s.dir);
+    assert_eq!(code, 0, "{log}");
+    assert!(log.contains("0 points already complete, 0 queued or running, 2 to run"), "{log}");
+    assert_eq!(point_states(&status(&s.dir, "sweep")), ["cancelled", "not run", "done", "done"]);
+}
+
+/// `sweep submit --resume --in-allocation` inside a new one-node allocation, waited for.
+fn submit_in_allocation_resume(dir: &Path) -> (i32, String) {
+    let script = dir.join("resume.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/bash\ncd {}\nexec {} submit spec.yaml -o sweep --resume --in-allocation\n",
+            dir.display(),
+            env!("CARGO_BIN_EXE_sweep")
+        ),
+    )
+    .expect("script");
+    let out = dir.join("resume.out");
+    let output = Command::new("sbatch")
+        .args(["--wait", "--parsable", "--nodes=1", "--time=10", "--job-name=sweep-e2e-allocation-resume"])
+        .arg(format!("--output={}", out.display()))
+        .arg(&script)
+        .output()
+        .expect("sbatch runs");
+    let log = std::fs::read_to_string(&out).unwrap_or_default();
+    (output.status.code().unwrap_or(-1), format!("{}{log}", String::from_utf8_lossy(&output.stderr)))
+}

@@ -281,6 +281,10 @@ impl JobDir {
         self.dir.join("control").join("stop")
     }
 
+    pub fn cancel_path(&self) -> PathBuf {
+        self.dir.join("control").join("cancel")
+    }
+
     pub fn points_path(&self) -> PathBuf {
         self.dir.join("points")
     }
@@ -375,6 +379,23 @@ impl JobDir {
 
     pub fn stop_requested(&self) -> bool {
         self.stop_path().exists()
+    }
+
+    /// `control/cancel`: whoever runs the job (an interrupted `sweep submit`) asks its benchmark
+    /// step to stop the load as SIGTERM would, with `reason`; it works wherever the steps run
+    /// (an `srun` step's tasks are not the submitter's processes).
+    pub fn request_cancel(&self, reason: &str) -> Result<(), FolderError> {
+        let path = self.cancel_path();
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|source| FolderError::Write { path: parent.to_owned(), source })?;
+        }
+        std::fs::write(&path, reason).map_err(|source| FolderError::Write { path, source })
+    }
+
+    /// The reason in `control/cancel`, once someone asked.
+    pub fn cancel_requested(&self) -> Option<String> {
+        std::fs::read_to_string(self.cancel_path()).ok().map(|r| r.trim().to_owned())
     }
 
     /// A new folder for point `id`: `points/<id>`, or `points/<id>.2`, … when this job folder

@@ -96,13 +96,19 @@ fn ended_server(dir: &JobDir, names: &[String], stopped: bool) -> Option<(Server
     })
 }
 
-/// Watches the job's servers (their steps write a marker when their process exits) until the
-/// benchmark is over: the first one that ends fails the job's load at once — the point running
+/// Watches the job's servers (their steps write a marker when their process exits), and
+/// `control/cancel`, until the benchmark is over. A cancel stops the load as SIGTERM does. Of the
+/// servers, the first one that ends fails the job's load at once — the point running
 /// stops with what it measured, and no later point is sent to a dead port. Without it a
 /// request to a crashed server could wait out its whole timeout.
 fn watch_servers(dir: JobDir, names: Vec<String>, cancel: Cancel, over: Arc<AtomicBool>) {
     std::thread::spawn(move || {
         while !over.load(Ordering::SeqCst) && !cancel.is_cancelled() {
+            // Whoever runs the job asked it to stop (`control/cancel`): as SIGTERM does.
+            if let Some(reason) = dir.cancel_requested() {
+                cancel.cancel("cancelled", reason);
+                return;
+            }
             if let Some((_, reason)) = ended_server(&dir, &names, false) {
                 if !over.load(Ordering::SeqCst) {
                     cancel.cancel("failed", reason);

@@ -171,10 +171,8 @@ pub fn run(
                 running.len(),
                 GRACE.as_secs()
             ));
-            // SIGTERM whichever came: `srun` takes a single SIGINT for a request to print its
-            // tasks' state, and passes SIGTERM on to them.
             for job in &running {
-                job.group.terminate();
+                job.group.cancel(signal);
             }
         }
         std::thread::sleep(Duration::from_millis(200));

@@ -3,11 +3,14 @@
 //!
 //! Each job's script runs in a process group of its own, so a signal meant for `sweep` alone
 //! (`kill`, `timeout`, systemd, a CI runner) and a terminal's Ctrl-C (sent to `sweep`'s group
-//! only) reach the jobs the same way: `sweep` passes the signal to every running job's group
-//! (SIGTERM inside an allocation, where `srun` takes SIGINT for a status request), waits for the
-//! groups to empty (the runners mark what was not measured `cancelled` and stop their
-//! engines), records each job's end and returns. A second signal exits at once, with 128 + the
-//! signal's number, leaving the steps to finish stopping on their own.
+//! only) reach the jobs the same way: `sweep` writes `control/cancel` into every running job's
+//! folder, whose benchmark step then stops the load as SIGTERM would (what was not measured is
+//! marked `cancelled`, with the reason) and stops the servers, so the job's script ends by
+//! itself. A file, not a signal: inside an allocation the steps' tasks are `srun`'s, not ours,
+//! and `srun` answers SIGTERM by killing its step before the benchmark can write a word. `sweep`
+//! waits for each job's group to empty (SIGTERM, then SIGKILL, to what is left after
+//! [`GRACE`]), records each job's end and returns. A second signal exits at once, with 128 +
+//! the signal's number, leaving the steps to finish stopping on their own.
 
 use std::process::Child;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -93,6 +96,8 @@ impl Interrupted {
 pub struct Group {
     pub child: Child,
     pub guard: Child,
+    /// The job's folder, where a cancel is asked for.
+    pub job_dir: sweep_folder::JobDir,
 }
 
 impl Drop for Group {
@@ -116,18 +121,18 @@ impl Group {
         !matches!(killpg(self.pid(), None), Err(Errno::ESRCH))
     }
 
-    /// SIGTERM to every process of the group, as SLURM does to a cancelled job's steps.
+    /// SIGTERM to every process of the group.
     pub fn terminate(&self) {
-        self.pass_on(Interrupted::Terminate);
+        let _ = killpg(self.pid(), Signal::SIGTERM);
     }
 
-    /// `signal` to every process of the group: the runners stop on either, and say which.
-    pub fn pass_on(&self, signal: Interrupted) {
-        let signal = match signal {
-            Interrupted::Interrupt => Signal::SIGINT,
-            Interrupted::Terminate => Signal::SIGTERM,
-        };
-        let _ = killpg(self.pid(), signal);
+    /// Asks the job to stop because of `signal` (`control/cancel`); its benchmark step does the
+    /// rest. A folder that cannot be written leaves SIGTERM to the group.
+    pub fn cancel(&self, signal: Interrupted) {
+        let reason = format!("`sweep submit` got {}; `--resume` runs what was not measured", signal.name());
+        if self.job_dir.request_cancel(&reason).is_err() {
+            self.terminate();
+        }
     }
 
     /// Waits until the whole group is gone, killing what is left after `grace`; reaps the
@@ -143,6 +148,13 @@ impl Group {
                 break;
             }
             if Instant::now() > deadline {
+                // SIGTERM first, as SLURM does at a job's end; what is left 10 s later is killed.
+                self.terminate();
+                let killed = Instant::now() + Duration::from_secs(10);
+                while self.alive() && Instant::now() < killed {
+                    let _ = self.child.try_wait();
+                    std::thread::sleep(Duration::from_millis(100));
+                }
                 let _ = killpg(self.pid(), Signal::SIGKILL);
                 if status.is_none() {
                     status = Some(self.child.wait()?);

@@ -49,7 +49,7 @@ pub fn run(
                     job.name,
                     GRACE.as_secs()
                 ));
-                group.pass_on(signal);
+                group.cancel(signal);
                 break group.wait_gone(GRACE).map_err(run_error)?;
             }
             if let Some(status) = group.child.try_wait().map_err(run_error)? {
@@ -135,7 +135,7 @@ pub(crate) fn spawn(
         .stderr(Stdio::null())
         .spawn()
         .map_err(|source| SubmitError::Run { script: runner.into(), source })?;
-    Ok(Group { child, guard })
+    Ok(Group { child, guard, job_dir: job_dir.clone() })
 }
 
 /// How a job script that ran here ended: its benchmark marker's state and reason, or why there
