@@ -7,7 +7,8 @@
 //!   single-turn line plus an optional `delay` (ms) or `timestamp` (ms) before it. A first turn
 //!   of `role: system` with text only is the session's system prompt, as aiperf reads it: sent as
 //!   a system message before every turn's messages, and not a turn of its own;
-//! - `mooncake_trace`: one request per line, `input_length` (with `hash_ids`) or `text_input`;
+//! - `mooncake_trace`: one request per line, `input_length` (with `hash_ids`), `text_input`, or
+//!   OpenAI `messages` (with `tools`, sent beside them);
 //!   lines with the same `session_id` are the turns of one session, in file order.
 //!
 //! Pure: the callers read the files (`sweep submit` on the login node, to refuse a bad file
@@ -147,6 +148,7 @@ struct RawTurn {
     hash_ids: Option<Vec<u64>>,
     session_id: Option<serde_json::Value>,
     extra: Option<serde_json::Value>,
+    tools: Option<serde_json::Value>,
     #[serde(rename = "type")]
     _kind: Option<serde_json::Value>,
     role: Option<serde_json::Value>,
@@ -224,32 +226,35 @@ fn turn(raw: RawTurn, format: DatasetFormat, line: usize) -> Result<(Turn, Optio
         for (key, given) in [
             ("text", raw.text.is_some()),
             ("texts", raw.texts.is_some()),
-            ("messages", raw.messages.is_some()),
             ("image", raw.image.is_some() || raw.images.is_some()),
         ] {
             if given {
                 return Err(format!(
-                    "`{key}` is not a mooncake_trace key; give `input_length` or `text_input`"
+                    "`{key}` is not a mooncake_trace key; give `input_length`, `text_input` or `messages`"
                 ));
             }
         }
-        match (raw.input_length, raw.text_input, raw.hash_ids) {
-            (Some(0), _, _) => return Err("`input_length` must be at least 1".into()),
-            (Some(input_length), None, hash_ids) => {
+        match (raw.input_length, raw.text_input, raw.messages, raw.hash_ids) {
+            (Some(0), _, _, _) => return Err("`input_length` must be at least 1".into()),
+            (Some(input_length), None, None, hash_ids) => {
                 Content::Synthetic { input_length, hash_ids: hash_ids.unwrap_or_default() }
             }
-            (None, Some(text), None) => Content::Text(text),
-            (None, Some(_), Some(_)) => {
-                return Err("`hash_ids` go with `input_length`, not `text_input`".into())
+            (None, Some(text), None, None) => Content::Text(text),
+            (None, None, Some(messages), None) => Content::Messages(chat_messages(messages)?),
+            (None, _, _, Some(_)) => {
+                return Err("`hash_ids` go with `input_length`, not `text_input` or `messages`".into())
             }
-            (Some(_), Some(_), _) => return Err("give `input_length` or `text_input`, not both".into()),
-            (None, None, _) => return Err("no prompt: give `input_length` or `text_input`".into()),
+            (None, None, None, _) => {
+                return Err("no prompt: give `input_length`, `text_input` or `messages`".into())
+            }
+            _ => return Err("give one of `input_length`, `text_input` and `messages`".into()),
         }
     } else {
         for (key, given) in [
             ("input_length", raw.input_length.is_some()),
             ("text_input", raw.text_input.is_some()),
             ("hash_ids", raw.hash_ids.is_some()),
+            ("tools", raw.tools.is_some()),
         ] {
             if given {
                 return Err(format!(
@@ -264,15 +269,7 @@ fn turn(raw: RawTurn, format: DatasetFormat, line: usize) -> Result<(Turn, Optio
         match (raw.text, texts, raw.messages) {
             (Some(text), None, None) => Content::Text(text),
             (None, Some(texts), None) if !texts.is_empty() => Content::Text(texts.join("\n")),
-            (None, None, Some(messages)) => {
-                let valid = messages.as_array().is_some_and(|list| {
-                    !list.is_empty() && list.iter().all(|m| m["role"].is_string() && !m["content"].is_null())
-                });
-                if !valid {
-                    return Err("`messages` must be a list of {role, content} objects".into());
-                }
-                Content::Messages(messages)
-            }
+            (None, None, Some(messages)) => Content::Messages(chat_messages(messages)?),
             (None, None, None) | (None, Some(_), None) => {
                 return Err("no prompt: give `text`, `texts` or `messages`".into())
             }
@@ -292,13 +289,23 @@ fn turn(raw: RawTurn, format: DatasetFormat, line: usize) -> Result<(Turn, Optio
     if !images.is_empty() && matches!(content, Content::Messages(_)) {
         return Err("images go inside `messages` as image_url parts, or with `text`".into());
     }
-    let extra = match raw.extra {
+    let mut extra = match raw.extra {
         None => None,
         Some(serde_json::Value::Object(map)) => Some(map),
         Some(_) => {
             return Err("`extra` must be an object of request-body fields, e.g. {\"temperature\": 0.7}".into())
         }
     };
+    // aiperf's mooncake `tools`: OpenAI tool definitions, sent with the messages they go with.
+    if let Some(tools) = raw.tools {
+        if !matches!(content, Content::Messages(_)) {
+            return Err("`tools` go with `messages`".into());
+        }
+        if !tools.as_array().is_some_and(|list| !list.is_empty()) {
+            return Err("`tools` must be a non-empty list of tool definitions".into());
+        }
+        extra.get_or_insert_with(Default::default).insert("tools".to_owned(), tools);
+    }
     let turn = Turn {
         line,
         content,
@@ -310,10 +317,23 @@ fn turn(raw: RawTurn, format: DatasetFormat, line: usize) -> Result<(Turn, Optio
     Ok((turn, raw.timestamp))
 }
 
+/// OpenAI chat `messages`, checked: a non-empty list of `{role, content}` objects.
+fn chat_messages(messages: serde_json::Value) -> Result<serde_json::Value, String> {
+    let valid = messages.as_array().is_some_and(|list| {
+        !list.is_empty() && list.iter().all(|m| m["role"].is_string() && !m["content"].is_null())
+    });
+    if valid {
+        Ok(messages)
+    } else {
+        Err("`messages` must be a list of {role, content} objects".into())
+    }
+}
+
 /// A session's leading `role: system` turn: its text, which must be all it has.
 fn system_prompt(raw: RawTurn) -> Result<String, String> {
     let other = raw.texts.is_some()
         || raw.messages.is_some()
+        || raw.tools.is_some()
         || raw.image.is_some()
         || raw.images.is_some()
         || raw.output_length.is_some()
@@ -672,13 +692,36 @@ mod tests {
         assert_eq!(error.line, 2);
         assert!(error.message.contains("session `7` is out of order"), "{error}");
         for (text, message) in [
-            ("{\"input_length\": 4, \"text_input\": \"a\"}\n", "not both"),
+            ("{\"input_length\": 4, \"text_input\": \"a\"}\n", "give one of"),
             ("{\"text_input\": \"a\", \"hash_ids\": [1]}\n", "go with `input_length`"),
+            (
+                "{\"messages\": [{\"role\": \"user\", \"content\": \"a\"}], \"hash_ids\": [1]}\n",
+                "go with `input_length`",
+            ),
+            (
+                "{\"text_input\": \"a\", \"tools\": [{\"type\": \"function\"}]}\n",
+                "`tools` go with `messages`",
+            ),
+            ("{\"messages\": [{\"role\": \"user\", \"content\": \"a\"}], \"tools\": []}\n", "non-empty list"),
             ("{\"text\": \"a\"}\n", "not a mooncake_trace key"),
         ] {
             let error = parse(text, DatasetFormat::MooncakeTrace).expect_err(text);
             assert!(error.message.contains(message), "{text}: {error}");
         }
+    }
+
+    /// aiperf's pre-formatted mooncake lines: OpenAI `messages`, with `tools` sent beside them.
+    #[test]
+    fn mooncake_lines_of_messages_carry_their_tools() {
+        let line = "{\"timestamp\": 5, \"messages\": [{\"role\": \"user\", \"content\": \"hi there\"}], \"tools\": [{\"type\": \"function\", \"function\": {\"name\": \"f\"}}], \"output_length\": 3}\n";
+        let dataset = parse(line, DatasetFormat::MooncakeTrace).expect("parses");
+        let turn = &dataset.sessions[0].turns[0];
+        assert!(matches!(&turn.content, Content::Messages(m) if m[0]["content"] == "hi there"), "{turn:?}");
+        assert_eq!(turn.output_length, Some(3));
+        let tools = turn.extra.as_ref().and_then(|e| e.get("tools")).expect("tools in the body");
+        assert_eq!(tools[0]["function"]["name"], "f");
+        let error = single("{\"text\": \"a\", \"tools\": [1]}\n").expect_err("single_turn has no tools");
+        assert!(error.message.contains("format: mooncake_trace"), "{error}");
     }
 
     #[test]
