@@ -111,6 +111,7 @@ pub(crate) fn spawn(
     nodelist: Option<String>,
     log: &Path,
 ) -> Result<Group, SubmitError> {
+    let runner = job_dir.read_job()?.paths.runner;
     let (out, err) = output_file(log)?;
     let mut command = Command::new("bash");
     command.arg(script);
@@ -124,8 +125,7 @@ pub(crate) fn spawn(
         .stderr(err)
         .spawn()
         .map_err(|source| SubmitError::Run { script: script.to_owned(), source })?;
-    let runner = job_dir.read_job()?.paths.runner;
-    // In a group of its own, so that a terminal's Ctrl-C (which `sweep` passes on itself) does
+    // In a group of its own, so that a terminal's Ctrl-C (which `sweep` answers itself) does
     // not reach it.
     let guard = Command::new(&runner)
         .args(["guard", "--group", &child.id().to_string(), "--parent", &std::process::id().to_string()])
@@ -133,9 +133,18 @@ pub(crate) fn spawn(
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .spawn()
-        .map_err(|source| SubmitError::Run { script: runner.into(), source })?;
-    Ok(Group { child, guard, job_dir: job_dir.clone() })
+        .spawn();
+    match guard {
+        Ok(guard) => Ok(Group { child, guard, job_dir: job_dir.clone() }),
+        Err(source) => {
+            // Unguarded, the job is not started at all: its whole group goes.
+            let mut child = child;
+            let group = nix::unistd::Pid::from_raw(child.id() as i32);
+            let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+            let _ = child.wait();
+            Err(SubmitError::Run { script: runner.into(), source })
+        }
+    }
 }
 
 /// How a job script that ran here ended: its benchmark marker's state and reason, or why there
