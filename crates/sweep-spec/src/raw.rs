@@ -1,5 +1,7 @@
 //! The spec as written: serde structs that mirror the YAML one to one and reject unknown keys.
-//! Nothing here is trusted; [`crate::resolve`] turns it into the validated model.
+//! Nothing here is trusted: the `resolve` module turns it into the validated model. The words
+//! both share (modes, engine kinds, formats) live here, so the model imports this module and
+//! not the other way round.
 
 use std::collections::BTreeMap;
 use std::fmt;
