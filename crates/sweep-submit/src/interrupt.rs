@@ -80,14 +80,6 @@ impl Interrupted {
             Interrupted::Terminate => "SIGTERM",
         }
     }
-
-    /// The shell's convention, 128 + the signal's number.
-    pub fn exit_code(self) -> u8 {
-        match self {
-            Interrupted::Interrupt => 130,
-            Interrupted::Terminate => 143,
-        }
-    }
 }
 
 /// A job script running in a process group of its own (spawned with `process_group(0)`), and
