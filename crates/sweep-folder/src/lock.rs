@@ -1,5 +1,5 @@
 //! A lock held through the kernel (`flock`) on a file, and the file removed as it is let go: the
-//! submit lock of a sweep folder, and the runner's claim on a port. The kernel drops the lock
+//! submit lock of a sweep folder ([`crate::SubmitLock`]). The kernel drops the lock
 //! with the process whatever ends it (SIGKILL, the OOM killer, a lost login session), so a
 //! crash never leaves one held; a file left behind by a killed holder is free to take.
 
