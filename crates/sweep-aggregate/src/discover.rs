@@ -252,7 +252,7 @@ struct Attempt {
     dir: PointDir,
     state: String,
     reason: Option<String>,
-    point: Option<sweep_plan::Point>,
+    point: Option<sweep_folder::settings::Point>,
     config: Config,
 }
 
@@ -269,7 +269,7 @@ fn readable<T>(result: Result<Option<T>, FolderError>, found: &mut Discovery) ->
     }
 }
 
-fn role_config(r: &sweep_plan::RoleConfig) -> RoleConfig {
+fn role_config(r: &sweep_folder::settings::RoleConfig) -> RoleConfig {
     RoleConfig {
         role: r.role.as_str().to_owned(),
         servers: Some(i64::from(r.servers)),
@@ -303,7 +303,7 @@ fn sweep_folder(dir: &Path, found: &mut Discovery) {
     };
 
     // The configuration of each planned job, by job id.
-    let mut planned: BTreeMap<String, (Config, Vec<sweep_plan::Point>)> = BTreeMap::new();
+    let mut planned: BTreeMap<String, (Config, Vec<sweep_folder::settings::Point>)> = BTreeMap::new();
     for job in plan.iter().flat_map(|p| &p.jobs) {
         let config = Config {
             sweep: Some(name.clone()),
@@ -404,8 +404,8 @@ fn sweep_folder(dir: &Path, found: &mut Discovery) {
                         osl: Some(i64::from(point.osl)),
                         concurrency: Some(i64::from(point.concurrency)),
                         effective_concurrency: i64::try_from(point.effective_concurrency).ok(),
-                        request_rate: point.request_rate.map(|r| r.0),
-                        prefix_ratio: point.prefix_ratio.map(|r| r.0),
+                        request_rate: point.request_rate,
+                        prefix_ratio: point.prefix_ratio,
                         search: None,
                         search_record: None,
                         state: "not_run".to_owned(),
@@ -429,7 +429,7 @@ fn sweep_folder(dir: &Path, found: &mut Discovery) {
 }
 
 /// The attempt that speaks for a point: the last one that finished (`done`), else the last.
-fn choose(mut list: Vec<Attempt>, planned: Option<&sweep_plan::Point>) -> PointSource {
+fn choose(mut list: Vec<Attempt>, planned: Option<&sweep_folder::settings::Point>) -> PointSource {
     let attempts = list.len() as u32;
     let index = list.iter().rposition(|a| a.state == "done").unwrap_or(list.len() - 1);
     let a = list.swap_remove(index);
@@ -454,8 +454,8 @@ fn choose(mut list: Vec<Attempt>, planned: Option<&sweep_plan::Point>) -> PointS
         osl: p.map(|p| i64::from(p.osl)),
         concurrency: p.map(|p| i64::from(p.concurrency)),
         effective_concurrency: p.and_then(|p| i64::try_from(p.effective_concurrency).ok()),
-        request_rate: p.and_then(|p| p.request_rate).map(|r| r.0),
-        prefix_ratio: p.and_then(|p| p.prefix_ratio).map(|r| r.0),
+        request_rate: p.and_then(|p| p.request_rate),
+        prefix_ratio: p.and_then(|p| p.prefix_ratio),
         state: a.state,
         reason: a.reason,
         attempts,

@@ -368,7 +368,7 @@ fn hand_sweep(root: &Path) {
         executor: Executor::Slurm,
         versions: [("sweep-runner".to_owned(), "0.2.0".to_owned())].into(),
         seed: 0,
-        load: sweep_spec::Load::default(),
+        load: sweep_folder::settings::Load::default(),
         started_at: 1.0,
         engine_info: None,
     };

@@ -5,8 +5,10 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use sweep_plan::{Job, Plan, Point, RoleConfig};
+use sweep_plan::{Job, Plan};
 use sweep_spec::Spec;
+
+use crate::settings::{DynamoPlanes, Health, Load, Metrics, Model, Point, Role, RoleConfig};
 
 /// Where the job's files live on the cluster's shared filesystem, and the runner binary.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -80,7 +82,7 @@ impl<'de> Deserialize<'de> for RoleContext {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ServerContext {
     /// `ctx`, `gen` or `agg`.
-    pub role: sweep_spec::Role,
+    pub role: Role,
     /// `CTX`, `GEN` or `AGG` (`DISAGG_SERVING_TYPE`).
     pub serving_type: String,
     pub index: u32,
@@ -114,8 +116,8 @@ pub struct JobContext {
     pub backend: Option<String>,
     /// Dynamo's `discovery` (`etcd`, `file`) and `request_plane` (`nats`, `tcp`), when `engine`
     /// is `dynamo`.
-    pub dynamo: Option<sweep_spec::DynamoPlanes>,
-    pub model: sweep_spec::Model,
+    pub dynamo: Option<DynamoPlanes>,
+    pub model: Model,
     pub slurm: SlurmContext,
     pub container: Option<ContainerContext>,
     pub paths: JobPaths,
@@ -124,12 +126,12 @@ pub struct JobContext {
     pub frontend: Option<FrontendContext>,
     pub benchmark_node: u32,
     /// How the benchmark step loads the servers, and how it decides they are ready.
-    pub load: sweep_spec::Load,
-    pub health: sweep_spec::Health,
+    pub load: Load,
+    pub health: Health,
     /// How the benchmark step scrapes the servers' `/metrics`; jobs rendered before sweep 0.4
     /// have none and scrape with the defaults.
     #[serde(default)]
-    pub metrics: sweep_spec::Metrics,
+    pub metrics: Metrics,
     pub points: Vec<Point>,
 }
 
@@ -152,7 +154,7 @@ impl JobContext {
             .iter()
             .map(|config| RoleContext {
                 serving_type: config.role.serving_type().to_owned(),
-                config: config.clone(),
+                config: config.into(),
                 world_size: config.world_size(),
                 engine_args: spec
                     .roles
@@ -166,7 +168,7 @@ impl JobContext {
             .servers()
             .into_iter()
             .map(|s| ServerContext {
-                role: s.role,
+                role: s.role.into(),
                 serving_type: s.role.serving_type().to_owned(),
                 name: format!("{}_{}", s.role.as_str(), s.index),
                 index: s.index,
@@ -185,8 +187,8 @@ impl JobContext {
             mode: job.mode.as_str().to_owned(),
             engine: spec.engine.kind.as_str().to_owned(),
             backend: spec.engine.backend.map(|b| b.as_str().to_owned()),
-            dynamo: spec.engine.dynamo,
-            model: spec.model.clone(),
+            dynamo: spec.engine.dynamo.map(DynamoPlanes::from),
+            model: (&spec.model).into(),
             slurm: SlurmContext {
                 // Unique per sweep and job; never used to find or cancel jobs (ids are).
                 job_name: format!("{}.{}", spec.name, job.name),
@@ -211,10 +213,10 @@ impl JobContext {
                 command: String::new(),
             }),
             benchmark_node: layout.benchmark_node,
-            load: spec.workload.load.clone(),
-            health: spec.engine.health.clone(),
-            metrics: spec.engine.metrics.clone(),
-            points: plan.points[job.points.clone()].to_vec(),
+            load: (&spec.workload.load).into(),
+            health: (&spec.engine.health).into(),
+            metrics: (&spec.engine.metrics).into(),
+            points: plan.points[job.points.clone()].iter().map(Point::from).collect(),
         }
     }
 }
@@ -241,7 +243,7 @@ impl JobContext {
 
     /// The role that produces output tokens: GEN in disaggregated jobs, AGG otherwise.
     pub fn serving_role(&self) -> Option<&RoleContext> {
-        let wanted = if self.mode == "disagg" { sweep_spec::Role::Gen } else { sweep_spec::Role::Agg };
+        let wanted = if self.mode == "disagg" { Role::Gen } else { Role::Agg };
         self.roles.iter().find(|r| r.config.role == wanted)
     }
 }

@@ -8,7 +8,8 @@
 //!   and written, and the walk over job folders and points.
 //! - Formats: [`manifest`], [`plan`] (`plan.json`, also `sweep plan --format json`), [`job`]
 //!   (`job.json`, what the templates saw), [`metadata`], [`markers`] (rendezvous and status
-//!   files), [`provenance`], [`search`], [`server_metrics`].
+//!   files), [`provenance`], [`search`], [`server_metrics`]; [`settings`]: the folder's own
+//!   form of what it records of the spec and the plan (the load, a role, a point).
 //! - [`file`]: versioned, atomic reads and writes. Every file carries `format` and
 //!   `written_by`; a reader takes this format and the one before it (folders written before
 //!   formats were numbered, which have no `format` key) and refuses a newer one by name.
@@ -29,6 +30,7 @@ pub mod plan;
 pub mod provenance;
 pub mod search;
 pub mod server_metrics;
+pub mod settings;
 
 pub use error::FolderError;
 pub use lock::FileLock;

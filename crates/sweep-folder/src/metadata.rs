@@ -22,7 +22,7 @@ pub struct JobRef {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ServerRecord {
     pub name: String,
-    pub role: sweep_spec::Role,
+    pub role: crate::settings::Role,
     /// Host names of its nodes.
     pub nodes: Vec<String>,
     pub cuda_visible_devices: String,
@@ -70,7 +70,7 @@ pub struct Metadata {
     /// Versions of this project's parts that ran the job (`sweep-runner`).
     pub versions: BTreeMap<String, String>,
     pub seed: u64,
-    pub load: sweep_spec::Load,
+    pub load: crate::settings::Load,
     /// Unix time the benchmark step started.
     pub started_at: f64,
     /// `GET /version` and `GET /v1/models` of the endpoint, once it was ready (JSON as the

@@ -466,11 +466,11 @@ impl PointDir {
         Some(self.dir.join(name)).filter(|p| p.is_file())
     }
 
-    pub fn read_point(&self) -> Result<Option<sweep_plan::Point>, FolderError> {
+    pub fn read_point(&self) -> Result<Option<crate::settings::Point>, FolderError> {
         file::read_optional(&self.point_path())
     }
 
-    pub fn write_point(&self, point: &sweep_plan::Point) -> Result<(), FolderError> {
+    pub fn write_point(&self, point: &crate::settings::Point) -> Result<(), FolderError> {
         file::write(&self.point_path(), point)
     }
 

@@ -2,13 +2,19 @@
 //! settings, the totals, and every job with its roles, layout, server placements and points.
 //! Written streaming (jobs one at a time), read back by `sweep aggregate` through
 //! [`PlanFile`], which takes the parts it needs.
+//!
+//! A job's roles and points are written in the folder's own types ([`crate::settings`]), as
+//! `job.json` writes them; the `engine`, `cluster` and `workload` sections echo the spec's
+//! resolved settings for people and are not read back.
 
 use std::collections::BTreeSet;
 use std::io::Write;
 
 use serde::{Deserialize, Serialize};
-use sweep_plan::{Id, Job, Layout, Plan, Point, RoleConfig, ServerPlacement, Stats};
-use sweep_spec::{Mode, Spec};
+use sweep_plan::{Id, Job, Layout, Plan, ServerPlacement, Stats};
+use sweep_spec::Spec;
+
+use crate::settings::{Mode, Model, Point, RoleConfig};
 
 #[derive(Debug, Serialize)]
 pub struct Totals {
@@ -40,7 +46,7 @@ struct PlanView<'a> {
     format: u32,
     written_by: String,
     sweep: &'a str,
-    model: &'a sweep_spec::Model,
+    model: Model,
     engine: &'a sweep_spec::Engine,
     cluster: &'a sweep_spec::Cluster,
     workload: &'a sweep_spec::Workload,
@@ -82,13 +88,13 @@ struct JobView<'a> {
     /// Per role: weights and KV cache per GPU and the tokens a holder caches.
     #[serde(skip_serializing_if = "Option::is_none")]
     capacity: Option<&'a [sweep_plan::capacity::RoleCapacity]>,
-    points: &'a [Point],
+    points: Vec<Point>,
 }
 
 #[derive(Serialize)]
 struct RoleView<'a> {
     #[serde(flatten)]
-    config: &'a RoleConfig,
+    config: RoleConfig,
     world_size: u64,
     engine_args: Option<&'a std::collections::BTreeMap<String, serde_json::Value>>,
 }
@@ -108,12 +114,12 @@ impl<'a> JobView<'a> {
         JobView {
             id: job.id,
             name: &job.name,
-            mode: job.mode,
+            mode: job.mode.into(),
             roles: job
                 .roles
                 .iter()
                 .map(|config| RoleView {
-                    config,
+                    config: config.into(),
                     world_size: config.world_size(),
                     engine_args: spec
                         .roles
@@ -127,7 +133,7 @@ impl<'a> JobView<'a> {
             concurrency: concurrency.into_iter().collect(),
             effective_concurrency: effective.into_iter().collect(),
             capacity: plan.capacity.as_ref().and_then(|c| c.jobs.get(index)).map(Vec::as_slice),
-            points,
+            points: points.iter().map(Point::from).collect(),
         }
     }
 }
@@ -138,7 +144,7 @@ pub fn write_json(out: &mut impl Write, spec: &Spec, plan: &Plan) -> std::io::Re
         format: crate::FORMAT,
         written_by: crate::build::written_by(),
         sweep: &spec.name,
-        model: &spec.model,
+        model: (&spec.model).into(),
         engine: &spec.engine,
         cluster: &spec.cluster,
         workload: &spec.workload,

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 pub struct SearchRecord {
     /// The planned point that searches.
     pub point: String,
-    pub search: sweep_spec::Search,
+    pub search: crate::settings::Search,
     /// In the order they ran.
     pub steps: Vec<SearchStep>,
     /// The highest load found meeting every SLO (below the saturation knee, with a saturation

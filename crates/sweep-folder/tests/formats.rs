@@ -200,10 +200,10 @@ fn a_lock_file_left_by_a_killed_submit_does_not_hold_the_folder() {
 }
 
 /// Each file's on-disk form as this build writes it, from the fixture's contents read back:
-/// snapshots kept per format number. Several of these files carry types of `sweep-spec` and
-/// `sweep-plan` (a point, the workload's settings); a change there that changes what is written
-/// fails here, and asks for `sweep_folder::FORMAT` to be bumped (with a reader for the format
-/// before) instead of changing the folder's format silently.
+/// snapshots kept per format number. The folder's types are its own (`sweep_folder::settings`
+/// holds its copies of the spec's and the plan's values); a change to any of them that changes
+/// what is written fails here, and asks for `sweep_folder::FORMAT` to be bumped (with a reader
+/// for the format before) instead of changing the folder's format silently.
 #[test]
 fn the_written_form_of_every_file_changes_only_with_a_format_bump() {
     let sweep = SweepDir::open(fixture()).expect("a sweep folder");

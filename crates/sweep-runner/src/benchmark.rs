@@ -20,11 +20,10 @@ use std::time::{Duration, Instant};
 
 use sweep_folder::job::JobContext;
 use sweep_folder::metadata::{EngineInfo, FrontendRecord, Gpus, JobRef, Metadata, ServerRecord};
+use sweep_folder::settings::{ArrivalKind, Endpoint, Parallel, Point, Search, Slo};
 use sweep_folder::{
     BenchmarkState, BenchmarkStatus, Executor, JobDir, PointDir, PointState, PointStatus, ServerState,
 };
-use sweep_plan::Point;
-use sweep_spec::ArrivalKind;
 
 use crate::files;
 use crate::RunnerError;
@@ -353,7 +352,7 @@ impl Run {
     fn settings(&self, url: &str, point: &Point) -> Result<load::Settings, String> {
         let l = &self.job.load;
         // Planned with the open loop's arrival: every such point has a rate.
-        let rate = || point.request_rate.map(|r| r.0).ok_or("an open-loop point without `request_rate`");
+        let rate = || point.request_rate.ok_or("an open-loop point without `request_rate`");
         let arrival = match l.arrival {
             ArrivalKind::Closed => Arrival::Closed,
             ArrivalKind::Constant => Arrival::Constant { rate: rate()? },
@@ -372,8 +371,8 @@ impl Run {
         Ok(load::Settings {
             url: url.to_owned(),
             endpoint: match l.endpoint {
-                sweep_spec::Endpoint::Chat => load::Endpoint::Chat,
-                sweep_spec::Endpoint::Completions => load::Endpoint::Completions,
+                Endpoint::Chat => load::Endpoint::Chat,
+                Endpoint::Completions => load::Endpoint::Completions,
             },
             model: self.job.model.served_name.clone(),
             stream: l.streaming,
@@ -398,7 +397,7 @@ impl Run {
             tokenizer: self.tokenizer.clone(),
             dataset: self.dataset.clone(),
             prefix: point.prefix_ratio.map(|r| load::source::SharedPrefix {
-                ratio: r.0,
+                ratio: r,
                 count: l.prefix_prompts.unwrap_or(1),
                 salt: point.id.0,
             }),
@@ -449,13 +448,12 @@ impl Run {
     fn smoke(&self, url: &str) -> Result<(), Check> {
         let point = Point {
             id: sweep_plan::Id(0),
-            job: 0,
             isl: 8,
             osl: 2,
             concurrency: 1,
             effective_concurrency: 1,
             // Any rate: the arrival is replaced by a closed loop below.
-            request_rate: Some(sweep_spec::Rate(1.0)),
+            request_rate: Some(1.0),
             prefix_ratio: None,
             requests: 1,
             warmup: 0,
@@ -593,12 +591,7 @@ impl Run {
     /// Runs the search of a planned point (`workload.search`): each load it asks for is a step,
     /// a point of its own; `search.json` in the planned point's folder is rewritten after every
     /// step, so a job stopped halfway keeps what was found. Returns the planned point's state.
-    fn search(
-        &self,
-        url: &str,
-        planned: &Point,
-        search: &sweep_spec::Search,
-    ) -> Result<PointState, RunnerError> {
+    fn search(&self, url: &str, planned: &Point, search: &Search) -> Result<PointState, RunnerError> {
         let dir = self.dir.new_point_dir(&planned.id.to_string())?;
         let started = files::now();
         dir.write_point(planned)?;
@@ -671,8 +664,7 @@ impl Run {
     /// Dynamo's DEP TTFT correction: one burst of `attention_dp_size × 4` requests, reporting
     /// max(TTFT) / 4. Only for a DEP serving role.
     fn dep_ttft(&self, settings: &load::Settings) -> Result<Option<serde_json::Value>, RunnerError> {
-        let Some(role) = self.job.serving_role().filter(|r| r.config.parallel == sweep_spec::Parallel::Dep)
-        else {
+        let Some(role) = self.job.serving_role().filter(|r| r.config.parallel == Parallel::Dep) else {
             return Ok(None);
         };
         let adp = u64::from(role.config.tp);
@@ -798,7 +790,7 @@ pub fn run(b: &Benchmark) -> Result<ExitCode, RunnerError> {
     if let Some(dataset) = &run.job.load.dataset {
         match load::Dataset::read(
             Path::new(&dataset.path),
-            dataset.format,
+            dataset.format.into(),
             dataset.fit_to_isl,
             run.job.load.trace_block_size,
         ) {
@@ -870,7 +862,7 @@ pub fn run(b: &Benchmark) -> Result<ExitCode, RunnerError> {
 
 /// The SLOs a point's aiperf export breaks, as `time_to_first_token p99 2100.0 ms > 2000 ms`;
 /// failed requests break every SLO (a load the server cannot answer is not met).
-fn slo_breaches(export: &serde_json::Value, slos: &[sweep_spec::Slo]) -> Vec<String> {
+fn slo_breaches(export: &serde_json::Value, slos: &[Slo]) -> Vec<String> {
     let mut out = Vec::new();
     let errors = export["error_request_count"]["avg"].as_f64().unwrap_or(0.0);
     if errors > 0.0 {

@@ -18,7 +18,7 @@
 //! A climb takes at most `log2(to / from) + 2` steps and a bisection of `(x, 2x)` at most
 //! `log2(x / resolution)`, so a search of concurrency ends within `2 × log2(to / from) + 3`.
 
-use sweep_spec::{Search, SearchAxis};
+use sweep_folder::settings::{Search, SearchAxis};
 
 /// What one step measured.
 #[derive(Debug, Clone, PartialEq)]
@@ -236,7 +236,7 @@ fn whole(search: &Search, load: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sweep_spec::{Count, Slo};
+    use sweep_folder::settings::{Count, Slo};
 
     fn search(axis: SearchAxis, from: f64, to: f64, gain: Option<f64>, slo: bool) -> Search {
         Search {

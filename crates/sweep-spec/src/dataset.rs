@@ -301,7 +301,7 @@ fn turn(raw: RawTurn, format: DatasetFormat, line: usize) -> Result<(Turn, Optio
         if !matches!(content, Content::Messages(_)) {
             return Err("`tools` go with `messages`".into());
         }
-        if !tools.as_array().is_some_and(|list| !list.is_empty()) {
+        if tools.as_array().is_none_or(|list| list.is_empty()) {
             return Err("`tools` must be a non-empty list of tool definitions".into());
         }
         extra.get_or_insert_with(Default::default).insert("tools".to_owned(), tools);

@@ -94,7 +94,7 @@ impl Prepared {
             bin_dir: self.bin_dir.display().to_string(),
         };
         let mut context = JobContext::new(&self.document.spec, &self.plan, job, paths);
-        context.points = points;
+        context.points = points.iter().map(sweep_folder::settings::Point::from).collect();
         if let Some((_, slots)) = &self.allocation {
             // `slots` checked that the highest shifted port fits in a u16.
             let offset = slots.offset(index);
