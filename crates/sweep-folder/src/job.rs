@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use sweep_plan::{Job, Plan};
-use sweep_spec::Spec;
+use sweep_spec::{KnobTarget, Spec};
 
 use crate::settings::{DynamoPlanes, Health, Load, Metrics, Model, Point, Role, RoleConfig};
 
@@ -51,7 +51,11 @@ pub struct RoleContext {
     #[serde(flatten)]
     pub config: RoleConfig,
     pub world_size: u64,
+    /// The spec's engine arguments with this job's knob values in place.
     pub engine_args: BTreeMap<String, serde_json::Value>,
+    /// Environment variables of this role's servers (`<role>.env`), knobs included.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
 }
 
 impl<'de> Deserialize<'de> for RoleContext {
@@ -66,6 +70,8 @@ impl<'de> Deserialize<'de> for RoleContext {
             world_size: u64,
             #[serde(default)]
             engine_args: BTreeMap<String, serde_json::Value>,
+            #[serde(default)]
+            env: BTreeMap<String, String>,
         }
         let map = serde_json::Map::<String, serde_json::Value>::deserialize(d)?;
         let wire: Wire =
@@ -75,6 +81,7 @@ impl<'de> Deserialize<'de> for RoleContext {
             config: wire.config,
             world_size: wire.world_size,
             engine_args: wire.engine_args,
+            env: wire.env,
         })
     }
 }
@@ -133,12 +140,51 @@ pub struct JobContext {
     #[serde(default)]
     pub metrics: Metrics,
     pub points: Vec<Point>,
+    /// Environment variables of every step (`engine.env`), knobs included.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// The frontend's or router's options (`engine.frontend_args`), knobs included.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub frontend_args: BTreeMap<String, serde_json::Value>,
+    /// The Python environment the engine's steps run from (`engine.venv`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub venv: Option<String>,
+    /// Every knob that is an axis of the sweep, by its axis name, with this job's value.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub knobs: BTreeMap<String, serde_json::Value>,
+}
+
+/// Puts `value` at `path` in nested maps, making the maps on the way.
+fn set_nested(map: &mut BTreeMap<String, serde_json::Value>, path: &[String], value: serde_json::Value) {
+    let Some((first, rest)) = path.split_first() else { return };
+    if rest.is_empty() {
+        map.insert(first.clone(), value);
+        return;
+    }
+    let mut slot = map.entry(first.clone()).or_insert_with(|| serde_json::Value::Object(Default::default()));
+    for key in &rest[..rest.len() - 1] {
+        if !slot.is_object() {
+            *slot = serde_json::Value::Object(Default::default());
+        }
+        slot = slot
+            .as_object_mut()
+            .map(|m| m.entry(key.clone()).or_insert_with(|| serde_json::Value::Object(Default::default())))
+            .expect("made an object above");
+    }
+    if !slot.is_object() {
+        *slot = serde_json::Value::Object(Default::default());
+    }
+    if let (Some(m), Some(last)) = (slot.as_object_mut(), rest.last()) {
+        m.insert(last.clone(), value);
+    }
 }
 
 impl JobContext {
     pub fn new(spec: &Spec, plan: &Plan, job: &Job, paths: JobPaths) -> Self {
         let layout = &job.layout;
         let cluster = &spec.cluster;
+        let text = |v: &serde_json::Value| v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+        let image = job.knobs.iter().find(|k| k.knob.target == KnobTarget::Image).map(|k| text(&k.value));
         let container = cluster.container.as_ref().map(|c| {
             let mut mounts = c.mounts.clone();
             for dir in [&paths.sweep_dir, &paths.bin_dir] {
@@ -147,23 +193,50 @@ impl JobContext {
                     mounts.push(mount);
                 }
             }
-            ContainerContext { image: c.image.clone(), mounts }
+            ContainerContext { image: image.clone().or_else(|| c.image.clone()).unwrap_or_default(), mounts }
         });
         let roles = job
             .roles
             .iter()
-            .map(|config| RoleContext {
-                serving_type: config.role.serving_type().to_owned(),
-                config: config.into(),
-                world_size: config.world_size(),
-                engine_args: spec
-                    .roles
-                    .iter()
-                    .find(|r| r.role == config.role)
-                    .map(|r| r.engine_args.clone())
-                    .unwrap_or_default(),
+            .map(|config| {
+                let role_spec = spec.roles.iter().find(|r| r.role == config.role);
+                let mut engine_args = role_spec.map(|r| r.engine_args.clone()).unwrap_or_default();
+                let mut env = role_spec.map(|r| r.env.clone()).unwrap_or_default();
+                for k in &job.knobs {
+                    match &k.knob.target {
+                        KnobTarget::EngineArg { role, path } if *role == config.role => {
+                            set_nested(&mut engine_args, path, k.value.clone())
+                        }
+                        KnobTarget::Env { role: Some(role), name } if *role == config.role => {
+                            env.insert(name.clone(), text(&k.value));
+                        }
+                        _ => {}
+                    }
+                }
+                RoleContext {
+                    serving_type: config.role.serving_type().to_owned(),
+                    config: config.into(),
+                    world_size: config.world_size(),
+                    engine_args,
+                    env,
+                }
             })
             .collect();
+        let mut env = spec.engine.env.clone();
+        let mut frontend_args = spec.engine.frontend_args.clone();
+        let mut venv = spec.engine.venv.clone();
+        for k in &job.knobs {
+            match &k.knob.target {
+                KnobTarget::Env { role: None, name } => {
+                    env.insert(name.clone(), text(&k.value));
+                }
+                KnobTarget::FrontendArg { name } => {
+                    frontend_args.insert(name.clone(), k.value.clone());
+                }
+                KnobTarget::Venv => venv = Some(text(&k.value)),
+                _ => {}
+            }
+        }
         let servers = layout
             .servers()
             .into_iter()
@@ -217,6 +290,10 @@ impl JobContext {
             health: (&spec.engine.health).into(),
             metrics: (&spec.engine.metrics).into(),
             points: plan.points[job.points.clone()].iter().map(Point::from).collect(),
+            env,
+            frontend_args,
+            venv,
+            knobs: job.knobs.iter().map(|k| (k.knob.name.clone(), k.value.clone())).collect(),
         }
     }
 }

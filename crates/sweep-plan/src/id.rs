@@ -84,7 +84,7 @@ impl Fields {
 }
 
 /// The id of a deployment: everything that is fixed while its servers run.
-pub fn job_id(spec: &Spec, mode: Mode, roles: &[RoleConfig]) -> Id {
+pub fn job_id(spec: &Spec, mode: Mode, roles: &[RoleConfig], knobs: &[crate::KnobValue]) -> Id {
     let mut f = Fields::new("sweep/job/v1");
     f.text(&spec.model.path).text(&spec.model.served_name);
     f.text(spec.engine.kind.as_str());
@@ -99,7 +99,7 @@ pub fn job_id(spec: &Spec, mode: Mode, roles: &[RoleConfig]) -> Id {
     }) {
         f.text("engine.dynamo").text(&serde_json::to_string(&planes).unwrap_or_default());
     }
-    f.text(spec.cluster.container.as_ref().map_or("", |c| c.image.as_str()));
+    f.text(spec.cluster.container.as_ref().and_then(|c| c.image.as_deref()).unwrap_or(""));
     f.int(u64::from(spec.cluster.gpus_per_node));
     f.text(&format!("{:?}", spec.cluster.packing));
     f.text(mode.as_str());
@@ -114,6 +114,28 @@ pub fn job_id(spec: &Spec, mode: Mode, roles: &[RoleConfig]) -> Id {
         let args = spec.roles.iter().find(|r| r.role == config.role).map(|r| &r.engine_args);
         // A BTreeMap of serde_json values serialises with sorted keys: canonical.
         f.text(&args.map(|a| serde_json::to_string(a).unwrap_or_default()).unwrap_or_default());
+    }
+    // Knobs and fixed environments came after v1: hashed only when present.
+    let env = |role: Option<sweep_spec::Role>| match role {
+        Some(role) => spec.roles.iter().find(|r| r.role == role).map(|r| &r.env).filter(|e| !e.is_empty()),
+        None => Some(&spec.engine.env).filter(|e| !e.is_empty()),
+    };
+    for (label, vars) in std::iter::once(("engine.env".to_owned(), env(None)))
+        .chain(roles.iter().map(|r| (format!("{}.env", r.role), env(Some(r.role)))))
+    {
+        if let Some(vars) = vars {
+            f.text(&label).text(&serde_json::to_string(vars).unwrap_or_default());
+        }
+    }
+    if !spec.engine.frontend_args.is_empty() {
+        f.text("engine.frontend_args")
+            .text(&serde_json::to_string(&spec.engine.frontend_args).unwrap_or_default());
+    }
+    if let Some(venv) = &spec.engine.venv {
+        f.text("engine.venv").text(venv);
+    }
+    for knob in knobs {
+        f.text(&knob.knob.name).text(&knob.value.to_string());
     }
     f.finish()
 }

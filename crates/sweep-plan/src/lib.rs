@@ -12,10 +12,11 @@ mod layout;
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::ops::Range;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use sweep_spec::expr::EvalError;
-use sweep_spec::{AxisKey, AxisValue, KeyPath, Mode, Parallel, Role, Spec, Subspace, Value, MODE_SLOT};
+use sweep_spec::{AxisKey, AxisValue, KeyPath, Knob, Mode, Parallel, Role, Spec, Subspace, Value, MODE_SLOT};
 
 pub use id::{job_id, point_id, Id};
 pub use layout::{Endpoint, Layout, LayoutError, LayoutSettings, RoleConfig, RoleLayout, ServerPlacement};
@@ -80,6 +81,41 @@ pub struct Job {
     pub roles: Vec<RoleConfig>,
     pub layout: Layout,
     pub points: Range<usize>,
+    /// The value of every knob that is an axis (`docs/spec.md`, "Knobs"), in axis order.
+    pub knobs: Vec<KnobValue>,
+}
+
+/// A knob's value in one job.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KnobValue {
+    pub knob: Arc<Knob>,
+    pub value: serde_json::Value,
+    /// Whether the knob takes several values in the sweep: then the job's name shows it.
+    pub varies: bool,
+}
+
+impl KnobValue {
+    /// `max_num_seqs-64`: the knob's short name and its value, in characters a folder name
+    /// and a SLURM job name take as they are.
+    pub fn label(&self) -> String {
+        let text = match &self.value {
+            serde_json::Value::String(text) => text.clone(),
+            other => other.to_string(),
+        };
+        // An image or a venv is told by its last part (`vllm-openai:v0.9`, `dynamo-1.6.1`).
+        let text = match self.knob.target {
+            sweep_spec::KnobTarget::Image | sweep_spec::KnobTarget::Venv => {
+                text.trim_end_matches('/').rsplit('/').next().unwrap_or_default().to_owned()
+            }
+            _ => text,
+        };
+        let clean: String = text
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '-') { c } else { '_' })
+            .take(32)
+            .collect();
+        format!("{}-{}", self.knob.short, clean.trim_matches('_'))
+    }
 }
 
 impl Job {
@@ -294,8 +330,13 @@ struct Expander<'a> {
 impl Expander<'_> {
     fn subspace(&mut self, sub: &Subspace) -> Result<(), PlanError> {
         let axes = &self.spec.space.axes;
-        let role_axes: Vec<usize> =
-            sub.axes.iter().copied().filter(|&a| axes[a].name.role.is_some()).collect();
+        // What makes a deployment: the roles' axes and every knob.
+        let role_axes: Vec<usize> = sub
+            .axes
+            .iter()
+            .copied()
+            .filter(|&a| axes[a].name.role.is_some() || axes[a].name.key.knob().is_some())
+            .collect();
         let workload = |key| self.spec.space.axis(None, key).unwrap_or_default();
         let (isl, osl, concurrency) =
             (workload(AxisKey::Isl), workload(AxisKey::Osl), workload(AxisKey::Concurrency));
@@ -324,7 +365,7 @@ impl Expander<'_> {
                         source,
                     })?;
                     if let Value::Int(v) = value {
-                        let key = axes[axis].name.key;
+                        let key = &axes[axis].name.key;
                         if v < key.minimum() || v > key.maximum() {
                             return Err(PlanError::OutOfRange {
                                 axis: axes[axis].name.to_string(),
@@ -423,7 +464,12 @@ impl Expander<'_> {
             .filter(|r| r.role.mode() == sub.mode)
             .map(|r| self.role_config(r.role))
             .collect();
-        let name = job_name(sub.mode, &roles);
+        let knobs = self.knob_values(sub);
+        let mut name = job_name(sub.mode, &roles);
+        for knob in knobs.iter().filter(|k| k.varies) {
+            name.push('_');
+            name.push_str(&knob.label());
+        }
         let cluster = &self.spec.cluster;
         let settings = LayoutSettings {
             gpus_per_node: cluster.gpus_per_node,
@@ -451,11 +497,34 @@ impl Expander<'_> {
                 return Err(PlanError::TooManyNodes { job: name, nodes: layout.nodes, max_nodes });
             }
         }
-        let id = job_id(self.spec, sub.mode, &roles);
+        let id = job_id(self.spec, sub.mode, &roles, &knobs);
         let index = self.jobs.len() as u32;
-        self.jobs.push(Job { id, name, mode: sub.mode, roles, layout, points: 0..0 });
+        self.jobs.push(Job { id, name, mode: sub.mode, roles, layout, points: 0..0, knobs });
         self.job_index.insert((sub.mode, self.key.clone()), index);
         Ok(index)
+    }
+
+    /// The current point's knob values: as written, or as computed for an expression.
+    fn knob_values(&self, sub: &Subspace) -> Vec<KnobValue> {
+        let axes = &self.spec.space.axes;
+        sub.axes
+            .iter()
+            .filter_map(|&a| {
+                let axis = &axes[a];
+                let knob = match &axis.name.key {
+                    AxisKey::Knob(knob) => knob.clone(),
+                    _ => return None,
+                };
+                let value = match (&axis.values[self.chosen[a]], &self.slots[a + 1]) {
+                    (AxisValue::Lit(_), _) => axis.written[self.chosen[a]].clone(),
+                    (AxisValue::Expr(_), Some(Value::Int(v))) => serde_json::Value::from(*v),
+                    (AxisValue::Expr(_), Some(Value::Bool(b))) => serde_json::Value::Bool(*b),
+                    (AxisValue::Expr(_), Some(Value::Str(s))) => serde_json::Value::String(s.to_string()),
+                    (AxisValue::Expr(_), None) => serde_json::Value::Null,
+                };
+                Some(KnobValue { knob, value, varies: axis.varies() })
+            })
+            .collect()
     }
 
     fn role_config(&self, role: Role) -> RoleConfig {

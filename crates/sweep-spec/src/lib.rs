@@ -7,6 +7,7 @@
 pub mod dataset;
 mod error;
 pub mod expr;
+mod knobs;
 pub mod model;
 mod raw;
 mod resolve;

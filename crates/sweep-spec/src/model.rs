@@ -55,6 +55,15 @@ pub struct Engine {
     pub commands: BTreeMap<String, String>,
     pub health: Health,
     pub metrics: Metrics,
+    /// `engine.env`: environment variables of every step, fixed values only (knobs are axes).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// `engine.frontend_args`: the frontend's or router's options, fixed values only.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub frontend_args: BTreeMap<String, serde_json::Value>,
+    /// `engine.venv`, when it is one path.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub venv: Option<String>,
 }
 
 /// How a Dynamo deployment's processes find and reach each other.
@@ -122,7 +131,8 @@ pub struct Cluster {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Container {
-    pub image: String,
+    /// The image, when it is one; `None` when `cluster.container.image` is an axis.
+    pub image: Option<String>,
     pub mounts: Vec<String>,
 }
 
@@ -382,12 +392,44 @@ impl fmt::Display for Role {
 #[derive(Debug, Clone)]
 pub struct RoleSpec {
     pub role: Role,
-    /// Passed to the engine verbatim; part of the deployment's identity.
+    /// Passed to the engine verbatim; part of the deployment's identity. Arguments that are
+    /// axes (`{sweep: [...]}`, `{expr: ...}`) are not here but in [`Space::axes`], as knobs.
     pub engine_args: BTreeMap<String, serde_json::Value>,
+    /// Environment variables of this role's servers (`<role>.env`), fixed values only.
+    pub env: BTreeMap<String, String>,
 }
 
-/// The axes a role or the workload can vary, in canonical order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// A setting of the deployment that is not one of the planner's own axes but can vary like one:
+/// an engine argument, an environment variable, a frontend option, the container image or the
+/// engine's environment (`docs/spec.md`, "Knobs").
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Knob {
+    pub target: KnobTarget,
+    /// The axis's name, as `zip`, `exclude` and `where` write it: `gen.engine_args.max_num_seqs`.
+    pub name: String,
+    /// What the job's name shows of it: `max_num_seqs`.
+    pub short: String,
+    /// The type its values have in expressions.
+    pub ty: Type,
+}
+
+/// Where a knob's value goes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum KnobTarget {
+    /// `<role>.engine_args.<path>`: an engine argument, nested keys in order.
+    EngineArg { role: Role, path: Vec<String> },
+    /// `<role>.env.<name>`, or `engine.env.<name>` for every step of the job.
+    Env { role: Option<Role>, name: String },
+    /// `engine.frontend_args.<name>`: an option of the frontend or router.
+    FrontendArg { name: String },
+    /// `cluster.container.image`.
+    Image,
+    /// `engine.venv`: the Python environment the engine's steps run from.
+    Venv,
+}
+
+/// The axes a role or the workload can vary, in canonical order, and the knobs.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum AxisKey {
     Servers,
     Tp,
@@ -402,6 +444,7 @@ pub enum AxisKey {
     Isl,
     Osl,
     Concurrency,
+    Knob(std::sync::Arc<Knob>),
 }
 
 impl AxisKey {
@@ -419,8 +462,9 @@ impl AxisKey {
     ];
     pub const WORKLOAD: [AxisKey; 3] = [AxisKey::Isl, AxisKey::Osl, AxisKey::Concurrency];
 
-    pub fn as_str(self) -> &'static str {
+    pub fn as_str(&self) -> &str {
         match self {
+            AxisKey::Knob(knob) => &knob.name,
             AxisKey::Servers => "servers",
             AxisKey::Tp => "tp",
             AxisKey::Pp => "pp",
@@ -437,29 +481,42 @@ impl AxisKey {
         }
     }
 
-    pub fn ty(self) -> Type {
+    pub fn ty(&self) -> Type {
         match self {
+            AxisKey::Knob(knob) => knob.ty,
             AxisKey::Parallel => Type::Str,
             _ => Type::Int,
         }
     }
 
     /// The smallest value that makes sense for the axis.
-    pub fn minimum(self) -> i64 {
+    pub fn minimum(&self) -> i64 {
         match self {
+            AxisKey::Knob(_) => i64::MIN,
             AxisKey::Mtp | AxisKey::Eplb => 0,
             _ => 1,
         }
     }
 
     /// The largest value the planner can place (counts are 32-bit in layouts and artifacts).
-    pub fn maximum(self) -> i64 {
-        i64::from(u32::MAX)
+    pub fn maximum(&self) -> i64 {
+        match self {
+            AxisKey::Knob(_) => i64::MAX,
+            _ => i64::from(u32::MAX),
+        }
+    }
+
+    pub fn knob(&self) -> Option<&Knob> {
+        match self {
+            AxisKey::Knob(knob) => Some(knob),
+            _ => None,
+        }
     }
 }
 
-/// `gen.tp`, `agg.batch`, or a workload axis such as `isl`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// `gen.tp`, `agg.batch`, a workload axis such as `isl`, or a knob
+/// (`gen.engine_args.max_num_seqs`, whose name is whole).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct AxisName {
     pub role: Option<Role>,
     pub key: AxisKey,
@@ -468,6 +525,7 @@ pub struct AxisName {
 impl fmt::Display for AxisName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.role {
+            _ if matches!(self.key, AxisKey::Knob(_)) => f.write_str(self.key.as_str()),
             Some(role) => write!(f, "{}.{}", role.as_str(), self.key.as_str()),
             None => f.write_str(self.key.as_str()),
         }
@@ -486,6 +544,9 @@ pub enum AxisValue {
 pub struct Axis {
     pub name: AxisName,
     pub values: Vec<AxisValue>,
+    /// A knob's values as written (JSON), for the engine; `null` where a value is an
+    /// expression. Empty for the planner's own axes.
+    pub written: Vec<serde_json::Value>,
     /// Where the axis is written (`gen.tp`, or `workload.isl_osl` for paired values).
     pub path: KeyPath,
     /// Where each value is written.
@@ -495,6 +556,11 @@ pub struct Axis {
 impl Axis {
     pub fn has_expressions(&self) -> bool {
         self.values.iter().any(|v| matches!(v, AxisValue::Expr(_)))
+    }
+
+    /// Whether the axis takes more than one value (and so names its jobs apart).
+    pub fn varies(&self) -> bool {
+        self.values.len() > 1 || self.has_expressions()
     }
 }
 
@@ -522,6 +588,11 @@ impl Space {
 
     pub fn axis(&self, role: Option<Role>, key: AxisKey) -> Option<usize> {
         self.axes.iter().position(|a| a.name.role == role && a.name.key == key)
+    }
+
+    /// The knob axes, in order.
+    pub fn knobs(&self) -> impl Iterator<Item = (usize, &Knob)> {
+        self.axes.iter().enumerate().filter_map(|(i, a)| Some((i, a.name.key.knob()?)))
     }
 
     /// The number of points before excludes and `where`, summed over modes.

@@ -48,6 +48,12 @@ pub struct RawEngine {
     pub commands: Option<BTreeMap<String, String>>,
     pub health: Option<RawHealth>,
     pub metrics: Option<RawMetrics>,
+    /// Environment variables of every step of the job; values may be knobs.
+    pub env: Option<BTreeMap<String, serde_json::Value>>,
+    /// Options of the frontend or router; values may be knobs.
+    pub frontend_args: Option<BTreeMap<String, serde_json::Value>>,
+    /// The Python environment the engine's steps run from: a path, or several as an axis.
+    pub venv: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -105,7 +111,8 @@ pub struct RawCluster {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawContainer {
-    pub image: String,
+    /// One image, or several (a list) as an axis.
+    pub image: serde_json::Value,
     #[serde(default)]
     pub mounts: Vec<String>,
 }
@@ -125,6 +132,7 @@ pub struct RawRole {
     pub mtp: Option<OneOrMany<Number>>,
     pub eplb: Option<OneOrMany<Number>>,
     pub engine_args: Option<BTreeMap<String, serde_json::Value>>,
+    pub env: Option<BTreeMap<String, serde_json::Value>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -2,14 +2,16 @@
 //! every value range-checked, every name resolved, every expression compiled and ordered.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::error::{Parent, SpecError, SpecErrorKind};
 use crate::expr::{Binding, Expr, ExprError, Type, Value};
+use crate::knobs::{self, PendingKnob};
 use crate::model::{
     slot_of, ArrivalKind, Axis, AxisKey, AxisName, AxisValue, Cluster, Container, Count, Dim, Discovery,
-    DynamoBackend, DynamoPlanes, Engine, EngineKind, Exclude, Filter, Goodput, Health, Load, Metrics, Mode,
-    Model, Packing, Parallel, Rate, RequestPlane, Role, RoleSpec, Space, Spec, Subspace, TaskMode, Workload,
-    MODE_SLOT,
+    DynamoBackend, DynamoPlanes, Engine, EngineKind, Exclude, Filter, Goodput, Health, Knob, KnobTarget,
+    Load, Metrics, Mode, Model, Packing, Parallel, Rate, RequestPlane, Role, RoleSpec, Space, Spec, Subspace,
+    TaskMode, Workload, MODE_SLOT,
 };
 use crate::raw::{Number, OneOrMany, RawRole, RawSpec, Scalar};
 use crate::source::KeyPath;
@@ -26,12 +28,13 @@ pub(crate) fn resolve(raw: RawSpec) -> Result<Spec, SpecError> {
     }
     let name = resolve_name(&raw.name)?;
     let model = resolve_model(&raw)?;
-    let engine = resolve_engine(&raw)?;
-    let cluster = resolve_cluster(&raw)?;
+    let mut knobs = Knobs::default();
+    let engine = resolve_engine(&raw, &mut knobs)?;
+    let cluster = resolve_cluster(&raw, &mut knobs)?;
     let modes = resolve_modes(&raw.mode)?;
-    let roles = resolve_roles(&raw, &modes)?;
+    let roles = resolve_roles(&raw, &modes, &mut knobs)?;
     let workload = resolve_workload(&raw)?;
-    let space = SpaceBuilder::new(&raw, &roles, &modes)?.finish(&raw)?;
+    let space = SpaceBuilder::new(&raw, &roles, knobs, &modes)?.finish(&raw)?;
     let executor = raw.executor.unwrap_or_default();
     Ok(Spec { name, executor, model, engine, cluster, workload, roles, space })
 }
@@ -72,7 +75,7 @@ fn resolve_model(raw: &RawSpec) -> Result<Model, SpecError> {
     Ok(Model { path: path.to_owned(), served_name, config, dtype: raw.model.dtype })
 }
 
-fn resolve_engine(raw: &RawSpec) -> Result<Engine, SpecError> {
+fn resolve_engine(raw: &RawSpec, knobs: &mut Knobs) -> Result<Engine, SpecError> {
     let kind = raw.engine.kind;
     for (key, given) in [
         ("backend", raw.engine.backend.is_some()),
@@ -149,6 +152,20 @@ fn resolve_engine(raw: &RawSpec) -> Result<Engine, SpecError> {
         }
         (_, true) => {}
     }
+    let (env, env_knobs) = knobs::env(None, raw.engine.env.as_ref().unwrap_or(&Default::default()))?;
+    let (frontend_args, frontend_knobs) =
+        knobs::frontend_args(raw.engine.frontend_args.as_ref().unwrap_or(&Default::default()))?;
+    knobs.job.extend(env_knobs);
+    knobs.job.extend(frontend_knobs);
+    let venv = match &raw.engine.venv {
+        Some(value) => {
+            let (venv, knob) =
+                knobs::one_or_axis(value, &KeyPath::keys("engine.venv"), KnobTarget::Venv, "venv")?;
+            knobs.job.extend(knob);
+            venv
+        }
+        None => None,
+    };
     Ok(Engine {
         kind,
         backend: raw.engine.backend,
@@ -157,10 +174,13 @@ fn resolve_engine(raw: &RawSpec) -> Result<Engine, SpecError> {
         commands,
         health: resolve_health(raw.engine.health.as_ref())?,
         metrics: resolve_metrics(raw.engine.metrics.as_ref())?,
+        env,
+        frontend_args,
+        venv,
     })
 }
 
-fn resolve_cluster(raw: &RawSpec) -> Result<Cluster, SpecError> {
+fn resolve_cluster(raw: &RawSpec, knobs: &mut Knobs) -> Result<Cluster, SpecError> {
     let c = &raw.cluster;
     if c.gpus_per_node == 0 {
         return Err(SpecError::invalid(
@@ -193,14 +213,11 @@ fn resolve_cluster(raw: &RawSpec) -> Result<Cluster, SpecError> {
         }
     }
     let container = match &c.container {
-        Some(container) if container.image.trim().is_empty() => {
-            return Err(SpecError::invalid(
-                KeyPath::keys("cluster.container.image"),
-                "the container image is empty",
-            ))
-        }
         Some(container) => {
-            Some(Container { image: container.image.clone(), mounts: container.mounts.clone() })
+            let path = KeyPath::keys("cluster.container.image");
+            let (image, knob) = knobs::one_or_axis(&container.image, &path, KnobTarget::Image, "image")?;
+            knobs.job.extend(knob);
+            Some(Container { image, mounts: container.mounts.clone() })
         }
         None => None,
     };
@@ -270,7 +287,7 @@ fn raw_role(raw: &RawSpec, role: Role) -> Option<&RawRole> {
     }
 }
 
-fn resolve_roles(raw: &RawSpec, modes: &[Mode]) -> Result<Vec<RoleSpec>, SpecError> {
+fn resolve_roles(raw: &RawSpec, modes: &[Mode], knobs: &mut Knobs) -> Result<Vec<RoleSpec>, SpecError> {
     let mut roles = Vec::new();
     for role in Role::ALL {
         let needed = modes.contains(&role.mode());
@@ -293,7 +310,13 @@ fn resolve_roles(raw: &RawSpec, modes: &[Mode]) -> Result<Vec<RoleSpec>, SpecErr
                 .with_help(format!("add `{}` to `mode`, or remove `{role}:`", role.mode().as_str())))
             }
             (Some(raw_role), true) => {
-                roles.push(RoleSpec { role, engine_args: raw_role.engine_args.clone().unwrap_or_default() })
+                let (engine_args, mut role_knobs) =
+                    knobs::engine_args(role, raw_role.engine_args.as_ref().unwrap_or(&Default::default()))?;
+                let (env, env_knobs) =
+                    knobs::env(Some(role), raw_role.env.as_ref().unwrap_or(&Default::default()))?;
+                role_knobs.extend(env_knobs);
+                knobs.roles.push((role, role_knobs));
+                roles.push(RoleSpec { role, engine_args, env })
             }
             (None, false) => {}
         }
@@ -713,10 +736,13 @@ fn url_path(
 }
 
 /// A value as written, before names are resolved.
-enum Written {
+/// One value of an axis as the file gives it.
+pub(crate) enum Written {
     Int(i64),
     Str(&'static str),
     Expr(String),
+    /// A knob's literal value (`docs/spec.md`, "Knobs").
+    Json(serde_json::Value),
 }
 
 struct PendingAxis {
@@ -731,6 +757,14 @@ struct PendingAxis {
 struct SpaceBuilder {
     axes: Vec<PendingAxis>,
     modes: Vec<Mode>,
+}
+
+/// The knobs found while resolving the spec: each role's, and the job's (`engine.env`,
+/// `engine.frontend_args`, `engine.venv`, `cluster.container.image`).
+#[derive(Default)]
+pub(crate) struct Knobs {
+    roles: Vec<(Role, Vec<PendingKnob>)>,
+    job: Vec<PendingKnob>,
 }
 
 fn numbers(values: &OneOrMany<Number>, path: &KeyPath) -> (Vec<Written>, Vec<KeyPath>) {
@@ -754,8 +788,9 @@ fn item_paths(path: &KeyPath, len: usize, is_list: bool) -> Vec<KeyPath> {
 }
 
 impl SpaceBuilder {
-    fn new(raw: &RawSpec, roles: &[RoleSpec], modes: &[Mode]) -> Result<Self, SpecError> {
+    fn new(raw: &RawSpec, roles: &[RoleSpec], knobs: Knobs, modes: &[Mode]) -> Result<Self, SpecError> {
         let mut builder = Self { axes: Vec::new(), modes: modes.to_vec() };
+        let Knobs { roles: mut role_knobs, job: job_knobs } = knobs;
         for spec in roles {
             let role = spec.role;
             let Some(r) = raw_role(raw, role) else { continue };
@@ -806,6 +841,16 @@ impl SpaceBuilder {
                     builder.push(AxisName { role: Some(role), key }, values, path, value_paths, false)?;
                 }
             }
+            // A role's knobs right after its own axes; every knob before the workload's axes, so
+            // that the points of one job stay consecutive.
+            if let Some(at) = role_knobs.iter().position(|(r, _)| *r == role) {
+                for knob in role_knobs.swap_remove(at).1 {
+                    builder.push_knob(knob)?;
+                }
+            }
+        }
+        for knob in job_knobs {
+            builder.push_knob(knob)?;
         }
         builder.push_workload(raw)?;
         Ok(builder)
@@ -825,7 +870,7 @@ impl SpaceBuilder {
         }
         for (value, at) in values.iter().zip(&value_paths) {
             if let Written::Int(v) = value {
-                check_range(name, *v, at)?;
+                check_range(&name, *v, at)?;
             }
         }
         if !paired {
@@ -834,6 +879,7 @@ impl SpaceBuilder {
                     (Written::Int(a), Written::Int(b)) => a == b,
                     (Written::Str(a), Written::Str(b)) => a == b,
                     (Written::Expr(a), Written::Expr(b)) => a.trim() == b.trim(),
+                    (Written::Json(a), Written::Json(b)) => a == b,
                     _ => false,
                 });
                 if earlier {
@@ -847,6 +893,33 @@ impl SpaceBuilder {
         }
         self.axes.push(PendingAxis { name, values, path, value_paths, paired });
         Ok(())
+    }
+
+    /// A knob that is an axis. Its type in expressions is its literal values' when they share
+    /// one (integers, strings or booleans), else text (every value as written); a knob of
+    /// expressions alone takes its expressions' type when they compile.
+    fn push_knob(&mut self, knob: PendingKnob) -> Result<(), SpecError> {
+        let literal: Vec<Value> = knob
+            .values
+            .iter()
+            .filter_map(|w| match w {
+                Written::Json(v) => Some(knob_value(v, None)),
+                _ => None,
+            })
+            .collect();
+        let ty = match literal.first() {
+            Some(first) if literal.iter().all(|v| v.ty() == first.ty()) => first.ty(),
+            Some(_) => Type::Str,
+            None => Type::Int,
+        };
+        let role = match &knob.target {
+            KnobTarget::EngineArg { role, .. } => Some(*role),
+            KnobTarget::Env { role, .. } => *role,
+            _ => None,
+        };
+        let key =
+            AxisKey::Knob(Arc::new(Knob { target: knob.target, name: knob.name, short: knob.short, ty }));
+        self.push(AxisName { role, key }, knob.values, knob.path, knob.value_paths, false)
     }
 
     fn push_workload(&mut self, raw: &RawSpec) -> Result<(), SpecError> {
@@ -1000,11 +1073,15 @@ impl SpaceBuilder {
                 values.push(match written {
                     Written::Int(v) => AxisValue::Lit(Value::Int(*v)),
                     Written::Str(s) => AxisValue::Lit(Value::Str((*s).into())),
+                    Written::Json(v) => AxisValue::Lit(knob_value(v, Some(pending.name.key.ty()))),
                     Written::Expr(source) => {
                         let role = pending.name.role;
                         let expr = Expr::compile(source, &|name| self.bind(name, role))
                             .map_err(|e| expression_error(path, e))?;
-                        if expr.ty() != pending.name.key.ty() {
+                        let expressions_only = pending.values.iter().all(|w| matches!(w, Written::Expr(_)));
+                        if expr.ty() != pending.name.key.ty()
+                            && !(expressions_only && pending.name.key.knob().is_some())
+                        {
                             return Err(SpecError::invalid(
                                 path.clone(),
                                 format!(
@@ -1020,8 +1097,27 @@ impl SpaceBuilder {
                     }
                 });
             }
+            let mut name = pending.name.clone();
+            if let (Some(knob), Some(AxisValue::Expr(expr))) = (name.key.knob(), values.first()) {
+                if knob.ty != expr.ty() {
+                    name.key = AxisKey::Knob(Arc::new(Knob { ty: expr.ty(), ..knob.clone() }));
+                }
+            }
+            let written = if name.key.knob().is_some() {
+                pending
+                    .values
+                    .iter()
+                    .map(|w| match w {
+                        Written::Json(v) => v.clone(),
+                        _ => serde_json::Value::Null,
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            };
             axes.push(Axis {
-                name: pending.name,
+                name,
+                written,
                 values,
                 path: pending.path.clone(),
                 value_paths: pending.value_paths.clone(),
@@ -1138,12 +1234,16 @@ impl SpaceBuilder {
                     (MODE_SLOT, Type::Str, None)
                 } else {
                     let axis = self.lookup(name).ok_or_else(|| unknown_axis(&at, name, &self.all_names()))?;
-                    (slot_of(axis), self.axes[axis].name.key.ty(), Some(self.axes[axis].name.key))
+                    (slot_of(axis), self.axes[axis].name.key.ty(), Some(&self.axes[axis].name.key))
                 };
                 let mut accepted = Vec::new();
+                let knob = key.is_some_and(|k| k.knob().is_some());
                 for value in &values.0 {
                     accepted.push(match (value, ty) {
                         (Scalar::Int(v), Type::Int) => Value::Int(*v),
+                        // A knob of mixed values compares as text.
+                        (Scalar::Int(v), Type::Str) if knob => Value::Str(v.to_string().into()),
+                        (Scalar::Str(s), Type::Str) if knob => Value::Str(s.as_str().into()),
                         (Scalar::Str(s), Type::Str) => {
                             let allowed: &[&str] =
                                 if key.is_none() { &["agg", "disagg"] } else { &["tep", "dep"] };
@@ -1172,7 +1272,23 @@ impl SpaceBuilder {
     }
 }
 
-fn check_range(name: AxisName, value: i64, at: &KeyPath) -> Result<(), SpecError> {
+/// A knob's literal as an expression value: as itself when it is an integer, a string or a
+/// boolean (and `ty`, when given, agrees), else its text.
+fn knob_value(value: &serde_json::Value, ty: Option<Type>) -> Value {
+    let own = match value {
+        serde_json::Value::Number(n) if n.is_i64() => n.as_i64().map(Value::Int),
+        serde_json::Value::String(text) => Some(Value::Str(text.as_str().into())),
+        serde_json::Value::Bool(b) => Some(Value::Bool(*b)),
+        _ => None,
+    };
+    match own {
+        Some(v) if ty.is_none_or(|ty| v.ty() == ty) => v,
+        Some(Value::Str(text)) => Value::Str(text),
+        _ => Value::Str(value.to_string().into()),
+    }
+}
+
+fn check_range(name: &AxisName, value: i64, at: &KeyPath) -> Result<(), SpecError> {
     let (min, max) = (name.key.minimum(), name.key.maximum());
     if value < min {
         return Err(SpecError::invalid(at.clone(), format!("`{name}` must be at least {min}, not {value}")));
@@ -1185,6 +1301,17 @@ fn check_range(name: AxisName, value: i64, at: &KeyPath) -> Result<(), SpecError
 
 fn unknown_axis(at: &KeyPath, name: &str, known: &[String]) -> SpecError {
     let error = SpecError::invalid(at.clone(), format!("`{name}` is not an axis of this sweep"));
+    let knob = [".engine_args.", ".env.", "engine.frontend_args.", "engine.venv", "cluster.container.image"]
+        .iter()
+        .any(|part| name.contains(part));
+    if knob
+        && !known.iter().any(|k| k == name)
+        && crate::closest(name, known.iter().map(String::as_str)).is_none()
+    {
+        return error.with_help(format!(
+            "`{name}` is a fixed value (or not set); to vary it, write its values as `{{sweep: [a, b]}}` where it is set"
+        ));
+    }
     match crate::closest(name, known.iter().map(String::as_str)) {
         Some(best) => error.with_help(format!("did you mean `{best}`?")),
         None => error.with_help(format!("the axes are: {}", known.join(", "))),

@@ -44,7 +44,8 @@ pub fn pinned_digest(image: &str) -> Option<String> {
 
 /// Provenance of a render of `spec` now.
 pub fn collect(spec: &sweep_spec::Spec, spec_text: &[u8], plan_json: &[u8]) -> Provenance {
-    let image = spec.cluster.container.as_ref().map(|c| c.image.clone());
+    // An image axis has no one image: each job's own is in its `job.json`.
+    let image = spec.cluster.container.as_ref().and_then(|c| c.image.clone());
     Provenance {
         sweep: Build::current(),
         spec_sha256: sha256_hex(spec_text),

@@ -212,11 +212,12 @@ impl Templates {
                 Some(name) => name.clone(),
                 None => format!("engine.commands.{}.sh.j2", server.role.as_str()),
             };
-            job.servers[index].command = self.render_command(&template, &context)?;
+            let command = self.render_command(&template, &context)?;
+            job.servers[index].command = with_env(&job, role.map(|r| &r.env), command);
         }
         if let Some(frontend) = job.frontend.clone() {
             let context = minijinja::context! { job => job_value.clone(), frontend => Value::from_serialize(&frontend) };
-            let command = self.render_command(&frontend_template, &context)?;
+            let command = with_env(&job, None, self.render_command(&frontend_template, &context)?);
             job.frontend = Some(sweep_folder::job::FrontendContext { command, ..frontend });
         }
         let script = self
@@ -237,4 +238,36 @@ impl Templates {
         }
         Ok(self.render(name, context)?.trim().to_owned())
     }
+}
+
+/// `command` run with the job's environment (`engine.env`, `engine.venv`) and its role's
+/// (`<role>.env`, which wins), as `env NAME=value … command`: quoted here, once, for every
+/// engine's template and a custom engine's command alike. A venv puts its `bin` first on the
+/// `PATH` the step already has (expanded by the job's shell).
+fn with_env(
+    job: &JobContext,
+    role: Option<&std::collections::BTreeMap<String, String>>,
+    command: String,
+) -> String {
+    let vars: Vec<String> = job
+        .env
+        .iter()
+        .chain(role.into_iter().flatten())
+        .map(|(name, value)| format!("{name}={}", shell::quote(value)))
+        .collect();
+    let venv = job.venv.as_deref().map(|venv| {
+        let venv = venv.trim_end_matches('/');
+        format!("VIRTUAL_ENV={} PATH={}:\"$PATH\"", shell::quote(venv), shell::quote(&format!("{venv}/bin")))
+    });
+    if vars.is_empty() && venv.is_none() {
+        return command;
+    }
+    let mut out = String::from("env");
+    for part in venv.into_iter().chain(vars) {
+        out.push(' ');
+        out.push_str(&part);
+    }
+    out.push(' ');
+    out.push_str(&command);
+    out
 }
