@@ -73,9 +73,26 @@ pub struct Config {
     /// Set only when sweeps of several engine versions are merged (`--allow-mixed-versions`):
     /// frontiers are then drawn per version.
     pub version_group: Option<String>,
+    /// The job's knob values (`docs/spec.md`, "Knobs"), by axis name, as text.
+    pub knobs: BTreeMap<String, String>,
 }
 
+/// A knob's value as a table shows it: text as itself, anything else as JSON.
+pub fn knob_text(value: &serde_json::Value) -> String {
+    value.as_str().map_or_else(|| value.to_string(), str::to_owned)
+}
+
+/// The knobs that say where the engine came from: the image and the venv.
+pub const INSTALLATION_KNOBS: [&str; 2] = ["cluster.container.image", "engine.venv"];
+
 impl Config {
+    /// Where the engine came from, when the sweep varies it: `image`, `venv` or both.
+    pub fn installation(&self) -> Option<String> {
+        let parts: Vec<&str> =
+            INSTALLATION_KNOBS.iter().filter_map(|k| self.knobs.get(*k).map(String::as_str)).collect();
+        (!parts.is_empty()).then(|| parts.join(" + "))
+    }
+
     pub fn role(&self, name: &str) -> Option<&RoleConfig> {
         self.roles.iter().find(|r| r.role == name)
     }
@@ -315,6 +332,7 @@ fn sweep_folder(dir: &Path, found: &mut Discovery) {
             gpus_working: Some(i64::from(job.layout.gpus_working)),
             model: info.model.clone(),
             engine: info.engine.clone(),
+            knobs: job.knobs.iter().map(|(k, v)| (k.clone(), knob_text(v))).collect(),
             ..Config::default()
         };
         planned.insert(job.id.clone(), (config, job.points.clone()));
@@ -346,6 +364,9 @@ fn sweep_folder(dir: &Path, found: &mut Discovery) {
                 config.roles = m.roles.iter().map(|r| role_config(&r.config)).collect();
                 config.mode = Some(m.job.mode.clone());
                 config.job = m.job.name.clone();
+            }
+            if !m.knobs.is_empty() {
+                config.knobs = m.knobs.iter().map(|(k, v)| (k.clone(), knob_text(v))).collect();
             }
             info.nodes.extend(m.nodes.iter().cloned());
             info.versions.extend(m.versions.clone());

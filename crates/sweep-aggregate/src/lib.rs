@@ -94,13 +94,18 @@ pub struct Options {
     pub profile: profile::Settings,
 }
 
-/// Each engine's recorded versions among `rows`, for the engines that ran in more than one.
+/// Each engine's recorded versions among `rows`, for the engines that ran in more than one
+/// within one installation: a sweep whose image or venv is an axis compares versions on purpose,
+/// and its frontiers are drawn per installation.
 fn mixed_versions(rows: &[Row]) -> Vec<(String, Vec<String>)> {
     let mut by_engine: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
         std::collections::BTreeMap::new();
     for row in rows {
         if let Some(version) = &row.config.engine_version {
-            let engine = row.config.engine.clone().unwrap_or_else(|| "the engine".to_owned());
+            let mut engine = row.config.engine.clone().unwrap_or_else(|| "the engine".to_owned());
+            if let Some(installation) = row.config.installation() {
+                engine = format!("{engine} ({installation})");
+            }
             by_engine.entry(engine).or_default().insert(version.clone());
         }
     }
@@ -142,6 +147,16 @@ pub fn aggregate(inputs: &[PathBuf], options: &Options) -> Result<Aggregate, Err
         }
         for row in &mut rows {
             row.config.version_group = row.config.engine_version.clone();
+        }
+    }
+    // Installations compared on purpose get a frontier each, as merged versions do.
+    if rows.iter().any(|r| r.config.installation().is_some()) {
+        for row in &mut rows {
+            let installation = row.config.installation();
+            row.config.version_group = match (installation, row.config.version_group.take()) {
+                (Some(i), Some(v)) => Some(format!("{i}, {v}")),
+                (i, v) => i.or(v),
+            };
         }
     }
     table::derive(&mut rows);

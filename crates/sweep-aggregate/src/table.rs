@@ -288,6 +288,7 @@ pub fn frame(rows: &[Row]) -> Result<DataFrame, Error> {
         Column::new("engine".into(), text(&|r| r.config.engine.clone())),
         Column::new("engine_version".into(), text(&|r| r.config.engine_version.clone())),
     ];
+    columns.extend(knob_columns(rows));
     for (i, metric) in METRICS.iter().enumerate() {
         columns.push(Column::new(metric.column.into(), float(&|r| r.figures.0[i])));
     }
@@ -339,6 +340,20 @@ pub fn frame(rows: &[Row]) -> Result<DataFrame, Error> {
         Column::new("path".into(), text(&|r| Some(r.dir.display().to_string()))),
     ]);
     Ok(DataFrame::new_infer_height(columns)?)
+}
+
+/// A column per knob any row has, named as the axis (`gen.engine_args.max_num_seqs`).
+fn knob_columns(rows: &[Row]) -> Vec<Column> {
+    let names: std::collections::BTreeSet<&String> =
+        rows.iter().flat_map(|r| r.config.knobs.keys()).collect();
+    names
+        .into_iter()
+        .map(|name| {
+            let values: Vec<Option<String>> =
+                rows.iter().map(|r| r.config.knobs.get(name).cloned()).collect();
+            Column::new(name.as_str().into(), values)
+        })
+        .collect()
 }
 
 /// `ttft_by_turn.csv`: a line per turn index of every point of multi-turn sessions; `None` when

@@ -371,6 +371,10 @@ fn hand_sweep(root: &Path) {
         load: sweep_folder::settings::Load::default(),
         started_at: 1.0,
         engine_info: None,
+        knobs: Default::default(),
+        env: Default::default(),
+        image: None,
+        venv: None,
     };
     sweep.job("jobs/agg1_tep1").write_metadata(&metadata).expect("meta");
 }

@@ -77,6 +77,17 @@ pub struct Metadata {
     /// engine answered, text when it was not JSON, `null` when it did not answer).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub engine_info: Option<EngineInfo>,
+    /// Every knob that is an axis of the sweep, with this job's value (`job.json`'s `knobs`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub knobs: BTreeMap<String, serde_json::Value>,
+    /// The environment every step ran with (`engine.env`; each role's own is in `roles`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// Where the engine came from: the container image and the venv its steps ran from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub venv: Option<String>,
 }
 
 /// What the engine says of itself.

@@ -89,6 +89,9 @@ struct JobView<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     capacity: Option<&'a [sweep_plan::capacity::RoleCapacity]>,
     points: Vec<Point>,
+    /// The job's knob values by axis name; left out when the sweep has no knob axis.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    knobs: std::collections::BTreeMap<&'a str, &'a serde_json::Value>,
 }
 
 #[derive(Serialize)]
@@ -134,6 +137,7 @@ impl<'a> JobView<'a> {
             effective_concurrency: effective.into_iter().collect(),
             capacity: plan.capacity.as_ref().and_then(|c| c.jobs.get(index)).map(Vec::as_slice),
             points: points.iter().map(Point::from).collect(),
+            knobs: job.knobs.iter().map(|k| (k.knob.name.as_str(), &k.value)).collect(),
         }
     }
 }
@@ -186,6 +190,8 @@ pub struct PlanJob {
     pub roles: Vec<RoleConfig>,
     pub layout: PlanLayout,
     pub points: Vec<Point>,
+    #[serde(default)]
+    pub knobs: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]

@@ -179,6 +179,10 @@ impl Run {
             load: job.load.clone(),
             started_at: self.started,
             engine_info: None,
+            knobs: job.knobs.clone(),
+            env: job.env.clone(),
+            image: job.container.as_ref().map(|c| c.image.clone()),
+            venv: job.venv.clone(),
         }
     }
 
