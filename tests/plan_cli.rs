@@ -127,6 +127,10 @@ const BAD: &[(&str, i32)] = &[
     ("model-config-unreadable", 3),
     ("gpu-memory-zero", 3),
     ("gpu-memory-utilization-too-high", 3),
+    ("knob-ambiguous", 3),
+    ("knob-env-name", 3),
+    ("knob-not-an-axis", 3),
+    ("knob-sweep-not-a-list", 3),
 ];
 
 #[test]

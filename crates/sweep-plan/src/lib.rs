@@ -90,7 +90,8 @@ pub struct Job {
 pub struct KnobValue {
     pub knob: Arc<Knob>,
     pub value: serde_json::Value,
-    /// Whether the knob takes several values in the sweep: then the job's name shows it.
+    /// Whether the knob takes several values over the plan's jobs: then the job's name shows
+    /// it (set once every job is planned).
     pub varies: bool,
 }
 
@@ -298,6 +299,7 @@ pub fn plan(spec: &Spec, options: &PlanOptions) -> Result<Plan, PlanError> {
         return Err(PlanError::Empty { space: size, excluded: stats.excluded, filtered: stats.filtered });
     }
     let points = group_by_job(points, &mut jobs);
+    name_knobs(&mut jobs);
     disambiguate_names(&mut jobs);
     let warnings = space
         .excludes
@@ -465,11 +467,7 @@ impl Expander<'_> {
             .map(|r| self.role_config(r.role))
             .collect();
         let knobs = self.knob_values(sub);
-        let mut name = job_name(sub.mode, &roles);
-        for knob in knobs.iter().filter(|k| k.varies) {
-            name.push('_');
-            name.push_str(&knob.label());
-        }
+        let name = job_name(sub.mode, &roles);
         let cluster = &self.spec.cluster;
         let settings = LayoutSettings {
             gpus_per_node: cluster.gpus_per_node,
@@ -522,7 +520,7 @@ impl Expander<'_> {
                     (AxisValue::Expr(_), Some(Value::Str(s))) => serde_json::Value::String(s.to_string()),
                     (AxisValue::Expr(_), None) => serde_json::Value::Null,
                 };
-                Some(KnobValue { knob, value, varies: axis.varies() })
+                Some(KnobValue { knob, value, varies: false })
             })
             .collect()
     }
@@ -673,6 +671,31 @@ fn job_name(mode: Mode, roles: &[RoleConfig]) -> String {
         }
         (_, _, _, Some(agg)) => format!("agg{}_{}", agg.servers, tail(agg)),
         _ => "job".into(),
+    }
+}
+
+/// Appends to each job's name the knobs whose values differ between jobs
+/// (`…_mtp0_max_num_seqs-64`): a knob that is the same everywhere (one value, or a derived value
+/// that comes out the same) names nothing, so a spec without varied knobs keeps its names.
+fn name_knobs(jobs: &mut [Job]) {
+    let mut values: HashMap<String, HashSet<String>> = HashMap::new();
+    for job in jobs.iter() {
+        for k in &job.knobs {
+            values.entry(k.knob.name.clone()).or_default().insert(k.value.to_string());
+        }
+    }
+    for job in jobs.iter_mut() {
+        // Zipped knobs of two roles (CTX and GEN's KV transfer backend) say the same once.
+        let mut labels: Vec<String> = Vec::new();
+        for k in &mut job.knobs {
+            k.varies = values.get(&k.knob.name).is_some_and(|v| v.len() > 1);
+            let label = k.label();
+            if k.varies && !labels.contains(&label) {
+                job.name.push('_');
+                job.name.push_str(&label);
+                labels.push(label);
+            }
+        }
     }
 }
 

@@ -557,11 +557,6 @@ impl Axis {
     pub fn has_expressions(&self) -> bool {
         self.values.iter().any(|v| matches!(v, AxisValue::Expr(_)))
     }
-
-    /// Whether the axis takes more than one value (and so names its jobs apart).
-    pub fn varies(&self) -> bool {
-        self.values.len() > 1 || self.has_expressions()
-    }
 }
 
 /// Slot 0 of a point's value array holds the mode; axis `i` lives in slot `i + 1`.
