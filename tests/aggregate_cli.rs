@@ -180,7 +180,8 @@ fn column(dom: &str, id: &str, col: usize) -> Vec<String> {
     let start = dom.find(&format!("id=\"{id}\"")).unwrap_or_else(|| panic!("no table {id}"));
     let body = &dom[start..];
     let body = &body[body.find("<tbody>").expect("tbody")..body.find("</tbody>").expect("/tbody")];
-    body.split("<tr>")
+    // Rows may carry attributes (`<tr data-row="3">`).
+    body.split("<tr")
         .skip(1)
         .map(|row| {
             let cell = row.split("<td>").nth(col + 1).expect("cell");
@@ -275,4 +276,63 @@ fn a_local_sweep_with_a_crashing_engine_is_reported_in_a_real_browser() {
     expected.sort_by(|a, b| b.cmp(a));
     assert_eq!(concurrency, expected);
     assert_ne!(numbers(column(&dom, "all-table", 4)), concurrency, "the unsorted page is in another order");
+}
+
+const KNOBS: &str = "\
+name: knobs
+model: {path: /models/tiny, served_name: tiny}
+engine: {kind: mock}
+cluster: {gpus_per_node: 4, packing: packed, base_port: 19500, frontend_port: 19599}
+mode: agg
+agg: {tp: [1, 2], batch: 8, engine_args: {speedup: 4, decode_base_ms: {sweep: [2, 10]}}}
+workload: {isl: 32, osl: 8, concurrency: [1, 4], requests: \"4x\", warmup: \"1x\"}
+";
+
+/// A sweep that varies a knob, reported: a frontier per value side by side, each value's best
+/// at each floor, and an explorer whose filters (one per varied dimension: the GPUs and the
+/// knob) redraw the chart and its frontier and hide the tables' other rows, in a real browser.
+#[test]
+fn a_knob_sweep_is_reported_per_value_and_filtered_in_a_real_browser() {
+    let tmp = workdir("knobs");
+    std::fs::write(tmp.path().join("spec.yaml"), KNOBS).expect("spec");
+    let (code, _, stderr) = sweep(&["submit", "spec.yaml", "-o", "sweep", "--executor", "local"], tmp.path());
+    assert_eq!(code, 0, "{stderr}");
+    let (code, _, stderr) = sweep(&["report", "sweep", "--min-tps-user", "1,100"], tmp.path());
+    assert_eq!(code, 0, "{stderr}");
+    let out = tmp.path().join("sweep/report");
+    assert!(out.join("plots/knob_agg.engine_args.decode_base_ms_agg_isl32_osl8.svg").is_file());
+    let md = std::fs::read_to_string(out.join("report.md")).expect("md");
+    assert!(md.contains("## By knob"), "{md}");
+    let rows = common::csv_rows(&out.join("results.csv"));
+    assert_eq!(rows.len(), 8);
+    let at_2 = rows.iter().filter(|r| r["agg.engine_args.decode_base_ms"] == "2").count();
+    assert_eq!(at_2, 4, "{rows:#?}");
+
+    let html = out.join("report.html");
+    let profile = tmp.path().join("chromium-profile");
+    // Unfiltered: every point drawn, no row hidden; a filter for each varied dimension.
+    let dom = dump_dom(&format!("file://{}", html.display()), &profile);
+    assert_eq!(dom.matches("class=\"pt").count(), 8, "every measured point is drawn");
+    assert!(dom.contains("8 of 8 points shown"), "the count says so");
+    assert!(!dom.contains("display: none"), "no row hidden");
+    for dimension in ["GPUs", "parallelism", "agg.engine_args.decode_base_ms"] {
+        assert!(dom.contains(&format!("data-dimension=\"{dimension}\"")), "a filter for {dimension}");
+    }
+    assert!(!dom.contains("data-dimension=\"mode\""), "the mode does not vary: no filter");
+    // Hovering shows the configuration: each point's title names its job and the knob's value.
+    assert!(dom.contains("agg.engine_args.decode_base_ms = 10"), "a point's configuration on hover");
+    // Both values side by side, each with its best at each floor.
+    let values = column(&dom, "knob-table", 3);
+    assert_eq!(values.iter().filter(|v| *v == "2").count(), 2, "{values:?}");
+    assert_eq!(values.iter().filter(|v| *v == "10").count(), 2, "{values:?}");
+
+    // Filtered to one value and one GPU count: one job's two points, the rest of each table hidden.
+    let url = format!("file://{}#filter=agg.engine_args.decode_base_ms:2;GPUs:1", html.display());
+    let dom = dump_dom(&url, &profile);
+    assert_eq!(dom.matches("class=\"pt").count(), 2, "only the chosen job's points");
+    assert!(dom.contains("2 of 8 points shown"));
+    let hidden = dom.matches("style=\"display: none;\"").count();
+    let all_rows = dom[dom.find("id=\"all-table\"").expect("all-table")..].matches("<tr data-row").count();
+    assert_eq!(all_rows, 8);
+    assert!(hidden >= 6, "the six other points' rows are hidden: {hidden}");
 }

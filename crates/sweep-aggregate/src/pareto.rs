@@ -127,12 +127,28 @@ pub struct Ratio {
     pub samples: Vec<(f64, f64, f64)>,
 }
 
+/// One value of a varied knob within a group: its own frontier, and its best point at each
+/// tokens/s/user floor (`docs/aggregate.md`, "By knob").
+#[derive(Debug, Clone, PartialEq)]
+pub struct KnobValue {
+    /// The knob's axis name (`gen.engine_args.max_num_seqs`).
+    pub knob: String,
+    pub group: Group,
+    pub value: String,
+    /// Row indices of this value's frontier, by tokens/s/user ascending.
+    pub frontier: Vec<usize>,
+    /// (floor, the best row reaching it), per `--min-tps-user` floor.
+    pub best: Vec<(f64, Option<usize>)>,
+}
+
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Analysis {
     pub basis: GpuBasis,
     pub frontiers: Vec<Frontier>,
     pub best: Vec<Best>,
     pub ratios: Vec<Ratio>,
+    /// Per knob that takes several values among the measured points, per group, per value.
+    pub knobs: Vec<KnobValue>,
 }
 
 impl Analysis {
@@ -145,6 +161,23 @@ impl Analysis {
 pub fn coordinates(row: &Row, basis: GpuBasis) -> Option<(f64, f64)> {
     row.measured().then_some(())?;
     Some((row.tps_per_user?, row.tps_per_gpu(basis)?))
+}
+
+/// The frontier of `members` (row index, (x, y)): row indices by tokens/s/user ascending.
+fn frontier_of(members: &[(usize, (f64, f64))]) -> Vec<usize> {
+    let xy: Vec<(f64, f64)> = members.iter().map(|m| m.1).collect();
+    let mut on: Vec<usize> = frontier(&xy);
+    on.sort_by(|&a, &b| xy[a].0.total_cmp(&xy[b].0).then(xy[b].1.total_cmp(&xy[a].1)));
+    on.iter().map(|&k| members[k].0).collect()
+}
+
+/// The member with the most tokens/s/GPU at `floor` tokens/s/user or more.
+fn best_at(members: &[(usize, (f64, f64))], floor: f64) -> Option<usize> {
+    members
+        .iter()
+        .filter(|m| m.1 .0 >= floor)
+        .max_by(|a, b| a.1 .1.total_cmp(&b.1 .1).then(a.1 .0.total_cmp(&b.1 .0)))
+        .map(|m| m.0)
 }
 
 /// The highest tokens/s/GPU the frontier offers at `x` tokens/s/user or more.
@@ -163,20 +196,44 @@ pub fn analyse(rows: &[Row], options: &Options) -> Analysis {
         }
     }
     let mut analysis = Analysis { basis, ..Analysis::default() };
+    // The knobs that vary among the plotted points, and their values.
+    let mut knob_values: BTreeMap<&str, std::collections::BTreeSet<&str>> = BTreeMap::new();
+    for members in groups.values() {
+        for &(i, _) in members {
+            for (knob, value) in &rows[i].config.knobs {
+                knob_values.entry(knob).or_default().insert(value);
+            }
+        }
+    }
+    knob_values.retain(|_, values| values.len() > 1);
     for (group, members) in &groups {
-        let xy: Vec<(f64, f64)> = members.iter().map(|m| m.1).collect();
-        let mut on: Vec<usize> = frontier(&xy);
-        on.sort_by(|&a, &b| xy[a].0.total_cmp(&xy[b].0).then(xy[b].1.total_cmp(&xy[a].1)));
-        analysis
-            .frontiers
-            .push(Frontier { group: group.clone(), rows: on.iter().map(|&k| members[k].0).collect() });
+        let on = frontier_of(members);
+        analysis.frontiers.push(Frontier { group: group.clone(), rows: on });
         for &floor in &options.min_tps_user {
-            let best = members
-                .iter()
-                .filter(|m| m.1 .0 >= floor)
-                .max_by(|a, b| a.1 .1.total_cmp(&b.1 .1).then(a.1 .0.total_cmp(&b.1 .0)))
-                .map(|m| m.0);
-            analysis.best.push(Best { min_tps_user: floor, group: group.clone(), row: best });
+            analysis.best.push(Best {
+                min_tps_user: floor,
+                group: group.clone(),
+                row: best_at(members, floor),
+            });
+        }
+        for (knob, values) in &knob_values {
+            for value in values {
+                let with: Members = members
+                    .iter()
+                    .filter(|(i, _)| rows[*i].config.knobs.get(*knob).map(String::as_str) == Some(*value))
+                    .copied()
+                    .collect();
+                if with.is_empty() {
+                    continue;
+                }
+                analysis.knobs.push(KnobValue {
+                    knob: (*knob).to_owned(),
+                    group: group.clone(),
+                    value: (*value).to_owned(),
+                    frontier: frontier_of(&with),
+                    best: options.min_tps_user.iter().map(|&floor| (floor, best_at(&with, floor))).collect(),
+                });
+            }
         }
     }
     analysis.best.sort_by(|a, b| a.min_tps_user.total_cmp(&b.min_tps_user).then(a.group.cmp(&b.group)));

@@ -292,7 +292,61 @@ pub fn charts(rows: &[Row], analysis: &Analysis) -> Vec<Chart> {
     if let Some(chart) = search_chart(rows) {
         out.push(chart);
     }
+    out.extend(knob_charts(rows, analysis, &basis_label));
     out
+}
+
+/// Per varied knob and group: each value's points and its own frontier, side by side on one
+/// chart, so what the knob buys shows at every tokens/s/user.
+fn knob_charts(rows: &[Row], analysis: &Analysis, basis_label: &str) -> Vec<Chart> {
+    let mut out: Vec<Chart> = Vec::new();
+    for value in &analysis.knobs {
+        let g = &value.group;
+        let name = format!(
+            "knob_{}_{}{}_isl{}_osl{}{}{}",
+            stem_text(&value.knob),
+            g.mode,
+            if g.mtp { "_mtp" } else { "" },
+            g.isl.unwrap_or(0),
+            g.osl.unwrap_or(0),
+            g.prefix.map(|p| format!("_prefix{}", stem(p.get()))).unwrap_or_default(),
+            g.version.as_deref().map(|v| format!("_{}", stem_text(v))).unwrap_or_default(),
+        );
+        let all = rows
+            .iter()
+            .filter(|r| Group::of(r) == *g && r.config.knobs.get(&value.knob) == Some(&value.value))
+            .filter_map(|r| coordinates(r, analysis.basis))
+            .collect();
+        let line = value.frontier.iter().filter_map(|&i| coordinates(&rows[i], analysis.basis)).collect();
+        let chart = match out.iter_mut().find(|c| c.name == name) {
+            Some(chart) => chart,
+            None => {
+                out.push(Chart {
+                    name,
+                    title: format!("Frontier per {} — {g}", value.knob),
+                    x_label: "output tokens/s per user (mean of 1000/ITL)".to_owned(),
+                    y_label: format!("output tokens/s per GPU ({basis_label})"),
+                    x_axis: XAxis::Linear,
+                    series: Vec::new(),
+                });
+                out.last_mut().expect("pushed")
+            }
+        };
+        let color = chart.series.len();
+        chart.series.push(Series {
+            label: value.value.clone(),
+            color,
+            scatter: all,
+            line,
+            curve: Vec::new(),
+        });
+    }
+    out
+}
+
+/// Text as a file stem: letters, digits, `.` and `-` kept, anything else `_`.
+fn stem_text(text: &str) -> String {
+    text.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '-') { c } else { '_' }).collect()
 }
 
 /// TTFT p50 against the turn index, per workload of session points: a line per configuration

@@ -691,6 +691,10 @@ pub fn markdown(agg: &Aggregate) -> String {
     }
     s.push_str("## Pareto frontier\n\n");
     s.push_str(&frontier_table(agg).markdown());
+    if !agg.analysis.knobs.is_empty() {
+        s.push_str("\n## By knob: the best configuration of each value at each tokens/s/user floor\n\n");
+        s.push_str(&knob_table(agg).markdown());
+    }
     let flagged = flagged_list(agg);
     if !flagged.is_empty() {
         let _ = writeln!(s, "\n## What the servers saw: points to look at ({})\n", flagged.len());
@@ -802,6 +806,130 @@ struct SweepView<'a> {
     spec: Option<&'a str>,
 }
 
+/// One filter of the explorer: a dimension and the values it takes (only dimensions that vary).
+#[derive(Serialize)]
+struct Dimension {
+    name: String,
+    values: Vec<String>,
+}
+
+/// A point of the explorer's chart (or, without coordinates, a row its filters hide or show).
+#[derive(Serialize)]
+struct ExplorePoint {
+    /// The row's index: `data-row` of its lines in the tables.
+    row: usize,
+    x: Option<f64>,
+    y: Option<f64>,
+    /// What hovering it shows: the configuration, the load and the figures.
+    label: String,
+    /// Its value of each dimension, in `dimensions` order.
+    values: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct Explore {
+    dimensions: Vec<Dimension>,
+    points: Vec<ExplorePoint>,
+    x_label: String,
+    y_label: String,
+}
+
+/// The explorer's data: every row with its configuration's dimensions (mode, GPUs,
+/// parallelism, ISL/OSL and every knob), and the dimensions that vary.
+fn explore(agg: &Aggregate) -> Explore {
+    let basis = agg.analysis.basis;
+    let knobs: std::collections::BTreeSet<&String> =
+        agg.rows.iter().flat_map(|r| r.config.knobs.keys()).collect();
+    let mut names: Vec<String> = ["mode", "GPUs", "parallelism", "ISL/OSL"].map(str::to_owned).to_vec();
+    names.extend(knobs.iter().map(|k| (*k).clone()));
+    let values_of = |r: &Row| -> Vec<String> {
+        let mut v = vec![
+            r.config.mode.clone().unwrap_or_default(),
+            int(r.config.gpus_working),
+            r.roles_label(),
+            format!("{}/{}", int(r.isl), int(r.osl)),
+        ];
+        v.extend(knobs.iter().map(|k| r.config.knobs.get(*k).cloned().unwrap_or_default()));
+        v
+    };
+    let points: Vec<ExplorePoint> = agg
+        .rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let xy = crate::pareto::coordinates(r, basis);
+            let mut label = format!("{} ({}), {}", r.config.job, r.roles_label(), crate::plot::load_label(r));
+            for (k, v) in &r.config.knobs {
+                label.push_str(&format!("\n{k} = {v}"));
+            }
+            label.push_str(&format!(
+                "\n{} tok/s/user, {} tok/s/GPU, state {}",
+                num(r.tps_per_user),
+                num(r.tps_per_gpu(basis)),
+                r.state
+            ));
+            ExplorePoint { row: i, x: xy.map(|p| p.0), y: xy.map(|p| p.1), label, values: values_of(r) }
+        })
+        .collect();
+    let mut dimensions = Vec::new();
+    for (d, name) in names.into_iter().enumerate() {
+        let values: std::collections::BTreeSet<&str> =
+            points.iter().map(|p| p.values[d].as_str()).filter(|v| !v.is_empty()).collect();
+        dimensions.push(Dimension { name, values: values.into_iter().map(str::to_owned).collect() });
+    }
+    Explore {
+        dimensions,
+        points,
+        x_label: "output tokens/s per user".to_owned(),
+        y_label: format!("output tokens/s per GPU ({})", basis_text(basis)),
+    }
+}
+
+/// Per varied knob: for each group and value, the best configuration at each tokens/s/user
+/// floor, the values of one knob side by side.
+fn knob_table(agg: &Aggregate) -> Table {
+    let basis = agg.analysis.basis;
+    let mut rows = Vec::new();
+    for k in &agg.analysis.knobs {
+        for (floor_value, best) in &k.best {
+            let r = best.map(|i| &agg.rows[i]);
+            rows.push(vec![
+                k.knob.clone(),
+                k.group.to_string(),
+                floor(*floor_value),
+                k.value.clone(),
+                r.map_or_else(|| "no point reaches it".to_owned(), |r| r.config.job.clone()),
+                r.map_or_else(String::new, |r| int(r.effective_concurrency.or(r.concurrency))),
+                r.map_or_else(String::new, |r| num(r.tps_per_user)),
+                r.map_or_else(String::new, |r| num(r.tps_per_gpu(basis))),
+            ]);
+        }
+    }
+    rows.sort_by(|a, b| {
+        (&a[0], &a[1])
+            .cmp(&(&b[0], &b[1]))
+            .then(a[2].parse::<f64>().unwrap_or(0.0).total_cmp(&b[2].parse::<f64>().unwrap_or(0.0)))
+    });
+    Table {
+        header: vec![
+            "knob",
+            "group",
+            "tok/s/user at least",
+            "value",
+            "best configuration",
+            "concurrency",
+            "tok/s/user",
+            "tok/s/GPU",
+        ],
+        rows,
+    }
+}
+
+/// JSON for a `<script type="application/json">`: `</` cannot end the element early.
+fn script_json(value: &impl Serialize) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned()).replace("</", "<\\/")
+}
+
 /// Everything the page shows, each part present only when the sweep has it.
 #[derive(Serialize)]
 struct Page<'a> {
@@ -813,6 +941,11 @@ struct Page<'a> {
     ratio: Option<Table>,
     pareto: Vec<Figure<'a>>,
     frontier: Table,
+    /// The agg.rows index of each line of the frontier table.
+    frontier_keys: Vec<usize>,
+    /// The explorer's data, as JSON text.
+    explore: String,
+    knobs: Option<Section<'a>>,
     search: Option<Section<'a>>,
     concurrency: Vec<Figure<'a>>,
     rate: Vec<Figure<'a>>,
@@ -823,6 +956,7 @@ struct Page<'a> {
     problems: Table,
     warnings: Vec<WarningView>,
     all: Table,
+    all_keys: Vec<usize>,
     sweeps: Vec<SweepView<'a>>,
     version: &'static str,
     generators: String,
@@ -939,6 +1073,7 @@ pub fn html(agg: &Aggregate, charts: &[(Chart, String)]) -> String {
             || c.name == "search_max_load"
             || c.name.starts_with("server_")
             || c.name.starts_with("profile_")
+            || c.name.starts_with("knob_")
     };
     let turns = turn_table(agg);
     let generators: std::collections::BTreeSet<&str> =
@@ -952,6 +1087,12 @@ pub fn html(agg: &Aggregate, charts: &[(Chart, String)]) -> String {
         ratio: (!agg.analysis.ratios.is_empty()).then(|| ratio_table(agg)),
         pareto: figures(charts, |c| c.name.starts_with("pareto_")),
         frontier: frontier_table(agg),
+        frontier_keys: agg.analysis.frontier_rows().collect(),
+        explore: script_json(&explore(agg)),
+        knobs: (!agg.analysis.knobs.is_empty()).then(|| Section {
+            figures: figures(charts, |c| c.name.starts_with("knob_")),
+            table: knob_table(agg),
+        }),
         search: (!crate::plot::searches(&agg.rows).is_empty()).then(|| Section {
             figures: figures(charts, |c| c.name == "search_max_load"),
             table: search_table(agg),
@@ -969,6 +1110,7 @@ pub fn html(agg: &Aggregate, charts: &[(Chart, String)]) -> String {
             .map(|w| WarningView { path: w.path.display().to_string(), message: w.message.clone() })
             .collect(),
         all: all_table(agg),
+        all_keys: (0..agg.rows.len()).collect(),
         sweeps: agg.sweeps.iter().map(sweep_view).collect(),
         version: env!("CARGO_PKG_VERSION"),
         generators: generators.into_iter().collect::<Vec<_>>().join(", "),
