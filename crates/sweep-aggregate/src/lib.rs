@@ -152,8 +152,8 @@ pub fn aggregate(inputs: &[PathBuf], options: &Options) -> Result<Aggregate, Err
     // Installations compared on purpose get a frontier each, as merged versions do.
     if rows.iter().any(|r| r.config.installation().is_some()) {
         for row in &mut rows {
-            let installation = row.config.installation();
-            row.config.version_group = match (installation, row.config.version_group.take()) {
+            let (installation, version) = (row.config.installation(), row.config.engine_version.clone());
+            row.config.version_group = match (installation, version) {
                 (Some(i), Some(v)) => Some(format!("{i}, {v}")),
                 (i, v) => i.or(v),
             };

@@ -196,17 +196,15 @@ pub fn analyse(rows: &[Row], options: &Options) -> Analysis {
         }
     }
     let mut analysis = Analysis { basis, ..Analysis::default() };
-    // The knobs that vary among the plotted points, and their values.
-    let mut knob_values: BTreeMap<&str, std::collections::BTreeSet<&str>> = BTreeMap::new();
-    for members in groups.values() {
+    for (group, members) in &groups {
+        // The knobs that vary among the group's points, and their values.
+        let mut knob_values: BTreeMap<&str, std::collections::BTreeSet<&str>> = BTreeMap::new();
         for &(i, _) in members {
             for (knob, value) in &rows[i].config.knobs {
                 knob_values.entry(knob).or_default().insert(value);
             }
         }
-    }
-    knob_values.retain(|_, values| values.len() > 1);
-    for (group, members) in &groups {
+        knob_values.retain(|_, values| values.len() > 1);
         let on = frontier_of(members);
         analysis.frontiers.push(Frontier { group: group.clone(), rows: on });
         for &floor in &options.min_tps_user {

@@ -8,7 +8,7 @@
 //! | requests waiting | `vllm:num_requests_waiting` | `sglang:num_queue_reqs` | `dynamo_frontend_queued_requests` | `sweep_mock_num_requests_waiting` |
 //! | KV-cache usage (0–1) | `vllm:kv_cache_usage_perc` | `sglang:token_usage` | — | `sweep_mock_kv_cache_usage_ratio` |
 //! | preemptions | `vllm:num_preemptions` | — | — | `sweep_mock_preemptions` |
-//! | prefix-cache hits / queries (tokens) | `vllm:prefix_cache_hits` / `vllm:prefix_cache_queries` | `sglang:cache_hit_rate` (a gauge) | — | `sweep_mock_prefix_cache_hits` / `…_queries` |
+//! | prefix-cache hits / queries (tokens) | `vllm:prefix_cache_hits` / `vllm:prefix_cache_queries` | `sglang:cache_hit_rate` (a gauge) | the sums of the histograms `dynamo_frontend_cached_tokens` / `dynamo_frontend_input_sequence_tokens` (the tokens each request's worker found cached, and its prompt) | `sweep_mock_prefix_cache_hits` / `…_queries` |
 //! | TTFT, ITL (histograms) | `vllm:time_to_first_token_seconds`, `vllm:inter_token_latency_seconds` | `sglang:…` (same names) | `dynamo_frontend_time_to_first_token_seconds`, `dynamo_frontend_inter_token_latency_seconds` | `sweep_mock_…` (same names) |
 //! | output tokens | `vllm:generation_tokens` | `sglang:generation_tokens` | `dynamo_frontend_output_tokens` | `sweep_mock_generation_tokens` |
 
@@ -73,8 +73,14 @@ pub fn families(measure: Measure) -> &'static [&'static str] {
             &["vllm:kv_cache_usage_perc", "sglang:token_usage", "sweep_mock_kv_cache_usage_ratio"]
         }
         Measure::Preemptions => &["vllm:num_preemptions", "sweep_mock_preemptions"],
-        Measure::PrefixCacheHits => &["vllm:prefix_cache_hits", "sweep_mock_prefix_cache_hits"],
-        Measure::PrefixCacheQueries => &["vllm:prefix_cache_queries", "sweep_mock_prefix_cache_queries"],
+        Measure::PrefixCacheHits => {
+            &["vllm:prefix_cache_hits", "sweep_mock_prefix_cache_hits", "dynamo_frontend_cached_tokens"]
+        }
+        Measure::PrefixCacheQueries => &[
+            "vllm:prefix_cache_queries",
+            "sweep_mock_prefix_cache_queries",
+            "dynamo_frontend_input_sequence_tokens",
+        ],
         Measure::PrefixCacheHitRate => &["sglang:cache_hit_rate"],
         Measure::TimeToFirstToken => &[
             "vllm:time_to_first_token_seconds",

@@ -333,10 +333,15 @@ impl Collector {
                 sources
                     .into_iter()
                     .map(|d| {
+                        // A histogram of per-request amounts (Dynamo's cached and input
+                        // tokens) counts them in its sum.
+                        let histograms =
+                            d.histograms.iter().filter(|(k, _)| family_of_key(k, family)).map(|(_, h)| h.sum);
                         d.counters
                             .iter()
                             .filter(|(k, _)| family_of_key(k, family))
-                            .map(|(_, v)| v)
+                            .map(|(_, v)| *v)
+                            .chain(histograms)
                             .sum::<f64>()
                     })
                     .sum::<f64>()

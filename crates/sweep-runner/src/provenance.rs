@@ -14,16 +14,16 @@ use sweep_folder::JobDir;
 const LAUNCHERS: [&str; 8] =
     ["bash", "sh", "env", "exec", "nohup", "numactl", "trtllm-llmapi-launch", "mpirun"];
 
-/// An executable file named `word`: a path, or found on `PATH`.
-fn executable(word: &str) -> Option<PathBuf> {
+/// An executable file named `word`: a path, or found on `path` (the command's own `PATH=`
+/// assignment, as `engine.venv` renders it) or else on this process's `PATH`.
+fn executable(word: &str, path: Option<&str>) -> Option<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
     let is_exe = |p: &Path| p.is_file() && p.metadata().is_ok_and(|m| m.permissions().mode() & 0o111 != 0);
     if word.contains('/') {
         return Some(PathBuf::from(word)).filter(|p| is_exe(p));
     }
-    std::env::var_os("PATH")
-        .map(|path| std::env::split_paths(&path).map(|dir| dir.join(word)).find(|p| is_exe(p)))
-        .unwrap_or_default()
+    let path = path.map(std::ffi::OsString::from).or_else(|| std::env::var_os("PATH"))?;
+    std::env::split_paths(&path).map(|dir| dir.join(word)).find(|p| is_exe(p))
 }
 
 /// The program a launch command runs: its first word that names an executable and is not a
@@ -31,7 +31,12 @@ fn executable(word: &str) -> Option<PathBuf> {
 /// runs `python3`).
 pub fn program(argv: &[String]) -> Option<(String, PathBuf)> {
     let mut words = argv.iter().peekable();
+    let mut path: Option<&str> = None;
     while let Some(word) = words.next() {
+        if let Some(value) = word.strip_prefix("PATH=") {
+            path = Some(value);
+            continue;
+        }
         let name = word.rsplit('/').next().unwrap_or(word);
         if word == "-c" {
             words.next(); // the shell's script
@@ -40,8 +45,8 @@ pub fn program(argv: &[String]) -> Option<(String, PathBuf)> {
         if word.starts_with('-') || word.contains('=') || LAUNCHERS.contains(&name) {
             continue;
         }
-        if let Some(path) = executable(word) {
-            return Some((word.clone(), path));
+        if let Some(found) = executable(word, path) {
+            return Some((word.clone(), found));
         }
     }
     None
@@ -62,7 +67,7 @@ fn interpreter(path: &Path) -> Option<PathBuf> {
     let mut words = line.split_whitespace();
     let first = words.next()?;
     let python = if first.ends_with("/env") { words.next()? } else { first };
-    let python = if python.contains('/') { PathBuf::from(python) } else { executable(python)? };
+    let python = if python.contains('/') { PathBuf::from(python) } else { executable(python, None)? };
     python.file_name()?.to_string_lossy().starts_with("python").then_some(python)
 }
 
@@ -174,6 +179,24 @@ mod tests {
         assert_eq!(found("env A=1 python3 -m dynamo.mocker").as_deref(), Some("python3"));
         assert_eq!(found("bash -c script no-such-host env X=1 python3 -m x").as_deref(), Some("python3"));
         assert_eq!(found("no-such-engine --port 1"), None);
+    }
+
+    /// `engine.venv` renders `env VIRTUAL_ENV=V PATH=V/bin:$PATH python3 …`: the program is the
+    /// venv's, not the first on this process's `PATH`.
+    #[test]
+    fn a_path_assignment_before_the_program_is_where_it_is_looked_up() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("sweep-provenance-venv-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("bin")).expect("created");
+        let python = dir.join("bin/python3");
+        std::fs::write(&python, "#!/bin/sh\n").expect("written");
+        std::fs::set_permissions(&python, std::fs::Permissions::from_mode(0o755)).expect("executable");
+        let argv = words(&format!(
+            "env VIRTUAL_ENV={0} PATH={0}/bin:/usr/bin python3 -m dynamo.mocker",
+            dir.display()
+        ));
+        assert_eq!(program(&argv).map(|(_, path)| path), Some(python));
+        std::fs::remove_dir_all(&dir).expect("removed");
     }
 
     #[test]
