@@ -783,3 +783,53 @@ fn two_dynamo_releases_in_their_own_venvs_are_one_axis_and_stay_apart_in_the_res
         );
     }
 }
+
+/// vLLM's own option and an environment variable as knobs, zipped: `max_num_seqs` 2 with a 1 GiB
+/// CPU KV cache, and 6 with 2 GiB (`VLLM_CPU_KVCACHE_SPACE`, which the role's `env` sets over the
+/// test's own 1). vLLM's log says which arguments it was given and how many KV-cache blocks it
+/// made, and the second job has twice the first's.
+const VLLM_KNOBS: &str = "\
+name: real-vllm-knobs
+model: {path: MODEL, served_name: tiny}
+engine: {kind: vllm, health: {interval: 1, timeout: 400}}
+cluster: {gpus_per_node: 4, base_port: BASE, frontend_port: FRONTEND}
+mode: agg
+agg:
+  tp: 1
+  batch: 8
+  max_seq_len: 1024
+  engine_args: {enforce_eager: true, load_format: dummy, dtype: bfloat16, max_num_seqs: {sweep: [2, 6]}}
+  env: {VLLM_CPU_KVCACHE_SPACE: {sweep: ['1', '2']}}
+workload: {isl: 32, osl: 8, concurrency: 4, requests: 8, warmup: 0}
+sweep: {zip: [[agg.engine_args.max_num_seqs, agg.env.VLLM_CPU_KVCACHE_SPACE]]}
+";
+
+#[test]
+fn vllm_max_num_seqs_and_its_kv_cache_space_as_knobs_reach_the_engine() {
+    let s = Sweep::new("vllm-knobs", venv("vllm-0.32.0"), VLLM_KNOBS);
+    let rows = s.submit_and_wait(Duration::from_secs(900));
+    assert_eq!(rows.len(), 2, "a job per zipped pair: {rows:#?}");
+    all_done_with_server_usage(&s, &rows, 2);
+    let mut tokens = std::collections::BTreeMap::new();
+    for row in results(&s) {
+        let seqs: u64 = row["agg.engine_args.max_num_seqs"].parse().expect("the knob's column");
+        let space = &row["agg.env.VLLM_CPU_KVCACHE_SPACE"];
+        let log = std::fs::read_to_string(s.dir.join("sweep/jobs").join(&row["job"]).join("logs/agg_0.log"))
+            .expect("log");
+        // vLLM's own words: the arguments it was given, and the KV cache it made.
+        assert!(
+            log.contains(&format!("'max_num_seqs': {seqs}}}")),
+            "max_num_seqs {seqs} not in vLLM's arguments"
+        );
+        assert!(log.contains(&format!("Explicitly set ({space}.0/")), "a {space} GiB KV cache:\n{log}");
+        let size = log
+            .lines()
+            .find_map(|l| l.split("CPU KV cache size: ").nth(1))
+            .and_then(|rest| rest.split(' ').next())
+            .map(|n| n.replace(',', "").parse::<u64>().expect("a token count"))
+            .unwrap_or_else(|| panic!("no KV cache size in the log:\n{log}"));
+        tokens.insert(seqs, size);
+    }
+    eprintln!("KV cache tokens by max_num_seqs: {tokens:?}");
+    assert_eq!(tokens[&6], 2 * tokens[&2], "twice the space, twice the tokens: {tokens:?}");
+}
