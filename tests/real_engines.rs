@@ -704,6 +704,15 @@ workload: {isl: 512, osl: 4, concurrency: 1, requests: 28, warmup: 0, prefix_rat
 #[test]
 fn dynamo_router_mode_as_an_axis_kv_routing_hits_the_prefix_cache_more_than_round_robin() {
     let s = Sweep::new("dynamo-router", venv("dynamo-1.6.1"), DYNAMO_ROUTER);
+    // Every value of the axis is held against the frontend's own choices first: a mode it
+    // does not have is refused by name, with the job that would have run it (exit 12).
+    let spec = std::fs::read_to_string(s.dir.join("spec.yaml")).expect("spec");
+    std::fs::write(s.dir.join("bad.yaml"), spec.replace("[kv, round-robin]", "[kv, fastest]")).expect("spec");
+    let refused = s.sweep(&["check", "bad.yaml"]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(12), "{stderr}");
+    assert!(stderr.contains("_router_mode-fastest`"), "{stderr}");
+    assert!(stderr.contains("does not take `--router-mode fastest`; it takes "), "{stderr}");
     let rows = s.submit_and_wait(Duration::from_secs(400));
     assert_eq!(rows.len(), 2, "a job per router mode: {rows:#?}");
     all_done_with_server_usage(&s, &rows, 2);

@@ -28,7 +28,7 @@ pub enum Error {
     #[error("{0}")]
     Aggregate(#[source] sweep_aggregate::Error),
     /// Launch commands give an engine options its own parser does not list (`sweep check`).
-    #[error("{} option(s) the engines do not take", .0.len())]
+    #[error("{} option(s) or value(s) the engines do not take", .0.len())]
     UnknownOptions(Vec<UnknownOption>),
     /// Services a job's step starts are not installed on this node (`sweep check`).
     #[error("{} program(s) the jobs start are not installed on this node", .0.len())]
@@ -147,12 +147,22 @@ impl Error {
                 for u in unknown {
                     let role = u.step.rsplit_once('_').map_or(u.step.as_str(), |(role, _)| role);
                     let closest = u.closest.as_ref().map(|c| format!("; the closest it takes is `{c}`")).unwrap_or_default();
-                    out.push_str(&format!(
-                        "  job `{}`, {} ({role}): `{}` does not take `{}`{closest}\n",
-                        u.job, u.step, u.program, u.option
-                    ));
+                    match &u.value {
+                        None => out.push_str(&format!(
+                            "  job `{}`, {} ({role}): `{}` does not take `{}`{closest}\n",
+                            u.job, u.step, u.program, u.option
+                        )),
+                        Some((value, choices)) => out.push_str(&format!(
+                            "  job `{}`, {} ({role}): `{}` does not take `{} {value}`; it takes {}{closest}\n",
+                            u.job,
+                            u.step,
+                            u.program,
+                            u.option,
+                            choices.join(", ")
+                        )),
+                    }
                 }
-                out.push_str("  = help: fix the role's `engine_args` (or the template that adds the option); `--no-check` skips this check\n");
+                out.push_str("  = help: fix the role's `engine_args` or `engine.frontend_args` (or the template that adds the option); `--no-check` skips this check\n");
                 out
             }
             Error::MissingPrograms(missing) => {

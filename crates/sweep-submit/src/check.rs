@@ -83,6 +83,10 @@ pub struct UnknownOption {
     pub step: String,
     pub program: String,
     pub option: String,
+    /// Set when the option is known but this value is not among its choices (argparse's
+    /// `{a,b}`, clap's `[possible values: …]`): the value, and the choices.
+    pub value: Option<(String, Vec<String>)>,
+    /// The closest option it takes, or (for a refused value) the closest choice.
     pub closest: Option<String>,
 }
 
@@ -109,20 +113,34 @@ pub fn check(prepared: &Prepared) -> Result<Report, SubmitError> {
             Err(why) => Outcome::NotChecked(why),
             Ok(help) => {
                 let known = check::known_options(&help);
+                let choices = check::choices(&help);
                 let mut given = std::collections::BTreeSet::new();
                 for (job, step, invocation) in &uses {
                     given.extend(invocation.options.iter().cloned());
-                    for unknown in check::unknown_options(invocation, &known) {
+                    let unknown = check::unknown_options(invocation, &known)
+                        .into_iter()
+                        .map(|u| (u.option, None, u.closest));
+                    // Every value of every axis reaches some job's command: each is held
+                    // against the option's choices.
+                    let refused = check::refused_values(invocation, &choices).into_iter().map(|r| {
+                        let closest = sweep_spec::closest(&r.value, r.choices.iter().map(String::as_str));
+                        (r.option, Some((r.value, r.choices)), closest)
+                    });
+                    for (option, value, closest) in unknown.chain(refused) {
                         let duplicate = report.unknown.iter().any(|u| {
-                            u.program == program.name && u.step == *step && u.option == unknown.option
+                            u.program == program.name
+                                && u.step == *step
+                                && u.option == option
+                                && u.value == value
                         });
                         if !duplicate {
                             report.unknown.push(UnknownOption {
                                 job: job.clone(),
                                 step: step.clone(),
                                 program: program.name.clone(),
-                                option: unknown.option,
-                                closest: unknown.closest,
+                                option,
+                                value,
+                                closest,
                             });
                         }
                     }

@@ -24,6 +24,9 @@ pub struct Invocation {
     pub program: Program,
     /// `--long` options as written (`--flag=value` as `--flag`), in order.
     pub options: Vec<String>,
+    /// Each option's value: after `=`, or the next word when that is not an option; `None` for
+    /// a bare flag.
+    pub values: Vec<Option<String>>,
 }
 
 /// The programs recognised: the words that start them, and their help command.
@@ -68,7 +71,7 @@ pub fn invocations(command: &str) -> Vec<Invocation> {
     while i < words.len() {
         if let Some((program, len)) = recognise(&words, i) {
             out.extend(current.take());
-            current = Some(Invocation { program, options: Vec::new() });
+            current = Some(Invocation { program, options: Vec::new(), values: Vec::new() });
             i += len;
             continue;
         }
@@ -77,7 +80,17 @@ pub fn invocations(command: &str) -> Vec<Invocation> {
             out.extend(current.take());
         } else if let Some(invocation) = current.as_mut() {
             if word.starts_with("--") && word.len() > 2 {
-                invocation.options.push(word.split('=').next().unwrap_or(word).to_owned());
+                let (option, value) = match word.split_once('=') {
+                    Some((option, value)) => (option, Some(value.to_owned())),
+                    None => {
+                        let next = words
+                            .get(i + 1)
+                            .filter(|w| !w.starts_with("--") && !SEPARATORS.contains(&w.as_str()));
+                        (word.as_str(), next.cloned())
+                    }
+                };
+                invocation.options.push(option.to_owned());
+                invocation.values.push(value);
             }
         }
         i += 1;
@@ -181,6 +194,67 @@ pub fn known_options(help: &str) -> BTreeSet<String> {
     out
 }
 
+/// The values each option of a program's help is limited to: argparse's `--flag {a,b,c}`, and
+/// clap's `[possible values: a, b, c]` under the option's line.
+pub fn choices(help: &str) -> std::collections::BTreeMap<String, Vec<String>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut last: Option<String> = None;
+    for line in help.lines() {
+        let trimmed = line.trim_start();
+        // An option's own line: `--flag …`, or `-f, --flag …`.
+        let own = match trimmed.strip_prefix('-') {
+            Some(rest) if !rest.starts_with('-') => rest.split_once(", ").map_or("", |(_, long)| long),
+            _ => trimmed,
+        };
+        if own.starts_with("--") {
+            let name: String =
+                own.chars().take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_')).collect();
+            if name.len() > 2 {
+                let after = own[name.len()..].trim_start_matches('=').trim_start();
+                if let Some((list, _)) = after.strip_prefix('{').and_then(|rest| rest.split_once('}')) {
+                    out.insert(name.clone(), items(list));
+                }
+                last = Some(name);
+            }
+        }
+        if let (Some(option), Some(list)) =
+            (&last, line.split_once("[possible values: ").map(|(_, rest)| rest))
+        {
+            out.insert(option.clone(), items(list.split(']').next().unwrap_or_default()));
+        }
+    }
+    out
+}
+
+/// `a, b,c` as its items.
+fn items(list: &str) -> Vec<String> {
+    list.split(',').map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()).collect()
+}
+
+/// A value an option's choices do not include.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    pub option: String,
+    pub value: String,
+    pub choices: Vec<String>,
+}
+
+/// The values `invocation` gives options whose choices do not include them, once each.
+pub fn refused_values(
+    invocation: &Invocation,
+    choices: &std::collections::BTreeMap<String, Vec<String>>,
+) -> Vec<Refused> {
+    let mut out: Vec<Refused> = Vec::new();
+    for (option, value) in invocation.options.iter().zip(&invocation.values) {
+        let (Some(value), Some(allowed)) = (value, choices.get(option)) else { continue };
+        let refused = Refused { option: option.clone(), value: value.clone(), choices: allowed.clone() };
+        if !allowed.contains(value) && !out.contains(&refused) {
+            out.push(refused);
+        }
+    }
+    out
+}
+
 /// An option a program does not take, with the closest one it does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unknown {
@@ -227,6 +301,8 @@ mod tests {
             invocations("vllm serve /m --port 8000 --enforce-eager --kv-transfer-config '{\"a\":1}' --x=1");
         assert_eq!(vllm[0].program.help, ["vllm", "serve", "--help=all"]);
         assert_eq!(vllm[0].options, ["--port", "--enforce-eager", "--kv-transfer-config", "--x"]);
+        let values: Vec<Option<&str>> = vllm[0].values.iter().map(Option::as_deref).collect();
+        assert_eq!(values, [Some("8000"), None, Some("{\"a\":1}"), Some("1")]);
 
         let runner = "/bin/sweep-runner with-workers --job-dir /j --format router -- vllm-router --host 0.0.0.0 --port 1";
         let router = invocations(runner);
@@ -244,10 +320,31 @@ mod tests {
         let invocation = Invocation {
             program: Program { name: "x".into(), help: vec![] },
             options: vec!["--enforce-eagr".into(), "--max-model-len".into(), "--enforce-eagr".into()],
+            values: vec![None, Some("1".into()), None],
         };
         assert_eq!(
             unknown_options(&invocation, &known),
             [Unknown { option: "--enforce-eagr".into(), closest: Some("--enforce-eager".into()) }]
+        );
+    }
+
+    #[test]
+    fn choices_are_read_from_argparse_and_clap_help_and_values_outside_them_refused() {
+        let help = "options:\n  --router-mode {kv,round-robin,random}\n                        How to route\n  --kv-cache-dtype {auto,fp8}\n  -p, --policy <POLICY>\n          Routing policy\n          \n          [default: cache_aware]\n          [possible values: random, round_robin, cache_aware]\n  --port PORT\n";
+        let found = choices(help);
+        assert_eq!(found["--router-mode"], ["kv", "round-robin", "random"]);
+        assert_eq!(found["--kv-cache-dtype"], ["auto", "fp8"]);
+        assert_eq!(found["--policy"], ["random", "round_robin", "cache_aware"]);
+        assert!(!found.contains_key("--port"));
+        let invocation =
+            &invocations("python3 -m dynamo.frontend --router-mode fastest --kv-cache-dtype=fp8 --port 1")[0];
+        assert_eq!(
+            refused_values(invocation, &found),
+            [Refused {
+                option: "--router-mode".into(),
+                value: "fastest".into(),
+                choices: found["--router-mode"].clone()
+            }]
         );
     }
 }
