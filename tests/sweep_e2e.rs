@@ -1812,6 +1812,10 @@ workload: {isl: 64, osl: 24, concurrency: 1, requests: 6, warmup: 1}
         assert_eq!(metadata["knobs"]["agg.engine_args.decode_base_ms"], value);
         assert_eq!(metadata["roles"][0]["engine_args"]["decode_base_ms"], value);
         assert_eq!(metadata["roles"][0]["env"]["SWEEP_E2E_PROBE"], "x y");
+        let provenance: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(job.join("provenance.json")).expect("provenance"))
+                .expect("json");
+        assert_eq!(provenance["env"]["agg.SWEEP_E2E_PROBE"], "x y", "{provenance:#}");
     }
     eprintln!("ITL p50 by decode_base_ms: {itl:?}");
     // The engine's own clock paces each token; the client adds a little on a busy machine.

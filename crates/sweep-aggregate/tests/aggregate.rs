@@ -492,6 +492,9 @@ fn hand_sweep_on(root: &Path, version: &str) {
         gpus: Vec::new(),
         node: "n1".into(),
         collected_at: 1.0,
+        env: Default::default(),
+        image: None,
+        venv: None,
     };
     for job in ["jobs/agg1_tep1", "jobs/agg1_tep1.2"] {
         let dir = sweep_folder::SweepDir::new(root).job(job);

@@ -101,4 +101,13 @@ pub struct JobProvenance {
     /// The benchmark node's host name.
     pub node: String,
     pub collected_at: f64,
+    /// The environment variables the job's launch commands set: `engine.env` by name, each
+    /// role's own `env` as `<role>.<NAME>`.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub env: std::collections::BTreeMap<String, String>,
+    /// Where the engine came from: the container image and the venv its steps ran from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub venv: Option<String>,
 }
