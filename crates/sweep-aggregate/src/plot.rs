@@ -292,7 +292,7 @@ pub fn charts(rows: &[Row], analysis: &Analysis) -> Vec<Chart> {
     if let Some(chart) = search_chart(rows) {
         out.push(chart);
     }
-    out.extend(knob_charts(rows, analysis, &basis_label));
+    out.extend(knob_charts(rows, analysis, basis_label));
     out
 }
 

@@ -165,9 +165,11 @@ pub fn collect(dir: &JobDir, job: &JobContext, engine_info: Option<&EngineInfo>)
             .env
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
-            .chain(job.roles.iter().flat_map(|r| {
-                r.env.iter().map(move |(k, v)| (format!("{}.{k}", r.config.role), v.clone()))
-            }))
+            .chain(
+                job.roles.iter().flat_map(|r| {
+                    r.env.iter().map(move |(k, v)| (format!("{}.{k}", r.config.role), v.clone()))
+                }),
+            )
             .collect(),
         image: job.container.as_ref().map(|c| c.image.clone()),
         venv: job.venv.clone(),

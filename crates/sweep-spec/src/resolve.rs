@@ -1301,26 +1301,30 @@ fn check_range(name: &AxisName, value: i64, at: &KeyPath) -> Result<(), SpecErro
 
 fn unknown_axis(at: &KeyPath, name: &str, known: &[String]) -> SpecError {
     let error = SpecError::invalid(at.clone(), format!("`{name}` is not an axis of this sweep"));
+    match (crate::closest(name, known.iter().map(String::as_str)), fixed_knob(name)) {
+        (Some(best), _) => error.with_help(format!("did you mean `{best}`?")),
+        (None, Some(help)) => error.with_help(help),
+        (None, None) => error.with_help(format!("the axes are: {}", known.join(", "))),
+    }
+}
+
+/// Help for a name that reads as a knob (`gen.engine_args.max_num_seqs`) but is no axis: the
+/// value is fixed, or not set.
+fn fixed_knob(name: &str) -> Option<String> {
     let knob = [".engine_args.", ".env.", "engine.frontend_args.", "engine.venv", "cluster.container.image"]
         .iter()
         .any(|part| name.contains(part));
-    if knob
-        && !known.iter().any(|k| k == name)
-        && crate::closest(name, known.iter().map(String::as_str)).is_none()
-    {
-        return error.with_help(format!(
+    knob.then(|| {
+        format!(
             "`{name}` is a fixed value (or not set); to vary it, write its values as `{{sweep: [a, b]}}` where it is set"
-        ));
-    }
-    match crate::closest(name, known.iter().map(String::as_str)) {
-        Some(best) => error.with_help(format!("did you mean `{best}`?")),
-        None => error.with_help(format!("the axes are: {}", known.join(", "))),
-    }
+        )
+    })
 }
 
 fn expression_error(path: &KeyPath, source: ExprError) -> SpecError {
     let help = match &source {
         ExprError::UnknownName { suggestion: Some(best), .. } => Some(format!("did you mean `{best}`?")),
+        ExprError::UnknownName { name, .. } if fixed_knob(name).is_some() => fixed_knob(name),
         ExprError::UnknownName { known, .. } => Some(format!("the names are: {}", known.join(", "))),
         _ => None,
     };

@@ -247,6 +247,10 @@ pub fn refused_values(
     let mut out: Vec<Refused> = Vec::new();
     for (option, value) in invocation.options.iter().zip(&invocation.values) {
         let (Some(value), Some(allowed)) = (value, choices.get(option)) else { continue };
+        // Filled in when the step runs (a wrapper script's `"$3"`, the runner's `@SWEEP_PORT@`).
+        if value.contains('$') || value.contains('@') {
+            continue;
+        }
         let refused = Refused { option: option.clone(), value: value.clone(), choices: allowed.clone() };
         if !allowed.contains(value) && !out.contains(&refused) {
             out.push(refused);
@@ -336,8 +340,9 @@ mod tests {
         assert_eq!(found["--kv-cache-dtype"], ["auto", "fp8"]);
         assert_eq!(found["--policy"], ["random", "round_robin", "cache_aware"]);
         assert!(!found.contains_key("--port"));
-        let invocation =
-            &invocations("python3 -m dynamo.frontend --router-mode fastest --kv-cache-dtype=fp8 --port 1")[0];
+        let invocation = &invocations(
+            "python3 -m dynamo.frontend --router-mode fastest --kv-cache-dtype=fp8 --policy \"$3\" --port 1",
+        )[0];
         assert_eq!(
             refused_values(invocation, &found),
             [Refused {
