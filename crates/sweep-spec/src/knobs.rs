@@ -108,7 +108,8 @@ pub(crate) fn engine_args(
     let mut knobs = Vec::new();
     let mut fixed = BTreeMap::new();
     for (key, value) in args {
-        if let Some(kept) = split(role, std::slice::from_ref(key), value, &base.key(key.clone()), &mut knobs)? {
+        if let Some(kept) = split(role, std::slice::from_ref(key), value, &base.key(key.clone()), &mut knobs)?
+        {
             fixed.insert(key.clone(), kept);
         }
     }
