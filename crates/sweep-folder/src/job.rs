@@ -154,28 +154,23 @@ pub struct JobContext {
     pub knobs: BTreeMap<String, serde_json::Value>,
 }
 
-/// Puts `value` at `path` in nested maps, making the maps on the way.
+/// Puts `value` at `path` in nested maps, making the maps on the way (a value in the way of a
+/// deeper knob is replaced by a map).
 fn set_nested(map: &mut BTreeMap<String, serde_json::Value>, path: &[String], value: serde_json::Value) {
-    let Some((first, rest)) = path.split_first() else { return };
-    if rest.is_empty() {
-        map.insert(first.clone(), value);
-        return;
-    }
-    let mut slot = map.entry(first.clone()).or_insert_with(|| serde_json::Value::Object(Default::default()));
-    for key in &rest[..rest.len() - 1] {
+    fn put(slot: &mut serde_json::Value, path: &[String], value: serde_json::Value) {
+        let Some((key, rest)) = path.split_first() else {
+            *slot = value;
+            return;
+        };
         if !slot.is_object() {
             *slot = serde_json::Value::Object(Default::default());
         }
-        slot = slot
-            .as_object_mut()
-            .map(|m| m.entry(key.clone()).or_insert_with(|| serde_json::Value::Object(Default::default())))
-            .expect("made an object above");
+        if let Some(map) = slot.as_object_mut() {
+            put(map.entry(key.clone()).or_insert(serde_json::Value::Null), rest, value);
+        }
     }
-    if !slot.is_object() {
-        *slot = serde_json::Value::Object(Default::default());
-    }
-    if let (Some(m), Some(last)) = (slot.as_object_mut(), rest.last()) {
-        m.insert(last.clone(), value);
+    if let Some((first, rest)) = path.split_first() {
+        put(map.entry(first.clone()).or_insert(serde_json::Value::Null), rest, value);
     }
 }
 
@@ -322,5 +317,30 @@ impl JobContext {
     pub fn serving_role(&self) -> Option<&RoleContext> {
         let wanted = if self.mode == "disagg" { Role::Gen } else { Role::Agg };
         self.roles.iter().find(|r| r.config.role == wanted)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_nested_knob_joins_the_fixed_keys_beside_it() {
+        let mut args: BTreeMap<String, serde_json::Value> =
+            serde_json::from_str(r#"{"kv_cache_config": {"enable_block_reuse": true}, "max_batch_size": 8}"#)
+                .expect("json");
+        let path = |p: &str| p.split('.').map(str::to_owned).collect::<Vec<_>>();
+        set_nested(&mut args, &path("kv_cache_config.free_gpu_memory_fraction"), 0.85.into());
+        set_nested(&mut args, &path("cache_transceiver_config.backend"), "NIXL".into());
+        set_nested(&mut args, &path("max_num_tokens"), 512.into());
+        assert_eq!(
+            serde_json::to_value(&args).expect("json"),
+            serde_json::json!({
+                "kv_cache_config": {"enable_block_reuse": true, "free_gpu_memory_fraction": 0.85},
+                "cache_transceiver_config": {"backend": "NIXL"},
+                "max_batch_size": 8,
+                "max_num_tokens": 512
+            })
+        );
     }
 }
