@@ -79,8 +79,12 @@ pub enum GpuBasis {
     Allocated,
 }
 
+/// The share of a point's requests that may fail before the point is left out of the
+/// frontiers, unless `--max-error-rate` says otherwise.
+pub const DEFAULT_MAX_ERROR_RATE: f64 = 0.01;
+
 /// Settings of one aggregation, resolved before anything is read.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Options {
     /// Recompute every point's figures from its per-request records, ignoring summaries.
     pub from_records: bool,
@@ -92,6 +96,22 @@ pub struct Options {
     pub allow_mixed_versions: bool,
     /// SLOs, GPU-hour cost and target throughput for the report's cost and balance analyses.
     pub profile: profile::Settings,
+    /// A point whose failed requests are a larger share than this is not valid
+    /// ([`table::validate`]).
+    pub max_error_rate: f64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            from_records: false,
+            min_tps_user: Vec::new(),
+            gpu_basis: GpuBasis::default(),
+            allow_mixed_versions: false,
+            profile: profile::Settings::default(),
+            max_error_rate: DEFAULT_MAX_ERROR_RATE,
+        }
+    }
 }
 
 /// Each engine's recorded versions among `rows`, for the engines that ran in more than one
@@ -160,6 +180,7 @@ pub fn aggregate(inputs: &[PathBuf], options: &Options) -> Result<Aggregate, Err
         }
     }
     table::derive(&mut rows);
+    table::validate(&mut rows, options.max_error_rate);
     let analysis = pareto::analyse(&rows, options);
     for i in analysis.frontier_rows().collect::<Vec<_>>() {
         rows[i].on_frontier = true;

@@ -159,7 +159,7 @@ impl Analysis {
 
 /// The point's coordinates: (tokens/s/user, tokens/s/GPU on the chosen basis).
 pub fn coordinates(row: &Row, basis: GpuBasis) -> Option<(f64, f64)> {
-    row.measured().then_some(())?;
+    (row.measured() && row.invalid.is_none()).then_some(())?;
     Some((row.tps_per_user?, row.tps_per_gpu(basis)?))
 }
 

@@ -392,6 +392,7 @@ mod tests {
             tps_per_user: None,
             tps_per_user_srt: None,
             on_frontier: false,
+            invalid: None,
             server: None,
         }
     }

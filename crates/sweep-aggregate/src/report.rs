@@ -514,6 +514,19 @@ fn flagged_list(agg: &Aggregate) -> Vec<(&Row, String)> {
         .collect()
 }
 
+/// Measured points that are not valid to compare, with why (`table::validate`).
+fn invalid_table(agg: &Aggregate) -> Table {
+    let rows = agg
+        .rows
+        .iter()
+        .filter_map(|r| {
+            let why = r.invalid.as_ref()?;
+            Some(vec![r.config.job.clone(), crate::plot::load_label(r), r.point.clone(), why.clone()])
+        })
+        .collect();
+    Table { header: vec!["configuration", "load", "point", "why it is left out"], rows }
+}
+
 fn problem_table(agg: &Aggregate) -> Table {
     let rows = agg
         .rows
@@ -709,6 +722,11 @@ pub fn markdown(agg: &Aggregate) -> String {
         }
     }
     s.push_str(&profile_markdown(agg));
+    let invalid = invalid_table(agg);
+    if !invalid.rows.is_empty() {
+        let _ = writeln!(s, "\n## Points left out of the frontiers ({})\n", invalid.rows.len());
+        s.push_str(&invalid.markdown());
+    }
     let problems = problem_table(agg);
     if !problems.rows.is_empty() {
         let _ = writeln!(s, "\n## Points without a result ({})\n", problems.rows.len());
@@ -954,6 +972,7 @@ struct Page<'a> {
     servers: Option<ServersView<'a>>,
     profile: Option<ProfileView<'a>>,
     problems: Table,
+    invalid: Option<Table>,
     warnings: Vec<WarningView>,
     all: Table,
     all_keys: Vec<usize>,
@@ -1104,6 +1123,7 @@ pub fn html(agg: &Aggregate, charts: &[(Chart, String)]) -> String {
         servers: servers_view(agg, charts),
         profile: profile_view(agg, charts),
         problems: problem_table(agg),
+        invalid: Some(invalid_table(agg)).filter(|t| !t.rows.is_empty()),
         warnings: agg
             .warnings
             .iter()

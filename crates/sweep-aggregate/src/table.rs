@@ -52,6 +52,8 @@ pub struct Row {
     /// srt-slurm's tokens/s/user: 1000 / median ITL (what vLLM calls TPOT), in ms.
     pub tps_per_user_srt: Option<f64>,
     pub on_frontier: bool,
+    /// Why a measured point is not valid, and so stands on no frontier ([`validate`]).
+    pub invalid: Option<String>,
     /// What the servers' `/metrics` said of the point, with the flags; `None` without scrapes.
     pub server: Option<ServerFigures>,
 }
@@ -120,6 +122,7 @@ pub fn read_points(points: Vec<PointSource>, from_records: bool, warnings: &mut 
             tps_per_user: None,
             tps_per_user_srt: None,
             on_frontier: false,
+            invalid: None,
             server: None,
         };
         let mut summary_failed = None;
@@ -246,6 +249,37 @@ pub fn derive(rows: &mut [Row]) {
     }
 }
 
+/// Holds every measured point to what a comparison needs (`docs/aggregate.md`, "Valid
+/// points"): failed requests at most `max_error_rate` of all, output tokens produced, and the
+/// servers' output token count agreeing with the client's. A point that fails is kept, with
+/// the reason, and left out of the frontiers.
+pub fn validate(rows: &mut [Row], max_error_rate: f64) {
+    for row in rows.iter_mut().filter(|r| r.measured()) {
+        let done = row.figures.get("request_count").unwrap_or(0.0);
+        let failed = row.figures.get("error_request_count").unwrap_or(0.0);
+        let share = failed / (done + failed);
+        let mut why = Vec::new();
+        if share > max_error_rate {
+            why.push(format!(
+                "{failed:.0} of {:.0} requests failed ({:.1} %, more than --max-error-rate {})",
+                done + failed,
+                share * 100.0,
+                max_error_rate
+            ));
+        }
+        if row.figures.get("output_token_throughput").is_none_or(|t| t <= 0.0) {
+            why.push("no output tokens".to_owned());
+        }
+        let mismatch = row.server.as_ref().and_then(|s| {
+            s.flags.iter().find(|f| matches!(f, crate::server::Flag::TokenCountMismatch { .. }))
+        });
+        if let Some(flag) = mismatch {
+            why.push(flag.describe());
+        }
+        row.invalid = (!why.is_empty()).then(|| why.join("; "));
+    }
+}
+
 /// The table as a polars frame, in the documented column order.
 pub fn frame(rows: &[Row]) -> Result<DataFrame, Error> {
     let text = |f: &dyn Fn(&Row) -> Option<String>| rows.iter().map(f).collect::<Vec<Option<String>>>();
@@ -298,6 +332,7 @@ pub fn frame(rows: &[Row]) -> Result<DataFrame, Error> {
         Column::new("tps_per_user".into(), float(&|r| r.tps_per_user)),
         Column::new("tps_per_user_srt".into(), float(&|r| r.tps_per_user_srt)),
         Column::new("on_frontier".into(), rows.iter().map(|r| r.on_frontier).collect::<Vec<bool>>()),
+        Column::new("invalid_reason".into(), text(&|r| r.invalid.clone())),
     ]);
     let server = |f: &dyn Fn(&ServerFigures) -> Option<f64>| {
         rows.iter().map(|r| r.server.as_ref().and_then(f)).collect::<Vec<Option<f64>>>()

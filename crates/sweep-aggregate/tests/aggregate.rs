@@ -529,3 +529,35 @@ fn sweeps_of_different_engine_versions_are_merged_only_when_asked_and_then_per_v
     let labels: Vec<String> = merged.analysis.frontiers.iter().map(|f| f.group.to_string()).collect();
     assert!(labels.iter().any(|l| l.starts_with("agg (0.32.0), ISL 128")), "{labels:?}");
 }
+
+/// A point is compared only when valid: the aiperf fixture's concurrency-4 run given 3 failed
+/// requests (above the default 1 %) and its concurrency-16 run no output, both stay in the table
+/// with their reasons and out of the frontier; a looser `--max-error-rate` lets the first back.
+#[test]
+fn invalid_points_stay_in_the_table_with_their_reason_and_out_of_the_frontier() {
+    let (_tmp, root) = fixture_copy();
+    let damage = |c: u32, change: &dyn Fn(&mut Value)| {
+        let path = artifacts(&root).join(format!("concurrency_{c}/profile_export_aiperf.json"));
+        let mut summary = summary(&root, c);
+        change(&mut summary);
+        std::fs::write(&path, serde_json::to_string(&summary).expect("json")).expect("written");
+    };
+    damage(4, &|s| s["error_request_count"] = serde_json::json!({"avg": 3.0, "unit": "requests"}));
+    damage(16, &|s| s["output_token_throughput"]["avg"] = serde_json::json!(0.0));
+    let agg = aggregate(&[root.clone()], &Options::default()).expect("aggregates");
+    assert_eq!(agg.rows.len(), 3, "nothing dropped");
+    let four = by_concurrency(&agg.rows, 4);
+    let why = four.invalid.as_deref().expect("invalid");
+    assert!(why.contains("3 of") && why.contains("more than --max-error-rate 0.01"), "{why}");
+    assert!(!four.on_frontier);
+    assert_eq!(by_concurrency(&agg.rows, 16).invalid.as_deref(), Some("no output tokens"));
+    assert!(by_concurrency(&agg.rows, 1).invalid.is_none());
+    let on: Vec<usize> = agg.analysis.frontier_rows().collect();
+    assert!(on.iter().all(|&i| agg.rows[i].concurrency == Some(1)), "{on:?}");
+    let md = sweep_aggregate::report::markdown(&agg);
+    assert!(md.contains("## Points left out of the frontiers (2)"), "{md}");
+
+    let loose = Options { max_error_rate: 0.5, ..Options::default() };
+    let agg = aggregate(&[root], &loose).expect("aggregates");
+    assert!(by_concurrency(&agg.rows, 4).invalid.is_none(), "3 failed of many is under half");
+}

@@ -158,6 +158,10 @@ struct AggregateArgs {
     /// Output tokens/s to serve: the replicas and GPUs each configuration meeting the SLOs needs.
     #[arg(long, value_name = "TOKENS_PER_S", value_parser = positive)]
     target_tokens_per_s: Option<f64>,
+    /// The largest share of a point's requests that may fail for the point to stand on a
+    /// frontier; a point above it is listed with its reason instead.
+    #[arg(long, value_name = "SHARE", default_value_t = sweep_aggregate::DEFAULT_MAX_ERROR_RATE, value_parser = share)]
+    max_error_rate: f64,
 }
 
 /// `--slo`'s list, as one value (clap would take a `Vec` for a repeated flag).
@@ -166,6 +170,14 @@ struct SloList(Vec<sweep_aggregate::profile::Slo>);
 
 fn slo_list(text: &str) -> Result<SloList, String> {
     sweep_aggregate::profile::parse_slos(text).map(SloList)
+}
+
+/// A share from 0 to 1.
+fn share(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err(format!("`{text}` is not a share from 0 to 1 (0.05 is 5 %)")),
+    }
 }
 
 /// A finite number above 0.
@@ -208,6 +220,7 @@ impl AggregateArgs {
                     slo: self.slo.map(|s| s.0).unwrap_or_default(),
                     target_tokens_per_s: self.target_tokens_per_s,
                 },
+                max_error_rate: self.max_error_rate,
             },
             outputs,
             json: self.format == Format::Json,
