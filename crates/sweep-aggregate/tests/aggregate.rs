@@ -544,7 +544,7 @@ fn invalid_points_stay_in_the_table_with_their_reason_and_out_of_the_frontier() 
     };
     damage(4, &|s| s["error_request_count"] = serde_json::json!({"avg": 3.0, "unit": "requests"}));
     damage(16, &|s| s["output_token_throughput"]["avg"] = serde_json::json!(0.0));
-    let agg = aggregate(&[root.clone()], &Options::default()).expect("aggregates");
+    let agg = aggregate(std::slice::from_ref(&root), &Options::default()).expect("aggregates");
     assert_eq!(agg.rows.len(), 3, "nothing dropped");
     let four = by_concurrency(&agg.rows, 4);
     let why = four.invalid.as_deref().expect("invalid");
