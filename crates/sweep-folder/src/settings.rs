@@ -579,6 +579,13 @@ pub struct Point {
     /// A search's step: the id of the planned point that searches.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub search: Option<Id>,
+    /// Which measurement of the point this is (`workload.repeats`), from 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub repeat: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl From<&sweep_plan::Point> for Point {
@@ -595,6 +602,7 @@ impl From<&sweep_plan::Point> for Point {
             requests,
             warmup,
             search,
+            repeat,
         } = *p;
         Point {
             id,
@@ -607,6 +615,7 @@ impl From<&sweep_plan::Point> for Point {
             requests,
             warmup,
             search,
+            repeat,
         }
     }
 }
@@ -628,6 +637,7 @@ impl Point {
             requests: self.requests,
             warmup: self.warmup,
             search: self.search,
+            repeat: self.repeat,
         };
         let step = planned.search_step(job, &load_settings.into(), &search.into(), load);
         Point::from(&step)

@@ -159,14 +159,21 @@ pub fn point_id(job: Id, key: &Point) -> Id {
     // extra fields) keep the forms apart.
     let rate = key.request_rate.map(|r| r.0.to_bits());
     let search = key.search.map(|s| s.0);
-    let extra: Vec<u64> = match (rate, search, key.prefix_ratio) {
-        (rate, None, None) => rate.into_iter().collect(),
-        (rate, Some(search), None) => vec![rate.unwrap_or(u64::MAX), search],
-        (rate, search, Some(prefix)) => {
-            vec![rate.unwrap_or(u64::MAX), search.unwrap_or(u64::MAX), prefix.0.to_bits()]
-        }
+    let prefix = key.prefix_ratio.map(|p| p.0.to_bits());
+    // A repetition after the first comes after all three (each written, `u64::MAX` for none):
+    // 4 extra fields, a form of its own.
+    let extra: Vec<u64> = match (rate, search, prefix, key.repeat) {
+        (rate, None, None, 0) => rate.into_iter().collect(),
+        (rate, Some(search), None, 0) => vec![rate.unwrap_or(u64::MAX), search],
+        (rate, search, Some(prefix), 0) => vec![rate.unwrap_or(u64::MAX), search.unwrap_or(u64::MAX), prefix],
+        (rate, search, prefix, repeat) => vec![
+            rate.unwrap_or(u64::MAX),
+            search.unwrap_or(u64::MAX),
+            prefix.unwrap_or(u64::MAX),
+            u64::from(repeat),
+        ],
     };
-    let mut buffer = [0u8; 16 + 10 * 8];
+    let mut buffer = [0u8; 16 + 11 * 8];
     buffer[..16].copy_from_slice(DOMAIN);
     for (chunk, value) in
         buffer[16..].chunks_exact_mut(8).zip(fields.into_iter().chain(extra.iter().copied()))
@@ -215,6 +222,7 @@ mod tests {
             requests: 80,
             warmup: 16,
             search: None,
+            repeat: 0,
         };
         assert_eq!(point_id(Id(42), &key).to_string(), "ee760a3e03443e7d");
         let rated = Point { request_rate: Some(sweep_spec::Rate(2.5)), ..key };
@@ -236,6 +244,11 @@ mod tests {
         assert_eq!(point_id(Id(42), &Point { id: Id(9), job: 0, ..key }), point_id(Id(42), &key));
         assert_ne!(point_id(Id(42), &other), point_id(Id(42), &key));
         assert_ne!(point_id(Id(43), &key), point_id(Id(42), &key));
+        // Each repetition after the first is a point of its own, apart from every other form.
+        let again = Point { repeat: 1, ..key };
+        assert_ne!(point_id(Id(42), &again), point_id(Id(42), &key));
+        assert_ne!(point_id(Id(42), &again), point_id(Id(42), &Point { repeat: 2, ..key }));
+        assert_ne!(point_id(Id(42), &Point { repeat: 1, ..shared }), point_id(Id(42), &shared));
     }
 
     #[test]

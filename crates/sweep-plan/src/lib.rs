@@ -152,6 +152,14 @@ pub struct Point {
     /// are made by the runner as the search goes; planned points have none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub search: Option<Id>,
+    /// Which measurement of the point this is (`workload.repeats`), from 0; hashed into the id
+    /// only when above 0, so the first repetition keeps the point's id.
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub repeat: u32,
+}
+
+fn is_zero_u32(n: &u32) -> bool {
+    *n == 0
 }
 
 impl Point {
@@ -298,7 +306,14 @@ pub fn plan(spec: &Spec, options: &PlanOptions) -> Result<Plan, PlanError> {
     if points.is_empty() {
         return Err(PlanError::Empty { space: size, excluded: stats.excluded, filtered: stats.filtered });
     }
-    let points = group_by_job(points, &mut jobs);
+    let mut points = group_by_job(points, &mut jobs);
+    // Repetitions interleaved across each job's points (p1 p2 p3 p1 p2 p3 …), so that drift
+    // over the job's life falls on every point alike.
+    if spec.workload.repeats > 1 {
+        for job in &jobs {
+            points[job.points.clone()].sort_by_key(|p| p.repeat);
+        }
+    }
     name_knobs(&mut jobs);
     disambiguate_names(&mut jobs);
     let warnings = space
@@ -574,13 +589,19 @@ impl Expander<'_> {
             search: None,
             requests: spec.workload.requests.resolve(effective_concurrency),
             warmup: spec.workload.warmup.resolve(effective_concurrency),
+            repeat: 0,
         };
-        point.id = point_id(id::with_load(j.id, &spec.workload.load), &point);
+        let base = id::with_load(j.id, &spec.workload.load);
+        point.id = point_id(base, &point);
         if !self.seen_points.insert(point.id) {
             self.stats.duplicates += 1;
             return;
         }
         self.points.push(point);
+        for repeat in 1..spec.workload.repeats {
+            let again = Point { repeat, ..point };
+            self.points.push(Point { id: point_id(base, &again), ..again });
+        }
     }
 
     /// The current point's values, for error messages.

@@ -90,3 +90,33 @@ fn case_4_trtllm_wideep_packed() {
     let frontend = layout.frontend.expect("disagg server");
     assert_eq!((frontend.node, frontend.port), (0, 8333));
 }
+
+/// `workload.repeats: 3`: each point three times in its job, the repetitions interleaved across
+/// the job's points; the first repetition keeps the id the point has without repeats.
+#[test]
+fn repeats_are_interleaved_and_the_first_keeps_the_points_id() {
+    let spec = |repeats: &str| {
+        format!(
+            "version: 1\nname: r\nmodel: {{path: /m}}\nengine: {{kind: mock}}\ncluster: {{gpus_per_node: 4}}\n\
+             mode: agg\nagg: {{batch: 8}}\nworkload: {{isl: 64, osl: 8, concurrency: [1, 4]{repeats}}}\n"
+        )
+    };
+    let planned = |text: &str| {
+        let document = sweep_spec::load(text).expect("valid");
+        plan(&document.spec, &PlanOptions::default()).expect("plans")
+    };
+    let once = planned(&spec(""));
+    let thrice = planned(&spec(", repeats: 3"));
+    let job = only_job(&thrice);
+    let points = &thrice.points[job.points.clone()];
+    let order: Vec<(u32, u32)> = points.iter().map(|p| (p.concurrency, p.repeat)).collect();
+    assert_eq!(order, [(1, 0), (4, 0), (1, 1), (4, 1), (1, 2), (4, 2)]);
+    let ids: std::collections::HashSet<_> = points.iter().map(|p| p.id).collect();
+    assert_eq!(ids.len(), 6, "every repetition has an id of its own");
+    let first: Vec<_> = points.iter().filter(|p| p.repeat == 0).map(|p| p.id).collect();
+    let without: Vec<_> = once.points.iter().map(|p| p.id).collect();
+    assert_eq!(first, without, "adding repeats to a sweep keeps what it measured");
+    assert_eq!(job.name, only_job(&once).name);
+    let error = sweep_spec::load(&spec(", repeats: 0")).expect_err("refused");
+    assert_eq!(error.path.to_string(), "workload.repeats");
+}

@@ -462,6 +462,7 @@ impl Run {
             requests: 1,
             warmup: 0,
             search: None,
+            repeat: 0,
         };
         let mut settings = self.settings(url, &point).map_err(Check::Fail)?;
         settings.arrival = Arrival::Closed;

@@ -139,6 +139,10 @@ pub struct Container {
 #[derive(Debug, Clone, Serialize)]
 pub struct Workload {
     pub concurrency_per_gen_server: bool,
+    /// `workload.repeats`: each point measured this many times on its deployment, the
+    /// repetitions interleaved across the job's points. Left out of the serialized form at 1.
+    #[serde(skip_serializing_if = "is_one")]
+    pub repeats: u32,
     #[serde(serialize_with = "serialize_count")]
     pub requests: Count,
     #[serde(serialize_with = "serialize_count")]
@@ -326,6 +330,10 @@ impl Default for Load {
             enabled: true,
         }
     }
+}
+
+fn is_one(n: &u32) -> bool {
+    *n == 1
 }
 
 fn serialize_count<S: serde::Serializer>(count: &Count, s: S) -> Result<S::Ok, S::Error> {

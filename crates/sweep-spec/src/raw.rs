@@ -143,6 +143,8 @@ pub struct RawWorkload {
     pub isl_osl: Option<Vec<(Number, Number)>>,
     pub concurrency: Option<OneOrMany<Number>>,
     pub concurrency_per_gen_server: Option<bool>,
+    /// Measure each point this many times on the same deployment.
+    pub repeats: Option<u32>,
     pub requests: Option<Count>,
     pub warmup: Option<Count>,
     pub endpoint: Option<Endpoint>,

@@ -336,6 +336,19 @@ fn resolve_workload(raw: &RawSpec) -> Result<Workload, SpecError> {
     let load = resolve_load(w)?;
     Ok(Workload {
         concurrency_per_gen_server: w.concurrency_per_gen_server.unwrap_or(false),
+        repeats: match w.repeats {
+            Some(0) => {
+                return Err(SpecError::invalid(
+                    KeyPath::keys("workload.repeats"),
+                    "a point is measured at least once",
+                )
+                .with_help(
+                    "remove `repeats` to measure each point once, or give 3 or more for confidence intervals",
+                ))
+            }
+            Some(n) => n,
+            None => 1,
+        },
         requests,
         warmup: w.warmup.unwrap_or(Count::PerConcurrency(2)),
         request_rates: resolve_rates(w)?,
