@@ -1824,3 +1824,72 @@ workload: {isl: 64, osl: 24, concurrency: 1, requests: 6, warmup: 1}
         assert!(*ms >= model * 0.9 && *ms <= model + 4.0, "decode_base_ms {value}: ITL p50 {ms} ms");
     }
 }
+
+/// `workload.repeats: 3`: each point measured three times on its deployment, interleaved (the
+/// job runs c1 c4 c1 c4 c1 c4), each repetition a folder of its own with its exports; the table
+/// gives the first row of each point its repetitions' mean, spread and 95 % interval, and the
+/// frontier stands at the means.
+#[test]
+fn repeats_are_interleaved_kept_apart_and_summarised_with_their_spread() {
+    let s = new_sweep(
+        "repeats",
+        "\
+name: e2e-repeats
+model: {path: /models/tiny, served_name: tiny}
+engine: {kind: mock}
+cluster: {gpus_per_node: 4, base_port: 24800, frontend_port: 24899}
+mode: agg
+agg: {tp: 1, batch: 8, engine_args: {decode_base_ms: 2, speedup: 2}}
+workload: {isl: 64, osl: 16, concurrency: [1, 4], requests: 8, warmup: 1, repeats: 3}
+",
+    );
+    let (code, _, stderr) = sweep(&["submit", "spec.yaml", "-o", "sweep", "--executor", "local"], &s.dir);
+    assert_eq!(code, 0, "{stderr}");
+    // The order they ran in: by each point's start.
+    let job =
+        std::fs::read_dir(s.dir.join("sweep/jobs")).expect("jobs").flatten().next().expect("a job").path();
+    let mut ran: Vec<(f64, u64, u64)> = Vec::new();
+    for point in std::fs::read_dir(job.join("points")).expect("points").flatten() {
+        let read = |name: &str| -> serde_json::Value {
+            serde_json::from_str(&std::fs::read_to_string(point.path().join(name)).expect(name))
+                .expect("json")
+        };
+        let (planned, status) = (read("point.json"), read("status.json"));
+        assert_eq!(status["state"], "done", "{status:#}");
+        assert!(
+            point.path().join("profile_export_aiperf.json").is_file(),
+            "each repetition keeps its exports"
+        );
+        ran.push((
+            status["started_at"].as_f64().expect("started"),
+            planned["concurrency"].as_u64().expect("concurrency"),
+            planned["repeat"].as_u64().unwrap_or(0),
+        ));
+    }
+    ran.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let order: Vec<(u64, u64)> = ran.iter().map(|r| (r.1, r.2)).collect();
+    assert_eq!(order, [(1, 0), (4, 0), (1, 1), (4, 1), (1, 2), (4, 2)]);
+
+    let (code, _, stderr) = sweep(&["aggregate", "sweep"], &s.dir);
+    assert_eq!(code, 0, "{stderr}");
+    let rows = common::csv_rows(&s.dir.join("sweep/report/results.csv"));
+    assert_eq!(rows.len(), 6, "every repetition is a row");
+    let speaking: Vec<_> = rows.iter().filter(|r| r["repeats"] == "3").collect();
+    assert_eq!(speaking.len(), 2, "one row per point carries the spread: {rows:#?}");
+    for row in &speaking {
+        assert_eq!(row["repeat"], "0");
+        let of = |c: &str| -> f64 { row[c].parse().unwrap_or_else(|_| panic!("{c}: {row:#?}")) };
+        let mean = of("output_token_throughput_mean");
+        let same: Vec<f64> = rows
+            .iter()
+            .filter(|r| r["concurrency"] == row["concurrency"])
+            .map(|r| r["output_token_throughput"].parse().expect("figure"))
+            .collect();
+        assert_eq!(same.len(), 3);
+        assert!((mean - same.iter().sum::<f64>() / 3.0).abs() < 1e-6 * mean, "{mean} against {same:?}");
+        assert!(of("output_token_throughput_ci95") >= 0.0 && of("output_token_throughput_cv") >= 0.0);
+        assert!(["true", "false"].contains(&row["unstable"].as_str()));
+    }
+    // Only the rows that speak for a point stand on a frontier.
+    assert!(rows.iter().filter(|r| r["on_frontier"] == "true").all(|r| r["repeats"] == "3"), "{rows:#?}");
+}

@@ -107,6 +107,8 @@ impl Config {
 #[derive(Debug, Clone, PartialEq)]
 pub struct PointSource {
     pub source: Source,
+    /// Which repetition of its point this is (`workload.repeats`), from 0.
+    pub repeat: u32,
     /// The point's folder; for a point that never ran, its job's folder or the sweep's.
     pub dir: PathBuf,
     pub config: Config,
@@ -417,6 +419,7 @@ fn sweep_folder(dir: &Path, found: &mut Discovery) {
                     };
                     let point_dir = entry.map_or_else(|| dir.to_owned(), |e| dir.join(&e.dir));
                     found.points.push(PointSource {
+                        repeat: 0,
                         source: Source::Sweep,
                         dir: point_dir,
                         config: config.clone(),
@@ -463,6 +466,7 @@ fn choose(mut list: Vec<Attempt>, planned: Option<&sweep_folder::settings::Point
         None => p.and_then(|p| p.search).map(|id| id.to_string()),
     };
     PointSource {
+        repeat: p.map_or(0, |p| p.repeat),
         search,
         search_record,
         source: Source::Sweep,
@@ -556,6 +560,7 @@ fn aiperf_point(root: &Path, dir: &Path, found: &mut Discovery) {
     }
     let file = |name: &str| Some(dir.join(name)).filter(|f| f.is_file());
     found.points.push(PointSource {
+        repeat: 0,
         source,
         dir: dir.to_owned(),
         point: name,

@@ -21,6 +21,7 @@ pub mod pareto;
 pub mod plot;
 pub mod profile;
 pub mod records;
+pub mod repeats;
 pub mod report;
 pub mod server;
 pub mod summary;
@@ -99,6 +100,9 @@ pub struct Options {
     /// A point whose failed requests are a larger share than this is not valid
     /// ([`table::validate`]).
     pub max_error_rate: f64,
+    /// A point whose repetitions' throughput varies by more than this coefficient of
+    /// variation is `unstable`.
+    pub max_cv: f64,
 }
 
 impl Default for Options {
@@ -110,6 +114,7 @@ impl Default for Options {
             allow_mixed_versions: false,
             profile: profile::Settings::default(),
             max_error_rate: DEFAULT_MAX_ERROR_RATE,
+            max_cv: repeats::DEFAULT_MAX_CV,
         }
     }
 }
@@ -181,6 +186,7 @@ pub fn aggregate(inputs: &[PathBuf], options: &Options) -> Result<Aggregate, Err
     }
     table::derive(&mut rows);
     table::validate(&mut rows, options.max_error_rate);
+    repeats::summarise(&mut rows, options.max_cv);
     let analysis = pareto::analyse(&rows, options);
     for i in analysis.frontier_rows().collect::<Vec<_>>() {
         rows[i].on_frontier = true;

@@ -393,6 +393,9 @@ mod tests {
             tps_per_user_srt: None,
             on_frontier: false,
             invalid: None,
+            repeat: 0,
+            repeats: None,
+            repeat_of: None,
             server: None,
         }
     }

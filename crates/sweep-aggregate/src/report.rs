@@ -271,15 +271,27 @@ fn frontier_table(agg: &Aggregate) -> Table {
     let on_frontiers =
         || agg.analysis.frontiers.iter().flat_map(|f| f.rows.iter().map(move |&i| (&f.group, &agg.rows[i])));
     let rates = on_frontiers().map(|(_, r)| r.request_rate).collect();
+    // A point measured several times stands at its means, with the interval of its tokens/s/GPU.
+    let gpu = match basis {
+        GpuBasis::Working => "tps_per_gpu_working",
+        GpuBasis::Allocated => "tps_per_gpu_allocated",
+    };
+    let intervals = on_frontiers()
+        .map(|(_, r)| {
+            r.repeats.as_ref().and_then(|s| s.spread.get(gpu)).map(|s| (s.ci95 * 100.0).round() / 100.0)
+        })
+        .collect();
+    let repeats = on_frontiers().map(|(_, r)| r.repeats.as_ref().map(|s| s.n as f64)).collect();
     let rows = on_frontiers()
         .map(|(group, r)| {
+            let xy = crate::pareto::coordinates(r, basis);
             vec![
                 group.to_string(),
                 r.config.job.clone(),
                 r.roles_label(),
                 int(r.effective_concurrency.or(r.concurrency)),
-                num(r.tps_per_user),
-                num(r.tps_per_gpu(basis)),
+                num(xy.map(|p| p.0)),
+                num(xy.map(|p| p.1)),
                 num(r.figures.get("output_token_throughput")),
                 num(r.figures.get("ttft_p50_ms")),
                 num(r.figures.get("itl_p50_ms")),
@@ -303,6 +315,8 @@ fn frontier_table(agg: &Aggregate) -> Table {
         rows,
     }
     .optional_column("concurrency", "req/s", rates)
+    .optional_column("tok/s/GPU", "± 95 % CI", intervals)
+    .optional_column("concurrency", "repeats", repeats)
 }
 
 /// A row per search: what it found, why it stopped and how many steps it took.

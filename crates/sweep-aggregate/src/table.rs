@@ -54,6 +54,12 @@ pub struct Row {
     pub on_frontier: bool,
     /// Why a measured point is not valid, and so stands on no frontier ([`validate`]).
     pub invalid: Option<String>,
+    /// Which repetition of its point this is (`workload.repeats`), from 0.
+    pub repeat: u32,
+    /// On the row that speaks for a point's repetitions: their spread.
+    pub repeats: Option<crate::repeats::RepeatStats>,
+    /// On the other repetitions: the row that speaks for them.
+    pub repeat_of: Option<usize>,
     /// What the servers' `/metrics` said of the point, with the flags; `None` without scrapes.
     pub server: Option<ServerFigures>,
 }
@@ -123,6 +129,9 @@ pub fn read_points(points: Vec<PointSource>, from_records: bool, warnings: &mut 
             tps_per_user_srt: None,
             on_frontier: false,
             invalid: None,
+            repeat: p.repeat,
+            repeats: None,
+            repeat_of: None,
             server: None,
         };
         let mut summary_failed = None;
@@ -323,6 +332,7 @@ pub fn frame(rows: &[Row]) -> Result<DataFrame, Error> {
         Column::new("engine_version".into(), text(&|r| r.config.engine_version.clone())),
     ];
     columns.extend(knob_columns(rows));
+    columns.extend(repeat_columns(rows));
     for (i, metric) in METRICS.iter().enumerate() {
         columns.push(Column::new(metric.column.into(), float(&|r| r.figures.0[i])));
     }
@@ -333,6 +343,7 @@ pub fn frame(rows: &[Row]) -> Result<DataFrame, Error> {
         Column::new("tps_per_user_srt".into(), float(&|r| r.tps_per_user_srt)),
         Column::new("on_frontier".into(), rows.iter().map(|r| r.on_frontier).collect::<Vec<bool>>()),
         Column::new("invalid_reason".into(), text(&|r| r.invalid.clone())),
+        Column::new("repeat".into(), rows.iter().map(|r| r.repeat).collect::<Vec<u32>>()),
     ]);
     let server = |f: &dyn Fn(&ServerFigures) -> Option<f64>| {
         rows.iter().map(|r| r.server.as_ref().and_then(f)).collect::<Vec<Option<f64>>>()
@@ -375,6 +386,36 @@ pub fn frame(rows: &[Row]) -> Result<DataFrame, Error> {
         Column::new("path".into(), text(&|r| Some(r.dir.display().to_string()))),
     ]);
     Ok(DataFrame::new_infer_height(columns)?)
+}
+
+/// With repetitions (`workload.repeats`): on the row that speaks for a point's repetitions,
+/// their count, whether they are `unstable`, and each measured figure's mean, standard
+/// deviation, coefficient of variation and 95 % confidence half-width.
+fn repeat_columns(rows: &[Row]) -> Vec<Column> {
+    if rows.iter().all(|r| r.repeats.is_none()) {
+        return Vec::new();
+    }
+    let stats = |f: &dyn Fn(&crate::repeats::RepeatStats) -> Option<f64>| {
+        rows.iter().map(|r| r.repeats.as_ref().and_then(f)).collect::<Vec<Option<f64>>>()
+    };
+    let mut columns = vec![
+        Column::new(
+            "repeats".into(),
+            rows.iter().map(|r| r.repeats.as_ref().map(|s| s.n as u32)).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "unstable".into(),
+            rows.iter().map(|r| r.repeats.as_ref().map(|s| s.unstable)).collect::<Vec<_>>(),
+        ),
+    ];
+    for name in crate::repeats::MEASURED {
+        let part = |pick: fn(&crate::repeats::Spread) -> f64| stats(&|s| s.spread.get(name).map(pick));
+        columns.push(Column::new(format!("{name}_mean").into(), part(|s| s.mean)));
+        columns.push(Column::new(format!("{name}_std").into(), part(|s| s.std)));
+        columns.push(Column::new(format!("{name}_cv").into(), part(|s| s.cv)));
+        columns.push(Column::new(format!("{name}_ci95").into(), part(|s| s.ci95)));
+    }
+    columns
 }
 
 /// A column per knob any row has, named as the axis (`gen.engine_args.max_num_seqs`).

@@ -162,6 +162,10 @@ struct AggregateArgs {
     /// frontier; a point above it is listed with its reason instead.
     #[arg(long, value_name = "SHARE", default_value_t = sweep_aggregate::DEFAULT_MAX_ERROR_RATE, value_parser = share)]
     max_error_rate: f64,
+    /// The coefficient of variation of a point's repetitions (`workload.repeats`) above which
+    /// it is flagged `unstable`.
+    #[arg(long, value_name = "CV", default_value_t = sweep_aggregate::repeats::DEFAULT_MAX_CV, value_parser = share)]
+    max_cv: f64,
 }
 
 /// `--slo`'s list, as one value (clap would take a `Vec` for a repeated flag).
@@ -221,6 +225,7 @@ impl AggregateArgs {
                     target_tokens_per_s: self.target_tokens_per_s,
                 },
                 max_error_rate: self.max_error_rate,
+                max_cv: self.max_cv,
             },
             outputs,
             json: self.format == Format::Json,

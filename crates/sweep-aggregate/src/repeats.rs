@@ -1,0 +1,149 @@
+//! Repetitions of a point (`workload.repeats`): their spread, for telling a difference from
+//! noise. The rows of one point's repetitions are grouped; the first speaks for them with the
+//! mean, standard deviation, coefficient of variation and 95 % confidence interval of each
+//! headline figure, and is the one a frontier considers (at the means). A point whose
+//! throughput varies by more than `--max-cv` is flagged `unstable`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use crate::table::Row;
+
+/// The figures whose spread is measured, as results-table columns.
+pub const MEASURED: [&str; 6] = [
+    "output_token_throughput",
+    "tps_per_gpu_working",
+    "tps_per_gpu_allocated",
+    "tps_per_user",
+    "ttft_p50_ms",
+    "itl_p50_ms",
+];
+
+/// The coefficient of variation above which a point is `unstable`, unless `--max-cv` says
+/// otherwise.
+pub const DEFAULT_MAX_CV: f64 = 0.05;
+
+/// Mean, sample standard deviation, coefficient of variation and the half-width of the 95 %
+/// confidence interval of the mean (Student's t).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Spread {
+    pub mean: f64,
+    pub std: f64,
+    pub cv: f64,
+    pub ci95: f64,
+}
+
+impl Spread {
+    /// `None` for fewer than two values.
+    pub fn of(values: &[f64]) -> Option<Spread> {
+        let n = values.len();
+        if n < 2 {
+            return None;
+        }
+        let mean = values.iter().sum::<f64>() / n as f64;
+        let variance = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
+        let std = variance.sqrt();
+        Some(Spread {
+            mean,
+            std,
+            cv: if mean != 0.0 { std / mean.abs() } else { 0.0 },
+            ci95: t_975(n - 1) * std / (n as f64).sqrt(),
+        })
+    }
+}
+
+/// The 97.5th percentile of Student's t with `df` degrees of freedom (two-sided 95 %).
+fn t_975(df: usize) -> f64 {
+    const TABLE: [f64; 30] = [
+        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
+        2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
+        2.045, 2.042,
+    ];
+    TABLE.get(df.saturating_sub(1)).copied().unwrap_or(1.960)
+}
+
+/// The spread of a point's repetitions, on the row that speaks for them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RepeatStats {
+    /// Valid repetitions measured.
+    pub n: usize,
+    /// Per [`MEASURED`] figure that every repetition has.
+    pub spread: BTreeMap<&'static str, Spread>,
+    /// The throughput (or tokens/s/user) varies by more than the allowed CV.
+    pub unstable: bool,
+}
+
+fn figure(row: &Row, name: &str) -> Option<f64> {
+    match name {
+        "tps_per_gpu_working" => row.tps_per_gpu_working,
+        "tps_per_gpu_allocated" => row.tps_per_gpu_allocated,
+        "tps_per_user" => row.tps_per_user,
+        other => row.figures.get(other),
+    }
+}
+
+/// Groups the valid measured repetitions of each point (the same sweep folder, job and load,
+/// another `repeat`); the first gets the group's [`RepeatStats`], the others point to it. Rows
+/// of other sweep folders, or of aiperf's runs, are never taken for repetitions of each other.
+pub fn summarise(rows: &mut [Row], max_cv: f64) {
+    type Key =
+        (PathBuf, String, Option<i64>, Option<i64>, Option<i64>, Option<u64>, Option<u64>, Option<String>);
+    let mut groups: BTreeMap<Key, Vec<usize>> = BTreeMap::new();
+    for (i, row) in rows.iter().enumerate() {
+        if !row.measured() || row.invalid.is_some() || row.source != crate::discover::Source::Sweep {
+            continue;
+        }
+        // `<sweep>/jobs/<job>/points/<id>`: a resumed repetition may sit in another job folder.
+        let Some(sweep) = row.dir.ancestors().nth(4) else { continue };
+        let key = (
+            sweep.to_owned(),
+            row.config.job_id.clone().unwrap_or_else(|| row.config.job.clone()),
+            row.isl,
+            row.osl,
+            row.effective_concurrency.or(row.concurrency),
+            row.request_rate.map(f64::to_bits),
+            row.prefix_ratio.map(f64::to_bits),
+            row.search.clone(),
+        );
+        groups.entry(key).or_default().push(i);
+    }
+    let repeated = |members: &Vec<usize>| members.len() > 1 && members.iter().any(|&i| rows[i].repeat > 0);
+    let groups: Vec<Vec<usize>> = groups.into_values().filter(repeated).collect();
+    for mut members in groups {
+        members.sort_by_key(|&i| rows[i].repeat);
+        let first = members[0];
+        let mut spread = BTreeMap::new();
+        for name in MEASURED {
+            let values: Vec<f64> = members.iter().filter_map(|&i| figure(&rows[i], name)).collect();
+            if values.len() == members.len() {
+                if let Some(s) = Spread::of(&values) {
+                    spread.insert(name, s);
+                }
+            }
+        }
+        let unstable = ["output_token_throughput", "tps_per_user"]
+            .iter()
+            .any(|name| spread.get(name).is_some_and(|s| s.cv > max_cv));
+        rows[first].repeats = Some(RepeatStats { n: members.len(), spread, unstable });
+        for &i in &members[1..] {
+            rows[i].repeat_of = Some(first);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_spread_of_known_values() {
+        let s = Spread::of(&[10.0, 12.0, 14.0]).expect("three values");
+        assert!((s.mean - 12.0).abs() < 1e-12);
+        assert!((s.std - 2.0).abs() < 1e-12);
+        assert!((s.cv - 2.0 / 12.0).abs() < 1e-12);
+        // t(0.975, 2) = 4.303: 4.303 × 2 / √3.
+        assert!((s.ci95 - 4.303 * 2.0 / 3f64.sqrt()).abs() < 1e-9, "{s:?}");
+        assert_eq!(Spread::of(&[1.0]), None);
+        assert_eq!(t_975(1000), 1.960);
+    }
+}
