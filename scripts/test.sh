@@ -10,7 +10,7 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 
 # Python packages some tests drive the project with (the official OpenAI client).
-if ! python3 -c "import openai" >/dev/null 2>&1; then
+if ! python3 -c "import openai, junitparser" >/dev/null 2>&1; then
   echo "installing the test suite's Python packages (tests/requirements.txt)" >&2
   pip=(python3 -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt)
   # Debian's own python3 refuses system-wide installs unless told (PEP 668).

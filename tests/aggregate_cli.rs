@@ -336,3 +336,83 @@ fn a_knob_sweep_is_reported_per_value_and_filtered_in_a_real_browser() {
     assert_eq!(all_rows, 8);
     assert!(hidden >= 6, "the six other points' rows are hidden: {hidden}");
 }
+
+/// A sweep of the simulated engine with 5 repetitions a point, run as `name` with its speed.
+fn repeated_sweep(dir: &Path, name: &str, speedup: f64) {
+    let spec = format!(
+        "name: cmp\nmodel: {{path: /models/tiny, served_name: tiny}}\nengine: {{kind: mock}}\n\
+         cluster: {{gpus_per_node: 4, base_port: 19700, frontend_port: 19799}}\nmode: agg\n\
+         agg: {{tp: 1, batch: 8, engine_args: {{decode_base_ms: 4, speedup: {speedup}}}}}\n\
+         workload: {{isl: 64, osl: 16, concurrency: [1, 4], requests: 8, warmup: 1, repeats: 5}}\n"
+    );
+    std::fs::write(dir.join(format!("{name}.yaml")), spec).expect("spec");
+    let (code, _, stderr) =
+        sweep(&["submit", &format!("{name}.yaml"), "-o", name, "--executor", "local"], dir);
+    assert_eq!(code, 0, "{stderr}");
+}
+
+/// `sweep compare`: A/A (the same configuration twice, 5 repetitions each) flags nothing; A/B
+/// (the engine 5 % slower, `speedup` 1/1.05) flags every point regressed, each ITL delta's 95 %
+/// interval holding the injected 5 %; the JUnit XML is read by a real JUnit parser; an unknown
+/// threshold metric is a usage error naming the valid ones.
+#[test]
+fn compare_tells_a_five_percent_slower_engine_from_noise_and_writes_junit() {
+    let tmp = workdir("compare");
+    let dir = tmp.path();
+    repeated_sweep(dir, "a1", 1.0);
+    repeated_sweep(dir, "a2", 1.0);
+    repeated_sweep(dir, "b", 1.0 / 1.05);
+
+    let (code, stdout, stderr) = sweep(&["compare", "a1", "a2", "--format", "json"], dir);
+    assert_eq!(code, 0, "A/A: {stdout}\n{stderr}");
+    let same: serde_json::Value = serde_json::from_str(&stdout).expect("json");
+    assert_eq!(same["counts"]["unchanged"], 2, "{same:#}");
+
+    let (code, stdout, stderr) =
+        sweep(&["compare", "a1", "b", "-o", "cmp", "--junit", "cmp/junit.xml", "--format", "json"], dir);
+    assert_eq!(code, 17, "A/B: {stderr}");
+    assert!(stderr.contains("2 point(s) regressed"), "{stderr}");
+    let slower: serde_json::Value = serde_json::from_str(&stdout).expect("json");
+    assert_eq!(slower["counts"]["regressed"], 2, "{slower:#}");
+    for point in slower["points"].as_array().expect("points") {
+        let itl = point["metrics"]
+            .as_array()
+            .expect("metrics")
+            .iter()
+            .find(|m| m["metric"] == "itl_p50_ms")
+            .expect("ITL");
+        let (low, high) = (itl["low"].as_f64().expect("low"), itl["high"].as_f64().expect("high"));
+        eprintln!(
+            "{}: ITL p50 {:+.2} % [{:+.2}, {:+.2}]",
+            point["key"],
+            itl["delta"].as_f64().unwrap_or(0.0) * 100.0,
+            low * 100.0,
+            high * 100.0
+        );
+        assert_eq!(itl["test"], "welch");
+        assert!(low <= 0.05 && 0.05 <= high, "the injected 5 % lies in the interval: {itl:#}");
+        assert_eq!(itl["regressed"], true);
+    }
+    assert!(dir.join("cmp/compare.md").is_file() && dir.join("cmp/compare.json").is_file());
+    // A real JUnit parser reads it: a case per point and metric, the regressions as failures.
+    let parsed = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import sys\nfrom junitparser import JUnitXml, Failure\nxml = JUnitXml.fromfile(sys.argv[1])\n\
+             cases = [c for s in xml for c in s]\nfailed = [c for c in cases if any(isinstance(r, Failure) for r in c.result)]\n\
+             print(len(cases), len(failed), sorted({c.name for c in failed}))",
+        )
+        .arg(dir.join("cmp/junit.xml"))
+        .output()
+        .expect("python3 runs");
+    let out = String::from_utf8_lossy(&parsed.stdout);
+    assert!(parsed.status.success(), "{out}{}", String::from_utf8_lossy(&parsed.stderr));
+    let fields: Vec<&str> = out.trim().splitn(3, ' ').collect();
+    assert_eq!(fields[0], "14", "2 points × 7 metrics: {out}");
+    assert!(fields[1].parse::<u32>().expect("failures") >= 2, "{out}");
+    assert!(fields[2].contains("itl_p50_ms") && fields[2].contains("tps_per_user"), "{out}");
+
+    let (code, _, stderr) = sweep(&["compare", "a1", "b", "--threshold", "tps=-3%"], dir);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("valid names: tps_per_gpu"), "{stderr}");
+}

@@ -15,6 +15,7 @@
 //! Nothing here drops a point: failed, cancelled, timed-out, unreadable and never-run points are
 //! rows with their state and reason, and every file that could not be read is a [`Warning`].
 
+pub mod compare;
 pub mod discover;
 pub mod metrics;
 pub mod pareto;

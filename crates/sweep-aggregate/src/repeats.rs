@@ -10,13 +10,15 @@ use std::path::PathBuf;
 use crate::table::Row;
 
 /// The figures whose spread is measured, as results-table columns.
-pub const MEASURED: [&str; 6] = [
+pub const MEASURED: [&str; 8] = [
     "output_token_throughput",
     "tps_per_gpu_working",
     "tps_per_gpu_allocated",
     "tps_per_user",
     "ttft_p50_ms",
+    "ttft_p99_ms",
     "itl_p50_ms",
+    "itl_p99_ms",
 ];
 
 /// The coefficient of variation above which a point is `unstable`, unless `--max-cv` says
@@ -52,14 +54,15 @@ impl Spread {
     }
 }
 
+/// The `p` quantile of Student's t with `df` degrees of freedom (`statrs`).
+pub fn t_quantile(p: f64, df: f64) -> f64 {
+    use statrs::distribution::{ContinuousCDF, StudentsT};
+    StudentsT::new(0.0, 1.0, df.max(1.0)).map_or(1.96, |t| t.inverse_cdf(p))
+}
+
 /// The 97.5th percentile of Student's t with `df` degrees of freedom (two-sided 95 %).
-fn t_975(df: usize) -> f64 {
-    const TABLE: [f64; 30] = [
-        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
-        2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
-        2.045, 2.042,
-    ];
-    TABLE.get(df.saturating_sub(1)).copied().unwrap_or(1.960)
+pub fn t_975(df: usize) -> f64 {
+    t_quantile(0.975, df as f64)
 }
 
 /// The spread of a point's repetitions, on the row that speaks for them.
@@ -144,6 +147,8 @@ mod tests {
         // t(0.975, 2) = 4.303: 4.303 × 2 / √3.
         assert!((s.ci95 - 4.303 * 2.0 / 3f64.sqrt()).abs() < 1e-9, "{s:?}");
         assert_eq!(Spread::of(&[1.0]), None);
-        assert_eq!(t_975(1000), 1.960);
+        // The table's values: t(0.975, 2) = 4.303, t(0.975, 30) = 2.042, and the normal's 1.960.
+        assert!((t_975(2) - 4.303).abs() < 1e-3 && (t_975(30) - 2.042).abs() < 1e-3);
+        assert!((t_975(100_000) - 1.960).abs() < 1e-3);
     }
 }

@@ -15,6 +15,20 @@ pub enum Error {
     /// Writing the output failed.
     #[error("cannot write the output: {0}")]
     Output(#[source] std::io::Error),
+    /// A file the command was asked to write could not be written.
+    #[error("cannot write `{}`: {source}", path.display())]
+    Write {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// `sweep compare`: the two sides measured different things (a model, an engine, a
+    /// workload) and `--allow` does not say so.
+    #[error("the sweeps cannot be compared: {0}")]
+    Incomparable(String),
+    /// `sweep compare`: points regressed past their thresholds.
+    #[error("{0} point(s) regressed")]
+    Regressed(usize),
     /// Rendering, submitting, status or cancel failed.
     #[error("{0}")]
     Submit(#[from] SubmitError),
@@ -55,7 +69,9 @@ impl Error {
                 PipelineError::Plan { .. } => Exit::Unplannable,
                 PipelineError::Usage(_) => Exit::Usage,
             },
-            Error::Output(_) => Exit::Io,
+            Error::Output(_) | Error::Write { .. } => Exit::Io,
+            Error::Incomparable(_) => Exit::Incomparable,
+            Error::Regressed(_) => Exit::Regressed,
             Error::Submit(e) => match e {
                 SubmitError::Folder(e) => folder_exit(e),
                 SubmitError::Write { .. } | SubmitError::Read { .. } | SubmitError::Run { .. } => Exit::Io,
@@ -185,8 +201,15 @@ impl Error {
             Error::WaitTimedOut { .. } => format!(
                 "error: {self}\n  = help: the jobs go on; `sweep wait DIR` again waits for them, `sweep cancel DIR` stops them\n"
             ),
+            Error::Incomparable(_) => format!(
+                "error: {self}\n  = help: compare like with like, or name the intended difference with `--allow model,engine,workload`\n"
+            ),
+            Error::Regressed(_) => format!(
+                "error: {self}\n  = help: the table above shows each regressed metric's delta and interval; `--threshold` sets how much worse counts\n"
+            ),
             Error::Pipeline(_)
             | Error::Output(_)
+            | Error::Write { .. }
             | Error::Usage(_)
             | Error::Aggregate(_)
             | Error::Submit(_)

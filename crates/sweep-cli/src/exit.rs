@@ -51,6 +51,11 @@ pub enum Exit {
     /// `sweep wait --timeout`: jobs were still queued or running when the time was up (they go
     /// on).
     WaitTimedOut = 16,
+    /// `sweep compare`: a point of the candidate regressed past its threshold against the base.
+    Regressed = 17,
+    /// `sweep compare`: the two sides measured a different model, engine or workload, and
+    /// `--allow` does not name the difference.
+    Incomparable = 18,
     /// `sweep submit` running jobs itself (local executor, `--in-allocation`) got SIGINT: the
     /// running jobs were stopped and recorded, the rest not started. A second SIGINT exits at
     /// once with the same code.

@@ -121,6 +121,53 @@ enum Command {
     Aggregate(AggregateArgs),
     /// Everything `aggregate` writes, plus a self-contained report.html and a report.md summary.
     Report(AggregateArgs),
+    /// Hold a candidate's results against a base's: each point matched by its configuration and
+    /// workload, each metric's delta with its interval, a verdict per point; exit 17 when a
+    /// point regressed.
+    Compare(CompareArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct CompareArgs {
+    /// The base: a sweep folder or aiperf runs (what the candidate is held against).
+    #[arg(value_name = "BASE")]
+    base: PathBuf,
+    /// The candidate.
+    #[arg(value_name = "CANDIDATE")]
+    candidate: PathBuf,
+    /// What counts as a regression, per metric, as a share of the base: `tps_per_gpu=-3%,ttft_p99_ms=+10%`
+    /// (default: any significant worsening).
+    #[arg(long, value_name = "METRIC=±N%,...", value_parser = thresholds)]
+    threshold: Option<Thresholds>,
+    /// Deltas within this share of the base are noise when a side measured a point once.
+    #[arg(long, value_name = "SHARE", default_value_t = sweep_aggregate::compare::DEFAULT_NOISE_FLOOR, value_parser = share)]
+    noise_floor: f64,
+    /// Differences between the sides that are intended: `model`, `engine`, `workload`.
+    #[arg(long, value_delimiter = ',', value_name = "WHAT")]
+    allow: Vec<String>,
+    /// Write `compare.md` and `compare.json` here.
+    #[arg(short, long, value_name = "DIR")]
+    output: Option<PathBuf>,
+    /// Write JUnit XML here: a test case per point and metric.
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+    /// Tokens/s per GPU over the GPUs the servers use (`working`) or the job holds (`allocated`).
+    #[arg(long, value_enum, default_value_t = GpusArg::Working)]
+    gpus: GpusArg,
+    /// The largest share of a point's requests that may fail for it to be compared.
+    #[arg(long, value_name = "SHARE", default_value_t = sweep_aggregate::DEFAULT_MAX_ERROR_RATE, value_parser = share)]
+    max_error_rate: f64,
+    /// `table` for people, `json` for scripts.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+}
+
+/// `--threshold`'s list, as one value.
+#[derive(Debug, Clone)]
+struct Thresholds(Vec<sweep_aggregate::compare::Threshold>);
+
+fn thresholds(text: &str) -> Result<Thresholds, String> {
+    sweep_aggregate::compare::parse_thresholds(text).map(Thresholds)
 }
 
 #[derive(Debug, clap::Args)]
@@ -432,6 +479,37 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         }
         Command::Report(args) => {
             args.into_settings(sweep_aggregate::Outputs::Report).and_then(|s| commands::aggregate::run(&s))
+        }
+        Command::Compare(args) => {
+            let basis = match args.gpus {
+                GpusArg::Working => sweep_aggregate::GpuBasis::Working,
+                GpusArg::Allocated => sweep_aggregate::GpuBasis::Allocated,
+            };
+            let unknown = args.allow.iter().find(|a| !["model", "engine", "workload"].contains(&a.as_str()));
+            match unknown {
+                Some(bad) => Err(Error::Usage(format!(
+                    "--allow {bad}: the differences are model, engine and workload"
+                ))),
+                None => commands::compare::run(&commands::compare::Settings {
+                    base: args.base,
+                    candidate: args.candidate,
+                    options: sweep_aggregate::Options {
+                        gpu_basis: basis,
+                        max_error_rate: args.max_error_rate,
+                        allow_mixed_versions: true,
+                        ..Default::default()
+                    },
+                    compare: sweep_aggregate::compare::Settings {
+                        thresholds: args.threshold.map(|t| t.0).unwrap_or_default(),
+                        noise_floor: args.noise_floor,
+                        basis,
+                    },
+                    allow: args.allow,
+                    output: args.output,
+                    junit: args.junit,
+                    json: args.format == Format::Json,
+                }),
+            }
         }
     };
     match result {

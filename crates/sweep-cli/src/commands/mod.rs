@@ -3,6 +3,7 @@
 
 pub mod aggregate;
 pub mod check;
+pub mod compare;
 pub mod plan;
 pub mod render;
 pub mod submit;
