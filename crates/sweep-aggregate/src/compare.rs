@@ -204,21 +204,11 @@ fn key(row: &Row) -> String {
 /// A side's value of `metric` for the row that speaks for a point: the repetitions' spread, or
 /// the one measurement.
 fn sample(row: &Row, metric: &str, basis: GpuBasis) -> Option<(f64, Option<Spread>)> {
-    let name = match (metric, basis) {
-        ("tps_per_gpu", GpuBasis::Working) => "tps_per_gpu_working",
-        ("tps_per_gpu", GpuBasis::Allocated) => "tps_per_gpu_allocated",
-        (other, _) => other,
-    };
+    let name = if metric == "tps_per_gpu" { basis.column() } else { metric };
     let spread = row.repeats.as_ref().and_then(|s| s.spread.get(name)).copied();
-    let one = match name {
-        "tps_per_gpu_working" => row.tps_per_gpu_working,
-        "tps_per_gpu_allocated" => row.tps_per_gpu_allocated,
-        "tps_per_user" => row.tps_per_user,
-        other => row.figures.get(other),
-    };
     match spread {
         Some(s) => Some((s.mean, Some(s))),
-        None => one.map(|v| (v, None)),
+        None => crate::repeats::figure(row, name).map(|v| (v, None)),
     }
 }
 

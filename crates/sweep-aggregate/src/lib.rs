@@ -81,6 +81,16 @@ pub enum GpuBasis {
     Allocated,
 }
 
+impl GpuBasis {
+    /// The results-table column of tokens/s per GPU on this basis.
+    pub fn column(self) -> &'static str {
+        match self {
+            GpuBasis::Working => "tps_per_gpu_working",
+            GpuBasis::Allocated => "tps_per_gpu_allocated",
+        }
+    }
+}
+
 /// The share of a point's requests that may fail before the point is left out of the
 /// frontiers, unless `--max-error-rate` says otherwise.
 pub const DEFAULT_MAX_ERROR_RATE: f64 = 0.01;

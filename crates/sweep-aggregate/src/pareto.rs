@@ -162,12 +162,8 @@ pub fn coordinates(row: &Row, basis: GpuBasis) -> Option<(f64, f64)> {
     (row.measured() && row.invalid.is_none() && row.repeat_of.is_none()).then_some(())?;
     // A point measured several times stands at its repetitions' means.
     if let Some(stats) = &row.repeats {
-        let gpu = match basis {
-            GpuBasis::Working => "tps_per_gpu_working",
-            GpuBasis::Allocated => "tps_per_gpu_allocated",
-        };
         let mean = |name| stats.spread.get(name).map(|s| s.mean);
-        if let (Some(x), Some(y)) = (mean("tps_per_user"), mean(gpu)) {
+        if let (Some(x), Some(y)) = (mean("tps_per_user"), mean(basis.column())) {
             return Some((x, y));
         }
     }

@@ -76,7 +76,8 @@ pub struct RepeatStats {
     pub unstable: bool,
 }
 
-fn figure(row: &Row, name: &str) -> Option<f64> {
+/// A row's value of a results-table figure: a derived column or a measured one.
+pub fn figure(row: &Row, name: &str) -> Option<f64> {
     match name {
         "tps_per_gpu_working" => row.tps_per_gpu_working,
         "tps_per_gpu_allocated" => row.tps_per_gpu_allocated,

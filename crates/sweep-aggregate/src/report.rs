@@ -272,13 +272,10 @@ fn frontier_table(agg: &Aggregate) -> Table {
         || agg.analysis.frontiers.iter().flat_map(|f| f.rows.iter().map(move |&i| (&f.group, &agg.rows[i])));
     let rates = on_frontiers().map(|(_, r)| r.request_rate).collect();
     // A point measured several times stands at its means, with the interval of its tokens/s/GPU.
-    let gpu = match basis {
-        GpuBasis::Working => "tps_per_gpu_working",
-        GpuBasis::Allocated => "tps_per_gpu_allocated",
-    };
     let intervals = on_frontiers()
         .map(|(_, r)| {
-            r.repeats.as_ref().and_then(|s| s.spread.get(gpu)).map(|s| (s.ci95 * 100.0).round() / 100.0)
+            let spread = r.repeats.as_ref().and_then(|s| s.spread.get(basis.column()));
+            spread.map(|s| (s.ci95 * 100.0).round() / 100.0)
         })
         .collect();
     let repeats = on_frontiers().map(|(_, r)| r.repeats.as_ref().map(|s| s.n as f64)).collect();
