@@ -208,7 +208,7 @@ fn sample(row: &Row, metric: &str, basis: GpuBasis) -> Option<(f64, Option<Sprea
     let spread = row.repeats.as_ref().and_then(|s| s.spread.get(name)).copied();
     match spread {
         Some(s) => Some((s.mean, Some(s))),
-        None => crate::repeats::figure(row, name).map(|v| (v, None)),
+        None => row.figure(name).map(|v| (v, None)),
     }
 }
 

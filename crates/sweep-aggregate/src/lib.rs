@@ -197,7 +197,7 @@ pub fn aggregate(inputs: &[PathBuf], options: &Options) -> Result<Aggregate, Err
     }
     table::derive(&mut rows);
     table::validate(&mut rows, options.max_error_rate);
-    repeats::summarise(&mut rows, options.max_cv);
+    table::summarise_repeats(&mut rows, options.max_cv);
     let analysis = pareto::analyse(&rows, options);
     for i in analysis.frontier_rows().collect::<Vec<_>>() {
         rows[i].on_frontier = true;

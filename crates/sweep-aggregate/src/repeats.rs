@@ -1,13 +1,11 @@
 //! Repetitions of a point (`workload.repeats`): their spread, for telling a difference from
-//! noise. The rows of one point's repetitions are grouped; the first speaks for them with the
+//! noise. The rows of one point's repetitions are grouped (`table::summarise_repeats`); the
+//! first speaks for them with the
 //! mean, standard deviation, coefficient of variation and 95 % confidence interval of each
 //! headline figure, and is the one a frontier considers (at the means). A point whose
 //! throughput varies by more than `--max-cv` is flagged `unstable`.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-
-use crate::table::Row;
 
 /// The figures whose spread is measured, as results-table columns.
 pub const MEASURED: [&str; 8] = [
@@ -74,65 +72,6 @@ pub struct RepeatStats {
     pub spread: BTreeMap<&'static str, Spread>,
     /// The throughput (or tokens/s/user) varies by more than the allowed CV.
     pub unstable: bool,
-}
-
-/// A row's value of a results-table figure: a derived column or a measured one.
-pub fn figure(row: &Row, name: &str) -> Option<f64> {
-    match name {
-        "tps_per_gpu_working" => row.tps_per_gpu_working,
-        "tps_per_gpu_allocated" => row.tps_per_gpu_allocated,
-        "tps_per_user" => row.tps_per_user,
-        other => row.figures.get(other),
-    }
-}
-
-/// Groups the valid measured repetitions of each point (the same sweep folder, job and load,
-/// another `repeat`); the first gets the group's [`RepeatStats`], the others point to it. Rows
-/// of other sweep folders, or of aiperf's runs, are never taken for repetitions of each other.
-pub fn summarise(rows: &mut [Row], max_cv: f64) {
-    type Key =
-        (PathBuf, String, Option<i64>, Option<i64>, Option<i64>, Option<u64>, Option<u64>, Option<String>);
-    let mut groups: BTreeMap<Key, Vec<usize>> = BTreeMap::new();
-    for (i, row) in rows.iter().enumerate() {
-        if !row.measured() || row.invalid.is_some() || row.source != crate::discover::Source::Sweep {
-            continue;
-        }
-        // `<sweep>/jobs/<job>/points/<id>`: a resumed repetition may sit in another job folder.
-        let Some(sweep) = row.dir.ancestors().nth(4) else { continue };
-        let key = (
-            sweep.to_owned(),
-            row.config.job_id.clone().unwrap_or_else(|| row.config.job.clone()),
-            row.isl,
-            row.osl,
-            row.effective_concurrency.or(row.concurrency),
-            row.request_rate.map(f64::to_bits),
-            row.prefix_ratio.map(f64::to_bits),
-            row.search.clone(),
-        );
-        groups.entry(key).or_default().push(i);
-    }
-    let repeated = |members: &Vec<usize>| members.len() > 1 && members.iter().any(|&i| rows[i].repeat > 0);
-    let groups: Vec<Vec<usize>> = groups.into_values().filter(repeated).collect();
-    for mut members in groups {
-        members.sort_by_key(|&i| rows[i].repeat);
-        let first = members[0];
-        let mut spread = BTreeMap::new();
-        for name in MEASURED {
-            let values: Vec<f64> = members.iter().filter_map(|&i| figure(&rows[i], name)).collect();
-            if values.len() == members.len() {
-                if let Some(s) = Spread::of(&values) {
-                    spread.insert(name, s);
-                }
-            }
-        }
-        let unstable = ["output_token_throughput", "tps_per_user"]
-            .iter()
-            .any(|name| spread.get(name).is_some_and(|s| s.cv > max_cv));
-        rows[first].repeats = Some(RepeatStats { n: members.len(), spread, unstable });
-        for &i in &members[1..] {
-            rows[i].repeat_of = Some(first);
-        }
-    }
 }
 
 #[cfg(test)]

@@ -70,6 +70,16 @@ impl Row {
         self.state == "done" && self.figures.get("request_count").is_some_and(|n| n > 0.0)
     }
 
+    /// A results-table figure by its column name: a derived one or a measured one.
+    pub fn figure(&self, name: &str) -> Option<f64> {
+        match name {
+            "tps_per_gpu_working" => self.tps_per_gpu_working,
+            "tps_per_gpu_allocated" => self.tps_per_gpu_allocated,
+            "tps_per_user" => self.tps_per_user,
+            other => self.figures.get(other),
+        }
+    }
+
     /// Output tokens/s per GPU on the chosen basis.
     pub fn tps_per_gpu(&self, basis: GpuBasis) -> Option<f64> {
         match basis {
@@ -286,6 +296,63 @@ pub fn validate(rows: &mut [Row], max_error_rate: f64) {
             why.push(flag.describe());
         }
         row.invalid = (!why.is_empty()).then(|| why.join("; "));
+    }
+}
+
+/// Groups the valid measured repetitions of each point (the same sweep folder, job and load,
+/// another `repeat`); the first gets the group's [`crate::repeats::RepeatStats`], the others point to it. Rows
+/// of other sweep folders, or of aiperf's runs, are never taken for repetitions of each other.
+pub fn summarise_repeats(rows: &mut [Row], max_cv: f64) {
+    type Key = (
+        std::path::PathBuf,
+        String,
+        Option<i64>,
+        Option<i64>,
+        Option<i64>,
+        Option<u64>,
+        Option<u64>,
+        Option<String>,
+    );
+    let mut groups: std::collections::BTreeMap<Key, Vec<usize>> = std::collections::BTreeMap::new();
+    for (i, row) in rows.iter().enumerate() {
+        if !row.measured() || row.invalid.is_some() || row.source != crate::discover::Source::Sweep {
+            continue;
+        }
+        // `<sweep>/jobs/<job>/points/<id>`: a resumed repetition may sit in another job folder.
+        let Some(sweep) = row.dir.ancestors().nth(4) else { continue };
+        let key = (
+            sweep.to_owned(),
+            row.config.job_id.clone().unwrap_or_else(|| row.config.job.clone()),
+            row.isl,
+            row.osl,
+            row.effective_concurrency.or(row.concurrency),
+            row.request_rate.map(f64::to_bits),
+            row.prefix_ratio.map(f64::to_bits),
+            row.search.clone(),
+        );
+        groups.entry(key).or_default().push(i);
+    }
+    let repeated = |members: &Vec<usize>| members.len() > 1 && members.iter().any(|&i| rows[i].repeat > 0);
+    let groups: Vec<Vec<usize>> = groups.into_values().filter(repeated).collect();
+    for mut members in groups {
+        members.sort_by_key(|&i| rows[i].repeat);
+        let first = members[0];
+        let mut spread = std::collections::BTreeMap::new();
+        for name in crate::repeats::MEASURED {
+            let values: Vec<f64> = members.iter().filter_map(|&i| rows[i].figure(name)).collect();
+            if values.len() == members.len() {
+                if let Some(s) = crate::repeats::Spread::of(&values) {
+                    spread.insert(name, s);
+                }
+            }
+        }
+        let unstable = ["output_token_throughput", "tps_per_user"]
+            .iter()
+            .any(|name| spread.get(name).is_some_and(|s| s.cv > max_cv));
+        rows[first].repeats = Some(crate::repeats::RepeatStats { n: members.len(), spread, unstable });
+        for &i in &members[1..] {
+            rows[i].repeat_of = Some(first);
+        }
     }
 }
 
