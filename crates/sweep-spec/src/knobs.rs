@@ -15,8 +15,17 @@ use std::collections::BTreeMap;
 
 use crate::error::SpecError;
 use crate::model::{KnobTarget, Role};
-use crate::resolve::Written;
 use crate::source::KeyPath;
+
+/// One value of an axis as the file gives it, before names are resolved: the planner's own
+/// axes' integers, words and expressions, and a knob's literal (`docs/spec.md`, "Knobs").
+/// Here, below `resolve`, so that both build them.
+pub(crate) enum Written {
+    Int(i64),
+    Str(&'static str),
+    Expr(String),
+    Json(serde_json::Value),
+}
 
 /// A knob that is an axis, before its values are compiled.
 pub(crate) struct PendingKnob {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::error::{Parent, SpecError, SpecErrorKind};
 use crate::expr::{Binding, Expr, ExprError, Type, Value};
-use crate::knobs::{self, PendingKnob};
+use crate::knobs::{self, PendingKnob, Written};
 use crate::model::{
     slot_of, ArrivalKind, Axis, AxisKey, AxisName, AxisValue, Cluster, Container, Count, Dim, Discovery,
     DynamoBackend, DynamoPlanes, Engine, EngineKind, Exclude, Filter, Goodput, Health, Knob, KnobTarget,
@@ -746,16 +746,6 @@ fn url_path(
         }
         Some(Some(path)) => Ok(Some(path.clone())),
     }
-}
-
-/// A value as written, before names are resolved.
-/// One value of an axis as the file gives it.
-pub(crate) enum Written {
-    Int(i64),
-    Str(&'static str),
-    Expr(String),
-    /// A knob's literal value (`docs/spec.md`, "Knobs").
-    Json(serde_json::Value),
 }
 
 struct PendingAxis {
