@@ -90,9 +90,6 @@ pub struct Job {
 pub struct KnobValue {
     pub knob: Arc<Knob>,
     pub value: serde_json::Value,
-    /// Whether the knob takes several values over the plan's jobs: then the job's name shows
-    /// it (set once every job is planned).
-    pub varies: bool,
 }
 
 impl KnobValue {
@@ -535,7 +532,7 @@ impl Expander<'_> {
                     (AxisValue::Expr(_), Some(Value::Str(s))) => serde_json::Value::String(s.to_string()),
                     (AxisValue::Expr(_), None) => serde_json::Value::Null,
                 };
-                Some(KnobValue { knob, value, varies: false })
+                Some(KnobValue { knob, value })
             })
             .collect()
     }
@@ -708,10 +705,10 @@ fn name_knobs(jobs: &mut [Job]) {
     for job in jobs.iter_mut() {
         // Zipped knobs of two roles (CTX and GEN's KV transfer backend) say the same once.
         let mut labels: Vec<String> = Vec::new();
-        for k in &mut job.knobs {
-            k.varies = values.get(&k.knob.name).is_some_and(|v| v.len() > 1);
+        for k in &job.knobs {
+            let varies = values.get(&k.knob.name).is_some_and(|v| v.len() > 1);
             let label = k.label();
-            if k.varies && !labels.contains(&label) {
+            if varies && !labels.contains(&label) {
                 job.name.push('_');
                 job.name.push_str(&label);
                 labels.push(label);
