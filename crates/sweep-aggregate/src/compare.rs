@@ -17,9 +17,8 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::repeats::Spread;
 use crate::table::Row;
 use crate::{Aggregate, GpuBasis};
 
@@ -95,11 +94,19 @@ pub struct Settings {
     pub thresholds: Vec<Threshold>,
     pub noise_floor: f64,
     pub basis: GpuBasis,
+    /// Tokens/s/user floors at which the frontiers' best tokens/s/GPU are set side by side;
+    /// five spread over the frontiers' range when empty.
+    pub min_tps_user: Vec<f64>,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { thresholds: Vec::new(), noise_floor: DEFAULT_NOISE_FLOOR, basis: GpuBasis::Working }
+        Settings {
+            thresholds: Vec::new(),
+            noise_floor: DEFAULT_NOISE_FLOOR,
+            basis: GpuBasis::Working,
+            min_tps_user: Vec::new(),
+        }
     }
 }
 
@@ -159,6 +166,37 @@ pub struct PointComparison {
 pub struct Comparison {
     pub points: Vec<PointComparison>,
     pub counts: BTreeMap<&'static str, usize>,
+    /// Per workload: both frontiers and how they compare.
+    pub frontiers: Vec<FrontierComparison>,
+}
+
+/// Both sides' frontiers of one workload.
+#[derive(Debug, Clone, Serialize)]
+pub struct FrontierComparison {
+    /// `ISL 1024 / OSL 128`.
+    pub workload: String,
+    /// The area each frontier dominates above the origin (tokens/s/user × tokens/s/GPU).
+    pub base_hypervolume: f64,
+    pub candidate_hypervolume: f64,
+    /// Candidate's hypervolume over the base's.
+    pub ratio: Option<f64>,
+    /// The best tokens/s/GPU each side offers at each tokens/s/user floor.
+    pub floors: Vec<Floor>,
+    /// The frontiers' points, (tokens/s/user, tokens/s/GPU), by tokens/s/user ascending.
+    pub base: Vec<(f64, f64)>,
+    pub candidate: Vec<(f64, f64)>,
+    /// Every valid point of each side, for the chart.
+    #[serde(skip)]
+    pub base_points: Vec<(f64, f64)>,
+    #[serde(skip)]
+    pub candidate_points: Vec<(f64, f64)>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Floor {
+    pub min_tps_user: f64,
+    pub base: Option<f64>,
+    pub candidate: Option<f64>,
 }
 
 impl Comparison {
@@ -201,28 +239,86 @@ fn key(row: &Row) -> String {
     key
 }
 
-/// A side's value of `metric` for the row that speaks for a point: the repetitions' spread, or
-/// the one measurement.
-fn sample(row: &Row, metric: &str, basis: GpuBasis) -> Option<(f64, Option<Spread>)> {
-    let name = if metric == "tps_per_gpu" { basis.column() } else { metric };
-    let spread = row.repeats.as_ref().and_then(|s| s.spread.get(name)).copied();
-    match spread {
-        Some(s) => Some((s.mean, Some(s))),
-        None => row.figure(name).map(|v| (v, None)),
+/// The version of [`Results`]' written form (`results.json`, the history's points).
+pub const RESULTS_FORMAT: u32 = 1;
+
+/// What a comparison needs of a sweep, and what the history keeps of it: each valid point's key
+/// and figures. `sweep aggregate` writes it as `results.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Results {
+    pub format: u32,
+    pub points: Vec<Point>,
+}
+
+/// One valid, measured point: the row that speaks for its repetitions, or its one measurement.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Point {
+    /// The configuration and workload it is matched by.
+    pub key: String,
+    pub job: String,
+    pub model: Option<String>,
+    pub engine: Option<String>,
+    pub isl: Option<i64>,
+    pub osl: Option<i64>,
+    /// Per results-table column ([`crate::repeats::MEASURED`]).
+    pub figures: BTreeMap<String, Sample>,
+}
+
+/// A figure: the mean of `n` repetitions with their standard deviation, or one measurement
+/// (`n` = 1, no deviation).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    pub mean: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub std: Option<f64>,
+    pub n: u32,
+}
+
+impl Results {
+    /// The points that may be compared: measured, valid, and each point once (the row that
+    /// speaks for its repetitions).
+    pub fn of(agg: &Aggregate) -> Results {
+        let points = agg
+            .rows
+            .iter()
+            .filter(|r| r.measured() && r.invalid.is_none() && r.repeat_of.is_none())
+            .map(|row| {
+                let figures = crate::repeats::MEASURED
+                    .iter()
+                    .filter_map(|&name| {
+                        let sample = match row.repeats.as_ref().and_then(|s| Some((s.n, s.spread.get(name)?)))
+                        {
+                            Some((n, s)) => Sample { mean: s.mean, std: Some(s.std), n: n as u32 },
+                            None => Sample { mean: row.figure(name)?, std: None, n: 1 },
+                        };
+                        Some((name.to_owned(), sample))
+                    })
+                    .collect();
+                Point {
+                    key: key(row),
+                    job: row.config.job.clone(),
+                    model: row.config.model.clone(),
+                    engine: row.config.engine.clone(),
+                    isl: row.isl,
+                    osl: row.osl,
+                    figures,
+                }
+            })
+            .collect();
+        Results { format: RESULTS_FORMAT, points }
+    }
+
+    /// The workload a frontier is drawn for: `ISL 1024 / OSL 128`.
+    fn workloads(&self) -> std::collections::BTreeSet<(Option<i64>, Option<i64>)> {
+        self.points.iter().map(|p| (p.isl, p.osl)).collect()
     }
 }
 
-/// The rows that speak for points: measured, valid, and not a later repetition.
-fn points(agg: &Aggregate) -> BTreeMap<String, &Row> {
-    agg.rows
-        .iter()
-        .filter(|r| r.measured() && r.invalid.is_none() && r.repeat_of.is_none())
-        .map(|r| (key(r), r))
-        .collect()
-}
-
-fn count_of(spread: &Option<Spread>, n: Option<usize>) -> Option<(Spread, f64)> {
-    Some((spread.as_ref().copied()?, n? as f64))
+/// A side's value of `metric` for a point: the repetitions' mean with their deviation, or the
+/// one measurement.
+fn sample(point: &Point, metric: &str, basis: GpuBasis) -> Option<Sample> {
+    let name = if metric == "tps_per_gpu" { basis.column() } else { metric };
+    point.figures.get(name).copied()
 }
 
 /// One metric of a matched point before its interval: the relative delta, and (with
@@ -237,39 +333,54 @@ struct Raw {
     welch: Option<(f64, f64)>,
 }
 
-pub fn compare(base: &Aggregate, candidate: &Aggregate, settings: &Settings) -> Comparison {
-    let (b, c) = (points(base), points(candidate));
-    let mut matched: Vec<(&String, &Row, &Row, Vec<Raw>)> = Vec::new();
-    for (key, brow) in &b {
-        let Some(crow) = c.get(key) else { continue };
+/// Welch's standard error of the difference of two means and its degrees of freedom; `None`
+/// unless both sides have repetitions.
+fn welch(b: Sample, c: Sample) -> Option<(f64, f64)> {
+    let (bs, cs) = (b.std?, c.std?);
+    let (bn, cn) = (f64::from(b.n), f64::from(c.n));
+    if bn < 2.0 || cn < 2.0 {
+        return None;
+    }
+    let (vb, vc) = (bs * bs / bn, cs * cs / cn);
+    let se = (vb + vc).sqrt();
+    let df = if se > 0.0 {
+        (vb + vc).powi(2) / (vb * vb / (bn - 1.0) + vc * vc / (cn - 1.0))
+    } else {
+        bn + cn - 2.0
+    };
+    Some((se, df))
+}
+
+fn by_key(results: &Results) -> BTreeMap<String, &Point> {
+    results.points.iter().map(|p| (p.key.clone(), p)).collect()
+}
+
+pub fn compare(base: &Results, candidate: &Results, settings: &Settings) -> Comparison {
+    let (b, c) = (by_key(base), by_key(candidate));
+    let mut matched: Vec<(&String, &Point, &Point, Vec<Raw>)> = Vec::new();
+    for (key, bp) in &b {
+        let Some(cp) = c.get(key) else { continue };
         let mut raws = Vec::new();
         for (metric, better) in METRICS {
-            let (Some((bv, bs)), Some((cv, cs))) =
-                (sample(brow, metric, settings.basis), sample(crow, metric, settings.basis))
+            let (Some(bs), Some(cs)) =
+                (sample(bp, metric, settings.basis), sample(cp, metric, settings.basis))
             else {
                 continue;
             };
-            if bv == 0.0 {
+            if bs.mean == 0.0 {
                 continue;
             }
-            let bn = brow.repeats.as_ref().map(|s| s.n);
-            let cn = crow.repeats.as_ref().map(|s| s.n);
-            let welch = match (count_of(&bs, bn), count_of(&cs, cn)) {
-                (Some((bs, bn)), Some((cs, cn))) => {
-                    let (vb, vc) = (bs.std * bs.std / bn, cs.std * cs.std / cn);
-                    let se = (vb + vc).sqrt();
-                    let df = if se > 0.0 {
-                        (vb + vc).powi(2) / (vb * vb / (bn - 1.0) + vc * vc / (cn - 1.0))
-                    } else {
-                        bn + cn - 2.0
-                    };
-                    Some((se / bv.abs(), df))
-                }
-                _ => None,
-            };
-            raws.push(Raw { metric, better, base: bv, candidate: cv, delta: (cv - bv) / bv, welch });
+            let welch = welch(bs, cs).map(|(se, df)| (se / bs.mean.abs(), df));
+            raws.push(Raw {
+                metric,
+                better,
+                base: bs.mean,
+                candidate: cs.mean,
+                delta: (cs.mean - bs.mean) / bs.mean,
+                welch,
+            });
         }
-        matched.push((key, brow, crow, raws));
+        matched.push((key, bp, cp, raws));
     }
     // Every delta tested at once: the family's chance of a false alarm is held at 5 % by
     // giving each of the m tests 5 % / m (Bonferroni), so one comparison of many points and
@@ -277,7 +388,7 @@ pub fn compare(base: &Aggregate, candidate: &Aggregate, settings: &Settings) -> 
     let tests = matched.iter().flat_map(|m| &m.3).filter(|r| r.welch.is_some()).count().max(1);
     let t = |df: f64| crate::repeats::t_quantile(1.0 - 0.025 / tests as f64, df);
     let mut out = Vec::new();
-    for (key, brow, crow, raws) in matched {
+    for (key, bp, cp, raws) in matched {
         let metrics: Vec<MetricDelta> = raws
             .into_iter()
             .map(|r| {
@@ -319,26 +430,26 @@ pub fn compare(base: &Aggregate, candidate: &Aggregate, settings: &Settings) -> 
         };
         out.push(PointComparison {
             key: key.clone(),
-            base_job: Some(brow.config.job.clone()),
-            candidate_job: Some(crow.config.job.clone()),
+            base_job: Some(bp.job.clone()),
+            candidate_job: Some(cp.job.clone()),
             verdict,
             metrics,
         });
     }
-    for (key, brow) in b.iter().filter(|(k, _)| !c.contains_key(*k)) {
+    for (key, bp) in b.iter().filter(|(k, _)| !c.contains_key(*k)) {
         out.push(PointComparison {
             key: key.clone(),
-            base_job: Some(brow.config.job.clone()),
+            base_job: Some(bp.job.clone()),
             candidate_job: None,
             verdict: Verdict::Missing,
             metrics: Vec::new(),
         });
     }
-    for (key, crow) in c.iter().filter(|(k, _)| !b.contains_key(*k)) {
+    for (key, cp) in c.iter().filter(|(k, _)| !b.contains_key(*k)) {
         out.push(PointComparison {
             key: key.clone(),
             base_job: None,
-            candidate_job: Some(crow.config.job.clone()),
+            candidate_job: Some(cp.job.clone()),
             verdict: Verdict::New,
             metrics: Vec::new(),
         });
@@ -348,19 +459,97 @@ pub fn compare(base: &Aggregate, candidate: &Aggregate, settings: &Settings) -> 
     for p in &out {
         *counts.entry(p.verdict.as_str()).or_insert(0) += 1;
     }
-    Comparison { points: out, counts }
+    let frontiers = frontiers(base, candidate, settings);
+    Comparison { points: out, counts, frontiers }
 }
 
-/// Why two result sets cannot be compared: a different model or engine, named, unless allowed.
-pub fn incomparable(base: &Aggregate, candidate: &Aggregate, allow: &[String]) -> Option<String> {
-    let set = |agg: &Aggregate, f: &dyn Fn(&Row) -> Option<String>| -> std::collections::BTreeSet<String> {
-        agg.rows.iter().filter_map(f).collect()
+/// A side's frontier for one workload: (tokens/s/user, tokens/s/GPU) by tokens/s/user
+/// ascending, and every valid point's coordinates.
+fn frontier_of(
+    results: &Results,
+    workload: (Option<i64>, Option<i64>),
+    basis: GpuBasis,
+) -> (Vec<(f64, f64)>, Vec<(f64, f64)>) {
+    let all: Vec<(f64, f64)> = results
+        .points
+        .iter()
+        .filter(|p| (p.isl, p.osl) == workload)
+        .filter_map(|p| Some((sample(p, "tps_per_user", basis)?.mean, sample(p, "tps_per_gpu", basis)?.mean)))
+        .collect();
+    let mut on: Vec<(f64, f64)> = crate::pareto::frontier(&all).into_iter().map(|i| all[i]).collect();
+    on.sort_by(|a, b| a.0.total_cmp(&b.0).then(b.1.total_cmp(&a.1)));
+    (on, all)
+}
+
+/// Both sides' frontiers of each workload either has: hypervolumes against the origin, and the
+/// best tokens/s/GPU at each tokens/s/user floor.
+fn frontiers(base: &Results, candidate: &Results, settings: &Settings) -> Vec<FrontierComparison> {
+    let mut workloads = base.workloads();
+    workloads.extend(candidate.workloads());
+    workloads
+        .into_iter()
+        .map(|w| {
+            let (b, b_all) = frontier_of(base, w, settings.basis);
+            let (c, c_all) = frontier_of(candidate, w, settings.basis);
+            let (bh, ch) =
+                (crate::pareto::hypervolume(&b, (0.0, 0.0)), crate::pareto::hypervolume(&c, (0.0, 0.0)));
+            let floors = if settings.min_tps_user.is_empty() {
+                auto_floors(&b, &c)
+            } else {
+                settings.min_tps_user.clone()
+            };
+            let best = |f: &[(f64, f64)], floor: f64| {
+                f.iter().filter(|p| p.0 >= floor).map(|p| p.1).reduce(f64::max)
+            };
+            let n = |v: Option<i64>| v.map_or("?".to_owned(), |v| v.to_string());
+            FrontierComparison {
+                workload: format!("ISL {} / OSL {}", n(w.0), n(w.1)),
+                base_hypervolume: bh,
+                candidate_hypervolume: ch,
+                ratio: (bh > 0.0).then(|| ch / bh),
+                floors: floors
+                    .into_iter()
+                    .map(|floor| Floor {
+                        min_tps_user: floor,
+                        base: best(&b, floor),
+                        candidate: best(&c, floor),
+                    })
+                    .collect(),
+                base: b,
+                candidate: c,
+                base_points: b_all,
+                candidate_points: c_all,
+            }
+        })
+        .collect()
+}
+
+/// Five tokens/s/user floors spread evenly (geometrically) over both frontiers' range.
+fn auto_floors(b: &[(f64, f64)], c: &[(f64, f64)]) -> Vec<f64> {
+    let xs = || b.iter().chain(c).map(|p| p.0).filter(|x| *x > 0.0);
+    let (lo, hi) = (xs().fold(f64::INFINITY, f64::min), xs().fold(f64::NEG_INFINITY, f64::max));
+    if !lo.is_finite() {
+        return Vec::new();
+    }
+    if hi <= lo {
+        return vec![lo];
+    }
+    (0..5).map(|k| lo * (hi / lo).powf(f64::from(k) / 4.0)).collect()
+}
+
+/// Why two result sets cannot be compared: a different model, engine or workload, named,
+/// unless allowed.
+pub fn incomparable(base: &Results, candidate: &Results, allow: &[String]) -> Option<String> {
+    type Of = dyn Fn(&Point) -> Option<String>;
+    let set = |r: &Results, f: &Of| -> std::collections::BTreeSet<String> {
+        r.points.iter().filter_map(f).collect()
     };
-    for (what, f) in [
-        ("model", &(|r: &Row| r.config.model.clone()) as &dyn Fn(&Row) -> Option<String>),
-        ("engine", &|r: &Row| r.config.engine.clone()),
-        ("workload", &|r: &Row| Some(format!("ISL {:?} / OSL {:?}", r.isl, r.osl))),
-    ] {
+    let checks: [(&str, &Of); 3] = [
+        ("model", &|p| p.model.clone()),
+        ("engine", &|p| p.engine.clone()),
+        ("workload", &|p| Some(format!("ISL {:?} / OSL {:?}", p.isl, p.osl))),
+    ];
+    for (what, f) in checks {
         if allow.iter().any(|a| a == what) {
             continue;
         }
@@ -382,30 +571,159 @@ fn percent(v: f64) -> String {
 pub fn table(comparison: &Comparison) -> String {
     let mut s = String::from("| verdict | point | base job | candidate job | metric deltas (95 % interval) |\n| --- | --- | --- | --- | --- |\n");
     for p in &comparison.points {
-        let deltas: Vec<String> = p
-            .metrics
-            .iter()
-            .map(|m| {
-                let mark = if m.regressed {
-                    " ✗"
-                } else if m.improved {
-                    " ✓"
-                } else {
-                    ""
-                };
-                format!("{} {} [{}, {}]{mark}", m.metric, percent(m.delta), percent(m.low), percent(m.high))
-            })
-            .collect();
         s.push_str(&format!(
             "| {} | {} | {} | {} | {} |\n",
             p.verdict.as_str(),
             p.key.replace('|', "/"),
             p.base_job.as_deref().unwrap_or("–"),
             p.candidate_job.as_deref().unwrap_or("–"),
-            deltas.join("; ")
+            deltas(p)
         ));
     }
     s
+}
+
+/// Per workload: each frontier's hypervolume and, at each tokens/s/user floor, the best
+/// tokens/s/GPU on either side.
+pub fn frontier_table(comparison: &Comparison) -> String {
+    let mut s = String::new();
+    for f in &comparison.frontiers {
+        s.push_str(&format!(
+            "{}: hypervolume base {}, candidate {}{}\n",
+            f.workload,
+            number(f.base_hypervolume),
+            number(f.candidate_hypervolume),
+            f.ratio.map_or(String::new(), |r| format!(" (×{r:.3})"))
+        ));
+        if !f.floors.is_empty() {
+            s.push_str("| tokens/s/user ≥ | base best tokens/s/GPU | candidate | change |\n| --- | --- | --- | --- |\n");
+            for row in floor_rows(f) {
+                s.push_str(&format!("| {} |\n", row.join(" | ")));
+            }
+        }
+    }
+    s
+}
+
+fn number(v: f64) -> String {
+    if v.abs() >= 100.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+fn floor_rows(f: &FrontierComparison) -> Vec<[String; 4]> {
+    let cell = |v: Option<f64>| v.map_or("–".to_owned(), number);
+    f.floors
+        .iter()
+        .map(|floor| {
+            let change = match (floor.base, floor.candidate) {
+                (Some(b), Some(c)) if b > 0.0 => percent((c - b) / b),
+                _ => "–".to_owned(),
+            };
+            [number(floor.min_tps_user), cell(floor.base), cell(floor.candidate), change]
+        })
+        .collect()
+}
+
+fn deltas(p: &PointComparison) -> String {
+    p.metrics
+        .iter()
+        .map(|m| {
+            let mark = if m.regressed {
+                " ✗"
+            } else if m.improved {
+                " ✓"
+            } else {
+                ""
+            };
+            format!("{} {} [{}, {}]{mark}", m.metric, percent(m.delta), percent(m.low), percent(m.high))
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// `compare.html`: each workload's two frontiers on one chart (all points faint, the frontier
+/// joined), the hypervolumes and floors, and every point's verdict.
+pub fn html(comparison: &Comparison, base: &str, candidate: &str) -> Result<String, String> {
+    #[derive(Serialize)]
+    struct FrontierView {
+        workload: String,
+        base_hypervolume: String,
+        candidate_hypervolume: String,
+        ratio: Option<String>,
+        floors: Vec<[String; 4]>,
+        svg: String,
+    }
+    #[derive(Serialize)]
+    struct PointView<'a> {
+        verdict: &'static str,
+        key: &'a str,
+        base_job: &'a str,
+        candidate_job: &'a str,
+        deltas: String,
+    }
+    #[derive(Serialize)]
+    struct Page<'a> {
+        base: &'a str,
+        candidate: &'a str,
+        points: usize,
+        counts: String,
+        frontiers: Vec<FrontierView>,
+        rows: Vec<PointView<'a>>,
+    }
+    let mut frontiers = Vec::new();
+    for (k, f) in comparison.frontiers.iter().enumerate() {
+        let series = |label: &str, color, scatter: &[(f64, f64)], line: &[(f64, f64)]| crate::plot::Series {
+            label: label.to_owned(),
+            color,
+            scatter: scatter.to_vec(),
+            line: line.to_vec(),
+            curve: Vec::new(),
+            intervals: Vec::new(),
+        };
+        let chart = crate::plot::Chart {
+            name: format!("compare_{k}"),
+            title: format!("Frontiers, {}", f.workload),
+            x_label: "output tokens/s per user".to_owned(),
+            y_label: "output tokens/s per GPU".to_owned(),
+            x_axis: crate::plot::XAxis::Linear,
+            series: vec![
+                series("base", 0, &f.base_points, &f.base),
+                series("candidate", 1, &f.candidate_points, &f.candidate),
+            ],
+        };
+        let svg = crate::plot::svg(&chart)?;
+        frontiers.push(FrontierView {
+            workload: f.workload.clone(),
+            base_hypervolume: number(f.base_hypervolume),
+            candidate_hypervolume: number(f.candidate_hypervolume),
+            ratio: f.ratio.map(|r| format!("×{r:.3}")),
+            floors: floor_rows(f),
+            svg: crate::report::strip_xml_header(&svg).to_owned(),
+        });
+    }
+    let counts: Vec<String> = comparison.counts.iter().map(|(k, n)| format!("{n} {k}")).collect();
+    let page = Page {
+        base,
+        candidate,
+        points: comparison.points.len(),
+        counts: counts.join(", "),
+        frontiers,
+        rows: comparison
+            .points
+            .iter()
+            .map(|p| PointView {
+                verdict: p.verdict.as_str(),
+                key: &p.key,
+                base_job: p.base_job.as_deref().unwrap_or("–"),
+                candidate_job: p.candidate_job.as_deref().unwrap_or("–"),
+                deltas: deltas(p),
+            })
+            .collect(),
+    };
+    Ok(crate::report::render("compare.html", include_str!("../templates/compare.html.j2"), &page))
 }
 
 /// JUnit XML: a test case per point and metric (a regression is a failure; a point only one

@@ -27,6 +27,7 @@ pub mod report;
 pub mod server;
 pub mod summary;
 pub mod table;
+pub mod trend;
 
 use std::path::{Path, PathBuf};
 
@@ -160,6 +161,9 @@ pub struct Aggregate {
     pub warnings: Vec<Warning>,
     pub analysis: pareto::Analysis,
     pub profile: profile::Profile,
+    /// Earlier sweeps of the same configurations, from a history, for the report's trend
+    /// charts; set by the caller (`sweep report --history`).
+    pub trend: Option<trend::Trend>,
 }
 
 /// Discovers, reads and analyses every point under `inputs`.
@@ -203,7 +207,7 @@ pub fn aggregate(inputs: &[PathBuf], options: &Options) -> Result<Aggregate, Err
         rows[i].on_frontier = true;
     }
     let profile = profile::analyse(&rows, &options.profile, options.gpu_basis);
-    Ok(Aggregate { rows, sweeps, warnings, analysis, profile })
+    Ok(Aggregate { rows, sweeps, warnings, analysis, profile, trend: None })
 }
 
 /// What to write besides the tables.
@@ -226,6 +230,9 @@ pub fn write(agg: &Aggregate, out: &Path, outputs: Outputs) -> Result<Vec<PathBu
     let mut frame = table::frame(&agg.rows)?;
     put(out, "results.parquet", &table::to_parquet(&mut frame)?, &mut written)?;
     put(out, "results.csv", &table::to_csv(&mut frame)?, &mut written)?;
+    // What `sweep compare` and the history read back: each valid point's key and figures.
+    let results = serde_json::to_vec_pretty(&compare::Results::of(agg)).expect("plain values serialize");
+    put(out, "results.json", &results, &mut written)?;
     let (groups, rows): (Vec<String>, Vec<Row>) = agg
         .analysis
         .frontiers
@@ -239,7 +246,9 @@ pub fn write(agg: &Aggregate, out: &Path, outputs: Outputs) -> Result<Vec<PathBu
         put(out, "ttft_by_turn.csv", &table::to_csv(&mut turns)?, &mut written)?;
     }
     let mut inlined = Vec::new();
-    for chart in plot::charts(&agg.rows, &agg.analysis).into_iter().chain(plot::profile_charts(agg)) {
+    let trend = agg.trend.as_ref().map(|t| t.charts(&compare::Results::of(agg), agg.analysis.basis).0);
+    let charts = plot::charts(&agg.rows, &agg.analysis).into_iter().chain(plot::profile_charts(agg));
+    for chart in charts.chain(trend.into_iter().flatten()) {
         let (png, svg, text) = plot::write(&chart, &plots)?;
         written.extend([png, svg]);
         inlined.push((chart, text));

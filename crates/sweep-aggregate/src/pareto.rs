@@ -157,6 +157,23 @@ impl Analysis {
     }
 }
 
+/// The area a 2-D maximisation frontier dominates above `reference` (its hypervolume): by x
+/// descending, each point that raises the best y so far adds `(x − r.x) × (y − best y)`.
+/// Points at or below the reference add nothing.
+pub fn hypervolume(points: &[(f64, f64)], reference: (f64, f64)) -> f64 {
+    let mut by_x: Vec<(f64, f64)> =
+        points.iter().copied().filter(|p| p.0.is_finite() && p.1.is_finite() && p.0 > reference.0).collect();
+    by_x.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let (mut area, mut best) = (0.0, reference.1);
+    for (x, y) in by_x {
+        if y > best {
+            area += (x - reference.0) * (y - best);
+            best = y;
+        }
+    }
+    area
+}
+
 /// The point's coordinates: (tokens/s/user, tokens/s/GPU on the chosen basis).
 pub fn coordinates(row: &Row, basis: GpuBasis) -> Option<(f64, f64)> {
     (row.measured() && row.invalid.is_none() && row.repeat_of.is_none()).then_some(())?;
@@ -334,6 +351,18 @@ mod tests {
             let pts: Vec<(f64, f64)> = (0..n % 40).map(|_| (next(), next())).collect();
             assert_eq!(frontier(&pts), brute(&pts), "{pts:?}");
         }
+    }
+
+    #[test]
+    fn hypervolume_of_a_staircase() {
+        // Three steps above the origin: 40×10 + 20×(50−10) + 10×(100−50).
+        let f = [(10.0, 100.0), (20.0, 50.0), (40.0, 10.0)];
+        assert_eq!(hypervolume(&f, (0.0, 0.0)), 400.0 + 800.0 + 500.0);
+        // Dominated points and order change nothing; points below the reference add nothing.
+        let g = [(20.0, 50.0), (5.0, 5.0), (40.0, 10.0), (10.0, 100.0), (15.0, 40.0)];
+        assert_eq!(hypervolume(&g, (0.0, 0.0)), 1700.0);
+        assert_eq!(hypervolume(&f, (50.0, 0.0)), 0.0);
+        assert_eq!(hypervolume(&[], (0.0, 0.0)), 0.0);
     }
 
     #[test]

@@ -67,6 +67,9 @@ pub struct Series {
     pub line: Vec<(f64, f64)>,
     /// A fitted curve: drawn as a line without markers (many samples, not measurements).
     pub curve: Vec<(f64, f64)>,
+    /// Error bars: segments from one end to the other (a point's 95 % confidence interval over
+    /// its repetitions, along each axis).
+    pub intervals: Vec<[(f64, f64); 2]>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,10 +157,31 @@ fn lines(
                 .filter_map(|r| Some((x(r)?, value(r)?)))
                 .collect();
             line.sort_by(|a, b| a.0.total_cmp(&b.0));
-            Series { label: label.clone(), color: k, scatter: Vec::new(), line, curve: Vec::new() }
+            Series {
+                label: label.clone(),
+                color: k,
+                scatter: Vec::new(),
+                line,
+                curve: Vec::new(),
+                intervals: Vec::new(),
+            }
         })
         .filter(|s| !s.line.is_empty())
         .collect()
+}
+
+/// A point's 95 % confidence intervals over its repetitions, along tokens/s/user and
+/// tokens/s/GPU, as two segments through its means; none for a point measured once.
+fn intervals(row: &Row, basis: GpuBasis) -> Vec<[(f64, f64); 2]> {
+    let (Some((x, y)), Some(stats)) = (coordinates(row, basis), &row.repeats) else { return Vec::new() };
+    let mut out = Vec::new();
+    if let Some(s) = stats.spread.get("tps_per_user") {
+        out.push([(x - s.ci95, y), (x + s.ci95, y)]);
+    }
+    if let Some(s) = stats.spread.get(basis.column()) {
+        out.push([(x, y - s.ci95), (x, y + s.ci95)]);
+    }
+    out
 }
 
 /// `0.5` → `0p5`: a number as a file-name part.
@@ -221,7 +245,19 @@ pub fn charts(rows: &[Row], analysis: &Analysis) -> Vec<Chart> {
                 .filter_map(|r| coordinates(r, analysis.basis))
                 .collect();
             let line = f.rows.iter().filter_map(|&i| coordinates(&rows[i], analysis.basis)).collect();
-            series.push(Series { label: f.group.series(), color: k, scatter: all, line, curve: Vec::new() });
+            let intervals = rows
+                .iter()
+                .filter(|r| in_workload(r) && Group::of(r) == f.group)
+                .flat_map(|r| intervals(r, analysis.basis))
+                .collect();
+            series.push(Series {
+                label: f.group.series(),
+                color: k,
+                scatter: all,
+                line,
+                curve: Vec::new(),
+                intervals,
+            });
         }
         out.push(Chart {
             name: format!("pareto_{suffix}"),
@@ -339,6 +375,7 @@ fn knob_charts(rows: &[Row], analysis: &Analysis, basis_label: &str) -> Vec<Char
             scatter: all,
             line,
             curve: Vec::new(),
+            intervals: Vec::new(),
         });
     }
     out
@@ -378,6 +415,7 @@ fn turn_charts(rows: &[Row]) -> Vec<Chart> {
                         .filter_map(|t| Some((f64::from(t.turn_index), t.p50_ms?)))
                         .collect(),
                     curve: Vec::new(),
+                    intervals: Vec::new(),
                 })
                 .collect();
             Chart {
@@ -435,6 +473,7 @@ pub fn server_charts(rows: &[Row]) -> Vec<Chart> {
                 scatter: Vec::new(),
                 line,
                 curve: Vec::new(),
+                intervals: Vec::new(),
             })
             .collect();
             (!series.is_empty()).then(|| Chart {
@@ -478,6 +517,7 @@ fn search_chart(rows: &[Row]) -> Option<Chart> {
                 scatter: Vec::new(),
                 line: vec![((k + 1) as f64, max)],
                 curve: Vec::new(),
+                intervals: Vec::new(),
             })
         })
         .collect();
@@ -546,7 +586,9 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, chart: &Chart) -> Res
     let (plot, legend) = root.split_horizontally(WIDTH - LEGEND);
     let log2 = chart.x_axis == XAxis::Log2;
     let tx = |x: f64| if log2 { x.max(f64::MIN_POSITIVE).log2() } else { x };
-    let all = || chart.series.iter().flat_map(|s| s.scatter.iter().chain(&s.line));
+    let all = || {
+        chart.series.iter().flat_map(|s| s.scatter.iter().chain(&s.line).chain(s.intervals.iter().flatten()))
+    };
     let (x0, x1) = match chart.x_axis {
         XAxis::Numbered => (0.5, all().map(|p| p.0).fold(1.0, f64::max) + 0.5),
         XAxis::Index => (-0.5, all().map(|p| p.0).fold(1.0, f64::max) + 0.5),
@@ -606,6 +648,10 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, chart: &Chart) -> Res
         let c = color(s.color);
         ctx.draw_series(s.scatter.iter().map(|p| Circle::new((tx(p.0), p.1), 3, c.mix(0.45).filled())))
             .map_err(err)?;
+        for [a, b] in &s.intervals {
+            ctx.draw_series(LineSeries::new([(tx(a.0), a.1), (tx(b.0), b.1)], c.mix(0.7).stroke_width(1)))
+                .map_err(err)?;
+        }
         if !s.curve.is_empty() {
             ctx.draw_series(LineSeries::new(s.curve.iter().map(|p| (tx(p.0), p.1)), c.stroke_width(2)))
                 .map_err(err)?;
@@ -690,6 +736,7 @@ pub fn profile_charts(agg: &crate::Aggregate) -> Vec<Chart> {
                     scatter: Vec::new(),
                     line: t.points.clone(),
                     curve,
+                    intervals: Vec::new(),
                 }
             })
             .collect();
@@ -756,6 +803,7 @@ pub fn profile_charts(agg: &crate::Aggregate) -> Vec<Chart> {
                     scatter,
                     line: Vec::new(),
                     curve: Vec::new(),
+                    intervals: Vec::new(),
                 })
                 .collect(),
         });
@@ -777,6 +825,7 @@ pub fn profile_charts(agg: &crate::Aggregate) -> Vec<Chart> {
                     scatter: numbered(&|b| b.ctx_servers),
                     line: Vec::new(),
                     curve: Vec::new(),
+                    intervals: Vec::new(),
                 },
                 Series {
                     label: "balanced".to_owned(),
@@ -784,6 +833,7 @@ pub fn profile_charts(agg: &crate::Aggregate) -> Vec<Chart> {
                     scatter: numbered(&|b| b.balanced_ctx_servers),
                     line: Vec::new(),
                     curve: Vec::new(),
+                    intervals: Vec::new(),
                 },
             ],
         });

@@ -778,6 +778,42 @@ struct Section<'a> {
     table: Table,
 }
 
+/// The history's runs of this sweep's configurations: a chart per configuration, and which run
+/// each number on their x axes is.
+#[derive(Serialize)]
+struct TrendView<'a> {
+    figures: Vec<Figure<'a>>,
+    table: Table,
+    /// Configurations measured more than once that were not charted ([`crate::trend::MAX_CHARTS`]).
+    more: usize,
+}
+
+fn trend_view<'a>(
+    agg: &Aggregate,
+    trend: &crate::trend::Trend,
+    charts: &'a [(Chart, String)],
+) -> TrendView<'a> {
+    let (_, more) = trend.charts(&crate::compare::Results::of(agg), agg.analysis.basis);
+    TrendView {
+        figures: figures(charts, |c| c.name.starts_with("trend_")),
+        table: Table {
+            header: vec!["run", "history id", "sweep"],
+            rows: trend
+                .runs
+                .iter()
+                .enumerate()
+                .map(|(k, run)| {
+                    let id = run
+                        .id
+                        .map_or_else(|| "this sweep (not in the history)".to_owned(), |id| id.to_string());
+                    vec![format!("#{}", k + 1), id, run.label.clone()]
+                })
+                .collect(),
+        },
+        more,
+    }
+}
+
 #[derive(Serialize)]
 struct ServersView<'a> {
     table: Table,
@@ -975,6 +1011,7 @@ struct Page<'a> {
     /// The explorer's data, as JSON text.
     explore: String,
     knobs: Option<Section<'a>>,
+    trend: Option<TrendView<'a>>,
     search: Option<Section<'a>>,
     concurrency: Vec<Figure<'a>>,
     rate: Vec<Figure<'a>>,
@@ -1104,6 +1141,7 @@ pub fn html(agg: &Aggregate, charts: &[(Chart, String)]) -> String {
             || c.name.starts_with("server_")
             || c.name.starts_with("profile_")
             || c.name.starts_with("knob_")
+            || c.name.starts_with("trend_")
     };
     let turns = turn_table(agg);
     let generators: std::collections::BTreeSet<&str> =
@@ -1123,6 +1161,7 @@ pub fn html(agg: &Aggregate, charts: &[(Chart, String)]) -> String {
             figures: figures(charts, |c| c.name.starts_with("knob_")),
             table: knob_table(agg),
         }),
+        trend: agg.trend.as_ref().map(|t| trend_view(agg, t, charts)),
         search: (!crate::plot::searches(&agg.rows).is_empty()).then(|| Section {
             figures: figures(charts, |c| c.name == "search_max_load"),
             table: search_table(agg),
@@ -1146,12 +1185,13 @@ pub fn html(agg: &Aggregate, charts: &[(Chart, String)]) -> String {
         version: env!("CARGO_PKG_VERSION"),
         generators: generators.into_iter().collect::<Vec<_>>().join(", "),
     };
-    render(&page)
+    render("report.html", TEMPLATE, &page)
 }
 
-/// Renders the page. The template is this crate's own and every value a plain one, so it cannot
-/// fail but by a bug; that is said in the page rather than losing the tables already written.
-fn render(page: &Page) -> String {
+/// Renders a page of this crate's. The template is its own and every value a plain one, so it
+/// cannot fail but by a bug; that is said in the page rather than losing the tables already
+/// written.
+pub(crate) fn render(name: &str, template: &str, page: &impl Serialize) -> String {
     let mut env = minijinja::Environment::new();
     env.set_auto_escape_callback(|_| minijinja::AutoEscape::Html);
     // Text is escaped as HTML needs (`& < > " '`); `/` is left alone so paths read as written.
@@ -1161,17 +1201,14 @@ fn render(page: &Page) -> String {
         written.map_err(|_| minijinja::Error::new(minijinja::ErrorKind::WriteFailure, "writing the report"))
     });
     let rendered = env
-        .template_from_named_str("report.html", TEMPLATE)
+        .template_from_named_str(name, template)
         .and_then(|template| template.render(minijinja::Value::from_serialize(page)));
     rendered.unwrap_or_else(|e| {
-        format!(
-            "<!DOCTYPE html><p>sweep: the report could not be rendered: {}</p>",
-            escape(&format!("{e:#}"))
-        )
+        format!("<!DOCTYPE html><p>sweep: the page could not be rendered: {}</p>", escape(&format!("{e:#}")))
     })
 }
 
-fn strip_xml_header(svg: &str) -> &str {
+pub(crate) fn strip_xml_header(svg: &str) -> &str {
     match svg.find("<svg") {
         Some(i) => &svg[i..],
         None => svg,

@@ -26,6 +26,12 @@ pub enum Error {
     /// workload) and `--allow` does not say so.
     #[error("the sweeps cannot be compared: {0}")]
     Incomparable(String),
+    /// The results history could not be opened, read or written.
+    #[error("{0}")]
+    History(#[from] sweep_history::HistoryError),
+    /// A results file (`results.json`) could not be read.
+    #[error("{}: {message}", path.display())]
+    Results { path: std::path::PathBuf, message: String },
     /// `sweep compare`: points regressed past their thresholds.
     #[error("{0} point(s) regressed")]
     Regressed(usize),
@@ -72,6 +78,13 @@ impl Error {
             Error::Output(_) | Error::Write { .. } => Exit::Io,
             Error::Incomparable(_) => Exit::Incomparable,
             Error::Regressed(_) => Exit::Regressed,
+            Error::History(e) => match e {
+                sweep_history::HistoryError::Locked { .. } => Exit::Locked,
+                sweep_history::HistoryError::Newer { .. } => Exit::NewerFormat,
+                sweep_history::HistoryError::NoMatch { .. } => Exit::NotInHistory,
+                _ => Exit::Io,
+            },
+            Error::Results { .. } => Exit::Io,
             Error::Submit(e) => match e {
                 SubmitError::Folder(e) => folder_exit(e),
                 SubmitError::Write { .. } | SubmitError::Read { .. } | SubmitError::Run { .. } => Exit::Io,
@@ -207,7 +220,12 @@ impl Error {
             Error::Regressed(_) => format!(
                 "error: {self}\n  = help: the table above shows each regressed metric's delta and interval; `--threshold` sets how much worse counts\n"
             ),
+            Error::History(sweep_history::HistoryError::NoMatch { .. }) => format!(
+                "error: {self}\n  = help: `sweep history list` shows the ids and tags there are\n"
+            ),
             Error::Pipeline(_)
+            | Error::History(_)
+            | Error::Results { .. }
             | Error::Output(_)
             | Error::Write { .. }
             | Error::Usage(_)

@@ -25,7 +25,8 @@ pub enum Exit {
     /// value a template filter refused, an engine kind without templates, a `custom` engine's
     /// missing command).
     Template = 7,
-    /// Another `sweep submit` is working on the same sweep folder.
+    /// Another `sweep submit` is working on the same sweep folder, or another process is
+    /// writing the results history (after waiting 5 s for it).
     Locked = 8,
     /// SLURM is not installed here, or refused a command, or rejected some of the jobs (the
     /// others were submitted; the manifest has each rejection's reason).
@@ -39,8 +40,8 @@ pub enum Exit {
     /// `sweep check` (and `render`/`submit` before writing anything): a launch command gives an
     /// engine an option that the engine's own `--help` does not list.
     EngineOptions = 12,
-    /// A file of the sweep folder was written by a newer sweep, in a format this one does not
-    /// read (the message names the version that wrote it).
+    /// A file of the sweep folder, or the results history, was written by a newer sweep, in a
+    /// format this one does not read (the message names the version that wrote it).
     NewerFormat = 13,
     /// `sweep aggregate` / `report`: the points ran on different versions of an engine; pass
     /// `--allow-mixed-versions` to merge them grouped by version.
@@ -56,6 +57,9 @@ pub enum Exit {
     /// `sweep compare`: the two sides measured a different model, engine or workload, and
     /// `--allow` does not name the difference.
     Incomparable = 18,
+    /// `sweep compare --baseline` / `sweep history show`: no sweep in the history has that id
+    /// or tag.
+    NotInHistory = 19,
     /// `sweep submit` running jobs itself (local executor, `--in-allocation`) got SIGINT: the
     /// running jobs were stopped and recorded, the rest not started. A second SIGINT exits at
     /// once with the same code.

@@ -6,6 +6,7 @@ mod diagnostic;
 mod error;
 mod exit;
 mod prepare;
+mod text;
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -125,16 +126,87 @@ enum Command {
     /// workload, each metric's delta with its interval, a verdict per point; exit 17 when a
     /// point regressed.
     Compare(CompareArgs),
+    /// The results history: keep a sweep's results and provenance (`add`), list them, show
+    /// one; `compare --baseline` and `report --history` read it.
+    #[command(subcommand)]
+    History(HistoryCommand),
+}
+
+/// The history database's location, shared by every command that reads or writes it.
+#[derive(Debug, clap::Args)]
+struct DbArg {
+    /// The history database (default: `$XDG_DATA_HOME/sweep/history.sqlite`, else
+    /// `~/.local/share/sweep/history.sqlite`).
+    #[arg(long, value_name = "PATH", env = "SWEEP_HISTORY")]
+    db: Option<PathBuf>,
+}
+
+impl DbArg {
+    fn path(self) -> PathBuf {
+        self.db.unwrap_or_else(sweep_history::default_path)
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum HistoryCommand {
+    /// Aggregate a sweep folder and keep its points and provenance (one transaction); prints
+    /// its id.
+    Add {
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+        /// A label to find it by (`--baseline TAG`); repeat for several.
+        #[arg(long = "tag", value_name = "TAG")]
+        tags: Vec<String>,
+        /// The commit under test (default: the commit `sweep` was built from, as the sweep's
+        /// provenance recorded it).
+        #[arg(long, value_name = "SHA")]
+        commit: Option<String>,
+        /// The largest share of a point's requests that may fail for it to be kept as valid.
+        #[arg(long, value_name = "SHARE", default_value_t = sweep_aggregate::DEFAULT_MAX_ERROR_RATE, value_parser = share)]
+        max_error_rate: f64,
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// The sweeps kept, newest first.
+    List {
+        /// Only sweeps with this tag.
+        #[arg(long, value_name = "TAG")]
+        tag: Option<String>,
+        /// At most this many.
+        #[arg(long, value_name = "N")]
+        limit: Option<usize>,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// One sweep: its provenance and points. SWEEP is its id, `latest`, or a tag (the newest
+    /// sweep with it).
+    Show {
+        #[arg(value_name = "SWEEP")]
+        selector: String,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+        #[command(flatten)]
+        db: DbArg,
+    },
 }
 
 #[derive(Debug, clap::Args)]
 struct CompareArgs {
-    /// The base: a sweep folder or aiperf runs (what the candidate is held against).
-    #[arg(value_name = "BASE")]
-    base: PathBuf,
-    /// The candidate.
-    #[arg(value_name = "CANDIDATE")]
-    candidate: PathBuf,
+    /// BASE and CANDIDATE: each a sweep folder, aiperf runs, or a `results.json`; with
+    /// `--baseline`, only CANDIDATE.
+    #[arg(value_name = "BASE CANDIDATE", num_args = 1..=2, required = true)]
+    sides: Vec<PathBuf>,
+    /// Take the base from the history: a sweep's id, `latest`, or a tag (its newest sweep).
+    #[arg(long, value_name = "ID|latest|TAG")]
+    baseline: Option<String>,
+    #[command(flatten)]
+    db: DbArg,
+    /// Set the frontiers' best tokens/s/GPU side by side at these tokens/s/user (default: five
+    /// spread over their range).
+    #[arg(long, value_delimiter = ',', value_name = "TPS")]
+    min_tps_user: Vec<f64>,
     /// What counts as a regression, per metric, as a share of the base: `tps_per_gpu=-3%,ttft_p99_ms=+10%`
     /// (default: any significant worsening).
     #[arg(long, value_name = "METRIC=±N%,...", value_parser = thresholds)]
@@ -145,7 +217,7 @@ struct CompareArgs {
     /// Differences between the sides that are intended: `model`, `engine`, `workload`.
     #[arg(long, value_delimiter = ',', value_name = "WHAT")]
     allow: Vec<String>,
-    /// Write `compare.md` and `compare.json` here.
+    /// Write `compare.md`, `compare.json` and `compare.html` (both frontiers on one chart) here.
     #[arg(short, long, value_name = "DIR")]
     output: Option<PathBuf>,
     /// Write JUnit XML here: a test case per point and metric.
@@ -213,6 +285,11 @@ struct AggregateArgs {
     /// it is flagged `unstable`.
     #[arg(long, value_name = "CV", default_value_t = sweep_aggregate::repeats::DEFAULT_MAX_CV, value_parser = share)]
     max_cv: f64,
+    /// Chart each configuration over time from the results history (`sweep history add`).
+    #[arg(long)]
+    history: bool,
+    #[command(flatten)]
+    db: DbArg,
 }
 
 /// `--slo`'s list, as one value (clap would take a `Vec` for a repeated flag).
@@ -276,6 +353,7 @@ impl AggregateArgs {
             },
             outputs,
             json: self.format == Format::Json,
+            history: self.history.then(|| self.db.path()),
         })
     }
 }
@@ -486,13 +564,22 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
                 GpusArg::Allocated => sweep_aggregate::GpuBasis::Allocated,
             };
             let unknown = args.allow.iter().find(|a| !["model", "engine", "workload"].contains(&a.as_str()));
-            match unknown {
-                Some(bad) => Err(Error::Usage(format!(
+            let db = args.db.path();
+            let mut paths = args.sides.into_iter().map(commands::compare::Side::Path);
+            let sides = match (args.baseline, paths.len()) {
+                (Some(selector), 1) => Ok((commands::compare::Side::History { db, selector }, paths.next())),
+                (None, 2) => Ok((paths.next().expect("two"), paths.next())),
+                (Some(_), _) => Err("with --baseline, give only CANDIDATE"),
+                (None, _) => Err("give BASE and CANDIDATE, or --baseline ID|latest|TAG and CANDIDATE"),
+            };
+            match (unknown, sides) {
+                (Some(bad), _) => Err(Error::Usage(format!(
                     "--allow {bad}: the differences are model, engine and workload"
                 ))),
-                None => commands::compare::run(&commands::compare::Settings {
-                    base: args.base,
-                    candidate: args.candidate,
+                (None, Err(usage)) => Err(Error::Usage(usage.to_owned())),
+                (None, Ok((base, candidate))) => commands::compare::run(&commands::compare::Settings {
+                    base,
+                    candidate: candidate.expect("a candidate"),
                     options: sweep_aggregate::Options {
                         gpu_basis: basis,
                         max_error_rate: args.max_error_rate,
@@ -503,6 +590,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
                         thresholds: args.threshold.map(|t| t.0).unwrap_or_default(),
                         noise_floor: args.noise_floor,
                         basis,
+                        min_tps_user: args.min_tps_user,
                     },
                     allow: args.allow,
                     output: args.output,
@@ -510,6 +598,36 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
                     json: args.format == Format::Json,
                 }),
             }
+        }
+        Command::History(command) => {
+            use commands::history::{Action, Settings};
+            let settings = match command {
+                HistoryCommand::Add { dir, tags, commit, max_error_rate, db } => Settings {
+                    db: db.path(),
+                    action: Action::Add {
+                        dir,
+                        tags,
+                        commit,
+                        options: sweep_aggregate::Options {
+                            max_error_rate,
+                            allow_mixed_versions: true,
+                            ..Default::default()
+                        },
+                    },
+                    json: false,
+                },
+                HistoryCommand::List { tag, limit, format, db } => Settings {
+                    db: db.path(),
+                    action: Action::List { tag, limit },
+                    json: format == Format::Json,
+                },
+                HistoryCommand::Show { selector, format, db } => Settings {
+                    db: db.path(),
+                    action: Action::Show { selector },
+                    json: format == Format::Json,
+                },
+            };
+            commands::history::run(&settings)
         }
     };
     match result {

@@ -17,6 +17,8 @@ pub struct Settings {
     pub options: Options,
     pub outputs: Outputs,
     pub json: bool,
+    /// Draw each configuration's trend from this results history.
+    pub history: Option<PathBuf>,
 }
 
 impl Settings {
@@ -33,7 +35,10 @@ impl Settings {
 }
 
 pub fn run(settings: &Settings) -> Result<(), Error> {
-    let agg = sweep_aggregate::aggregate(&settings.dirs, &settings.options).map_err(Error::Aggregate)?;
+    let mut agg = sweep_aggregate::aggregate(&settings.dirs, &settings.options).map_err(Error::Aggregate)?;
+    if let Some(db) = &settings.history {
+        agg.trend = Some(trend(db, &agg, &settings.dirs)?);
+    }
     let mut stderr = std::io::stderr().lock();
     for warning in &agg.warnings {
         let _ = writeln!(stderr, "warning: {warning}");
@@ -71,6 +76,43 @@ pub fn run(settings: &Settings) -> Result<(), Error> {
     Ok(())
 }
 
+/// The history's sweeps of this aggregate's configurations, oldest first, then this one unless
+/// the history already holds it (by path).
+fn trend(
+    db: &std::path::Path,
+    agg: &Aggregate,
+    dirs: &[PathBuf],
+) -> Result<sweep_aggregate::trend::Trend, Error> {
+    use sweep_aggregate::trend::{Run, Trend};
+    let current = sweep_aggregate::compare::Results::of(agg);
+    let keys = current.points.iter().map(|p| p.key.clone()).collect();
+    let history = sweep_history::History::open(db)?;
+    let here: Vec<String> = dirs
+        .iter()
+        .map(|d| std::fs::canonicalize(d).unwrap_or_else(|_| d.clone()).display().to_string())
+        .collect();
+    let mut runs: Vec<Run> = history
+        .trend(&keys)?
+        .into_iter()
+        .map(|(entry, points)| {
+            let mut label =
+                format!("{} · {} (history {})", crate::text::utc(entry.time()), entry.name, entry.id);
+            if let Some(v) = &entry.version {
+                label.push_str(&format!(" · {v}"));
+            }
+            if !entry.tags.is_empty() {
+                label.push_str(&format!(" · {}", entry.tags.join(", ")));
+            }
+            Run { label, id: Some(entry.id), points }
+        })
+        .collect();
+    let held = history.list(None, None)?.into_iter().any(|e| here.contains(&e.path));
+    if !held {
+        runs.push(Run { label: "this report's sweep".to_owned(), id: None, points: current.points });
+    }
+    Ok(Trend { runs })
+}
+
 /// The frontier points of every group, as an aligned text table; the target request rate is a
 /// column only when the sweep has open-loop points.
 fn frontier_table(agg: &Aggregate) -> String {
@@ -102,25 +144,7 @@ fn frontier_table(agg: &Aggregate) -> String {
             lines.push(line);
         }
     }
-    let mut widths = vec![0usize; lines[0].len()];
-    for line in &lines {
-        for (w, cell) in widths.iter_mut().zip(line) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    for line in &lines {
-        let cells: Vec<String> = line
-            .iter()
-            .zip(&widths)
-            .enumerate()
-            // Text left, numbers right.
-            .map(|(k, (cell, &w))| if k < 2 { format!("{cell:<w$}") } else { format!("{cell:>w$}") })
-            .collect();
-        out.push_str(cells.join("  ").trim_end());
-        out.push('\n');
-    }
-    out
+    crate::text::aligned(&lines, 2)
 }
 
 /// After the frontier, a line per search (`workload.search`): what it found and why it stopped.

@@ -4,6 +4,7 @@
 pub mod aggregate;
 pub mod check;
 pub mod compare;
+pub mod history;
 pub mod plan;
 pub mod render;
 pub mod submit;

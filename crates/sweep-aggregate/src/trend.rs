@@ -1,0 +1,80 @@
+//! A configuration over time: the report's trend charts, from the sweeps a history holds
+//! (`sweep report DIR --history`). The history itself lives in `sweep-history`; this module
+//! only draws what it is given.
+
+use crate::compare::{Point, Results};
+use crate::plot::{Chart, Series, XAxis};
+use crate::GpuBasis;
+
+/// The most configurations charted; the rest are counted in the report.
+pub const MAX_CHARTS: usize = 24;
+
+/// One sweep of the history (or the one being reported), oldest first.
+#[derive(Debug, Clone)]
+pub struct Run {
+    /// `#3 · 2026-12-06 09:30 · nightly`.
+    pub label: String,
+    /// The history's id; `None` for the sweep being reported when it is not in the history.
+    pub id: Option<i64>,
+    pub points: Vec<Point>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Trend {
+    pub runs: Vec<Run>,
+}
+
+impl Trend {
+    /// The configurations of `current` that at least two runs measured, with each run's
+    /// tokens/s/GPU: a chart each (at most [`MAX_CHARTS`]), and how many more there were.
+    pub fn charts(&self, current: &Results, basis: GpuBasis) -> (Vec<Chart>, usize) {
+        let mut keys: Vec<&str> = current.points.iter().map(|p| p.key.as_str()).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let mut charts = Vec::new();
+        let mut more = 0;
+        for key in keys {
+            let mut line = Vec::new();
+            let mut intervals = Vec::new();
+            for (k, run) in self.runs.iter().enumerate() {
+                let Some(s) =
+                    run.points.iter().find(|p| p.key == key).and_then(|p| p.figures.get(basis.column()))
+                else {
+                    continue;
+                };
+                let x = (k + 1) as f64;
+                line.push((x, s.mean));
+                if let (Some(std), true) = (s.std, s.n > 1) {
+                    let half = crate::repeats::t_975(s.n as usize - 1) * std / f64::from(s.n).sqrt();
+                    intervals.push([(x, s.mean - half), (x, s.mean + half)]);
+                }
+            }
+            if line.len() < 2 {
+                continue;
+            }
+            if charts.len() == MAX_CHARTS {
+                more += 1;
+                continue;
+            }
+            charts.push(Chart {
+                name: format!("trend_{}", charts.len() + 1),
+                title: format!("Over time: {key}"),
+                x_label: "run (oldest first; the table below names each)".to_owned(),
+                y_label: format!(
+                    "output tokens/s per GPU ({})",
+                    basis.column().trim_start_matches("tps_per_gpu_")
+                ),
+                x_axis: XAxis::Numbered,
+                series: vec![Series {
+                    label: "tokens/s/GPU, 95 % interval".to_owned(),
+                    color: 0,
+                    scatter: Vec::new(),
+                    line,
+                    curve: Vec::new(),
+                    intervals,
+                }],
+            });
+        }
+        (charts, more)
+    }
+}

@@ -1,0 +1,172 @@
+//! `sweep history add|list|show`: the results history (`sweep_history`). Ids and tables go to
+//! stdout, what was done to stderr.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use sweep_aggregate::compare::Results;
+use sweep_history::{Entry, History, NewSweep};
+
+use crate::error::Error;
+use crate::text::{aligned, utc};
+
+#[derive(Debug)]
+pub enum Action {
+    /// Aggregate a sweep and keep its points and provenance.
+    Add {
+        dir: PathBuf,
+        tags: Vec<String>,
+        commit: Option<String>,
+        options: sweep_aggregate::Options,
+    },
+    List {
+        tag: Option<String>,
+        limit: Option<usize>,
+    },
+    Show {
+        selector: String,
+    },
+}
+
+#[derive(Debug)]
+pub struct Settings {
+    pub db: PathBuf,
+    pub action: Action,
+    pub json: bool,
+}
+
+pub fn run(settings: &Settings) -> Result<(), Error> {
+    let mut stdout = std::io::stdout().lock();
+    let mut stderr = std::io::stderr().lock();
+    match &settings.action {
+        Action::Add { dir, tags, commit, options } => {
+            let agg =
+                sweep_aggregate::aggregate(std::slice::from_ref(dir), options).map_err(Error::Aggregate)?;
+            let sweep = new_sweep(dir, &agg, tags, commit.clone());
+            let mut history = History::create(&settings.db)?;
+            let id = history.add(&sweep)?;
+            writeln!(stdout, "{id}").map_err(Error::Output)?;
+            let _ = writeln!(
+                stderr,
+                "added {} as sweep {id} ({} points) to {}",
+                dir.display(),
+                sweep.points.len(),
+                settings.db.display()
+            );
+        }
+        Action::List { tag, limit } => {
+            let entries = History::open(&settings.db)?.list(tag.as_deref(), *limit)?;
+            if settings.json {
+                serde_json::to_writer_pretty(&mut stdout, &entries).map_err(|e| Error::Output(e.into()))?;
+                writeln!(stdout).map_err(Error::Output)?;
+            } else {
+                stdout.write_all(list_table(&entries).as_bytes()).map_err(Error::Output)?;
+            }
+        }
+        Action::Show { selector } => {
+            let history = History::open(&settings.db)?;
+            let entry = history.resolve(selector)?;
+            let results = history.results(entry.id)?;
+            if settings.json {
+                let both = serde_json::json!({ "sweep": entry, "results": results });
+                serde_json::to_writer_pretty(&mut stdout, &both).map_err(|e| Error::Output(e.into()))?;
+                writeln!(stdout).map_err(Error::Output)?;
+            } else {
+                stdout.write_all(show_text(&entry, &results).as_bytes()).map_err(Error::Output)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What the history keeps of a sweep: its provenance's keys and its comparable points.
+fn new_sweep(
+    dir: &std::path::Path,
+    agg: &sweep_aggregate::Aggregate,
+    tags: &[String],
+    commit: Option<String>,
+) -> NewSweep {
+    let info = agg.sweeps.first();
+    let provenance = info.and_then(|i| i.provenance.as_ref());
+    let jobs = info.map(|i| i.job_provenance.as_slice()).unwrap_or_default();
+    let path = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_owned());
+    NewSweep {
+        name: info.map_or_else(
+            || {
+                dir.file_name()
+                    .map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into_owned())
+            },
+            |i| i.name.clone(),
+        ),
+        path: path.display().to_string(),
+        created_at: provenance.map(|p| p.created_at),
+        engine: info.and_then(|i| i.engine.clone()),
+        version: jobs.iter().find_map(|(_, j)| j.engine_version.clone()),
+        image: provenance
+            .and_then(|p| p.container_image.clone())
+            .or_else(|| jobs.iter().find_map(|(_, j)| j.image.clone())),
+        commit: commit.or_else(|| provenance.and_then(|p| p.sweep.commit.clone())),
+        spec_sha256: provenance.map(|p| p.spec_sha256.clone()),
+        model: info.and_then(|i| i.model.clone()),
+        tags: tags.to_vec(),
+        points: Results::of(agg).points,
+    }
+}
+
+fn or_dash(v: &Option<String>) -> String {
+    v.clone().unwrap_or_else(|| "-".to_owned())
+}
+
+fn list_table(entries: &[Entry]) -> String {
+    let mut lines = vec![["ID", "TIME", "SWEEP", "ENGINE", "VERSION", "COMMIT", "TAGS", "POINTS"]
+        .map(str::to_owned)
+        .to_vec()];
+    for e in entries {
+        lines.push(vec![
+            e.id.to_string(),
+            utc(e.time()),
+            e.name.clone(),
+            or_dash(&e.engine),
+            or_dash(&e.version),
+            e.commit.as_deref().map_or_else(|| "-".to_owned(), |c| c.chars().take(12).collect()),
+            if e.tags.is_empty() { "-".to_owned() } else { e.tags.join(",") },
+            e.points.to_string(),
+        ]);
+    }
+    aligned(&lines, 7)
+}
+
+fn show_text(e: &Entry, results: &Results) -> String {
+    let mut out = format!(
+        "sweep {} ({}), {}\n  path     {}\n  engine   {} {}\n  image    {}\n  commit   {}\n  spec     {}\n  tags     {}\n\n",
+        e.id,
+        e.name,
+        utc(e.time()),
+        e.path,
+        or_dash(&e.engine),
+        or_dash(&e.version),
+        or_dash(&e.image),
+        or_dash(&e.commit),
+        or_dash(&e.spec_sha256),
+        if e.tags.is_empty() { "-".to_owned() } else { e.tags.join(", ") },
+    );
+    let fmt = |p: &sweep_aggregate::compare::Point, name: &str| {
+        p.figures.get(name).map_or_else(|| "-".to_owned(), |s| format!("{:.1}", s.mean))
+    };
+    let mut lines = vec![["POINT", "JOB", "N", "TOK/S/USER", "TOK/S/GPU", "TTFT P50 MS", "ITL P50 MS"]
+        .map(str::to_owned)
+        .to_vec()];
+    for p in &results.points {
+        lines.push(vec![
+            p.key.clone(),
+            p.job.clone(),
+            p.figures.values().map(|s| s.n).max().unwrap_or(1).to_string(),
+            fmt(p, "tps_per_user"),
+            fmt(p, "tps_per_gpu_working"),
+            fmt(p, "ttft_p50_ms"),
+            fmt(p, "itl_p50_ms"),
+        ]);
+    }
+    out.push_str(&aligned(&lines, 2));
+    out
+}
