@@ -75,6 +75,10 @@ pub struct Config {
     pub version_group: Option<String>,
     /// The job's knob values (`docs/spec.md`, "Knobs"), by axis name, as text.
     pub knobs: BTreeMap<String, String>,
+    /// Which deployment of its configuration the job is (`workload.deployment_repeats`), and
+    /// the id its deployments share.
+    pub deployment: u32,
+    pub configuration: Option<String>,
 }
 
 /// A knob's value as a table shows it: text as itself, anything else as JSON.
@@ -335,6 +339,8 @@ fn sweep_folder(dir: &Path, found: &mut Discovery) {
             model: info.model.clone(),
             engine: info.engine.clone(),
             knobs: job.knobs.iter().map(|(k, v)| (k.clone(), knob_text(v))).collect(),
+            deployment: job.deployment,
+            configuration: job.configuration.clone(),
             ..Config::default()
         };
         planned.insert(job.id.clone(), (config, job.points.clone()));

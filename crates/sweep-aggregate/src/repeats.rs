@@ -68,6 +68,8 @@ pub fn t_975(df: usize) -> f64 {
 pub struct RepeatStats {
     /// Valid repetitions measured.
     pub n: usize,
+    /// Over how many deployments of the configuration (`workload.deployment_repeats`).
+    pub deployments: usize,
     /// Per [`MEASURED`] figure that every repetition has.
     pub spread: BTreeMap<&'static str, Spread>,
     /// The throughput (or tokens/s/user) varies by more than the allowed CV.

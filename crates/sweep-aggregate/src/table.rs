@@ -320,9 +320,11 @@ pub fn summarise_repeats(rows: &mut [Row], max_cv: f64) {
         }
         // `<sweep>/jobs/<job>/points/<id>`: a resumed repetition may sit in another job folder.
         let Some(sweep) = row.dir.ancestors().nth(4) else { continue };
+        // A configuration's deployments (`deployment_repeats`) are one point's repetitions too.
+        let configuration = row.config.configuration.clone().or_else(|| row.config.job_id.clone());
         let key = (
             sweep.to_owned(),
-            row.config.job_id.clone().unwrap_or_else(|| row.config.job.clone()),
+            configuration.unwrap_or_else(|| row.config.job.clone()),
             row.isl,
             row.osl,
             row.effective_concurrency.or(row.concurrency),
@@ -332,10 +334,12 @@ pub fn summarise_repeats(rows: &mut [Row], max_cv: f64) {
         );
         groups.entry(key).or_default().push(i);
     }
-    let repeated = |members: &Vec<usize>| members.len() > 1 && members.iter().any(|&i| rows[i].repeat > 0);
+    let repeated = |members: &Vec<usize>| {
+        members.len() > 1 && members.iter().any(|&i| rows[i].repeat > 0 || rows[i].config.deployment > 0)
+    };
     let groups: Vec<Vec<usize>> = groups.into_values().filter(repeated).collect();
     for mut members in groups {
-        members.sort_by_key(|&i| rows[i].repeat);
+        members.sort_by_key(|&i| (rows[i].config.deployment, rows[i].repeat));
         let first = members[0];
         let mut spread = std::collections::BTreeMap::new();
         for name in crate::repeats::MEASURED {
@@ -349,7 +353,14 @@ pub fn summarise_repeats(rows: &mut [Row], max_cv: f64) {
         let unstable = ["output_token_throughput", "tps_per_user"]
             .iter()
             .any(|name| spread.get(name).is_some_and(|s| s.cv > max_cv));
-        rows[first].repeats = Some(crate::repeats::RepeatStats { n: members.len(), spread, unstable });
+        let deployments: std::collections::BTreeSet<u32> =
+            members.iter().map(|&i| rows[i].config.deployment).collect();
+        rows[first].repeats = Some(crate::repeats::RepeatStats {
+            n: members.len(),
+            deployments: deployments.len(),
+            spread,
+            unstable,
+        });
         for &i in &members[1..] {
             rows[i].repeat_of = Some(first);
         }
@@ -469,6 +480,10 @@ fn repeat_columns(rows: &[Row]) -> Vec<Column> {
         Column::new(
             "repeats".into(),
             rows.iter().map(|r| r.repeats.as_ref().map(|s| s.n as u32)).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "deployments".into(),
+            rows.iter().map(|r| r.repeats.as_ref().map(|s| s.deployments as u32)).collect::<Vec<_>>(),
         ),
         Column::new(
             "unstable".into(),

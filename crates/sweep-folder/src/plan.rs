@@ -92,6 +92,12 @@ struct JobView<'a> {
     /// The job's knob values by axis name; left out when the sweep has no knob axis.
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     knobs: std::collections::BTreeMap<&'a str, &'a serde_json::Value>,
+    /// `workload.deployment_repeats`: which deployment of its configuration this job is, and
+    /// the first deployment's id; left out for a configuration deployed once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    deployment: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    configuration: Option<Id>,
 }
 
 #[derive(Serialize)]
@@ -138,6 +144,8 @@ impl<'a> JobView<'a> {
             capacity: plan.capacity.as_ref().and_then(|c| c.jobs.get(index)).map(Vec::as_slice),
             points: points.iter().map(Point::from).collect(),
             knobs: job.knobs.iter().map(|k| (k.knob.name.as_str(), &k.value)).collect(),
+            deployment: (spec.workload.deployment_repeats > 1).then_some(job.deployment),
+            configuration: (spec.workload.deployment_repeats > 1).then_some(job.configuration),
         }
     }
 }
@@ -192,6 +200,13 @@ pub struct PlanJob {
     pub points: Vec<Point>,
     #[serde(default)]
     pub knobs: std::collections::BTreeMap<String, serde_json::Value>,
+    /// Which deployment of its configuration (`workload.deployment_repeats`); 0 when deployed
+    /// once.
+    #[serde(default)]
+    pub deployment: u32,
+    /// The configuration's first deployment's id, when it is deployed several times.
+    #[serde(default)]
+    pub configuration: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]

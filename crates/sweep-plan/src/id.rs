@@ -83,6 +83,14 @@ impl Fields {
     }
 }
 
+/// The id of a configuration's `k`th deployment (`workload.deployment_repeats`, k ≥ 1): the
+/// first keeps the configuration's own id.
+pub fn deployment(job: Id, k: u32) -> Id {
+    let mut f = Fields::new("sweep/deployment/v1");
+    f.int(job.0).int(u64::from(k));
+    f.finish()
+}
+
 /// The id of a deployment: everything that is fixed while its servers run.
 pub fn job_id(spec: &Spec, mode: Mode, roles: &[RoleConfig], knobs: &[crate::KnobValue]) -> Id {
     let mut f = Fields::new("sweep/job/v1");

@@ -83,6 +83,11 @@ pub struct Job {
     pub points: Range<usize>,
     /// The value of every knob that is an axis (`docs/spec.md`, "Knobs"), in axis order.
     pub knobs: Vec<KnobValue>,
+    /// Which deployment of its configuration this is (`workload.deployment_repeats`), from 0.
+    pub deployment: u32,
+    /// The id of the configuration's first deployment: what its deployments share (equal to
+    /// `id` for the first).
+    pub configuration: Id,
 }
 
 /// A knob's value in one job.
@@ -313,6 +318,9 @@ pub fn plan(spec: &Spec, options: &PlanOptions) -> Result<Plan, PlanError> {
     }
     name_knobs(&mut jobs);
     disambiguate_names(&mut jobs);
+    if spec.workload.deployment_repeats > 1 {
+        (jobs, points) = deploy_again(spec, jobs, points);
+    }
     let warnings = space
         .excludes
         .iter()
@@ -509,7 +517,17 @@ impl Expander<'_> {
         }
         let id = job_id(self.spec, sub.mode, &roles, &knobs);
         let index = self.jobs.len() as u32;
-        self.jobs.push(Job { id, name, mode: sub.mode, roles, layout, points: 0..0, knobs });
+        self.jobs.push(Job {
+            id,
+            name,
+            mode: sub.mode,
+            roles,
+            layout,
+            points: 0..0,
+            knobs,
+            deployment: 0,
+            configuration: id,
+        });
         self.job_index.insert((sub.mode, self.key.clone()), index);
         Ok(index)
     }
@@ -656,6 +674,41 @@ impl Hasher for IdHasher {
 }
 
 /// Reorders points so that each job's points are contiguous (stable within a job).
+/// Each job deployed `workload.deployment_repeats` times, as jobs of their own: all first
+/// deployments, then all second ones, and so on, so that a configuration's redeploys land at
+/// other times (and, on a cluster, other nodes). A later deployment is `<name>_d<k>`, with its
+/// own job and point ids.
+fn deploy_again(spec: &Spec, jobs: Vec<Job>, points: Vec<Point>) -> (Vec<Job>, Vec<Point>) {
+    let n = jobs.len();
+    let mut all_jobs = Vec::with_capacity(n * spec.workload.deployment_repeats as usize);
+    let mut all_points = Vec::with_capacity(points.len() * spec.workload.deployment_repeats as usize);
+    for deployment in 1..spec.workload.deployment_repeats {
+        for job in &jobs {
+            let id = id::deployment(job.id, deployment);
+            let base = id::with_load(id, &spec.workload.load);
+            let index = (n * deployment as usize + (all_jobs.len() % n)) as u32;
+            let start = points.len() + all_points.len();
+            all_points.extend(points[job.points.clone()].iter().map(|p| {
+                let again = Point { job: index, ..*p };
+                Point { id: point_id(base, &again), ..again }
+            }));
+            let end = points.len() + all_points.len();
+            all_jobs.push(Job {
+                id,
+                name: format!("{}_d{deployment}", job.name),
+                points: start..end,
+                deployment,
+                ..job.clone()
+            });
+        }
+    }
+    let mut jobs = jobs;
+    jobs.extend(all_jobs);
+    let mut points = points;
+    points.extend(all_points);
+    (jobs, points)
+}
+
 fn group_by_job(points: Vec<Point>, jobs: &mut [Job]) -> Vec<Point> {
     let mut counts = vec![0usize; jobs.len()];
     for p in &points {

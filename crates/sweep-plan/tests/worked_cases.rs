@@ -120,3 +120,52 @@ fn repeats_are_interleaved_and_the_first_keeps_the_points_id() {
     let error = sweep_spec::load(&spec(", repeats: 0")).expect_err("refused");
     assert_eq!(error.path.to_string(), "workload.repeats");
 }
+
+/// `workload.deployment_repeats: 3`: each configuration deployed three times as jobs of their
+/// own, all first deployments before the second ones; the first keeps its job and point ids,
+/// the others have their own and share the first's as their configuration.
+#[test]
+fn deployment_repeats_are_jobs_of_their_own_after_every_first_deployment() {
+    let spec = |extra: &str| {
+        format!(
+            "version: 1\nname: r\nmodel: {{path: /m}}\nengine: {{kind: mock}}\ncluster: {{gpus_per_node: 4}}\n\
+             mode: agg\nagg: {{batch: [4, 8]}}\nworkload: {{isl: 64, osl: 8, concurrency: [1, 4]{extra}}}\n"
+        )
+    };
+    let planned = |text: &str| {
+        let document = sweep_spec::load(text).expect("valid");
+        plan(&document.spec, &PlanOptions::default()).expect("plans")
+    };
+    let once = planned(&spec(""));
+    let thrice = planned(&spec(", repeats: 2, deployment_repeats: 3"));
+    let names: Vec<&str> = thrice.jobs.iter().map(|j| j.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "agg1_tep1_batch4_eplb0_mtp0",
+            "agg1_tep1_batch8_eplb0_mtp0",
+            "agg1_tep1_batch4_eplb0_mtp0_d1",
+            "agg1_tep1_batch8_eplb0_mtp0_d1",
+            "agg1_tep1_batch4_eplb0_mtp0_d2",
+            "agg1_tep1_batch8_eplb0_mtp0_d2",
+        ]
+    );
+    let first: Vec<_> = thrice.jobs[..2].iter().map(|j| j.id).collect();
+    assert_eq!(
+        first,
+        once.jobs.iter().map(|j| j.id).collect::<Vec<_>>(),
+        "the first deployment keeps its id"
+    );
+    for (k, job) in thrice.jobs.iter().enumerate() {
+        assert_eq!(job.deployment, (k / 2) as u32);
+        assert_eq!(job.configuration, thrice.jobs[k % 2].id);
+        let points = &thrice.points[job.points.clone()];
+        assert_eq!(points.len(), 4, "2 loads × 2 repeats");
+        assert!(points.iter().all(|p| p.job as usize == k), "points belong to their own job");
+    }
+    let jobs: std::collections::HashSet<_> = thrice.jobs.iter().map(|j| j.id).collect();
+    let points: std::collections::HashSet<_> = thrice.points.iter().map(|p| p.id).collect();
+    assert_eq!((jobs.len(), points.len()), (6, 24), "every deployment and point has an id of its own");
+    let error = sweep_spec::load(&spec(", deployment_repeats: 0")).expect_err("refused");
+    assert_eq!(error.path.to_string(), "workload.deployment_repeats");
+}

@@ -143,6 +143,11 @@ pub struct Workload {
     /// repetitions interleaved across the job's points. Left out of the serialized form at 1.
     #[serde(skip_serializing_if = "is_one")]
     pub repeats: u32,
+    /// `workload.deployment_repeats`: each job deployed this many times, as separate jobs
+    /// (`<name>_d1`, `_d2`, …), since a redeploy's placement is part of the noise. Left out
+    /// of the serialized form at 1.
+    #[serde(skip_serializing_if = "is_one")]
+    pub deployment_repeats: u32,
     #[serde(serialize_with = "serialize_count")]
     pub requests: Count,
     #[serde(serialize_with = "serialize_count")]

@@ -145,6 +145,8 @@ pub struct RawWorkload {
     pub concurrency_per_gen_server: Option<bool>,
     /// Measure each point this many times on the same deployment.
     pub repeats: Option<u32>,
+    /// Deploy each configuration this many times, as separate jobs.
+    pub deployment_repeats: Option<u32>,
     pub requests: Option<Count>,
     pub warmup: Option<Count>,
     pub endpoint: Option<Endpoint>,

@@ -349,6 +349,17 @@ fn resolve_workload(raw: &RawSpec) -> Result<Workload, SpecError> {
             Some(n) => n,
             None => 1,
         },
+        deployment_repeats: match w.deployment_repeats {
+            Some(0) => {
+                return Err(SpecError::invalid(
+                    KeyPath::keys("workload.deployment_repeats"),
+                    "a configuration is deployed at least once",
+                )
+                .with_help("remove `deployment_repeats` to deploy each configuration once"))
+            }
+            Some(n) => n,
+            None => 1,
+        },
         requests,
         warmup: w.warmup.unwrap_or(Count::PerConcurrency(2)),
         request_rates: resolve_rates(w)?,
