@@ -729,58 +729,131 @@ pub fn html(comparison: &Comparison, base: &str, candidate: &str) -> Result<Stri
 /// JUnit XML: a test case per point and metric (a regression is a failure; a point only one
 /// side has is a skipped case), which Jenkins and GitLab read.
 pub fn junit(comparison: &Comparison) -> String {
-    let escape = |s: &str| {
-        s.replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;")
-            .replace('"', "&quot;")
-            .replace('\'', "&apos;")
-    };
-    let mut cases = String::new();
-    let (mut tests, mut failures, mut skipped) = (0, 0, 0);
-    for p in &comparison.points {
-        let class = escape(&p.key);
-        if p.metrics.is_empty() {
-            tests += 1;
-            skipped += 1;
-            cases.push_str(&format!(
-                "    <testcase classname=\"{class}\" name=\"{}\"><skipped message=\"{}\"/></testcase>\n",
-                p.verdict.as_str(),
-                escape(&format!("the point is {} in the candidate", p.verdict.as_str()))
-            ));
-            continue;
-        }
-        for m in &p.metrics {
-            tests += 1;
-            let detail = format!(
-                "{}: base {:.4}, candidate {:.4}, delta {} (95 % interval {} to {}, {})",
-                m.metric,
-                m.base,
-                m.candidate,
-                percent(m.delta),
-                percent(m.low),
-                percent(m.high),
-                m.test
-            );
-            if m.regressed {
-                failures += 1;
-                cases.push_str(&format!(
-                    "    <testcase classname=\"{class}\" name=\"{}\"><failure message=\"regressed\">{}</failure></testcase>\n",
-                    m.metric,
-                    escape(&detail)
+    junit_document(&[Suite::of("sweep compare", comparison)])
+}
+
+/// One `<testsuite>` of a JUnit document: a comparison's cases, or a case that could not run.
+#[derive(Debug, Clone)]
+pub struct Suite {
+    name: String,
+    tests: usize,
+    failures: usize,
+    errors: usize,
+    skipped: usize,
+    cases: String,
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&apos;")
+}
+
+impl Suite {
+    /// A test case per point and metric of `comparison`.
+    pub fn of(name: &str, comparison: &Comparison) -> Suite {
+        let mut suite = Suite {
+            name: name.to_owned(),
+            tests: 0,
+            failures: 0,
+            errors: 0,
+            skipped: 0,
+            cases: String::new(),
+        };
+        for p in &comparison.points {
+            let class = xml_escape(&p.key);
+            if p.metrics.is_empty() {
+                suite.tests += 1;
+                suite.skipped += 1;
+                suite.cases.push_str(&format!(
+                    "    <testcase classname=\"{class}\" name=\"{}\"><skipped message=\"{}\"/></testcase>\n",
+                    p.verdict.as_str(),
+                    xml_escape(&format!("the point is {} in the candidate", p.verdict.as_str()))
                 ));
-            } else {
-                cases.push_str(&format!(
-                    "    <testcase classname=\"{class}\" name=\"{}\"><system-out>{}</system-out></testcase>\n",
+                continue;
+            }
+            for m in &p.metrics {
+                suite.tests += 1;
+                let detail = format!(
+                    "{}: base {:.4}, candidate {:.4}, delta {} (95 % interval {} to {}, {})",
                     m.metric,
-                    escape(&detail)
-                ));
+                    m.base,
+                    m.candidate,
+                    percent(m.delta),
+                    percent(m.low),
+                    percent(m.high),
+                    m.test
+                );
+                if m.regressed {
+                    suite.failures += 1;
+                    suite.cases.push_str(&format!(
+                        "    <testcase classname=\"{class}\" name=\"{}\"><failure message=\"regressed\">{}</failure></testcase>\n",
+                        m.metric,
+                        xml_escape(&detail)
+                    ));
+                } else {
+                    suite.cases.push_str(&format!(
+                        "    <testcase classname=\"{class}\" name=\"{}\"><system-out>{}</system-out></testcase>\n",
+                        m.metric,
+                        xml_escape(&detail)
+                    ));
+                }
             }
         }
+        suite
     }
-    format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n  <testsuite name=\"sweep compare\" tests=\"{tests}\" failures=\"{failures}\" skipped=\"{skipped}\" errors=\"0\">\n{cases}  </testsuite>\n</testsuites>\n"
-    )
+
+    /// One case that errored: a sweep that could not run or be read.
+    pub fn error(name: &str, message: &str) -> Suite {
+        Suite {
+            name: name.to_owned(),
+            tests: 1,
+            failures: 0,
+            errors: 1,
+            skipped: 0,
+            cases: format!(
+                "    <testcase classname=\"{0}\" name=\"run\"><error message=\"{1}\">{1}</error></testcase>\n",
+                xml_escape(name),
+                xml_escape(message)
+            ),
+        }
+    }
+
+    /// One skipped case: nothing to compare against (no baseline yet).
+    pub fn skipped(name: &str, message: &str) -> Suite {
+        Suite {
+            name: name.to_owned(),
+            tests: 1,
+            failures: 0,
+            errors: 0,
+            skipped: 1,
+            cases: format!(
+                "    <testcase classname=\"{}\" name=\"baseline\"><skipped message=\"{}\"/></testcase>\n",
+                xml_escape(name),
+                xml_escape(message)
+            ),
+        }
+    }
+}
+
+/// A JUnit document of `suites`.
+pub fn junit_document(suites: &[Suite]) -> String {
+    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n");
+    for s in suites {
+        out.push_str(&format!(
+            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" skipped=\"{}\" errors=\"{}\">\n{}  </testsuite>\n",
+            xml_escape(&s.name),
+            s.tests,
+            s.failures,
+            s.skipped,
+            s.errors,
+            s.cases
+        ));
+    }
+    out.push_str("</testsuites>\n");
+    out
 }
 
 #[cfg(test)]

@@ -15,6 +15,13 @@ pub enum Error {
     /// Writing the output failed.
     #[error("cannot write the output: {0}")]
     Output(#[source] std::io::Error),
+    /// A file the command was asked to read could not be read.
+    #[error("cannot read `{}`: {source}", path.display())]
+    Read {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     /// A file the command was asked to write could not be written.
     #[error("cannot write `{}`: {source}", path.display())]
     Write {
@@ -29,6 +36,12 @@ pub enum Error {
     /// The results history could not be opened, read or written.
     #[error("{0}")]
     History(#[from] sweep_history::HistoryError),
+    /// The cases file of `sweep ci` is invalid: a key, at its line.
+    #[error("{error}")]
+    Cases { file: std::path::PathBuf, text: String, error: sweep_ci::CasesError },
+    /// `sweep ci`: cases whose sweep could not run or measured nothing.
+    #[error("{failed} of {total} case(s) failed to run")]
+    CasesFailed { failed: usize, total: usize },
     /// A results file (`results.json`) could not be read.
     #[error("{}: {message}", path.display())]
     Results { path: std::path::PathBuf, message: String },
@@ -75,7 +88,7 @@ impl Error {
                 PipelineError::Plan { .. } => Exit::Unplannable,
                 PipelineError::Usage(_) => Exit::Usage,
             },
-            Error::Output(_) | Error::Write { .. } => Exit::Io,
+            Error::Output(_) | Error::Write { .. } | Error::Read { .. } => Exit::Io,
             Error::Incomparable(_) => Exit::Incomparable,
             Error::Regressed(_) => Exit::Regressed,
             Error::History(e) => match e {
@@ -85,6 +98,8 @@ impl Error {
                 _ => Exit::Io,
             },
             Error::Results { .. } => Exit::Io,
+            Error::Cases { .. } => Exit::InvalidSpec,
+            Error::CasesFailed { .. } => Exit::JobsFailed,
             Error::Submit(e) => match e {
                 SubmitError::Folder(e) => folder_exit(e),
                 SubmitError::Write { .. } | SubmitError::Read { .. } | SubmitError::Run { .. } => Exit::Io,
@@ -220,6 +235,23 @@ impl Error {
             Error::Regressed(_) => format!(
                 "error: {self}\n  = help: the table above shows each regressed metric's delta and interval; `--threshold` sets how much worse counts\n"
             ),
+            Error::Cases { file, text, error } => {
+                let display = file.display().to_string();
+                let map = sweep_spec::SourceMap::build(text);
+                Diagnostic {
+                    severity: "error",
+                    message: error.to_string(),
+                    file: &display,
+                    source: Some(text),
+                    location: map.nearest(&error.path, false),
+                    notes: Vec::new(),
+                    help: error.help.clone(),
+                }
+                .render()
+            }
+            Error::CasesFailed { .. } => format!(
+                "error: {self}\n  = help: the line of each failed case above says why; its sweep folder is under DIR/cases/\n"
+            ),
             Error::History(sweep_history::HistoryError::NoMatch { .. }) => format!(
                 "error: {self}\n  = help: `sweep history list` shows the ids and tags there are\n"
             ),
@@ -228,6 +260,7 @@ impl Error {
             | Error::Results { .. }
             | Error::Output(_)
             | Error::Write { .. }
+            | Error::Read { .. }
             | Error::Usage(_)
             | Error::Aggregate(_)
             | Error::Submit(_)

@@ -2,6 +2,7 @@
 //! [`commands`] and returns data for stdout or an [`Error`] that knows its exit code.
 
 mod commands;
+mod comparing;
 mod diagnostic;
 mod error;
 mod exit;
@@ -130,6 +131,54 @@ enum Command {
     /// one; `compare --baseline` and `report --history` read it.
     #[command(subcommand)]
     History(HistoryCommand),
+    /// Run named performance cases (a cases file: spec and thresholds each) and hold each
+    /// against its baseline: one command for a CI job, JUnit XML for its test report; exit 17
+    /// when a case regressed.
+    Ci(CiArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct CiArgs {
+    /// The cases file (YAML): `cases: [{name, spec, threshold, noise_floor, allow}]`.
+    #[arg(value_name = "CASES")]
+    file: PathBuf,
+    /// Where each case's sweep (`cases/<name>`), comparison (`compare/<name>`) and
+    /// `junit.xml` go; it must not exist.
+    #[arg(short, long, value_name = "DIR")]
+    output: PathBuf,
+    /// Only the cases whose name contains NAME; repeat for several.
+    #[arg(short = 'k', value_name = "NAME")]
+    select: Vec<String>,
+    /// What each case is held against: a previous `sweep ci -o DIR`, or the history: `latest`
+    /// (the case's newest sweep), a tag (its newest sweep with it), or an id. Without it,
+    /// nothing is compared.
+    #[arg(long, value_name = "DIR|latest|TAG|ID")]
+    baseline: Option<String>,
+    /// Add each case's sweep to the history, tagged `ci:<name>` and `--tag`s.
+    #[arg(long)]
+    record: bool,
+    /// A tag for the recorded sweeps (`--record`); repeat for several.
+    #[arg(long = "tag", value_name = "TAG", requires = "record")]
+    tags: Vec<String>,
+    /// The commit under test, for the recorded sweeps.
+    #[arg(long, value_name = "SHA")]
+    commit: Option<String>,
+    #[command(flatten)]
+    db: DbArg,
+    /// `slurm` or `local`; beats each spec's `executor`.
+    #[arg(long, value_enum)]
+    executor: Option<ExecutorArg>,
+    /// The `sweep-runner` binary as compute nodes see it (default: beside `sweep`).
+    #[arg(long, value_name = "PATH")]
+    runner: Option<PathBuf>,
+    #[command(flatten)]
+    limits: LimitArgs,
+    /// Tokens/s per GPU over the GPUs the servers use (`working`) or the job holds (`allocated`).
+    #[arg(long, value_enum, default_value_t = GpusArg::Working)]
+    gpus: GpusArg,
+    /// The largest share of a point's requests that may fail for it to be compared.
+    #[arg(long, value_name = "SHARE", default_value_t = sweep_aggregate::DEFAULT_MAX_ERROR_RATE, value_parser = share)]
+    max_error_rate: f64,
 }
 
 /// The history database's location, shared by every command that reads or writes it.
@@ -565,9 +614,9 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
             };
             let unknown = args.allow.iter().find(|a| !["model", "engine", "workload"].contains(&a.as_str()));
             let db = args.db.path();
-            let mut paths = args.sides.into_iter().map(commands::compare::Side::Path);
+            let mut paths = args.sides.into_iter().map(comparing::Side::Path);
             let sides = match (args.baseline, paths.len()) {
-                (Some(selector), 1) => Ok((commands::compare::Side::History { db, selector }, paths.next())),
+                (Some(selector), 1) => Ok((comparing::Side::History { db, selector }, paths.next())),
                 (None, 2) => Ok((paths.next().expect("two"), paths.next())),
                 (Some(_), _) => Err("with --baseline, give only CANDIDATE"),
                 (None, _) => Err("give BASE and CANDIDATE, or --baseline ID|latest|TAG and CANDIDATE"),
@@ -598,6 +647,43 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
                     json: args.format == Format::Json,
                 }),
             }
+        }
+        Command::Ci(args) => {
+            let basis = match args.gpus {
+                GpusArg::Working => sweep_aggregate::GpuBasis::Working,
+                GpusArg::Allocated => sweep_aggregate::GpuBasis::Allocated,
+            };
+            let baseline = match args.baseline {
+                None => commands::ci::Baseline::None,
+                Some(b) if std::path::Path::new(&b).is_dir() => commands::ci::Baseline::Dir(PathBuf::from(b)),
+                Some(b) => commands::ci::Baseline::History(b),
+            };
+            commands::ci::run(&commands::ci::Settings {
+                file: args.file,
+                output: args.output,
+                select: args.select,
+                baseline,
+                db: args.db.path(),
+                record: args.record.then_some(args.tags),
+                commit: args.commit,
+                render: sweep_submit::render::Options {
+                    templates: None,
+                    runner: args.runner,
+                    executor: args.executor.map(|e| match e {
+                        ExecutorArg::Slurm => sweep_spec::ExecutorKind::Slurm,
+                        ExecutorArg::Local => sweep_spec::ExecutorKind::Local,
+                    }),
+                    allocation: None,
+                },
+                limits: args.limits.resolve(),
+                options: sweep_aggregate::Options {
+                    gpu_basis: basis,
+                    max_error_rate: args.max_error_rate,
+                    allow_mixed_versions: true,
+                    ..Default::default()
+                },
+                basis,
+            })
         }
         Command::History(command) => {
             use commands::history::{Action, Settings};

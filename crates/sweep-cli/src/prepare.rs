@@ -71,6 +71,25 @@ pub fn prepare(settings: &Settings) -> Result<Prepared, Error> {
     Ok(planned.prepare(&settings.options)?)
 }
 
+/// Messages to stderr, data lines to stdout as they come.
+pub struct Console;
+
+impl sweep_submit::Reporter for Console {
+    fn note(&mut self, message: &str) {
+        eprintln!("{message}");
+    }
+
+    fn data(&mut self, line: &str) -> std::io::Result<()> {
+        let mut stdout = std::io::stdout().lock();
+        match writeln!(stdout, "{line}").and_then(|()| stdout.flush()) {
+            // A reader that stopped early (`sweep submit … | head -1`) stops nothing: the
+            // manifest records every job, printed or not.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+            other => other,
+        }
+    }
+}
+
 /// A job to print: its manifest index and the command that would start it.
 pub struct Listed {
     pub index: usize,

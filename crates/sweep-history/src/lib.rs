@@ -104,6 +104,43 @@ pub struct NewSweep {
     pub points: Vec<Point>,
 }
 
+impl NewSweep {
+    /// What the history keeps of the sweep at `dir`, aggregated as `agg`: its provenance's
+    /// keys and its comparable points. `commit` beats the commit its provenance recorded.
+    pub fn of(
+        dir: &Path,
+        agg: &sweep_aggregate::Aggregate,
+        tags: &[String],
+        commit: Option<String>,
+    ) -> NewSweep {
+        let info = agg.sweeps.first();
+        let provenance = info.and_then(|i| i.provenance.as_ref());
+        let jobs = info.map(|i| i.job_provenance.as_slice()).unwrap_or_default();
+        let path = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_owned());
+        NewSweep {
+            name: info.map_or_else(
+                || {
+                    dir.file_name()
+                        .map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into_owned())
+                },
+                |i| i.name.clone(),
+            ),
+            path: path.display().to_string(),
+            created_at: provenance.map(|p| p.created_at),
+            engine: info.and_then(|i| i.engine.clone()),
+            version: jobs.iter().find_map(|(_, j)| j.engine_version.clone()),
+            image: provenance
+                .and_then(|p| p.container_image.clone())
+                .or_else(|| jobs.iter().find_map(|(_, j)| j.image.clone())),
+            commit: commit.or_else(|| provenance.and_then(|p| p.sweep.commit.clone())),
+            spec_sha256: provenance.map(|p| p.spec_sha256.clone()),
+            model: info.and_then(|i| i.model.clone()),
+            tags: tags.to_vec(),
+            points: Results::of(agg).points,
+        }
+    }
+}
+
 /// A sweep in the history.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Entry {

@@ -3,6 +3,7 @@
 
 pub mod aggregate;
 pub mod check;
+pub mod ci;
 pub mod compare;
 pub mod history;
 pub mod plan;

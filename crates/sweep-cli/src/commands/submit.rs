@@ -10,28 +10,9 @@ use sweep_folder::{Executor, SweepDir};
 use sweep_submit::submit::{self as library, JobRow, Outcome};
 
 use crate::error::Error;
-use crate::prepare::{self, Settings};
+use crate::prepare::{self, Console, Settings};
 
 pub use library::Options;
-
-/// Messages to stderr, data lines to stdout as they come.
-struct Console;
-
-impl sweep_submit::Reporter for Console {
-    fn note(&mut self, message: &str) {
-        eprintln!("{message}");
-    }
-
-    fn data(&mut self, line: &str) -> std::io::Result<()> {
-        let mut stdout = std::io::stdout().lock();
-        match writeln!(stdout, "{line}").and_then(|()| stdout.flush()) {
-            // A reader that stopped early (`sweep submit … | head -1`) stops nothing: the
-            // manifest records every job, printed or not.
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-            other => other,
-        }
-    }
-}
 
 pub fn submit(settings: &mut Settings, in_allocation: bool, options: Options) -> Result<(), Error> {
     // Everything is resolved first, so a login node without SLURM (or a shell outside the
