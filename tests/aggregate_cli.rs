@@ -418,3 +418,156 @@ fn compare_tells_a_five_percent_slower_engine_from_noise_and_writes_junit() {
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("valid names: tps_per_gpu"), "{stderr}");
 }
+
+/// A small local mock sweep with 3 repetitions per point (`extra` adds workload keys).
+fn history_sweep(dir: &Path, name: &str, speedup: f64, extra: &str) {
+    let spec = format!(
+        "name: hist\nmodel: {{path: /models/tiny, served_name: tiny}}\nengine: {{kind: mock}}\n\
+         cluster: {{gpus_per_node: 4, base_port: 19720, frontend_port: 19789}}\nmode: agg\n\
+         agg: {{tp: 1, batch: [4, 8], engine_args: {{decode_base_ms: 2, speedup: {speedup}}}}}\n\
+         workload: {{isl: 32, osl: 8, concurrency: 1, requests: 6, warmup: 1, repeats: 3{extra}}}\n"
+    );
+    std::fs::write(dir.join(format!("{name}.yaml")), spec).expect("spec");
+    let (code, _, stderr) =
+        sweep(&["submit", &format!("{name}.yaml"), "-o", name, "--executor", "local"], dir);
+    assert_eq!(code, 0, "{stderr}");
+}
+
+/// The history: three sweeps added (one deployed twice), listed, shown by tag, charted over time
+/// in the report (checked in Chromium), and a comparison's page with both frontiers; then
+/// `sweep ci`: a first run recorded, a case twice as slow held against it (exit 17, JUnit read
+/// by junitparser), and a bad cases file pointing at its line.
+#[test]
+fn a_history_charts_configurations_over_time_and_ci_gates_cases_on_it() {
+    let tmp = workdir("history");
+    let dir = tmp.path();
+    let db = "db/history.sqlite";
+    history_sweep(dir, "s1", 1.0, "");
+    history_sweep(dir, "s2", 1.0, ", deployment_repeats: 2");
+    history_sweep(dir, "s3", 1.0, "");
+    for (name, tag) in [("s1", "base"), ("s2", "nightly"), ("s3", "nightly")] {
+        let (code, stdout, stderr) = sweep(&["history", "add", name, "--tag", tag, "--db", db], dir);
+        assert_eq!(code, 0, "{stderr}");
+        assert!(stdout.trim().parse::<i64>().is_ok(), "the id on stdout: {stdout}");
+    }
+    let (code, stdout, stderr) = sweep(&["history", "list", "--format", "json", "--db", db], dir);
+    assert_eq!(code, 0, "{stderr}");
+    let list: serde_json::Value = serde_json::from_str(&stdout).expect("json");
+    let ids: Vec<i64> =
+        list.as_array().expect("list").iter().map(|e| e["id"].as_i64().expect("id")).collect();
+    assert_eq!(ids, [3, 2, 1], "newest first");
+    assert_eq!(list[2]["tags"], serde_json::json!(["base"]));
+    assert_eq!(list[0]["points"], 2, "one per configuration, repetitions summarised");
+    let (code, stdout, _) = sweep(&["history", "show", "nightly", "--db", db], dir);
+    assert_eq!(code, 0);
+    assert!(stdout.starts_with("sweep 3 (hist)"), "{stdout}");
+    let (code, _, stderr) = sweep(&["history", "show", "nope", "--db", db], dir);
+    assert_eq!(code, 19, "{stderr}");
+
+    // Deployed twice: each point's 6 repetitions came from 2 deployments.
+    let (code, _, stderr) = sweep(&["aggregate", "s2", "-o", "s2-agg"], dir);
+    assert_eq!(code, 0, "{stderr}");
+    let mut table = csv::Reader::from_path(dir.join("s2-agg/results.csv")).expect("csv");
+    let header = table.headers().expect("header").clone();
+    let at = |name: &str| header.iter().position(|h| h == name).unwrap_or_else(|| panic!("{name}"));
+    let rows: Vec<csv::StringRecord> = table.records().map(|r| r.expect("row")).collect();
+    let summarised: Vec<&csv::StringRecord> = rows.iter().filter(|r| !r[at("repeats")].is_empty()).collect();
+    assert_eq!((rows.len(), summarised.len()), (12, 2), "2 configurations × 3 repeats × 2 deployments");
+    assert!(summarised.iter().all(|r| &r[at("repeats")] == "6" && &r[at("deployments")] == "2"), "{rows:?}");
+
+    let (code, _, stderr) = sweep(&["report", "s3", "--history", "--db", db, "-o", "s3-report"], dir);
+    assert_eq!(code, 0, "{stderr}");
+    // The frontier stands at the means, with each point's 95 % intervals drawn across it.
+    let pareto = std::fs::read_to_string(dir.join("s3-report/plots/pareto_isl32_osl8.svg")).expect("svg");
+    let bars = pareto.matches("opacity=\"0.7\" stroke=\"#0072B2\"").count();
+    assert_eq!(bars, 4, "2 points × 2 axes");
+    let profile = dir.join("chromium-profile");
+    let dom = dump_dom(&format!("file://{}", dir.join("s3-report/report.html").display()), &profile);
+    assert!(dom.contains("id=\"trend\""), "the trend section");
+    let charts = dom.matches("<figure id=\"trend_").count();
+    assert_eq!(charts, 2, "a chart per configuration");
+    let runs = column(&dom, "trend-table", 1);
+    assert_eq!(runs, ["1", "2", "3"], "s3 is in the history, so not added again: {runs:?}");
+    // Each chart draws the three runs' means and their intervals.
+    let trend = &dom[dom.find("<figure id=\"trend_1\"").expect("trend_1")..];
+    let trend = &trend[..trend.find("</figure>").expect("end")];
+    assert!(trend.matches("<circle").count() >= 3, "{trend}");
+
+    let lenient = "tps_per_gpu=-90%,tps_per_user=-90%,output_token_throughput=-90%,ttft_p50_ms=+900%,ttft_p99_ms=+900%,itl_p50_ms=+900%,itl_p99_ms=+900%";
+    let (code, stdout, stderr) =
+        sweep(&["compare", "--baseline", "base", "s3", "--db", db, "--threshold", lenient, "-o", "cmp"], dir);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains("hypervolume base"), "{stdout}");
+    let dom = dump_dom(&format!("file://{}", dir.join("cmp/compare.html").display()), &profile);
+    assert!(dom.contains("history sweep 1 (hist"), "the base is named");
+    let svg = &dom[dom.find("<figure>").expect("a chart")..];
+    let labels: Vec<&str> =
+        svg.split("</text>").filter_map(|t| t.rsplit_once('>')).map(|(_, text)| text.trim()).collect();
+    assert!(labels.contains(&"base") && labels.contains(&"candidate"), "both frontiers on one chart: {labels:?}");
+    let (code, _, stderr) = sweep(&["compare", "--baseline", "base", "s1", "s3", "--db", db], dir);
+    assert_eq!(code, 2, "{stderr}");
+
+    // `sweep ci`: the first run has no baseline and is recorded; a case twice as slow regresses.
+    history_sweep(dir, "unused", 0.5, "");
+    std::fs::copy(dir.join("s1.yaml"), dir.join("fast.yaml")).expect("copy");
+    std::fs::copy(dir.join("unused.yaml"), dir.join("slow.yaml")).expect("copy");
+    let cases = |spec: &str| {
+        format!("defaults:\n  threshold: {{tps_per_gpu: -10%}}\ncases:\n  - name: agg-small\n    spec: {spec}\n  - name: other\n    spec: fast.yaml\n")
+    };
+    std::fs::write(dir.join("cases.yaml"), cases("fast.yaml")).expect("cases");
+    let (code, stdout, stderr) = sweep(
+        &["ci", "cases.yaml", "-o", "ci1", "-k", "small", "--record", "--db", db, "--executor", "local"],
+        dir,
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("agg-small  no baseline"), "{stdout}");
+    assert!(!stdout.contains("other"), "-k selects: {stdout}");
+    std::fs::write(dir.join("cases.yaml"), cases("slow.yaml")).expect("cases");
+    let (code, stdout, stderr) = sweep(
+        &[
+            "ci",
+            "cases.yaml",
+            "-o",
+            "ci2",
+            "-k",
+            "small",
+            "--baseline",
+            "latest",
+            "--db",
+            db,
+            "--executor",
+            "local",
+        ],
+        dir,
+    );
+    assert_eq!(code, 17, "{stdout}{stderr}");
+    assert!(stdout.contains("agg-small  REGRESSED"), "{stdout}");
+    assert!(dir.join("ci2/compare/agg-small/compare.html").is_file());
+    let parsed = Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import sys\nfrom junitparser import JUnitXml, Failure\nxml = JUnitXml.fromfile(sys.argv[1])\n\
+             print(' '.join(f'{s.name}:{s.tests}:{s.failures}' for s in xml))",
+        )
+        .arg(dir.join("ci2/junit.xml"))
+        .output()
+        .expect("python3 runs");
+    let out = String::from_utf8_lossy(&parsed.stdout);
+    assert!(parsed.status.success(), "{}", String::from_utf8_lossy(&parsed.stderr));
+    let fields: Vec<&str> = out.trim().split(':').collect();
+    assert_eq!((fields[0], fields[1]), ("agg-small", "14"), "2 points × 7 metrics: {out}");
+    assert!(fields[2].parse::<u32>().expect("failures") >= 2, "{out}");
+
+    std::fs::write(
+        dir.join("bad.yaml"),
+        "cases:\n  - name: a\n    spec: fast.yaml\n    threshold: {tps: -3%}\n",
+    )
+    .expect("bad");
+    let (code, _, stderr) = sweep(&["ci", "bad.yaml", "-o", "ci3", "--executor", "local"], dir);
+    assert_eq!(code, 3, "{stderr}");
+    assert!(stderr.contains("bad.yaml:4:") && stderr.contains("valid names: tps_per_gpu"), "{stderr}");
+    let (code, _, stderr) = sweep(&["ci", "cases.yaml", "-o", "ci3", "-k", "zzz"], dir);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("the cases are agg-small, other"), "{stderr}");
+    assert!(!dir.join("ci3").exists(), "nothing written for bad input");
+}
