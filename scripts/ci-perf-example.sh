@@ -5,7 +5,7 @@
 #
 #   SWEEP_HISTORY   where the history lives: a path every CI run sees (a shared volume), since
 #                   the baseline is the previous run's (default: the user's data folder)
-#   CASES           the cases file (default: sweeps/ci-cases.yaml)
+#   CASES           the cases file (default: sweeps/ci/cases.yaml)
 #   SELECT          run only the cases whose name contains this (optional, `-k`)
 #   BRANCH, COMMIT  the build (default: from git); only BRANCH=main records its run
 #
@@ -14,7 +14,7 @@
 # comparison in $OUT/compare/<case>/compare.html.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-CASES=${CASES:-sweeps/ci-cases.yaml}
+CASES=${CASES:-sweeps/ci/cases.yaml}
 BRANCH=${BRANCH:-$(git rev-parse --abbrev-ref HEAD 2>/dev/null || echo unknown)}
 COMMIT=${COMMIT:-$(git rev-parse HEAD 2>/dev/null || echo unknown)}
 OUT=${OUT:-perf-ci/$(date -u +%Y%m%dT%H%M%SZ)-${COMMIT:0:12}}

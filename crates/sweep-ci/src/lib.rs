@@ -234,6 +234,20 @@ mod tests {
         assert_eq!(b.path.to_string(), "cases[1]");
     }
 
+    /// The example the docs and `scripts/ci-perf-example.sh` use reads, and its specs are there.
+    #[test]
+    fn the_shipped_cases_file_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sweeps/ci/cases.yaml");
+        let text = std::fs::read_to_string(&path).expect("sweeps/ci/cases.yaml");
+        let cases = parse(&text, path.parent().expect("folder")).expect("valid");
+        let all = cases.select(&[]).expect("all");
+        assert!(cases.missing_specs(&all).is_empty(), "{:?}", cases.missing_specs(&all));
+        for case in &all {
+            let spec = std::fs::read_to_string(&case.spec).expect("spec");
+            sweep_spec::load(&spec).unwrap_or_else(|e| panic!("{}: {e}", case.spec.display()));
+        }
+    }
+
     #[test]
     fn selection_by_name() {
         let cases = parse(FILE, Path::new("/ci")).expect("valid");
