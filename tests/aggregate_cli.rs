@@ -503,7 +503,10 @@ fn a_history_charts_configurations_over_time_and_ci_gates_cases_on_it() {
     let svg = &dom[dom.find("<figure>").expect("a chart")..];
     let labels: Vec<&str> =
         svg.split("</text>").filter_map(|t| t.rsplit_once('>')).map(|(_, text)| text.trim()).collect();
-    assert!(labels.contains(&"base") && labels.contains(&"candidate"), "both frontiers on one chart: {labels:?}");
+    assert!(
+        labels.contains(&"base") && labels.contains(&"candidate"),
+        "both frontiers on one chart: {labels:?}"
+    );
     let (code, _, stderr) = sweep(&["compare", "--baseline", "base", "s1", "s3", "--db", db], dir);
     assert_eq!(code, 2, "{stderr}");
 

@@ -308,7 +308,7 @@ impl Results {
         Results { format: RESULTS_FORMAT, points }
     }
 
-    /// The workload a frontier is drawn for: `ISL 1024 / OSL 128`.
+    /// The workloads (ISL, OSL) its points measured: a frontier is drawn for each.
     fn workloads(&self) -> std::collections::BTreeSet<(Option<i64>, Option<i64>)> {
         self.points.iter().map(|p| (p.isl, p.osl)).collect()
     }
@@ -859,6 +859,64 @@ pub fn junit_document(suites: &[Suite]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A point measured `n` times with this mean tokens/s/user and tokens/s/GPU.
+    fn point(key: &str, user: f64, gpu: f64, n: u32) -> Point {
+        let sample = |mean: f64| Sample { mean, std: (n > 1).then_some(mean * 0.01), n };
+        let figures =
+            [("tps_per_user", user), ("tps_per_gpu_working", gpu), ("output_token_throughput", gpu)]
+                .into_iter()
+                .map(|(name, v)| (name.to_owned(), sample(v)))
+                .collect();
+        Point {
+            key: key.to_owned(),
+            job: key.to_owned(),
+            model: Some("m".to_owned()),
+            engine: Some("e".to_owned()),
+            isl: Some(128),
+            osl: Some(16),
+            figures,
+        }
+    }
+
+    #[test]
+    fn frontiers_are_compared_by_hypervolume_and_at_floors() {
+        let base = Results {
+            format: RESULTS_FORMAT,
+            points: vec![point("a", 10.0, 100.0, 5), point("b", 20.0, 50.0, 5), point("c", 5.0, 40.0, 5)],
+        };
+        // The candidate loses the fast end: `b` is half as good; `d` is new.
+        let candidate = Results {
+            format: RESULTS_FORMAT,
+            points: vec![point("a", 10.0, 100.0, 5), point("b", 20.0, 25.0, 5), point("d", 40.0, 5.0, 5)],
+        };
+        let settings = Settings { min_tps_user: vec![5.0, 15.0, 30.0, 50.0], ..Settings::default() };
+        let c = compare(&base, &candidate, &settings);
+        let [f] = &c.frontiers[..] else { panic!("one workload: {:?}", c.frontiers) };
+        assert_eq!(f.workload, "ISL 128 / OSL 16");
+        // Base: 20×50 + 10×(100−50) = 1500 (c is dominated). Candidate: 40×5 + 20×20 + 10×75.
+        assert_eq!((f.base_hypervolume, f.candidate_hypervolume), (1500.0, 1350.0));
+        assert_eq!(f.ratio, Some(0.9));
+        assert_eq!(f.base, [(10.0, 100.0), (20.0, 50.0)]);
+        let floors: Vec<(f64, Option<f64>, Option<f64>)> =
+            f.floors.iter().map(|x| (x.min_tps_user, x.base, x.candidate)).collect();
+        assert_eq!(
+            floors,
+            [
+                (5.0, Some(100.0), Some(100.0)),
+                (15.0, Some(50.0), Some(25.0)),
+                (30.0, None, Some(5.0)),
+                (50.0, None, None)
+            ]
+        );
+        assert_eq!(
+            (c.counts["regressed"], c.counts["unchanged"], c.counts["new"], c.counts["missing"]),
+            (1, 1, 1, 1)
+        );
+        // What the history and results.json keep reads back the same.
+        let text = serde_json::to_string(&base).expect("json");
+        assert_eq!(serde_json::from_str::<Results>(&text).expect("reads"), base);
+    }
 
     #[test]
     fn thresholds_parse_and_refuse_what_they_should() {
