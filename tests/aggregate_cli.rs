@@ -464,6 +464,47 @@ fn a_history_charts_configurations_over_time_and_ci_gates_cases_on_it() {
     let (code, _, stderr) = sweep(&["history", "show", "nope", "--db", db], dir);
     assert_eq!(code, 19, "{stderr}");
 
+    // A history written by a newer sweep is refused untouched; one another process is writing
+    // is waited for, then refused; neither is written.
+    let sql = |path: &str, script: &str| {
+        let mut command = Command::new("python3");
+        command
+            .arg("-c")
+            .arg(format!("import sqlite3, sys, time\ndb = sqlite3.connect(sys.argv[1], isolation_level=None)\n{script}"))
+            .arg(dir.join(path));
+        command
+    };
+    assert!(sql("newer.sqlite", "db.execute('PRAGMA user_version = 99')")
+        .status()
+        .expect("python3")
+        .success());
+    let before = std::fs::read(dir.join("newer.sqlite")).expect("db");
+    let (code, _, stderr) = sweep(&["history", "add", "s1", "--db", "newer.sqlite"], dir);
+    assert_eq!(code, 13, "{stderr}");
+    assert!(stderr.contains("schema 99"), "{stderr}");
+    assert_eq!(std::fs::read(dir.join("newer.sqlite")).expect("db"), before);
+    let mut holder = sql(db, "db.execute('BEGIN IMMEDIATE')\nprint('locked', flush=True)\ntime.sleep(30)")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(holder.stdout.take().expect("stdout")),
+        &mut line,
+    )
+    .expect("read");
+    assert_eq!(line.trim(), "locked");
+    let (code, _, stderr) = sweep(&["history", "add", "s1", "--db", db], dir);
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert_eq!(code, 8, "{stderr}");
+    assert!(stderr.contains("locked by another process"), "{stderr}");
+    let (_, stdout, _) = sweep(&["history", "list", "--format", "json", "--db", db], dir);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&stdout).expect("json").as_array().map(Vec::len),
+        Some(3)
+    );
+
     // Deployed twice: each point's 6 repetitions came from 2 deployments.
     let (code, _, stderr) = sweep(&["aggregate", "s2", "-o", "s2-agg"], dir);
     assert_eq!(code, 0, "{stderr}");
