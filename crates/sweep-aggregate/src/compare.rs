@@ -463,13 +463,15 @@ pub fn compare(base: &Results, candidate: &Results, settings: &Settings) -> Comp
     Comparison { points: out, counts, frontiers }
 }
 
-/// A side's frontier for one workload: (tokens/s/user, tokens/s/GPU) by tokens/s/user
-/// ascending, and every valid point's coordinates.
+/// Points as (tokens/s/user, tokens/s/GPU).
+type Coordinates = Vec<(f64, f64)>;
+
+/// A side's frontier for one workload, by tokens/s/user ascending, and every valid point.
 fn frontier_of(
     results: &Results,
     workload: (Option<i64>, Option<i64>),
     basis: GpuBasis,
-) -> (Vec<(f64, f64)>, Vec<(f64, f64)>) {
+) -> (Coordinates, Coordinates) {
     let all: Vec<(f64, f64)> = results
         .points
         .iter()
