@@ -463,6 +463,14 @@ fn a_history_charts_configurations_over_time_and_ci_gates_cases_on_it() {
     assert!(stdout.starts_with("sweep 3 (hist)"), "{stdout}");
     let (code, _, stderr) = sweep(&["history", "show", "nope", "--db", db], dir);
     assert_eq!(code, 19, "{stderr}");
+    // A sweep that measured nothing is no baseline: refused, nothing added.
+    std::fs::write(dir.join("never.yaml"), std::fs::read_to_string(dir.join("s1.yaml")).expect("spec"))
+        .expect("spec");
+    let (code, _, stderr) = sweep(&["render", "never.yaml", "-o", "never", "--executor", "local"], dir);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, _, stderr) = sweep(&["history", "add", "never", "--db", db], dir);
+    assert_eq!(code, 11, "{stderr}");
+    assert!(stderr.contains("nothing was added"), "{stderr}");
 
     // A history written by a newer sweep is refused untouched; one another process is writing
     // is waited for, then refused; neither is written.

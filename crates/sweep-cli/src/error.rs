@@ -42,6 +42,9 @@ pub enum Error {
     /// `sweep ci`: cases whose sweep could not run or measured nothing.
     #[error("{failed} of {total} case(s) failed to run")]
     CasesFailed { failed: usize, total: usize },
+    /// `sweep history add`: the sweep has no valid measured point to keep.
+    #[error("{}: none of its {points} points is valid and measured; nothing was added", dir.display())]
+    NothingToKeep { dir: std::path::PathBuf, points: usize },
     /// A results file (`results.json`) could not be read.
     #[error("{}: {message}", path.display())]
     Results { path: std::path::PathBuf, message: String },
@@ -98,6 +101,7 @@ impl Error {
                 _ => Exit::Io,
             },
             Error::Results { .. } => Exit::Io,
+            Error::NothingToKeep { .. } => Exit::NoResults,
             Error::Cases { .. } => Exit::InvalidSpec,
             Error::CasesFailed { .. } => Exit::JobsFailed,
             Error::Submit(e) => match e {
@@ -249,6 +253,9 @@ impl Error {
                 }
                 .render()
             }
+            Error::NothingToKeep { .. } => format!(
+                "error: {self}\n  = help: `sweep report DIR` lists each point's state and why it is left out\n"
+            ),
             Error::CasesFailed { .. } => format!(
                 "error: {self}\n  = help: the line of each failed case above says why; its sweep folder is under DIR/cases/\n"
             ),

@@ -43,6 +43,10 @@ pub fn run(settings: &Settings) -> Result<(), Error> {
             let agg =
                 sweep_aggregate::aggregate(std::slice::from_ref(dir), options).map_err(Error::Aggregate)?;
             let sweep = NewSweep::of(dir, &agg, tags, commit.clone());
+            // A sweep that measured nothing valid would be an empty baseline: refuse it.
+            if sweep.points.is_empty() {
+                return Err(Error::NothingToKeep { dir: dir.clone(), points: agg.rows.len() });
+            }
             let mut history = History::create(&settings.db)?;
             let id = history.add(&sweep)?;
             writeln!(stdout, "{id}").map_err(Error::Output)?;
