@@ -29,8 +29,12 @@ pub fn read(side: &Side, options: &Options) -> Result<(Results, String), Error> 
         Side::History { db, selector } => {
             let history = sweep_history::History::open(db)?;
             let entry = history.resolve(selector)?;
-            let label =
-                format!("history sweep {} ({}, {})", entry.id, entry.name, crate::text::utc(entry.time()));
+            let label = format!(
+                "history sweep {} ({}, {})",
+                entry.id,
+                entry.keys.name,
+                crate::text::utc(entry.time())
+            );
             Ok((history.results(entry.id)?, label))
         }
     }

@@ -87,10 +87,11 @@ pub fn default_path() -> PathBuf {
     data.unwrap_or_default().join("sweep").join("history.sqlite")
 }
 
-/// A sweep to add: its provenance and its points.
-#[derive(Debug, Clone, Default)]
-pub struct NewSweep {
+/// What the history keeps of a sweep besides its points: the keys it is found and labelled by.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Keys {
     pub name: String,
+    /// Its folder, absolute.
     pub path: String,
     /// Unix time the sweep was rendered (its provenance), else `None`.
     pub created_at: Option<f64>,
@@ -101,6 +102,12 @@ pub struct NewSweep {
     pub spec_sha256: Option<String>,
     pub model: Option<String>,
     pub tags: Vec<String>,
+}
+
+/// A sweep to add: its keys and its points.
+#[derive(Debug, Clone, Default)]
+pub struct NewSweep {
+    pub keys: Keys,
     pub points: Vec<Point>,
 }
 
@@ -117,14 +124,11 @@ impl NewSweep {
         let provenance = info.and_then(|i| i.provenance.as_ref());
         let jobs = info.map(|i| i.job_provenance.as_slice()).unwrap_or_default();
         let path = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_owned());
-        NewSweep {
-            name: info.map_or_else(
-                || {
-                    dir.file_name()
-                        .map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into_owned())
-                },
-                |i| i.name.clone(),
-            ),
+        let folder = || {
+            dir.file_name().map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into_owned())
+        };
+        let keys = Keys {
+            name: info.map_or_else(folder, |i| i.name.clone()),
             path: path.display().to_string(),
             created_at: provenance.map(|p| p.created_at),
             engine: info.and_then(|i| i.engine.clone()),
@@ -136,8 +140,8 @@ impl NewSweep {
             spec_sha256: provenance.map(|p| p.spec_sha256.clone()),
             model: info.and_then(|i| i.model.clone()),
             tags: tags.to_vec(),
-            points: Results::of(agg).points,
-        }
+        };
+        NewSweep { keys, points: Results::of(agg).points }
     }
 }
 
@@ -146,23 +150,16 @@ impl NewSweep {
 pub struct Entry {
     pub id: i64,
     pub added_at: f64,
-    pub created_at: Option<f64>,
-    pub name: String,
-    pub path: String,
-    pub engine: Option<String>,
-    pub version: Option<String>,
-    pub image: Option<String>,
-    pub commit: Option<String>,
-    pub spec_sha256: Option<String>,
-    pub model: Option<String>,
-    pub tags: Vec<String>,
+    #[serde(flatten)]
+    pub keys: Keys,
+    /// How many points it has.
     pub points: i64,
 }
 
 impl Entry {
     /// When it ran: its render time, else when it was added.
     pub fn time(&self) -> f64 {
-        self.created_at.unwrap_or(self.added_at)
+        self.keys.created_at.unwrap_or(self.added_at)
     }
 }
 
@@ -241,6 +238,7 @@ impl History {
     /// Adds a sweep and its points in one transaction; returns its id.
     pub fn add(&mut self, sweep: &NewSweep) -> Result<i64, HistoryError> {
         let err = sqlite_error(&self.path);
+        let keys = &sweep.keys;
         let tx =
             self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(&err)?;
         tx.execute(
@@ -248,15 +246,15 @@ impl History {
              spec_sha256, model, points, results_format) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             params![
                 unix_now(),
-                sweep.created_at,
-                sweep.name,
-                sweep.path,
-                sweep.engine,
-                sweep.version,
-                sweep.image,
-                sweep.commit,
-                sweep.spec_sha256,
-                sweep.model,
+                keys.created_at,
+                keys.name,
+                keys.path,
+                keys.engine,
+                keys.version,
+                keys.image,
+                keys.commit,
+                keys.spec_sha256,
+                keys.model,
                 sweep.points.len() as i64,
                 RESULTS_FORMAT,
             ],
@@ -266,7 +264,7 @@ impl History {
         {
             let mut tag =
                 tx.prepare("INSERT OR IGNORE INTO tags (sweep_id, tag) VALUES (?1, ?2)").map_err(&err)?;
-            for t in &sweep.tags {
+            for t in &keys.tags {
                 tag.execute(params![id, t]).map_err(&err)?;
             }
             let mut point =
@@ -373,17 +371,19 @@ fn entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<Entry> {
     Ok(Entry {
         id: r.get(0)?,
         added_at: r.get(1)?,
-        created_at: r.get(2)?,
-        name: r.get(3)?,
-        path: r.get(4)?,
-        engine: r.get(5)?,
-        version: r.get(6)?,
-        image: r.get(7)?,
-        commit: r.get(8)?,
-        spec_sha256: r.get(9)?,
-        model: r.get(10)?,
+        keys: Keys {
+            created_at: r.get(2)?,
+            name: r.get(3)?,
+            path: r.get(4)?,
+            engine: r.get(5)?,
+            version: r.get(6)?,
+            image: r.get(7)?,
+            commit: r.get(8)?,
+            spec_sha256: r.get(9)?,
+            model: r.get(10)?,
+            tags: tags.map(|t| t.split('\u{1f}').map(str::to_owned).collect()).unwrap_or_default(),
+        },
         points: r.get(11)?,
-        tags: tags.map(|t| t.split('\u{1f}').map(str::to_owned).collect()).unwrap_or_default(),
     })
 }
 

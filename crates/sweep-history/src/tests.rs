@@ -19,14 +19,16 @@ fn point(key: &str, tps: f64) -> Point {
 
 fn sweep(name: &str, created_at: f64, tags: &[&str], points: Vec<Point>) -> NewSweep {
     NewSweep {
-        name: name.to_owned(),
-        path: format!("/runs/{name}"),
-        created_at: Some(created_at),
-        engine: Some("mock".to_owned()),
-        version: Some("1.0".to_owned()),
-        tags: tags.iter().map(|t| (*t).to_owned()).collect(),
+        keys: Keys {
+            name: name.to_owned(),
+            path: format!("/runs/{name}"),
+            created_at: Some(created_at),
+            engine: Some("mock".to_owned()),
+            version: Some("1.0".to_owned()),
+            tags: tags.iter().map(|t| (*t).to_owned()).collect(),
+            ..Keys::default()
+        },
         points,
-        ..NewSweep::default()
     }
 }
 
@@ -46,14 +48,14 @@ fn sweeps_go_in_and_come_back_by_id_latest_and_tag() {
     assert_eq!(listed, [b, c, a], "newest first by render time");
     assert_eq!(h.list(Some("nightly"), Some(1)).expect("list")[0].id, b);
     assert_eq!(h.resolve("latest").expect("latest").id, b);
-    assert_eq!(h.resolve(&a.to_string()).expect("id").name, "a");
-    assert_eq!(h.resolve("v2").expect("tag").tags, ["nightly", "v2"]);
+    assert_eq!(h.resolve(&a.to_string()).expect("id").keys.name, "a");
+    assert_eq!(h.resolve("v2").expect("tag").keys.tags, ["nightly", "v2"]);
     assert!(matches!(h.resolve("nope"), Err(HistoryError::NoMatch { .. })));
     let results = h.results(a).expect("results");
     assert_eq!(results.points, [point("p1", 10.0), point("p2", 20.0)]);
     let keys: BTreeSet<String> = ["p1".to_owned()].into();
     let trend = h.trend(&keys).expect("trend");
-    let names: Vec<&str> = trend.iter().map(|(e, _)| e.name.as_str()).collect();
+    let names: Vec<&str> = trend.iter().map(|(e, _)| e.keys.name.as_str()).collect();
     assert_eq!(names, ["a", "b"], "oldest first, only sweeps with the key");
     assert_eq!(trend[1].1, [point("p1", 11.0)]);
     // Reopened, it is the same database.
@@ -111,7 +113,7 @@ fn an_older_schema_is_migrated_and_keeps_its_sweeps() {
     let version: i64 = h.conn.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("version");
     assert_eq!(version, SCHEMA);
     let old = h.resolve("base").expect("the old sweep");
-    assert_eq!((old.id, old.name.as_str(), old.points), (7, "old", 1));
+    assert_eq!((old.id, old.keys.name.as_str(), old.points), (7, "old", 1));
     assert_eq!(h.results(7).expect("points").points, [point("p1", 3.0)]);
 }
 

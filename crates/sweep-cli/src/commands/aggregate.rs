@@ -96,17 +96,17 @@ fn trend(
         .into_iter()
         .map(|(entry, points)| {
             let mut label =
-                format!("{} · {} (history {})", crate::text::utc(entry.time()), entry.name, entry.id);
-            if let Some(v) = &entry.version {
+                format!("{} · {} (history {})", crate::text::utc(entry.time()), entry.keys.name, entry.id);
+            if let Some(v) = &entry.keys.version {
                 label.push_str(&format!(" · {v}"));
             }
-            if !entry.tags.is_empty() {
-                label.push_str(&format!(" · {}", entry.tags.join(", ")));
+            if !entry.keys.tags.is_empty() {
+                label.push_str(&format!(" · {}", entry.keys.tags.join(", ")));
             }
             Run { label, id: Some(entry.id), points }
         })
         .collect();
-    let held = history.list(None, None)?.into_iter().any(|e| here.contains(&e.path));
+    let held = history.list(None, None)?.into_iter().any(|e| here.contains(&e.keys.path));
     if !held {
         runs.push(Run { label: "this report's sweep".to_owned(), id: None, points: current.points });
     }

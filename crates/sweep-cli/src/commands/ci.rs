@@ -230,6 +230,6 @@ fn newest_before(
 ) -> Result<Option<sweep_history::Entry>, Error> {
     let here = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_owned()).display().to_string();
     let mut entries = history.list(tags.first().copied(), None)?;
-    entries.retain(|e| e.path != here && tags.iter().all(|t| e.tags.iter().any(|have| have == t)));
+    entries.retain(|e| e.keys.path != here && tags.iter().all(|t| e.keys.tags.iter().any(|have| have == t)));
     Ok(entries.into_iter().next())
 }

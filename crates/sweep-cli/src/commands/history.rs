@@ -95,11 +95,11 @@ fn list_table(entries: &[Entry]) -> String {
         lines.push(vec![
             e.id.to_string(),
             utc(e.time()),
-            e.name.clone(),
-            or_dash(&e.engine),
-            or_dash(&e.version),
-            e.commit.as_deref().map_or_else(|| "-".to_owned(), |c| c.chars().take(12).collect()),
-            if e.tags.is_empty() { "-".to_owned() } else { e.tags.join(",") },
+            e.keys.name.clone(),
+            or_dash(&e.keys.engine),
+            or_dash(&e.keys.version),
+            e.keys.commit.as_deref().map_or_else(|| "-".to_owned(), |c| c.chars().take(12).collect()),
+            if e.keys.tags.is_empty() { "-".to_owned() } else { e.keys.tags.join(",") },
             e.points.to_string(),
         ]);
     }
@@ -110,15 +110,15 @@ fn show_text(e: &Entry, results: &Results) -> String {
     let mut out = format!(
         "sweep {} ({}), {}\n  path     {}\n  engine   {} {}\n  image    {}\n  commit   {}\n  spec     {}\n  tags     {}\n\n",
         e.id,
-        e.name,
+        e.keys.name,
         utc(e.time()),
-        e.path,
-        or_dash(&e.engine),
-        or_dash(&e.version),
-        or_dash(&e.image),
-        or_dash(&e.commit),
-        or_dash(&e.spec_sha256),
-        if e.tags.is_empty() { "-".to_owned() } else { e.tags.join(", ") },
+        e.keys.path,
+        or_dash(&e.keys.engine),
+        or_dash(&e.keys.version),
+        or_dash(&e.keys.image),
+        or_dash(&e.keys.commit),
+        or_dash(&e.keys.spec_sha256),
+        if e.keys.tags.is_empty() { "-".to_owned() } else { e.keys.tags.join(", ") },
     );
     let fmt = |p: &sweep_aggregate::compare::Point, name: &str| {
         p.figures.get(name).map_or_else(|| "-".to_owned(), |s| format!("{:.1}", s.mean))
