@@ -703,7 +703,7 @@ pub fn html(comparison: &Comparison, base: &str, candidate: &str) -> Result<Stri
             candidate_hypervolume: number(f.candidate_hypervolume),
             ratio: f.ratio.map(|r| format!("×{r:.3}")),
             floors: floor_rows(f),
-            svg: crate::report::strip_xml_header(&svg).to_owned(),
+            svg: crate::page::strip_xml_header(&svg).to_owned(),
         });
     }
     let counts: Vec<String> = comparison.counts.iter().map(|(k, n)| format!("{n} {k}")).collect();
@@ -725,7 +725,7 @@ pub fn html(comparison: &Comparison, base: &str, candidate: &str) -> Result<Stri
             })
             .collect(),
     };
-    Ok(crate::report::render("compare.html", include_str!("../templates/compare.html.j2"), &page))
+    Ok(crate::page::render("compare.html", include_str!("../templates/compare.html.j2"), &page))
 }
 
 /// JUnit XML: a test case per point and metric (a regression is a failure; a point only one

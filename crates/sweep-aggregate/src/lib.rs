@@ -18,6 +18,7 @@
 pub mod compare;
 pub mod discover;
 pub mod metrics;
+mod page;
 pub mod pareto;
 pub mod plot;
 pub mod profile;
@@ -246,7 +247,7 @@ pub fn write(agg: &Aggregate, out: &Path, outputs: Outputs) -> Result<Vec<PathBu
         put(out, "ttft_by_turn.csv", &table::to_csv(&mut turns)?, &mut written)?;
     }
     let mut inlined = Vec::new();
-    let trend = agg.trend.as_ref().map(|t| t.charts(&compare::Results::of(agg), agg.analysis.basis).0);
+    let trend = agg.trend.as_ref().map(|t| t.charts(agg.analysis.basis));
     let charts = plot::charts(&agg.rows, &agg.analysis).into_iter().chain(plot::profile_charts(agg));
     for chart in charts.chain(trend.into_iter().flatten()) {
         let (png, svg, text) = plot::write(&chart, &plots)?;

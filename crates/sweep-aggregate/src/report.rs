@@ -11,21 +11,6 @@ use crate::plot::Chart;
 use crate::table::Row;
 use crate::{Aggregate, GpuBasis};
 
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 fn num(v: Option<f64>) -> String {
     match v {
         Some(v) if v.abs() >= 100.0 => format!("{v:.0}"),
@@ -788,12 +773,7 @@ struct TrendView<'a> {
     more: usize,
 }
 
-fn trend_view<'a>(
-    agg: &Aggregate,
-    trend: &crate::trend::Trend,
-    charts: &'a [(Chart, String)],
-) -> TrendView<'a> {
-    let (_, more) = trend.charts(&crate::compare::Results::of(agg), agg.analysis.basis);
+fn trend_view<'a>(trend: &crate::trend::Trend, charts: &'a [(Chart, String)]) -> TrendView<'a> {
     TrendView {
         figures: figures(charts, |c| c.name.starts_with("trend_")),
         table: Table {
@@ -810,7 +790,7 @@ fn trend_view<'a>(
                 })
                 .collect(),
         },
-        more,
+        more: trend.uncharted(),
     }
 }
 
@@ -1030,7 +1010,7 @@ struct Page<'a> {
 }
 
 fn figure<'a>(chart: &'a Chart, svg: &'a str) -> Figure<'a> {
-    Figure { id: &chart.name, svg: strip_xml_header(svg) }
+    Figure { id: &chart.name, svg: crate::page::strip_xml_header(svg) }
 }
 
 fn figures<'a>(charts: &'a [(Chart, String)], keep: impl Fn(&Chart) -> bool) -> Vec<Figure<'a>> {
@@ -1161,7 +1141,7 @@ pub fn html(agg: &Aggregate, charts: &[(Chart, String)]) -> String {
             figures: figures(charts, |c| c.name.starts_with("knob_")),
             table: knob_table(agg),
         }),
-        trend: agg.trend.as_ref().map(|t| trend_view(agg, t, charts)),
+        trend: agg.trend.as_ref().map(|t| trend_view(t, charts)),
         search: (!crate::plot::searches(&agg.rows).is_empty()).then(|| Section {
             figures: figures(charts, |c| c.name == "search_max_load"),
             table: search_table(agg),
@@ -1185,32 +1165,5 @@ pub fn html(agg: &Aggregate, charts: &[(Chart, String)]) -> String {
         version: env!("CARGO_PKG_VERSION"),
         generators: generators.into_iter().collect::<Vec<_>>().join(", "),
     };
-    render("report.html", TEMPLATE, &page)
-}
-
-/// Renders a page of this crate's. The template is its own and every value a plain one, so it
-/// cannot fail but by a bug; that is said in the page rather than losing the tables already
-/// written.
-pub(crate) fn render(name: &str, template: &str, page: &impl Serialize) -> String {
-    let mut env = minijinja::Environment::new();
-    env.set_auto_escape_callback(|_| minijinja::AutoEscape::Html);
-    // Text is escaped as HTML needs (`& < > " '`); `/` is left alone so paths read as written.
-    env.set_formatter(|out, _state, value| {
-        let text = value.to_string();
-        let written = if value.is_safe() { out.write_str(&text) } else { out.write_str(&escape(&text)) };
-        written.map_err(|_| minijinja::Error::new(minijinja::ErrorKind::WriteFailure, "writing the report"))
-    });
-    let rendered = env
-        .template_from_named_str(name, template)
-        .and_then(|template| template.render(minijinja::Value::from_serialize(page)));
-    rendered.unwrap_or_else(|e| {
-        format!("<!DOCTYPE html><p>sweep: the page could not be rendered: {}</p>", escape(&format!("{e:#}")))
-    })
-}
-
-pub(crate) fn strip_xml_header(svg: &str) -> &str {
-    match svg.find("<svg") {
-        Some(i) => &svg[i..],
-        None => svg,
-    }
+    crate::page::render("report.html", TEMPLATE, &page)
 }

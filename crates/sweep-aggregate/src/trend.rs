@@ -2,7 +2,7 @@
 //! (`sweep report DIR --history`). The history itself lives in `sweep-history`; this module
 //! only draws what it is given.
 
-use crate::compare::{Point, Results};
+use crate::compare::Point;
 use crate::plot::{Chart, Series, XAxis};
 use crate::GpuBasis;
 
@@ -21,19 +21,33 @@ pub struct Run {
 
 #[derive(Debug, Clone, Default)]
 pub struct Trend {
+    /// The configurations to follow (the matching keys of the sweep being reported).
+    pub keys: Vec<String>,
     pub runs: Vec<Run>,
 }
 
 impl Trend {
-    /// The configurations of `current` that at least two runs measured, with each run's
-    /// tokens/s/GPU: a chart each (at most [`MAX_CHARTS`]), and how many more there were.
-    pub fn charts(&self, current: &Results, basis: GpuBasis) -> (Vec<Chart>, usize) {
-        let mut keys: Vec<&str> = current.points.iter().map(|p| p.key.as_str()).collect();
+    /// The configurations that at least two runs measured, in key order.
+    fn followed(&self) -> Vec<&str> {
+        let mut keys: Vec<&str> = self.keys.iter().map(String::as_str).collect();
         keys.sort_unstable();
         keys.dedup();
+        keys.retain(|key| {
+            self.runs.iter().filter(|run| run.points.iter().any(|p| p.key == *key)).count() >= 2
+        });
+        keys
+    }
+
+    /// Configurations measured more than once that are not charted (past [`MAX_CHARTS`]).
+    pub fn uncharted(&self) -> usize {
+        self.followed().len().saturating_sub(MAX_CHARTS)
+    }
+
+    /// A chart per followed configuration (at most [`MAX_CHARTS`]): each run's tokens/s/GPU on
+    /// `basis`, with the 95 % interval of its repetitions.
+    pub fn charts(&self, basis: GpuBasis) -> Vec<Chart> {
         let mut charts = Vec::new();
-        let mut more = 0;
-        for key in keys {
+        for key in self.followed().into_iter().take(MAX_CHARTS) {
             let mut line = Vec::new();
             let mut intervals = Vec::new();
             for (k, run) in self.runs.iter().enumerate() {
@@ -48,13 +62,6 @@ impl Trend {
                     let half = crate::repeats::t_975(s.n as usize - 1) * std / f64::from(s.n).sqrt();
                     intervals.push([(x, s.mean - half), (x, s.mean + half)]);
                 }
-            }
-            if line.len() < 2 {
-                continue;
-            }
-            if charts.len() == MAX_CHARTS {
-                more += 1;
-                continue;
             }
             charts.push(Chart {
                 name: format!("trend_{}", charts.len() + 1),
@@ -75,6 +82,6 @@ impl Trend {
                 }],
             });
         }
-        (charts, more)
+        charts
     }
 }

@@ -85,14 +85,14 @@ fn trend(
 ) -> Result<sweep_aggregate::trend::Trend, Error> {
     use sweep_aggregate::trend::{Run, Trend};
     let current = sweep_aggregate::compare::Results::of(agg);
-    let keys = current.points.iter().map(|p| p.key.clone()).collect();
+    let keys: Vec<String> = current.points.iter().map(|p| p.key.clone()).collect();
     let history = sweep_history::History::open(db)?;
     let here: Vec<String> = dirs
         .iter()
         .map(|d| std::fs::canonicalize(d).unwrap_or_else(|_| d.clone()).display().to_string())
         .collect();
     let mut runs: Vec<Run> = history
-        .trend(&keys)?
+        .trend(&keys.iter().cloned().collect())?
         .into_iter()
         .map(|(entry, points)| {
             let mut label =
@@ -110,7 +110,7 @@ fn trend(
     if !held {
         runs.push(Run { label: "this report's sweep".to_owned(), id: None, points: current.points });
     }
-    Ok(Trend { runs })
+    Ok(Trend { keys, runs })
 }
 
 /// The frontier points of every group, as an aligned text table; the target request rate is a
