@@ -558,6 +558,17 @@ fn a_history_charts_configurations_over_time_and_ci_gates_cases_on_it() {
     );
     let (code, _, stderr) = sweep(&["compare", "--baseline", "base", "s1", "s3", "--db", db], dir);
     assert_eq!(code, 2, "{stderr}");
+    // Both sides from the history.
+    let (code, stdout, stderr) = sweep(
+        &["compare", "history:base", "history:2", "--db", db, "--threshold", lenient, "--format", "json"],
+        dir,
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let both: serde_json::Value = serde_json::from_str(&stdout).expect("json");
+    assert_eq!(both["points"].as_array().map(Vec::len), Some(2), "{both:#}");
+    let (code, _, stderr) = sweep(&["compare", "s1", "s3", "--min-tps-user=-5"], dir);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("non-negative tokens/s/user"), "{stderr}");
 
     // `sweep ci`: the first run has no baseline and is recorded; a case twice as slow regresses.
     history_sweep(dir, "unused", 0.5, "");

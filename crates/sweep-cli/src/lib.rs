@@ -243,8 +243,8 @@ enum HistoryCommand {
 
 #[derive(Debug, clap::Args)]
 struct CompareArgs {
-    /// BASE and CANDIDATE: each a sweep folder, aiperf runs, or a `results.json`; with
-    /// `--baseline`, only CANDIDATE.
+    /// BASE and CANDIDATE: each a sweep folder, aiperf runs, a `results.json`, or
+    /// `history:ID|latest|TAG` (a sweep of the history); with `--baseline`, only CANDIDATE.
     #[arg(value_name = "BASE CANDIDATE", num_args = 1..=2, required = true)]
     sides: Vec<PathBuf>,
     /// Take the base from the history: a sweep's id, `latest`, or a tag (its newest sweep).
@@ -371,6 +371,15 @@ enum GpusArg {
     Allocated,
 }
 
+impl From<GpusArg> for sweep_aggregate::GpuBasis {
+    fn from(gpus: GpusArg) -> Self {
+        match gpus {
+            GpusArg::Working => sweep_aggregate::GpuBasis::Working,
+            GpusArg::Allocated => sweep_aggregate::GpuBasis::Allocated,
+        }
+    }
+}
+
 impl AggregateArgs {
     fn into_settings(
         self,
@@ -387,10 +396,7 @@ impl AggregateArgs {
             options: sweep_aggregate::Options {
                 from_records: self.from_records,
                 min_tps_user: self.min_tps_user,
-                gpu_basis: match self.gpus {
-                    GpusArg::Working => sweep_aggregate::GpuBasis::Working,
-                    GpusArg::Allocated => sweep_aggregate::GpuBasis::Allocated,
-                },
+                gpu_basis: self.gpus.into(),
                 allow_mixed_versions: self.allow_mixed_versions,
                 profile: sweep_aggregate::profile::Settings {
                     gpu_hour_cost: self.gpu_hour_cost,
@@ -608,22 +614,33 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
             args.into_settings(sweep_aggregate::Outputs::Report).and_then(|s| commands::aggregate::run(&s))
         }
         Command::Compare(args) => {
-            let basis = match args.gpus {
-                GpusArg::Working => sweep_aggregate::GpuBasis::Working,
-                GpusArg::Allocated => sweep_aggregate::GpuBasis::Allocated,
-            };
+            let basis: sweep_aggregate::GpuBasis = args.gpus.into();
             let unknown = args.allow.iter().find(|a| !["model", "engine", "workload"].contains(&a.as_str()));
             let db = args.db.path();
-            let mut paths = args.sides.into_iter().map(comparing::Side::Path);
+            // `history:SEL` names a sweep of the history, unless a path of that name exists.
+            let side = |path: PathBuf| match path.to_str().and_then(|p| p.strip_prefix("history:")) {
+                Some(selector) if !path.exists() => {
+                    comparing::Side::History { db: db.clone(), selector: selector.to_owned() }
+                }
+                _ => comparing::Side::Path(path),
+            };
+            let mut paths = args.sides.into_iter().map(side);
             let sides = match (args.baseline, paths.len()) {
-                (Some(selector), 1) => Ok((comparing::Side::History { db, selector }, paths.next())),
+                (Some(selector), 1) => {
+                    Ok((comparing::Side::History { db: db.clone(), selector }, paths.next()))
+                }
                 (None, 2) => Ok((paths.next().expect("two"), paths.next())),
                 (Some(_), _) => Err("with --baseline, give only CANDIDATE"),
                 (None, _) => Err("give BASE and CANDIDATE, or --baseline ID|latest|TAG and CANDIDATE"),
             };
+            let negative = args.min_tps_user.iter().find(|v| !v.is_finite() || **v < 0.0).copied();
             match (unknown, sides) {
                 (Some(bad), _) => Err(Error::Usage(format!(
                     "--allow {bad}: the differences are model, engine and workload"
+                ))),
+                (None, _) if negative.is_some() => Err(Error::Usage(format!(
+                    "--min-tps-user {}: give non-negative tokens/s/user, e.g. 50,100",
+                    negative.unwrap_or_default()
                 ))),
                 (None, Err(usage)) => Err(Error::Usage(usage.to_owned())),
                 (None, Ok((base, candidate))) => commands::compare::run(&commands::compare::Settings {
@@ -649,10 +666,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
             }
         }
         Command::Ci(args) => {
-            let basis = match args.gpus {
-                GpusArg::Working => sweep_aggregate::GpuBasis::Working,
-                GpusArg::Allocated => sweep_aggregate::GpuBasis::Allocated,
-            };
+            let basis: sweep_aggregate::GpuBasis = args.gpus.into();
             let baseline = match args.baseline {
                 None => commands::ci::Baseline::None,
                 Some(b) if std::path::Path::new(&b).is_dir() => commands::ci::Baseline::Dir(PathBuf::from(b)),
