@@ -566,6 +566,13 @@ fn a_history_charts_configurations_over_time_and_ci_gates_cases_on_it() {
     assert_eq!(code, 0, "{stderr}");
     let both: serde_json::Value = serde_json::from_str(&stdout).expect("json");
     assert_eq!(both["points"].as_array().map(Vec::len), Some(2), "{both:#}");
+    // A results file `sweep aggregate` wrote is a side; one of a newer format is refused.
+    let (code, _, stderr) = sweep(&["compare", "s2-agg/results.json", "s3", "--threshold", lenient], dir);
+    assert_eq!(code, 0, "{stderr}");
+    std::fs::write(dir.join("newer.json"), r#"{"format": 9, "points": []}"#).expect("json");
+    let (code, _, stderr) = sweep(&["compare", "newer.json", "s3"], dir);
+    assert_eq!(code, 13, "{stderr}");
+    assert!(stderr.contains("results format 9"), "{stderr}");
     let (code, _, stderr) = sweep(&["compare", "s1", "s3", "--min-tps-user=-5"], dir);
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("non-negative tokens/s/user"), "{stderr}");

@@ -48,10 +48,9 @@ fn read_results_file(path: &Path) -> Result<Results, Error> {
     })?;
     let format = value.get("format").and_then(serde_json::Value::as_u64);
     match format {
-        Some(f) if f > u64::from(compare::RESULTS_FORMAT) => Err(fail(format!(
-            "written in results format {f} by a newer sweep (this one reads up to {}); upgrade sweep",
-            compare::RESULTS_FORMAT
-        ))),
+        Some(format) if format > u64::from(compare::RESULTS_FORMAT) => {
+            Err(Error::ResultsNewer { path: path.to_owned(), format })
+        }
         Some(_) => serde_json::from_value(value).map_err(|e| fail(format!("not a results file: {e}"))),
         None => Err(fail("no `format`: not the results.json `sweep aggregate` writes".to_owned())),
     }

@@ -45,6 +45,10 @@ pub enum Error {
     /// `sweep history add`: the sweep has no valid measured point to keep.
     #[error("{}: none of its {points} points is valid and measured; nothing was added", dir.display())]
     NothingToKeep { dir: std::path::PathBuf, points: usize },
+    /// A results file (`results.json`) written by a newer sweep, in a format this one does not
+    /// read.
+    #[error("{}: written in results format {format} by a newer sweep (this one reads up to {}); upgrade sweep", path.display(), sweep_aggregate::compare::RESULTS_FORMAT)]
+    ResultsNewer { path: std::path::PathBuf, format: u64 },
     /// A results file (`results.json`) could not be read.
     #[error("{}: {message}", path.display())]
     Results { path: std::path::PathBuf, message: String },
@@ -101,6 +105,7 @@ impl Error {
                 _ => Exit::Io,
             },
             Error::Results { .. } => Exit::Io,
+            Error::ResultsNewer { .. } => Exit::NewerFormat,
             Error::NothingToKeep { .. } => Exit::NoResults,
             Error::Cases { .. } => Exit::InvalidSpec,
             Error::CasesFailed { .. } => Exit::JobsFailed,
@@ -265,6 +270,7 @@ impl Error {
             Error::Pipeline(_)
             | Error::History(_)
             | Error::Results { .. }
+            | Error::ResultsNewer { .. }
             | Error::Output(_)
             | Error::Write { .. }
             | Error::Read { .. }
