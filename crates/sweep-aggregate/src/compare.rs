@@ -745,14 +745,6 @@ pub struct Suite {
     cases: String,
 }
 
-fn xml_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&apos;")
-}
-
 impl Suite {
     /// A test case per point and metric of `comparison`.
     pub fn of(name: &str, comparison: &Comparison) -> Suite {
@@ -765,14 +757,14 @@ impl Suite {
             cases: String::new(),
         };
         for p in &comparison.points {
-            let class = xml_escape(&p.key);
+            let class = crate::page::escape(&p.key);
             if p.metrics.is_empty() {
                 suite.tests += 1;
                 suite.skipped += 1;
                 suite.cases.push_str(&format!(
                     "    <testcase classname=\"{class}\" name=\"{}\"><skipped message=\"{}\"/></testcase>\n",
                     p.verdict.as_str(),
-                    xml_escape(&format!("the point is {} in the candidate", p.verdict.as_str()))
+                    crate::page::escape(&format!("the point is {} in the candidate", p.verdict.as_str()))
                 ));
                 continue;
             }
@@ -793,13 +785,13 @@ impl Suite {
                     suite.cases.push_str(&format!(
                         "    <testcase classname=\"{class}\" name=\"{}\"><failure message=\"regressed\">{}</failure></testcase>\n",
                         m.metric,
-                        xml_escape(&detail)
+                        crate::page::escape(&detail)
                     ));
                 } else {
                     suite.cases.push_str(&format!(
                         "    <testcase classname=\"{class}\" name=\"{}\"><system-out>{}</system-out></testcase>\n",
                         m.metric,
-                        xml_escape(&detail)
+                        crate::page::escape(&detail)
                     ));
                 }
             }
@@ -817,8 +809,8 @@ impl Suite {
             skipped: 0,
             cases: format!(
                 "    <testcase classname=\"{0}\" name=\"run\"><error message=\"{1}\">{1}</error></testcase>\n",
-                xml_escape(name),
-                xml_escape(message)
+                crate::page::escape(name),
+                crate::page::escape(message)
             ),
         }
     }
@@ -833,8 +825,8 @@ impl Suite {
             skipped: 1,
             cases: format!(
                 "    <testcase classname=\"{}\" name=\"baseline\"><skipped message=\"{}\"/></testcase>\n",
-                xml_escape(name),
-                xml_escape(message)
+                crate::page::escape(name),
+                crate::page::escape(message)
             ),
         }
     }
@@ -846,7 +838,7 @@ pub fn junit_document(suites: &[Suite]) -> String {
     for s in suites {
         out.push_str(&format!(
             "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" skipped=\"{}\" errors=\"{}\">\n{}  </testsuite>\n",
-            xml_escape(&s.name),
+            crate::page::escape(&s.name),
             s.tests,
             s.failures,
             s.skipped,

@@ -3,8 +3,8 @@
 
 use serde::Serialize;
 
-/// Text as HTML shows it.
-fn escape(s: &str) -> String {
+/// Text as HTML (and XML: `sweep compare --junit`) shows it.
+pub(crate) fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
