@@ -231,10 +231,6 @@ impl History {
         Ok(self)
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Adds a sweep and its points in one transaction; returns its id.
     pub fn add(&mut self, sweep: &NewSweep) -> Result<i64, HistoryError> {
         let err = sqlite_error(&self.path);
