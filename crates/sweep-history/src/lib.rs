@@ -337,17 +337,23 @@ impl History {
     pub fn trend(&self, keys: &BTreeSet<String>) -> Result<Vec<(Entry, Vec<Point>)>, HistoryError> {
         let err = sqlite_error(&self.path);
         let mut by_sweep: BTreeMap<i64, Vec<Point>> = BTreeMap::new();
-        let mut stmt =
-            self.conn.prepare("SELECT sweep_id, point FROM points WHERE key = ?1").map_err(&err)?;
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT p.sweep_id, p.point, s.results_format FROM points p JOIN sweeps s ON s.id = p.sweep_id \
+                 WHERE p.key = ?1",
+            )
+            .map_err(&err)?;
         for key in keys {
-            let rows =
-                stmt.query_map([key], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))).map_err(&err)?;
+            let rows = stmt
+                .query_map([key], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)))
+                .map_err(&err)?;
             for row in rows {
-                let (id, text) = row.map_err(&err)?;
+                let (id, text, format) = row.map_err(&err)?;
                 let point = serde_json::from_str(&text).map_err(|source| HistoryError::Points {
                     path: self.path.clone(),
                     id,
-                    format: RESULTS_FORMAT as i64,
+                    format,
                     source,
                 })?;
                 by_sweep.entry(id).or_default().push(point);
