@@ -28,17 +28,27 @@ for i in $(seq 0 "$n"); do
   "$bin" submit "$work/a.yaml" -o "$work/a$i" --executor local 2>/dev/null
 done
 "$bin" submit "$work/b.yaml" -o "$work/b" --executor local 2>/dev/null
-alarms=0
-for i in $(seq 1 "$n"); do
-  code=0
-  "$bin" compare "$work/a$((i - 1))" "$work/a$i" >/dev/null 2>&1 || code=$?
-  case $code in
-    0) ;;
-    17) alarms=$((alarms + 1)) ;;
-    *) echo "compare failed with exit $code" >&2; exit 1 ;;
-  esac
-done
+# The tolerances tests/aggregate_cli.rs gates with: 2.5 % of a throughput or median, 5 % of a tail.
+tolerances="tps_per_gpu=-2.5%,tps_per_user=-2.5%,output_token_throughput=-2.5%,ttft_p50_ms=+2.5%,itl_p50_ms=+2.5%,ttft_p99_ms=+5%,itl_p99_ms=+5%"
+# count_alarms [FLAGS...]: how many of the N A/A comparisons exit 17 with these flags.
+count_alarms() {
+  local alarms=0 code
+  for i in $(seq 1 "$n"); do
+    code=0
+    "$bin" compare "$work/a$((i - 1))" "$work/a$i" "$@" >/dev/null 2>&1 || code=$?
+    case $code in
+      0) ;;
+      17) alarms=$((alarms + 1)) ;;
+      *) echo "compare failed with exit $code" >&2; exit 1 ;;
+    esac
+  done
+  echo "$alarms"
+}
+alarms=$(count_alarms)
+tolerated=$(count_alarms --threshold "$tolerances")
 code=0
 "$bin" compare "$work/a0" "$work/b" >"$work/ab.txt" 2>&1 || code=$?
-echo "machine: $(nproc) cores; A/A comparisons: $n, false alarms: $alarms ($((100 * alarms / n)) %); A/B (5 % slower) exit: $code (17 = regressed)"
+tcode=0
+"$bin" compare "$work/a0" "$work/b" --threshold "$tolerances" >/dev/null 2>&1 || tcode=$?
+echo "machine: $(nproc) cores; A/A comparisons: $n, false alarms: $alarms ($((100 * alarms / n)) %), with the test's tolerances: $tolerated; A/B (5 % slower) exit: $code, with tolerances: $tcode (17 = regressed)"
 grep -o 'itl_p50_ms [^;]*' "$work/ab.txt" || true
