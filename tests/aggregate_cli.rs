@@ -378,8 +378,22 @@ fn compare_tells_a_five_percent_slower_engine_from_noise_and_writes_junit() {
     let same: serde_json::Value = serde_json::from_str(&stdout).expect("json");
     assert_eq!(same["counts"]["unchanged"], 1, "{same:#}");
 
-    let (code, stdout, stderr) =
-        sweep(&["compare", "a1", "b", "--threshold", tolerances, "-o", "cmp", "--junit", "cmp/junit.xml", "--format", "json"], dir);
+    let (code, stdout, stderr) = sweep(
+        &[
+            "compare",
+            "a1",
+            "b",
+            "--threshold",
+            tolerances,
+            "-o",
+            "cmp",
+            "--junit",
+            "cmp/junit.xml",
+            "--format",
+            "json",
+        ],
+        dir,
+    );
     assert_eq!(code, 17, "A/B: {stderr}");
     assert!(stderr.contains("1 point(s) regressed"), "{stderr}");
     let slower: serde_json::Value = serde_json::from_str(&stdout).expect("json");

@@ -1893,3 +1893,145 @@ workload: {isl: 64, osl: 16, concurrency: [1, 4], requests: 8, warmup: 1, repeat
     // Only the rows that speak for a point stand on a frontier.
     assert!(rows.iter().filter(|r| r["on_frontier"] == "true").all(|r| r["repeats"] == "3"), "{rows:#?}");
 }
+
+/// `sweep explore` on the local executor: a budget below the cheapest job is refused before
+/// anything is written; an exploration stopped by SIGTERM between waves resumes from
+/// `explore.json` without measuring any job twice; the folder is a normal sweep folder
+/// (`status`, `report`); a folder that is not an exploration is refused; `--replay` reads it.
+#[test]
+fn explore_chooses_waves_within_its_budget_and_resumes_after_a_kill() {
+    let spec = "name: explore\nmodel: {path: /models/tiny, served_name: tiny}\nengine: {kind: mock}\n\
+                cluster: {gpus_per_node: 8, base_port: 19600, frontend_port: 19699}\nmode: agg\n\
+                agg: {tp: [1, 2, 4], batch: [4, 32], engine_args: {speedup: 4}}\n\
+                workload: {isl: 64, osl: 16, concurrency: [1, 8, 32], requests: \"2x\", warmup: 1}\n";
+    let s = new_sweep("explore", spec);
+    let dir = &s.dir;
+
+    let (code, _, stderr) = sweep(
+        &["explore", "spec.yaml", "-o", "tiny", "--budget-gpu-hours", "0.0001", "--executor", "local"],
+        dir,
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("below the cheapest job's predicted cost: agg1_tep1_batch"), "{stderr}");
+    assert!(!dir.join("tiny").exists(), "nothing written");
+
+    // Stopped once its second wave is chosen (its first wave measured).
+    let args = [
+        "explore",
+        "spec.yaml",
+        "-o",
+        "sweep",
+        "--budget-share",
+        "0.7",
+        "--wave",
+        "1",
+        "--executor",
+        "local",
+    ];
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sweep"))
+        .args(args)
+        .current_dir(dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("explore starts");
+    let log = dir.join("sweep/explore.json");
+    let waves = |log: &Path| -> Vec<serde_json::Value> {
+        std::fs::read_to_string(log)
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|v| v["waves"].as_array().cloned())
+            .unwrap_or_default()
+    };
+    let started = Instant::now();
+    while waves(&log).len() < 2 {
+        assert!(started.elapsed() < Duration::from_secs(120), "no second wave");
+        if let Some(status) = child.try_wait().expect("poll") {
+            panic!("explore ended before its second wave: {status}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+    let ended = child.wait().expect("explore stops");
+    assert!(!ended.success(), "stopped by SIGTERM: {ended}");
+    let before = waves(&log);
+
+    let (code, stdout, stderr) = sweep(&args, dir);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("resuming"), "{stderr}");
+    let after = waves(&log);
+    assert!(after.len() > before.len(), "the resume adds waves");
+    assert_eq!(after[..before.len() - 1], before[..before.len() - 1], "earlier waves are kept as they were");
+    let mut chosen: Vec<String> = Vec::new();
+    for wave in &after {
+        for d in wave["decisions"].as_array().expect("decisions") {
+            if d["choice"] == "chosen" {
+                chosen.push(d["job"].as_str().expect("job").to_owned());
+            }
+        }
+    }
+    // Every job chosen once: the one the kill stopped is recorded with its reason, not rerun.
+    let mut unique = chosen.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(chosen.len(), unique.len(), "{chosen:?}");
+    let last = after.last().expect("a last wave");
+    assert!(last["stop"].is_string(), "it says why it stopped: {last:#}");
+    assert!(unique.len() < 6, "not the whole grid: {unique:?}");
+    assert!(stdout.contains("WAVE"), "{stdout}");
+    for d in last["decisions"].as_array().expect("decisions") {
+        assert!(d["why"].as_str().is_some_and(|w| !w.is_empty()), "every skip says why: {d:#}");
+    }
+    // No point measured twice; every chosen job measured whole but perhaps the one the kill
+    // stopped part-way (it keeps what it measured and is not run again).
+    let rows = status(dir, "sweep");
+    let done: Vec<String> = rows
+        .iter()
+        .flat_map(|job| job["points"].as_array().cloned().unwrap_or_default())
+        .filter(|p| p["state"] == "done")
+        .map(|p| p["id"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    let distinct: BTreeSet<&String> = done.iter().collect();
+    assert_eq!(distinct.len(), done.len(), "a point measured twice: {rows:#?}");
+    assert!(done.len() + 3 >= unique.len() * 3, "{} points for {} jobs: {rows:#?}", done.len(), unique.len());
+    if done.len() < unique.len() * 3 {
+        let failed = last["failed"].as_object().expect("failed");
+        assert!(
+            failed.values().any(|r| r.as_str().is_some_and(|r| !r.is_empty())),
+            "the stopped job says why: {last:#}"
+        );
+    }
+    let spent = last["spent"].as_f64().expect("spent");
+    assert!(spent <= last["budget"].as_f64().expect("budget") * 1.5, "{last:#}");
+
+    let (code, _, stderr) = sweep(&["report", "sweep"], dir);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, stdout, stderr) = sweep(
+        &[
+            "explore",
+            "spec.yaml",
+            "-o",
+            "x",
+            "--replay",
+            "sweep",
+            "--strategy",
+            "random",
+            "--budget-share",
+            "0.5",
+        ],
+        dir,
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let run: serde_json::Value = serde_json::from_str(&stdout).expect("replay json");
+    assert!(
+        run["spent"].as_f64().expect("spent") <= run["budget"].as_f64().expect("budget") + 1e-12,
+        "{run:#}"
+    );
+    assert!(!dir.join("x").exists(), "a replay writes no folder");
+
+    let (code, _, stderr) = sweep(&["submit", "spec.yaml", "-o", "plain", "--executor", "local"], dir);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, _, stderr) = sweep(&["explore", "spec.yaml", "-o", "plain", "--budget-share", "0.5"], dir);
+    assert_eq!(code, 6, "{stderr}");
+    assert!(stderr.contains("holds no explore.json"), "{stderr}");
+}

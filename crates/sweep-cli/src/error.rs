@@ -45,6 +45,12 @@ pub enum Error {
     /// `sweep history add`: the sweep has no valid measured point to keep.
     #[error("{}: none of its {points} points is valid and measured; nothing was added", dir.display())]
     NothingToKeep { dir: std::path::PathBuf, points: usize },
+    /// `sweep explore`: the budget does not cover the cheapest job.
+    #[error("the budget of {budget:.4} GPU-hours is below the cheapest job's predicted cost: {job} at {cost:.4} GPU-hours")]
+    BudgetTooSmall { budget: f64, job: String, cost: f64 },
+    /// `sweep explore`: the output folder exists but is not an exploration (no `explore.json`).
+    #[error("{}: exists and holds no explore.json; `sweep explore` resumes only its own folders", dir.display())]
+    NotExplore { dir: std::path::PathBuf },
     /// A results file (`results.json`) written by a newer sweep, in a format this one does not
     /// read.
     #[error("{}: written in results format {format} by a newer sweep (this one reads up to {}); upgrade sweep", path.display(), sweep_aggregate::compare::RESULTS_FORMAT)]
@@ -107,6 +113,8 @@ impl Error {
             Error::Results { .. } => Exit::Io,
             Error::ResultsNewer { .. } => Exit::NewerFormat,
             Error::NothingToKeep { .. } => Exit::NoResults,
+            Error::BudgetTooSmall { .. } => Exit::Usage,
+            Error::NotExplore { .. } => Exit::Exists,
             Error::Cases { .. } => Exit::InvalidSpec,
             Error::CasesFailed { .. } => Exit::JobsFailed,
             Error::Submit(e) => match e {
@@ -258,6 +266,12 @@ impl Error {
                 }
                 .render()
             }
+            Error::BudgetTooSmall { .. } => format!(
+                "error: {self}\n  = help: raise `--budget-gpu-hours` or `--budget-share`, or narrow the spec\n"
+            ),
+            Error::NotExplore { .. } => format!(
+                "error: {self}\n  = help: choose a new `-o` folder, or `sweep submit --resume` to continue a plain sweep\n"
+            ),
             Error::NothingToKeep { .. } => format!(
                 "error: {self}\n  = help: `sweep report DIR` lists each point's state and why it is left out\n"
             ),

@@ -135,6 +135,67 @@ enum Command {
     /// against its baseline: one command for a CI job, JUnit XML for its test report; exit 17
     /// when a case regressed.
     Ci(CiArgs),
+    /// Measure the spec's jobs in waves, each chosen for the hypervolume it could add to the
+    /// Pareto frontier per GPU-hour, until the budget is spent or nothing left can add to it
+    /// (`docs/explore.md`). Rerunning it on the same folder resumes.
+    Explore(ExploreArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ExploreArgs {
+    /// The sweep spec (YAML): its planned jobs are the candidates.
+    file: PathBuf,
+    /// The sweep folder; an existing one written by `sweep explore` is resumed.
+    #[arg(short, long, value_name = "DIR")]
+    output: PathBuf,
+    /// The budget in GPU-hours (GPUs held × the span from a job's first point's start to its
+    /// last point's end).
+    #[arg(long, value_name = "H", value_parser = positive, required_unless_present = "budget_share", conflicts_with = "budget_share")]
+    budget_gpu_hours: Option<f64>,
+    /// The budget as a share of the whole grid's cost, as estimated after each wave.
+    #[arg(long, value_name = "SHARE", value_parser = share)]
+    budget_share: Option<f64>,
+    /// Jobs per wave at most.
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..))]
+    wave: u32,
+    /// How optimistic each unmeasured job's bound is, in spreads of its prediction.
+    #[arg(long, value_name = "K", default_value_t = 1.0, value_parser = non_negative)]
+    kappa: f64,
+    /// Seeds the first wave's spread of the space.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Before anything is measured, a point's assumed duration.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60.0, value_parser = positive)]
+    prior_point_seconds: f64,
+    /// Measure nothing: replay the choice against DIR, a sweep of the same spec measured
+    /// whole, and print how it went (JSON) — for auditing a method or a budget.
+    #[arg(long, value_name = "DIR")]
+    replay: Option<PathBuf>,
+    /// With `--replay`: `explore` (this command's choice), or a baseline: `random` or
+    /// `halving`.
+    #[arg(long, value_enum, default_value_t = StrategyArg::Explore, requires = "replay")]
+    strategy: StrategyArg,
+    /// `slurm` or `local`; beats the spec's `executor`.
+    #[arg(long, value_enum)]
+    executor: Option<ExecutorArg>,
+    /// On SLURM: at most N of the sweep's jobs pending or running at once.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    max_in_queue: Option<u32>,
+    /// The `sweep-runner` binary as compute nodes see it (default: beside `sweep`).
+    #[arg(long, value_name = "PATH")]
+    runner: Option<PathBuf>,
+    #[command(flatten)]
+    limits: LimitArgs,
+    /// Tokens/s per GPU over the GPUs the servers use (`working`) or the job holds (`allocated`).
+    #[arg(long, value_enum, default_value_t = GpusArg::Working)]
+    gpus: GpusArg,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum StrategyArg {
+    Explore,
+    Random,
+    Halving,
 }
 
 #[derive(Debug, clap::Args)]
@@ -354,6 +415,14 @@ fn share(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
         Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
         _ => Err(format!("`{text}` is not a share from 0 to 1 (0.05 is 5 %)")),
+    }
+}
+
+/// A finite number, 0 or above.
+fn non_negative(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err(format!("`{text}` is not a number of 0 or above")),
     }
 }
 
@@ -697,6 +766,44 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
                     ..Default::default()
                 },
                 basis,
+            })
+        }
+        Command::Explore(args) => {
+            let basis: sweep_aggregate::GpuBasis = args.gpus.into();
+            commands::explore::run(&commands::explore::Settings {
+                file: args.file,
+                output: args.output,
+                budget: match (args.budget_gpu_hours, args.budget_share) {
+                    (Some(hours), _) => commands::explore::Budget::GpuHours(hours),
+                    (None, share) => commands::explore::Budget::Share(share.unwrap_or(1.0)),
+                },
+                choice: sweep_explore::Settings {
+                    budget: f64::INFINITY,
+                    wave: args.wave as usize,
+                    kappa: args.kappa,
+                    prior_point_seconds: args.prior_point_seconds,
+                    seed: args.seed,
+                },
+                replay: args.replay.map(|dir| {
+                    let strategy = match args.strategy {
+                        StrategyArg::Explore => sweep_explore::replay::Strategy::Explore,
+                        StrategyArg::Random => sweep_explore::replay::Strategy::Random,
+                        StrategyArg::Halving => sweep_explore::replay::Strategy::Halving,
+                    };
+                    (dir, strategy)
+                }),
+                render: sweep_submit::render::Options {
+                    templates: None,
+                    runner: args.runner,
+                    executor: args.executor.map(|e| match e {
+                        ExecutorArg::Slurm => sweep_spec::ExecutorKind::Slurm,
+                        ExecutorArg::Local => sweep_spec::ExecutorKind::Local,
+                    }),
+                    allocation: None,
+                },
+                max_in_queue: args.max_in_queue,
+                limits: args.limits.resolve(),
+                options: sweep_aggregate::Options { gpu_basis: basis, ..Default::default() },
             })
         }
         Command::History(command) => {

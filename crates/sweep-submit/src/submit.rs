@@ -107,6 +107,43 @@ pub fn run(
         let lock = sweep.lock()?;
         (sweep, (0..rendered.jobs).collect(), Vec::new(), lock)
     };
+    execute(&prepared, &sweep, &indices, &live, options, reporter)
+}
+
+/// Renders `prepared` into a new sweep folder at `output` and runs nothing: a caller that
+/// chooses which jobs to run ([`run_jobs`]) starts here (`sweep explore`).
+pub fn render_only(prepared: &Prepared, output: &Path) -> Result<SweepDir, SubmitError> {
+    check_sbatch(prepared.executor, Options::default())?;
+    let rendered = render::write(prepared, output)?;
+    Ok(SweepDir::open(rendered.dir)?)
+}
+
+/// Runs (or submits) the jobs at manifest `indices` of a folder [`render_only`] wrote, through
+/// `prepared`'s executor, under the folder's lock; `queue_limit` as `--max-in-queue`.
+pub fn run_jobs(
+    prepared: &Prepared,
+    sweep: &SweepDir,
+    indices: &[usize],
+    queue_limit: Option<QueueLimit>,
+    reporter: &mut dyn Reporter,
+) -> Result<Outcome, SubmitError> {
+    let _lock = sweep.lock()?;
+    let manifest = sweep.read_manifest()?;
+    let live = live_jobs(&manifest)?;
+    let live_ids: Vec<String> = live.iter().filter_map(|&i| manifest.jobs[i].slurm_job_id.clone()).collect();
+    let options = Options { dry_run: false, resume: false, queue_limit };
+    execute(prepared, sweep, indices, &live_ids, options, reporter)
+}
+
+/// The jobs at `indices` run, submitted or (with `--dry-run`) listed; the caller holds the lock.
+fn execute(
+    prepared: &Prepared,
+    sweep: &SweepDir,
+    indices: &[usize],
+    live: &[String],
+    options: Options,
+    reporter: &mut dyn Reporter,
+) -> Result<Outcome, SubmitError> {
     let dir = sweep.path().to_owned();
     let mut manifest = sweep.read_manifest()?;
     if indices.is_empty() {
@@ -117,9 +154,9 @@ pub fn run(
         manifest.queue_limit = options.queue_limit;
         sweep.write_manifest(&manifest)?;
     }
-    let queue = Queue::new(manifest.queue_limit.filter(|_| executor == Executor::Slurm), &live);
+    let queue = Queue::new(manifest.queue_limit.filter(|_| executor == Executor::Slurm), live);
     if options.dry_run {
-        let jobs = dry_run_jobs(&sweep, &manifest, &indices, executor, queue);
+        let jobs = dry_run_jobs(sweep, &manifest, indices, executor, queue);
         return Ok(Outcome::DryRun { dir, executor, jobs });
     }
     match executor {
@@ -129,10 +166,10 @@ pub fn run(
                 indices.len(),
                 dir.display()
             ));
-            let ran = crate::local::run(&sweep, &mut manifest, &indices, reporter)?;
+            let ran = crate::local::run(sweep, &mut manifest, indices, reporter)?;
             Ok(Outcome::Ran { dir, ran, total: indices.len() })
         }
-        Executor::Slurm => submit_slurm(&sweep, &mut manifest, &indices, queue, reporter),
+        Executor::Slurm => submit_slurm(sweep, &mut manifest, indices, queue, reporter),
         Executor::Allocation => {
             let Some((allocation, _)) = prepared.allocation.clone() else {
                 return Err(SubmitError::NotInAllocation);
@@ -153,7 +190,7 @@ pub fn run(
                 allocation.nodes.len(),
                 dir.display()
             ));
-            let ran = crate::allocation::run(&sweep, &mut manifest, &allocation, &items, reporter)?;
+            let ran = crate::allocation::run(sweep, &mut manifest, &allocation, &items, reporter)?;
             Ok(Outcome::Ran { dir, ran, total: indices.len() })
         }
     }

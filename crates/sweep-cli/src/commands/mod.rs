@@ -5,6 +5,7 @@ pub mod aggregate;
 pub mod check;
 pub mod ci;
 pub mod compare;
+pub mod explore;
 pub mod history;
 pub mod plan;
 pub mod render;

@@ -1,0 +1,339 @@
+//! `sweep explore FILE -o DIR`: the spec's jobs measured in waves that `sweep_explore::choose`
+//! picks, until the budget is spent or nothing left can add to the frontier. The folder is a
+//! normal sweep folder (every job rendered, only the chosen ones run); `explore.json` beside its
+//! manifest records every wave and is rewritten atomically after each. Rerunning on the folder
+//! resumes: what was measured is read back from the folder, never measured again.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use sweep_explore::log::{BudgetRecord, Log, WaveRecord, EXPLORE_FORMAT};
+use sweep_explore::{Candidate, Feature, Measured, Observed};
+use sweep_folder::{JobState, SweepDir};
+use sweep_submit::submit::{self as library, Outcome};
+
+use crate::error::Error;
+use crate::prepare::{self, Console};
+
+#[derive(Debug, Clone, Copy)]
+pub enum Budget {
+    GpuHours(f64),
+    /// A share of the grid's estimated cost.
+    Share(f64),
+}
+
+#[derive(Debug)]
+pub struct Settings {
+    pub file: PathBuf,
+    pub output: PathBuf,
+    pub budget: Budget,
+    /// Everything but the budget, which is worked out per wave.
+    pub choice: sweep_explore::Settings,
+    pub replay: Option<(PathBuf, sweep_explore::replay::Strategy)>,
+    pub render: sweep_submit::render::Options,
+    pub max_in_queue: Option<u32>,
+    pub limits: sweep_submit::pipeline::Limits,
+    pub options: sweep_aggregate::Options,
+}
+
+pub fn run(settings: &Settings) -> Result<(), Error> {
+    let prepare_settings = prepare::Settings {
+        file: settings.file.clone(),
+        output: settings.output.clone(),
+        limits: settings.limits,
+        options: settings.render.clone(),
+        no_check: false,
+        print: false,
+        job: None,
+    };
+    let prepared = prepare::prepare(&prepare_settings)?;
+    let candidates = candidates(prepared.plan());
+    if let Some((grid, strategy)) = &settings.replay {
+        return replay(settings, &candidates, grid, *strategy);
+    }
+    let log_path = settings.output.join("explore.json");
+    let (sweep, mut log) = if settings.output.exists() {
+        if !log_path.is_file() {
+            return Err(Error::NotExplore { dir: settings.output.clone() });
+        }
+        let log: Log = read_log(&log_path)?;
+        eprintln!("resuming {}: {} waves so far", settings.output.display(), log.waves.len());
+        (SweepDir::open(&settings.output)?, log)
+    } else {
+        // The budget is checked before anything is written.
+        budget_of(settings, &candidates, &BTreeMap::new())?;
+        prepare::check_unless_told(&prepared, &prepare_settings)?;
+        let sweep = library::render_only(&prepared, &settings.output)?;
+        let (kind, value) = match settings.budget {
+            Budget::GpuHours(h) => ("gpu_hours", h),
+            Budget::Share(s) => ("share", s),
+        };
+        let log = Log {
+            format: EXPLORE_FORMAT,
+            spec: settings.file.display().to_string(),
+            budget: BudgetRecord { kind: kind.to_owned(), value },
+            waves: Vec::new(),
+        };
+        write_log(&log_path, &log)?;
+        (sweep, log)
+    };
+    loop {
+        let measured = measured(&sweep, &candidates, &settings.options)?;
+        let budget = budget_of(settings, &candidates, &measured)?;
+        let choice = sweep_explore::Settings { budget, ..settings.choice };
+        let wave = sweep_explore::choose(&candidates, &measured, &choice);
+        let record = WaveRecord {
+            number: log.waves.len() + 1,
+            chosen_at: sweep_folder::file::now(),
+            spent: sweep_explore::spent(&measured),
+            budget,
+            hypervolume: sweep_explore::frontier_hypervolume(&measured),
+            measured: measured.len(),
+            failed: measured.iter().filter_map(|(j, m)| Some((j.clone(), m.failed.clone()?))).collect(),
+            wave,
+        };
+        let chosen: Vec<String> = record.wave.chosen().map(|d| d.job.clone()).collect();
+        eprintln!(
+            "wave {}: {:.4} of {:.4} GPU-hours spent, hypervolume {:.1}; {}",
+            record.number,
+            record.spent,
+            budget,
+            record.hypervolume,
+            match &record.wave.stop {
+                Some(stop) => format!("stop: {stop}"),
+                None => format!("measuring {}", chosen.join(", ")),
+            }
+        );
+        let stop = record.wave.stop.clone();
+        log.waves.push(record);
+        write_log(&log_path, &log)?;
+        if stop.is_some() {
+            break;
+        }
+        let manifest = sweep.read_manifest()?;
+        let indices: Vec<usize> =
+            chosen.iter().filter_map(|name| manifest.jobs.iter().position(|j| &j.name == name)).collect();
+        let queue_limit = settings
+            .max_in_queue
+            .map(|n| sweep_folder::QueueLimit { max_in_queue: n, mode: sweep_folder::QueueMode::Waves });
+        match library::run_jobs(&prepared, &sweep, &indices, queue_limit, &mut Console)? {
+            Outcome::Ran { ran, total, .. } => {
+                if let Some(signal) = ran.interrupted {
+                    return Err(sweep_submit::SubmitError::Interrupted {
+                        signal,
+                        completed: ran.completed,
+                        total,
+                    }
+                    .into());
+                }
+            }
+            Outcome::Submitted { .. } => {
+                let wait = sweep_submit::wait::Options {
+                    timeout: None,
+                    submit_more: true,
+                    interval: std::time::Duration::from_secs(2),
+                    max_interval: std::time::Duration::from_secs(30),
+                };
+                sweep_submit::wait::wait(&sweep, &wait, &mut Console)?;
+            }
+            Outcome::Nothing { .. } | Outcome::DryRun { .. } => {}
+        }
+    }
+    let measured = measured(&sweep, &candidates, &settings.options)?;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{:>4}  {:>10}  {:>10}  {:>14}  CHOSEN", "WAVE", "SPENT", "BUDGET", "HYPERVOLUME")
+        .map_err(Error::Output)?;
+    for w in &log.waves {
+        let chosen: Vec<&str> = w.wave.chosen().map(|d| d.job.as_str()).collect();
+        let what = match &w.wave.stop {
+            Some(stop) => format!("(stop: {stop})"),
+            None => chosen.join(", "),
+        };
+        writeln!(
+            stdout,
+            "{:>4}  {:>10.4}  {:>10.4}  {:>14.1}  {what}",
+            w.number, w.spent, w.budget, w.hypervolume
+        )
+        .map_err(Error::Output)?;
+    }
+    eprintln!(
+        "explored {} of {} jobs for {:.4} GPU-hours; `sweep report {}` draws the frontier",
+        measured.len(),
+        candidates.len(),
+        sweep_explore::spent(&measured),
+        settings.output.display()
+    );
+    Ok(())
+}
+
+/// The budget in GPU-hours: as given, or the share of the grid's cost as now estimated (what
+/// was measured plus every other job's predicted cost). Refused when below the cheapest job.
+fn budget_of(
+    settings: &Settings,
+    candidates: &[Candidate],
+    measured: &BTreeMap<String, Measured>,
+) -> Result<f64, Error> {
+    let costs: Vec<(&str, f64)> = candidates
+        .iter()
+        .filter(|c| c.infeasible.is_none())
+        .map(|c| {
+            let cost = match measured.get(&c.job) {
+                Some(m) => m.gpu_hours,
+                None => sweep_explore::cost(c, measured, candidates, &settings.choice),
+            };
+            (c.job.as_str(), cost)
+        })
+        .collect();
+    let budget = match settings.budget {
+        Budget::GpuHours(h) => h,
+        Budget::Share(s) => s * costs.iter().map(|(_, c)| c).sum::<f64>(),
+    };
+    if measured.is_empty() {
+        if let Some((job, cost)) = costs.iter().copied().min_by(|a, b| a.1.total_cmp(&b.1)) {
+            if cost > budget {
+                return Err(Error::BudgetTooSmall { budget, job: job.to_owned(), cost });
+            }
+        }
+    }
+    Ok(budget)
+}
+
+/// Every planned job as a candidate: its GPUs held, its loads and what tells it apart.
+pub fn candidates(plan: &sweep_plan::Plan) -> Vec<Candidate> {
+    plan.jobs
+        .iter()
+        .map(|job| {
+            let mut features = BTreeMap::new();
+            features.insert("mode".to_owned(), Feature::Text(format!("{:?}", job.mode).to_lowercase()));
+            for role in &job.roles {
+                let name = format!("{:?}", role.role).to_lowercase();
+                for (key, value) in [
+                    ("servers", role.servers),
+                    ("tp", role.tp),
+                    ("pp", role.pp),
+                    ("batch", role.batch),
+                    ("mtp", role.mtp),
+                    ("eplb", role.eplb),
+                ] {
+                    features.insert(format!("{name}.{key}"), Feature::Number(f64::from(value)));
+                }
+                features.insert(format!("{name}.parallel"), Feature::Text(format!("{:?}", role.parallel)));
+            }
+            for knob in &job.knobs {
+                let value = match &knob.value {
+                    serde_json::Value::Number(n) => {
+                        n.as_f64().map_or_else(|| Feature::Text(n.to_string()), Feature::Number)
+                    }
+                    serde_json::Value::String(s) => Feature::Text(s.clone()),
+                    other => Feature::Text(other.to_string()),
+                };
+                features.insert(knob.knob.name.clone(), value);
+            }
+            let mut loads: Vec<f64> =
+                plan.points[job.points.clone()].iter().map(|p| p.effective_concurrency as f64).collect();
+            loads.sort_by(f64::total_cmp);
+            loads.dedup();
+            Candidate {
+                job: job.name.clone(),
+                gpus: f64::from(job.layout.gpus_allocated),
+                loads,
+                features,
+                infeasible: None,
+            }
+        })
+        .collect()
+}
+
+/// What the folder has measured, per job that ran: its valid points (the repetitions' means,
+/// with their 95 % half-widths), its GPU-hours from the point markers, or why it failed.
+fn measured(
+    sweep: &SweepDir,
+    candidates: &[Candidate],
+    options: &sweep_aggregate::Options,
+) -> Result<BTreeMap<String, Measured>, Error> {
+    let manifest = sweep.read_manifest()?;
+    let gpus: BTreeMap<&str, f64> = candidates.iter().map(|c| (c.job.as_str(), c.gpus)).collect();
+    let ran: Vec<&sweep_folder::ManifestJob> = manifest
+        .jobs
+        .iter()
+        .filter(|j| !matches!(j.state, JobState::Rendered | JobState::Submitted | JobState::Running))
+        .collect();
+    let mut out = BTreeMap::new();
+    if ran.is_empty() {
+        return Ok(out);
+    }
+    let agg = sweep_aggregate::aggregate(&[sweep.path().to_owned()], options).map_err(Error::Aggregate)?;
+    let basis = options.gpu_basis;
+    for job in ran {
+        let rows: Vec<&sweep_aggregate::table::Row> =
+            agg.rows.iter().filter(|r| r.config.job == job.name).collect();
+        let (mut first, mut last) = (f64::INFINITY, f64::NEG_INFINITY);
+        let mut points = Vec::new();
+        for row in &rows {
+            let marker: Option<sweep_folder::PointStatus> =
+                sweep_folder::file::read_optional(&row.dir.join("status.json")).ok().flatten();
+            let seconds = marker.as_ref().map_or(0.0, |m| {
+                first = first.min(m.started_at);
+                last = last.max(m.ended_at);
+                (m.ended_at - m.started_at).max(0.0)
+            });
+            if !row.measured() || row.invalid.is_some() || row.repeat_of.is_some() {
+                continue;
+            }
+            let Some((x, y)) = sweep_aggregate::pareto::coordinates(row, basis) else { continue };
+            let half =
+                |name: &str| row.repeats.as_ref().and_then(|r| r.spread.get(name)).map_or(0.0, |s| s.ci95);
+            let load = row.effective_concurrency.or(row.concurrency).unwrap_or(1) as f64;
+            points.push(Observed { load, x, y, dx: half("tps_per_user"), dy: half(basis.column()), seconds });
+        }
+        // A job an interrupt stopped keeps what it measured and is not run again here (its
+        // folder holds the stop request; `sweep submit --resume` measures what it missed).
+        points.sort_by(|a, b| a.load.total_cmp(&b.load));
+        let span = if last > first { last - first } else { 0.0 };
+        let failed = points
+            .is_empty()
+            .then(|| job.reason.clone().unwrap_or_else(|| format!("{}: no valid point", job.state.as_str())));
+        let gpu_hours = gpus.get(job.name.as_str()).copied().unwrap_or(0.0) * span / 3600.0;
+        out.insert(job.name.clone(), Measured { points, gpu_hours, failed });
+    }
+    Ok(out)
+}
+
+/// `--replay GRID`: the choice replayed against a grid measured whole; JSON on stdout.
+fn replay(
+    settings: &Settings,
+    candidates: &[Candidate],
+    grid: &Path,
+    strategy: sweep_explore::replay::Strategy,
+) -> Result<(), Error> {
+    let sweep = SweepDir::open(grid)?;
+    let measured = measured(&sweep, candidates, &settings.options)?;
+    let budget = match settings.budget {
+        Budget::GpuHours(h) => h,
+        Budget::Share(s) => s * sweep_explore::spent(&measured),
+    };
+    let run = sweep_explore::replay::replay(
+        strategy,
+        candidates,
+        &measured,
+        &sweep_explore::Settings { budget, ..settings.choice },
+    );
+    let text = serde_json::to_string_pretty(&run).map_err(|e| Error::Output(e.into()))?;
+    writeln!(std::io::stdout().lock(), "{text}").map_err(Error::Output)?;
+    Ok(())
+}
+
+fn read_log(path: &Path) -> Result<Log, Error> {
+    let text =
+        std::fs::read_to_string(path).map_err(|source| Error::Read { path: path.to_owned(), source })?;
+    serde_json::from_str(&text)
+        .map_err(|e| Error::Usage(format!("{}: not an explore log this sweep reads: {e}", path.display())))
+}
+
+fn write_log(path: &Path, log: &Log) -> Result<(), Error> {
+    let mut bytes = serde_json::to_vec_pretty(log).map_err(|e| Error::Output(e.into()))?;
+    bytes.push(b'\n');
+    sweep_folder::file::write_atomically(path, &bytes)?;
+    Ok(())
+}

@@ -1,0 +1,485 @@
+//! Which deployments of a sweep to measure next (`sweep explore`, `docs/explore.md`). Pure: the
+//! caller reads the measured results and runs the chosen jobs; this only decides.
+//!
+//! Each candidate is one planned job (a deployment and its loads). After every wave of
+//! measurements, each unmeasured candidate gets a predicted curve (tokens/s/user against
+//! tokens/s/GPU at each of its loads) from its nearest measured neighbours, an optimistic bound
+//! above it (the neighbours' disagreement, the distance to them and their own measurement
+//! noise), and a cost in GPU-hours. A candidate whose bound cannot add to the frontier is
+//! skipped with that reason; the rest are ranked by the hypervolume their bound would add per
+//! GPU-hour, and the wave takes the best that fit the budget, each one's predicted curve joining
+//! the frontier before the next is chosen so a wave does not buy one gain twice.
+
+pub mod log;
+mod predict;
+pub mod replay;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use sweep_aggregate::pareto::hypervolume;
+
+pub use predict::Prediction;
+
+/// The fixed reference point of every hypervolume here: (0 tokens/s/user, 0 tokens/s/GPU).
+pub const REFERENCE: (f64, f64) = (0.0, 0.0);
+
+/// A planned job that exploration may measure.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Candidate {
+    /// The job's name (its folder under `jobs/`).
+    pub job: String,
+    /// GPUs the job holds: its cost per hour.
+    pub gpus: f64,
+    /// The load of each of its points (effective concurrency), ascending.
+    pub loads: Vec<f64>,
+    /// What tells it from its neighbours: `mode`, each role's `tp`, `batch`, `mtp`, `servers`,
+    /// and every knob.
+    pub features: BTreeMap<String, Feature>,
+    /// Why it cannot run (the capacity estimate): never chosen.
+    pub infeasible: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Feature {
+    Number(f64),
+    Text(String),
+}
+
+/// One measured point of a job.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Observed {
+    pub load: f64,
+    /// Tokens/s/user.
+    pub x: f64,
+    /// Tokens/s/GPU.
+    pub y: f64,
+    /// The 95 % half-widths of `x` and `y` over the point's repetitions; 0 when measured once.
+    #[serde(default)]
+    pub dx: f64,
+    #[serde(default)]
+    pub dy: f64,
+    /// How long the point took, seconds.
+    pub seconds: f64,
+}
+
+/// What measuring a job gave.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Measured {
+    /// Its valid points.
+    pub points: Vec<Observed>,
+    /// GPUs held × the span from its first point's start to its last point's end.
+    pub gpu_hours: f64,
+    /// Why it did not measure (a failed job or no valid point): it is not chosen again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed: Option<String>,
+}
+
+/// How to choose.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Settings {
+    /// GPU-hours to spend in all.
+    pub budget: f64,
+    /// Jobs per wave at most.
+    pub wave: usize,
+    /// How optimistic a bound is: the prediction plus this many spreads.
+    pub kappa: f64,
+    /// Before anything is measured, a point's assumed duration in seconds.
+    pub prior_point_seconds: f64,
+    /// Orders the first wave's design and breaks ties.
+    pub seed: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings { budget: f64::INFINITY, wave: 4, kappa: 1.0, prior_point_seconds: 60.0, seed: 0 }
+    }
+}
+
+/// What a wave decided for one unmeasured candidate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Decision {
+    pub job: String,
+    /// Predicted (tokens/s/user, tokens/s/GPU) at each load; empty in the first wave.
+    pub predicted: Vec<[f64; 2]>,
+    /// The optimistic bound at each load.
+    pub bound: Vec<[f64; 2]>,
+    /// Predicted GPU-hours.
+    pub cost: f64,
+    /// Hypervolume the bound would add to the frontier as it stood.
+    pub gain: f64,
+    /// `gain / cost`: the rank.
+    pub score: f64,
+    pub choice: Choice,
+    /// Why, in words.
+    pub why: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Choice {
+    /// Measured in this wave.
+    Chosen,
+    /// Could add to the frontier but ranked below this wave's choices: a later wave may take it.
+    Deferred,
+    /// Its bound lies under the frontier: measuring it cannot add to it.
+    Dominated,
+    /// Its predicted cost exceeds what is left of the budget.
+    OverBudget,
+    /// The capacity estimate says it cannot run.
+    Infeasible,
+}
+
+/// One wave's choice.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Wave {
+    /// Every unmeasured candidate's decision, the chosen first in the order to run them.
+    pub decisions: Vec<Decision>,
+    /// Why exploration ends here (nothing chosen), or `None`.
+    pub stop: Option<String>,
+}
+
+impl Wave {
+    pub fn chosen(&self) -> impl Iterator<Item = &Decision> {
+        self.decisions.iter().filter(|d| d.choice == Choice::Chosen)
+    }
+}
+
+/// The frontier's points, every valid measured point of every job.
+pub fn measured_points(measured: &BTreeMap<String, Measured>) -> Vec<(f64, f64)> {
+    measured.values().flat_map(|m| m.points.iter().map(|p| (p.x, p.y))).collect()
+}
+
+/// GPU-hours spent on the measured jobs.
+pub fn spent(measured: &BTreeMap<String, Measured>) -> f64 {
+    // Starts from +0.0: an empty f64 sum is −0.0, which prints as "-0.0000".
+    measured.values().map(|m| m.gpu_hours).fold(0.0, |a, b| a + b)
+}
+
+/// The hypervolume of the measured points' frontier against [`REFERENCE`].
+pub fn frontier_hypervolume(measured: &BTreeMap<String, Measured>) -> f64 {
+    hypervolume(&measured_points(measured), REFERENCE)
+}
+
+/// Each candidate's predicted cost in GPU-hours before it is measured: the whole grid's, for
+/// `--budget-share`.
+pub fn cost(
+    candidate: &Candidate,
+    measured: &BTreeMap<String, Measured>,
+    candidates: &[Candidate],
+    settings: &Settings,
+) -> f64 {
+    predict::Model::new(candidates, measured).predict(candidate, settings).cost
+}
+
+/// Chooses the next wave: up to `settings.wave` unmeasured, feasible candidates whose bound can
+/// add to the frontier, within what is left of the budget.
+pub fn choose(candidates: &[Candidate], measured: &BTreeMap<String, Measured>, settings: &Settings) -> Wave {
+    let left = settings.budget - spent(measured);
+    let model = predict::Model::new(candidates, measured);
+    // The frontier a candidate must beat: each measured point lowered by its noise, so a
+    // candidate within noise of the frontier still counts as able to add to it.
+    let floor: Vec<(f64, f64)> = measured
+        .values()
+        .flat_map(|m| m.points.iter().map(|p| ((p.x - p.dx).max(0.0), (p.y - p.dy).max(0.0))))
+        .collect();
+    let open: Vec<&Candidate> = candidates.iter().filter(|c| !measured.contains_key(&c.job)).collect();
+    let mut decisions: Vec<Decision> = Vec::with_capacity(open.len());
+    let mut live: Vec<(usize, Prediction)> = Vec::new();
+    for candidate in &open {
+        let prediction = model.predict(candidate, settings);
+        let mut decision = Decision {
+            job: candidate.job.clone(),
+            predicted: prediction.predicted.iter().map(|&(x, y)| [x, y]).collect(),
+            bound: prediction.bound.iter().map(|&(x, y)| [x, y]).collect(),
+            cost: prediction.cost,
+            gain: 0.0,
+            score: 0.0,
+            choice: Choice::Deferred,
+            why: String::new(),
+        };
+        if let Some(reason) = &candidate.infeasible {
+            decision.choice = Choice::Infeasible;
+            decision.why = reason.clone();
+        } else if prediction.cost > left {
+            decision.choice = Choice::OverBudget;
+            decision.why = format!("predicted {:.3} GPU-hours, {:.3} left", prediction.cost, left.max(0.0));
+        } else {
+            live.push((decisions.len(), prediction));
+        }
+        decisions.push(decision);
+    }
+    let order = if measured.values().all(|m| m.points.is_empty()) {
+        design(&open, &live, &mut decisions, left, settings)
+    } else {
+        greedy(&floor, &live, &mut decisions, left, settings)
+    };
+    let mut chosen: Vec<Decision> = order.iter().map(|&i| decisions[i].clone()).collect();
+    let mut rest: Vec<Decision> = decisions.into_iter().filter(|d| d.choice != Choice::Chosen).collect();
+    rest.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.job.cmp(&b.job)));
+    let stop = chosen.is_empty().then(|| {
+        if open.is_empty() {
+            "every candidate is measured".to_owned()
+        } else if rest.iter().any(|d| d.choice == Choice::OverBudget)
+            && !rest.iter().any(|d| d.choice == Choice::Deferred)
+        {
+            format!("the budget is spent: {:.3} GPU-hours left, less than any candidate that could add to the frontier costs", left.max(0.0))
+        } else {
+            "no unmeasured candidate can add to the frontier: every bound lies under it".to_owned()
+        }
+    });
+    chosen.append(&mut rest);
+    Wave { decisions: chosen, stop }
+}
+
+/// The first wave, with nothing measured: a spread of the space. From a seeded start among the
+/// cheaper half (by predicted cost, which before any measurement is GPUs × points), each next
+/// pick is the cheaper-half candidate farthest from those picked (features only), until the wave
+/// is full or the budget is.
+fn design(
+    open: &[&Candidate],
+    live: &[(usize, Prediction)],
+    decisions: &mut [Decision],
+    left: f64,
+    settings: &Settings,
+) -> Vec<usize> {
+    let mut order: Vec<usize> = Vec::new();
+    let mut by_cost: Vec<usize> = (0..live.len()).collect();
+    by_cost.sort_by(|&a, &b| live[a].1.cost.total_cmp(&live[b].1.cost));
+    let pool: Vec<usize> = by_cost[..live.len().div_ceil(2)].to_vec();
+    if pool.is_empty() {
+        return order;
+    }
+    let allowance = left;
+    let start = pool[(splitmix(settings.seed) % pool.len() as u64) as usize];
+    let mut picked: Vec<usize> = vec![start];
+    let mut used = live[start].1.cost;
+    while picked.len() < settings.wave.max(1) {
+        let next = pool
+            .iter()
+            .copied()
+            .filter(|i| !picked.contains(i) && used + live[*i].1.cost <= allowance)
+            .map(|i| {
+                let near = picked
+                    .iter()
+                    .map(|&p| predict::distance(open[live[i].0], open[live[p].0], None))
+                    .fold(f64::INFINITY, f64::min);
+                (i, near)
+            })
+            .max_by(|a, b| a.1.total_cmp(&b.1).then_with(|| b.0.cmp(&a.0)));
+        let Some((i, _)) = next else { break };
+        used += live[i].1.cost;
+        picked.push(i);
+    }
+    for &i in &picked {
+        let d = &mut decisions[live[i].0];
+        d.choice = Choice::Chosen;
+        d.why = "first wave: spread over the space (nothing measured to predict from)".to_owned();
+        order.push(live[i].0);
+    }
+    for (i, _) in live {
+        if decisions[*i].choice == Choice::Deferred {
+            decisions[*i].why = "first wave: not in the spread".to_owned();
+        }
+    }
+    order
+}
+
+/// Later waves: by gain per GPU-hour. After each pick its predicted curve joins the frontier and
+/// the gains are recomputed, so the next pick is judged against what the wave will know.
+fn greedy(
+    floor: &[(f64, f64)],
+    live: &[(usize, Prediction)],
+    decisions: &mut [Decision],
+    left: f64,
+    settings: &Settings,
+) -> Vec<usize> {
+    let mut frontier = pareto_front(floor);
+    let base = hypervolume(&frontier, REFERENCE);
+    let gain_of = |frontier: &[(f64, f64)], base: f64, p: &Prediction| {
+        let mut with = frontier.to_vec();
+        with.extend(p.bound.iter().copied());
+        (hypervolume(&with, REFERENCE) - base).max(0.0)
+    };
+    for (i, p) in live {
+        let gain = gain_of(&frontier, base, p);
+        let d = &mut decisions[*i];
+        d.gain = gain;
+        d.score = gain / p.cost.max(1e-9);
+        if gain <= base * 1e-9 {
+            d.choice = Choice::Dominated;
+            d.why = "its optimistic bound lies under the measured frontier (less its noise)".to_owned();
+        }
+    }
+    let mut open: Vec<usize> =
+        (0..live.len()).filter(|&k| decisions[live[k].0].choice == Choice::Deferred).collect();
+    let mut order = Vec::new();
+    let mut budget = left;
+    let mut current = base;
+    while order.len() < settings.wave.max(1) && !open.is_empty() {
+        let scored: Vec<(usize, f64)> = open
+            .iter()
+            .map(|&k| (k, gain_of(&frontier, current, &live[k].1) / live[k].1.cost.max(1e-9)))
+            .collect();
+        let Some(&(k, score)) = scored.iter().filter(|(k, _)| live[*k].1.cost <= budget).max_by(|a, b| {
+            a.1.total_cmp(&b.1).then_with(|| decisions[live[b.0].0].job.cmp(&decisions[live[a.0].0].job))
+        }) else {
+            break;
+        };
+        if score <= 0.0 && !order.is_empty() {
+            break;
+        }
+        let (index, prediction) = &live[k];
+        budget -= prediction.cost;
+        let d = &mut decisions[*index];
+        d.choice = Choice::Chosen;
+        d.why = format!(
+            "best gain per GPU-hour left: {:.4} of hypervolume per GPU-hour ({} in this wave)",
+            score,
+            order.len() + 1
+        );
+        order.push(*index);
+        open.retain(|&o| o != k);
+        frontier.extend(prediction.predicted.iter().copied());
+        frontier = pareto_front(&frontier);
+        current = hypervolume(&frontier, REFERENCE);
+    }
+    for &k in &open {
+        let d = &mut decisions[live[k].0];
+        d.why = if d.cost > budget {
+            "could add to the frontier; the budget left after this wave's choices does not cover it"
+                .to_owned()
+        } else {
+            "could add to the frontier; ranked below this wave's choices".to_owned()
+        };
+    }
+    order
+}
+
+/// The non-dominated subset of `points` (maximising both coordinates).
+fn pareto_front(points: &[(f64, f64)]) -> Vec<(f64, f64)> {
+    sweep_aggregate::pareto::frontier(points).into_iter().map(|i| points[i]).collect()
+}
+
+/// A 64-bit mix of `x` (SplitMix64's finaliser): seeded choices without a generator crate.
+pub fn splitmix(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A synthetic space shaped like the simulated engine's: TP speeds a user up by tp^0.8 and
+    /// costs tp GPUs; a batch caps the load that raises throughput.
+    pub(crate) fn space() -> (Vec<Candidate>, BTreeMap<String, Measured>) {
+        let mut candidates = Vec::new();
+        let mut grid = BTreeMap::new();
+        for tp in [1.0f64, 2.0, 4.0, 8.0] {
+            for batch in [4.0f64, 16.0, 64.0, 256.0] {
+                let job = format!("tp{tp}_batch{batch}");
+                let loads = vec![1.0, 4.0, 16.0, 64.0, 256.0];
+                let points = loads
+                    .iter()
+                    .map(|&load: &f64| {
+                        let running = load.min(batch);
+                        let step = (10.0 + 0.15 * running) / tp.powf(0.8);
+                        let x = 1000.0 / step * (running / load).max(0.0);
+                        let y = x * load / tp;
+                        Observed { load, x, y, dx: 0.0, dy: 0.0, seconds: 10.0 + load / running }
+                    })
+                    .collect::<Vec<_>>();
+                let gpu_hours = tp * points.iter().map(|p| p.seconds).sum::<f64>() / 3600.0;
+                let features = BTreeMap::from([
+                    ("agg.tp".to_owned(), Feature::Number(tp)),
+                    ("agg.batch".to_owned(), Feature::Number(batch)),
+                    ("mode".to_owned(), Feature::Text("agg".to_owned())),
+                ]);
+                candidates.push(Candidate { job: job.clone(), gpus: tp, loads, features, infeasible: None });
+                grid.insert(job, Measured { points, gpu_hours, failed: None });
+            }
+        }
+        (candidates, grid)
+    }
+
+    #[test]
+    fn the_first_wave_spreads_over_the_cheaper_half_within_the_budget() {
+        let (candidates, _) = space();
+        let settings = Settings { budget: 1.0, wave: 4, ..Settings::default() };
+        let wave = choose(&candidates, &BTreeMap::new(), &settings);
+        let chosen: Vec<&Decision> = wave.chosen().collect();
+        assert_eq!(chosen.len(), 4, "{wave:#?}");
+        let cost: f64 = chosen.iter().map(|d| d.cost).sum();
+        assert!(cost <= 1.0, "{cost}");
+        // The cheaper half is TP 1 and 2 (GPUs × points); the spread takes both, and batches
+        // far apart.
+        let tps: std::collections::BTreeSet<&str> =
+            chosen.iter().map(|d| d.job.split('_').next().unwrap_or_default()).collect();
+        assert_eq!(tps.len(), 2, "{tps:?}");
+        let batches: std::collections::BTreeSet<&str> =
+            chosen.iter().map(|d| d.job.split('_').nth(1).unwrap_or_default()).collect();
+        assert!(batches.len() >= 3, "{batches:?}");
+        assert!(wave.stop.is_none());
+        // Another seed starts elsewhere.
+        let first: Vec<String> = chosen.iter().map(|d| d.job.clone()).collect();
+        let differs = (1..6).any(|seed| {
+            let other = choose(&candidates, &BTreeMap::new(), &Settings { seed, ..settings });
+            other.chosen().map(|d| d.job.clone()).collect::<Vec<_>>() != first
+        });
+        assert!(differs, "every seed chose {first:?}");
+    }
+
+    #[test]
+    fn infeasible_and_unaffordable_candidates_are_never_chosen_and_say_why() {
+        let (mut candidates, grid) = space();
+        candidates[5].infeasible = Some("KV cache: needs 90 GiB, 80 GiB per GPU".to_owned());
+        let measured: BTreeMap<String, Measured> =
+            grid.iter().take(3).map(|(k, v)| (k.clone(), v.clone())).collect();
+        let settings = Settings { budget: spent(&measured) + 0.02, wave: 8, ..Settings::default() };
+        let wave = choose(&candidates, &measured, &settings);
+        let by_job: BTreeMap<&str, &Decision> = wave.decisions.iter().map(|d| (d.job.as_str(), d)).collect();
+        assert_eq!(by_job[candidates[5].job.as_str()].choice, Choice::Infeasible);
+        assert!(by_job[candidates[5].job.as_str()].why.contains("KV cache"));
+        for d in wave.chosen() {
+            assert!(d.cost <= 0.02 + 1e-12, "{d:#?}");
+        }
+        assert!(wave.decisions.iter().any(|d| d.choice == Choice::OverBudget && d.why.contains("left")));
+        assert!(
+            !wave.decisions.iter().any(|d| measured.contains_key(&d.job)),
+            "measured jobs are not candidates"
+        );
+    }
+
+    #[test]
+    fn exploring_the_synthetic_space_finds_its_frontier_for_less_than_the_grid() {
+        let (candidates, grid) = space();
+        let total: f64 = grid.values().map(|m| m.gpu_hours).sum();
+        let settings = Settings { budget: total / 3.0, wave: 3, ..Settings::default() };
+        let run = replay::replay(replay::Strategy::Explore, &candidates, &grid, &settings);
+        assert!(run.spent <= total / 3.0 + 1e-9, "{run:#?}");
+        assert!(run.ratio >= 0.98, "{run:#?}");
+        let random = replay::replay(replay::Strategy::Random, &candidates, &grid, &settings);
+        assert!(random.spent <= total / 3.0 + 1e-9);
+        assert!(run.ratio >= random.ratio, "explore {} against random {}", run.ratio, random.ratio);
+    }
+
+    #[test]
+    fn a_candidate_whose_bound_is_under_the_frontier_is_skipped_as_dominated() {
+        let (candidates, grid) = space();
+        // Everything but one job measured: the last one (TP 8, batch 256) is predicted from its
+        // neighbours; a copy of a dominated job is dominated.
+        let mut measured = grid.clone();
+        let mut twin = candidates[0].clone();
+        twin.job = "twin".to_owned();
+        measured.remove("tp8_batch256");
+        let mut all = candidates.clone();
+        all.push(twin);
+        let wave = choose(&all, &measured, &Settings { budget: 100.0, kappa: 0.0, ..Settings::default() });
+        let twin = wave.decisions.iter().find(|d| d.job == "twin").expect("twin decided");
+        assert_eq!(twin.choice, Choice::Dominated, "{twin:#?}");
+    }
+}

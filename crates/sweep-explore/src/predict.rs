@@ -1,0 +1,142 @@
+//! An unmeasured candidate's curve, from its nearest measured neighbours.
+//!
+//! Features are compared on a log₂ scale (a doubling of TP or batch is one unit) and a text
+//! feature that differs counts [`TEXT_DISTANCE`] units. A batch size (any feature whose name
+//! ends in `batch`) does not count at a load both batches hold: below its batch limit a server
+//! runs the same whatever the limit is — the one place the engines' structure tells exactly what
+//! a neighbour implies. At each of the candidate's loads, each neighbour's curve is read by
+//! log-linear interpolation; the prediction is the inverse-distance-weighted mean of the
+//! [`NEIGHBOURS`] nearest (in logs), and its spread is their weighted disagreement plus
+//! [`DISTANCE_SPREAD`] per unit of distance to the nearest plus the neighbours' own noise. The
+//! optimistic bound is `exp(mean + kappa × spread)` on both axes.
+
+use std::collections::BTreeMap;
+
+use crate::{Candidate, Feature, Measured, Observed, Settings};
+
+pub const NEIGHBOURS: usize = 4;
+pub const TEXT_DISTANCE: f64 = 2.0;
+/// Log-units of spread per unit of distance to the nearest neighbour.
+pub const DISTANCE_SPREAD: f64 = 0.5;
+/// A load beyond a neighbour's measured range is this much farther per doubling.
+const EXTRAPOLATION: f64 = 0.5;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prediction {
+    /// (tokens/s/user, tokens/s/GPU) at each load.
+    pub predicted: Vec<(f64, f64)>,
+    pub bound: Vec<(f64, f64)>,
+    /// GPU-hours.
+    pub cost: f64,
+}
+
+pub(crate) struct Model<'a> {
+    /// Measured jobs with valid points, each with its points by load.
+    known: Vec<(&'a Candidate, &'a [Observed])>,
+}
+
+impl<'a> Model<'a> {
+    pub fn new(candidates: &'a [Candidate], measured: &'a BTreeMap<String, Measured>) -> Model<'a> {
+        let known = candidates
+            .iter()
+            .filter_map(|c| {
+                let m = measured.get(&c.job)?;
+                (m.failed.is_none() && !m.points.is_empty()).then_some((c, m.points.as_slice()))
+            })
+            .collect();
+        Model { known }
+    }
+
+    pub fn predict(&self, candidate: &Candidate, settings: &Settings) -> Prediction {
+        if self.known.is_empty() {
+            let seconds = settings.prior_point_seconds * candidate.loads.len() as f64;
+            return Prediction {
+                predicted: Vec::new(),
+                bound: Vec::new(),
+                cost: candidate.gpus * seconds / 3600.0,
+            };
+        }
+        let mut predicted = Vec::with_capacity(candidate.loads.len());
+        let mut bound = Vec::with_capacity(candidate.loads.len());
+        let mut seconds = 0.0;
+        for &load in &candidate.loads {
+            let mut near: Vec<(f64, [f64; 3], f64)> = self
+                .known
+                .iter()
+                .map(|(c, points)| {
+                    let (values, noise, outside) = read(points, load);
+                    (distance(candidate, c, Some(load)) + outside * EXTRAPOLATION, values, noise)
+                })
+                .collect();
+            near.sort_by(|a, b| a.0.total_cmp(&b.0));
+            near.truncate(NEIGHBOURS);
+            let weights: Vec<f64> = near.iter().map(|(d, _, _)| 1.0 / (d * d + 0.05)).collect();
+            let total: f64 = weights.iter().sum();
+            let mut mean = [0.0; 3];
+            for ((_, v, _), w) in near.iter().zip(&weights) {
+                for k in 0..3 {
+                    mean[k] += w * v[k] / total;
+                }
+            }
+            let mut spread = [0.0; 2];
+            for ((_, v, _), w) in near.iter().zip(&weights) {
+                for k in 0..2 {
+                    spread[k] += w * (v[k] - mean[k]).powi(2) / total;
+                }
+            }
+            let noise: f64 = near.iter().zip(&weights).map(|((_, _, n), w)| w * n / total).sum();
+            let extra = DISTANCE_SPREAD * near[0].0 + noise;
+            let s = [spread[0].sqrt() + extra, spread[1].sqrt() + extra];
+            predicted.push((mean[0].exp(), mean[1].exp()));
+            bound.push(((mean[0] + settings.kappa * s[0]).exp(), (mean[1] + settings.kappa * s[1]).exp()));
+            seconds += mean[2].exp();
+        }
+        Prediction { predicted, bound, cost: candidate.gpus * seconds / 3600.0 }
+    }
+}
+
+/// A measured curve read at `load`: (ln x, ln y, ln seconds), its relative noise, and how many
+/// doublings `load` lies outside the measured loads (0 inside).
+fn read(points: &[Observed], load: f64) -> ([f64; 3], f64, f64) {
+    let value = |p: &Observed| [p.x.max(1e-9).ln(), p.y.max(1e-9).ln(), p.seconds.max(1e-3).ln()];
+    let noise = |p: &Observed| (p.dx / p.x.max(1e-9)).max(p.dy / p.y.max(1e-9));
+    let (first, last) = (&points[0], &points[points.len() - 1]);
+    if load <= first.load {
+        return (value(first), noise(first), (first.load / load.max(1e-9)).log2().max(0.0));
+    }
+    if load >= last.load {
+        return (value(last), noise(last), (load / last.load.max(1e-9)).log2().max(0.0));
+    }
+    let i = points.iter().position(|p| p.load >= load).unwrap_or(points.len() - 1);
+    let (a, b) = (&points[i - 1], &points[i]);
+    let t = if b.load > a.load { (load.ln() - a.load.ln()) / (b.load.ln() - a.load.ln()) } else { 0.0 };
+    let (va, vb) = (value(a), value(b));
+    let mixed = [va[0] + t * (vb[0] - va[0]), va[1] + t * (vb[1] - va[1]), va[2] + t * (vb[2] - va[2])];
+    (mixed, noise(a).max(noise(b)), 0.0)
+}
+
+/// How far apart two candidates are, at `load` (a batch both hold at that load does not count).
+pub(crate) fn distance(a: &Candidate, b: &Candidate, load: Option<f64>) -> f64 {
+    let mut sum = 0.0;
+    for (name, fa) in &a.features {
+        let d = match (fa, b.features.get(name)) {
+            (Feature::Number(x), Some(Feature::Number(y))) => {
+                let holds = name.ends_with("batch") && load.is_some_and(|l| l <= x.min(*y));
+                if holds {
+                    0.0
+                } else {
+                    (1.0 + x.max(0.0)).log2() - (1.0 + y.max(0.0)).log2()
+                }
+            }
+            (Feature::Text(x), Some(Feature::Text(y))) if x == y => 0.0,
+            _ => TEXT_DISTANCE,
+        };
+        sum += d * d;
+    }
+    for name in b.features.keys() {
+        if !a.features.contains_key(name) {
+            sum += TEXT_DISTANCE * TEXT_DISTANCE;
+        }
+    }
+    sum.sqrt()
+}
