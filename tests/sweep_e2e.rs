@@ -2035,3 +2035,83 @@ fn explore_chooses_waves_within_its_budget_and_resumes_after_a_kill() {
     assert_eq!(code, 6, "{stderr}");
     assert!(stderr.contains("holds no explore.json"), "{stderr}");
 }
+
+/// `sweep explore` on the development SLURM cluster: each wave's jobs are submitted in
+/// `--max-in-queue` dependency chains and waited for before the next wave is chosen; the jobs
+/// never chosen stay rendered, unsubmitted; the folder's status reads like any sweep's.
+#[test]
+fn explore_runs_its_waves_on_slurm_under_max_in_queue() {
+    let spec = "name: explore-slurm\nmodel: {path: /models/tiny, served_name: tiny}\nengine: {kind: mock}\n\
+                cluster: {gpus_per_node: 4, base_port: 19640, frontend_port: 19689}\nmode: agg\n\
+                agg: {tp: [1, 2, 4], batch: [4, 32], engine_args: {speedup: 8}}\n\
+                workload: {isl: 64, osl: 16, concurrency: [1, 8], requests: \"2x\", warmup: 1}\n";
+    let s = new_sweep("explore-slurm", spec);
+    let dir = &s.dir;
+    let (code, stdout, stderr) = sweep(
+        &[
+            "explore",
+            "spec.yaml",
+            "-o",
+            "slurm",
+            "--budget-share",
+            "0.6",
+            "--wave",
+            "2",
+            "--max-in-queue",
+            "1",
+            "--executor",
+            "slurm",
+        ],
+        dir,
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("WAVE"), "{stdout}");
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("slurm/manifest.json")).expect("manifest"))
+            .expect("json");
+    assert_eq!(manifest["executor"], "slurm");
+    let jobs = manifest["jobs"].as_array().expect("jobs");
+    let submitted: Vec<&serde_json::Value> = jobs.iter().filter(|j| j["slurm_job_id"].is_string()).collect();
+    assert!(submitted.len() >= 2 && submitted.len() < jobs.len(), "some jobs, not all: {jobs:#?}");
+    for job in jobs {
+        if job["slurm_job_id"].is_null() {
+            assert_eq!(job["state"], "rendered", "{job:#}");
+        } else {
+            // The runner's marker says how a SLURM job ended.
+            let marker =
+                dir.join("slurm").join(job["dir"].as_str().expect("dir")).join("status/benchmark.json");
+            let marker: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(marker).expect("a marker")).expect("json");
+            assert_eq!(marker["state"], "done", "{job:#} {marker:#}");
+        }
+    }
+    // One chain: the jobs of a wave ran one after another.
+    let mut spans: Vec<(f64, f64)> = submitted
+        .iter()
+        .filter_map(|j| {
+            let text = std::fs::read_to_string(
+                dir.join("slurm").join(j["dir"].as_str()?).join("status/benchmark.json"),
+            )
+            .ok()?;
+            let b: serde_json::Value = serde_json::from_str(&text).ok()?;
+            Some((b["started_at"].as_f64()?, b["ended_at"].as_f64()?))
+        })
+        .collect();
+    spans.sort_by(|a, b| a.0.total_cmp(&b.0));
+    assert_eq!(spans.len(), submitted.len());
+    assert!(spans.windows(2).all(|w| w[1].0 >= w[0].1 - 0.5), "at most one at once: {spans:?}");
+    let log: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("slurm/explore.json")).expect("log"))
+            .expect("json");
+    let chosen: usize = log["waves"]
+        .as_array()
+        .expect("waves")
+        .iter()
+        .map(|w| {
+            w["decisions"].as_array().map_or(0, |d| d.iter().filter(|d| d["choice"] == "chosen").count())
+        })
+        .sum();
+    assert_eq!(chosen, submitted.len(), "every chosen job was submitted once: {log:#}");
+    let rows = status(dir, "slurm");
+    assert_eq!(rows.len(), jobs.len());
+}

@@ -50,7 +50,12 @@ fn main() {
                                     .collect();
                                 measured.insert(
                                     job.clone(),
-                                    Measured { points, gpu_hours: tp * 0.04, failed: None },
+                                    Measured {
+                                        points,
+                                        gpu_hours: tp * 0.04,
+                                        gpu_hours_with_startup: tp * 0.05,
+                                        failed: None,
+                                    },
                                 );
                             }
                             candidates.push(Candidate {

@@ -71,6 +71,10 @@ pub struct Measured {
     pub points: Vec<Observed>,
     /// GPUs held × the span from its first point's start to its last point's end.
     pub gpu_hours: f64,
+    /// GPUs held × the span from the job's start (its servers starting) to its last point's
+    /// end: the cost with the engine's start-up.
+    #[serde(default)]
+    pub gpu_hours_with_startup: f64,
     /// Why it did not measure (a failed job or no valid point): it is not chosen again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed: Option<String>,
@@ -162,15 +166,27 @@ pub fn frontier_hypervolume(measured: &BTreeMap<String, Measured>) -> f64 {
     hypervolume(&measured_points(measured), REFERENCE)
 }
 
-/// Each candidate's predicted cost in GPU-hours before it is measured: the whole grid's, for
-/// `--budget-share`.
-pub fn cost(
-    candidate: &Candidate,
-    measured: &BTreeMap<String, Measured>,
+/// Each candidate's cost in GPU-hours: measured, or predicted — the whole grid's, for
+/// `--budget-share`, in candidate order.
+pub fn costs(
     candidates: &[Candidate],
+    measured: &BTreeMap<String, Measured>,
     settings: &Settings,
-) -> f64 {
-    predict::Model::new(candidates, measured).predict(candidate, settings).cost
+) -> Vec<f64> {
+    let model = predict::Model::new(candidates, measured);
+    (0..candidates.len())
+        .map(|i| match measured.get(&candidates[i].job) {
+            Some(m) => m.gpu_hours,
+            None => model.predict(i, settings).cost,
+        })
+        .collect()
+}
+
+/// An unmeasured candidate that may be chosen: its decision's index, its own, its prediction.
+struct Live {
+    decision: usize,
+    candidate: usize,
+    prediction: Prediction,
 }
 
 /// Chooses the next wave: up to `settings.wave` unmeasured, feasible candidates whose bound can
@@ -184,14 +200,16 @@ pub fn choose(candidates: &[Candidate], measured: &BTreeMap<String, Measured>, s
         .values()
         .flat_map(|m| m.points.iter().map(|p| ((p.x - p.dx).max(0.0), (p.y - p.dy).max(0.0))))
         .collect();
-    let open: Vec<&Candidate> = candidates.iter().filter(|c| !measured.contains_key(&c.job)).collect();
+    let open: Vec<usize> =
+        (0..candidates.len()).filter(|&i| !measured.contains_key(&candidates[i].job)).collect();
     // Before anything is measured, costs are the prior's guess: the budget does not rule a
     // candidate out yet (the first wave takes the cheaper half's spread instead).
     let first = measured.values().all(|m| m.points.is_empty());
     let mut decisions: Vec<Decision> = Vec::with_capacity(open.len());
-    let mut live: Vec<(usize, Prediction)> = Vec::new();
-    for candidate in &open {
-        let prediction = model.predict(candidate, settings);
+    let mut live: Vec<Live> = Vec::new();
+    for &i in &open {
+        let candidate = &candidates[i];
+        let prediction = model.predict(i, settings);
         let mut decision = Decision {
             job: candidate.job.clone(),
             predicted: prediction.predicted.iter().map(|&(x, y)| [x, y]).collect(),
@@ -209,12 +227,12 @@ pub fn choose(candidates: &[Candidate], measured: &BTreeMap<String, Measured>, s
             decision.choice = Choice::OverBudget;
             decision.why = format!("predicted {:.3} GPU-hours, {:.3} left", prediction.cost, left.max(0.0));
         } else {
-            live.push((decisions.len(), prediction));
+            live.push(Live { decision: decisions.len(), candidate: i, prediction });
         }
         decisions.push(decision);
     }
     let order = if first {
-        design(&open, &live, &mut decisions, settings)
+        design(&model, &live, &mut decisions, settings)
     } else {
         greedy(&floor, &live, &mut decisions, left, settings)
     };
@@ -227,7 +245,10 @@ pub fn choose(candidates: &[Candidate], measured: &BTreeMap<String, Measured>, s
         } else if rest.iter().any(|d| d.choice == Choice::OverBudget)
             && !rest.iter().any(|d| d.choice == Choice::Deferred)
         {
-            format!("the budget is spent: {:.3} GPU-hours left, less than any candidate that could add to the frontier costs", left.max(0.0))
+            format!(
+                "the budget is spent: {:.3} GPU-hours left, less than any candidate that could add to the frontier costs",
+                left.max(0.0)
+            )
         } else {
             "no unmeasured candidate can add to the frontier: every bound lies under it".to_owned()
         }
@@ -241,55 +262,73 @@ pub fn choose(candidates: &[Candidate], measured: &BTreeMap<String, Measured>, s
 /// pick is the cheaper-half candidate farthest from those picked (features only), until the wave
 /// is full. The prior's costs are a guess, so the budget does not limit this wave.
 fn design(
-    open: &[&Candidate],
-    live: &[(usize, Prediction)],
+    model: &predict::Model,
+    live: &[Live],
     decisions: &mut [Decision],
     settings: &Settings,
 ) -> Vec<usize> {
     let mut order: Vec<usize> = Vec::new();
     let mut by_cost: Vec<usize> = (0..live.len()).collect();
-    by_cost.sort_by(|&a, &b| live[a].1.cost.total_cmp(&live[b].1.cost));
+    by_cost.sort_by(|&a, &b| live[a].prediction.cost.total_cmp(&live[b].prediction.cost));
     let pool: Vec<usize> = by_cost[..live.len().div_ceil(2)].to_vec();
     if pool.is_empty() {
         return order;
     }
     let start = pool[(splitmix(settings.seed) % pool.len() as u64) as usize];
     let mut picked: Vec<usize> = vec![start];
+    // Each pool member's distance to the nearest pick so far.
+    let mut nearest: Vec<f64> =
+        pool.iter().map(|&i| model.distance(live[i].candidate, live[start].candidate, None)).collect();
     while picked.len() < settings.wave.max(1) {
-        let next = pool
-            .iter()
-            .copied()
-            .filter(|i| !picked.contains(i))
-            .map(|i| {
-                let near = picked
-                    .iter()
-                    .map(|&p| predict::distance(open[live[i].0], open[live[p].0], None))
-                    .fold(f64::INFINITY, f64::min);
-                (i, near)
-            })
-            .max_by(|a, b| a.1.total_cmp(&b.1).then_with(|| b.0.cmp(&a.0)));
-        let Some((i, _)) = next else { break };
+        let next = (0..pool.len())
+            .filter(|&k| !picked.contains(&pool[k]))
+            .max_by(|&a, &b| nearest[a].total_cmp(&nearest[b]).then_with(|| pool[b].cmp(&pool[a])));
+        let Some(k) = next else { break };
+        let i = pool[k];
         picked.push(i);
+        for (m, &j) in pool.iter().enumerate() {
+            nearest[m] = nearest[m].min(model.distance(live[j].candidate, live[i].candidate, None));
+        }
     }
     for &i in &picked {
-        let d = &mut decisions[live[i].0];
+        let d = &mut decisions[live[i].decision];
         d.choice = Choice::Chosen;
         d.why = "first wave: spread over the space (nothing measured to predict from)".to_owned();
-        order.push(live[i].0);
+        order.push(live[i].decision);
     }
-    for (i, _) in live {
-        if decisions[*i].choice == Choice::Deferred {
-            decisions[*i].why = "first wave: not in the spread".to_owned();
+    for l in live {
+        if decisions[l.decision].choice == Choice::Deferred {
+            decisions[l.decision].why = "first wave: not in the spread".to_owned();
         }
     }
     order
 }
 
-/// Later waves: by gain per GPU-hour. After each pick its predicted curve joins the frontier and
-/// the gains are recomputed, so the next pick is judged against what the wave will know.
+/// A score in a max-heap: by value, ties to the earlier candidate.
+#[derive(PartialEq)]
+struct Ranked(f64, std::cmp::Reverse<usize>);
+
+impl Eq for Ranked {}
+
+impl PartialOrd for Ranked {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Ranked {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&other.0).then_with(|| self.1.cmp(&other.1))
+    }
+}
+
+/// Later waves: by gain per GPU-hour. After each pick its predicted curve joins the frontier, so
+/// the next pick is judged against what the wave will know. A gain can only shrink as the
+/// frontier grows, so only the top of the ranking is recomputed (lazy greedy): the result is
+/// the same as recomputing every candidate after every pick.
 fn greedy(
     floor: &[(f64, f64)],
-    live: &[(usize, Prediction)],
+    live: &[Live],
     decisions: &mut [Decision],
     left: f64,
     settings: &Settings,
@@ -301,51 +340,54 @@ fn greedy(
         with.extend(p.bound.iter().copied());
         (hypervolume(&with, REFERENCE) - base).max(0.0)
     };
-    for (i, p) in live {
-        let gain = gain_of(&frontier, base, p);
-        let d = &mut decisions[*i];
+    let mut heap = std::collections::BinaryHeap::new();
+    for (k, l) in live.iter().enumerate() {
+        let gain = gain_of(&frontier, base, &l.prediction);
+        let d = &mut decisions[l.decision];
         d.gain = gain;
-        d.score = gain / p.cost.max(1e-9);
+        d.score = gain / l.prediction.cost.max(1e-9);
         if gain <= base * 1e-9 {
             d.choice = Choice::Dominated;
             d.why = "its optimistic bound lies under the measured frontier (less its noise)".to_owned();
+        } else {
+            heap.push(Ranked(d.score, std::cmp::Reverse(k)));
         }
     }
-    let mut open: Vec<usize> =
-        (0..live.len()).filter(|&k| decisions[live[k].0].choice == Choice::Deferred).collect();
     let mut order = Vec::new();
     let mut budget = left;
     let mut current = base;
-    while order.len() < settings.wave.max(1) && !open.is_empty() {
-        let scored: Vec<(usize, f64)> = open
-            .iter()
-            .map(|&k| (k, gain_of(&frontier, current, &live[k].1) / live[k].1.cost.max(1e-9)))
-            .collect();
-        let Some(&(k, score)) = scored.iter().filter(|(k, _)| live[*k].1.cost <= budget).max_by(|a, b| {
-            a.1.total_cmp(&b.1).then_with(|| decisions[live[b.0].0].job.cmp(&decisions[live[a.0].0].job))
-        }) else {
-            break;
-        };
-        if score <= 0.0 && !order.is_empty() {
+    let mut unaffordable = Vec::new();
+    while order.len() < settings.wave.max(1) {
+        let Some(Ranked(_, std::cmp::Reverse(k))) = heap.pop() else { break };
+        let l = &live[k];
+        if l.prediction.cost > budget {
+            unaffordable.push(k);
+            continue;
+        }
+        let score = gain_of(&frontier, current, &l.prediction) / l.prediction.cost.max(1e-9);
+        if heap.peek().is_some_and(|top| top.0 > score) {
+            heap.push(Ranked(score, std::cmp::Reverse(k)));
+            continue;
+        }
+        if score <= 0.0 {
+            heap.push(Ranked(score, std::cmp::Reverse(k)));
             break;
         }
-        let (index, prediction) = &live[k];
-        budget -= prediction.cost;
-        let d = &mut decisions[*index];
+        budget -= l.prediction.cost;
+        let d = &mut decisions[l.decision];
         d.choice = Choice::Chosen;
         d.why = format!(
             "best gain per GPU-hour left: {:.4} of hypervolume per GPU-hour ({} in this wave)",
             score,
             order.len() + 1
         );
-        order.push(*index);
-        open.retain(|&o| o != k);
-        frontier.extend(prediction.predicted.iter().copied());
+        order.push(l.decision);
+        frontier.extend(l.prediction.predicted.iter().copied());
         frontier = pareto_front(&frontier);
         current = hypervolume(&frontier, REFERENCE);
     }
-    for &k in &open {
-        let d = &mut decisions[live[k].0];
+    for k in unaffordable.into_iter().chain(heap.into_iter().map(|r| r.1 .0)) {
+        let d = &mut decisions[live[k].decision];
         d.why = if d.cost > budget {
             "could add to the frontier; the budget left after this wave's choices does not cover it"
                 .to_owned()
@@ -399,7 +441,10 @@ mod tests {
                     ("mode".to_owned(), Feature::Text("agg".to_owned())),
                 ]);
                 candidates.push(Candidate { job: job.clone(), gpus: tp, loads, features, infeasible: None });
-                grid.insert(job, Measured { points, gpu_hours, failed: None });
+                grid.insert(
+                    job,
+                    Measured { points, gpu_hours, gpu_hours_with_startup: gpu_hours * 1.2, failed: None },
+                );
             }
         }
         (candidates, grid)

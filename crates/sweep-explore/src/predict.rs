@@ -30,24 +30,95 @@ pub struct Prediction {
     pub cost: f64,
 }
 
+/// A feature's value, encoded once so distances need no lookups by name.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Slot {
+    Missing,
+    /// `log2(1 + value)`, and the value for the batch rule.
+    Number {
+        log: f64,
+        raw: f64,
+    },
+    /// An interned text.
+    Text(u32),
+}
+
 pub(crate) struct Model<'a> {
-    /// Measured jobs with valid points, each with its points by load.
-    known: Vec<(&'a Candidate, &'a [Observed])>,
+    candidates: &'a [Candidate],
+    /// Per candidate, its features by the feature index.
+    encoded: Vec<Vec<Slot>>,
+    /// Per feature index: whether it is a batch size.
+    batch: Vec<bool>,
+    /// Measured jobs with valid points: the candidate's index and its points by load.
+    known: Vec<(usize, &'a [Observed])>,
 }
 
 impl<'a> Model<'a> {
     pub fn new(candidates: &'a [Candidate], measured: &'a BTreeMap<String, Measured>) -> Model<'a> {
-        let known = candidates
+        let mut index: BTreeMap<&str, usize> = BTreeMap::new();
+        for c in candidates {
+            for name in c.features.keys() {
+                let next = index.len();
+                index.entry(name.as_str()).or_insert(next);
+            }
+        }
+        let mut batch = vec![false; index.len()];
+        for (name, &i) in &index {
+            batch[i] = name.ends_with("batch");
+        }
+        let mut texts: std::collections::HashMap<&str, u32> = std::collections::HashMap::new();
+        let encoded = candidates
             .iter()
-            .filter_map(|c| {
-                let m = measured.get(&c.job)?;
-                (m.failed.is_none() && !m.points.is_empty()).then_some((c, m.points.as_slice()))
+            .map(|c| {
+                let mut slots = vec![Slot::Missing; index.len()];
+                for (name, feature) in &c.features {
+                    slots[index[name.as_str()]] = match feature {
+                        Feature::Number(v) => Slot::Number { log: (1.0 + v.max(0.0)).log2(), raw: *v },
+                        Feature::Text(t) => {
+                            let next = texts.len() as u32;
+                            Slot::Text(*texts.entry(t.as_str()).or_insert(next))
+                        }
+                    };
+                }
+                slots
             })
             .collect();
-        Model { known }
+        let known = candidates
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| {
+                let m = measured.get(&c.job)?;
+                (m.failed.is_none() && !m.points.is_empty()).then_some((i, m.points.as_slice()))
+            })
+            .collect();
+        Model { candidates, encoded, batch, known }
     }
 
-    pub fn predict(&self, candidate: &Candidate, settings: &Settings) -> Prediction {
+    /// How far apart candidates `a` and `b` are, at `load` (a batch both hold at that load does
+    /// not count).
+    pub fn distance(&self, a: usize, b: usize, load: Option<f64>) -> f64 {
+        let (ea, eb) = (&self.encoded[a], &self.encoded[b]);
+        let mut sum = 0.0;
+        for k in 0..ea.len() {
+            let d = match (ea[k], eb[k]) {
+                (Slot::Missing, Slot::Missing) => 0.0,
+                (Slot::Number { log: la, raw: ra }, Slot::Number { log: lb, raw: rb }) => {
+                    if self.batch[k] && load.is_some_and(|l| l <= ra.min(rb)) {
+                        0.0
+                    } else {
+                        la - lb
+                    }
+                }
+                (Slot::Text(x), Slot::Text(y)) if x == y => 0.0,
+                _ => TEXT_DISTANCE,
+            };
+            sum += d * d;
+        }
+        sum.sqrt()
+    }
+
+    pub fn predict(&self, at: usize, settings: &Settings) -> Prediction {
+        let candidate = &self.candidates[at];
         if self.known.is_empty() {
             let seconds = settings.prior_point_seconds * candidate.loads.len() as f64;
             return Prediction {
@@ -59,32 +130,37 @@ impl<'a> Model<'a> {
         let mut predicted = Vec::with_capacity(candidate.loads.len());
         let mut bound = Vec::with_capacity(candidate.loads.len());
         let mut seconds = 0.0;
+        // (distance, the neighbour's index, its reading, its noise); ties go to the earlier
+        // neighbour, so a choice never depends on the sort's whims.
+        let mut near: Vec<(f64, usize, [f64; 3], f64)> = Vec::with_capacity(self.known.len());
+        let by_distance = |a: &(f64, usize, [f64; 3], f64), b: &(f64, usize, [f64; 3], f64)| {
+            a.0.total_cmp(&b.0).then(a.1.cmp(&b.1))
+        };
         for &load in &candidate.loads {
-            let mut near: Vec<(f64, [f64; 3], f64)> = self
-                .known
-                .iter()
-                .map(|(c, points)| {
-                    let (values, noise, outside) = read(points, load);
-                    (distance(candidate, c, Some(load)) + outside * EXTRAPOLATION, values, noise)
-                })
-                .collect();
-            near.sort_by(|a, b| a.0.total_cmp(&b.0));
-            near.truncate(NEIGHBOURS);
-            let weights: Vec<f64> = near.iter().map(|(d, _, _)| 1.0 / (d * d + 0.05)).collect();
+            near.clear();
+            near.extend(self.known.iter().map(|&(k, points)| {
+                let (values, noise, outside) = read(points, load);
+                (self.distance(at, k, Some(load)) + outside * EXTRAPOLATION, k, values, noise)
+            }));
+            let take = NEIGHBOURS.min(near.len());
+            near.select_nth_unstable_by(take - 1, by_distance);
+            near.truncate(take);
+            near.sort_by(by_distance);
+            let weights: Vec<f64> = near.iter().map(|(d, _, _, _)| 1.0 / (d * d + 0.05)).collect();
             let total: f64 = weights.iter().sum();
             let mut mean = [0.0; 3];
-            for ((_, v, _), w) in near.iter().zip(&weights) {
+            for ((_, _, v, _), w) in near.iter().zip(&weights) {
                 for k in 0..3 {
                     mean[k] += w * v[k] / total;
                 }
             }
             let mut spread = [0.0; 2];
-            for ((_, v, _), w) in near.iter().zip(&weights) {
+            for ((_, _, v, _), w) in near.iter().zip(&weights) {
                 for k in 0..2 {
                     spread[k] += w * (v[k] - mean[k]).powi(2) / total;
                 }
             }
-            let noise: f64 = near.iter().zip(&weights).map(|((_, _, n), w)| w * n / total).sum();
+            let noise: f64 = near.iter().zip(&weights).map(|((_, _, _, n), w)| w * n / total).sum();
             let extra = DISTANCE_SPREAD * near[0].0 + noise;
             let s = [spread[0].sqrt() + extra, spread[1].sqrt() + extra];
             predicted.push((mean[0].exp(), mean[1].exp()));
@@ -113,30 +189,4 @@ fn read(points: &[Observed], load: f64) -> ([f64; 3], f64, f64) {
     let (va, vb) = (value(a), value(b));
     let mixed = [va[0] + t * (vb[0] - va[0]), va[1] + t * (vb[1] - va[1]), va[2] + t * (vb[2] - va[2])];
     (mixed, noise(a).max(noise(b)), 0.0)
-}
-
-/// How far apart two candidates are, at `load` (a batch both hold at that load does not count).
-pub(crate) fn distance(a: &Candidate, b: &Candidate, load: Option<f64>) -> f64 {
-    let mut sum = 0.0;
-    for (name, fa) in &a.features {
-        let d = match (fa, b.features.get(name)) {
-            (Feature::Number(x), Some(Feature::Number(y))) => {
-                let holds = name.ends_with("batch") && load.is_some_and(|l| l <= x.min(*y));
-                if holds {
-                    0.0
-                } else {
-                    (1.0 + x.max(0.0)).log2() - (1.0 + y.max(0.0)).log2()
-                }
-            }
-            (Feature::Text(x), Some(Feature::Text(y))) if x == y => 0.0,
-            _ => TEXT_DISTANCE,
-        };
-        sum += d * d;
-    }
-    for name in b.features.keys() {
-        if !a.features.contains_key(name) {
-            sum += TEXT_DISTANCE * TEXT_DISTANCE;
-        }
-    }
-    sum.sqrt()
 }

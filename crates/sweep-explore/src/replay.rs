@@ -27,6 +27,11 @@ pub struct Run {
     pub seed: u64,
     pub budget: f64,
     pub spent: f64,
+    /// The same with each measured job's engine start-up.
+    pub spent_with_startup: f64,
+    /// The grid's GPU-hours, without and with start-up.
+    pub grid_spent: f64,
+    pub grid_spent_with_startup: f64,
     pub hypervolume: f64,
     /// The grid's.
     pub grid_hypervolume: f64,
@@ -112,12 +117,22 @@ pub fn replay(
                 growth.push((used, sweep_aggregate::pareto::hypervolume(&frontier, crate::REFERENCE)));
             }
             // The probes' points count towards the frontier found.
+            // A probe is a deployment of its own, so it pays its job's start-up too (a job
+            // measured whole afterwards pays it twice).
             for (c, p, cost) in probes {
-                measured.entry(c.job.clone()).or_insert(Measured {
-                    points: vec![p],
-                    gpu_hours: cost,
-                    failed: None,
-                });
+                let startup = (grid[&c.job].gpu_hours_with_startup - grid[&c.job].gpu_hours).max(0.0);
+                match measured.get_mut(&c.job) {
+                    Some(whole) => whole.gpu_hours_with_startup += startup,
+                    None => {
+                        let probe = Measured {
+                            points: vec![p],
+                            gpu_hours: cost,
+                            gpu_hours_with_startup: cost + startup,
+                            failed: None,
+                        };
+                        measured.insert(c.job.clone(), probe);
+                    }
+                }
             }
         }
     }
@@ -140,6 +155,9 @@ pub fn replay(
         seed: settings.seed,
         budget: settings.budget,
         spent: spent(&measured),
+        spent_with_startup: measured.values().map(|m| m.gpu_hours_with_startup).fold(0.0, |a, b| a + b),
+        grid_spent: spent(grid),
+        grid_spent_with_startup: grid.values().map(|m| m.gpu_hours_with_startup).fold(0.0, |a, b| a + b),
         hypervolume,
         grid_hypervolume,
         ratio: if grid_hypervolume > 0.0 { hypervolume / grid_hypervolume } else { 0.0 },
@@ -151,7 +169,12 @@ pub fn replay(
 }
 
 fn unmeasured() -> Measured {
-    Measured { points: Vec::new(), gpu_hours: 0.0, failed: Some("not in the grid".to_owned()) }
+    Measured {
+        points: Vec::new(),
+        gpu_hours: 0.0,
+        gpu_hours_with_startup: 0.0,
+        failed: Some("not in the grid".to_owned()),
+    }
 }
 
 /// FNV-1a of a job name: a stable per-job salt for seeded orders.

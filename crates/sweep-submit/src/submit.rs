@@ -119,7 +119,8 @@ pub fn render_only(prepared: &Prepared, output: &Path) -> Result<SweepDir, Submi
 }
 
 /// Runs (or submits) the jobs at manifest `indices` of a folder [`render_only`] wrote, through
-/// `prepared`'s executor, under the folder's lock; `queue_limit` as `--max-in-queue`.
+/// `prepared`'s executor; `queue_limit` as `--max-in-queue`. The caller holds the folder's lock
+/// (`SweepDir::lock`) for as long as it chooses and runs.
 pub fn run_jobs(
     prepared: &Prepared,
     sweep: &SweepDir,
@@ -127,7 +128,6 @@ pub fn run_jobs(
     queue_limit: Option<QueueLimit>,
     reporter: &mut dyn Reporter,
 ) -> Result<Outcome, SubmitError> {
-    let _lock = sweep.lock()?;
     let manifest = sweep.read_manifest()?;
     let live = live_jobs(&manifest)?;
     let live_ids: Vec<String> = live.iter().filter_map(|&i| manifest.jobs[i].slurm_job_id.clone()).collect();

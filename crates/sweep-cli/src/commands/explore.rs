@@ -78,6 +78,22 @@ pub fn run(settings: &Settings) -> Result<(), Error> {
         write_log(&log_path, &log)?;
         (sweep, log)
     };
+    // Held while choosing and running: a second `sweep explore` (or `sweep submit --resume`) on
+    // the folder is refused (exit 8) rather than writing waves beside this one.
+    let _lock = sweep.lock()?;
+    if !log.waves.is_empty() {
+        log = read_log(&log_path)?;
+        // A wave a killed `sweep explore` submitted may still be queued or running: its
+        // results are waited for before anything is chosen.
+        let manifest = sweep.read_manifest()?;
+        let unheard = |j: &sweep_folder::ManifestJob| {
+            sweep.job(&j.dir).read_benchmark_status().ok().flatten().is_none()
+        };
+        if manifest.jobs.iter().any(|j| j.slurm_job_id.is_some() && unheard(j)) {
+            eprintln!("waiting for the jobs an earlier run submitted");
+            sweep_submit::wait::wait(&sweep, &wait_options(), &mut Console)?;
+        }
+    }
     loop {
         let measured = measured(&sweep, &candidates, &settings.options)?;
         let budget = budget_of(settings, &candidates, &measured)?;
@@ -114,9 +130,11 @@ pub fn run(settings: &Settings) -> Result<(), Error> {
         let manifest = sweep.read_manifest()?;
         let indices: Vec<usize> =
             chosen.iter().filter_map(|name| manifest.jobs.iter().position(|j| &j.name == name)).collect();
+        // Chains, not held waves: every chosen job is submitted at once (in N dependency
+        // chains), and the jobs never chosen stay `rendered`, which `wait` leaves alone.
         let queue_limit = settings
             .max_in_queue
-            .map(|n| sweep_folder::QueueLimit { max_in_queue: n, mode: sweep_folder::QueueMode::Waves });
+            .map(|n| sweep_folder::QueueLimit { max_in_queue: n, mode: sweep_folder::QueueMode::Chains });
         match library::run_jobs(&prepared, &sweep, &indices, queue_limit, &mut Console)? {
             Outcome::Ran { ran, total, .. } => {
                 if let Some(signal) = ran.interrupted {
@@ -128,14 +146,11 @@ pub fn run(settings: &Settings) -> Result<(), Error> {
                     .into());
                 }
             }
+            Outcome::Submitted { rejected, total, .. } if rejected == total => {
+                return Err(sweep_submit::SubmitError::Rejected { rejected, total }.into());
+            }
             Outcome::Submitted { .. } => {
-                let wait = sweep_submit::wait::Options {
-                    timeout: None,
-                    submit_more: true,
-                    interval: std::time::Duration::from_secs(2),
-                    max_interval: std::time::Duration::from_secs(30),
-                };
-                sweep_submit::wait::wait(&sweep, &wait, &mut Console)?;
+                sweep_submit::wait::wait(&sweep, &wait_options(), &mut Console)?;
             }
             Outcome::Nothing { .. } | Outcome::DryRun { .. } => {}
         }
@@ -174,16 +189,12 @@ fn budget_of(
     candidates: &[Candidate],
     measured: &BTreeMap<String, Measured>,
 ) -> Result<f64, Error> {
+    let all = sweep_explore::costs(candidates, measured, &settings.choice);
     let costs: Vec<(&str, f64)> = candidates
         .iter()
-        .filter(|c| c.infeasible.is_none())
-        .map(|c| {
-            let cost = match measured.get(&c.job) {
-                Some(m) => m.gpu_hours,
-                None => sweep_explore::cost(c, measured, candidates, &settings.choice),
-            };
-            (c.job.as_str(), cost)
-        })
+        .zip(all)
+        .filter(|(c, _)| c.infeasible.is_none())
+        .map(|(c, cost)| (c.job.as_str(), cost))
         .collect();
     let budget = match settings.budget {
         Budget::GpuHours(h) => h,
@@ -254,11 +265,11 @@ fn measured(
 ) -> Result<BTreeMap<String, Measured>, Error> {
     let manifest = sweep.read_manifest()?;
     let gpus: BTreeMap<&str, f64> = candidates.iter().map(|c| (c.job.as_str(), c.gpus)).collect();
-    let ran: Vec<&sweep_folder::ManifestJob> = manifest
-        .jobs
-        .iter()
-        .filter(|j| !matches!(j.state, JobState::Rendered | JobState::Submitted | JobState::Running))
-        .collect();
+    // Every job not `rendered` was chosen once and is never chosen again. Explore waits for a
+    // wave before choosing the next, so by now each has ended: its runner's marker says how
+    // (SLURM's jobs stay `submitted` in the manifest), and one without a marker ended unheard.
+    let ran: Vec<&sweep_folder::ManifestJob> =
+        manifest.jobs.iter().filter(|j| j.state != JobState::Rendered).collect();
     let mut out = BTreeMap::new();
     if ran.is_empty() {
         return Ok(out);
@@ -291,13 +302,34 @@ fn measured(
         // folder holds the stop request; `sweep submit --resume` measures what it missed).
         points.sort_by(|a, b| a.load.total_cmp(&b.load));
         let span = if last > first { last - first } else { 0.0 };
-        let failed = points
-            .is_empty()
-            .then(|| job.reason.clone().unwrap_or_else(|| format!("{}: no valid point", job.state.as_str())));
-        let gpu_hours = gpus.get(job.name.as_str()).copied().unwrap_or(0.0) * span / 3600.0;
-        out.insert(job.name.clone(), Measured { points, gpu_hours, failed });
+        let failed = points.is_empty().then(|| {
+            let marker = job_dir_status(sweep, job);
+            match (marker, &job.reason) {
+                (Some(reason), _) => reason,
+                (None, Some(reason)) => reason.clone(),
+                (None, None) if matches!(job.state, JobState::Submitted | JobState::Running) => {
+                    "ended without a result marker (killed, or lost by SLURM)".to_owned()
+                }
+                (None, None) => format!("{}: no valid point", job.state.as_str()),
+            }
+        });
+        // The job starts with its servers: the benchmark step's start, or a server's if earlier.
+        let job_dir = sweep.job(&job.dir);
+        let metadata: Option<sweep_folder::metadata::Metadata> =
+            sweep_folder::file::read_optional(&job_dir.metadata_path()).ok().flatten();
+        let start = metadata.map_or(first, |m| m.started_at.min(first));
+        let held = gpus.get(job.name.as_str()).copied().unwrap_or(0.0);
+        let gpu_hours = held * span / 3600.0;
+        let gpu_hours_with_startup = if last > start { held * (last - start) / 3600.0 } else { gpu_hours };
+        out.insert(job.name.clone(), Measured { points, gpu_hours, gpu_hours_with_startup, failed });
     }
     Ok(out)
+}
+
+/// The benchmark step's own account of a job that measured nothing: its state and first line.
+fn job_dir_status(sweep: &SweepDir, job: &sweep_folder::ManifestJob) -> Option<String> {
+    let status = sweep.job(&job.dir).read_benchmark_status().ok().flatten()?;
+    Some(format!("{}: {}", status.state.as_str(), status.reason.lines().next().unwrap_or_default()))
 }
 
 /// `--replay GRID`: the choice replayed against a grid measured whole; JSON on stdout.
@@ -322,6 +354,17 @@ fn replay(
     let text = serde_json::to_string_pretty(&run).map_err(|e| Error::Output(e.into()))?;
     writeln!(std::io::stdout().lock(), "{text}").map_err(Error::Output)?;
     Ok(())
+}
+
+/// Waiting for a wave on SLURM: until every job has ended, polling from 2 s up to 30 s. The
+/// jobs never chosen stay `rendered`, which `wait` counts as not run, not as waiting.
+fn wait_options() -> sweep_submit::wait::Options {
+    sweep_submit::wait::Options {
+        timeout: None,
+        submit_more: false,
+        interval: std::time::Duration::from_secs(2),
+        max_interval: std::time::Duration::from_secs(30),
+    }
 }
 
 fn read_log(path: &Path) -> Result<Log, Error> {
