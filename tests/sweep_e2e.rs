@@ -2004,8 +2004,19 @@ fn explore_chooses_waves_within_its_budget_and_resumes_after_a_kill() {
     let spent = last["spent"].as_f64().expect("spent");
     assert!(spent <= last["budget"].as_f64().expect("budget") * 1.5, "{last:#}");
 
+    // The report shows the frontier's growth and every job not measured, with its reason.
     let (code, _, stderr) = sweep(&["report", "sweep"], dir);
     assert_eq!(code, 0, "{stderr}");
+    assert!(dir.join("sweep/report/plots/explore_growth.svg").is_file());
+    let html = std::fs::read_to_string(dir.join("sweep/report/report.html")).expect("report");
+    assert!(html.contains("id=\"exploration\""), "an exploration section");
+    let skipped: Vec<&str> =
+        last["decisions"].as_array().expect("decisions").iter().filter_map(|d| d["job"].as_str()).collect();
+    assert!(!skipped.is_empty());
+    for job in &skipped {
+        assert!(html.contains(job), "{job} is listed as skipped");
+    }
+    assert!(html.contains(last["stop"].as_str().expect("stop")), "the report says why it stopped");
     let (code, stdout, stderr) = sweep(
         &[
             "explore",

@@ -17,6 +17,7 @@
 
 pub mod compare;
 pub mod discover;
+pub mod exploration;
 pub mod metrics;
 mod page;
 pub mod pareto;
@@ -165,6 +166,9 @@ pub struct Aggregate {
     /// Earlier sweeps of the same configurations, from a history, for the report's trend
     /// charts; set by the caller (`sweep report --history`).
     pub trend: Option<trend::Trend>,
+    /// What `sweep explore` chose and skipped, when a folder is an exploration; set by the
+    /// caller, which reads `explore.json`.
+    pub exploration: Option<exploration::Exploration>,
 }
 
 /// Discovers, reads and analyses every point under `inputs`.
@@ -208,7 +212,7 @@ pub fn aggregate(inputs: &[PathBuf], options: &Options) -> Result<Aggregate, Err
         rows[i].on_frontier = true;
     }
     let profile = profile::analyse(&rows, &options.profile, options.gpu_basis);
-    Ok(Aggregate { rows, sweeps, warnings, analysis, profile, trend: None })
+    Ok(Aggregate { rows, sweeps, warnings, analysis, profile, trend: None, exploration: None })
 }
 
 /// What to write besides the tables.
@@ -248,8 +252,9 @@ pub fn write(agg: &Aggregate, out: &Path, outputs: Outputs) -> Result<Vec<PathBu
     }
     let mut inlined = Vec::new();
     let trend = agg.trend.as_ref().map(|t| t.charts(agg.analysis.basis));
+    let growth = agg.exploration.as_ref().filter(|e| e.growth.len() > 1).map(|e| e.chart());
     let charts = plot::charts(&agg.rows, &agg.analysis).into_iter().chain(plot::profile_charts(agg));
-    for chart in charts.chain(trend.into_iter().flatten()) {
+    for chart in charts.chain(trend.into_iter().flatten()).chain(growth) {
         let (png, svg, text) = plot::write(&chart, &plots)?;
         written.extend([png, svg]);
         inlined.push((chart, text));

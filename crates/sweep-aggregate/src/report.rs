@@ -794,6 +794,42 @@ fn trend_view<'a>(trend: &crate::trend::Trend, charts: &'a [(Chart, String)]) ->
     }
 }
 
+/// `sweep explore`'s growth chart, how it ended, and every job it did not measure.
+#[derive(Serialize)]
+struct ExplorationView<'a> {
+    figures: Vec<Figure<'a>>,
+    summary: String,
+    table: Table,
+}
+
+fn exploration_view<'a>(
+    e: &crate::exploration::Exploration,
+    charts: &'a [(Chart, String)],
+) -> ExplorationView<'a> {
+    let spent = e.growth.last().map_or(0.0, |g| g.0);
+    let summary = format!(
+        "{} waves; {spent:.4} of {:.4} GPU-hours spent. {}",
+        e.growth.len(),
+        e.budget,
+        e.stop.as_deref().map_or_else(|| "It has not ended.".to_owned(), |s| format!("It ended: {s}."))
+    );
+    ExplorationView {
+        figures: figures(charts, |c| c.name == "explore_growth"),
+        summary,
+        table: Table {
+            header: vec!["job", "decision", "predicted GPU-hours", "why"],
+            rows: e
+                .skipped
+                .iter()
+                .map(|s| {
+                    let cost = s.cost.map_or_else(String::new, |c| format!("{c:.4}"));
+                    vec![s.job.clone(), s.decision.clone(), cost, s.why.clone()]
+                })
+                .collect(),
+        },
+    }
+}
+
 #[derive(Serialize)]
 struct ServersView<'a> {
     table: Table,
@@ -992,6 +1028,7 @@ struct Page<'a> {
     explore: String,
     knobs: Option<Section<'a>>,
     trend: Option<TrendView<'a>>,
+    exploration: Option<ExplorationView<'a>>,
     search: Option<Section<'a>>,
     concurrency: Vec<Figure<'a>>,
     rate: Vec<Figure<'a>>,
@@ -1122,6 +1159,7 @@ pub fn html(agg: &Aggregate, charts: &[(Chart, String)]) -> String {
             || c.name.starts_with("profile_")
             || c.name.starts_with("knob_")
             || c.name.starts_with("trend_")
+            || c.name == "explore_growth"
     };
     let turns = turn_table(agg);
     let generators: std::collections::BTreeSet<&str> =
@@ -1142,6 +1180,7 @@ pub fn html(agg: &Aggregate, charts: &[(Chart, String)]) -> String {
             table: knob_table(agg),
         }),
         trend: agg.trend.as_ref().map(|t| trend_view(t, charts)),
+        exploration: agg.exploration.as_ref().map(|e| exploration_view(e, charts)),
         search: (!crate::plot::searches(&agg.rows).is_empty()).then(|| Section {
             figures: figures(charts, |c| c.name == "search_max_load"),
             table: search_table(agg),

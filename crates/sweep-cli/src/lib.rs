@@ -6,6 +6,7 @@ mod comparing;
 mod diagnostic;
 mod error;
 mod exit;
+mod exploring;
 mod prepare;
 mod text;
 

@@ -39,6 +39,9 @@ pub fn run(settings: &Settings) -> Result<(), Error> {
     if let Some(db) = &settings.history {
         agg.trend = Some(trend(db, &agg, &settings.dirs)?);
     }
+    if let [dir] = settings.dirs.as_slice() {
+        agg.exploration = crate::exploring::exploration(dir)?;
+    }
     let mut stderr = std::io::stderr().lock();
     for warning in &agg.warnings {
         let _ = writeln!(stderr, "warning: {warning}");

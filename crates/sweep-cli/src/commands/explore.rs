@@ -9,6 +9,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use sweep_explore::log::{BudgetRecord, Log, WaveRecord, EXPLORE_FORMAT};
+
+use crate::exploring::{read_log, write_log};
 use sweep_explore::{Candidate, Feature, Measured, Observed};
 use sweep_folder::{JobState, SweepDir};
 use sweep_submit::submit::{self as library, Outcome};
@@ -365,18 +367,4 @@ fn wait_options() -> sweep_submit::wait::Options {
         interval: std::time::Duration::from_secs(2),
         max_interval: std::time::Duration::from_secs(30),
     }
-}
-
-fn read_log(path: &Path) -> Result<Log, Error> {
-    let text =
-        std::fs::read_to_string(path).map_err(|source| Error::Read { path: path.to_owned(), source })?;
-    serde_json::from_str(&text)
-        .map_err(|e| Error::Usage(format!("{}: not an explore log this sweep reads: {e}", path.display())))
-}
-
-fn write_log(path: &Path, log: &Log) -> Result<(), Error> {
-    let mut bytes = serde_json::to_vec_pretty(log).map_err(|e| Error::Output(e.into()))?;
-    bytes.push(b'\n');
-    sweep_folder::file::write_atomically(path, &bytes)?;
-    Ok(())
 }

@@ -1,0 +1,62 @@
+//! What `sweep explore` and `sweep report` share: reading and writing an exploration's
+//! `explore.json` (its types are `sweep_explore::log`'s), and what the report draws from it.
+
+use std::path::Path;
+
+use sweep_explore::log::Log;
+
+use crate::error::Error;
+
+/// What an exploration folder's `explore.json` tells the report (`None` for any other folder):
+/// the growth before each wave, how it ended, and the last wave's account of every job not
+/// measured, then the jobs that ran and measured nothing.
+pub fn exploration(dir: &Path) -> Result<Option<sweep_aggregate::exploration::Exploration>, Error> {
+    use sweep_aggregate::exploration::{Exploration, Skipped};
+    let path = dir.join("explore.json");
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let log = read_log(&path)?;
+    let Some(last) = log.waves.last() else { return Ok(None) };
+    let mut skipped: Vec<Skipped> = last
+        .wave
+        .decisions
+        .iter()
+        .filter(|d| d.choice != sweep_explore::Choice::Chosen)
+        .map(|d| Skipped {
+            job: d.job.clone(),
+            decision: serde_json::to_value(d.choice)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default(),
+            cost: Some(d.cost),
+            why: d.why.clone(),
+        })
+        .collect();
+    skipped.extend(last.failed.iter().map(|(job, why)| Skipped {
+        job: job.clone(),
+        decision: "failed".to_owned(),
+        cost: None,
+        why: why.clone(),
+    }));
+    Ok(Some(Exploration {
+        budget: last.budget,
+        growth: log.waves.iter().map(|w| (w.spent, w.hypervolume)).collect(),
+        stop: last.wave.stop.clone(),
+        skipped,
+    }))
+}
+
+pub fn read_log(path: &Path) -> Result<Log, Error> {
+    let text =
+        std::fs::read_to_string(path).map_err(|source| Error::Read { path: path.to_owned(), source })?;
+    serde_json::from_str(&text)
+        .map_err(|e| Error::Usage(format!("{}: not an explore log this sweep reads: {e}", path.display())))
+}
+
+pub fn write_log(path: &Path, log: &Log) -> Result<(), Error> {
+    let mut bytes = serde_json::to_vec_pretty(log).map_err(|e| Error::Output(e.into()))?;
+    bytes.push(b'\n');
+    sweep_folder::file::write_atomically(path, &bytes)?;
+    Ok(())
+}
