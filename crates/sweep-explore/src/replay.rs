@@ -39,6 +39,8 @@ pub struct Run {
     pub ratio: f64,
     /// Jobs measured whole (and, for halving, at one load only).
     pub jobs: usize,
+    /// The jobs measured whole, in the order they were chosen.
+    pub order: Vec<String>,
     pub probed: usize,
     /// The grid's frontier points that were never measured: (job, load).
     pub missed: Vec<(String, f64)>,
@@ -56,6 +58,7 @@ pub fn replay(
     let mut measured: BTreeMap<String, Measured> = BTreeMap::new();
     let mut growth = Vec::new();
     let mut probed = 0;
+    let mut measured_order: Vec<String> = Vec::new();
     match strategy {
         Strategy::Explore => loop {
             let wave = choose(candidates, &measured, settings);
@@ -65,6 +68,7 @@ pub fn replay(
             }
             for job in chosen {
                 let m = grid.get(&job).cloned().unwrap_or_else(unmeasured);
+                measured_order.push(job.clone());
                 measured.insert(job, m);
             }
             growth.push((spent(&measured), frontier_hypervolume(&measured)));
@@ -77,6 +81,7 @@ pub fn replay(
                 if spent(&measured) + m.gpu_hours > settings.budget {
                     continue;
                 }
+                measured_order.push(c.job.clone());
                 measured.insert(c.job.clone(), m.clone());
                 growth.push((spent(&measured), frontier_hypervolume(&measured)));
             }
@@ -112,6 +117,7 @@ pub fn replay(
                     continue;
                 }
                 used += rest;
+                measured_order.push(c.job.clone());
                 measured.insert(c.job.clone(), m.clone());
                 frontier.extend(m.points.iter().map(|p| (p.x, p.y)));
                 growth.push((used, sweep_aggregate::pareto::hypervolume(&frontier, crate::REFERENCE)));
@@ -162,6 +168,7 @@ pub fn replay(
         grid_hypervolume,
         ratio: if grid_hypervolume > 0.0 { hypervolume / grid_hypervolume } else { 0.0 },
         jobs,
+        order: measured_order,
         probed,
         missed,
         growth,
