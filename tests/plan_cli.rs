@@ -464,3 +464,31 @@ fn wait_refuses_an_interval_that_would_poll_without_a_pause() {
         assert!(run.stderr.contains("poll at most every 0.1 s"), "{}", run.stderr);
     }
 }
+
+/// `sweep explore` never runs a job the capacity estimate finds too large at every load: it is
+/// a candidate marked infeasible, with the estimate's arithmetic, and exploring says so when
+/// nothing else is left (here, before anything runs).
+#[test]
+fn explore_skips_jobs_whose_kv_cache_cannot_fit() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let out = dir.path().join("explored");
+    let run = sweep(&[
+        "explore",
+        "tests/fixtures/capacity/nothing-fits.yaml",
+        "-o",
+        out.to_str().expect("utf-8"),
+        "--budget-share",
+        "0.5",
+        "--executor",
+        "local",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let log: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("explore.json")).expect("log")).expect("json");
+    let wave = &log["waves"][0];
+    assert_eq!(wave["stop"], "every unmeasured candidate is infeasible (the capacity estimate)", "{wave:#}");
+    for d in wave["decisions"].as_array().expect("decisions") {
+        assert_eq!(d["choice"], "infeasible", "{d:#}");
+        assert!(d["why"].as_str().is_some_and(|w| w.contains("KV-cache tokens")), "{d:#}");
+    }
+}

@@ -864,12 +864,24 @@ fn vllm_explored_over_its_own_max_num_seqs_against_the_full_grid() {
     assert_eq!(rows.len(), 3, "{rows:#?}");
     all_done_with_server_usage(&s, &rows, 6);
 
-    let args = ["explore", "spec.yaml", "-o", "explore", "--budget-share", "1", "--wave", "1", "--executor", "slurm"];
+    let args = [
+        "explore",
+        "spec.yaml",
+        "-o",
+        "explore",
+        "--budget-share",
+        "1",
+        "--wave",
+        "1",
+        "--executor",
+        "slurm",
+    ];
     let output = s.sweep(&args);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}\n{}", s.logs());
     let log: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(s.dir.join("explore/explore.json")).expect("log")).expect("json");
+        serde_json::from_str(&std::fs::read_to_string(s.dir.join("explore/explore.json")).expect("log"))
+            .expect("json");
     let waves = log["waves"].as_array().expect("waves");
     let chosen: Vec<String> = waves
         .iter()
@@ -882,7 +894,11 @@ fn vllm_explored_over_its_own_max_num_seqs_against_the_full_grid() {
     assert!(!chosen.is_empty() && chosen.len() <= 3);
     assert!(last["stop"].is_string(), "{last:#}");
     // Every grid job explore did not measure is in its last wave, with why.
-    let grid_jobs: Vec<String> = rows.iter().filter_map(|r| r["dir"].as_str()).map(|d| d.trim_start_matches("jobs/").to_owned()).collect();
+    let grid_jobs: Vec<String> = rows
+        .iter()
+        .filter_map(|r| r["dir"].as_str())
+        .map(|d| d.trim_start_matches("jobs/").to_owned())
+        .collect();
     for job in grid_jobs.iter().filter(|j| !chosen.contains(j)) {
         let decision = last["decisions"]
             .as_array()
@@ -903,7 +919,18 @@ fn vllm_explored_over_its_own_max_num_seqs_against_the_full_grid() {
     assert!(ratio.is_finite() && ratio > 0.0, "{compared:#}");
     // The replay on the grid starts where the live run started, and a job the live run skipped
     // as unable to reach the frontier is one the grid's own frontier does not need.
-    let replay = s.sweep(&["explore", "spec.yaml", "-o", "x", "--replay", "sweep", "--budget-share", "1", "--wave", "1"]);
+    let replay = s.sweep(&[
+        "explore",
+        "spec.yaml",
+        "-o",
+        "x",
+        "--replay",
+        "sweep",
+        "--budget-share",
+        "1",
+        "--wave",
+        "1",
+    ]);
     assert!(replay.status.success(), "{}", String::from_utf8_lossy(&replay.stderr));
     let run: serde_json::Value = serde_json::from_slice(&replay.stdout).expect("replay json");
     assert!(run["ratio"].as_f64().expect("ratio") > 0.0, "{run:#}");

@@ -242,6 +242,8 @@ pub fn choose(candidates: &[Candidate], measured: &BTreeMap<String, Measured>, s
     let stop = chosen.is_empty().then(|| {
         if open.is_empty() {
             "every candidate is measured".to_owned()
+        } else if rest.iter().all(|d| d.choice == Choice::Infeasible) {
+            "every unmeasured candidate is infeasible (the capacity estimate)".to_owned()
         } else if rest.iter().any(|d| d.choice == Choice::OverBudget)
             && !rest.iter().any(|d| d.choice == Choice::Deferred)
         {

@@ -243,6 +243,21 @@ pub fn candidates(plan: &sweep_plan::Plan) -> Vec<Candidate> {
                 };
                 features.insert(knob.knob.name.clone(), value);
             }
+            // The capacity estimate: a job none of whose points fits its KV cache is never run
+            // (one with some points that fit is, whole: loads are not chosen within a job).
+            let over: Vec<&sweep_plan::capacity::Shortfall> =
+                plan.capacity.iter().flat_map(|a| a.over.iter()).filter(|s| s.job == job.name).collect();
+            let infeasible = (!over.is_empty() && over.len() >= job.points.len()).then(|| {
+                let s = over[0];
+                format!(
+                    "the capacity estimate: {} needs {} KV-cache tokens ({} sequences × {}), its servers hold {}",
+                    format!("{:?}", s.role).to_lowercase(),
+                    s.demand_tokens,
+                    s.sequences,
+                    s.tokens_per_sequence,
+                    s.capacity_tokens
+                )
+            });
             let mut loads: Vec<f64> =
                 plan.points[job.points.clone()].iter().map(|p| p.effective_concurrency as f64).collect();
             loads.sort_by(f64::total_cmp);
@@ -252,7 +267,7 @@ pub fn candidates(plan: &sweep_plan::Plan) -> Vec<Candidate> {
                 gpus: f64::from(job.layout.gpus_allocated),
                 loads,
                 features,
-                infeasible: None,
+                infeasible,
             }
         })
         .collect()
