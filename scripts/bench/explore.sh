@@ -40,13 +40,16 @@ done
 # Live: `sweep explore` itself at each budget (its own estimate of the grid's cost), its frontier
 # held against the grid's by `sweep compare` (hypervolume ratio, same reference).
 if [[ ${LIVE:-1} == 1 ]]; then
+  "$bin" aggregate "$grid" -o "$grid/../grid-aggregate" >/dev/null 2>&1
   for share in 0.1 0.2 0.333; do
     out=$(mktemp -d)/explore
     "$bin" explore "$spec" -o "$out" --budget-share "$share" --executor local >/dev/null 2>&1
     spent=$(jq -r '.waves[-1].spent' "$out/explore.json")
     jobs=$(jq -r '[.waves[].decisions[] | select(.choice == "chosen")] | length' "$out/explore.json")
     ratio=$("$bin" compare "$grid" "$out" --format json 2>/dev/null | jq -r '.frontiers[0].ratio' || true)
-    echo "live explore at $share: $jobs jobs, $spent GPU-hours ($(jq -n "$spent / $(jq -r .grid_spent <<<"$full")") of the grid's), hypervolume ratio $ratio"
+    # The grid's own measurements of the jobs it chose: the choice, apart from run-to-run noise.
+    chosen=$(python3 scripts/bench/explore-chosen-hv.py "$grid/../grid-aggregate/results.csv" "$out/explore.json")
+    echo "live explore at $share: $jobs jobs, $spent GPU-hours ($(jq -n "$spent / $(jq -r .grid_spent <<<"$full")") of the grid's), hypervolume ratio $ratio (its own measurements), $chosen (the grid's measurements of its jobs)"
   done
 fi
 cargo bench --quiet -p sweep-explore --bench choose 2>/dev/null | tail -1
