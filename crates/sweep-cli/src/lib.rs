@@ -549,6 +549,20 @@ enum ExecutorArg {
     Local,
 }
 
+/// How a command that runs a spec's jobs itself (`sweep ci`, `sweep explore`) renders them: the
+/// built-in templates, the runner beside `sweep` unless given, the executor given or the spec's.
+fn run_options(executor: Option<ExecutorArg>, runner: Option<PathBuf>) -> sweep_submit::render::Options {
+    sweep_submit::render::Options {
+        templates: None,
+        runner,
+        executor: executor.map(|e| match e {
+            ExecutorArg::Slurm => sweep_spec::ExecutorKind::Slurm,
+            ExecutorArg::Local => sweep_spec::ExecutorKind::Local,
+        }),
+        allocation: None,
+    }
+}
+
 #[derive(Debug, clap::Args)]
 struct PlanArgs {
     /// The sweep spec (YAML).
@@ -750,15 +764,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
                 db: args.db.path(),
                 record: args.record.then_some(args.tags),
                 commit: args.commit,
-                render: sweep_submit::render::Options {
-                    templates: None,
-                    runner: args.runner,
-                    executor: args.executor.map(|e| match e {
-                        ExecutorArg::Slurm => sweep_spec::ExecutorKind::Slurm,
-                        ExecutorArg::Local => sweep_spec::ExecutorKind::Local,
-                    }),
-                    allocation: None,
-                },
+                render: run_options(args.executor, args.runner),
                 limits: args.limits.resolve(),
                 options: sweep_aggregate::Options {
                     gpu_basis: basis,
@@ -793,15 +799,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
                     };
                     (dir, strategy)
                 }),
-                render: sweep_submit::render::Options {
-                    templates: None,
-                    runner: args.runner,
-                    executor: args.executor.map(|e| match e {
-                        ExecutorArg::Slurm => sweep_spec::ExecutorKind::Slurm,
-                        ExecutorArg::Local => sweep_spec::ExecutorKind::Local,
-                    }),
-                    allocation: None,
-                },
+                render: run_options(args.executor, args.runner),
                 max_in_queue: args.max_in_queue,
                 limits: args.limits.resolve(),
                 options: sweep_aggregate::Options { gpu_basis: basis, ..Default::default() },

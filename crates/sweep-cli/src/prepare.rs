@@ -171,3 +171,44 @@ pub fn report_check(report: Report) -> Result<(), Error> {
         Ok(())
     }
 }
+
+/// Takes what a run or submission started to its end, for a command that reads the results
+/// next (`sweep ci`, `sweep explore`): an interrupted run and SLURM's rejections are errors,
+/// submitted jobs are waited for (polling from 2 s up to 30 s).
+pub fn run_to_end(
+    outcome: sweep_submit::submit::Outcome,
+    sweep: &sweep_folder::SweepDir,
+) -> Result<(), Error> {
+    use sweep_submit::submit::Outcome;
+    match outcome {
+        Outcome::Ran { ran, total, .. } => {
+            if let Some(signal) = ran.interrupted {
+                return Err(sweep_submit::SubmitError::Interrupted {
+                    signal,
+                    completed: ran.completed,
+                    total,
+                }
+                .into());
+            }
+        }
+        Outcome::Submitted { rejected, total, .. } if rejected > 0 => {
+            return Err(sweep_submit::SubmitError::Rejected { rejected, total }.into());
+        }
+        Outcome::Submitted { .. } => {
+            sweep_submit::wait::wait(sweep, &wait_options(), &mut Console)?;
+        }
+        Outcome::Nothing { .. } | Outcome::DryRun { .. } => {}
+    }
+    Ok(())
+}
+
+/// Waiting for jobs to end: until every one has, polling from 2 s up to 30 s. Jobs left
+/// `rendered` (never submitted) count as not run, not as waiting.
+pub fn wait_options() -> sweep_submit::wait::Options {
+    sweep_submit::wait::Options {
+        timeout: None,
+        submit_more: false,
+        interval: std::time::Duration::from_secs(2),
+        max_interval: std::time::Duration::from_secs(30),
+    }
+}

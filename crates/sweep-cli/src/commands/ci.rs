@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use sweep_aggregate::compare::{self, Suite};
 use sweep_ci::Case;
-use sweep_submit::submit::{self as library, Outcome};
+use sweep_submit::submit as library;
 
 use crate::comparing::{self, Side};
 use crate::error::Error;
@@ -130,32 +130,9 @@ fn run_case(case: &Case, settings: &Settings) -> Result<Verdict, Error> {
     let prepared = prepare::prepare(&prepare_settings)?;
     prepare::check_unless_told(&prepared, &prepare_settings)?;
     let options = library::Options { dry_run: false, resume: false, queue_limit: None };
-    match library::run(prepared, &sweep_dir, settings.render.executor.is_some(), options, &mut Console)? {
-        Outcome::Ran { ran, total, .. } => {
-            if let Some(signal) = ran.interrupted {
-                return Err(sweep_submit::SubmitError::Interrupted {
-                    signal,
-                    completed: ran.completed,
-                    total,
-                }
-                .into());
-            }
-        }
-        Outcome::Submitted { rejected, total, .. } if rejected > 0 => {
-            return Err(sweep_submit::SubmitError::Rejected { rejected, total }.into());
-        }
-        Outcome::Submitted { .. } => {
-            let sweep = sweep_folder::SweepDir::open(&sweep_dir)?;
-            let wait = sweep_submit::wait::Options {
-                timeout: None,
-                submit_more: true,
-                interval: std::time::Duration::from_secs(2),
-                max_interval: std::time::Duration::from_secs(30),
-            };
-            sweep_submit::wait::wait(&sweep, &wait, &mut Console)?;
-        }
-        Outcome::Nothing { .. } | Outcome::DryRun { .. } => {}
-    }
+    let outcome =
+        library::run(prepared, &sweep_dir, settings.render.executor.is_some(), options, &mut Console)?;
+    prepare::run_to_end(outcome, &sweep_folder::SweepDir::open(&sweep_dir)?)?;
     let agg = sweep_aggregate::aggregate(std::slice::from_ref(&sweep_dir), &settings.options)
         .map_err(Error::Aggregate)?;
     let candidate = compare::Results::of(&agg);

@@ -9,13 +9,12 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use sweep_explore::log::{BudgetRecord, Log, WaveRecord, EXPLORE_FORMAT};
-
-use crate::exploring::{read_log, write_log};
 use sweep_explore::{Candidate, Feature, Measured, Observed};
 use sweep_folder::{JobState, SweepDir};
-use sweep_submit::submit::{self as library, Outcome};
+use sweep_submit::submit as library;
 
 use crate::error::Error;
+use crate::exploring::{read_log, write_log};
 use crate::prepare::{self, Console};
 
 #[derive(Debug, Clone, Copy)]
@@ -93,7 +92,7 @@ pub fn run(settings: &Settings) -> Result<(), Error> {
         };
         if manifest.jobs.iter().any(|j| j.slurm_job_id.is_some() && unheard(j)) {
             eprintln!("waiting for the jobs an earlier run submitted");
-            sweep_submit::wait::wait(&sweep, &wait_options(), &mut Console)?;
+            sweep_submit::wait::wait(&sweep, &prepare::wait_options(), &mut Console)?;
         }
     }
     loop {
@@ -137,25 +136,8 @@ pub fn run(settings: &Settings) -> Result<(), Error> {
         let queue_limit = settings
             .max_in_queue
             .map(|n| sweep_folder::QueueLimit { max_in_queue: n, mode: sweep_folder::QueueMode::Chains });
-        match library::run_jobs(&prepared, &sweep, &indices, queue_limit, &mut Console)? {
-            Outcome::Ran { ran, total, .. } => {
-                if let Some(signal) = ran.interrupted {
-                    return Err(sweep_submit::SubmitError::Interrupted {
-                        signal,
-                        completed: ran.completed,
-                        total,
-                    }
-                    .into());
-                }
-            }
-            Outcome::Submitted { rejected, total, .. } if rejected == total => {
-                return Err(sweep_submit::SubmitError::Rejected { rejected, total }.into());
-            }
-            Outcome::Submitted { .. } => {
-                sweep_submit::wait::wait(&sweep, &wait_options(), &mut Console)?;
-            }
-            Outcome::Nothing { .. } | Outcome::DryRun { .. } => {}
-        }
+        let outcome = library::run_jobs(&prepared, &sweep, &indices, queue_limit, &mut Console)?;
+        prepare::run_to_end(outcome, &sweep)?;
     }
     let measured = measured(&sweep, &candidates, &settings.options)?;
     let mut stdout = std::io::stdout().lock();
@@ -371,15 +353,4 @@ fn replay(
     let text = serde_json::to_string_pretty(&run).map_err(|e| Error::Output(e.into()))?;
     writeln!(std::io::stdout().lock(), "{text}").map_err(Error::Output)?;
     Ok(())
-}
-
-/// Waiting for a wave on SLURM: until every job has ended, polling from 2 s up to 30 s. The
-/// jobs never chosen stay `rendered`, which `wait` counts as not run, not as waiting.
-fn wait_options() -> sweep_submit::wait::Options {
-    sweep_submit::wait::Options {
-        timeout: None,
-        submit_more: false,
-        interval: std::time::Duration::from_secs(2),
-        max_interval: std::time::Duration::from_secs(30),
-    }
 }
