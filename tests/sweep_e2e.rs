@@ -2040,6 +2040,15 @@ fn explore_chooses_waves_within_its_budget_and_resumes_after_a_kill() {
     );
     assert!(!dir.join("x").exists(), "a replay writes no folder");
 
+    // A spec changed since the exploration began is refused, the folder untouched.
+    let changed = spec.replace("tp: [1, 2, 4]", "tp: [1, 2, 8]");
+    std::fs::write(dir.join("changed.yaml"), changed).expect("spec");
+    let before = std::fs::read_to_string(&log).expect("log");
+    let (code, _, stderr) = sweep(&["explore", "changed.yaml", "-o", "sweep", "--budget-share", "0.7"], dir);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("changed since this exploration began"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&log).expect("log"), before);
+
     let (code, _, stderr) = sweep(&["submit", "spec.yaml", "-o", "plain", "--executor", "local"], dir);
     assert_eq!(code, 0, "{stderr}");
     let (code, _, stderr) = sweep(&["explore", "spec.yaml", "-o", "plain", "--budget-share", "0.5"], dir);

@@ -82,6 +82,19 @@ pub fn run(settings: &Settings) -> Result<(), Error> {
     // Held while choosing and running: a second `sweep explore` (or `sweep submit --resume`) on
     // the folder is refused (exit 8) rather than writing waves beside this one.
     let _lock = sweep.lock()?;
+    // The folder's jobs must be the spec's candidates: a spec changed since the exploration
+    // began would have it choose jobs the folder cannot run.
+    let manifest = sweep.read_manifest()?;
+    let rendered: std::collections::BTreeSet<&str> = manifest.jobs.iter().map(|j| j.name.as_str()).collect();
+    let planned: std::collections::BTreeSet<&str> = candidates.iter().map(|c| c.job.as_str()).collect();
+    if rendered != planned {
+        let differ: Vec<&str> = rendered.symmetric_difference(&planned).copied().take(3).collect();
+        return Err(Error::Usage(format!(
+            "{}: the spec's jobs are not the folder's (e.g. {}): it changed since this exploration began; explore it into a new folder",
+            settings.output.display(),
+            differ.join(", ")
+        )));
+    }
     if !log.waves.is_empty() {
         log = read_log(&log_path)?;
         // A wave a killed `sweep explore` submitted may still be queued or running: its
