@@ -12,7 +12,7 @@ use crate::error::Error;
 /// measured, then the jobs that ran and measured nothing.
 pub fn exploration(dir: &Path) -> Result<Option<sweep_aggregate::exploration::Exploration>, Error> {
     use sweep_aggregate::exploration::{Exploration, Skipped};
-    let path = dir.join("explore.json");
+    let path = sweep_folder::paths::explore_log_path(dir);
     if !path.is_file() {
         return Ok(None);
     }
@@ -47,16 +47,13 @@ pub fn exploration(dir: &Path) -> Result<Option<sweep_aggregate::exploration::Ex
     }))
 }
 
+/// `explore.json` read like every file of the sweep folder: its format header checked (a newer
+/// one is refused, exit 13) and a bad field located by line and key.
 pub fn read_log(path: &Path) -> Result<Log, Error> {
-    let text =
-        std::fs::read_to_string(path).map_err(|source| Error::Read { path: path.to_owned(), source })?;
-    serde_json::from_str(&text)
-        .map_err(|e| Error::Usage(format!("{}: not an explore log this sweep reads: {e}", path.display())))
+    Ok(sweep_folder::file::read(path)?)
 }
 
+/// `explore.json` written like every file of the sweep folder: the format header, atomically.
 pub fn write_log(path: &Path, log: &Log) -> Result<(), Error> {
-    let mut bytes = serde_json::to_vec_pretty(log).map_err(|e| Error::Output(e.into()))?;
-    bytes.push(b'\n');
-    sweep_folder::file::write_atomically(path, &bytes)?;
-    Ok(())
+    Ok(sweep_folder::file::write(path, log)?)
 }

@@ -7,13 +7,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::Wave;
 
-/// `explore.json`'s format: raised when a field changes meaning.
-pub const EXPLORE_FORMAT: u32 = 1;
-
-/// `explore.json`.
+/// `explore.json`. Its format header (`format`, `written_by`) is the sweep folder's, written and
+/// checked by `sweep_folder::file`.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Log {
-    pub format: u32,
     pub spec: String,
     pub budget: BudgetRecord,
     pub waves: Vec<WaveRecord>,

@@ -180,6 +180,13 @@ impl SweepDir {
     }
 }
 
+/// `explore.json` of the sweep folder at `root`: `sweep explore`'s waves. Its type is
+/// `sweep_explore::log::Log` (the choice's types live there); it is written and read through
+/// [`crate::file`] like every file here.
+pub fn explore_log_path(root: &Path) -> PathBuf {
+    root.join("explore.json")
+}
+
 /// Every registration in a rendezvous folder (`jobs/<job>/rendezvous`, or the folder a mock
 /// router is given), in name order. A file being written, or that is not a registration, is
 /// left for the next scan.

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use sweep_explore::log::{BudgetRecord, Log, WaveRecord, EXPLORE_FORMAT};
+use sweep_explore::log::{BudgetRecord, Log, WaveRecord};
 use sweep_explore::{Candidate, Feature, Measured, Observed};
 use sweep_folder::{JobState, SweepDir};
 use sweep_submit::submit as library;
@@ -53,7 +53,7 @@ pub fn run(settings: &Settings) -> Result<(), Error> {
     if let Some((grid, strategy)) = &settings.replay {
         return replay(settings, &candidates, grid, *strategy);
     }
-    let log_path = settings.output.join("explore.json");
+    let log_path = sweep_folder::paths::explore_log_path(&settings.output);
     let (sweep, mut log) = if settings.output.exists() {
         if !log_path.is_file() {
             return Err(Error::NotExplore { dir: settings.output.clone() });
@@ -71,7 +71,6 @@ pub fn run(settings: &Settings) -> Result<(), Error> {
             Budget::Share(s) => ("share", s),
         };
         let log = Log {
-            format: EXPLORE_FORMAT,
             spec: settings.file.display().to_string(),
             budget: BudgetRecord { kind: kind.to_owned(), value },
             waves: Vec::new(),
