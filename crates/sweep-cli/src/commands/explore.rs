@@ -212,9 +212,9 @@ pub fn candidates(plan: &sweep_plan::Plan) -> Vec<Candidate> {
         .iter()
         .map(|job| {
             let mut features = BTreeMap::new();
-            features.insert("mode".to_owned(), Feature::Text(format!("{:?}", job.mode).to_lowercase()));
+            features.insert("mode".to_owned(), Feature::Text(job.mode.as_str().to_owned()));
             for role in &job.roles {
-                let name = format!("{:?}", role.role).to_lowercase();
+                let name = role.role.as_str();
                 for (key, value) in [
                     ("servers", role.servers),
                     ("tp", role.tp),
@@ -225,7 +225,7 @@ pub fn candidates(plan: &sweep_plan::Plan) -> Vec<Candidate> {
                 ] {
                     features.insert(format!("{name}.{key}"), Feature::Number(f64::from(value)));
                 }
-                features.insert(format!("{name}.parallel"), Feature::Text(format!("{:?}", role.parallel)));
+                features.insert(format!("{name}.parallel"), Feature::Text(role.parallel.as_str().to_owned()));
             }
             for knob in &job.knobs {
                 let value = match &knob.value {
@@ -245,7 +245,7 @@ pub fn candidates(plan: &sweep_plan::Plan) -> Vec<Candidate> {
                 let s = over[0];
                 format!(
                     "the capacity estimate: {} needs {} KV-cache tokens ({} sequences × {}), its servers hold {}",
-                    format!("{:?}", s.role).to_lowercase(),
+                    s.role,
                     s.demand_tokens,
                     s.sequences,
                     s.tokens_per_sequence,
