@@ -192,24 +192,68 @@ struct Live {
 /// Chooses the next wave: up to `settings.wave` unmeasured, feasible candidates whose bound can
 /// add to the frontier, within what is left of the budget.
 pub fn choose(candidates: &[Candidate], measured: &BTreeMap<String, Measured>, settings: &Settings) -> Wave {
-    let left = settings.budget - spent(measured);
     let model = predict::Model::new(candidates, measured);
+    let predictions = predict_open(&model, candidates, measured, settings);
+    decide(candidates, measured, settings, &model, predictions, settings.budget)
+}
+
+/// [`choose`] with the budget a `share` of the grid's cost as now estimated: the GPU-hours
+/// spent plus every feasible unmeasured candidate's predicted cost (`--budget-share`). Returns
+/// that budget in GPU-hours with the wave; each candidate is predicted once for both.
+pub fn choose_share(
+    candidates: &[Candidate],
+    measured: &BTreeMap<String, Measured>,
+    settings: &Settings,
+    share: f64,
+) -> (f64, Wave) {
+    let model = predict::Model::new(candidates, measured);
+    let predictions = predict_open(&model, candidates, measured, settings);
+    let unmeasured: f64 = predictions
+        .iter()
+        .filter(|(i, _)| candidates[*i].infeasible.is_none())
+        .map(|(_, p)| p.cost)
+        .fold(0.0, |a, b| a + b);
+    let budget = share * (spent(measured) + unmeasured);
+    (budget, decide(candidates, measured, settings, &model, predictions, budget))
+}
+
+/// Every unmeasured candidate's index with its prediction.
+fn predict_open(
+    model: &predict::Model,
+    candidates: &[Candidate],
+    measured: &BTreeMap<String, Measured>,
+    settings: &Settings,
+) -> Vec<(usize, Prediction)> {
+    (0..candidates.len())
+        .filter(|&i| !measured.contains_key(&candidates[i].job))
+        .map(|i| (i, model.predict(i, settings)))
+        .collect()
+}
+
+/// The wave, given each unmeasured candidate's prediction and the budget in GPU-hours.
+fn decide(
+    candidates: &[Candidate],
+    measured: &BTreeMap<String, Measured>,
+    settings: &Settings,
+    model: &predict::Model,
+    predictions: Vec<(usize, Prediction)>,
+    budget: f64,
+) -> Wave {
+    let left = budget - spent(measured);
     // The frontier a candidate must beat: each measured point lowered by its noise, so a
     // candidate within noise of the frontier still counts as able to add to it.
     let floor: Vec<(f64, f64)> = measured
         .values()
         .flat_map(|m| m.points.iter().map(|p| ((p.x - p.dx).max(0.0), (p.y - p.dy).max(0.0))))
         .collect();
-    let open: Vec<usize> =
-        (0..candidates.len()).filter(|&i| !measured.contains_key(&candidates[i].job)).collect();
+    let open = predictions.len();
     // Before anything is measured, costs are the prior's guess: the budget does not rule a
     // candidate out yet (the first wave takes the cheaper half's spread instead).
     let first = measured.values().all(|m| m.points.is_empty());
-    let mut decisions: Vec<Decision> = Vec::with_capacity(open.len());
+    let mut decisions: Vec<Decision> = Vec::with_capacity(open);
     let mut live: Vec<Live> = Vec::new();
-    for &i in &open {
+    for (i, prediction) in predictions {
         let candidate = &candidates[i];
-        let prediction = model.predict(i, settings);
         let mut decision = Decision {
             job: candidate.job.clone(),
             predicted: prediction.predicted.iter().map(|&(x, y)| [x, y]).collect(),
@@ -232,7 +276,7 @@ pub fn choose(candidates: &[Candidate], measured: &BTreeMap<String, Measured>, s
         decisions.push(decision);
     }
     let order = if first {
-        design(&model, &live, &mut decisions, settings)
+        design(model, &live, &mut decisions, settings)
     } else {
         greedy(&floor, &live, &mut decisions, left, settings)
     };
@@ -240,7 +284,7 @@ pub fn choose(candidates: &[Candidate], measured: &BTreeMap<String, Measured>, s
     let mut rest: Vec<Decision> = decisions.into_iter().filter(|d| d.choice != Choice::Chosen).collect();
     rest.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.job.cmp(&b.job)));
     let stop = chosen.is_empty().then(|| {
-        if open.is_empty() {
+        if open == 0 {
             "every candidate is measured".to_owned()
         } else if rest.iter().all(|d| d.choice == Choice::Infeasible) {
             "every unmeasured candidate is infeasible (the capacity estimate)".to_owned()

@@ -63,7 +63,7 @@ pub fn run(settings: &Settings) -> Result<(), Error> {
         (SweepDir::open(&settings.output)?, log)
     } else {
         // The budget is checked before anything is written.
-        budget_of(settings, &candidates, &BTreeMap::new())?;
+        check_budget(settings, &candidates)?;
         prepare::check_unless_told(&prepared, &prepare_settings)?;
         let sweep = library::render_only(&prepared, &settings.output)?;
         let (kind, value) = match settings.budget {
@@ -109,9 +109,15 @@ pub fn run(settings: &Settings) -> Result<(), Error> {
     }
     loop {
         let measured = measured(&sweep, &candidates, &settings.options)?;
-        let budget = budget_of(settings, &candidates, &measured)?;
-        let choice = sweep_explore::Settings { budget, ..settings.choice };
-        let wave = sweep_explore::choose(&candidates, &measured, &choice);
+        let (budget, wave) = match settings.budget {
+            Budget::GpuHours(budget) => {
+                let choice = sweep_explore::Settings { budget, ..settings.choice };
+                (budget, sweep_explore::choose(&candidates, &measured, &choice))
+            }
+            Budget::Share(share) => {
+                sweep_explore::choose_share(&candidates, &measured, &settings.choice, share)
+            }
+        };
         let record = WaveRecord {
             number: log.waves.len() + 1,
             chosen_at: sweep_folder::file::now(),
@@ -178,14 +184,10 @@ pub fn run(settings: &Settings) -> Result<(), Error> {
     Ok(())
 }
 
-/// The budget in GPU-hours: as given, or the share of the grid's cost as now estimated (what
-/// was measured plus every other job's predicted cost). Refused when below the cheapest job.
-fn budget_of(
-    settings: &Settings,
-    candidates: &[Candidate],
-    measured: &BTreeMap<String, Measured>,
-) -> Result<f64, Error> {
-    let all = sweep_explore::costs(candidates, measured, &settings.choice);
+/// Refuses a budget below the cheapest feasible job's predicted cost before anything is
+/// measured (the budget as given, or the share of every job's predicted cost).
+fn check_budget(settings: &Settings, candidates: &[Candidate]) -> Result<(), Error> {
+    let all = sweep_explore::costs(candidates, &BTreeMap::new(), &settings.choice);
     let costs: Vec<(&str, f64)> = candidates
         .iter()
         .zip(all)
@@ -196,14 +198,12 @@ fn budget_of(
         Budget::GpuHours(h) => h,
         Budget::Share(s) => s * costs.iter().map(|(_, c)| c).sum::<f64>(),
     };
-    if measured.is_empty() {
-        if let Some((job, cost)) = costs.iter().copied().min_by(|a, b| a.1.total_cmp(&b.1)) {
-            if cost > budget {
-                return Err(Error::BudgetTooSmall { budget, job: job.to_owned(), cost });
-            }
+    if let Some((job, cost)) = costs.iter().copied().min_by(|a, b| a.1.total_cmp(&b.1)) {
+        if cost > budget {
+            return Err(Error::BudgetTooSmall { budget, job: job.to_owned(), cost });
         }
     }
-    Ok(budget)
+    Ok(())
 }
 
 /// Every planned job as a candidate: its GPUs held, its loads and what tells it apart.
