@@ -1029,19 +1029,15 @@ gen: {servers: 1, tp: 1, batch: [4, 8, 16], engine_args: {speedup: 20}}
 workload: {isl: 32, osl: 8, concurrency: 2, requests: 8, warmup: 2}
 ";
 
-/// `sweep submit --in-allocation` in an sbatch job of `nodes` nodes, waited for: its exit code.
-fn submit_in_allocation(dir: &Path, nodes: u32) -> (i32, String) {
-    let script = dir.join("allocation.sh");
+/// `sweep <args>` (a command line, spaces between its words) as the batch step of an sbatch
+/// job of `nodes` nodes — inside an allocation — waited for: its exit code and its output.
+fn sweep_in_allocation(dir: &Path, nodes: u32, args: &str) -> (i32, String) {
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let script = dir.join(format!("allocation-{n}.sh"));
     let sweep = env!("CARGO_BIN_EXE_sweep");
-    std::fs::write(
-        &script,
-        format!(
-            "#!/bin/bash\ncd {}\nexec {sweep} submit spec.yaml -o sweep --in-allocation\n",
-            dir.display()
-        ),
-    )
-    .expect("script");
-    let out = dir.join("allocation.out");
+    std::fs::write(&script, format!("#!/bin/bash\ncd {}\nexec {sweep} {args}\n", dir.display())).expect("script");
+    let out = dir.join(format!("allocation-{n}.out"));
     let output = Command::new("sbatch")
         .args([
             "--wait",
@@ -1061,7 +1057,7 @@ fn submit_in_allocation(dir: &Path, nodes: u32) -> (i32, String) {
 #[test]
 fn a_sweep_inside_a_four_node_allocation_runs_its_two_node_jobs_two_at_a_time_on_their_own_nodes_and_ports() {
     let s = new_sweep("allocation", IN_ALLOCATION);
-    let (code, log) = submit_in_allocation(&s.dir, 4);
+    let (code, log) = sweep_in_allocation(&s.dir, 4, "submit spec.yaml -o sweep --in-allocation");
     assert_eq!(code, 0, "{log}");
     assert!(log.contains("running 6 jobs inside allocation"), "{log}");
     let manifest: serde_json::Value =
@@ -1167,7 +1163,7 @@ fn in_allocation_is_refused_outside_one_and_a_job_larger_than_the_allocation_bef
     assert!(stderr.contains("not inside a SLURM allocation") && stderr.contains("salloc"), "{stderr}");
     assert!(!s.dir.join("sweep").exists());
 
-    let (code, log) = submit_in_allocation(&s.dir, 1);
+    let (code, log) = sweep_in_allocation(&s.dir, 1, "submit spec.yaml -o sweep --in-allocation");
     assert_eq!(code, 4, "{log}");
     assert!(log.contains("needs 2 nodes; the allocation has 1 (n"), "{log}");
     assert!(!s.dir.join("sweep").exists(), "nothing written");
@@ -1735,33 +1731,10 @@ fn a_signal_to_submit_in_an_allocation_stops_its_steps_and_resume_runs_what_is_l
     assert!(submit.lock_is_free());
     let states: Vec<String> = point_states(&status(&s.dir, "sweep"));
     assert_eq!(states, ["cancelled", "not run"], "{log}");
-    let (code, log) = submit_in_allocation_resume(&s.dir);
+    let (code, log) = sweep_in_allocation(&s.dir, 1, "submit spec.yaml -o sweep --resume --in-allocation");
     assert_eq!(code, 0, "{log}");
     assert!(log.contains("0 points already complete, 0 queued or running, 2 to run"), "{log}");
     assert_eq!(point_states(&status(&s.dir, "sweep")), ["cancelled", "not run", "done", "done"]);
-}
-
-/// `sweep submit --resume --in-allocation` inside a new one-node allocation, waited for.
-fn submit_in_allocation_resume(dir: &Path) -> (i32, String) {
-    let script = dir.join("resume.sh");
-    std::fs::write(
-        &script,
-        format!(
-            "#!/bin/bash\ncd {}\nexec {} submit spec.yaml -o sweep --resume --in-allocation\n",
-            dir.display(),
-            env!("CARGO_BIN_EXE_sweep")
-        ),
-    )
-    .expect("script");
-    let out = dir.join("resume.out");
-    let output = Command::new("sbatch")
-        .args(["--wait", "--parsable", "--nodes=1", "--time=10", "--job-name=sweep-e2e-allocation-resume"])
-        .arg(format!("--output={}", out.display()))
-        .arg(&script)
-        .output()
-        .expect("sbatch runs");
-    let log = std::fs::read_to_string(&out).unwrap_or_default();
-    (output.status.code().unwrap_or(-1), format!("{}{log}", String::from_utf8_lossy(&output.stderr)))
 }
 
 /// An engine argument as an axis (`{sweep: [...]}`), with an environment variable as another:
@@ -1962,19 +1935,38 @@ fn explore_chooses_waves_within_its_budget_and_resumes_after_a_kill() {
     let after = waves(&log);
     assert!(after.len() > before.len(), "the resume adds waves");
     assert_eq!(after[..before.len() - 1], before[..before.len() - 1], "earlier waves are kept as they were");
-    let mut chosen: Vec<String> = Vec::new();
+    // Each chosen job with the loads it measures. A load is chosen again only when its first
+    // run was cancelled by the kill (it measured nothing): then in a job folder of its own.
+    let mut chosen: Vec<(String, String)> = Vec::new();
+    let mut partial = 0;
     for wave in &after {
         for d in wave["decisions"].as_array().expect("decisions") {
             if d["choice"] == "chosen" {
-                chosen.push(d["job"].as_str().expect("job").to_owned());
+                let job = d["job"].as_str().expect("job").to_owned();
+                let measure = d["measure"].as_array().expect("measure");
+                assert!(!measure.is_empty(), "{d:#}");
+                if measure.len() < d["loads"].as_array().expect("loads").len() {
+                    partial += 1;
+                }
+                chosen.extend(measure.iter().map(|l| (job.clone(), l.to_string())));
             }
         }
     }
-    // Every job chosen once: the one the kill stopped is recorded with its reason, not rerun.
-    let mut unique = chosen.clone();
-    unique.sort();
-    unique.dedup();
-    assert_eq!(chosen.len(), unique.len(), "{chosen:?}");
+    let unique: BTreeSet<&String> = chosen.iter().map(|(job, _)| job).collect();
+    let rows = status(dir, "sweep");
+    let cancelled_first = |job: &str| {
+        rows.iter().any(|r| {
+            r["job"] == job
+                && r["points"].as_array().is_some_and(|p| p.iter().any(|p| p["state"] == "cancelled"))
+        })
+    };
+    let mut seen = BTreeSet::new();
+    for (job, load) in &chosen {
+        if !seen.insert((job, load)) {
+            assert!(cancelled_first(job), "{job} at {load} chosen twice though not cancelled: {rows:#?}");
+            assert!(dir.join(format!("sweep/jobs/{job}.2")).is_dir(), "rerun in a folder of its own");
+        }
+    }
     let last = after.last().expect("a last wave");
     assert!(last["stop"].is_string(), "it says why it stopped: {last:#}");
     assert!(unique.len() < 6, "not the whole grid: {unique:?}");
@@ -1982,9 +1974,7 @@ fn explore_chooses_waves_within_its_budget_and_resumes_after_a_kill() {
     for d in last["decisions"].as_array().expect("decisions") {
         assert!(d["why"].as_str().is_some_and(|w| !w.is_empty()), "every skip says why: {d:#}");
     }
-    // No point measured twice; every chosen job measured whole but perhaps the one the kill
-    // stopped part-way (it keeps what it measured and is not run again).
-    let rows = status(dir, "sweep");
+    // No point measured twice, and every load chosen is measured (or says why not).
     let done: Vec<String> = rows
         .iter()
         .flat_map(|job| job["points"].as_array().cloned().unwrap_or_default())
@@ -1993,13 +1983,19 @@ fn explore_chooses_waves_within_its_budget_and_resumes_after_a_kill() {
         .collect();
     let distinct: BTreeSet<&String> = done.iter().collect();
     assert_eq!(distinct.len(), done.len(), "a point measured twice: {rows:#?}");
-    assert!(done.len() + 3 >= unique.len() * 3, "{} points for {} jobs: {rows:#?}", done.len(), unique.len());
-    if done.len() < unique.len() * 3 {
-        let failed = last["failed"].as_object().expect("failed");
-        assert!(
-            failed.values().any(|r| r.as_str().is_some_and(|r| !r.is_empty())),
-            "the stopped job says why: {last:#}"
-        );
+    assert!(done.len() >= seen.len().saturating_sub(3), "{} points for {} loads: {rows:#?}", done.len(), seen.len());
+    // The loads a chosen job does not measure are marked skipped in its folder, with why, and
+    // its runner left them alone.
+    let skipped: Vec<&serde_json::Value> = rows
+        .iter()
+        .flat_map(|job| job["points"].as_array().map(|p| p.iter().collect::<Vec<_>>()).unwrap_or_default())
+        .filter(|p| p["state"] == "skipped")
+        .collect();
+    if partial > 0 {
+        assert!(!skipped.is_empty(), "{rows:#?}");
+    }
+    for p in &skipped {
+        assert!(p["reason"].as_str().is_some_and(|r| r.contains("lies under the frontier")), "{p:#}");
     }
     let spent = last["spent"].as_f64().expect("spent");
     assert!(spent <= last["budget"].as_f64().expect("budget") * 1.5, "{last:#}");
@@ -2134,4 +2130,54 @@ fn explore_runs_its_waves_on_slurm_under_max_in_queue() {
     assert_eq!(chosen, submitted.len(), "every chosen job was submitted once: {log:#}");
     let rows = status(dir, "slurm");
     assert_eq!(rows.len(), jobs.len());
+}
+
+/// `sweep explore --in-allocation` as the batch step of a two-node allocation: each wave's
+/// jobs run as steps of it (no job of their own in the queue), the jobs never chosen stay
+/// rendered, and outside an allocation it is refused before anything is written.
+#[test]
+fn explore_runs_its_waves_inside_an_allocation() {
+    let spec = "name: explore-allocation\nmodel: {path: /models/tiny, served_name: tiny}\nengine: {kind: mock}\n\
+                cluster: {gpus_per_node: 4, base_port: 19720, frontend_port: 19769}\nmode: agg\n\
+                agg: {tp: [1, 2, 4], batch: [4, 32], engine_args: {speedup: 8}}\n\
+                workload: {isl: 64, osl: 16, concurrency: [1, 8], requests: \"2x\", warmup: 1}\n";
+    let s = new_sweep("explore-allocation", spec);
+    let output = Command::new(env!("CARGO_BIN_EXE_sweep"))
+        .args(["explore", "spec.yaml", "-o", "sweep", "--budget-share", "0.6", "--in-allocation"])
+        .current_dir(&s.dir)
+        .env_remove("SLURM_JOB_ID")
+        .env_remove("SLURM_JOB_NODELIST")
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(9), "{stderr}");
+    assert!(!s.dir.join("sweep").exists(), "nothing written");
+
+    let (code, log) =
+        sweep_in_allocation(&s.dir, 2, "explore spec.yaml -o sweep --budget-share 0.6 --wave 2 --in-allocation");
+    assert_eq!(code, 0, "{log}");
+    assert!(log.contains("inside allocation"), "{log}");
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(s.dir.join("sweep/manifest.json")).expect("manifest"))
+            .expect("JSON");
+    assert_eq!(manifest["executor"], "allocation");
+    let jobs = manifest["jobs"].as_array().expect("jobs");
+    let ran: Vec<&serde_json::Value> = jobs.iter().filter(|j| j["state"] != "rendered").collect();
+    assert!(!ran.is_empty() && ran.len() < jobs.len(), "some jobs, not all: {jobs:#?}");
+    let ids: BTreeSet<&str> = ran.iter().filter_map(|j| j["allocation"]["job_id"].as_str()).collect();
+    assert_eq!(ids.len(), 1, "every job ran in the one allocation: {jobs:#?}");
+    for job in &ran {
+        assert_eq!(job["state"], "completed", "{job:#}");
+        assert!(job["slurm_job_id"].is_null(), "a step, not a job of its own: {job:#}");
+    }
+    let explore: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(s.dir.join("sweep/explore.json")).expect("explore.json"))
+            .expect("JSON");
+    let chosen: usize = explore["waves"]
+        .as_array()
+        .expect("waves")
+        .iter()
+        .map(|w| w["decisions"].as_array().map_or(0, |d| d.iter().filter(|d| d["choice"] == "chosen").count()))
+        .sum();
+    assert_eq!(chosen, ran.len(), "a folder run per choice: {explore:#}");
 }

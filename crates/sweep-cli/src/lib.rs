@@ -182,6 +182,10 @@ struct ExploreArgs {
     /// On SLURM: at most N of the sweep's jobs pending or running at once.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     max_in_queue: Option<u32>,
+    /// Run each wave's jobs as steps of the allocation this shell is in (`salloc`, an sbatch
+    /// script), side by side where their nodes fit, instead of as new jobs in the queue.
+    #[arg(long, conflicts_with_all = ["max_in_queue", "executor", "replay"])]
+    in_allocation: bool,
     /// The `sweep-runner` binary as compute nodes see it (default: beside `sweep`).
     #[arg(long, value_name = "PATH")]
     runner: Option<PathBuf>,
@@ -801,6 +805,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
                 }),
                 render: run_options(args.executor, args.runner),
                 max_in_queue: args.max_in_queue,
+                in_allocation: args.in_allocation,
                 limits: args.limits.resolve(),
                 options: sweep_aggregate::Options { gpu_basis: basis, ..Default::default() },
             })

@@ -51,6 +51,7 @@ fn main() {
                                 measured.insert(
                                     job.clone(),
                                     Measured {
+                                        tried: loads.to_vec(),
                                         points,
                                         gpu_hours: tp * 0.04,
                                         gpu_hours_with_startup: tp * 0.05,

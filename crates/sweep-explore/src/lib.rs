@@ -2,13 +2,15 @@
 //! caller reads the measured results and runs the chosen jobs; this only decides.
 //!
 //! Each candidate is one planned job (a deployment and its loads). After every wave of
-//! measurements, each unmeasured candidate gets a predicted curve (tokens/s/user against
-//! tokens/s/GPU at each of its loads) from its nearest measured neighbours, an optimistic bound
-//! above it (the neighbours' disagreement, the distance to them and their own measurement
-//! noise), and a cost in GPU-hours. A candidate whose bound cannot add to the frontier is
-//! skipped with that reason; the rest are ranked by the hypervolume their bound would add per
-//! GPU-hour, and the wave takes the best that fit the budget, each one's predicted curve joining
-//! the frontier before the next is chosen so a wave does not buy one gain twice.
+//! measurements, each candidate with loads not yet tried gets a predicted curve (tokens/s/user
+//! against tokens/s/GPU at each of those loads) from its nearest measured neighbours (itself
+//! first, when it has measured some loads), an optimistic bound above it (the neighbours'
+//! disagreement, the distance to them and their own measurement noise), and a cost in
+//! GPU-hours. Only the loads whose bound could add to the frontier are to be measured; a
+//! candidate with none is skipped with that reason. The rest are ranked by the hypervolume
+//! their bound would add per GPU-hour of those loads, and the wave takes the best that fit the
+//! budget, each one's predicted points joining the frontier before the next is chosen so a wave
+//! does not buy one gain twice.
 
 pub mod log;
 mod predict;
@@ -69,13 +71,20 @@ pub struct Observed {
 pub struct Measured {
     /// Its valid points.
     pub points: Vec<Observed>,
-    /// GPUs held × the span from its first point's start to its last point's end.
+    /// The loads it tried (measured, failed, or stopped by a time limit), in any of its runs:
+    /// never chosen again. A load not tried (skipped as unable to add to the frontier, or never
+    /// reached because the run was cancelled) may be chosen by a later wave.
+    #[serde(default)]
+    pub tried: Vec<f64>,
+    /// GPUs held × the span from its first point's start to its last point's end, summed over
+    /// its runs.
     pub gpu_hours: f64,
     /// GPUs held × the span from the job's start (its servers starting) to its last point's
     /// end: the cost with the engine's start-up.
     #[serde(default)]
     pub gpu_hours_with_startup: f64,
-    /// Why it did not measure (a failed job or no valid point): it is not chosen again.
+    /// Why it did not measure (a failed job, or no valid point): none of its loads is chosen
+    /// again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed: Option<String>,
 }
@@ -101,15 +110,22 @@ impl Default for Settings {
     }
 }
 
-/// What a wave decided for one unmeasured candidate.
+/// What a wave decided for one candidate with loads not yet tried.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Decision {
     pub job: String,
+    /// Its loads not yet tried: what `predicted` and `bound` are at.
+    #[serde(default)]
+    pub loads: Vec<f64>,
+    /// The loads to measure (when chosen): those whose bound could add to the frontier, or all
+    /// of them before anything is measured. Empty when none could.
+    #[serde(default)]
+    pub measure: Vec<f64>,
     /// Predicted (tokens/s/user, tokens/s/GPU) at each load; empty in the first wave.
     pub predicted: Vec<[f64; 2]>,
     /// The optimistic bound at each load.
     pub bound: Vec<[f64; 2]>,
-    /// Predicted GPU-hours.
+    /// Predicted GPU-hours of the loads to measure (of all its loads when none could add).
     pub cost: f64,
     /// Hypervolume the bound would add to the frontier as it stood.
     pub gain: f64,
@@ -166,8 +182,17 @@ pub fn frontier_hypervolume(measured: &BTreeMap<String, Measured>) -> f64 {
     hypervolume(&measured_points(measured), REFERENCE)
 }
 
-/// Each candidate's cost in GPU-hours: measured, or predicted — the whole grid's, for
-/// `--budget-share`, in candidate order.
+/// The loads of `candidate` not tried yet: all of them before it ran; none once it failed.
+pub fn open_loads(candidate: &Candidate, measured: Option<&Measured>) -> Vec<f64> {
+    match measured {
+        None => candidate.loads.clone(),
+        Some(m) if m.failed.is_some() => Vec::new(),
+        Some(m) => candidate.loads.iter().copied().filter(|l| !m.tried.contains(l)).collect(),
+    }
+}
+
+/// Each candidate's cost in GPU-hours: what it spent plus the predicted cost of its loads not
+/// tried yet — the whole grid's, for `--budget-share`, in candidate order.
 pub fn costs(
     candidates: &[Candidate],
     measured: &BTreeMap<String, Measured>,
@@ -175,31 +200,40 @@ pub fn costs(
 ) -> Vec<f64> {
     let model = predict::Model::new(candidates, measured);
     (0..candidates.len())
-        .map(|i| match measured.get(&candidates[i].job) {
-            Some(m) => m.gpu_hours,
-            None => model.predict(i, settings).cost,
+        .map(|i| {
+            let m = measured.get(&candidates[i].job);
+            let open = open_loads(&candidates[i], m);
+            let predicted = if open.is_empty() { 0.0 } else { model.predict(i, &open, settings).cost() };
+            m.map_or(0.0, |m| m.gpu_hours) + predicted
         })
         .collect()
 }
 
-/// An unmeasured candidate that may be chosen: its decision's index, its own, its prediction.
+/// A candidate that may be chosen: its decision's index, its own, its prediction, the indices
+/// (into the prediction's loads) of the loads to measure and their predicted GPU-hours.
 struct Live {
     decision: usize,
     candidate: usize,
     prediction: Prediction,
+    measure: Vec<usize>,
+    cost: f64,
 }
 
-/// Chooses the next wave: up to `settings.wave` unmeasured, feasible candidates whose bound can
-/// add to the frontier, within what is left of the budget.
+/// Chooses the next wave: up to `settings.wave` feasible candidates with loads not yet tried
+/// whose bound can add to the frontier, within what is left of the budget, and which of their
+/// loads to measure.
 pub fn choose(candidates: &[Candidate], measured: &BTreeMap<String, Measured>, settings: &Settings) -> Wave {
     let model = predict::Model::new(candidates, measured);
     let predictions = predict_open(&model, candidates, measured, settings);
-    decide(candidates, measured, settings, &model, predictions, settings.budget)
+    // A budget in GPU-hours cannot be held against the prior's guessed costs: the first wave is
+    // `settings.wave` jobs.
+    decide(candidates, measured, settings, &model, predictions, settings.budget, f64::INFINITY)
 }
 
 /// [`choose`] with the budget a `share` of the grid's cost as now estimated: the GPU-hours
-/// spent plus every feasible unmeasured candidate's predicted cost (`--budget-share`). Returns
-/// that budget in GPU-hours with the wave; each candidate is predicted once for both.
+/// spent plus the predicted cost of every feasible candidate's loads not yet tried
+/// (`--budget-share`). Returns that budget in GPU-hours with the wave; each candidate is
+/// predicted once for both.
 pub fn choose_share(
     candidates: &[Candidate],
     measured: &BTreeMap<String, Measured>,
@@ -211,13 +245,16 @@ pub fn choose_share(
     let unmeasured: f64 = predictions
         .iter()
         .filter(|(i, _)| candidates[*i].infeasible.is_none())
-        .map(|(_, p)| p.cost)
+        .map(|(_, p)| p.cost())
         .fold(0.0, |a, b| a + b);
     let budget = share * (spent(measured) + unmeasured);
-    (budget, decide(candidates, measured, settings, &model, predictions, budget))
+    // Here the budget and the first wave's costs are both the prior's: the first wave takes at
+    // most half of it, leaving the rest to waves that know something.
+    let first_wave = budget / 2.0;
+    (budget, decide(candidates, measured, settings, &model, predictions, budget, first_wave))
 }
 
-/// Every unmeasured candidate's index with its prediction.
+/// Every candidate with loads not yet tried: its index with its prediction at those loads.
 fn predict_open(
     model: &predict::Model,
     candidates: &[Candidate],
@@ -225,12 +262,20 @@ fn predict_open(
     settings: &Settings,
 ) -> Vec<(usize, Prediction)> {
     (0..candidates.len())
-        .filter(|&i| !measured.contains_key(&candidates[i].job))
-        .map(|i| (i, model.predict(i, settings)))
+        .filter_map(|i| {
+            let open = open_loads(&candidates[i], measured.get(&candidates[i].job));
+            (!open.is_empty()).then(|| (i, model.predict(i, &open, settings)))
+        })
         .collect()
 }
 
-/// The wave, given each unmeasured candidate's prediction and the budget in GPU-hours.
+/// Whether `p` is weakly dominated by a point of `front`: then it adds no hypervolume.
+fn dominated(front: &[(f64, f64)], p: (f64, f64)) -> bool {
+    front.iter().any(|q| q.0 >= p.0 && q.1 >= p.1)
+}
+
+/// The wave, given each open candidate's prediction, the budget in GPU-hours and the most a
+/// first wave may cost.
 fn decide(
     candidates: &[Candidate],
     measured: &BTreeMap<String, Measured>,
@@ -238,6 +283,7 @@ fn decide(
     model: &predict::Model,
     predictions: Vec<(usize, Prediction)>,
     budget: f64,
+    first_wave: f64,
 ) -> Wave {
     let left = budget - spent(measured);
     // The frontier a candidate must beat: each measured point lowered by its noise, so a
@@ -246,6 +292,7 @@ fn decide(
         .values()
         .flat_map(|m| m.points.iter().map(|p| ((p.x - p.dx).max(0.0), (p.y - p.dy).max(0.0))))
         .collect();
+    let front = pareto_front(&floor);
     let open = predictions.len();
     // Before anything is measured, costs are the prior's guess: the budget does not rule a
     // candidate out yet (the first wave takes the cheaper half's spread instead).
@@ -254,11 +301,23 @@ fn decide(
     let mut live: Vec<Live> = Vec::new();
     for (i, prediction) in predictions {
         let candidate = &candidates[i];
+        // Within the job, only the loads whose bound could add to the frontier are measured:
+        // the others' points would lie under it. Before anything is measured, all of them.
+        let measure: Vec<usize> = (0..prediction.loads.len())
+            .filter(|&k| prediction.bound.get(k).is_none_or(|&b| !dominated(&front, b)))
+            .collect();
+        let cost = if measure.is_empty() {
+            prediction.cost()
+        } else {
+            measure.iter().map(|&k| prediction.hours[k]).fold(0.0, |a, b| a + b)
+        };
         let mut decision = Decision {
             job: candidate.job.clone(),
+            loads: prediction.loads.clone(),
+            measure: measure.iter().map(|&k| prediction.loads[k]).collect(),
             predicted: prediction.predicted.iter().map(|&(x, y)| [x, y]).collect(),
             bound: prediction.bound.iter().map(|&(x, y)| [x, y]).collect(),
-            cost: prediction.cost,
+            cost,
             gain: 0.0,
             score: 0.0,
             choice: Choice::Deferred,
@@ -267,16 +326,16 @@ fn decide(
         if let Some(reason) = &candidate.infeasible {
             decision.choice = Choice::Infeasible;
             decision.why = reason.clone();
-        } else if prediction.cost > left && !first {
+        } else if cost > left && !first {
             decision.choice = Choice::OverBudget;
-            decision.why = format!("predicted {:.3} GPU-hours, {:.3} left", prediction.cost, left.max(0.0));
+            decision.why = format!("predicted {:.3} GPU-hours, {:.3} left", cost, left.max(0.0));
         } else {
-            live.push(Live { decision: decisions.len(), candidate: i, prediction });
+            live.push(Live { decision: decisions.len(), candidate: i, prediction, measure, cost });
         }
         decisions.push(decision);
     }
     let order = if first {
-        design(model, &live, &mut decisions, settings)
+        design(model, &live, &mut decisions, first_wave, settings)
     } else {
         greedy(&floor, &live, &mut decisions, left, settings)
     };
@@ -285,7 +344,7 @@ fn decide(
     rest.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.job.cmp(&b.job)));
     let stop = chosen.is_empty().then(|| {
         if open == 0 {
-            "every candidate is measured".to_owned()
+            "every load of every candidate is measured (or failed)".to_owned()
         } else if rest.iter().all(|d| d.choice == Choice::Infeasible) {
             "every unmeasured candidate is infeasible (the capacity estimate)".to_owned()
         } else if rest.iter().any(|d| d.choice == Choice::OverBudget)
@@ -304,33 +363,37 @@ fn decide(
 }
 
 /// The first wave, with nothing measured: a spread of the space. From a seeded start among the
-/// cheaper half (by predicted cost, which before any measurement is GPUs × points), each next
-/// pick is the cheaper-half candidate farthest from those picked (features only), until the wave
-/// is full. The prior's costs are a guess, so the budget does not limit this wave.
+/// cheaper half (by predicted cost, which before any measurement is GPUs × points × the prior),
+/// each next pick is the cheaper-half candidate farthest from those picked (features only),
+/// until the wave is full or the picks' prior cost would pass `cap`. The first pick is always
+/// made.
 fn design(
     model: &predict::Model,
     live: &[Live],
     decisions: &mut [Decision],
+    cap: f64,
     settings: &Settings,
 ) -> Vec<usize> {
     let mut order: Vec<usize> = Vec::new();
     let mut by_cost: Vec<usize> = (0..live.len()).collect();
-    by_cost.sort_by(|&a, &b| live[a].prediction.cost.total_cmp(&live[b].prediction.cost));
+    by_cost.sort_by(|&a, &b| live[a].cost.total_cmp(&live[b].cost));
     let pool: Vec<usize> = by_cost[..live.len().div_ceil(2)].to_vec();
     if pool.is_empty() {
         return order;
     }
     let start = pool[(splitmix(settings.seed) % pool.len() as u64) as usize];
     let mut picked: Vec<usize> = vec![start];
+    let mut cost = live[start].cost;
     // Each pool member's distance to the nearest pick so far.
     let mut nearest: Vec<f64> =
         pool.iter().map(|&i| model.distance(live[i].candidate, live[start].candidate, None)).collect();
     while picked.len() < settings.wave.max(1) {
         let next = (0..pool.len())
-            .filter(|&k| !picked.contains(&pool[k]))
+            .filter(|&k| !picked.contains(&pool[k]) && cost + live[pool[k]].cost <= cap)
             .max_by(|&a, &b| nearest[a].total_cmp(&nearest[b]).then_with(|| pool[b].cmp(&pool[a])));
         let Some(k) = next else { break };
         let i = pool[k];
+        cost += live[i].cost;
         picked.push(i);
         for (m, &j) in pool.iter().enumerate() {
             nearest[m] = nearest[m].min(model.distance(live[j].candidate, live[i].candidate, None));
@@ -339,12 +402,16 @@ fn design(
     for &i in &picked {
         let d = &mut decisions[live[i].decision];
         d.choice = Choice::Chosen;
-        d.why = "first wave: spread over the space (nothing measured to predict from)".to_owned();
+        d.why = "first wave: spread over the space, every load (nothing measured to predict from)".to_owned();
         order.push(live[i].decision);
     }
     for l in live {
         if decisions[l.decision].choice == Choice::Deferred {
-            decisions[l.decision].why = "first wave: not in the spread".to_owned();
+            decisions[l.decision].why = if picked.len() < settings.wave.max(1) {
+                "first wave: not in the spread, which stops at half the budget".to_owned()
+            } else {
+                "first wave: not in the spread".to_owned()
+            };
         }
     }
     order
@@ -391,7 +458,7 @@ fn greedy(
         let gain = gain_of(&frontier, base, &l.prediction);
         let d = &mut decisions[l.decision];
         d.gain = gain;
-        d.score = gain / l.prediction.cost.max(1e-9);
+        d.score = gain / l.cost.max(1e-9);
         if gain <= base * 1e-9 {
             d.choice = Choice::Dominated;
             d.why = "its optimistic bound lies under the measured frontier (less its noise)".to_owned();
@@ -406,11 +473,13 @@ fn greedy(
     while order.len() < settings.wave.max(1) {
         let Some(Ranked(_, std::cmp::Reverse(k))) = heap.pop() else { break };
         let l = &live[k];
-        if l.prediction.cost > budget {
+        if l.cost > budget {
             unaffordable.push(k);
             continue;
         }
-        let score = gain_of(&frontier, current, &l.prediction) / l.prediction.cost.max(1e-9);
+        // The loads to measure were fixed against the frontier the wave began with, so a
+        // candidate's cost stays put and its score only shrinks: the lazy greedy holds.
+        let score = gain_of(&frontier, current, &l.prediction) / l.cost.max(1e-9);
         if heap.peek().is_some_and(|top| top.0 > score) {
             heap.push(Ranked(score, std::cmp::Reverse(k)));
             continue;
@@ -419,16 +488,23 @@ fn greedy(
             heap.push(Ranked(score, std::cmp::Reverse(k)));
             break;
         }
-        budget -= l.prediction.cost;
+        budget -= l.cost;
         let d = &mut decisions[l.decision];
         d.choice = Choice::Chosen;
+        let loads = |loads: &[f64]| loads.iter().map(|l| l.to_string()).collect::<Vec<_>>().join(", ");
+        let which = if d.measure.len() == d.loads.len() {
+            "every load not yet tried".to_owned()
+        } else {
+            format!("loads {} of {} (the others' bounds lie under the frontier)", loads(&d.measure), loads(&d.loads))
+        };
         d.why = format!(
-            "best gain per GPU-hour left: {:.4} of hypervolume per GPU-hour ({} in this wave)",
+            "best gain per GPU-hour left: {:.4} of hypervolume per GPU-hour ({} in this wave); {which}",
             score,
             order.len() + 1
         );
         order.push(l.decision);
-        frontier.extend(l.prediction.predicted.iter().copied());
+        // What the wave will know afterwards: its predicted points at the loads it measures.
+        frontier.extend(l.measure.iter().map(|&k| l.prediction.predicted[k]));
         frontier = pareto_front(&frontier);
         current = hypervolume(&frontier, REFERENCE);
     }
@@ -487,9 +563,10 @@ mod tests {
                     ("mode".to_owned(), Feature::Text("agg".to_owned())),
                 ]);
                 candidates.push(Candidate { job: job.clone(), gpus: tp, loads, features, infeasible: None });
+                let tried = points.iter().map(|p| p.load).collect();
                 grid.insert(
                     job,
-                    Measured { points, gpu_hours, gpu_hours_with_startup: gpu_hours * 1.2, failed: None },
+                    Measured { points, tried, gpu_hours, gpu_hours_with_startup: gpu_hours * 1.2, failed: None },
                 );
             }
         }
@@ -519,6 +596,12 @@ mod tests {
             other.chosen().map(|d| d.job.clone()).collect::<Vec<_>>() != first
         });
         assert!(differs, "every seed chose {first:?}");
+        // With `--budget-share`, the first wave's prior cost stays within half the budget.
+        let wide = Settings { wave: 8, ..settings };
+        let (budget, wave) = choose_share(&candidates, &BTreeMap::new(), &wide, 0.1);
+        let cost: f64 = wave.chosen().map(|d| d.cost).sum();
+        assert!(wave.chosen().count() >= 1, "{wave:#?}");
+        assert!(wave.chosen().count() < 8 && cost <= budget / 2.0, "{cost} of {budget}: {wave:#?}");
     }
 
     #[test]
@@ -571,5 +654,68 @@ mod tests {
         let wave = choose(&all, &measured, &Settings { budget: 100.0, kappa: 0.0, ..Settings::default() });
         let twin = wave.decisions.iter().find(|d| d.job == "twin").expect("twin decided");
         assert_eq!(twin.choice, Choice::Dominated, "{twin:#?}");
+    }
+
+    #[test]
+    fn only_the_loads_whose_bound_can_add_to_the_frontier_are_measured() {
+        let (candidates, grid) = space();
+        let settings = Settings { budget: 100.0, kappa: 0.0, ..Settings::default() };
+        let mut strict = 0;
+        for c in &candidates {
+            let mut measured = grid.clone();
+            measured.remove(&c.job);
+            let front = pareto_front(&measured_points(&measured));
+            let wave = choose(&candidates, &measured, &settings);
+            let d = wave.decisions.iter().find(|d| d.job == c.job).expect("decided");
+            assert_eq!(d.loads, c.loads);
+            let able: Vec<f64> = d
+                .loads
+                .iter()
+                .zip(&d.bound)
+                .filter(|(_, b)| !dominated(&front, (b[0], b[1])))
+                .map(|(l, _)| *l)
+                .collect();
+            assert_eq!(d.measure, able, "{d:#?}");
+            if !d.measure.is_empty() && d.measure.len() < d.loads.len() {
+                strict += 1;
+                assert!(d.cost > 0.0 && d.cost < c.gpus * 60.0, "{d:#?}");
+            }
+        }
+        assert!(strict > 0, "some job measures only part of its loads");
+    }
+
+    #[test]
+    fn a_job_measured_at_some_loads_is_a_candidate_for_the_others_and_never_for_those() {
+        let (candidates, grid) = space();
+        let mut measured = grid.clone();
+        let job = "tp8_batch256";
+        let whole = measured.remove(job).expect("in the grid");
+        let part: Vec<Observed> = whole.points.iter().filter(|p| p.load <= 4.0).copied().collect();
+        measured.insert(
+            job.to_owned(),
+            Measured {
+                tried: part.iter().map(|p| p.load).collect(),
+                points: part,
+                gpu_hours: whole.gpu_hours / 3.0,
+                gpu_hours_with_startup: whole.gpu_hours / 2.0,
+                failed: None,
+            },
+        );
+        let settings = Settings { budget: 100.0, ..Settings::default() };
+        let wave = choose(&candidates, &measured, &settings);
+        let d = wave.decisions.iter().find(|d| d.job == job).expect("a candidate for its other loads");
+        assert_eq!(d.loads, vec![16.0, 64.0, 256.0]);
+        assert!(d.measure.iter().all(|l| d.loads.contains(l)), "{d:#?}");
+        // Every other job was measured whole: it is no candidate.
+        assert_eq!(wave.decisions.len(), 1, "{wave:#?}");
+        // Its cost counts what it spent and the predicted rest.
+        let all = costs(&candidates, &measured, &settings);
+        let at = candidates.iter().position(|c| c.job == job).expect("a candidate");
+        assert!(all[at] > whole.gpu_hours / 3.0, "{}", all[at]);
+        // A failed job is no candidate at all.
+        measured.get_mut(job).expect("measured").failed = Some("servers never ready".to_owned());
+        let wave = choose(&candidates, &measured, &settings);
+        assert!(wave.decisions.is_empty(), "{wave:#?}");
+        assert!(wave.stop.as_deref().is_some_and(|s| s.contains("every load")), "{wave:#?}");
     }
 }

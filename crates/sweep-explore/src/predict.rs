@@ -23,11 +23,20 @@ const EXTRAPOLATION: f64 = 0.5;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Prediction {
-    /// (tokens/s/user, tokens/s/GPU) at each load.
+    /// The loads predicted: the candidate's loads not yet tried.
+    pub loads: Vec<f64>,
+    /// (tokens/s/user, tokens/s/GPU) at each load; empty before anything is measured.
     pub predicted: Vec<(f64, f64)>,
     pub bound: Vec<(f64, f64)>,
-    /// GPU-hours.
-    pub cost: f64,
+    /// GPU-hours at each load.
+    pub hours: Vec<f64>,
+}
+
+impl Prediction {
+    /// GPU-hours of every load predicted.
+    pub fn cost(&self) -> f64 {
+        self.hours.iter().fold(0.0, |a, b| a + b)
+    }
 }
 
 /// A feature's value, encoded once so distances need no lookups by name.
@@ -117,26 +126,28 @@ impl<'a> Model<'a> {
         sum.sqrt()
     }
 
-    pub fn predict(&self, at: usize, settings: &Settings) -> Prediction {
+    /// Candidate `at`'s curve at `loads`. A candidate measured at some of its loads is its own
+    /// nearest neighbour (distance 0, plus the extrapolation beyond its measured loads).
+    pub fn predict(&self, at: usize, loads: &[f64], settings: &Settings) -> Prediction {
         let candidate = &self.candidates[at];
         if self.known.is_empty() {
-            let seconds = settings.prior_point_seconds * candidate.loads.len() as f64;
             return Prediction {
+                loads: loads.to_vec(),
                 predicted: Vec::new(),
                 bound: Vec::new(),
-                cost: candidate.gpus * seconds / 3600.0,
+                hours: vec![candidate.gpus * settings.prior_point_seconds / 3600.0; loads.len()],
             };
         }
-        let mut predicted = Vec::with_capacity(candidate.loads.len());
-        let mut bound = Vec::with_capacity(candidate.loads.len());
-        let mut seconds = 0.0;
+        let mut predicted = Vec::with_capacity(loads.len());
+        let mut bound = Vec::with_capacity(loads.len());
+        let mut hours = Vec::with_capacity(loads.len());
         // (distance, the neighbour's index, its reading, its noise); ties go to the earlier
         // neighbour, so a choice never depends on the sort's whims.
         let mut near: Vec<(f64, usize, [f64; 3], f64)> = Vec::with_capacity(self.known.len());
         let by_distance = |a: &(f64, usize, [f64; 3], f64), b: &(f64, usize, [f64; 3], f64)| {
             a.0.total_cmp(&b.0).then(a.1.cmp(&b.1))
         };
-        for &load in &candidate.loads {
+        for &load in loads {
             near.clear();
             near.extend(self.known.iter().map(|&(k, points)| {
                 let (values, noise, outside) = read(points, load);
@@ -165,9 +176,9 @@ impl<'a> Model<'a> {
             let s = [spread[0].sqrt() + extra, spread[1].sqrt() + extra];
             predicted.push((mean[0].exp(), mean[1].exp()));
             bound.push(((mean[0] + settings.kappa * s[0]).exp(), (mean[1] + settings.kappa * s[1]).exp()));
-            seconds += mean[2].exp();
+            hours.push(candidate.gpus * mean[2].exp() / 3600.0);
         }
-        Prediction { predicted, bound, cost: candidate.gpus * seconds / 3600.0 }
+        Prediction { loads: loads.to_vec(), predicted, bound, hours }
     }
 }
 

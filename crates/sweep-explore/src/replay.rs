@@ -39,7 +39,8 @@ pub struct Run {
     pub ratio: f64,
     /// Jobs measured whole (and, for halving, at one load only).
     pub jobs: usize,
-    /// The jobs measured whole, in the order they were chosen.
+    /// The jobs measured, in the order they were chosen (a job measured again at more of its
+    /// loads appears again).
     pub order: Vec<String>,
     pub probed: usize,
     /// The grid's frontier points that were never measured: (job, load).
@@ -62,14 +63,14 @@ pub fn replay(
     match strategy {
         Strategy::Explore => loop {
             let wave = choose(candidates, &measured, settings);
-            let chosen: Vec<String> = wave.chosen().map(|d| d.job.clone()).collect();
+            let chosen: Vec<(String, Vec<f64>)> =
+                wave.chosen().map(|d| (d.job.clone(), d.measure.clone())).collect();
             if chosen.is_empty() {
                 break;
             }
-            for job in chosen {
-                let m = grid.get(&job).cloned().unwrap_or_else(unmeasured);
-                measured_order.push(job.clone());
-                measured.insert(job, m);
+            for (job, loads) in chosen {
+                reveal(&mut measured, &job, &loads, grid.get(&job));
+                measured_order.push(job);
             }
             growth.push((spent(&measured), frontier_hypervolume(&measured)));
         },
@@ -132,6 +133,7 @@ pub fn replay(
                     None => {
                         let probe = Measured {
                             points: vec![p],
+                            tried: vec![p.load],
                             gpu_hours: cost,
                             gpu_hours_with_startup: cost + startup,
                             failed: None,
@@ -175,12 +177,31 @@ pub fn replay(
     }
 }
 
-fn unmeasured() -> Measured {
-    Measured {
+/// `loads` of `job` measured as the grid measured them: their points; their share of the job's
+/// GPU-hours in the grid (by the points' durations); and one engine start-up for this run of it.
+fn reveal(measured: &mut BTreeMap<String, Measured>, job: &str, loads: &[f64], grid: Option<&Measured>) {
+    let entry = measured.entry(job.to_owned()).or_insert_with(|| Measured {
         points: Vec::new(),
+        tried: Vec::new(),
         gpu_hours: 0.0,
         gpu_hours_with_startup: 0.0,
-        failed: Some("not in the grid".to_owned()),
+        failed: None,
+    });
+    entry.tried.extend_from_slice(loads);
+    let Some(grid) = grid else {
+        entry.failed = Some("not in the grid".to_owned());
+        return;
+    };
+    let these: Vec<crate::Observed> = grid.points.iter().filter(|p| loads.contains(&p.load)).copied().collect();
+    let all: f64 = grid.points.iter().map(|p| p.seconds).sum();
+    let share = if all > 0.0 { these.iter().map(|p| p.seconds).sum::<f64>() / all } else { 1.0 };
+    let hours = grid.gpu_hours * share;
+    entry.gpu_hours += hours;
+    entry.gpu_hours_with_startup += hours + (grid.gpu_hours_with_startup - grid.gpu_hours).max(0.0);
+    entry.points.extend(these);
+    entry.points.sort_by(|a, b| a.load.total_cmp(&b.load));
+    if entry.points.is_empty() {
+        entry.failed = Some(grid.failed.clone().unwrap_or_else(|| "no valid point at its loads".to_owned()));
     }
 }
 

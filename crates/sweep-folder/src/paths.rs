@@ -438,6 +438,33 @@ impl JobDir {
             .map(|status| (status.point.clone(), status))
             .collect()
     }
+
+    /// Marks `point` of job `job` skipped, with `reason`, before the job runs: its runner leaves
+    /// a point so marked alone (`sweep explore` measures only the loads that can still add to
+    /// the frontier). The marker stays as the point's record.
+    pub fn skip_point(&self, point: &crate::settings::Point, job: &str, reason: &str) -> Result<(), FolderError> {
+        let dir = self.new_point_dir(&point.id.to_string())?;
+        dir.write_point(point)?;
+        let now = file::now();
+        dir.write_status(&PointStatus {
+            point: point.id.to_string(),
+            job: job.to_owned(),
+            state: PointState::Skipped,
+            reason: reason.to_owned(),
+            started_at: now,
+            ended_at: now,
+        })
+    }
+
+    /// The points marked skipped in this job folder. Read by the runner as it starts, these
+    /// are the points [`JobDir::skip_point`] marked: a job folder runs once.
+    pub fn skipped_points(&self) -> BTreeSet<String> {
+        self.point_states()
+            .into_iter()
+            .filter(|(_, status)| status.state == PointState::Skipped)
+            .map(|(id, _)| id)
+            .collect()
+    }
 }
 
 /// One point's folder (`points/<id>[.<n>]`).

@@ -746,10 +746,16 @@ pub fn run(b: &Benchmark) -> Result<ExitCode, RunnerError> {
         eprintln!("sweep-runner: benchmark {}: {reason}", state.as_str());
         Ok(if state == BenchmarkState::Done { ExitCode::SUCCESS } else { ExitCode::from(1) })
     };
-    let job = match dir.read_job() {
+    let mut job = match dir.read_job() {
         Ok(job) => job,
         Err(error) => return finish(BenchmarkState::Failed, &error.to_string()),
     };
+    // Points marked skipped before the job started (`sweep explore` measures only the loads
+    // that can still add to the frontier) are not run: they keep their marker and its reason.
+    let marked = dir.skipped_points();
+    let planned = job.points.len();
+    job.points.retain(|p| !marked.contains(&p.id.to_string()));
+    let skipped = planned - job.points.len();
     let cancel = Cancel::new();
     on_signal(cancel.clone());
     watch_servers(dir.clone(), job.server_names(), cancel.clone(), over.clone());
@@ -844,6 +850,9 @@ pub fn run(b: &Benchmark) -> Result<ExitCode, RunnerError> {
         );
     }
     let mut states: BTreeMap<PointState, usize> = BTreeMap::new();
+    if skipped > 0 {
+        states.insert(PointState::Skipped, skipped);
+    }
     for point in &run.job.points {
         let state = match &run.job.load.search {
             Some(search) => run.search(&url, point, search)?,
@@ -852,8 +861,8 @@ pub fn run(b: &Benchmark) -> Result<ExitCode, RunnerError> {
         *states.entry(state).or_default() += 1;
     }
     let summary: Vec<String> = states.iter().map(|(s, n)| format!("{n} {}", s.as_str())).collect();
-    let total = run.job.points.len();
-    let state = if states.get(&PointState::Done) == Some(&total) {
+    let total = planned;
+    let state = if states.get(&PointState::Done).copied().unwrap_or(0) + skipped == total {
         BenchmarkState::Done
     } else if states.contains_key(&PointState::Timeout) {
         BenchmarkState::Timeout

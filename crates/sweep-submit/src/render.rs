@@ -315,24 +315,7 @@ pub fn resume(p: &Prepared, sweep: &SweepDir, live: &BTreeSet<String>) -> Result
             continue;
         }
         to_run += points.len();
-        let (attempt, dir) = sweep.free_job_dir(&job.name);
-        let target = sweep.job(&dir);
-        let staged = JobDir::new(sweep.jobs_path().join(format!(
-            ".{}.rendering-{}",
-            target.name(),
-            std::process::id()
-        )));
-        let entry = match write_job(&staged, sweep.path(), &dir, index, points, p, attempt) {
-            Ok(entry) => entry,
-            Err(error) => {
-                let _ = std::fs::remove_dir_all(staged.path());
-                return Err(error);
-            }
-        };
-        std::fs::rename(staged.path(), target.path())
-            .map_err(|source| SubmitError::Write { path: target.path().to_owned(), source })?;
-        manifest.jobs.push(entry);
-        added.push(manifest.jobs.len() - 1);
+        added.push(add_job_folder(p, sweep, &mut manifest, index, points)?);
     }
     // The spec and provenance of this resume, beside (not over) the first ones.
     file::create_new(&sweep.resume_spec_path(resumes), &p.spec_text)?;
@@ -344,6 +327,34 @@ pub fn resume(p: &Prepared, sweep: &SweepDir, live: &BTreeSet<String>) -> Result
     manifest.resumes = resumes;
     sweep.write_manifest(&manifest)?;
     Ok(Resumed { dir: sweep.path().to_owned(), executor: p.executor, added, complete, live: running, to_run })
+}
+
+/// Renders a new folder for the plan's job `index` that runs only `points` (the next free
+/// `jobs/<name>.<n>`; staged under a temporary name and renamed into place, so a failure leaves
+/// nothing half-written) and adds its entry to `manifest`, which the caller writes. Returns
+/// the entry's index.
+pub fn add_job_folder(
+    p: &Prepared,
+    sweep: &SweepDir,
+    manifest: &mut Manifest,
+    index: usize,
+    points: Vec<sweep_plan::Point>,
+) -> Result<usize, SubmitError> {
+    let (attempt, dir) = sweep.free_job_dir(&p.plan.jobs[index].name);
+    let target = sweep.job(&dir);
+    let staged =
+        JobDir::new(sweep.jobs_path().join(format!(".{}.rendering-{}", target.name(), std::process::id())));
+    let entry = match write_job(&staged, sweep.path(), &dir, index, points, p, attempt) {
+        Ok(entry) => entry,
+        Err(error) => {
+            let _ = std::fs::remove_dir_all(staged.path());
+            return Err(error);
+        }
+    };
+    std::fs::rename(staged.path(), target.path())
+        .map_err(|source| SubmitError::Write { path: target.path().to_owned(), source })?;
+    manifest.jobs.push(entry);
+    Ok(manifest.jobs.len() - 1)
 }
 
 pub fn absolute(path: &Path) -> Result<PathBuf, SubmitError> {

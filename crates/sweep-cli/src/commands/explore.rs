@@ -1,16 +1,18 @@
 //! `sweep explore FILE -o DIR`: the spec's jobs measured in waves that `sweep_explore::choose`
-//! picks, until the budget is spent or nothing left can add to the frontier. The folder is a
-//! normal sweep folder (every job rendered, only the chosen ones run); `explore.json` beside its
-//! manifest records every wave and is rewritten atomically after each. Rerunning on the folder
-//! resumes: what was measured is read back from the folder, never measured again.
+//! picks, with the loads of each worth measuring, until the budget is spent or nothing left can
+//! add to the frontier. The folder is a normal sweep folder (every job rendered, only the chosen
+//! ones run, their other loads marked skipped; more loads of a job measured later run in a job
+//! folder of their own); `explore.json` beside its manifest records every wave and is
+//! rewritten atomically after each. Rerunning on the folder resumes: what was measured is read
+//! back from the folder, never measured again.
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use sweep_explore::log::{BudgetRecord, Log, WaveRecord};
-use sweep_explore::{Candidate, Feature, Measured, Observed};
-use sweep_folder::{JobState, SweepDir};
+use sweep_explore::{Candidate, Decision, Feature, Measured, Observed};
+use sweep_folder::{JobState, PointState, SweepDir};
 use sweep_submit::submit as library;
 
 use crate::error::Error;
@@ -34,24 +36,33 @@ pub struct Settings {
     pub replay: Option<(PathBuf, sweep_explore::replay::Strategy)>,
     pub render: sweep_submit::render::Options,
     pub max_in_queue: Option<u32>,
+    /// Run the waves as steps of the allocation this shell is in.
+    pub in_allocation: bool,
     pub limits: sweep_submit::pipeline::Limits,
     pub options: sweep_aggregate::Options,
 }
 
 pub fn run(settings: &Settings) -> Result<(), Error> {
+    let mut render = settings.render.clone();
+    if settings.in_allocation {
+        // Resolved before anything is written: outside an allocation, nothing is.
+        render.allocation = Some(sweep_submit::allocation::Allocation::from_env(|key| std::env::var(key).ok())?);
+    }
     let prepare_settings = prepare::Settings {
         file: settings.file.clone(),
         output: settings.output.clone(),
         limits: settings.limits,
-        options: settings.render.clone(),
+        options: render,
         no_check: false,
         print: false,
         job: None,
     };
     let prepared = prepare::prepare(&prepare_settings)?;
     let candidates = candidates(prepared.plan());
+    let loads: BTreeMap<String, f64> =
+        prepared.plan().points.iter().map(|p| (p.id.to_string(), p.effective_concurrency as f64)).collect();
     if let Some((grid, strategy)) = &settings.replay {
-        return replay(settings, &candidates, grid, *strategy);
+        return replay(settings, &candidates, &loads, grid, *strategy);
     }
     let log_path = sweep_folder::paths::explore_log_path(&settings.output);
     let (sweep, mut log) = if settings.output.exists() {
@@ -108,7 +119,7 @@ pub fn run(settings: &Settings) -> Result<(), Error> {
         }
     }
     loop {
-        let measured = measured(&sweep, &candidates, &settings.options)?;
+        let measured = measured(&sweep, &candidates, &loads, &settings.options)?;
         let (budget, wave) = match settings.budget {
             Budget::GpuHours(budget) => {
                 let choice = sweep_explore::Settings { budget, ..settings.choice };
@@ -128,7 +139,7 @@ pub fn run(settings: &Settings) -> Result<(), Error> {
             failed: measured.iter().filter_map(|(j, m)| Some((j.clone(), m.failed.clone()?))).collect(),
             wave,
         };
-        let chosen: Vec<String> = record.wave.chosen().map(|d| d.job.clone()).collect();
+        let chosen: Vec<String> = record.wave.chosen().map(|d| described(d, &candidates)).collect();
         eprintln!(
             "wave {}: {:.4} of {:.4} GPU-hours spent, hypervolume {:.1}; {}",
             record.number,
@@ -141,14 +152,14 @@ pub fn run(settings: &Settings) -> Result<(), Error> {
             }
         );
         let stop = record.wave.stop.clone();
+        let number = record.number;
+        let picks: Vec<Decision> = record.wave.chosen().cloned().collect();
         log.waves.push(record);
         write_log(&log_path, &log)?;
         if stop.is_some() {
             break;
         }
-        let manifest = sweep.read_manifest()?;
-        let indices: Vec<usize> =
-            chosen.iter().filter_map(|name| manifest.jobs.iter().position(|j| &j.name == name)).collect();
+        let indices = job_folders(&prepared, &sweep, &picks, number)?;
         // Chains, not held waves: every chosen job is submitted at once (in N dependency
         // chains), and the jobs never chosen stay `rendered`, which `wait` leaves alone.
         let queue_limit = settings
@@ -157,12 +168,12 @@ pub fn run(settings: &Settings) -> Result<(), Error> {
         let outcome = library::run_jobs(&prepared, &sweep, &indices, queue_limit, &mut Console)?;
         prepare::run_to_end(outcome, &sweep)?;
     }
-    let measured = measured(&sweep, &candidates, &settings.options)?;
+    let measured = measured(&sweep, &candidates, &loads, &settings.options)?;
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "{:>4}  {:>10}  {:>10}  {:>14}  CHOSEN", "WAVE", "SPENT", "BUDGET", "HYPERVOLUME")
         .map_err(Error::Output)?;
     for w in &log.waves {
-        let chosen: Vec<&str> = w.wave.chosen().map(|d| d.job.as_str()).collect();
+        let chosen: Vec<String> = w.wave.chosen().map(|d| described(d, &candidates)).collect();
         let what = match &w.wave.stop {
             Some(stop) => format!("(stop: {stop})"),
             None => chosen.join(", "),
@@ -182,6 +193,74 @@ pub fn run(settings: &Settings) -> Result<(), Error> {
         settings.output.display()
     );
     Ok(())
+}
+
+/// A chosen job as the wave's line names it: with its loads when not all of the job's.
+fn described(d: &Decision, candidates: &[Candidate]) -> String {
+    let all = candidates.iter().find(|c| c.job == d.job).map_or(0, |c| c.loads.len());
+    if d.measure.len() == all {
+        d.job.clone()
+    } else {
+        let loads: Vec<String> = d.measure.iter().map(|l| l.to_string()).collect();
+        format!("{} at {}", d.job, loads.join(","))
+    }
+}
+
+/// The manifest indices of the job folders that measure this wave's picks. The first time a job
+/// is chosen, its rendered folder, with the loads not chosen marked skipped and why (its runner
+/// leaves them alone); when it ran before (or a killed wave marked its folder already), a new
+/// folder of its own (`jobs/<name>.<n>`) with only the chosen loads.
+fn job_folders(
+    prepared: &sweep_submit::render::Prepared,
+    sweep: &SweepDir,
+    picks: &[Decision],
+    wave: usize,
+) -> Result<Vec<usize>, Error> {
+    let mut manifest = sweep.read_manifest()?;
+    let plan = prepared.plan();
+    let mut indices = Vec::with_capacity(picks.len());
+    let mut added = false;
+    for pick in picks {
+        let measured = |load: u64| pick.measure.contains(&(load as f64));
+        let runs: Vec<usize> = (0..manifest.jobs.len()).filter(|&i| manifest.jobs[i].name == pick.job).collect();
+        let fresh = match runs.as_slice() {
+            [only] if manifest.jobs[*only].state == JobState::Rendered => {
+                let dir = sweep.job(&manifest.jobs[*only].dir);
+                dir.point_dirs().is_empty().then_some((*only, dir))
+            }
+            _ => None,
+        };
+        if let Some((index, dir)) = fresh {
+            for point in dir.read_job()?.points.iter().filter(|p| !measured(p.effective_concurrency)) {
+                let load = point.effective_concurrency as f64;
+                let bound = pick.loads.iter().position(|&l| l == load).and_then(|k| pick.bound.get(k));
+                let why = match bound {
+                    Some([x, y]) => format!(
+                        "sweep explore, wave {wave}: not measured: at load {load} its optimistic bound ({x:.1} tokens/s/user, {y:.1} tokens/s/GPU) lies under the frontier; a later wave may measure it"
+                    ),
+                    // Not a load of the candidate: none of its points fits (`sweep plan` shows
+                    // the arithmetic).
+                    None => format!(
+                        "sweep explore, wave {wave}: not measured: the capacity estimate says load {load} cannot fit the KV cache"
+                    ),
+                };
+                dir.skip_point(point, &pick.job, &why)?;
+            }
+            indices.push(index);
+        } else if let Some(index) = plan.jobs.iter().position(|j| j.name == pick.job) {
+            let points: Vec<sweep_plan::Point> = plan.points[plan.jobs[index].points.clone()]
+                .iter()
+                .filter(|p| measured(p.effective_concurrency))
+                .copied()
+                .collect();
+            indices.push(sweep_submit::render::add_job_folder(prepared, sweep, &mut manifest, index, points)?);
+            added = true;
+        }
+    }
+    if added {
+        sweep.write_manifest(&manifest)?;
+    }
+    Ok(indices)
 }
 
 /// Refuses a budget below the cheapest feasible job's predicted cost before anything is
@@ -237,12 +316,20 @@ pub fn candidates(plan: &sweep_plan::Plan) -> Vec<Candidate> {
                 };
                 features.insert(knob.knob.name.clone(), value);
             }
-            // The capacity estimate: a job none of whose points fits its KV cache is never run
-            // (one with some points that fit is, whole: loads are not chosen within a job).
+            // The capacity estimate: a load none of whose points fits its KV cache is never
+            // measured, and a job with no such load is never run.
             let over: Vec<&sweep_plan::capacity::Shortfall> =
                 plan.capacity.iter().flat_map(|a| a.over.iter()).filter(|s| s.job == job.name).collect();
-            let infeasible = (!over.is_empty() && over.len() >= job.points.len()).then(|| {
-                let s = over[0];
+            let mut loads: Vec<f64> = plan.points[job.points.clone()]
+                .iter()
+                .filter(|p| !over.iter().any(|s| s.point == p.id))
+                .map(|p| p.effective_concurrency as f64)
+                .collect();
+            loads.sort_by(f64::total_cmp);
+            loads.dedup();
+            let infeasible = loads.is_empty().then(|| {
+                // Every point is over, so there is a first.
+            let s = over[0];
                 format!(
                     "the capacity estimate: {} needs {} KV-cache tokens ({} sequences × {}), its servers hold {}",
                     s.role,
@@ -252,10 +339,6 @@ pub fn candidates(plan: &sweep_plan::Plan) -> Vec<Candidate> {
                     s.capacity_tokens
                 )
             });
-            let mut loads: Vec<f64> =
-                plan.points[job.points.clone()].iter().map(|p| p.effective_concurrency as f64).collect();
-            loads.sort_by(f64::total_cmp);
-            loads.dedup();
             Candidate {
                 job: job.name.clone(),
                 gpus: f64::from(job.layout.gpus_allocated),
@@ -268,54 +351,85 @@ pub fn candidates(plan: &sweep_plan::Plan) -> Vec<Candidate> {
 }
 
 /// What the folder has measured, per job that ran: its valid points (the repetitions' means,
-/// with their 95 % half-widths), its GPU-hours from the point markers, or why it failed.
+/// with their 95 % half-widths), the loads it tried, its GPU-hours from the point markers of
+/// each of its job folders, or why it failed. `loads` is each planned point's load by id.
 fn measured(
     sweep: &SweepDir,
     candidates: &[Candidate],
+    loads: &BTreeMap<String, f64>,
     options: &sweep_aggregate::Options,
 ) -> Result<BTreeMap<String, Measured>, Error> {
     let manifest = sweep.read_manifest()?;
     let gpus: BTreeMap<&str, f64> = candidates.iter().map(|c| (c.job.as_str(), c.gpus)).collect();
-    // Every job not `rendered` was chosen once and is never chosen again. Explore waits for a
-    // wave before choosing the next, so by now each has ended: its runner's marker says how
-    // (SLURM's jobs stay `submitted` in the manifest), and one without a marker ended unheard.
-    let ran: Vec<&sweep_folder::ManifestJob> =
-        manifest.jobs.iter().filter(|j| j.state != JobState::Rendered).collect();
+    // Every job folder not `rendered` ran. Explore waits for a wave before choosing the next,
+    // so by now each has ended: its runner's markers say how (SLURM's jobs stay `submitted` in
+    // the manifest), and one without a marker ended unheard.
+    let mut runs: BTreeMap<&str, Vec<&sweep_folder::ManifestJob>> = BTreeMap::new();
+    for job in manifest.jobs.iter().filter(|j| j.state != JobState::Rendered) {
+        runs.entry(job.name.as_str()).or_default().push(job);
+    }
     let mut out = BTreeMap::new();
-    if ran.is_empty() {
+    if runs.is_empty() {
         return Ok(out);
     }
     let agg = sweep_aggregate::aggregate(&[sweep.path().to_owned()], options).map_err(Error::Aggregate)?;
     let basis = options.gpu_basis;
-    for job in ran {
-        let rows: Vec<&sweep_aggregate::table::Row> =
-            agg.rows.iter().filter(|r| r.config.job == job.name).collect();
-        let (mut first, mut last) = (f64::INFINITY, f64::NEG_INFINITY);
+    for (name, folders) in runs {
+        // The table's row of each point speaks for its latest finished attempt.
         let mut points = Vec::new();
-        for row in &rows {
-            let marker: Option<sweep_folder::PointStatus> =
-                sweep_folder::file::read_optional(&row.dir.join("status.json")).ok().flatten();
-            let seconds = marker.as_ref().map_or(0.0, |m| {
-                first = first.min(m.started_at);
-                last = last.max(m.ended_at);
-                (m.ended_at - m.started_at).max(0.0)
-            });
+        for row in agg.rows.iter().filter(|r| r.config.job == name) {
             if !row.measured() || row.invalid.is_some() || row.repeat_of.is_some() {
                 continue;
             }
             let Some((x, y)) = sweep_aggregate::pareto::coordinates(row, basis) else { continue };
+            let marker: Option<sweep_folder::PointStatus> =
+                sweep_folder::file::read_optional(&row.dir.join("status.json")).ok().flatten();
+            let seconds = marker.map_or(0.0, |m| (m.ended_at - m.started_at).max(0.0));
             let half =
                 |name: &str| row.repeats.as_ref().and_then(|r| r.spread.get(name)).map_or(0.0, |s| s.ci95);
             let load = row.effective_concurrency.or(row.concurrency).unwrap_or(1) as f64;
             points.push(Observed { load, x, y, dx: half("tps_per_user"), dy: half(basis.column()), seconds });
         }
-        // A job an interrupt stopped keeps what it measured and is not run again here (its
-        // folder holds the stop request; `sweep submit --resume` measures what it missed).
         points.sort_by(|a, b| a.load.total_cmp(&b.load));
-        let span = if last > first { last - first } else { 0.0 };
-        let failed = points.is_empty().then(|| {
-            let marker = job_dir_status(sweep, job);
-            match (marker, &job.reason) {
+        // The spend and the loads tried, from each folder's point markers: a folder costs its
+        // GPUs × the span of the points it ran (those marked skipped before it ran cost
+        // nothing); with its start-up, from its servers' start.
+        let held = gpus.get(name).copied().unwrap_or(0.0);
+        let (mut gpu_hours, mut gpu_hours_with_startup) = (0.0, 0.0);
+        let mut tried: Vec<f64> = Vec::new();
+        let mut only_cancelled = true;
+        for job in &folders {
+            let dir = sweep.job(&job.dir);
+            let (mut first, mut last) = (f64::INFINITY, f64::NEG_INFINITY);
+            for status in dir.point_dirs().iter().filter_map(|p| p.read_status().ok().flatten()) {
+                if matches!(status.state, PointState::Skipped | PointState::Running) {
+                    continue;
+                }
+                first = first.min(status.started_at);
+                last = last.max(status.ended_at);
+                // A cancelled point measured nothing: a later wave may choose its load again.
+                if status.state != PointState::Cancelled {
+                    tried.extend(loads.get(&status.point));
+                }
+            }
+            if last > first {
+                let metadata: Option<sweep_folder::metadata::Metadata> =
+                    sweep_folder::file::read_optional(&dir.metadata_path()).ok().flatten();
+                let start = metadata.map_or(first, |m| m.started_at.min(first));
+                gpu_hours += held * (last - first) / 3600.0;
+                gpu_hours_with_startup += held * (last - start) / 3600.0;
+            }
+            let state = dir.read_benchmark_status().ok().flatten().map(|b| b.state);
+            only_cancelled &= state == Some(sweep_folder::BenchmarkState::Cancelled);
+        }
+        tried.sort_by(f64::total_cmp);
+        tried.dedup();
+        // A job with no valid point is not chosen again, unless all it did was get cancelled
+        // (a killed `sweep explore`) before trying a load.
+        let closed = points.is_empty() && !(tried.is_empty() && only_cancelled);
+        let failed = closed.then(|| {
+            let job = folders[folders.len() - 1];
+            match (job_dir_status(sweep, job), &job.reason) {
                 (Some(reason), _) => reason,
                 (None, Some(reason)) => reason.clone(),
                 (None, None) if matches!(job.state, JobState::Submitted | JobState::Running) => {
@@ -324,15 +438,7 @@ fn measured(
                 (None, None) => format!("{}: no valid point", job.state.as_str()),
             }
         });
-        // The job starts with its servers: the benchmark step's start, or a server's if earlier.
-        let job_dir = sweep.job(&job.dir);
-        let metadata: Option<sweep_folder::metadata::Metadata> =
-            sweep_folder::file::read_optional(&job_dir.metadata_path()).ok().flatten();
-        let start = metadata.map_or(first, |m| m.started_at.min(first));
-        let held = gpus.get(job.name.as_str()).copied().unwrap_or(0.0);
-        let gpu_hours = held * span / 3600.0;
-        let gpu_hours_with_startup = if last > start { held * (last - start) / 3600.0 } else { gpu_hours };
-        out.insert(job.name.clone(), Measured { points, gpu_hours, gpu_hours_with_startup, failed });
+        out.insert(name.to_owned(), Measured { points, tried, gpu_hours, gpu_hours_with_startup, failed });
     }
     Ok(out)
 }
@@ -347,11 +453,12 @@ fn job_dir_status(sweep: &SweepDir, job: &sweep_folder::ManifestJob) -> Option<S
 fn replay(
     settings: &Settings,
     candidates: &[Candidate],
+    loads: &BTreeMap<String, f64>,
     grid: &Path,
     strategy: sweep_explore::replay::Strategy,
 ) -> Result<(), Error> {
     let sweep = SweepDir::open(grid)?;
-    let measured = measured(&sweep, candidates, &settings.options)?;
+    let measured = measured(&sweep, candidates, loads, &settings.options)?;
     let budget = match settings.budget {
         Budget::GpuHours(h) => h,
         Budget::Share(s) => s * sweep_explore::spent(&measured),
