@@ -883,15 +883,29 @@ fn vllm_explored_over_its_own_max_num_seqs_against_the_full_grid() {
         serde_json::from_str(&std::fs::read_to_string(s.dir.join("explore/explore.json")).expect("log"))
             .expect("json");
     let waves = log["waves"].as_array().expect("waves");
-    let chosen: Vec<String> = waves
+    let decisions: Vec<serde_json::Value> = waves
         .iter()
         .flat_map(|w| w["decisions"].as_array().cloned().unwrap_or_default())
         .filter(|d| d["choice"] == "chosen")
-        .filter_map(|d| d["job"].as_str().map(str::to_owned))
         .collect();
+    let chosen: Vec<String> = decisions.iter().filter_map(|d| d["job"].as_str().map(str::to_owned)).collect();
     let last = waves.last().expect("a wave");
     eprintln!("explored {chosen:?}; stopped: {}", last["stop"]);
-    assert!(!chosen.is_empty() && chosen.len() <= 3);
+    // Each (job, load) is chosen once at most: 3 jobs of 2 loads.
+    let pairs: Vec<(String, String)> = decisions
+        .iter()
+        .flat_map(|d| {
+            let job = d["job"].as_str().unwrap_or_default().to_owned();
+            d["measure"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .map(move |l| (job.clone(), l.to_string()))
+        })
+        .collect();
+    let distinct: std::collections::BTreeSet<&(String, String)> = pairs.iter().collect();
+    assert!(!pairs.is_empty() && pairs.len() <= 6 && distinct.len() == pairs.len(), "{pairs:?}");
     assert!(last["stop"].is_string(), "{last:#}");
     // Every grid job explore did not measure is in its last wave, with why.
     let grid_jobs: Vec<String> = rows

@@ -1036,7 +1036,8 @@ fn sweep_in_allocation(dir: &Path, nodes: u32, args: &str) -> (i32, String) {
     let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     let script = dir.join(format!("allocation-{n}.sh"));
     let sweep = env!("CARGO_BIN_EXE_sweep");
-    std::fs::write(&script, format!("#!/bin/bash\ncd {}\nexec {sweep} {args}\n", dir.display())).expect("script");
+    std::fs::write(&script, format!("#!/bin/bash\ncd {}\nexec {sweep} {args}\n", dir.display()))
+        .expect("script");
     let out = dir.join(format!("allocation-{n}.out"));
     let output = Command::new("sbatch")
         .args([
@@ -1983,7 +1984,12 @@ fn explore_chooses_waves_within_its_budget_and_resumes_after_a_kill() {
         .collect();
     let distinct: BTreeSet<&String> = done.iter().collect();
     assert_eq!(distinct.len(), done.len(), "a point measured twice: {rows:#?}");
-    assert!(done.len() >= seen.len().saturating_sub(3), "{} points for {} loads: {rows:#?}", done.len(), seen.len());
+    assert!(
+        done.len() >= seen.len().saturating_sub(3),
+        "{} points for {} loads: {rows:#?}",
+        done.len(),
+        seen.len()
+    );
     // The loads a chosen job does not measure are marked skipped in its folder, with why, and
     // its runner left them alone.
     let skipped: Vec<&serde_json::Value> = rows
@@ -2137,7 +2143,8 @@ fn explore_runs_its_waves_on_slurm_under_max_in_queue() {
 /// rendered, and outside an allocation it is refused before anything is written.
 #[test]
 fn explore_runs_its_waves_inside_an_allocation() {
-    let spec = "name: explore-allocation\nmodel: {path: /models/tiny, served_name: tiny}\nengine: {kind: mock}\n\
+    let spec =
+        "name: explore-allocation\nmodel: {path: /models/tiny, served_name: tiny}\nengine: {kind: mock}\n\
                 cluster: {gpus_per_node: 4, base_port: 19720, frontend_port: 19769}\nmode: agg\n\
                 agg: {tp: [1, 2, 4], batch: [4, 32], engine_args: {speedup: 8}}\n\
                 workload: {isl: 64, osl: 16, concurrency: [1, 8], requests: \"2x\", warmup: 1}\n";
@@ -2153,8 +2160,11 @@ fn explore_runs_its_waves_inside_an_allocation() {
     assert_eq!(output.status.code(), Some(9), "{stderr}");
     assert!(!s.dir.join("sweep").exists(), "nothing written");
 
-    let (code, log) =
-        sweep_in_allocation(&s.dir, 2, "explore spec.yaml -o sweep --budget-share 0.6 --wave 2 --in-allocation");
+    let (code, log) = sweep_in_allocation(
+        &s.dir,
+        2,
+        "explore spec.yaml -o sweep --budget-share 0.6 --wave 2 --in-allocation",
+    );
     assert_eq!(code, 0, "{log}");
     assert!(log.contains("inside allocation"), "{log}");
     let manifest: serde_json::Value =
@@ -2170,14 +2180,17 @@ fn explore_runs_its_waves_inside_an_allocation() {
         assert_eq!(job["state"], "completed", "{job:#}");
         assert!(job["slurm_job_id"].is_null(), "a step, not a job of its own: {job:#}");
     }
-    let explore: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(s.dir.join("sweep/explore.json")).expect("explore.json"))
-            .expect("JSON");
+    let explore: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(s.dir.join("sweep/explore.json")).expect("explore.json"),
+    )
+    .expect("JSON");
     let chosen: usize = explore["waves"]
         .as_array()
         .expect("waves")
         .iter()
-        .map(|w| w["decisions"].as_array().map_or(0, |d| d.iter().filter(|d| d["choice"] == "chosen").count()))
+        .map(|w| {
+            w["decisions"].as_array().map_or(0, |d| d.iter().filter(|d| d["choice"] == "chosen").count())
+        })
         .sum();
     assert_eq!(chosen, ran.len(), "a folder run per choice: {explore:#}");
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""The share of a grid's hypervolume that the jobs an exploration chose hold, read from the
-grid's own measurements: whether `sweep explore` chose the right deployments, apart from the
-noise between its measurements and the grid's (issue 38, scripts/bench/explore.sh).
+"""The share of a grid's hypervolume that the (job, load) points an exploration chose to measure
+hold, read from the grid's own measurements: whether `sweep explore` chose the right
+deployments and loads, apart from the noise between its measurements and the grid's (issue 38,
+scripts/bench/explore.sh).
 Usage: explore-chosen-hv.py GRID_RESULTS_CSV EXPLORE_JSON"""
 import csv
 import json
@@ -20,8 +21,14 @@ def hypervolume(points):
 
 rows = [r for r in csv.DictReader(open(sys.argv[1])) if r["state"] == "done" and not r.get("invalid_reason")]
 log = json.load(open(sys.argv[2]))
-chosen = {d["job"] for w in log["waves"] for d in w["decisions"] if d["choice"] == "chosen"}
+chosen = {
+    (d["job"], float(load))
+    for w in log["waves"]
+    for d in w["decisions"]
+    if d["choice"] == "chosen"
+    for load in d["measure"]
+}
 point = lambda r: (float(r["tps_per_user"]), float(r["tps_per_gpu_working"]))
 grid = hypervolume([point(r) for r in rows])
-mine = hypervolume([point(r) for r in rows if r["job"] in chosen])
+mine = hypervolume([point(r) for r in rows if (r["job"], float(r["effective_concurrency"])) in chosen])
 print(f"{mine / grid:.4f}")

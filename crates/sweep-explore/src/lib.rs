@@ -495,7 +495,11 @@ fn greedy(
         let which = if d.measure.len() == d.loads.len() {
             "every load not yet tried".to_owned()
         } else {
-            format!("loads {} of {} (the others' bounds lie under the frontier)", loads(&d.measure), loads(&d.loads))
+            format!(
+                "loads {} of {} (the others' bounds lie under the frontier)",
+                loads(&d.measure),
+                loads(&d.loads)
+            )
         };
         d.why = format!(
             "best gain per GPU-hour left: {:.4} of hypervolume per GPU-hour ({} in this wave); {which}",
@@ -566,7 +570,13 @@ mod tests {
                 let tried = points.iter().map(|p| p.load).collect();
                 grid.insert(
                     job,
-                    Measured { points, tried, gpu_hours, gpu_hours_with_startup: gpu_hours * 1.2, failed: None },
+                    Measured {
+                        points,
+                        tried,
+                        gpu_hours,
+                        gpu_hours_with_startup: gpu_hours * 1.2,
+                        failed: None,
+                    },
                 );
             }
         }
@@ -717,5 +727,37 @@ mod tests {
         let wave = choose(&candidates, &measured, &settings);
         assert!(wave.decisions.is_empty(), "{wave:#?}");
         assert!(wave.stop.as_deref().is_some_and(|s| s.contains("every load")), "{wave:#?}");
+    }
+
+    #[test]
+    fn a_load_between_two_measured_loads_of_a_job_is_bounded_by_the_corner_they_make() {
+        let (candidates, grid) = space();
+        let job = "tp2_batch64";
+        let mut measured = grid.clone();
+        let whole = measured.remove(job).expect("in the grid");
+        let part: Vec<Observed> =
+            whole.points.iter().filter(|p| p.load == 1.0 || p.load == 16.0).copied().collect();
+        let (low, high) = (part[0], part[1]);
+        measured.insert(
+            job.to_owned(),
+            Measured {
+                tried: vec![1.0, 16.0],
+                points: part,
+                gpu_hours: 0.01,
+                gpu_hours_with_startup: 0.02,
+                failed: None,
+            },
+        );
+        // However optimistic the bound, a load between 1 and 16 is no better than tokens/s/user
+        // at 1 and tokens/s/GPU at 16 (plus a point's slack).
+        let settings = Settings { budget: 100.0, kappa: 5.0, ..Settings::default() };
+        let wave = choose(&candidates, &measured, &settings);
+        let d = wave.decisions.iter().find(|d| d.job == job).expect("decided");
+        let at = d.loads.iter().position(|&l| l == 4.0).expect("load 4 open");
+        let [x, y] = d.bound[at];
+        assert!(x <= low.x * 1.03 + 1e-9 && y <= high.y * 1.03 + 1e-9, "{d:#?}");
+        // Above the highest measured load, only tokens/s/user is capped.
+        let above = d.loads.iter().position(|&l| l == 64.0).expect("load 64 open");
+        assert!(d.bound[above][0] <= high.x * 1.03 + 1e-9, "{d:#?}");
     }
 }

@@ -8,7 +8,10 @@
 //! log-linear interpolation; the prediction is the inverse-distance-weighted mean of the
 //! [`NEIGHBOURS`] nearest (in logs), and its spread is their weighted disagreement plus
 //! [`DISTANCE_SPREAD`] per unit of distance to the nearest plus the neighbours' own noise. The
-//! optimistic bound is `exp(mean + kappa × spread)` on both axes.
+//! optimistic bound is `exp(mean + kappa × spread)` on both axes, capped by the job's own
+//! measured loads where it has some: a curve's tokens/s/user falls with the load and its
+//! tokens/s/GPU rises, so a load between two measured ones can be no better than the corner
+//! they make.
 
 use std::collections::BTreeMap;
 
@@ -20,6 +23,9 @@ pub const TEXT_DISTANCE: f64 = 2.0;
 pub const DISTANCE_SPREAD: f64 = 0.5;
 /// A load beyond a neighbour's measured range is this much farther per doubling.
 const EXTRAPOLATION: f64 = 0.5;
+/// The slack of the monotone caps over a measured point without repetitions (relative): a
+/// point measured once may read a little low.
+const MONOTONE_SLACK: f64 = 0.03;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Prediction {
@@ -144,6 +150,7 @@ impl<'a> Model<'a> {
         // (distance, the neighbour's index, its reading, its noise); ties go to the earlier
         // neighbour, so a choice never depends on the sort's whims.
         let mut near: Vec<(f64, usize, [f64; 3], f64)> = Vec::with_capacity(self.known.len());
+        let own: &[Observed] = self.known.iter().find(|(k, _)| *k == at).map_or(&[], |(_, points)| points);
         let by_distance = |a: &(f64, usize, [f64; 3], f64), b: &(f64, usize, [f64; 3], f64)| {
             a.0.total_cmp(&b.0).then(a.1.cmp(&b.1))
         };
@@ -174,12 +181,29 @@ impl<'a> Model<'a> {
             let noise: f64 = near.iter().zip(&weights).map(|((_, _, _, n), w)| w * n / total).sum();
             let extra = DISTANCE_SPREAD * near[0].0 + noise;
             let s = [spread[0].sqrt() + extra, spread[1].sqrt() + extra];
-            predicted.push((mean[0].exp(), mean[1].exp()));
-            bound.push(((mean[0] + settings.kappa * s[0]).exp(), (mean[1] + settings.kappa * s[1]).exp()));
+            let (cap_x, cap_y) = monotone_caps(own, load);
+            let b = (
+                (mean[0] + settings.kappa * s[0]).exp().min(cap_x),
+                (mean[1] + settings.kappa * s[1]).exp().min(cap_y),
+            );
+            predicted.push((mean[0].exp().min(b.0), mean[1].exp().min(b.1)));
+            bound.push(b);
             hours.push(candidate.gpus * mean[2].exp() / 3600.0);
         }
         Prediction { loads: loads.to_vec(), predicted, bound, hours }
     }
+}
+
+/// What a job's own measured points say of it at another `load`, by the monotone structure of
+/// a curve: tokens/s/user falls as the load rises, so no higher than at a lower measured load;
+/// tokens/s/GPU rises (to a plateau), so no higher than at a higher measured load. Each cap
+/// is the nearest such point plus its noise (at least [`MONOTONE_SLACK`]); infinite without
+/// one.
+fn monotone_caps(own: &[Observed], load: f64) -> (f64, f64) {
+    let slack = |value: f64, half: f64| value + half.max(MONOTONE_SLACK * value);
+    let x = own.iter().filter(|p| p.load < load).max_by(|a, b| a.load.total_cmp(&b.load));
+    let y = own.iter().filter(|p| p.load > load).min_by(|a, b| a.load.total_cmp(&b.load));
+    (x.map_or(f64::INFINITY, |p| slack(p.x, p.dx)), y.map_or(f64::INFINITY, |p| slack(p.y, p.dy)))
 }
 
 /// A measured curve read at `load`: (ln x, ln y, ln seconds), its relative noise, and how many

@@ -192,7 +192,8 @@ fn reveal(measured: &mut BTreeMap<String, Measured>, job: &str, loads: &[f64], g
         entry.failed = Some("not in the grid".to_owned());
         return;
     };
-    let these: Vec<crate::Observed> = grid.points.iter().filter(|p| loads.contains(&p.load)).copied().collect();
+    let these: Vec<crate::Observed> =
+        grid.points.iter().filter(|p| loads.contains(&p.load)).copied().collect();
     let all: f64 = grid.points.iter().map(|p| p.seconds).sum();
     let share = if all > 0.0 { these.iter().map(|p| p.seconds).sum::<f64>() / all } else { 1.0 };
     let hours = grid.gpu_hours * share;

@@ -442,7 +442,12 @@ impl JobDir {
     /// Marks `point` of job `job` skipped, with `reason`, before the job runs: its runner leaves
     /// a point so marked alone (`sweep explore` measures only the loads that can still add to
     /// the frontier). The marker stays as the point's record.
-    pub fn skip_point(&self, point: &crate::settings::Point, job: &str, reason: &str) -> Result<(), FolderError> {
+    pub fn skip_point(
+        &self,
+        point: &crate::settings::Point,
+        job: &str,
+        reason: &str,
+    ) -> Result<(), FolderError> {
         let dir = self.new_point_dir(&point.id.to_string())?;
         dir.write_point(point)?;
         let now = file::now();

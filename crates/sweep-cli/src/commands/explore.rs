@@ -46,7 +46,8 @@ pub fn run(settings: &Settings) -> Result<(), Error> {
     let mut render = settings.render.clone();
     if settings.in_allocation {
         // Resolved before anything is written: outside an allocation, nothing is.
-        render.allocation = Some(sweep_submit::allocation::Allocation::from_env(|key| std::env::var(key).ok())?);
+        render.allocation =
+            Some(sweep_submit::allocation::Allocation::from_env(|key| std::env::var(key).ok())?);
     }
     let prepare_settings = prepare::Settings {
         file: settings.file.clone(),
@@ -222,7 +223,8 @@ fn job_folders(
     let mut added = false;
     for pick in picks {
         let measured = |load: u64| pick.measure.contains(&(load as f64));
-        let runs: Vec<usize> = (0..manifest.jobs.len()).filter(|&i| manifest.jobs[i].name == pick.job).collect();
+        let runs: Vec<usize> =
+            (0..manifest.jobs.len()).filter(|&i| manifest.jobs[i].name == pick.job).collect();
         let fresh = match runs.as_slice() {
             [only] if manifest.jobs[*only].state == JobState::Rendered => {
                 let dir = sweep.job(&manifest.jobs[*only].dir);
@@ -253,7 +255,13 @@ fn job_folders(
                 .filter(|p| measured(p.effective_concurrency))
                 .copied()
                 .collect();
-            indices.push(sweep_submit::render::add_job_folder(prepared, sweep, &mut manifest, index, points)?);
+            indices.push(sweep_submit::render::add_job_folder(
+                prepared,
+                sweep,
+                &mut manifest,
+                index,
+                points,
+            )?);
             added = true;
         }
     }
