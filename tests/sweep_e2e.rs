@@ -2059,8 +2059,10 @@ fn explore_chooses_waves_within_its_budget_and_resumes_after_a_kill() {
 }
 
 /// `sweep explore` on the development SLURM cluster: each wave's jobs are submitted in
-/// `--max-in-queue` dependency chains and waited for before the next wave is chosen; the jobs
-/// never chosen stay rendered, unsubmitted; the folder's status reads like any sweep's.
+/// `--max-in-queue` dependency chains and waited for before the next wave is chosen; a job
+/// never chosen stays rendered, unsubmitted; the folder's status reads like any sweep's. Its
+/// first wave is a census (every job at its lowest load), so a later wave's other loads of a
+/// job run as a job folder of their own.
 #[test]
 fn explore_runs_its_waves_on_slurm_under_max_in_queue() {
     let spec = "name: explore-slurm\nmodel: {path: /models/tiny, served_name: tiny}\nengine: {kind: mock}\n\
@@ -2076,11 +2078,13 @@ fn explore_runs_its_waves_on_slurm_under_max_in_queue() {
             "-o",
             "slurm",
             "--budget-share",
-            "0.6",
+            "1",
             "--wave",
             "2",
             "--max-in-queue",
             "1",
+            "--first-wave",
+            "census",
             "--executor",
             "slurm",
         ],
@@ -2094,7 +2098,7 @@ fn explore_runs_its_waves_on_slurm_under_max_in_queue() {
     assert_eq!(manifest["executor"], "slurm");
     let jobs = manifest["jobs"].as_array().expect("jobs");
     let submitted: Vec<&serde_json::Value> = jobs.iter().filter(|j| j["slurm_job_id"].is_string()).collect();
-    assert!(submitted.len() >= 2 && submitted.len() < jobs.len(), "some jobs, not all: {jobs:#?}");
+    assert!(submitted.len() >= 2, "{jobs:#?}");
     for job in jobs {
         if job["slurm_job_id"].is_null() {
             assert_eq!(job["state"], "rendered", "{job:#}");
@@ -2133,9 +2137,28 @@ fn explore_runs_its_waves_on_slurm_under_max_in_queue() {
             w["decisions"].as_array().map_or(0, |d| d.iter().filter(|d| d["choice"] == "chosen").count())
         })
         .sum();
-    assert_eq!(chosen, submitted.len(), "every chosen job was submitted once: {log:#}");
+    assert_eq!(chosen, submitted.len(), "every choice was submitted once: {log:#}");
     let rows = status(dir, "slurm");
     assert_eq!(rows.len(), jobs.len());
+    // The census measured each job it took at load 1 alone; a job chosen again ran its other
+    // load in a folder of its own, and no point ran twice.
+    let first = &log["waves"][0]["decisions"];
+    for d in first.as_array().expect("decisions").iter().filter(|d| d["choice"] == "chosen") {
+        assert_eq!(d["measure"], serde_json::json!([1.0]), "{d:#}");
+    }
+    let done: Vec<&str> = rows
+        .iter()
+        .flat_map(|r| r["points"].as_array().map(|p| p.iter().collect::<Vec<_>>()).unwrap_or_default())
+        .filter(|p| p["state"] == "done")
+        .filter_map(|p| p["id"].as_str())
+        .collect();
+    let distinct: BTreeSet<&&str> = done.iter().collect();
+    assert_eq!(distinct.len(), done.len(), "{rows:#?}");
+    let again = jobs.iter().filter(|j| j["attempt"].as_u64().is_some_and(|a| a > 1)).count();
+    assert!(
+        again > 0,
+        "a budget of the whole grid's cost measures more loads of the census's jobs: {jobs:#?}"
+    );
 }
 
 /// `sweep explore --in-allocation` as the batch step of a two-node allocation: each wave's

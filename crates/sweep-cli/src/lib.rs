@@ -165,6 +165,11 @@ struct ExploreArgs {
     /// Seeds the first wave's spread of the space.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// The first wave: `spread` (`--wave` jobs far apart, every load; few engine start-ups)
+    /// or `census` (every job at its lowest load; a start-up per job, for when start-ups are
+    /// cheap next to points).
+    #[arg(long, value_enum, default_value_t = FirstWaveArg::Spread)]
+    first_wave: FirstWaveArg,
     /// Before anything is measured, a point's assumed duration.
     #[arg(long, value_name = "SECONDS", default_value_t = 60.0, value_parser = positive)]
     prior_point_seconds: f64,
@@ -194,6 +199,12 @@ struct ExploreArgs {
     /// Tokens/s per GPU over the GPUs the servers use (`working`) or the job holds (`allocated`).
     #[arg(long, value_enum, default_value_t = GpusArg::Working)]
     gpus: GpusArg,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum FirstWaveArg {
+    Spread,
+    Census,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -794,6 +805,10 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
                     kappa: args.kappa,
                     prior_point_seconds: args.prior_point_seconds,
                     seed: args.seed,
+                    first_wave: match args.first_wave {
+                        FirstWaveArg::Spread => sweep_explore::FirstWave::Spread,
+                        FirstWaveArg::Census => sweep_explore::FirstWave::Census,
+                    },
                 },
                 replay: args.replay.map(|dir| {
                     let strategy = match args.strategy {

@@ -102,12 +102,33 @@ pub struct Settings {
     pub prior_point_seconds: f64,
     /// Orders the first wave's design and breaks ties.
     pub seed: u64,
+    /// What the first wave measures.
+    pub first_wave: FirstWave,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { budget: f64::INFINITY, wave: 4, kappa: 1.0, prior_point_seconds: 60.0, seed: 0 }
+        Settings {
+            budget: f64::INFINITY,
+            wave: 4,
+            kappa: 1.0,
+            prior_point_seconds: 60.0,
+            seed: 0,
+            first_wave: FirstWave::Spread,
+        }
     }
+}
+
+/// What the first wave (nothing measured yet) measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FirstWave {
+    /// `wave` jobs spread over the space, each at every load: few engine start-ups.
+    Spread,
+    /// Every job at its lowest load (as many as fit, spread, when a budget share limits the
+    /// wave): each later prediction starts from the job's own point, at one engine start-up
+    /// per job more.
+    Census,
 }
 
 /// What a wave decided for one candidate with loads not yet tried.
@@ -366,7 +387,8 @@ fn decide(
 /// cheaper half (by predicted cost, which before any measurement is GPUs × points × the prior),
 /// each next pick is the cheaper-half candidate farthest from those picked (features only),
 /// until the wave is full or the picks' prior cost would pass `cap`. The first pick is always
-/// made.
+/// made. A census ([`FirstWave::Census`]) measures each pick at its lowest load only, draws
+/// from every candidate, and has no wave size: every candidate when all fit under `cap`.
 fn design(
     model: &predict::Model,
     live: &[Live],
@@ -374,43 +396,77 @@ fn design(
     cap: f64,
     settings: &Settings,
 ) -> Vec<usize> {
+    let census = settings.first_wave == FirstWave::Census;
+    // What a pick costs: every load, or a census's lowest one.
+    let unit = |i: usize| {
+        if census {
+            live[i].prediction.hours.first().copied().unwrap_or(0.0)
+        } else {
+            live[i].cost
+        }
+    };
     let mut order: Vec<usize> = Vec::new();
-    let mut by_cost: Vec<usize> = (0..live.len()).collect();
-    by_cost.sort_by(|&a, &b| live[a].cost.total_cmp(&live[b].cost));
-    let pool: Vec<usize> = by_cost[..live.len().div_ceil(2)].to_vec();
+    let pool: Vec<usize> = if census {
+        (0..live.len()).collect()
+    } else {
+        let mut by_cost: Vec<usize> = (0..live.len()).collect();
+        by_cost.sort_by(|&a, &b| live[a].cost.total_cmp(&live[b].cost));
+        by_cost.truncate(live.len().div_ceil(2));
+        by_cost
+    };
     if pool.is_empty() {
         return order;
     }
-    let start = pool[(splitmix(settings.seed) % pool.len() as u64) as usize];
-    let mut picked: Vec<usize> = vec![start];
-    let mut cost = live[start].cost;
-    // Each pool member's distance to the nearest pick so far.
-    let mut nearest: Vec<f64> =
-        pool.iter().map(|&i| model.distance(live[i].candidate, live[start].candidate, None)).collect();
-    while picked.len() < settings.wave.max(1) {
-        let next = (0..pool.len())
-            .filter(|&k| !picked.contains(&pool[k]) && cost + live[pool[k]].cost <= cap)
-            .max_by(|&a, &b| nearest[a].total_cmp(&nearest[b]).then_with(|| pool[b].cmp(&pool[a])));
-        let Some(k) = next else { break };
-        let i = pool[k];
-        cost += live[i].cost;
-        picked.push(i);
-        for (m, &j) in pool.iter().enumerate() {
-            nearest[m] = nearest[m].min(model.distance(live[j].candidate, live[i].candidate, None));
+    let most = if census { usize::MAX } else { settings.wave.max(1) };
+    let total: f64 = pool.iter().map(|&i| unit(i)).sum();
+    let picked: Vec<usize> = if census && total <= cap {
+        // Everything fits: no spread to work out (which would cost a distance per pair).
+        pool.clone()
+    } else {
+        let start = pool[(splitmix(settings.seed) % pool.len() as u64) as usize];
+        let mut picked: Vec<usize> = vec![start];
+        let mut taken = vec![false; pool.len()];
+        taken[pool.iter().position(|&i| i == start).unwrap_or(0)] = true;
+        let mut cost = unit(start);
+        // Each pool member's distance to the nearest pick so far.
+        let mut nearest: Vec<f64> =
+            pool.iter().map(|&i| model.distance(live[i].candidate, live[start].candidate, None)).collect();
+        while picked.len() < most {
+            let next = (0..pool.len())
+                .filter(|&k| !taken[k] && cost + unit(pool[k]) <= cap)
+                .max_by(|&a, &b| nearest[a].total_cmp(&nearest[b]).then_with(|| pool[b].cmp(&pool[a])));
+            let Some(k) = next else { break };
+            let i = pool[k];
+            taken[k] = true;
+            cost += unit(i);
+            picked.push(i);
+            for (m, &j) in pool.iter().enumerate() {
+                nearest[m] = nearest[m].min(model.distance(live[j].candidate, live[i].candidate, None));
+            }
         }
-    }
+        picked
+    };
     for &i in &picked {
         let d = &mut decisions[live[i].decision];
         d.choice = Choice::Chosen;
-        d.why = "first wave: spread over the space, every load (nothing measured to predict from)".to_owned();
+        if census {
+            d.measure = d.loads.first().copied().into_iter().collect();
+            d.cost = unit(i);
+            d.why = "first wave: a census, each job at its lowest load (nothing measured to predict from)"
+                .to_owned();
+        } else {
+            d.why =
+                "first wave: spread over the space, every load (nothing measured to predict from)".to_owned();
+        }
         order.push(live[i].decision);
     }
+    let full = picked.len() >= most || picked.len() == pool.len();
     for l in live {
         if decisions[l.decision].choice == Choice::Deferred {
-            decisions[l.decision].why = if picked.len() < settings.wave.max(1) {
-                "first wave: not in the spread, which stops at half the budget".to_owned()
-            } else {
-                "first wave: not in the spread".to_owned()
+            decisions[l.decision].why = match (census, full) {
+                (_, false) => "first wave: not in it, which stops at half the budget".to_owned(),
+                (true, true) => "first wave: not in the census".to_owned(),
+                (false, true) => "first wave: not in the spread".to_owned(),
             };
         }
     }
@@ -759,5 +815,30 @@ mod tests {
         // Above the highest measured load, only tokens/s/user is capped.
         let above = d.loads.iter().position(|&l| l == 64.0).expect("load 64 open");
         assert!(d.bound[above][0] <= high.x * 1.03 + 1e-9, "{d:#?}");
+    }
+
+    #[test]
+    fn a_census_measures_every_job_at_its_lowest_load_or_a_spread_of_them_within_half_the_share() {
+        let (candidates, _) = space();
+        let settings = Settings { first_wave: FirstWave::Census, ..Settings::default() };
+        let wave = choose(&candidates, &BTreeMap::new(), &settings);
+        assert_eq!(wave.chosen().count(), candidates.len(), "every job, whatever --wave says");
+        for d in wave.chosen() {
+            assert_eq!(d.measure, vec![1.0], "{d:#?}");
+        }
+        // A share of the prior's cost: within half of it, spread over TP and batch.
+        let (budget, wave) = choose_share(&candidates, &BTreeMap::new(), &settings, 0.2);
+        let chosen: Vec<&Decision> = wave.chosen().collect();
+        let cost: f64 = chosen.iter().map(|d| d.cost).sum();
+        assert!(chosen.len() > 1 && chosen.len() < candidates.len(), "{wave:#?}");
+        assert!(cost <= budget / 2.0 + 1e-12, "{cost} of {budget}");
+        let tps: std::collections::BTreeSet<&str> =
+            chosen.iter().map(|d| d.job.split('_').next().unwrap_or_default()).collect();
+        assert!(tps.len() >= 3, "{tps:?}");
+        assert!(wave
+            .decisions
+            .iter()
+            .filter(|d| d.choice != Choice::Chosen)
+            .all(|d| d.why.contains("half the budget")));
     }
 }
