@@ -223,9 +223,7 @@ fn max_in_queue_chains_the_jobs_and_a_rejected_job_leaves_its_chain_waiting_on_t
         sweep(&["wait", "sweep", "--timeout", "180", "--interval", "0.5"], &sweep_dir.dir);
     assert_eq!(code, 15, "{stderr}");
     assert!(
-        stderr.contains(
-            "the sweep ended with 0 of 6 points done, 3 skipped (`workload.load: false`); 3 not run"
-        ),
+        stderr.contains("the sweep ended with 0 of 6 points done, 3 skipped on purpose; 3 not run"),
         "{stderr}"
     );
     assert!(stderr.contains("COMPLETED"), "a line per state change: {stderr}");

@@ -13,7 +13,7 @@ pub struct Exploration {
     pub growth: Vec<(f64, f64)>,
     /// Why it ended.
     pub stop: Option<String>,
-    /// Every job not measured, and every job that ran and measured nothing.
+    /// Every job (or load of a job) not measured, and every job that ran and measured nothing.
     pub skipped: Vec<Skipped>,
 }
 
@@ -22,6 +22,9 @@ pub struct Skipped {
     pub job: String,
     /// `dominated`, `over_budget`, `deferred`, `infeasible`, or `failed`.
     pub decision: String,
+    /// The loads not measured (a job that ran at some loads is listed for the others); empty
+    /// for a job that ran and failed.
+    pub loads: Vec<f64>,
     /// Predicted GPU-hours; `None` for a job that ran.
     pub cost: Option<f64>,
     pub why: String,

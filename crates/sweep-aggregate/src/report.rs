@@ -817,13 +817,14 @@ fn exploration_view<'a>(
         figures: figures(charts, |c| c.name == "explore_growth"),
         summary,
         table: Table {
-            header: vec!["job", "decision", "predicted GPU-hours", "why"],
+            header: vec!["job", "loads not measured", "decision", "predicted GPU-hours", "why"],
             rows: e
                 .skipped
                 .iter()
                 .map(|s| {
                     let cost = s.cost.map_or_else(String::new, |c| format!("{c:.4}"));
-                    vec![s.job.clone(), s.decision.clone(), cost, s.why.clone()]
+                    let loads: Vec<String> = s.loads.iter().map(|l| l.to_string()).collect();
+                    vec![s.job.clone(), loads.join(", "), s.decision.clone(), cost, s.why.clone()]
                 })
                 .collect(),
         },

@@ -8,8 +8,8 @@ use sweep_explore::log::Log;
 use crate::error::Error;
 
 /// What an exploration folder's `explore.json` tells the report (`None` for any other folder):
-/// the growth before each wave, how it ended, and the last wave's account of every job not
-/// measured, then the jobs that ran and measured nothing.
+/// the growth before each wave, how it ended, and the last wave's account of every job (or
+/// load of a job) not measured, then the jobs that ran and measured nothing.
 pub fn exploration(dir: &Path) -> Result<Option<sweep_aggregate::exploration::Exploration>, Error> {
     use sweep_aggregate::exploration::{Exploration, Skipped};
     let path = sweep_folder::paths::explore_log_path(dir);
@@ -25,6 +25,7 @@ pub fn exploration(dir: &Path) -> Result<Option<sweep_aggregate::exploration::Ex
         .filter(|d| d.choice != sweep_explore::Choice::Chosen)
         .map(|d| Skipped {
             job: d.job.clone(),
+            loads: d.loads.clone(),
             decision: serde_json::to_value(d.choice)
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_owned))
@@ -35,6 +36,7 @@ pub fn exploration(dir: &Path) -> Result<Option<sweep_aggregate::exploration::Ex
         .collect();
     skipped.extend(last.failed.iter().map(|(job, why)| Skipped {
         job: job.clone(),
+        loads: Vec::new(),
         decision: "failed".to_owned(),
         cost: None,
         why: why.clone(),

@@ -67,7 +67,7 @@ impl Counts {
     pub fn sentence(&self) -> String {
         let mut text = format!("{} of {} points done", self.done, self.total);
         if self.skipped > 0 {
-            text.push_str(&format!(", {} skipped (`workload.load: false`)", self.skipped));
+            text.push_str(&format!(", {} skipped on purpose", self.skipped));
         }
         if !self.not_done.is_empty() {
             let parts: Vec<String> = self.not_done.iter().map(|(state, n)| format!("{n} {state}")).collect();
