@@ -2217,3 +2217,35 @@ fn explore_runs_its_waves_inside_an_allocation() {
         .sum();
     assert_eq!(chosen, ran.len(), "a folder run per choice: {explore:#}");
 }
+
+/// The simulated engine's speculative decoding, MTP 1 and 2 at an acceptance of 0.6, read back
+/// from its `/metrics` per point: the acceptance rate the engine was given (MTP 1: 0.6; MTP 2:
+/// (0.6 + 0.36) / 2 of the draft tokens) and the tokens per step (1.6 and 1.96), as table
+/// columns, and the report's chart of tokens/s/user against acceptance per MTP depth.
+#[test]
+fn the_simulated_engines_mtp_acceptance_is_read_from_its_metrics_per_point() {
+    let s = new_sweep(
+        "mtp",
+        "name: e2e-mtp\nmodel: {path: /models/tiny, served_name: tiny}\n\
+         engine: {kind: mock, metrics: {interval_ms: 200}}\n\
+         cluster: {gpus_per_node: 4, base_port: 25300, frontend_port: 25399}\nmode: agg\n\
+         agg: {tp: 1, batch: 8, mtp: [1, 2], engine_args: {speedup: 5, mtp_acceptance: 0.6}}\n\
+         workload: {isl: 64, osl: 64, concurrency: [4], requests: 32, warmup: 2}\n",
+    );
+    let (code, _, stderr) = sweep(&["submit", "spec.yaml", "-o", "sweep", "--executor", "local"], &s.dir);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, _, stderr) = sweep(&["report", "sweep"], &s.dir);
+    assert_eq!(code, 0, "{stderr}");
+    let mut reader = common::csv_rows(&s.dir.join("sweep/report/results.csv"));
+    reader.sort_by(|a, b| a["job"].cmp(&b["job"]));
+    assert_eq!(reader.len(), 2, "{reader:#?}");
+    for (row, (rate, per_step)) in reader.iter().zip([(0.6, 1.6), (0.48, 1.96)]) {
+        let got: f64 = row["server_spec_acceptance_rate"].parse().expect("an acceptance rate");
+        let steps: f64 = row["server_spec_tokens_per_step"].parse().expect("tokens per step");
+        assert!((got - rate).abs() < 0.02, "{}: {got} against {rate}", row["job"]);
+        assert!((steps - per_step).abs() < 0.03, "{}: {steps} against {per_step}", row["job"]);
+    }
+    let html = std::fs::read_to_string(s.dir.join("sweep/report/report.html")).expect("report");
+    assert!(html.contains("id=\"speculative\""), "a speculative-decoding section");
+    assert!(s.dir.join("sweep/report/plots/server_spec_acceptance.svg").is_file());
+}

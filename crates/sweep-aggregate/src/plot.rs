@@ -488,6 +488,47 @@ pub fn server_charts(rows: &[Row]) -> Vec<Chart> {
         .collect()
 }
 
+/// Speculative decoding: tokens/s/user against the acceptance rate the servers reported, a
+/// series per MTP depth (the decoding role's `mtp`: GEN's, else AGG's). `None` without any
+/// point whose servers report acceptance.
+pub fn spec_chart(rows: &[Row]) -> Option<Chart> {
+    let mut by_mtp: std::collections::BTreeMap<i64, Vec<(f64, f64)>> = Default::default();
+    for r in rows.iter().filter(|r| r.measured()) {
+        let Some(rate) = r.server.as_ref().and_then(|s| s.measures.spec_acceptance_rate) else { continue };
+        let Some(x) = r.tps_per_user else { continue };
+        let decoding = r
+            .config
+            .roles
+            .iter()
+            .find(|c| c.role == "gen")
+            .or_else(|| r.config.roles.iter().find(|c| c.role == "agg"));
+        let mtp = decoding.and_then(|c| c.mtp).unwrap_or(0);
+        by_mtp.entry(mtp).or_default().push((rate * 100.0, x));
+    }
+    (!by_mtp.is_empty()).then(|| Chart {
+        name: SPEC_CHART.to_owned(),
+        title: "Speculative decoding: tokens/s/user against the acceptance rate, per MTP depth".to_owned(),
+        x_label: "draft tokens accepted (%), as the servers report".to_owned(),
+        y_label: "output tokens/s per user (mean of 1000/ITL)".to_owned(),
+        x_axis: XAxis::Linear,
+        series: by_mtp
+            .into_iter()
+            .enumerate()
+            .map(|(k, (mtp, scatter))| Series {
+                label: format!("MTP {mtp}"),
+                color: k,
+                scatter,
+                line: Vec::new(),
+                curve: Vec::new(),
+                intervals: Vec::new(),
+            })
+            .collect(),
+    })
+}
+
+/// The speculative-decoding chart's file stem (the report shows it with the servers' figures).
+pub const SPEC_CHART: &str = "server_spec_acceptance";
+
 /// `server_<job>_<point>`: the file stem of a point's server chart.
 pub fn server_chart_name(r: &Row) -> String {
     let clean = |s: &str| {

@@ -472,6 +472,8 @@ fn server_table(agg: &Aggregate) -> Table {
                 num(s.itl_client_minus_server_p50_ms),
                 num(m.output_tokens),
                 num(s.client_output_tokens),
+                pct(m.spec_acceptance_rate),
+                num(m.spec_tokens_per_step),
                 s.flag_names(),
             ]
         })
@@ -495,6 +497,8 @@ fn server_table(agg: &Aggregate) -> Table {
             "client − server ITL p50",
             "server output tokens",
             "client output tokens",
+            "draft accepted %",
+            "tokens per step",
             "flags",
         ],
         rows,
@@ -834,6 +838,8 @@ fn exploration_view<'a>(
 #[derive(Serialize)]
 struct ServersView<'a> {
     table: Table,
+    /// Speculative decoding's chart, when the servers report acceptance.
+    speculative: Vec<Figure<'a>>,
     /// `job, load (point id): what to look at`.
     flagged: Vec<String>,
     panels: Vec<Panel<'a>>,
@@ -1126,7 +1132,8 @@ fn servers_view<'a>(agg: &'a Aggregate, charts: &'a [(Chart, String)]) -> Option
         agg.rows.iter().filter_map(|r| r.server.as_ref()).flat_map(|s| &s.notes).collect();
     notes.sort();
     notes.dedup();
-    Some(ServersView { table: server_table(agg), flagged, panels, notes })
+    let speculative = figures(charts, |c| c.name == crate::plot::SPEC_CHART);
+    Some(ServersView { table: server_table(agg), speculative, flagged, panels, notes })
 }
 
 fn sweep_view(sweep: &crate::discover::SweepInfo) -> SweepView<'_> {

@@ -453,6 +453,8 @@ pub fn frame(rows: &[Row]) -> Result<DataFrame, Error> {
         Column::new("server_itl_p50_ms".into(), server(&|s| s.measures.inter_token_latency?.p50_ms)),
         Column::new("server_itl_p99_ms".into(), server(&|s| s.measures.inter_token_latency?.p99_ms)),
         Column::new("server_output_tokens".into(), server(&|s| s.measures.output_tokens)),
+        Column::new("server_spec_acceptance_rate".into(), server(&|s| s.measures.spec_acceptance_rate)),
+        Column::new("server_spec_tokens_per_step".into(), server(&|s| s.measures.spec_tokens_per_step)),
         Column::new("client_output_tokens".into(), server(&|s| s.client_output_tokens)),
         Column::new("ttft_client_minus_server_p50_ms".into(), server(&|s| s.ttft_client_minus_server_p50_ms)),
         Column::new("ttft_client_minus_server_avg_ms".into(), server(&|s| s.ttft_client_minus_server_avg_ms)),

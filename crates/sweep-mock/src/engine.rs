@@ -67,6 +67,11 @@ pub struct Stats {
     pub generated_tokens_total: AtomicU64,
     pub requests_finished_total: AtomicU64,
     pub steps_total: AtomicU64,
+    /// With MTP: decode steps that drafted, draft tokens proposed, and draft tokens accepted
+    /// (the tokens a step yields beyond its one bonus token), as vLLM counts them.
+    pub spec_drafts_total: AtomicU64,
+    pub spec_draft_tokens_total: AtomicU64,
+    pub spec_accepted_tokens_total: AtomicU64,
 }
 
 /// The handle handlers submit requests through.
@@ -271,7 +276,9 @@ impl Scheduler {
     /// decoded in this step; the ones after them were admitted in it.
     fn advance(&mut self, decoding: usize) {
         let (mut generated, mut finished, mut freed) = (0u64, 0u64, 0u64);
+        let (mut drafts, mut accepted) = (0u64, 0u64);
         let tokens_per_step = self.tokens_per_step;
+        let mtp = self.params.mtp;
         let mut index = 0;
         self.running.retain_mut(|sequence| {
             let admitted_now = index >= decoding;
@@ -284,6 +291,12 @@ impl Scheduler {
                 sequence.carry += tokens_per_step;
                 let whole = sequence.carry.floor();
                 sequence.carry -= whole;
+                // The step drafted `mtp` tokens and kept all it yields but the bonus one (before
+                // the answer's end cuts them: the engine verified them all the same).
+                if mtp > 0 {
+                    drafts += 1;
+                    accepted += (whole as u64).saturating_sub(1);
+                }
                 whole as u32
             };
             let tokens = tokens.min(sequence.request.output_tokens - sequence.generated);
@@ -305,6 +318,11 @@ impl Scheduler {
         self.stats.generated_tokens_total.fetch_add(generated, Ordering::Relaxed);
         self.stats.requests_finished_total.fetch_add(finished, Ordering::Relaxed);
         self.stats.steps_total.fetch_add(1, Ordering::Relaxed);
+        if drafts > 0 {
+            self.stats.spec_drafts_total.fetch_add(drafts, Ordering::Relaxed);
+            self.stats.spec_draft_tokens_total.fetch_add(drafts * u64::from(mtp), Ordering::Relaxed);
+            self.stats.spec_accepted_tokens_total.fetch_add(accepted, Ordering::Relaxed);
+        }
     }
 
     fn publish(&self) {

@@ -646,6 +646,28 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
         ] {
             metric(name, kind, help, value);
         }
+        // Speculative decoding (`--mtp`), as vLLM exports it: only when the engine drafts.
+        if app.settings.sim.mtp > 0 {
+            for (name, help, value) in [
+                (
+                    "sweep_mock_spec_decode_num_drafts_total",
+                    "Decode steps that drafted.",
+                    load(&s.spec_drafts_total),
+                ),
+                (
+                    "sweep_mock_spec_decode_num_draft_tokens_total",
+                    "Draft tokens proposed.",
+                    load(&s.spec_draft_tokens_total),
+                ),
+                (
+                    "sweep_mock_spec_decode_num_accepted_tokens_total",
+                    "Draft tokens accepted.",
+                    load(&s.spec_accepted_tokens_total),
+                ),
+            ] {
+                metric(name, "counter", help, value);
+            }
+        }
     }
     let load = |a: &AtomicU64| a.load(Ordering::Relaxed) as f64;
     let mut more = Vec::new();

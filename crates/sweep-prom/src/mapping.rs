@@ -2,15 +2,8 @@
 //! family of a measure's list that any server of the point serves is used, so a point mixing
 //! engines (vLLM servers behind `vllm-router`, say) reads each measure from one family.
 //!
-//! | measure | vLLM | SGLang | Dynamo frontend | sweep-mock-engine |
-//! | --- | --- | --- | --- | --- |
-//! | requests running | `vllm:num_requests_running` | `sglang:num_running_reqs` | `dynamo_frontend_inflight_requests` | `sweep_mock_num_requests_running` |
-//! | requests waiting | `vllm:num_requests_waiting` | `sglang:num_queue_reqs` | `dynamo_frontend_queued_requests` | `sweep_mock_num_requests_waiting` |
-//! | KV-cache usage (0–1) | `vllm:kv_cache_usage_perc` | `sglang:token_usage` | — | `sweep_mock_kv_cache_usage_ratio` |
-//! | preemptions | `vllm:num_preemptions` | — | — | `sweep_mock_preemptions` |
-//! | prefix-cache hits / queries (tokens) | `vllm:prefix_cache_hits` / `vllm:prefix_cache_queries` | `sglang:cache_hit_rate` (a gauge) | the sums of the histograms `dynamo_frontend_cached_tokens` / `dynamo_frontend_input_sequence_tokens` (the tokens each request's worker found cached, and its prompt) | `sweep_mock_prefix_cache_hits` / `…_queries` |
-//! | TTFT, ITL (histograms) | `vllm:time_to_first_token_seconds`, `vllm:inter_token_latency_seconds` | `sglang:…` (same names) | `dynamo_frontend_time_to_first_token_seconds`, `dynamo_frontend_inter_token_latency_seconds` | `sweep_mock_…` (same names) |
-//! | output tokens | `vllm:generation_tokens` | `sglang:generation_tokens` | `dynamo_frontend_output_tokens` | `sweep_mock_generation_tokens` |
+//! `docs/metrics.md` ("What the servers saw") has the table of every measure's families per
+//! engine (vLLM, SGLang, TensorRT-LLM, the Dynamo frontend and the simulated engine).
 
 /// A measure of the results table that comes from the servers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +19,12 @@ pub enum Measure {
     TimeToFirstToken,
     InterTokenLatency,
     OutputTokens,
+    /// Speculative decoding: draft steps (proposals), draft tokens proposed and accepted
+    /// (counters), and the engines that serve the mean tokens per step itself (a gauge).
+    SpecDrafts,
+    SpecDraftTokens,
+    SpecAcceptedTokens,
+    SpecAcceptanceLength,
 }
 
 impl Measure {
@@ -41,16 +40,26 @@ impl Measure {
             Measure::TimeToFirstToken => "time_to_first_token",
             Measure::InterTokenLatency => "inter_token_latency",
             Measure::OutputTokens => "output_tokens",
+            Measure::SpecDrafts => "spec_drafts",
+            Measure::SpecDraftTokens => "spec_draft_tokens",
+            Measure::SpecAcceptedTokens => "spec_accepted_tokens",
+            Measure::SpecAcceptanceLength => "spec_acceptance_length",
         }
     }
 }
 
 /// The gauge families of every measure: what a scrape between a point's edges needs.
 pub fn gauge_families() -> impl Iterator<Item = &'static str> {
-    [Measure::RequestsRunning, Measure::RequestsWaiting, Measure::KvCacheUsage, Measure::PrefixCacheHitRate]
-        .into_iter()
-        .flat_map(families)
-        .copied()
+    [
+        Measure::RequestsRunning,
+        Measure::RequestsWaiting,
+        Measure::KvCacheUsage,
+        Measure::PrefixCacheHitRate,
+        Measure::SpecAcceptanceLength,
+    ]
+    .into_iter()
+    .flat_map(families)
+    .copied()
 }
 
 /// The families a measure is read from, in order of preference. Counters are named without
@@ -60,18 +69,23 @@ pub fn families(measure: Measure) -> &'static [&'static str] {
         Measure::RequestsRunning => &[
             "vllm:num_requests_running",
             "sglang:num_running_reqs",
+            "trtllm_num_requests_running",
             "sweep_mock_num_requests_running",
             "dynamo_frontend_inflight_requests",
         ],
         Measure::RequestsWaiting => &[
             "vllm:num_requests_waiting",
             "sglang:num_queue_reqs",
+            "trtllm_num_requests_waiting",
             "sweep_mock_num_requests_waiting",
             "dynamo_frontend_queued_requests",
         ],
-        Measure::KvCacheUsage => {
-            &["vllm:kv_cache_usage_perc", "sglang:token_usage", "sweep_mock_kv_cache_usage_ratio"]
-        }
+        Measure::KvCacheUsage => &[
+            "vllm:kv_cache_usage_perc",
+            "sglang:token_usage",
+            "trtllm_kv_cache_utilization",
+            "sweep_mock_kv_cache_usage_ratio",
+        ],
         Measure::Preemptions => &["vllm:num_preemptions", "sweep_mock_preemptions"],
         Measure::PrefixCacheHits => {
             &["vllm:prefix_cache_hits", "sweep_mock_prefix_cache_hits", "dynamo_frontend_cached_tokens"]
@@ -81,10 +95,11 @@ pub fn families(measure: Measure) -> &'static [&'static str] {
             "sweep_mock_prefix_cache_queries",
             "dynamo_frontend_input_sequence_tokens",
         ],
-        Measure::PrefixCacheHitRate => &["sglang:cache_hit_rate"],
+        Measure::PrefixCacheHitRate => &["sglang:cache_hit_rate", "trtllm_kv_cache_hit_rate"],
         Measure::TimeToFirstToken => &[
             "vllm:time_to_first_token_seconds",
             "sglang:time_to_first_token_seconds",
+            "trtllm_time_to_first_token_seconds",
             "dynamo_frontend_time_to_first_token_seconds",
             "sweep_mock_time_to_first_token_seconds",
         ],
@@ -97,8 +112,21 @@ pub fn families(measure: Measure) -> &'static [&'static str] {
         Measure::OutputTokens => &[
             "vllm:generation_tokens",
             "sglang:generation_tokens",
+            "trtllm_generation_tokens",
             "dynamo_frontend_output_tokens",
             "sweep_mock_generation_tokens",
         ],
+        Measure::SpecDrafts => &["vllm:spec_decode_num_drafts", "sweep_mock_spec_decode_num_drafts"],
+        Measure::SpecDraftTokens => &[
+            "vllm:spec_decode_num_draft_tokens",
+            "trtllm_spec_decode_num_draft_tokens",
+            "sweep_mock_spec_decode_num_draft_tokens",
+        ],
+        Measure::SpecAcceptedTokens => &[
+            "vllm:spec_decode_num_accepted_tokens",
+            "trtllm_spec_decode_num_accepted_tokens",
+            "sweep_mock_spec_decode_num_accepted_tokens",
+        ],
+        Measure::SpecAcceptanceLength => &["trtllm_spec_decode_acceptance_length"],
     }
 }

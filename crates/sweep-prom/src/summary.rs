@@ -103,6 +103,13 @@ pub struct Measures {
     /// Output tokens the servers generated (the serving side: the frontend's count when it has
     /// one, else every server's but the prefill (CTX) servers').
     pub output_tokens: Option<f64>,
+    /// Speculative decoding (MTP, a draft model): the draft tokens accepted over those proposed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec_acceptance_rate: Option<f64>,
+    /// Speculative decoding: the mean tokens a decode step yields, the bonus token included
+    /// (`1 + accepted / drafts`, or the engine's own gauge).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec_tokens_per_step: Option<f64>,
     /// The family each measure came from.
     pub families: BTreeMap<String, String>,
 }
@@ -354,6 +361,17 @@ impl Collector {
         m.prefix_cache_hit_rate = match (hits, queries) {
             (Some(h), Some(q)) if q > 0.0 => Some(h / q),
             _ => per_round(Measure::PrefixCacheHitRate, &mut m.families).map(|r| level(&r, mean, max).mean),
+        };
+        let drafts = counter(Measure::SpecDrafts, &mut m.families, false);
+        let proposed = counter(Measure::SpecDraftTokens, &mut m.families, false);
+        let accepted = counter(Measure::SpecAcceptedTokens, &mut m.families, false);
+        m.spec_acceptance_rate = match (accepted, proposed) {
+            (Some(a), Some(p)) if p > 0.0 => Some(a / p),
+            _ => None,
+        };
+        m.spec_tokens_per_step = match (accepted, drafts) {
+            (Some(a), Some(d)) if d > 0.0 => Some(1.0 + a / d),
+            _ => per_round(Measure::SpecAcceptanceLength, &mut m.families).map(|r| level(&r, mean, max).mean),
         };
         let latency = |measure: Measure, families: &mut BTreeMap<String, String>| {
             let family = found(measure)?;
@@ -712,6 +730,52 @@ mod tests {
         assert_eq!(m.families["requests_running"], "vllm:num_requests_running");
         let g = &s.servers["agg_0"].gauges["vllm:num_requests_running{engine=\"0\"}"];
         assert_eq!((g.mean, g.max, g.p99, g.scrapes), (2.0, 4.0, 4.0, 4));
+    }
+
+    /// vLLM's speculative-decoding counters (as 0.32 names them) give the acceptance rate and
+    /// the tokens per step; TensorRT-LLM's own acceptance-length gauge stands in for the second.
+    #[test]
+    fn speculative_decoding_acceptance_from_vllm_counters_and_tensorrt_llm_gauges() {
+        let vllm = |drafts: f64, proposed: f64, accepted: f64| {
+            parse(&format!(
+                "# TYPE vllm:spec_decode_num_drafts counter\nvllm:spec_decode_num_drafts_total{{engine=\"0\",model_name=\"m\"}} {drafts}\n\
+                 # TYPE vllm:spec_decode_num_draft_tokens counter\nvllm:spec_decode_num_draft_tokens_total{{engine=\"0\",model_name=\"m\"}} {proposed}\n\
+                 # TYPE vllm:spec_decode_num_accepted_tokens counter\nvllm:spec_decode_num_accepted_tokens_total{{engine=\"0\",model_name=\"m\"}} {accepted}\n"
+            ))
+            .expect("parses")
+        };
+        let mut c = Collector::new(1000);
+        c.add_server("agg_0", "agg", "http://a");
+        c.round(1.0, Phase::Start);
+        c.record("agg_0", vllm(10.0, 20.0, 12.0));
+        c.round(2.0, Phase::End);
+        // 100 drafts of 2 tokens, 120 of the 200 accepted.
+        c.record("agg_0", vllm(110.0, 220.0, 132.0));
+        let m = c.finish().measures;
+        assert_eq!(m.spec_acceptance_rate, Some(0.6));
+        assert_eq!(m.spec_tokens_per_step, Some(2.2));
+        assert_eq!(m.families["spec_accepted_tokens"], "vllm:spec_decode_num_accepted_tokens");
+
+        let trtllm = |proposed: f64, accepted: f64, length: f64| {
+            parse(&format!(
+                "# TYPE trtllm_spec_decode_num_draft_tokens counter\ntrtllm_spec_decode_num_draft_tokens_total{{model_name=\"m\",engine_type=\"trtllm\"}} {proposed}\n\
+                 # TYPE trtllm_spec_decode_num_accepted_tokens counter\ntrtllm_spec_decode_num_accepted_tokens_total{{model_name=\"m\",engine_type=\"trtllm\"}} {accepted}\n\
+                 # TYPE trtllm_spec_decode_acceptance_length gauge\ntrtllm_spec_decode_acceptance_length{{model_name=\"m\",engine_type=\"trtllm\"}} {length}\n"
+            ))
+            .expect("parses")
+        };
+        let mut c = Collector::new(1000);
+        c.add_server("agg_0", "agg", "http://a");
+        c.round(1.0, Phase::Start);
+        c.record("agg_0", trtllm(0.0, 0.0, 2.5));
+        c.round(2.0, Phase::During);
+        c.record("agg_0", trtllm(30.0, 21.0, 2.7));
+        c.round(3.0, Phase::End);
+        c.record("agg_0", trtllm(300.0, 210.0, 2.9));
+        let m = c.finish().measures;
+        assert_eq!(m.spec_acceptance_rate, Some(0.7));
+        let per_step = m.spec_tokens_per_step.expect("the gauge");
+        assert!((per_step - 2.7).abs() < 1e-9, "{per_step}");
     }
 
     /// A frontend that serves the family is read alone: its workers saw the same requests.
