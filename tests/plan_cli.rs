@@ -126,6 +126,7 @@ const BAD: &[(&str, i32)] = &[
     ("zip-unknown-axis", 3),
     ("model-config-unreadable", 3),
     ("gpu-memory-zero", 3),
+    ("gpu-interval-too-short", 3),
     ("gpu-memory-utilization-too-high", 3),
     ("knob-ambiguous", 3),
     ("knob-env-name", 3),

@@ -2249,3 +2249,63 @@ fn the_simulated_engines_mtp_acceptance_is_read_from_its_metrics_per_point() {
     assert!(html.contains("id=\"speculative\""), "a speculative-decoding section");
     assert!(s.dir.join("sweep/report/plots/server_spec_acceptance.svg").is_file());
 }
+
+/// GPU telemetry through `sweep submit` with a stand-in `nvidia-smi` (two GPUs at a constant
+/// 300 W, sampled every 100 ms): each point's `gpu_metrics.json` holds both GPUs and the energy
+/// of its measured window (600 W × the window), `gpu_metrics.jsonl` every sample, and the table
+/// the energy and the output tokens per joule; without `nvidia-smi`, every point is measured and
+/// says why it has no telemetry.
+#[test]
+fn gpu_telemetry_prices_each_point_in_joules_and_its_absence_is_a_note() {
+    let spec = "name: e2e-gpu\nmodel: {path: /models/tiny, served_name: tiny}\n\
+                engine: {kind: mock, metrics: {gpu_interval_ms: 100}}\n\
+                cluster: {gpus_per_node: 4, base_port: 25400, frontend_port: 25499}\nmode: agg\n\
+                agg: {tp: 2, batch: 8, engine_args: {speedup: 2}}\n\
+                workload: {isl: 64, osl: 32, concurrency: [2, 8], requests: 24, warmup: 2}\n";
+    let s = new_sweep("gpu", spec);
+    let standin = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/bench/nvidia-smi-standin.sh");
+    let run = |folder: &str, smi: &Path| {
+        let output = Command::new(env!("CARGO_BIN_EXE_sweep"))
+            .args(["submit", "spec.yaml", "-o", folder, "--executor", "local"])
+            .current_dir(&s.dir)
+            .env("SWEEP_NVIDIA_SMI", smi)
+            .env("STANDIN_GPUS", "2")
+            .env("STANDIN_WATTS", "300")
+            .output()
+            .expect("sweep runs");
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let (code, _, stderr) = sweep(&["aggregate", folder], &s.dir);
+        assert_eq!(code, 0, "{stderr}");
+        common::csv_rows(&s.dir.join(folder).join("report/results.csv"))
+    };
+    let rows = run("sweep", &standin);
+    assert_eq!(rows.len(), 2, "{rows:#?}");
+    for point in points_by_concurrency(&s.dir.join("sweep")).values() {
+        let dir = sweep_folder::PointDir::new(point);
+        let gpu = dir.read_gpu_metrics().expect("readable").expect("gpu_metrics.json");
+        assert_eq!(gpu.gpus.len(), 2, "{gpu:#?}");
+        assert!(gpu.notes.is_empty(), "{gpu:#?}");
+        let seconds = gpu.window.1 - gpu.window.0;
+        let energy = gpu.energy_j.expect("energy");
+        assert!((energy - 600.0 * seconds).abs() <= 1e-6 * energy.max(1.0), "{energy} J over {seconds} s");
+        assert_eq!(gpu.power_w, Some(600.0));
+        let lines = std::fs::read_to_string(dir.gpu_samples_path()).expect("samples");
+        assert!(lines.lines().count() >= 4, "{lines}");
+    }
+    for row in &rows {
+        let energy: f64 = row["gpu_energy_j"].parse().expect("energy");
+        let per_joule: f64 = row["output_tokens_per_joule"].parse().expect("tokens per joule");
+        let tokens: f64 =
+            row["osl_avg"].parse::<f64>().expect("osl") * row["request_count"].parse::<f64>().expect("n");
+        assert!((per_joule - tokens / energy).abs() < 1e-9 * per_joule, "{row:#?}");
+    }
+
+    assert!(s.dir.join("sweep/report/plots/energy_frontier.svg").is_file(), "the energy frontier is drawn");
+
+    let rows = run("without", Path::new("/nonexistent/nvidia-smi"));
+    assert!(rows.iter().all(|r| r["state"] == "done" && r["gpu_energy_j"].is_empty()), "{rows:#?}");
+    for point in points_by_concurrency(&s.dir.join("without")).values() {
+        let gpu = sweep_folder::PointDir::new(point).read_gpu_metrics().expect("readable").expect("summary");
+        assert!(gpu.notes.iter().any(|n| n.contains("no GPUs to sample")), "{gpu:#?}");
+    }
+}

@@ -255,7 +255,8 @@ pub fn write(agg: &Aggregate, out: &Path, outputs: Outputs) -> Result<Vec<PathBu
     let growth = agg.exploration.as_ref().filter(|e| e.growth.len() > 1).map(|e| e.chart());
     let charts = plot::charts(&agg.rows, &agg.analysis).into_iter().chain(plot::profile_charts(agg));
     let spec = plot::spec_chart(&agg.rows);
-    for chart in charts.chain(trend.into_iter().flatten()).chain(growth).chain(spec) {
+    let energy = plot::energy_chart(&agg.rows);
+    for chart in charts.chain(trend.into_iter().flatten()).chain(growth).chain(spec).chain(energy) {
         let (png, svg, text) = plot::write(&chart, &plots)?;
         written.extend([png, svg]);
         inlined.push((chart, text));

@@ -526,6 +526,36 @@ pub fn spec_chart(rows: &[Row]) -> Option<Chart> {
     })
 }
 
+/// The energy frontier: output tokens per joule against tokens/s/user for every point with GPU
+/// telemetry, the non-dominated ones joined. `None` without any.
+pub fn energy_chart(rows: &[Row]) -> Option<Chart> {
+    let points: Vec<(f64, f64)> = rows
+        .iter()
+        .filter(|r| r.measured() && r.invalid.is_none())
+        .filter_map(|r| Some((r.tps_per_user?, r.tokens_per_joule()?)))
+        .collect();
+    if points.is_empty() {
+        return None;
+    }
+    let mut line: Vec<(f64, f64)> = crate::pareto::frontier(&points).into_iter().map(|i| points[i]).collect();
+    line.sort_by(|a, b| a.0.total_cmp(&b.0));
+    Some(Chart {
+        name: "energy_frontier".to_owned(),
+        title: "Energy: output tokens per joule against tokens/s/user".to_owned(),
+        x_label: "output tokens/s per user (mean of 1000/ITL)".to_owned(),
+        y_label: "output tokens per joule (the job's GPUs, measured window)".to_owned(),
+        x_axis: XAxis::Linear,
+        series: vec![Series {
+            label: "points; the frontier joined".to_owned(),
+            color: 0,
+            scatter: points,
+            line,
+            curve: Vec::new(),
+            intervals: Vec::new(),
+        }],
+    })
+}
+
 /// The speculative-decoding chart's file stem (the report shows it with the servers' figures).
 pub const SPEC_CHART: &str = "server_spec_acceptance";
 

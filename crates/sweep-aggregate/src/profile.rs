@@ -397,6 +397,7 @@ mod tests {
             repeats: None,
             repeat_of: None,
             server: None,
+            gpu: None,
         }
     }
 

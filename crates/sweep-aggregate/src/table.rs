@@ -62,6 +62,8 @@ pub struct Row {
     pub repeat_of: Option<usize>,
     /// What the servers' `/metrics` said of the point, with the flags; `None` without scrapes.
     pub server: Option<ServerFigures>,
+    /// Its GPUs' telemetry (`gpu_metrics.json`); `None` without one.
+    pub gpu: Option<sweep_folder::gpu_metrics::GpuSummary>,
 }
 
 impl Row {
@@ -78,6 +80,14 @@ impl Row {
             "tps_per_user" => self.tps_per_user,
             other => self.figures.get(other),
         }
+    }
+
+    /// Output tokens of the measured requests per joule their GPUs drew over the measured
+    /// window (`osl_avg × request_count / gpu_energy_j`).
+    pub fn tokens_per_joule(&self) -> Option<f64> {
+        let tokens = self.figures.get("osl_avg")? * self.figures.get("request_count")?;
+        let joules = self.gpu.as_ref()?.energy_j.filter(|j| *j > 0.0)?;
+        Some(tokens / joules)
     }
 
     /// Output tokens/s per GPU on the chosen basis.
@@ -143,6 +153,7 @@ pub fn read_points(points: Vec<PointSource>, from_records: bool, warnings: &mut 
             repeats: None,
             repeat_of: None,
             server: None,
+            gpu: None,
         };
         let mut summary_failed = None;
         if let Some(path) = p.summary.as_ref().filter(|_| !from_records) {
@@ -190,6 +201,11 @@ pub fn read_points(points: Vec<PointSource>, from_records: bool, warnings: &mut 
                 Ok(summary) => server_summaries.push((rows.len(), summary)),
                 Err(e) => warnings.push(Warning { path: path.clone(), message: e.detail() }),
             }
+        }
+        let gpu_dir = sweep_folder::PointDir::new(&row.dir);
+        match gpu_dir.read_gpu_metrics() {
+            Ok(summary) => row.gpu = summary,
+            Err(e) => warnings.push(Warning { path: gpu_dir.gpu_metrics_path(), message: e.detail() }),
         }
         rows.push(row);
     }
@@ -422,6 +438,20 @@ pub fn frame(rows: &[Row]) -> Result<DataFrame, Error> {
         Column::new("on_frontier".into(), rows.iter().map(|r| r.on_frontier).collect::<Vec<bool>>()),
         Column::new("invalid_reason".into(), text(&|r| r.invalid.clone())),
         Column::new("repeat".into(), rows.iter().map(|r| r.repeat).collect::<Vec<u32>>()),
+        Column::new("gpu_energy_j".into(), float(&|r| r.gpu.as_ref()?.energy_j)),
+        Column::new("gpu_power_w".into(), float(&|r| r.gpu.as_ref()?.power_w)),
+        Column::new(
+            "gpu_util_mean_pct".into(),
+            float(&|r| {
+                let v: Vec<f64> = r.gpu.as_ref()?.gpus.iter().filter_map(|g| g.util_mean_pct).collect();
+                (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+            }),
+        ),
+        Column::new(
+            "gpu_memory_max_mib".into(),
+            float(&|r| r.gpu.as_ref()?.gpus.iter().filter_map(|g| g.memory_max_mib).reduce(f64::max)),
+        ),
+        Column::new("output_tokens_per_joule".into(), float(&Row::tokens_per_joule)),
     ]);
     let server = |f: &dyn Fn(&ServerFigures) -> Option<f64>| {
         rows.iter().map(|r| r.server.as_ref().and_then(f)).collect::<Vec<Option<f64>>>()

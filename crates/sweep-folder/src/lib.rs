@@ -20,6 +20,7 @@
 pub mod build;
 pub mod error;
 pub mod file;
+pub mod gpu_metrics;
 pub mod job;
 pub mod lock;
 pub mod manifest;

@@ -539,6 +539,37 @@ impl PointDir {
         self.dir.join(crate::server_metrics::SUMMARY)
     }
 
+    /// `gpu_metrics.json`: the point's GPU telemetry summary.
+    pub fn gpu_metrics_path(&self) -> PathBuf {
+        self.dir.join(crate::gpu_metrics::SUMMARY)
+    }
+
+    /// `gpu_metrics.jsonl`: every GPU sample of the point's measured window.
+    pub fn gpu_samples_path(&self) -> PathBuf {
+        self.dir.join(crate::gpu_metrics::SAMPLES)
+    }
+
+    pub fn read_gpu_metrics(&self) -> Result<Option<crate::gpu_metrics::GpuSummary>, FolderError> {
+        file::read_optional(&self.gpu_metrics_path())
+    }
+
+    /// Writes the point's GPU samples (one JSON line each) and their summary.
+    pub fn write_gpu_metrics(
+        &self,
+        samples: &[crate::gpu_metrics::Sample],
+        summary: &crate::gpu_metrics::GpuSummary,
+    ) -> Result<(), FolderError> {
+        let mut lines = Vec::new();
+        for sample in samples {
+            serde_json::to_writer(&mut lines, sample)
+                .map_err(|e| FolderError::Write { path: self.gpu_samples_path(), source: e.into() })?;
+            lines.push(b'\n');
+        }
+        std::fs::write(self.gpu_samples_path(), lines)
+            .map_err(|source| FolderError::Write { path: self.gpu_samples_path(), source })?;
+        file::write(&self.gpu_metrics_path(), summary)
+    }
+
     /// `server_metrics.jsonl`: every scrape of the point.
     pub fn scrapes_path(&self) -> PathBuf {
         self.dir.join(crate::server_metrics::SCRAPES)

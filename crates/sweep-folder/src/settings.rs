@@ -236,6 +236,8 @@ impl From<&sweep_spec::Health> for Health {
 pub struct Metrics {
     pub path: Option<String>,
     pub interval_ms: u64,
+    /// GPU telemetry's sampling interval; `None`: off.
+    pub gpu_interval_ms: Option<u64>,
 }
 
 impl Default for Metrics {
@@ -246,8 +248,8 @@ impl Default for Metrics {
 
 impl From<&sweep_spec::Metrics> for Metrics {
     fn from(m: &sweep_spec::Metrics) -> Self {
-        let sweep_spec::Metrics { path, interval_ms } = m;
-        Metrics { path: path.clone(), interval_ms: *interval_ms }
+        let sweep_spec::Metrics { path, interval_ms, gpu_interval_ms } = m;
+        Metrics { path: path.clone(), interval_ms: *interval_ms, gpu_interval_ms: *gpu_interval_ms }
     }
 }
 

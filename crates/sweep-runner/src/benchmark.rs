@@ -133,6 +133,9 @@ struct Run {
     /// Every server's and the frontend's `/metrics` (`engine.metrics`), known once they are
     /// ready; empty when scraping is off.
     scrape_targets: Vec<scrape::Target>,
+    /// Every GPU of the job's nodes, sampled from when the servers are ready
+    /// (`engine.metrics.gpu_interval_ms`); `None` when off.
+    gpu: Option<crate::gpu::Sampler>,
 }
 
 impl Run {
@@ -533,6 +536,15 @@ impl Run {
             dir.write_server_metrics(&scraper.finish())?;
         }
         let outcome = outcome?;
+        if let Some(gpu) = &self.gpu {
+            // The measured window: the first measured request sent to the last answer.
+            let window = (outcome.start_ns as f64 / 1e9, outcome.end_ns as f64 / 1e9);
+            let (samples, notes) = gpu.window(window);
+            let summary =
+                sweep_folder::gpu_metrics::GpuSummary::of(&samples, window, gpu.interval_ms(), notes);
+            dir.write_gpu_metrics(&samples, &summary)?;
+            gpu.forget_before(window.1);
+        }
         let mut extra = serde_json::json!({
             "point": point,
             "job": {"id": self.job.id, "name": self.job.name},
@@ -785,6 +797,7 @@ pub fn run(b: &Benchmark) -> Result<ExitCode, RunnerError> {
         tokenizer: None,
         dataset: None,
         scrape_targets: Vec::new(),
+        gpu: None,
     };
     dir.write_metadata(&run.metadata(&BTreeMap::new()))?;
     // A tokenizer that cannot be read fails the job now, not after the servers have loaded.
@@ -832,6 +845,7 @@ pub fn run(b: &Benchmark) -> Result<ExitCode, RunnerError> {
     };
     let url = format!("http://{target}");
     run.scrape_targets = run.scrape_targets(&addresses);
+    run.gpu = run.job.metrics.gpu_interval_ms.map(|ms| crate::gpu::Sampler::start(&run.hosts, &node, ms));
     let mut metadata = run.metadata(&addresses);
     if run.job.health.path.is_some() {
         metadata.engine_info = Some(engine_info(&url));

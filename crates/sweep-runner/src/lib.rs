@@ -4,6 +4,7 @@
 pub mod benchmark;
 mod error;
 pub mod files;
+pub mod gpu;
 pub mod group;
 pub mod provenance;
 pub mod readiness;

@@ -99,11 +99,14 @@ pub struct Metrics {
     pub path: Option<String>,
     /// Milliseconds between scrapes.
     pub interval_ms: u64,
+    /// Milliseconds between samples of every GPU of the job's nodes (`nvidia-smi`) during each
+    /// point; `None`: no GPU telemetry.
+    pub gpu_interval_ms: Option<u64>,
 }
 
 impl Default for Metrics {
     fn default() -> Self {
-        Metrics { path: Some("/metrics".into()), interval_ms: 1000 }
+        Metrics { path: Some("/metrics".into()), interval_ms: 1000, gpu_interval_ms: Some(1000) }
     }
 }
 

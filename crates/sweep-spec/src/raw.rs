@@ -63,6 +63,9 @@ pub struct RawMetrics {
     #[serde(default, deserialize_with = "explicit_null")]
     pub path: Option<Option<String>>,
     pub interval_ms: Option<u64>,
+    /// `null`: do not sample the GPUs.
+    #[serde(default, deserialize_with = "explicit_null_u64")]
+    pub gpu_interval_ms: Option<Option<u64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -73,6 +76,11 @@ pub struct RawHealth {
     pub path: Option<Option<String>>,
     pub interval: Option<f64>,
     pub timeout: Option<f64>,
+}
+
+/// [`explicit_null`] for a number.
+fn explicit_null_u64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<u64>>, D::Error> {
+    Option::<u64>::deserialize(d).map(Some)
 }
 
 /// Tells `key: null` (Some(None)) apart from a missing key (None).

@@ -730,7 +730,20 @@ fn resolve_metrics(raw: Option<&crate::raw::RawMetrics>) -> Result<Metrics, Spec
         }
         Some(ms) => ms,
     };
+    let gpu_interval_ms = match raw.gpu_interval_ms {
+        None => d.gpu_interval_ms,
+        Some(None) => None,
+        Some(Some(ms)) if ms < 100 => {
+            return Err(SpecError::invalid(
+                KeyPath::keys("engine.metrics.gpu_interval_ms"),
+                "must be at least 100",
+            )
+            .with_help("nvidia-smi samples at most every 100 ms; `null` turns GPU telemetry off"))
+        }
+        Some(Some(ms)) => Some(ms),
+    };
     Ok(Metrics {
+        gpu_interval_ms,
         path: url_path(
             "engine.metrics.path",
             &raw.path,

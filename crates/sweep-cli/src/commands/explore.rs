@@ -328,16 +328,21 @@ pub fn candidates(plan: &sweep_plan::Plan) -> Vec<Candidate> {
             // measured, and a job with no such load is never run.
             let over: Vec<&sweep_plan::capacity::Shortfall> =
                 plan.capacity.iter().flat_map(|a| a.over.iter()).filter(|s| s.job == job.name).collect();
-            let mut loads: Vec<f64> = plan.points[job.points.clone()]
-                .iter()
-                .filter(|p| !over.iter().any(|s| s.point == p.id))
-                .map(|p| p.effective_concurrency as f64)
-                .collect();
-            loads.sort_by(f64::total_cmp);
-            loads.dedup();
+            let loads_of = |fits: bool| {
+                let mut loads: Vec<f64> = plan.points[job.points.clone()]
+                    .iter()
+                    .filter(|p| !fits || !over.iter().any(|s| s.point == p.id))
+                    .map(|p| p.effective_concurrency as f64)
+                    .collect();
+                loads.sort_by(f64::total_cmp);
+                loads.dedup();
+                loads
+            };
+            let mut loads = loads_of(true);
             let infeasible = loads.is_empty().then(|| {
-                // Every point is over, so there is a first.
-            let s = over[0];
+                // Every point is over, so there is a first. Its loads are listed all the same.
+                loads = loads_of(false);
+                let s = over[0];
                 format!(
                     "the capacity estimate: {} needs {} KV-cache tokens ({} sequences × {}), its servers hold {}",
                     s.role,
