@@ -2309,3 +2309,37 @@ fn gpu_telemetry_prices_each_point_in_joules_and_its_absence_is_a_note() {
         assert!(gpu.notes.iter().any(|n| n.contains("no GPUs to sample")), "{gpu:#?}");
     }
 }
+
+/// On the development SLURM cluster, a disaggregated job over two nodes (a GPU each): the
+/// benchmark step samples its own node's GPUs and the other node's through `srun --overlap`, so
+/// each point's telemetry holds both nodes.
+#[test]
+fn gpu_telemetry_samples_every_node_of_a_slurm_job() {
+    let spec = "name: e2e-gpu-nodes\nmodel: {path: /models/tiny, served_name: tiny}\n\
+                engine: {kind: mock, metrics: {gpu_interval_ms: 200}}\n\
+                cluster: {gpus_per_node: 1, base_port: 25500, frontend_port: 25599}\nmode: disagg\n\
+                ctx: {servers: 1, tp: 1, batch: 8, engine_args: {speedup: 5}}\n\
+                gen: {servers: 1, tp: 1, batch: 8, engine_args: {speedup: 5}}\n\
+                workload: {isl: 64, osl: 32, concurrency: [4], requests: 24, warmup: 2}\n";
+    let s = new_sweep("gpu-nodes", spec);
+    let standin = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/bench/nvidia-smi-standin.sh");
+    let output = Command::new(env!("CARGO_BIN_EXE_sweep"))
+        .args(["submit", "spec.yaml", "-o", "sweep", "--executor", "slurm"])
+        .current_dir(&s.dir)
+        .env("SWEEP_NVIDIA_SMI", &standin)
+        .env("STANDIN_GPUS", "1")
+        .output()
+        .expect("sweep runs");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let (code, _, stderr) = sweep(&["wait", "sweep", "--timeout", "300"], &s.dir);
+    assert_eq!(code, 0, "{stderr}");
+    let points = points_by_concurrency(&s.dir.join("sweep"));
+    assert_eq!(points.len(), 1);
+    for point in points.values() {
+        let gpu = sweep_folder::PointDir::new(point).read_gpu_metrics().expect("readable").expect("summary");
+        let hosts: BTreeSet<&str> = gpu.gpus.iter().map(|g| g.host.as_str()).collect();
+        assert_eq!(hosts.len(), 2, "both nodes sampled: {gpu:#?}");
+        assert!(gpu.gpus.iter().all(|g| g.samples > 0 && g.energy_j.is_some()), "{gpu:#?}");
+        assert!(gpu.notes.is_empty(), "{gpu:#?}");
+    }
+}
