@@ -2058,6 +2058,20 @@ fn explore_chooses_waves_within_its_budget_and_resumes_after_a_kill() {
     assert!(stderr.contains("holds no explore.json"), "{stderr}");
 }
 
+/// An exploration's `explore.json`, and every decision its waves chose, in order.
+fn explore_log(path: &Path) -> (serde_json::Value, Vec<serde_json::Value>) {
+    let log: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("explore.json")).expect("JSON");
+    let chosen = log["waves"]
+        .as_array()
+        .expect("waves")
+        .iter()
+        .flat_map(|w| w["decisions"].as_array().cloned().unwrap_or_default())
+        .filter(|d| d["choice"] == "chosen")
+        .collect();
+    (log, chosen)
+}
+
 /// `sweep explore` on the development SLURM cluster: each wave's jobs are submitted in
 /// `--max-in-queue` dependency chains and waited for before the next wave is chosen; a job
 /// never chosen stays rendered, unsubmitted; the folder's status reads like any sweep's. Its
@@ -2126,18 +2140,8 @@ fn explore_runs_its_waves_on_slurm_under_max_in_queue() {
     spans.sort_by(|a, b| a.0.total_cmp(&b.0));
     assert_eq!(spans.len(), submitted.len());
     assert!(spans.windows(2).all(|w| w[1].0 >= w[0].1 - 0.5), "at most one at once: {spans:?}");
-    let log: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("slurm/explore.json")).expect("log"))
-            .expect("json");
-    let chosen: usize = log["waves"]
-        .as_array()
-        .expect("waves")
-        .iter()
-        .map(|w| {
-            w["decisions"].as_array().map_or(0, |d| d.iter().filter(|d| d["choice"] == "chosen").count())
-        })
-        .sum();
-    assert_eq!(chosen, submitted.len(), "every choice was submitted once: {log:#}");
+    let (log, chosen) = explore_log(&dir.join("slurm/explore.json"));
+    assert_eq!(chosen.len(), submitted.len(), "every choice was submitted once: {log:#}");
     let rows = status(dir, "slurm");
     assert_eq!(rows.len(), jobs.len());
     // The census measured each job it took at load 1 alone; a job chosen again ran its other
@@ -2203,19 +2207,8 @@ fn explore_runs_its_waves_inside_an_allocation() {
         assert_eq!(job["state"], "completed", "{job:#}");
         assert!(job["slurm_job_id"].is_null(), "a step, not a job of its own: {job:#}");
     }
-    let explore: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(s.dir.join("sweep/explore.json")).expect("explore.json"),
-    )
-    .expect("JSON");
-    let chosen: usize = explore["waves"]
-        .as_array()
-        .expect("waves")
-        .iter()
-        .map(|w| {
-            w["decisions"].as_array().map_or(0, |d| d.iter().filter(|d| d["choice"] == "chosen").count())
-        })
-        .sum();
-    assert_eq!(chosen, ran.len(), "a folder run per choice: {explore:#}");
+    let (explore, chosen) = explore_log(&s.dir.join("sweep/explore.json"));
+    assert_eq!(chosen.len(), ran.len(), "a folder run per choice: {explore:#}");
 }
 
 /// The simulated engine's speculative decoding, MTP 1 and 2 at an acceptance of 0.6, read back

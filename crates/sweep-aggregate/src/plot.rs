@@ -72,6 +72,13 @@ pub struct Series {
     pub intervals: Vec<[(f64, f64); 2]>,
 }
 
+impl Series {
+    /// A series of markers only.
+    pub fn points(label: String, color: usize, scatter: Vec<(f64, f64)>) -> Series {
+        Series { label, color, scatter, line: Vec::new(), curve: Vec::new(), intervals: Vec::new() }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum XAxis {
     Linear,
@@ -514,14 +521,7 @@ pub fn spec_chart(rows: &[Row]) -> Option<Chart> {
         series: by_mtp
             .into_iter()
             .enumerate()
-            .map(|(k, (mtp, scatter))| Series {
-                label: format!("MTP {mtp}"),
-                color: k,
-                scatter,
-                line: Vec::new(),
-                curve: Vec::new(),
-                intervals: Vec::new(),
-            })
+            .map(|(k, (mtp, scatter))| Series::points(format!("MTP {mtp}"), k, scatter))
             .collect(),
     })
 }
@@ -868,14 +868,7 @@ pub fn profile_charts(agg: &crate::Aggregate) -> Vec<Chart> {
             series: by_config
                 .into_iter()
                 .enumerate()
-                .map(|(k, (label, scatter))| Series {
-                    label,
-                    color: k,
-                    scatter,
-                    line: Vec::new(),
-                    curve: Vec::new(),
-                    intervals: Vec::new(),
-                })
+                .map(|(k, (label, scatter))| Series::points(label, k, scatter))
                 .collect(),
         });
     }
