@@ -46,12 +46,12 @@ fn a_manifest_from_a_newer_sweep_is_refused_by_name_with_exit_13() {
     let s = scratch("newer");
     let path = s.0.join("sweep/manifest.json");
     let text = std::fs::read_to_string(&path).expect("manifest");
-    std::fs::write(&path, text.replacen('{', "{\"format\": 4, \"written_by\": \"sweep 9.1.0\",", 1))
+    std::fs::write(&path, text.replacen('{', "{\"format\": 9, \"written_by\": \"sweep 9.1.0\",", 1))
         .expect("written");
     let (code, stdout, stderr) = sweep(&["status", "sweep"], &s.0);
     assert_eq!(code, 13, "{stderr}");
     assert!(stdout.is_empty(), "{stdout}");
-    assert!(stderr.contains("manifest.json was written by sweep 9.1.0 in format 4"), "{stderr}");
+    assert!(stderr.contains("manifest.json was written by sweep 9.1.0 in format 9"), "{stderr}");
     assert!(stderr.contains(&format!("this is sweep {}", env!("CARGO_PKG_VERSION"))), "{stderr}");
 }
 

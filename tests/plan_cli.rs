@@ -237,7 +237,7 @@ fn a_reader_that_stops_early_is_not_an_error() {
     let chunk = reader.fill_buf().expect("reads");
     first.push_str(&String::from_utf8_lossy(&chunk[..chunk.len().min(64)]));
     drop(reader);
-    assert!(first.starts_with("{\"format\":3,\"written_by\":\"sweep "), "{first}");
+    assert!(first.starts_with("{\"format\":4,\"written_by\":\"sweep "), "{first}");
     let output = child.wait_with_output().expect("exits");
     assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
     assert!(output.stderr.is_empty(), "{}", String::from_utf8_lossy(&output.stderr));

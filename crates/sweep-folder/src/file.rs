@@ -184,7 +184,10 @@ mod tests {
         let thing = Thing { name: "a".into(), count: 3 };
         let bytes = to_bytes(path(), &thing).expect("serialises");
         let text = String::from_utf8(bytes.clone()).expect("UTF-8");
-        assert!(text.starts_with("{\n  \"format\": 3,\n  \"written_by\": \"sweep "), "{text}");
+        assert!(
+            text.starts_with(&format!("{{\n  \"format\": {},\n  \"written_by\": \"sweep ", crate::FORMAT)),
+            "{text}"
+        );
         assert_eq!(parse::<Thing>(path(), &bytes).expect("reads"), thing);
     }
 

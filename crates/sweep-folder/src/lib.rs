@@ -41,9 +41,11 @@ pub use markers::{
 };
 pub use paths::{JobDir, PointDir, SubmitLock, SweepDir};
 
-/// The format every file is written in now. 3: the manifest's `allocation` executor (sweep
-/// 0.3.0), which sweep 0.2.0 could not parse.
-pub const FORMAT: u32 = 3;
+/// The format every file is written in now. 4: `job.json`'s `metrics.gpu_interval_ms` (GPU
+/// telemetry, with `gpu_metrics.json` per point) and `explore.json`'s `loads` and `measure` per
+/// decision; format 3 files read unchanged (GPU telemetry at its default interval). 3: the
+/// manifest's `allocation` executor (sweep 0.3.0), which sweep 0.2.0 could not parse.
+pub const FORMAT: u32 = 4;
 
 /// The oldest format still read: folders of sweep 0.1.0, written before files carried a
 /// `format` key (read as format 1).

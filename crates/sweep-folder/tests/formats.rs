@@ -134,12 +134,17 @@ fn a_file_from_a_newer_sweep_is_refused_by_name() {
     let (_tmp, sweep) = copy_of_fixture();
     let path = sweep.manifest_path();
     let text = std::fs::read_to_string(&path).expect("read");
-    let newer = text.replacen('{', "{\n  \"format\": 4,\n  \"written_by\": \"sweep 9.0.0\",", 1);
+    let next = sweep_folder::FORMAT + 1;
+    let newer =
+        text.replacen('{', &format!("{{\n  \"format\": {next},\n  \"written_by\": \"sweep 9.0.0\","), 1);
     std::fs::write(&path, newer).expect("written");
     let error = sweep.read_manifest().expect_err("refused");
-    assert!(matches!(error, FolderError::Newer { format: 4, .. }), "{error:?}");
+    assert!(matches!(error, FolderError::Newer { format, .. } if format == next), "{error:?}");
     let message = error.to_string();
-    assert!(message.contains("manifest.json was written by sweep 9.0.0 in format 4"), "{message}");
+    assert!(
+        message.contains(&format!("manifest.json was written by sweep 9.0.0 in format {next}")),
+        "{message}"
+    );
     assert!(message.contains("read it with a newer sweep"), "{message}");
 }
 
