@@ -1094,6 +1094,16 @@ fn a_sweep_inside_a_four_node_allocation_runs_its_two_node_jobs_two_at_a_time_on
                 .filter_map(|s| s["port"].as_u64())
                 .collect();
             ports.extend(context["frontend"]["port"].as_u64());
+            // The runner knows the job's own nodes (its GPU telemetry samples those), not the
+            // whole allocation's.
+            let metadata: serde_json::Value = serde_json::from_str(
+                &std::fs::read_to_string(
+                    s.dir.join("sweep").join(job["dir"].as_str().expect("dir")).join("metadata.json"),
+                )
+                .expect("metadata.json"),
+            )
+            .expect("JSON");
+            assert_eq!(metadata["nodes"], run["nodes"], "{job:#}");
             Ran {
                 name: job["name"].as_str().unwrap_or_default().to_owned(),
                 nodes: run["nodes"]

@@ -42,9 +42,11 @@ pub struct Benchmark {
     pub progress: progress::Mode,
 }
 
-/// The allocation's host names, in SLURM's order (this host's name, outside SLURM).
+/// The job's host names, in SLURM's order: the nodes it was given inside an allocation
+/// (`SWEEP_NODELIST`, as its script takes them), else its own job's; this host's name outside
+/// SLURM.
 fn hosts() -> Vec<String> {
-    match std::env::var("SLURM_JOB_NODELIST") {
+    match std::env::var("SWEEP_NODELIST").or_else(|_| std::env::var("SLURM_JOB_NODELIST")) {
         Ok(list) => sweep_slurm::hostlist::expand(&list).unwrap_or_else(|_| vec![list]),
         Err(_) => vec![files::node()],
     }
