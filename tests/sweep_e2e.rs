@@ -1029,6 +1029,18 @@ gen: {servers: 1, tp: 1, batch: [4, 8, 16], engine_args: {speedup: 20}}
 workload: {isl: 32, osl: 8, concurrency: 2, requests: 8, warmup: 2}
 ";
 
+/// `sweep <args>` run with no SLURM allocation in its environment: its exit code and stderr.
+fn sweep_outside_allocation(dir: &Path, args: &[&str]) -> (Option<i32>, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_sweep"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("SLURM_JOB_ID")
+        .env_remove("SLURM_JOB_NODELIST")
+        .output()
+        .expect("runs");
+    (output.status.code(), String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
 /// `sweep <args>` (a command line, spaces between its words) as the batch step of an sbatch
 /// job of `nodes` nodes — inside an allocation — waited for: its exit code and its output.
 fn sweep_in_allocation(dir: &Path, nodes: u32, args: &str) -> (i32, String) {
@@ -1162,15 +1174,9 @@ fn a_sweep_inside_a_four_node_allocation_runs_its_two_node_jobs_two_at_a_time_on
 #[test]
 fn in_allocation_is_refused_outside_one_and_a_job_larger_than_the_allocation_before_anything_starts() {
     let s = new_sweep("allocation-refused", IN_ALLOCATION);
-    let output = Command::new(env!("CARGO_BIN_EXE_sweep"))
-        .args(["submit", "spec.yaml", "-o", "sweep", "--in-allocation"])
-        .current_dir(&s.dir)
-        .env_remove("SLURM_JOB_ID")
-        .env_remove("SLURM_JOB_NODELIST")
-        .output()
-        .expect("runs");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(9), "{stderr}");
+    let (code, stderr) =
+        sweep_outside_allocation(&s.dir, &["submit", "spec.yaml", "-o", "sweep", "--in-allocation"]);
+    assert_eq!(code, Some(9), "{stderr}");
     assert!(stderr.contains("not inside a SLURM allocation") && stderr.contains("salloc"), "{stderr}");
     assert!(!s.dir.join("sweep").exists());
 
@@ -2186,15 +2192,11 @@ fn explore_runs_its_waves_inside_an_allocation() {
                 agg: {tp: [1, 2, 4], batch: [4, 32], engine_args: {speedup: 8}}\n\
                 workload: {isl: 64, osl: 16, concurrency: [1, 8], requests: \"2x\", warmup: 1}\n";
     let s = new_sweep("explore-allocation", spec);
-    let output = Command::new(env!("CARGO_BIN_EXE_sweep"))
-        .args(["explore", "spec.yaml", "-o", "sweep", "--budget-share", "0.6", "--in-allocation"])
-        .current_dir(&s.dir)
-        .env_remove("SLURM_JOB_ID")
-        .env_remove("SLURM_JOB_NODELIST")
-        .output()
-        .expect("runs");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(9), "{stderr}");
+    let (code, stderr) = sweep_outside_allocation(
+        &s.dir,
+        &["explore", "spec.yaml", "-o", "sweep", "--budget-share", "0.6", "--in-allocation"],
+    );
+    assert_eq!(code, Some(9), "{stderr}");
     assert!(!s.dir.join("sweep").exists(), "nothing written");
 
     let (code, log) = sweep_in_allocation(
