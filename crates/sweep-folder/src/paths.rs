@@ -565,8 +565,7 @@ impl PointDir {
                 .map_err(|e| FolderError::Write { path: self.gpu_samples_path(), source: e.into() })?;
             lines.push(b'\n');
         }
-        std::fs::write(self.gpu_samples_path(), lines)
-            .map_err(|source| FolderError::Write { path: self.gpu_samples_path(), source })?;
+        file::write_atomically(&self.gpu_samples_path(), &lines)?;
         file::write(&self.gpu_metrics_path(), summary)
     }
 
