@@ -68,6 +68,12 @@ impl Figures {
         Figures(vec![None; METRICS.len()])
     }
 
+    /// The measured requests' output tokens as the client counted them:
+    /// `osl_avg × request_count`.
+    pub fn output_tokens(&self) -> Option<f64> {
+        Some(self.get("osl_avg")? * self.get("request_count")?)
+    }
+
     pub fn get(&self, column: &str) -> Option<f64> {
         self.0.get(index(column)).copied().flatten()
     }

@@ -78,7 +78,7 @@ impl Flag {
 pub fn figures(summary: Summary, client: &Figures) -> ServerFigures {
     let m = summary.measures;
     let minus = |a: Option<f64>, b: Option<f64>| Some(a? - b?);
-    let client_output_tokens = client.get("osl_avg").zip(client.get("request_count")).map(|(osl, n)| osl * n);
+    let client_output_tokens = client.output_tokens();
     let mut flags = Vec::new();
     if let Some(share) = m.waiting_share.filter(|s| *s > QUEUED_SHARE) {
         flags.push(Flag::Queued { share });

@@ -85,7 +85,7 @@ impl Row {
     /// Output tokens of the measured requests per joule their GPUs drew over the measured
     /// window (`osl_avg × request_count / gpu_energy_j`).
     pub fn tokens_per_joule(&self) -> Option<f64> {
-        let tokens = self.figures.get("osl_avg")? * self.figures.get("request_count")?;
+        let tokens = self.figures.output_tokens()?;
         let joules = self.gpu.as_ref()?.energy_j.filter(|j| *j > 0.0)?;
         Some(tokens / joules)
     }
