@@ -85,6 +85,8 @@ fn plans_every_example_sweep_as_json() {
 
 /// Each bad spec, the exit code it must give (3: invalid spec, 4: cannot be planned).
 const BAD: &[(&str, i32)] = &[
+    ("accuracy-bad-line", 3),
+    ("accuracy-min-score-out-of-range", 3),
     ("dataset-bad-line", 3),
     ("dataset-image-unreadable", 3),
     ("dataset-missing", 3),
@@ -237,7 +239,8 @@ fn a_reader_that_stops_early_is_not_an_error() {
     let chunk = reader.fill_buf().expect("reads");
     first.push_str(&String::from_utf8_lossy(&chunk[..chunk.len().min(64)]));
     drop(reader);
-    assert!(first.starts_with("{\"format\":4,\"written_by\":\"sweep "), "{first}");
+    let header = format!("{{\"format\":{},\"written_by\":\"sweep ", sweep_folder::FORMAT);
+    assert!(first.starts_with(&header), "{first}");
     let output = child.wait_with_output().expect("exits");
     assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
     assert!(output.stderr.is_empty(), "{}", String::from_utf8_lossy(&output.stderr));

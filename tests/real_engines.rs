@@ -362,8 +362,13 @@ cluster: {gpus_per_node: 4, base_port: BASE, frontend_port: FRONTEND}
 mode: agg
 agg: {tp: 1, batch: 8, max_seq_len: 1024, engine_args: {enforce_eager: true, load_format: dummy, dtype: bfloat16}}
 workload: {isl: 32, osl: 16, requests: 8, warmup: 0, search: {axis: concurrency, from: 1, to: 4, slo: {time_to_first_token: {p99: 60000}}}}
+accuracy: {limit: 16, max_tokens: 8, concurrency: 4, min_score: 0.5}
 ";
 
+/// One vLLM server on CPU with dummy (random) weights: a concurrency search, its exports and
+/// metrics against the client's, its provenance; then the built-in accuracy probe, which random
+/// weights fail (a score near 0), so the deployment is flagged `inaccurate` and its points stand
+/// on no frontier.
 #[test]
 fn vllm_one_server_with_a_boolean_argument_a_search_and_ttft_against_its_own_clock() {
     let s = Sweep::new("vllm-one", venv("vllm-0.32.0"), VLLM_ONE);
@@ -439,6 +444,24 @@ fn vllm_one_server_with_a_boolean_argument_a_search_and_ttft_against_its_own_clo
     }
     let most = lines.iter().map(|l| l.samples.len()).max().unwrap_or(0);
     assert!(most >= 300, "vLLM 0.32 serves about 374 series; a scrape had {most}");
+    // The accuracy probe, asked of the real server after the points.
+    let (path, accuracy) =
+        sweep_folder::JobDir::new(s.job()).read_accuracy().expect("readable").expect("accuracy.json");
+    eprintln!("  accuracy of random weights: {}", accuracy.reason);
+    assert_eq!(accuracy.state, sweep_folder::accuracy::AccuracyState::Done, "{accuracy:#?}");
+    let score = &accuracy.scores[0];
+    assert_eq!((score.samples, score.errors), (Some(16), 0), "{accuracy:#?}");
+    assert!(score.score <= 0.2, "random weights do not do arithmetic: {accuracy:#?}");
+    let answers = std::fs::read_to_string(path.with_file_name("answers.jsonl")).expect("answers");
+    let answered = answers.lines().filter(|l| l.contains("\"response\"")).count();
+    assert_eq!(answered, 16, "every question got an answer from vLLM: {answers}");
+    let rows = results(&s);
+    let measured: Vec<_> = rows.iter().filter(|r| !r["request_count"].is_empty()).collect();
+    assert_eq!(measured.len(), 3, "the search's three steps: {rows:#?}");
+    for row in measured {
+        assert!(row["invalid_reason"].starts_with("inaccurate: exact_match"), "{row:#?}");
+        assert_eq!(row["on_frontier"], "false", "{row:#?}");
+    }
 }
 
 /// A child process killed when the test ends, however it ends.

@@ -2348,3 +2348,130 @@ fn gpu_telemetry_samples_every_node_of_a_slurm_job() {
         assert!(gpu.notes.is_empty(), "{gpu:#?}");
     }
 }
+
+/// The accuracy step through `sweep submit`, aggregated and disaggregated, with the simulated
+/// engine answering the built-in arithmetic questions (`SWEEP_MOCK_ANSWERS`, which reaches the
+/// disaggregated router through `engine.env`) and, as an axis, answering half of them wrong:
+/// the honest deployments score 1.0 over the 40 questions asked; the corrupted ones score what
+/// their answers file says, are flagged `inaccurate` against `min_score`, and stand on no
+/// frontier, while their points keep their measurements.
+#[test]
+fn accuracy_scores_each_deployment_and_keeps_the_inaccurate_off_the_frontier() {
+    let s = new_sweep(
+        "accuracy",
+        "name: e2e-accuracy\nmodel: {path: /models/tiny, served_name: tiny}\n\
+         engine: {kind: mock, env: {SWEEP_MOCK_ANSWERS: arithmetic, SWEEP_MOCK_FAULT_WRONG_ANSWER_RATE: {sweep: [\"0\", \"0.5\"]}}}\n\
+         cluster: {gpus_per_node: 4, base_port: 25600, frontend_port: 25699}\nmode: [agg, disagg]\n\
+         agg: {tp: 1, batch: 8, engine_args: {speedup: 5}}\n\
+         ctx: {servers: 1, tp: 1, batch: 8, engine_args: {speedup: 5}}\n\
+         gen: {servers: 1, tp: 1, batch: 8, engine_args: {speedup: 5}}\n\
+         workload: {isl: 64, osl: 32, concurrency: [4], requests: 16, warmup: 2}\n\
+         accuracy: {limit: 40, concurrency: 4, min_score: 0.9}\n",
+    );
+    let (code, _, stderr) = sweep(&["submit", "spec.yaml", "-o", "sweep", "--executor", "local"], &s.dir);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, _, stderr) = sweep(&["report", "sweep"], &s.dir);
+    assert_eq!(code, 0, "{stderr}");
+    let rows = common::csv_rows(&s.dir.join("sweep/report/results.csv"));
+    assert_eq!(rows.len(), 4, "{rows:#?}");
+    let knob = "engine.env.SWEEP_MOCK_FAULT_WRONG_ANSWER_RATE";
+    let mut modes = BTreeSet::new();
+    for row in &rows {
+        assert_eq!(row["state"], "done", "{row:#?}");
+        modes.insert(row["mode"].clone());
+        let job = sweep_folder::JobDir::new(s.dir.join("sweep/jobs").join(&row["job"]));
+        let (path, result) = job.read_accuracy().expect("readable").expect("accuracy.json");
+        let answers = std::fs::read_to_string(path.with_file_name("answers.jsonl")).expect("answers");
+        let answers: Vec<serde_json::Value> =
+            answers.lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect();
+        assert_eq!(answers.len(), 40, "the first `limit` questions");
+        let right = answers.iter().filter(|a| a["correct"] == true).count();
+        let score = &result.scores[0];
+        assert_eq!(result.state, sweep_folder::accuracy::AccuracyState::Done, "{result:#?}");
+        assert_eq!(
+            (score.samples, score.correct, score.errors),
+            (Some(40), Some(right as u64), 0),
+            "{result:#?}"
+        );
+        assert_eq!(row["accuracy_samples"], "40");
+        if row[knob] == "0" {
+            assert_eq!(right, 40, "every answer right: {answers:#?}");
+            assert_eq!(row["accuracy_score"], "1.0");
+            assert_eq!(row["invalid_reason"], "", "{row:#?}");
+            assert_eq!(row["on_frontier"], "true", "{row:#?}");
+        } else {
+            assert!((8..=32).contains(&right), "about half right: {right}");
+            // A wrong answer is the result plus one: what was extracted is off by one.
+            for a in answers.iter().filter(|a| a["correct"] == false) {
+                let expected: i64 = a["expected"].as_str().expect("text").parse().expect("a number");
+                assert_eq!(a["extracted"], (expected + 1).to_string(), "{a}");
+            }
+            let reason = &row["invalid_reason"];
+            assert!(reason.starts_with("inaccurate: exact_match"), "{row:#?}");
+            assert!(reason.contains("below accuracy.min_score 0.9"), "{reason}");
+            assert_eq!(row["on_frontier"], "false", "{row:#?}");
+            assert!(row["output_token_throughput"].parse::<f64>().expect("measured") > 0.0);
+        }
+    }
+    assert_eq!(modes, BTreeSet::from(["agg".to_owned(), "disagg".to_owned()]));
+    let html = std::fs::read_to_string(s.dir.join("sweep/report/report.html")).expect("report");
+    assert!(html.contains("id=\"accuracy\""), "an accuracy section");
+    assert_eq!(html.matches("<td>inaccurate</td>").count(), 2, "both corrupted deployments flagged");
+}
+
+/// lm-eval named but missing where the job runs: the accuracy step fails with that reason, and
+/// the points keep their results and stand on the frontier. Then a stand-in `lm_eval` (it asks
+/// the frontend once and writes lm-eval 0.4's results file, since the tasks' datasets cannot be
+/// downloaded here): its task's score is read back, and below `min_score` it flags the job.
+#[test]
+fn lm_eval_missing_fails_only_the_accuracy_step_and_its_results_are_read_when_present() {
+    let spec = |command: &str| {
+        format!(
+            "name: e2e-lm-eval\nmodel: {{path: /models/tiny, served_name: tiny}}\nengine: {{kind: mock}}\n\
+             cluster: {{gpus_per_node: 4, base_port: 25700, frontend_port: 25799}}\nmode: agg\n\
+             agg: {{tp: 1, batch: 8, engine_args: {{speedup: 5}}}}\n\
+             workload: {{isl: 64, osl: 32, concurrency: [4], requests: 16, warmup: 2, endpoint: completions}}\n\
+             accuracy: {{min_score: 0.5, lm_eval: {{tasks: [gsm8k], limit: 20, command: {command}}}}}\n"
+        )
+    };
+    let s = new_sweep("lm-eval", &spec("lm_eval_not_installed_here"));
+    let (code, _, stderr) = sweep(&["submit", "spec.yaml", "-o", "missing", "--executor", "local"], &s.dir);
+    assert_eq!(code, 0, "the points are measured: {stderr}");
+    let (code, _, stderr) = sweep(&["aggregate", "missing"], &s.dir);
+    assert_eq!(code, 0, "{stderr}");
+    let rows = common::csv_rows(&s.dir.join("missing/report/results.csv"));
+    assert_eq!(rows.len(), 1, "{rows:#?}");
+    let row = &rows[0];
+    assert_eq!((row["state"].as_str(), row["on_frontier"].as_str()), ("done", "true"), "{row:#?}");
+    assert_eq!(row["accuracy_state"], "failed");
+    let job = sweep_folder::JobDir::new(s.dir.join("missing/jobs").join(&row["job"]));
+    let (_, result) = job.read_accuracy().expect("readable").expect("accuracy.json");
+    assert!(result.reason.contains("`lm_eval_not_installed_here` was not found on"), "{result:#?}");
+    assert!(result.reason.contains("pip install"), "says what to do: {}", result.reason);
+    assert!(result.scores.is_empty(), "no built-in probe was asked for: {result:#?}");
+    let benchmark = job.read_benchmark_status().expect("readable").expect("marker");
+    assert_eq!(benchmark.state, sweep_folder::BenchmarkState::Done, "{benchmark:#?}");
+
+    let standin =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/accuracy/lm-eval-standin.sh");
+    std::fs::write(s.dir.join("spec.yaml"), spec(&standin.display().to_string())).expect("spec");
+    let (code, _, stderr) = sweep(&["submit", "spec.yaml", "-o", "present", "--executor", "local"], &s.dir);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, _, stderr) = sweep(&["aggregate", "present"], &s.dir);
+    assert_eq!(code, 0, "{stderr}");
+    let rows = common::csv_rows(&s.dir.join("present/report/results.csv"));
+    let row = &rows[0];
+    let job = sweep_folder::JobDir::new(s.dir.join("present/jobs").join(&row["job"]));
+    let (path, result) = job.read_accuracy().expect("readable").expect("accuracy.json");
+    assert_eq!(result.state, sweep_folder::accuracy::AccuracyState::Done, "{result:#?}");
+    let score = &result.scores[0];
+    assert_eq!(
+        (score.name.as_str(), score.metric.as_str(), score.score, score.samples),
+        ("gsm8k", "exact_match,strict-match", 0.25, Some(20))
+    );
+    let log = std::fs::read_to_string(path.with_file_name("lm_eval/lm_eval.log")).expect("its log");
+    assert!(log.contains("/v1/completions"), "pointed at the frontend: {log}");
+    assert_eq!(row["accuracy_score"], "0.25");
+    assert!(row["invalid_reason"].starts_with("inaccurate: gsm8k 0.250 (20 samples)"), "{row:#?}");
+    assert_eq!(row["on_frontier"], "false");
+}

@@ -143,6 +143,8 @@ pub struct PointSource {
     pub phase_manifest: Option<PathBuf>,
     /// The point's `server_metrics.json` (`engine.metrics`).
     pub server_metrics: Option<PathBuf>,
+    /// Its job folder's accuracy step (`accuracy/accuracy.json`), when it ran one.
+    pub accuracy: Option<sweep_folder::accuracy::AccuracyResult>,
 }
 
 /// What a sweep folder says about where and how it ran, for the report.
@@ -163,6 +165,8 @@ pub struct SweepInfo {
     pub provenance: Option<sweep_folder::provenance::Provenance>,
     /// Each job folder's `provenance.json`, by folder name.
     pub job_provenance: Vec<(String, sweep_folder::provenance::JobProvenance)>,
+    /// Each job folder's accuracy step, by folder name, with its configuration's label.
+    pub accuracy: Vec<(String, sweep_folder::accuracy::AccuracyResult)>,
 }
 
 #[derive(Debug, Default)]
@@ -277,6 +281,7 @@ struct Attempt {
     reason: Option<String>,
     point: Option<sweep_folder::settings::Point>,
     config: Config,
+    accuracy: Option<sweep_folder::accuracy::AccuracyResult>,
 }
 
 /// A file of the folder that could not be read is a warning (its path leads the message), and
@@ -383,6 +388,10 @@ fn sweep_folder(dir: &Path, found: &mut Discovery) {
             config.engine_version = provenance.engine_version.clone();
             info.job_provenance.push((job_dir.name(), provenance));
         }
+        let accuracy = readable(job_dir.read_accuracy(), found).map(|(_, result)| result);
+        if let Some(result) = &accuracy {
+            info.accuracy.push((job_dir.name(), result.clone()));
+        }
         for point_dir in job_dir.point_dirs() {
             let (state, reason) = match readable(point_dir.read_status(), found) {
                 Some(s) => (s.state.as_str().to_owned(), Some(s.reason).filter(|r| !r.is_empty())),
@@ -395,6 +404,7 @@ fn sweep_folder(dir: &Path, found: &mut Discovery) {
                 reason,
                 point,
                 config: config.clone(),
+                accuracy: accuracy.clone(),
             });
         }
     }
@@ -445,6 +455,7 @@ fn sweep_folder(dir: &Path, found: &mut Discovery) {
                         records: None,
                         phase_manifest: None,
                         server_metrics: None,
+                        accuracy: None,
                     });
                 }
             }
@@ -491,6 +502,7 @@ fn choose(mut list: Vec<Attempt>, planned: Option<&sweep_folder::settings::Point
         reason: a.reason,
         attempts,
         config: a.config,
+        accuracy: a.accuracy,
         dir: a.dir.path().to_owned(),
     }
 }
@@ -586,6 +598,7 @@ fn aiperf_point(root: &Path, dir: &Path, found: &mut Discovery) {
         records: file(RECORDS),
         phase_manifest: file(exports::PHASES),
         server_metrics: None,
+        accuracy: None,
         config,
     });
 }

@@ -398,6 +398,7 @@ mod tests {
             repeat_of: None,
             server: None,
             gpu: None,
+            accuracy: None,
         }
     }
 

@@ -527,6 +527,34 @@ fn invalid_table(agg: &Aggregate) -> Table {
     Table { header: vec!["configuration", "load", "point", "why it is left out"], rows }
 }
 
+/// Each job folder's accuracy step: its scores, against `accuracy.min_score`.
+fn accuracy_table(agg: &Aggregate) -> Table {
+    let mut rows = Vec::new();
+    for sweep in &agg.sweeps {
+        for (job, result) in &sweep.accuracy {
+            let verdict = match (result.state, result.inaccurate()) {
+                (_, Some(_)) => "inaccurate".to_owned(),
+                (sweep_folder::accuracy::AccuracyState::Done, None) => "ok".to_owned(),
+                (state, None) => state.as_str().to_owned(),
+            };
+            let scores: Vec<String> = result.scores.iter().map(|s| s.describe()).collect();
+            rows.push(vec![
+                job.clone(),
+                verdict,
+                scores.join(", "),
+                result.min_score.map(|m| m.to_string()).unwrap_or_default(),
+                // A finished step's reason repeats its scores; a failed one's says why.
+                if result.state == sweep_folder::accuracy::AccuracyState::Done {
+                    String::new()
+                } else {
+                    result.reason.clone()
+                },
+            ]);
+        }
+    }
+    Table { header: vec!["job", "verdict", "scores", "min_score", "why the step did not finish"], rows }
+}
+
 fn problem_table(agg: &Aggregate) -> Table {
     let rows = agg
         .rows
@@ -722,6 +750,11 @@ pub fn markdown(agg: &Aggregate) -> String {
         }
     }
     s.push_str(&profile_markdown(agg));
+    let accuracy = accuracy_table(agg);
+    if !accuracy.rows.is_empty() {
+        let _ = writeln!(s, "\n## Accuracy of each deployment ({})\n", accuracy.rows.len());
+        s.push_str(&accuracy.markdown());
+    }
     let invalid = invalid_table(agg);
     if !invalid.rows.is_empty() {
         let _ = writeln!(s, "\n## Points left out of the frontiers ({})\n", invalid.rows.len());
@@ -1044,6 +1077,7 @@ struct Page<'a> {
     servers: Option<ServersView<'a>>,
     profile: Option<ProfileView<'a>>,
     problems: Table,
+    accuracy: Option<Table>,
     invalid: Option<Table>,
     warnings: Vec<WarningView>,
     all: Table,
@@ -1200,6 +1234,7 @@ pub fn html(agg: &Aggregate, charts: &[(Chart, String)]) -> String {
         servers: servers_view(agg, charts),
         profile: profile_view(agg, charts),
         problems: problem_table(agg),
+        accuracy: Some(accuracy_table(agg)).filter(|t| !t.rows.is_empty()),
         invalid: Some(invalid_table(agg)).filter(|t| !t.rows.is_empty()),
         warnings: agg
             .warnings

@@ -64,6 +64,8 @@ pub struct Row {
     pub server: Option<ServerFigures>,
     /// Its GPUs' telemetry (`gpu_metrics.json`); `None` without one.
     pub gpu: Option<sweep_folder::gpu_metrics::GpuSummary>,
+    /// Its deployment's accuracy step (`accuracy/accuracy.json`); `None` without one.
+    pub accuracy: Option<sweep_folder::accuracy::AccuracyResult>,
 }
 
 impl Row {
@@ -154,6 +156,7 @@ pub fn read_points(points: Vec<PointSource>, from_records: bool, warnings: &mut 
             repeat_of: None,
             server: None,
             gpu: None,
+            accuracy: p.accuracy,
         };
         let mut summary_failed = None;
         if let Some(path) = p.summary.as_ref().filter(|_| !from_records) {
@@ -285,9 +288,10 @@ pub fn derive(rows: &mut [Row]) {
 }
 
 /// Holds every measured point to what a comparison needs (`docs/aggregate.md`, "Valid
-/// points"): failed requests at most `max_error_rate` of all, output tokens produced, and the
-/// servers' output token count agreeing with the client's. A point that fails is kept, with
-/// the reason, and left out of the frontiers.
+/// points"): failed requests at most `max_error_rate` of all, output tokens produced, the
+/// servers' output token count agreeing with the client's, and its deployment's accuracy
+/// scores at least `accuracy.min_score`. A point that fails is kept, with the reason, and left
+/// out of the frontiers.
 pub fn validate(rows: &mut [Row], max_error_rate: f64) {
     for row in rows.iter_mut().filter(|r| r.measured()) {
         let done = row.figures.get("request_count").unwrap_or(0.0);
@@ -310,6 +314,9 @@ pub fn validate(rows: &mut [Row], max_error_rate: f64) {
         });
         if let Some(flag) = mismatch {
             why.push(flag.describe());
+        }
+        if let Some(inaccurate) = row.accuracy.as_ref().and_then(|a| a.inaccurate()) {
+            why.push(inaccurate);
         }
         row.invalid = (!why.is_empty()).then(|| why.join("; "));
     }
@@ -452,6 +459,12 @@ pub fn frame(rows: &[Row]) -> Result<DataFrame, Error> {
             float(&|r| r.gpu.as_ref()?.gpus.iter().filter_map(|g| g.memory_max_mib).reduce(f64::max)),
         ),
         Column::new("output_tokens_per_joule".into(), float(&Row::tokens_per_joule)),
+        Column::new("accuracy_state".into(), text(&|r| Some(r.accuracy.as_ref()?.state.as_str().to_owned()))),
+        Column::new("accuracy_score".into(), float(&|r| Some(r.accuracy.as_ref()?.lowest()?.score))),
+        Column::new(
+            "accuracy_samples".into(),
+            int(&|r| r.accuracy.as_ref()?.lowest()?.samples.and_then(|n| i64::try_from(n).ok())),
+        ),
     ]);
     let server = |f: &dyn Fn(&ServerFigures) -> Option<f64>| {
         rows.iter().map(|r| r.server.as_ref().and_then(f)).collect::<Vec<Option<f64>>>()

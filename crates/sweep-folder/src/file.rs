@@ -78,6 +78,17 @@ pub fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), FolderError>
     })
 }
 
+/// Writes `items` as JSON lines (no format header: each line is a record), atomically.
+pub fn write_lines<T: Serialize>(path: &Path, items: &[T]) -> Result<(), FolderError> {
+    let mut lines = Vec::new();
+    for item in items {
+        serde_json::to_writer(&mut lines, item)
+            .map_err(|e| FolderError::Write { path: path.to_owned(), source: e.into() })?;
+        lines.push(b'\n');
+    }
+    write_atomically(path, &lines)
+}
+
 /// Creates `path` with `contents`; an existing file is an error, never overwritten.
 pub fn create_new(path: &Path, contents: &[u8]) -> Result<(), FolderError> {
     use std::io::Write;

@@ -152,6 +152,9 @@ pub struct JobContext {
     /// Every knob that is an axis of the sweep, by its axis name, with this job's value.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub knobs: BTreeMap<String, serde_json::Value>,
+    /// What the benchmark step asks the servers after the performance points (format 5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accuracy: Option<crate::settings::Accuracy>,
 }
 
 /// Puts `value` at `path` in nested maps, making the maps on the way (a value in the way of a
@@ -289,6 +292,7 @@ impl JobContext {
             frontend_args,
             venv,
             knobs: job.knobs.iter().map(|k| (k.knob.name.clone(), k.value.clone())).collect(),
+            accuracy: spec.accuracy.as_ref().map(Into::into),
         }
     }
 }

@@ -8,7 +8,7 @@
 //!   and written, and the walk over job folders and points.
 //! - Formats: [`manifest`], [`plan`] (`plan.json`, also `sweep plan --format json`), [`job`]
 //!   (`job.json`, what the templates saw), [`metadata`], [`markers`] (rendezvous and status
-//!   files), [`provenance`], [`search`], [`server_metrics`]; [`settings`]: the folder's own
+//!   files), [`provenance`], [`search`], [`server_metrics`], [`gpu_metrics`], [`accuracy`]; [`settings`]: the folder's own
 //!   form of what it records of the spec and the plan (the load, a role, a point).
 //! - [`file`]: versioned, atomic reads and writes. Every file carries `format` and
 //!   `written_by`; a reader takes this format and the one before it (folders written before
@@ -17,6 +17,7 @@
 //! The aiperf-compatible exports of each point keep aiperf's own format, untouched; only their
 //! file names are here ([`exports`]).
 
+pub mod accuracy;
 pub mod build;
 pub mod error;
 pub mod file;
@@ -41,11 +42,13 @@ pub use markers::{
 };
 pub use paths::{JobDir, PointDir, SubmitLock, SweepDir};
 
-/// The format every file is written in now. 4: `job.json`'s `metrics.gpu_interval_ms` (GPU
+/// The format every file is written in now. 5: `job.json`'s `accuracy` and each job's
+/// `accuracy/accuracy.json` (a deployment's scores, which can take its points off the
+/// frontiers); format 4 files read unchanged (no accuracy step). 4: `job.json`'s `metrics.gpu_interval_ms` (GPU
 /// telemetry, with `gpu_metrics.json` per point) and `explore.json`'s `loads` and `measure` per
 /// decision; format 3 files read unchanged (GPU telemetry at its default interval). 3: the
 /// manifest's `allocation` executor (sweep 0.3.0), which sweep 0.2.0 could not parse.
-pub const FORMAT: u32 = 4;
+pub const FORMAT: u32 = 5;
 
 /// The oldest format still read: folders of sweep 0.1.0, written before files carried a
 /// `format` key (read as format 1).

@@ -422,6 +422,53 @@ impl JobDir {
         unreachable!("the attempts are unbounded")
     }
 
+    /// A new folder for the accuracy step: `accuracy`, or `accuracy.2`, … when this job folder
+    /// already ran one (a requeued job); an earlier step's files are never overwritten.
+    pub fn new_accuracy_dir(&self) -> Result<PathBuf, FolderError> {
+        for attempt in 1.. {
+            let dir = self.dir.join(accuracy_name(attempt));
+            match std::fs::create_dir(&dir) {
+                Ok(()) => return Ok(dir),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(source) => return Err(FolderError::Write { path: dir, source }),
+            }
+        }
+        unreachable!("the attempts are unbounded")
+    }
+
+    /// Writes the accuracy step's outcome in `dir` (from [`JobDir::new_accuracy_dir`]): the
+    /// probe's answers, when it ran, then `accuracy.json`.
+    pub fn write_accuracy(
+        &self,
+        dir: &Path,
+        result: &crate::accuracy::AccuracyResult,
+        answers: &[crate::accuracy::Answer],
+    ) -> Result<(), FolderError> {
+        if !answers.is_empty() {
+            file::write_lines(&dir.join(crate::accuracy::ANSWERS), answers)?;
+        }
+        file::write(&dir.join(crate::accuracy::SUMMARY), result)
+    }
+
+    /// The latest accuracy step's `accuracy.json`, with its path; `None` when no step wrote one.
+    pub fn read_accuracy(&self) -> Result<Option<(PathBuf, crate::accuracy::AccuracyResult)>, FolderError> {
+        let mut latest = None;
+        for attempt in 1.. {
+            let dir = self.dir.join(accuracy_name(attempt));
+            if !dir.is_dir() {
+                break;
+            }
+            let path = dir.join(crate::accuracy::SUMMARY);
+            if path.is_file() {
+                latest = Some(path);
+            }
+        }
+        match latest {
+            Some(path) => Ok(Some((path.clone(), file::read(&path)?))),
+            None => Ok(None),
+        }
+    }
+
     /// Every point folder, sorted by name.
     pub fn point_dirs(&self) -> Vec<PointDir> {
         let mut dirs = visible_folders(&self.points_path());
@@ -469,6 +516,15 @@ impl JobDir {
             .filter(|(_, status)| status.state == PointState::Skipped)
             .map(|(id, _)| id)
             .collect()
+    }
+}
+
+/// `accuracy`, `accuracy.2`, …
+fn accuracy_name(attempt: u32) -> String {
+    if attempt == 1 {
+        crate::accuracy::DIR.to_owned()
+    } else {
+        format!("{}.{attempt}", crate::accuracy::DIR)
     }
 }
 
@@ -559,13 +615,7 @@ impl PointDir {
         samples: &[crate::gpu_metrics::Sample],
         summary: &crate::gpu_metrics::GpuSummary,
     ) -> Result<(), FolderError> {
-        let mut lines = Vec::new();
-        for sample in samples {
-            serde_json::to_writer(&mut lines, sample)
-                .map_err(|e| FolderError::Write { path: self.gpu_samples_path(), source: e.into() })?;
-            lines.push(b'\n');
-        }
-        file::write_atomically(&self.gpu_samples_path(), &lines)?;
+        file::write_lines(&self.gpu_samples_path(), samples)?;
         file::write(&self.gpu_metrics_path(), summary)
     }
 

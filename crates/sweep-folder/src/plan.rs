@@ -50,6 +50,9 @@ struct PlanView<'a> {
     engine: &'a sweep_spec::Engine,
     cluster: &'a sweep_spec::Cluster,
     workload: &'a sweep_spec::Workload,
+    /// `accuracy`: what each job asks its servers after the performance points.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    accuracy: Option<crate::settings::Accuracy>,
     stats: Stats,
     totals: Totals,
     /// The capacity estimate's inputs and the points over it (`sweep_plan::capacity`).
@@ -160,6 +163,7 @@ pub fn write_json(out: &mut impl Write, spec: &Spec, plan: &Plan) -> std::io::Re
         engine: &spec.engine,
         cluster: &spec.cluster,
         workload: &spec.workload,
+        accuracy: spec.accuracy.as_ref().map(Into::into),
         stats: plan.stats,
         totals: Totals::of(plan),
         capacity: plan.capacity.as_ref(),

@@ -206,6 +206,74 @@ impl From<sweep_spec::DynamoPlanes> for DynamoPlanes {
     }
 }
 
+words! {
+    /// Which of lm-eval's OpenAI clients talks to the job.
+    LmEvalModel mirrors sweep_spec::LmEvalModel {
+        LocalCompletions = "local-completions", LocalChatCompletions = "local-chat-completions",
+    }
+}
+
+/// `accuracy`: what the benchmark step asks the servers after the job's performance points.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Accuracy {
+    /// `builtin`, or the questions file's absolute path; `None`: lm-eval only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub questions: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+    pub max_tokens: u32,
+    pub concurrency: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_score: Option<f64>,
+    /// Seconds for the whole step.
+    pub timeout: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lm_eval: Option<LmEval>,
+}
+
+/// `accuracy.lm_eval`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LmEval {
+    pub tasks: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+    pub model: LmEvalModel,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub num_fewshot: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric: Option<String>,
+    pub command: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+}
+
+impl From<&sweep_spec::Accuracy> for Accuracy {
+    fn from(a: &sweep_spec::Accuracy) -> Self {
+        let sweep_spec::Accuracy { questions, limit, max_tokens, concurrency, min_score, timeout, lm_eval } =
+            a;
+        Accuracy {
+            questions: questions.clone(),
+            limit: *limit,
+            max_tokens: *max_tokens,
+            concurrency: *concurrency,
+            min_score: *min_score,
+            timeout: *timeout,
+            lm_eval: lm_eval.as_ref().map(|l| {
+                let sweep_spec::LmEval { tasks, limit, model, num_fewshot, metric, command, args } = l;
+                LmEval {
+                    tasks: tasks.clone(),
+                    limit: *limit,
+                    model: (*model).into(),
+                    num_fewshot: *num_fewshot,
+                    metric: metric.clone(),
+                    command: command.clone(),
+                    args: args.clone(),
+                }
+            }),
+        }
+    }
+}
+
 /// How the benchmark step decides a server is ready.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]

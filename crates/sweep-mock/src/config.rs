@@ -32,6 +32,16 @@ impl Role {
     }
 }
 
+/// What the output text says (`docs/mock-engine.md`, "Accuracy").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Answers {
+    /// Filler tokens only: every accuracy question is answered wrong.
+    None,
+    /// The result of the prompt's last `A op B` first (the built-in accuracy questions), then
+    /// filler.
+    Arithmetic,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Routing {
     RoundRobin,
@@ -89,6 +99,11 @@ pub struct Settings {
     /// text and counted in `usage`).
     #[arg(long, default_value_t = 256)]
     pub image_tokens: u32,
+    /// What the output says: `arithmetic` answers the built-in accuracy questions right. Set
+    /// through the environment too, so that a router (which renders a disaggregated job's
+    /// text) takes it from `engine.env`.
+    #[arg(long, value_enum, default_value_t = Answers::None, env = "SWEEP_MOCK_ANSWERS")]
+    pub answers: Answers,
     /// Prefix cache size in blocks (0: off): a prompt's leading blocks already held cost no
     /// prefill (`docs/mock-engine.md`).
     #[arg(long, default_value_t = 0)]
@@ -235,6 +250,9 @@ pub struct Faults {
     pub fault_reset_after_tokens: Option<u32>,
     #[arg(long, default_value_t = 1.0, value_name = "P")]
     pub fault_reset_probability: f64,
+    /// With --answers: answer wrong (the result plus one) with probability P.
+    #[arg(long, default_value_t = 0.0, value_name = "P", env = "SWEEP_MOCK_FAULT_WRONG_ANSWER_RATE")]
+    pub fault_wrong_answer_rate: f64,
     /// Seed of the fault decisions, which are deterministic per request number.
     #[arg(long, default_value_t = 0)]
     pub fault_seed: u64,

@@ -33,6 +33,8 @@ pub struct Parsed {
     /// The prompt's words, for a router to hand to the worker that prefills (`None` unless
     /// asked for).
     pub words: Option<String>,
+    /// What the output starts with (`--answers`): the result of the prompt's arithmetic.
+    pub answer: Option<String>,
 }
 
 /// What [`parse`] keeps of the prompt's words for a prefix cache.
@@ -207,6 +209,7 @@ pub fn parse(
     eos_after: u32,
     image_tokens: u32,
     keep: KeepWords,
+    answers: crate::config::Answers,
 ) -> Result<Parsed, ApiError> {
     let raw: RawRequest = serde_json::from_slice(body).map_err(|e| {
         let message = if e.is_syntax() || e.is_eof() {
@@ -312,15 +315,44 @@ pub fn parse(
             _ => Vec::new(),
         },
         words: (keep == KeepWords::Words).then(|| texts.join("\n")),
+        answer: match answers {
+            crate::config::Answers::None => None,
+            crate::config::Answers::Arithmetic => texts.iter().rev().find_map(|t| arithmetic(t)),
+        },
         images,
     })
 }
 
-/// The text of output tokens `first..first + count`.
-pub fn token_text(first: u32, count: u32) -> String {
+/// The result of the last `A op B` in `text` (`op` one of `+ - * ×`), as the built-in accuracy
+/// questions ask it: "What is 37 + 58? Answer with the number only."
+pub fn arithmetic(text: &str) -> Option<String> {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let int = |w: &str| w.trim_end_matches(|c: char| !c.is_ascii_digit()).parse::<i64>().ok();
+    words.windows(3).rev().find_map(|w| {
+        let (a, b) = (int(w[0])?, int(w[2])?);
+        let value = match w[1] {
+            "+" => a.checked_add(b),
+            "-" => a.checked_sub(b),
+            "*" | "×" => a.checked_mul(b),
+            _ => None,
+        }?;
+        Some(value.to_string())
+    })
+}
+
+/// The text of output tokens `first..first + count`: ` tok<i>` each, except a first token that
+/// is the `answer` when there is one.
+pub fn token_text(answer: Option<&str>, first: u32, count: u32) -> String {
     let mut text = String::with_capacity(count as usize * 6);
     for i in first..first + count {
-        let _ = write!(text, " tok{}", i % 1000);
+        match answer {
+            Some(answer) if i == 0 => {
+                let _ = write!(text, " {answer}");
+            }
+            _ => {
+                let _ = write!(text, " tok{}", i % 1000);
+            }
+        }
     }
     text
 }
@@ -432,7 +464,15 @@ mod tests {
     use super::*;
 
     fn chat(body: &str) -> Result<Parsed, ApiError> {
-        parse(Endpoint::Chat, body.as_bytes(), "tiny", 16, 256, KeepWords::Nothing)
+        parse(
+            Endpoint::Chat,
+            body.as_bytes(),
+            "tiny",
+            16,
+            256,
+            KeepWords::Nothing,
+            crate::config::Answers::None,
+        )
     }
 
     #[test]
@@ -475,9 +515,33 @@ mod tests {
             16,
             256,
             KeepWords::Nothing,
+            crate::config::Answers::None,
         )
         .expect("valid");
         assert_eq!(ids.prompt_tokens, 3);
+    }
+
+    #[test]
+    fn arithmetic_answers_lead_the_output() {
+        assert_eq!(arithmetic("What is 37 + 58? Answer with the number only.").as_deref(), Some("95"));
+        assert_eq!(arithmetic("What is 786 - 921?").as_deref(), Some("-135"));
+        assert_eq!(arithmetic("2 * 3 then 64 * 14?").as_deref(), Some("896"), "the last one");
+        assert_eq!(arithmetic("no sums here"), None);
+        let body =
+            r#"{"model":"tiny","prompt":"What is 64 * 14? Answer with the number only.","max_tokens":4}"#;
+        let parsed = parse(
+            Endpoint::Completions,
+            body.as_bytes(),
+            "tiny",
+            16,
+            256,
+            KeepWords::Nothing,
+            crate::config::Answers::Arithmetic,
+        )
+        .expect("valid");
+        assert_eq!(token_text(parsed.answer.as_deref(), 0, 3), " 896 tok1 tok2");
+        assert_eq!(token_text(parsed.answer.as_deref(), 1, 2), " tok1 tok2", "later chunks are filler");
+        assert_eq!(token_text(None, 0, 2), " tok0 tok1");
     }
 
     #[test]

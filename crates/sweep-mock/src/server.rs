@@ -241,10 +241,17 @@ async fn openai_request(app: Arc<App>, endpoint: Endpoint, headers: &HeaderMap, 
         app.settings.eos_after,
         app.settings.image_tokens,
         keep,
+        app.settings.answers,
     ) {
         Ok(parsed) => parsed,
         Err(error) => return error_response(&error),
     };
+    let faults = &app.settings.faults;
+    if let Some(answer) = parsed.answer.as_mut() {
+        if Dice::new(faults.fault_seed, number, 4).chance(faults.fault_wrong_answer_rate) {
+            *answer = answer.parse::<i64>().map_or_else(|_| format!("not {answer}"), |v| (v + 1).to_string());
+        }
+    }
     // Known here for a server of its own; a router learns it from its worker (`Event::Cached`).
     let mut cached = None;
     let events = match (&app.engine, &app.workers) {
@@ -338,7 +345,7 @@ async fn whole_response(
         return abort_body();
     }
     app.answered_tokens.fetch_add(u64::from(generated), Ordering::Relaxed);
-    let text = openai::token_text(0, generated);
+    let text = openai::token_text(parsed.answer.as_deref(), 0, generated);
     json(
         StatusCode::OK,
         renderer.complete(&text, finish_reason(&parsed, generated), parsed.prompt_tokens, generated),
@@ -445,7 +452,7 @@ impl Streaming {
                     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
                     return Some(Err(io::Error::new(io::ErrorKind::ConnectionReset, "reset fault")));
                 }
-                let text = openai::token_text(self.sent, allowed);
+                let text = openai::token_text(self.parsed.answer.as_deref(), self.sent, allowed);
                 let first = self.sent == 0;
                 self.clock.tokens(allowed);
                 if first {

@@ -9,7 +9,9 @@
 //!    aiperf-compatible exports, and a `status.json` marker (`done`, `failed`, `timeout`,
 //!    `cancelled`) with the reason — stopping in time before the job's time limit, and on
 //!    SIGTERM, with what was measured kept and what was not run marked;
-//! 4. writes `status/benchmark.json` and tells the servers to stop, so the job ends by itself.
+//! 4. with `accuracy` in the spec, asks the servers its questions ([`crate::accuracy`]) into
+//!    `accuracy/`;
+//! 5. writes `status/benchmark.json` and tells the servers to stop, so the job ends by itself.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -877,6 +879,11 @@ pub fn run(b: &Benchmark) -> Result<ExitCode, RunnerError> {
         *states.entry(state).or_default() += 1;
     }
     let summary: Vec<String> = states.iter().map(|(s, n)| format!("{n} {}", s.as_str())).collect();
+    // The deployment's answers, after its speed: the points' results stand whatever this finds.
+    let accuracy = run.job.accuracy.as_ref().map(|accuracy| {
+        let result = crate::accuracy::run(&dir, &run.job, accuracy, &url, &node, &run.cancel);
+        format!("; accuracy {}: {}", result.state.as_str(), result.reason)
+    });
     let total = planned;
     let state = if states.get(&PointState::Done).copied().unwrap_or(0) + skipped == total {
         BenchmarkState::Done
@@ -887,7 +894,7 @@ pub fn run(b: &Benchmark) -> Result<ExitCode, RunnerError> {
     } else {
         BenchmarkState::Failed
     };
-    finish(state, &format!("{total} points: {}", summary.join(", ")))
+    finish(state, &format!("{total} points: {}{}", summary.join(", "), accuracy.unwrap_or_default()))
 }
 
 /// The SLOs a point's aiperf export breaks, as `time_to_first_token p99 2100.0 ms > 2000 ms`;

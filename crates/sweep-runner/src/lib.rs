@@ -1,6 +1,7 @@
 //! `sweep-runner`: what each `srun` step of a sweep job runs (`serve`, `benchmark`), and the load
 //! generator (`sweep-load`) on its own (`profile`). See `docs/runner.md`.
 
+pub mod accuracy;
 pub mod benchmark;
 mod error;
 pub mod files;

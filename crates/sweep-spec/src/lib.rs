@@ -4,6 +4,7 @@
 //! [`load`] takes the file's text (reading it is the caller's business) and returns the model
 //! with a [`SourceMap`], or a [`SpecError`] that names the key, its position and what to do.
 
+pub mod accuracy;
 pub mod dataset;
 mod error;
 pub mod expr;
@@ -38,13 +39,15 @@ pub fn load(text: &str) -> Result<Document, SpecError> {
     Ok(Document { spec, source_map })
 }
 
-/// The checks a loaded spec needs the file system for (its dataset), done through `read` so
-/// that this crate stays free of I/O; errors point at the key in the spec.
+/// The checks a loaded spec needs the file system for (its dataset, its accuracy questions),
+/// done through `read` so that this crate stays free of I/O; errors point at the key in the spec.
 pub fn check_inputs(
     document: &Document,
     read: impl Fn(&str) -> std::io::Result<Vec<u8>>,
 ) -> Result<(), SpecError> {
-    dataset::check(&document.spec, read).map_err(|error| locate(error, &document.source_map))
+    dataset::check(&document.spec, &read)
+        .and_then(|()| accuracy::check(&document.spec, &read))
+        .map_err(|error| locate(error, &document.source_map))
 }
 
 /// The model's `config.json`, for the capacity estimate, read through `read` (see

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 pub use crate::expr::{Expr, Type, Value};
 pub use crate::raw::{
     ArrivalKind, Count, DatasetFormat, Discovery, Dtype, DynamoBackend, Endpoint, EngineKind, ExecutorKind,
-    ImageFormat, Mode, Packing, Parallel, RequestPlane, SearchAxis, TaskMode,
+    ImageFormat, LmEvalModel, Mode, Packing, Parallel, RequestPlane, SearchAxis, TaskMode,
 };
 use crate::source::KeyPath;
 
@@ -25,6 +25,56 @@ pub struct Spec {
     /// The roles the spec defines, in the order agg, ctx, gen.
     pub roles: Vec<RoleSpec>,
     pub space: Space,
+    /// `accuracy`: what each job's benchmark step asks its servers after the performance points.
+    pub accuracy: Option<Accuracy>,
+}
+
+/// How a deployment's answers are checked (`docs/accuracy.md`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Accuracy {
+    /// The exact-match probe's questions: [`Accuracy::BUILTIN`] (the shipped arithmetic set) or
+    /// a JSONL file; `None` when only lm-eval runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub questions: Option<String>,
+    /// Ask only the first this many questions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+    /// Most tokens of each answer (greedy decoding).
+    pub max_tokens: u32,
+    /// Questions in flight at once.
+    pub concurrency: u32,
+    /// A deployment scoring below this on any of its scores is `inaccurate`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_score: Option<f64>,
+    /// Seconds the whole accuracy step may take (the probe and lm-eval together).
+    pub timeout: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lm_eval: Option<LmEval>,
+}
+
+impl Accuracy {
+    /// The `questions` word for the set shipped with sweep.
+    pub const BUILTIN: &'static str = "builtin";
+}
+
+/// `accuracy.lm_eval`: the harness, run where the job runs, against its frontend.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LmEval {
+    pub tasks: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+    pub model: LmEvalModel,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub num_fewshot: Option<u32>,
+    /// The result field scored (`exact_match,strict-match`); `None`: each task's first metric in
+    /// name order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric: Option<String>,
+    /// The program: a name looked up on `PATH` and in `engine.venv`, or a path.
+    pub command: String,
+    /// More options, passed as given.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

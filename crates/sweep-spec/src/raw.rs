@@ -26,6 +26,54 @@ pub struct RawSpec {
     pub workload: RawWorkload,
     #[serde(default)]
     pub sweep: RawSweep,
+    pub accuracy: Option<RawAccuracy>,
+}
+
+/// `accuracy`: probes each deployment's answers after its performance points.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAccuracy {
+    /// `builtin`, or a JSONL file of `{"question", "answer"}` lines.
+    pub questions: Option<String>,
+    pub limit: Option<u32>,
+    pub max_tokens: Option<u32>,
+    pub concurrency: Option<u32>,
+    pub min_score: Option<f64>,
+    pub timeout: Option<f64>,
+    pub lm_eval: Option<RawLmEval>,
+}
+
+/// `accuracy.lm_eval`: EleutherAI's lm-evaluation-harness against the job's frontend.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLmEval {
+    pub tasks: OneOrMany<String>,
+    pub limit: Option<u32>,
+    pub model: Option<LmEvalModel>,
+    pub num_fewshot: Option<u32>,
+    pub metric: Option<String>,
+    pub command: Option<String>,
+    #[serde(default)]
+    pub args: Vec<String>,
+}
+
+/// Which of lm-eval's OpenAI-compatible clients talks to the job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LmEvalModel {
+    /// `/v1/completions`.
+    LocalCompletions,
+    /// `/v1/chat/completions`, with the chat template applied by the server.
+    LocalChatCompletions,
+}
+
+impl LmEvalModel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LmEvalModel::LocalCompletions => "local-completions",
+            LmEvalModel::LocalChatCompletions => "local-chat-completions",
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]

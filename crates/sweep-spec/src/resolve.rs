@@ -36,7 +36,8 @@ pub(crate) fn resolve(raw: RawSpec) -> Result<Spec, SpecError> {
     let workload = resolve_workload(&raw)?;
     let space = SpaceBuilder::new(&raw, &roles, knobs, &modes)?.finish(&raw)?;
     let executor = raw.executor.unwrap_or_default();
-    Ok(Spec { name, executor, model, engine, cluster, workload, roles, space })
+    let accuracy = raw.accuracy.as_ref().map(resolve_accuracy).transpose()?;
+    Ok(Spec { name, executor, model, engine, cluster, workload, roles, space, accuracy })
 }
 
 fn resolve_name(name: &str) -> Result<String, SpecError> {
@@ -591,6 +592,70 @@ fn resolve_images(
         width: i.width,
         height: i.height,
         format: i.format.unwrap_or(crate::ImageFormat::Png),
+    })
+}
+
+fn resolve_accuracy(a: &crate::raw::RawAccuracy) -> Result<crate::Accuracy, SpecError> {
+    let at = |key: &str| KeyPath::keys(&format!("accuracy.{key}"));
+    let positive = |key: &str, value: Option<u32>| match value {
+        Some(0) => Err(SpecError::invalid(at(key), "must be at least 1")),
+        other => Ok(other),
+    };
+    if a.questions.as_ref().is_some_and(|q| q.trim().is_empty()) {
+        return Err(SpecError::invalid(at("questions"), "an empty path").with_help(format!(
+            "give `{}` for the shipped arithmetic set, or a JSONL file of {{\"question\", \"answer\"}} lines",
+            crate::Accuracy::BUILTIN
+        )));
+    }
+    if let Some(min) = a.min_score {
+        if !(0.0..=1.0).contains(&min) {
+            return Err(SpecError::invalid(at("min_score"), "a score between 0 and 1"));
+        }
+    }
+    let timeout = a.timeout.unwrap_or(1800.0);
+    if !(timeout.is_finite() && timeout > 0.0) {
+        return Err(SpecError::invalid(at("timeout"), "seconds > 0"));
+    }
+    let lm_eval = match &a.lm_eval {
+        None => None,
+        Some(l) => {
+            let tasks: Vec<String> = l.tasks.0.clone();
+            if tasks.is_empty() || tasks.iter().any(|t| t.trim().is_empty() || t.contains(',')) {
+                return Err(SpecError::invalid(
+                    at("lm_eval.tasks"),
+                    "one or more task names, without commas",
+                )
+                .with_help("list lm-eval's task names, for example `[gsm8k]`"));
+            }
+            let command = l.command.clone().unwrap_or_else(|| "lm_eval".to_owned());
+            if command.trim().is_empty() {
+                return Err(SpecError::invalid(at("lm_eval.command"), "an empty command"));
+            }
+            Some(crate::LmEval {
+                tasks,
+                limit: positive("lm_eval.limit", l.limit)?,
+                model: l.model.unwrap_or(crate::LmEvalModel::LocalCompletions),
+                num_fewshot: l.num_fewshot,
+                metric: l.metric.clone(),
+                command,
+                args: l.args.clone(),
+            })
+        }
+    };
+    // The probe runs when named, or when nothing else would.
+    let questions = match (&a.questions, &lm_eval) {
+        (Some(q), _) => Some(q.trim().to_owned()),
+        (None, None) => Some(crate::Accuracy::BUILTIN.to_owned()),
+        (None, Some(_)) => None,
+    };
+    Ok(crate::Accuracy {
+        questions,
+        limit: positive("limit", a.limit)?,
+        max_tokens: positive("max_tokens", a.max_tokens)?.unwrap_or(16),
+        concurrency: positive("concurrency", a.concurrency)?.unwrap_or(8),
+        min_score: a.min_score,
+        timeout,
+        lm_eval,
     })
 }
 

@@ -95,6 +95,14 @@ impl Prepared {
         };
         let mut context = JobContext::new(&self.document.spec, &self.plan, job, paths);
         context.points = points.iter().map(sweep_folder::settings::Point::from).collect();
+        // The benchmark step reads the questions where the job runs, from another directory.
+        if let Some(questions) = context.accuracy.as_mut().and_then(|a| a.questions.as_mut()) {
+            if questions != sweep_spec::Accuracy::BUILTIN {
+                if let Ok(path) = std::path::absolute(&*questions) {
+                    *questions = path.display().to_string();
+                }
+            }
+        }
         if let Some((_, slots)) = &self.allocation {
             // `slots` checked that the highest shifted port fits in a u16.
             let offset = slots.offset(index);
