@@ -20,11 +20,13 @@ pub enum Measure {
     InterTokenLatency,
     OutputTokens,
     /// Speculative decoding: draft steps (proposals), draft tokens proposed and accepted
-    /// (counters), and the engines that serve the mean tokens per step itself (a gauge).
+    /// (counters), and the engines that serve the mean tokens per step and the acceptance rate
+    /// themselves (gauges).
     SpecDrafts,
     SpecDraftTokens,
     SpecAcceptedTokens,
     SpecAcceptanceLength,
+    SpecAcceptanceRate,
 }
 
 impl Measure {
@@ -44,6 +46,7 @@ impl Measure {
             Measure::SpecDraftTokens => "spec_draft_tokens",
             Measure::SpecAcceptedTokens => "spec_accepted_tokens",
             Measure::SpecAcceptanceLength => "spec_acceptance_length",
+            Measure::SpecAcceptanceRate => "spec_acceptance_rate",
         }
     }
 }
@@ -56,6 +59,7 @@ pub fn gauge_families() -> impl Iterator<Item = &'static str> {
         Measure::KvCacheUsage,
         Measure::PrefixCacheHitRate,
         Measure::SpecAcceptanceLength,
+        Measure::SpecAcceptanceRate,
     ]
     .into_iter()
     .flat_map(families)
@@ -127,6 +131,8 @@ pub fn families(measure: Measure) -> &'static [&'static str] {
             "trtllm_spec_decode_num_accepted_tokens",
             "sweep_mock_spec_decode_num_accepted_tokens",
         ],
-        Measure::SpecAcceptanceLength => &["trtllm_spec_decode_acceptance_length"],
+        // SGLang's accept length counts the bonus token, as tokens per step does.
+        Measure::SpecAcceptanceLength => &["trtllm_spec_decode_acceptance_length", "sglang:spec_accept_length"],
+        Measure::SpecAcceptanceRate => &["sglang:spec_accept_rate"],
     }
 }

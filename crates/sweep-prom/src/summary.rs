@@ -367,7 +367,7 @@ impl Collector {
         let accepted = counter(Measure::SpecAcceptedTokens, &mut m.families, false);
         m.spec_acceptance_rate = match (accepted, proposed) {
             (Some(a), Some(p)) if p > 0.0 => Some(a / p),
-            _ => None,
+            _ => per_round(Measure::SpecAcceptanceRate, &mut m.families).map(|r| level(&r, mean, max).mean),
         };
         m.spec_tokens_per_step = match (accepted, drafts) {
             (Some(a), Some(d)) if d > 0.0 => Some(1.0 + a / d),
@@ -776,6 +776,27 @@ mod tests {
         assert_eq!(m.spec_acceptance_rate, Some(0.7));
         let per_step = m.spec_tokens_per_step.expect("the gauge");
         assert!((per_step - 2.7).abs() < 1e-9, "{per_step}");
+
+        // SGLang serves both as gauges (its collector's `spec_accept_rate`, `spec_accept_length`).
+        let sglang = |rate: f64, length: f64| {
+            parse(&format!(
+                "# TYPE sglang:spec_accept_rate gauge\nsglang:spec_accept_rate{{model_name=\"m\",tp_rank=\"0\"}} {rate}\n\
+                 # TYPE sglang:spec_accept_length gauge\nsglang:spec_accept_length{{model_name=\"m\",tp_rank=\"0\"}} {length}\n"
+            ))
+            .expect("parses")
+        };
+        let mut c = Collector::new(1000);
+        c.add_server("agg_0", "agg", "http://a");
+        c.round(1.0, Phase::Start);
+        c.record("agg_0", sglang(0.5, 2.0));
+        c.round(2.0, Phase::During);
+        c.record("agg_0", sglang(0.6, 2.2));
+        c.round(3.0, Phase::End);
+        c.record("agg_0", sglang(0.7, 2.4));
+        let m = c.finish().measures;
+        assert!((m.spec_acceptance_rate.expect("the gauge") - 0.6).abs() < 1e-9, "{m:?}");
+        assert!((m.spec_tokens_per_step.expect("the gauge") - 2.2).abs() < 1e-9, "{m:?}");
+        assert_eq!(m.families["spec_acceptance_rate"], "sglang:spec_accept_rate");
     }
 
     /// A frontend that serves the family is read alone: its workers saw the same requests.
