@@ -88,6 +88,7 @@ const BAD: &[(&str, i32)] = &[
     ("accuracy-bad-line", 3),
     ("accuracy-min-score-out-of-range", 3),
     ("dataset-bad-line", 3),
+    ("dcgm-url-not-http", 3),
     ("dataset-image-unreadable", 3),
     ("dataset-missing", 3),
     ("dataset-session-out-of-order", 3),

@@ -2259,7 +2259,8 @@ fn the_simulated_engines_mtp_acceptance_is_read_from_its_metrics_per_point() {
 /// 300 W, sampled every 100 ms): each point's `gpu_metrics.json` holds both GPUs and the energy
 /// of its measured window (600 W × the window), `gpu_metrics.jsonl` every sample, and the table
 /// the energy and the output tokens per joule; without `nvidia-smi`, every point is measured and
-/// says why it has no telemetry.
+/// says why it has no telemetry; and a DCGM exporter (a stand-in, 3 GPUs at 200 W) read instead of
+/// `nvidia-smi` prices the points the same way.
 #[test]
 fn gpu_telemetry_prices_each_point_in_joules_and_its_absence_is_a_note() {
     let spec = "name: e2e-gpu\nmodel: {path: /models/tiny, served_name: tiny}\n\
@@ -2312,6 +2313,43 @@ fn gpu_telemetry_prices_each_point_in_joules_and_its_absence_is_a_note() {
     for point in points_by_concurrency(&s.dir.join("without")).values() {
         let gpu = sweep_folder::PointDir::new(point).read_gpu_metrics().expect("readable").expect("summary");
         assert!(gpu.notes.iter().any(|n| n.contains("no GPUs to sample")), "{gpu:#?}");
+    }
+
+    // A DCGM exporter instead (`engine.metrics.dcgm_url`): a stand-in serving dcgm-exporter's
+    // series for 3 GPUs at 200 W, read every 100 ms; `nvidia-smi` is not run at all.
+    let exporter = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/bench/dcgm-exporter-standin.py");
+    let mut child = Command::new("python3")
+        .arg(&exporter)
+        .arg("0")
+        .env("STANDIN_GPUS", "3")
+        .env("STANDIN_WATTS", "200")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("the stand-in exporter starts");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().expect("stdout")),
+        &mut line,
+    )
+    .expect("it prints its port");
+    let port = line.trim().strip_prefix("port ").expect("`port N`").to_owned();
+    let dcgm = spec.replace(
+        "metrics: {gpu_interval_ms: 100}",
+        &format!("metrics: {{gpu_interval_ms: 100, dcgm_url: \"http://127.0.0.1:{port}/metrics\"}}"),
+    );
+    std::fs::write(s.dir.join("spec.yaml"), dcgm).expect("spec");
+    let rows = run("dcgm", Path::new("/nonexistent/nvidia-smi"));
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(rows.iter().all(|r| r["state"] == "done"), "{rows:#?}");
+    for point in points_by_concurrency(&s.dir.join("dcgm")).values() {
+        let gpu = sweep_folder::PointDir::new(point).read_gpu_metrics().expect("readable").expect("summary");
+        assert_eq!(gpu.gpus.len(), 3, "{gpu:#?}");
+        assert!(gpu.notes.is_empty(), "{gpu:#?}");
+        assert_eq!(gpu.power_w, Some(600.0));
+        let seconds = gpu.window.1 - gpu.window.0;
+        let energy = gpu.energy_j.expect("energy");
+        assert!((energy - 600.0 * seconds).abs() <= 1e-6 * energy.max(1.0), "{energy} J over {seconds} s");
     }
 }
 

@@ -306,6 +306,9 @@ pub struct Metrics {
     pub interval_ms: u64,
     /// GPU telemetry's sampling interval; `None`: off.
     pub gpu_interval_ms: Option<u64>,
+    /// A DCGM exporter's URL (`{host}` for each node), read instead of `nvidia-smi` (format 5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dcgm_url: Option<String>,
 }
 
 impl Default for Metrics {
@@ -316,8 +319,13 @@ impl Default for Metrics {
 
 impl From<&sweep_spec::Metrics> for Metrics {
     fn from(m: &sweep_spec::Metrics) -> Self {
-        let sweep_spec::Metrics { path, interval_ms, gpu_interval_ms } = m;
-        Metrics { path: path.clone(), interval_ms: *interval_ms, gpu_interval_ms: *gpu_interval_ms }
+        let sweep_spec::Metrics { path, interval_ms, gpu_interval_ms, dcgm_url } = m;
+        Metrics {
+            path: path.clone(),
+            interval_ms: *interval_ms,
+            gpu_interval_ms: *gpu_interval_ms,
+            dcgm_url: dcgm_url.clone(),
+        }
     }
 }
 

@@ -132,7 +132,9 @@ pub fn families(measure: Measure) -> &'static [&'static str] {
             "sweep_mock_spec_decode_num_accepted_tokens",
         ],
         // SGLang's accept length counts the bonus token, as tokens per step does.
-        Measure::SpecAcceptanceLength => &["trtllm_spec_decode_acceptance_length", "sglang:spec_accept_length"],
+        Measure::SpecAcceptanceLength => {
+            &["trtllm_spec_decode_acceptance_length", "sglang:spec_accept_length"]
+        }
         Measure::SpecAcceptanceRate => &["sglang:spec_accept_rate"],
     }
 }

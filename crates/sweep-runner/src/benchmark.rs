@@ -849,7 +849,10 @@ pub fn run(b: &Benchmark) -> Result<ExitCode, RunnerError> {
     };
     let url = format!("http://{target}");
     run.scrape_targets = run.scrape_targets(&addresses);
-    run.gpu = run.job.metrics.gpu_interval_ms.map(|ms| crate::gpu::Sampler::start(&run.hosts, &node, ms));
+    run.gpu = run.job.metrics.gpu_interval_ms.map(|ms| match &run.job.metrics.dcgm_url {
+        Some(url) => crate::gpu::Sampler::start_dcgm(url, &run.hosts, ms),
+        None => crate::gpu::Sampler::start(&run.hosts, &node, ms),
+    });
     let mut metadata = run.metadata(&addresses);
     if run.job.health.path.is_some() {
         metadata.engine_info = Some(engine_info(&url));

@@ -2,9 +2,13 @@
 //! of the job, started once and streaming a line per GPU every interval (`-lms`), each read by a
 //! thread into one list of samples; each point keeps the samples of its measured window.
 //!
+//! With `engine.metrics.dcgm_url`, a DCGM exporter's Prometheus endpoint on each node is read
+//! every interval instead ([`Sampler::start_dcgm`]).
+//!
 //! Faults are notes, never errors, and never block a point: no `nvidia-smi` on a node (no GPUs),
 //! one that prints something unexpected (each line left out, noted once per node), and one that
-//! hangs (nothing for [`SILENCE`] or ten intervals: it is stopped and noted).
+//! hangs (nothing for [`SILENCE`] or ten intervals: it is stopped and noted); an exporter that
+//! does not answer, or answers without DCGM's series, is noted once per node and asked again.
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
@@ -133,6 +137,24 @@ impl Sampler {
         Sampler { state, nodes, stop, interval_ms }
     }
 
+    /// Starts reading a DCGM exporter's Prometheus endpoint every `interval_ms` on each of
+    /// `hosts`: `url` with `{host}` replaced by the host's name (a URL without it is read once,
+    /// as the first host's).
+    pub fn start_dcgm(url: &str, hosts: &[String], interval_ms: u64) -> Sampler {
+        let state = Arc::new(Mutex::new(State::default()));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let targets: Vec<(String, String)> = if url.contains("{host}") {
+            hosts.iter().map(|h| (h.clone(), url.replace("{host}", h))).collect()
+        } else {
+            hosts.first().map(|h| vec![(h.clone(), url.to_owned())]).unwrap_or_default()
+        };
+        for (host, target) in targets {
+            let (state, stop) = (state.clone(), stop.clone());
+            std::thread::spawn(move || poll_dcgm(&target, &host, interval_ms, &state, &stop));
+        }
+        Sampler { state, nodes: Vec::new(), stop, interval_ms }
+    }
+
     pub fn interval_ms(&self) -> u64 {
         self.interval_ms
     }
@@ -229,6 +251,88 @@ fn read(
     }
 }
 
+/// DCGM's fields, as dcgm-exporter names them by default: power (W), utilisation (%),
+/// framebuffer memory used (MiB) and SM clock (MHz), a series per GPU (label `gpu`).
+pub const DCGM_FIELDS: [&str; 4] =
+    ["DCGM_FI_DEV_POWER_USAGE", "DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_DEV_FB_USED", "DCGM_FI_DEV_SM_CLOCK"];
+
+/// Reads one node's exporter every interval until stopped; what cannot be read is noted once.
+fn poll_dcgm(
+    url: &str,
+    host: &str,
+    interval_ms: u64,
+    state: &Mutex<State>,
+    stop: &std::sync::atomic::AtomicBool,
+) {
+    let interval = Duration::from_millis(interval_ms);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
+    let client = reqwest::Client::builder().no_proxy().timeout(interval.max(Duration::from_secs(1))).build();
+    let (Ok(runtime), Ok(client)) = (runtime, client) else {
+        lock(state).notes.insert(format!("{host}: no HTTP client to read {url}"));
+        return;
+    };
+    let mut noted = false;
+    let mut next = Instant::now();
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        let time = crate::files::now();
+        let read = runtime.block_on(async {
+            let response = client.get(url).send().await.map_err(|e| format!("did not answer: {e}"))?;
+            if !response.status().is_success() {
+                return Err(format!("answered {}", response.status()));
+            }
+            response.text().await.map_err(|e| format!("answer cut short: {e}"))
+        });
+        match read.and_then(|text| dcgm_samples(&text, host, time)) {
+            Ok(samples) => lock(state).samples.extend(samples),
+            Err(why) if !noted => {
+                noted = true;
+                lock(state)
+                    .notes
+                    .insert(format!("{host}: the DCGM exporter at {url} {why}; asked again each interval"));
+            }
+            Err(_) => {}
+        }
+        next += interval;
+        let now = Instant::now();
+        if next > now {
+            std::thread::sleep(next - now);
+        } else {
+            next = now;
+        }
+    }
+}
+
+/// The GPUs' readings in a DCGM exporter's answer: a [`Sample`] per `gpu` label of its fields.
+pub fn dcgm_samples(text: &str, host: &str, time: f64) -> Result<Vec<Sample>, String> {
+    let exposition =
+        sweep_prom::parse::parse(text).map_err(|e| format!("answered text that does not parse ({e})"))?;
+    let mut gpus: std::collections::BTreeMap<u32, Sample> = std::collections::BTreeMap::new();
+    for sample in &exposition.samples {
+        let Some(field) = DCGM_FIELDS.iter().position(|f| sample.name() == *f) else { continue };
+        let Some(gpu) = sample.label("gpu").and_then(|g| g.parse::<u32>().ok()) else { continue };
+        let entry = gpus.entry(gpu).or_insert_with(|| Sample {
+            time,
+            host: host.to_owned(),
+            gpu,
+            power_w: None,
+            util_pct: None,
+            memory_mib: None,
+            sm_clock_mhz: None,
+        });
+        let value = Some(sample.value).filter(|v| v.is_finite());
+        match field {
+            0 => entry.power_w = value,
+            1 => entry.util_pct = value,
+            2 => entry.memory_mib = value,
+            _ => entry.sm_clock_mhz = value,
+        }
+    }
+    if gpus.is_empty() {
+        return Err(format!("answered without a series of {}", DCGM_FIELDS.join(", ")));
+    }
+    Ok(gpus.into_values().collect())
+}
+
 /// One line of `nvidia-smi --query-gpu=QUERY --format=csv,noheader,nounits`: the GPU's index
 /// and its power (W), utilisation (%), memory used (MiB) and SM clock (MHz); a field the GPU
 /// does not report (`[N/A]`, `[Not Supported]`, `N/A`) is `None`.
@@ -304,6 +408,79 @@ mod tests {
         };
         assert!(noted.len() == 1 && noted[0].contains("printed nothing"), "{noted:?}");
         assert!(started.elapsed() < SILENCE * 2, "stopped within its bound: {:?}", started.elapsed());
+    }
+
+    /// dcgm-exporter's default exposition (its counters file's fields, with its labels).
+    const DCGM: &str = "\
+# HELP DCGM_FI_DEV_SM_CLOCK SM clock frequency (in MHz).
+# TYPE DCGM_FI_DEV_SM_CLOCK gauge
+DCGM_FI_DEV_SM_CLOCK{gpu=\"0\",UUID=\"GPU-a\",device=\"nvidia0\",modelName=\"NVIDIA H100 80GB HBM3\",Hostname=\"n1\"} 1980
+DCGM_FI_DEV_SM_CLOCK{gpu=\"1\",UUID=\"GPU-b\",device=\"nvidia1\",modelName=\"NVIDIA H100 80GB HBM3\",Hostname=\"n1\"} 345
+# HELP DCGM_FI_DEV_POWER_USAGE Power draw (in W).
+# TYPE DCGM_FI_DEV_POWER_USAGE gauge
+DCGM_FI_DEV_POWER_USAGE{gpu=\"0\",UUID=\"GPU-a\",device=\"nvidia0\",modelName=\"NVIDIA H100 80GB HBM3\",Hostname=\"n1\"} 612.5
+DCGM_FI_DEV_POWER_USAGE{gpu=\"1\",UUID=\"GPU-b\",device=\"nvidia1\",modelName=\"NVIDIA H100 80GB HBM3\",Hostname=\"n1\"} 71.2
+# HELP DCGM_FI_DEV_GPU_UTIL GPU utilization (in %).
+# TYPE DCGM_FI_DEV_GPU_UTIL gauge
+DCGM_FI_DEV_GPU_UTIL{gpu=\"0\",UUID=\"GPU-a\",device=\"nvidia0\",modelName=\"NVIDIA H100 80GB HBM3\",Hostname=\"n1\"} 98
+# HELP DCGM_FI_DEV_FB_USED Framebuffer memory used (in MiB).
+# TYPE DCGM_FI_DEV_FB_USED gauge
+DCGM_FI_DEV_FB_USED{gpu=\"0\",UUID=\"GPU-a\",device=\"nvidia0\",modelName=\"NVIDIA H100 80GB HBM3\",Hostname=\"n1\"} 75123
+DCGM_FI_DEV_FB_USED{gpu=\"1\",UUID=\"GPU-b\",device=\"nvidia1\",modelName=\"NVIDIA H100 80GB HBM3\",Hostname=\"n1\"} 0
+# HELP DCGM_FI_DEV_MEM_COPY_UTIL Memory utilization (in %).
+# TYPE DCGM_FI_DEV_MEM_COPY_UTIL gauge
+DCGM_FI_DEV_MEM_COPY_UTIL{gpu=\"0\",UUID=\"GPU-a\",device=\"nvidia0\",modelName=\"NVIDIA H100 80GB HBM3\",Hostname=\"n1\"} 40
+";
+
+    #[test]
+    fn a_dcgm_exporters_series_are_read_per_gpu() {
+        let samples = dcgm_samples(DCGM, "n1", 5.0).expect("reads");
+        assert_eq!(samples.len(), 2);
+        let (a, b) = (&samples[0], &samples[1]);
+        assert_eq!(
+            (a.gpu, a.power_w, a.util_pct, a.memory_mib, a.sm_clock_mhz),
+            (0, Some(612.5), Some(98.0), Some(75123.0), Some(1980.0))
+        );
+        assert_eq!(
+            (b.gpu, b.power_w, b.util_pct, b.memory_mib),
+            (1, Some(71.2), None, Some(0.0)),
+            "a field it lacks is None"
+        );
+        assert_eq!((a.host.as_str(), a.time), ("n1", 5.0));
+        let err = dcgm_samples("# TYPE up gauge\nup 1\n", "n1", 0.0).expect_err("no DCGM series");
+        assert!(err.contains("DCGM_FI_DEV_POWER_USAGE"), "{err}");
+        assert!(dcgm_samples("<html>", "n1", 0.0).is_err());
+    }
+
+    /// A stand-in exporter on a free loopback port, read through `{host}`; a node whose exporter
+    /// does not answer (127.0.0.2, where nothing listens) is noted once.
+    #[test]
+    fn a_dcgm_sampler_reads_each_nodes_exporter_and_notes_one_that_does_not_answer() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+        let port = listener.local_addr().expect("address").port();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                use std::io::{Read, Write};
+                let mut stream = stream;
+                let mut buf = [0u8; 2048];
+                let _ = stream.read(&mut buf);
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{DCGM}",
+                    DCGM.len()
+                );
+                let _ = stream.write_all(reply.as_bytes());
+            }
+        });
+        let hosts = vec!["127.0.0.1".to_owned(), "127.0.0.2".to_owned()];
+        let sampler = Sampler::start_dcgm(&format!("http://{{host}}:{port}/metrics"), &hosts, 100);
+        let start = crate::files::now();
+        std::thread::sleep(Duration::from_millis(1200));
+        let (samples, notes) = sampler.window((start, crate::files::now()));
+        let mine: Vec<&Sample> = samples.iter().filter(|s| s.host == "127.0.0.1" && s.gpu == 0).collect();
+        assert!(mine.len() >= 5, "every 100 ms: {samples:?}");
+        assert!(mine.iter().all(|s| s.power_w == Some(612.5)));
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(notes[0].starts_with("127.0.0.2: the DCGM exporter at http://127.0.0.2:"), "{notes:?}");
     }
 
     #[test]

@@ -152,11 +152,20 @@ pub struct Metrics {
     /// Milliseconds between samples of every GPU of the job's nodes (`nvidia-smi`) during each
     /// point; `None`: no GPU telemetry.
     pub gpu_interval_ms: Option<u64>,
+    /// Sample the GPUs from a DCGM exporter's Prometheus endpoint instead of `nvidia-smi`: its
+    /// URL, `{host}` standing for each node of the job.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dcgm_url: Option<String>,
 }
 
 impl Default for Metrics {
     fn default() -> Self {
-        Metrics { path: Some("/metrics".into()), interval_ms: 1000, gpu_interval_ms: Some(1000) }
+        Metrics {
+            path: Some("/metrics".into()),
+            interval_ms: 1000,
+            gpu_interval_ms: Some(1000),
+            dcgm_url: None,
+        }
     }
 }
 

@@ -114,6 +114,8 @@ pub struct RawMetrics {
     /// `null`: do not sample the GPUs.
     #[serde(default, deserialize_with = "explicit_null_u64")]
     pub gpu_interval_ms: Option<Option<u64>>,
+    /// A DCGM exporter's `/metrics` URL, `{host}` standing for each node.
+    pub dcgm_url: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -807,8 +807,19 @@ fn resolve_metrics(raw: Option<&crate::raw::RawMetrics>) -> Result<Metrics, Spec
         }
         Some(Some(ms)) => Some(ms),
     };
+    let dcgm_url = match &raw.dcgm_url {
+        Some(url) if !url.starts_with("http://") || url.len() <= "http://".len() => {
+            return Err(SpecError::invalid(
+                KeyPath::keys("engine.metrics.dcgm_url"),
+                format!("`{url}` is not an http:// URL"),
+            )
+            .with_help("e.g. `http://{host}:9400/metrics`: dcgm-exporter's endpoint, `{host}` standing for each node"))
+        }
+        other => other.clone(),
+    };
     Ok(Metrics {
         gpu_interval_ms,
+        dcgm_url,
         path: url_path(
             "engine.metrics.path",
             &raw.path,
