@@ -2307,6 +2307,16 @@ fn gpu_telemetry_prices_each_point_in_joules_and_its_absence_is_a_note() {
     }
 
     assert!(s.dir.join("sweep/report/plots/energy_frontier.svg").is_file(), "the energy frontier is drawn");
+    let panels = std::fs::read_dir(s.dir.join("sweep/report/plots/gpus")).expect("a panel per point");
+    let svgs = panels.flatten().filter(|e| e.file_name().to_string_lossy().ends_with(".svg")).count();
+    assert_eq!(svgs, 2, "a power panel per point");
+    let (code, _, stderr) = sweep(&["report", "sweep"], &s.dir);
+    assert_eq!(code, 0, "{stderr}");
+    let html = std::fs::read_to_string(s.dir.join("sweep/report/report.html")).expect("report");
+    assert!(
+        html.contains("id=\"gpus\"") && html.matches("class=\"gpu-panel\"").count() == 2,
+        "the GPUs section"
+    );
 
     let rows = run("without", Path::new("/nonexistent/nvidia-smi"));
     assert!(rows.iter().all(|r| r["state"] == "done" && r["gpu_energy_j"].is_empty()), "{rows:#?}");

@@ -261,10 +261,15 @@ pub fn write(agg: &Aggregate, out: &Path, outputs: Outputs) -> Result<Vec<PathBu
         written.extend([png, svg]);
         inlined.push((chart, text));
     }
-    // A panel per point with scrapes: in a folder of their own, as there may be hundreds.
-    let panels = plot::server_charts(&agg.rows);
-    if !panels.is_empty() {
-        let dir = plots.join("servers");
+    // A panel per point with scrapes, and per point with GPU telemetry: in folders of their
+    // own, as there may be hundreds.
+    for (folder, panels) in
+        [("servers", plot::server_charts(&agg.rows)), ("gpus", plot::gpu_charts(&agg.rows))]
+    {
+        if panels.is_empty() {
+            continue;
+        }
+        let dir = plots.join(folder);
         std::fs::create_dir_all(&dir).map_err(|source| Error::Write { path: dir.clone(), source })?;
         for chart in panels {
             let (png, svg, text) = plot::write(&chart, &dir)?;

@@ -540,7 +540,7 @@ pub fn energy_chart(rows: &[Row]) -> Option<Chart> {
     let mut line: Vec<(f64, f64)> = crate::pareto::frontier(&points).into_iter().map(|i| points[i]).collect();
     line.sort_by(|a, b| a.0.total_cmp(&b.0));
     Some(Chart {
-        name: "energy_frontier".to_owned(),
+        name: ENERGY_CHART.to_owned(),
         title: "Energy: output tokens per joule against tokens/s/user".to_owned(),
         x_label: "output tokens/s per user (mean of 1000/ITL)".to_owned(),
         y_label: "output tokens per joule (the job's GPUs, measured window)".to_owned(),
@@ -559,12 +559,68 @@ pub fn energy_chart(rows: &[Row]) -> Option<Chart> {
 /// The speculative-decoding chart's file stem (the report shows it with the servers' figures).
 pub const SPEC_CHART: &str = "server_spec_acceptance";
 
-/// `server_<job>_<point>`: the file stem of a point's server chart.
-pub fn server_chart_name(r: &Row) -> String {
+/// The energy frontier's file stem (the report shows it with the GPUs' panels).
+pub const ENERGY_CHART: &str = "energy_frontier";
+
+/// `<prefix>_<job>_<point>`: the file stem of a point's panel.
+fn point_chart_name(prefix: &str, r: &Row) -> String {
     let clean = |s: &str| {
         s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect::<String>()
     };
-    format!("server_{}_{}", clean(&r.config.job), clean(&r.point))
+    format!("{prefix}_{}_{}", clean(&r.config.job), clean(&r.point))
+}
+
+/// `server_<job>_<point>`: the file stem of a point's server chart.
+pub fn server_chart_name(r: &Row) -> String {
+    point_chart_name("server", r)
+}
+
+/// `gpu_<job>_<point>`: the file stem of a point's GPU chart.
+pub fn gpu_chart_name(r: &Row) -> String {
+    point_chart_name("gpu", r)
+}
+
+/// A chart per point with GPU telemetry: each GPU's power against seconds since the point's
+/// measured window opened, the window's samples and the one each side of it (what its energy
+/// integrates). Samples that cannot be read leave the panel out; the table keeps the summary.
+pub fn gpu_charts(rows: &[Row]) -> Vec<Chart> {
+    rows.iter()
+        .filter_map(|r| {
+            let summary = r.gpu.as_ref()?;
+            let samples = sweep_folder::PointDir::new(&r.dir).read_gpu_samples().ok()?;
+            let zero = summary.window.0;
+            let mut by_gpu: std::collections::BTreeMap<(&str, u32), Vec<(f64, f64)>> = Default::default();
+            for s in &samples {
+                if let Some(watts) = s.power_w {
+                    by_gpu.entry((s.host.as_str(), s.gpu)).or_default().push((s.time - zero, watts));
+                }
+            }
+            let series: Vec<Series> = by_gpu
+                .into_iter()
+                .enumerate()
+                .map(|(k, ((host, gpu), line))| Series {
+                    label: format!("{host} GPU {gpu}"),
+                    color: k,
+                    scatter: Vec::new(),
+                    line,
+                    curve: Vec::new(),
+                    intervals: Vec::new(),
+                })
+                .collect();
+            let energy = summary.energy_j.map(|j| format!(", {j:.0} J")).unwrap_or_default();
+            (!series.is_empty()).then(|| Chart {
+                name: gpu_chart_name(r),
+                title: format!("GPU power — {}, {}{energy}", r.config.job, load_label(r)),
+                x_label: format!(
+                    "seconds since the measured window opened (it closed at {:.1} s)",
+                    summary.window.1 - zero
+                ),
+                y_label: "power (W)".to_owned(),
+                x_axis: XAxis::Linear,
+                series,
+            })
+        })
+        .collect()
 }
 
 /// What each search found: a marker per search at its number in the report's table.

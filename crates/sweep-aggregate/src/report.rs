@@ -880,6 +880,17 @@ struct ServersView<'a> {
     notes: Vec<&'a String>,
 }
 
+#[derive(Serialize)]
+struct GpusView<'a> {
+    /// Whether any GPU was sampled (else only the notes say why not).
+    sampled: bool,
+    /// The energy frontier.
+    energy: Vec<Figure<'a>>,
+    panels: Vec<Panel<'a>>,
+    /// What could not be sampled, each once.
+    notes: Vec<&'a String>,
+}
+
 /// A point's server chart, folded away unless something was flagged.
 #[derive(Serialize)]
 struct Panel<'a> {
@@ -1075,6 +1086,7 @@ struct Page<'a> {
     prefix: Vec<Figure<'a>>,
     turns: Option<Section<'a>>,
     servers: Option<ServersView<'a>>,
+    gpus: Option<GpusView<'a>>,
     profile: Option<ProfileView<'a>>,
     problems: Table,
     accuracy: Option<Table>,
@@ -1130,6 +1142,44 @@ fn profile_view<'a>(agg: &Aggregate, charts: &'a [(Chart, String)]) -> Option<Pr
         }),
         balance: (!p.balance.is_empty())
             .then(|| Section { figures: named(&["profile_balance"]), table: balance_table(agg) }),
+    })
+}
+
+/// The GPUs' section: the energy frontier, a power panel per point, and what could not be
+/// sampled; `None` when no point has telemetry.
+fn gpus_view<'a>(agg: &'a Aggregate, charts: &'a [(Chart, String)]) -> Option<GpusView<'a>> {
+    if !agg.rows.iter().any(|r| r.gpu.is_some()) {
+        return None;
+    }
+    let panels = agg
+        .rows
+        .iter()
+        .filter(|r| r.gpu.is_some())
+        .filter_map(|row| {
+            let name = crate::plot::gpu_chart_name(row);
+            let (chart, svg) = charts.iter().find(|(c, _)| c.name == name)?;
+            Some(Panel {
+                summary: format!(
+                    "{}, {} (point {})",
+                    row.config.job,
+                    crate::plot::load_label(row),
+                    row.point
+                ),
+                open: false,
+                figure: figure(chart, svg),
+            })
+        })
+        .collect();
+    let mut notes: Vec<&String> =
+        agg.rows.iter().filter_map(|r| r.gpu.as_ref()).flat_map(|g| &g.notes).collect();
+    notes.sort();
+    notes.dedup();
+    let sampled = agg.rows.iter().filter_map(|r| r.gpu.as_ref()).any(|g| !g.gpus.is_empty());
+    Some(GpusView {
+        sampled,
+        energy: figures(charts, |c| c.name == crate::plot::ENERGY_CHART),
+        panels,
+        notes,
     })
 }
 
@@ -1198,6 +1248,8 @@ pub fn html(agg: &Aggregate, charts: &[(Chart, String)]) -> String {
             || by_turn(c)
             || c.name == "search_max_load"
             || c.name.starts_with("server_")
+            || c.name.starts_with("gpu_")
+            || c.name == crate::plot::ENERGY_CHART
             || c.name.starts_with("profile_")
             || c.name.starts_with("knob_")
             || c.name.starts_with("trend_")
@@ -1232,6 +1284,7 @@ pub fn html(agg: &Aggregate, charts: &[(Chart, String)]) -> String {
         prefix: figures(charts, against_prefix),
         turns: (!turns.rows.is_empty()).then(|| Section { figures: figures(charts, by_turn), table: turns }),
         servers: servers_view(agg, charts),
+        gpus: gpus_view(agg, charts),
         profile: profile_view(agg, charts),
         problems: problem_table(agg),
         accuracy: Some(accuracy_table(agg)).filter(|t| !t.rows.is_empty()),

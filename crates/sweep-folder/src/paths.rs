@@ -609,6 +609,14 @@ impl PointDir {
         file::read_optional(&self.gpu_metrics_path())
     }
 
+    /// Every GPU sample of `gpu_metrics.jsonl`, for the report's panel; a line that does not
+    /// parse is left out (the summary, which the table reads, is the record).
+    pub fn read_gpu_samples(&self) -> Result<Vec<crate::gpu_metrics::Sample>, FolderError> {
+        let path = self.gpu_samples_path();
+        let text = std::fs::read_to_string(&path).map_err(|source| FolderError::Read { path, source })?;
+        Ok(text.lines().filter_map(|line| serde_json::from_str(line).ok()).collect())
+    }
+
     /// Writes the point's GPU samples (one JSON line each) and their summary.
     pub fn write_gpu_metrics(
         &self,
