@@ -811,6 +811,63 @@ fn two_dynamo_releases_in_their_own_venvs_are_one_axis_and_stay_apart_in_the_res
     }
 }
 
+/// vLLM on CPU with speculative decoding (n-gram drafts, 2 per step): the acceptance rate and
+/// tokens per step come from vLLM's own `spec_decode` counters through the mapping, into the
+/// table and the report's chart. The prompts (a dataset) repeat a phrase, on which the random
+/// weights, greedy, fall into a loop the n-grams find (sampled, or on synthetic prompts, they
+/// give no draft at all).
+const VLLM_SPEC: &str = r#"
+name: real-vllm-spec
+model: {path: MODEL, served_name: tiny}
+engine: {kind: vllm, health: {interval: 1, timeout: 400}}
+cluster: {gpus_per_node: 4, base_port: BASE, frontend_port: FRONTEND}
+mode: agg
+agg:
+  tp: 1
+  batch: 8
+  max_seq_len: 1024
+  engine_args:
+    enforce_eager: true
+    load_format: dummy
+    dtype: bfloat16
+    speculative_config: {method: ngram, num_speculative_tokens: 2, prompt_lookup_max: 3, prompt_lookup_min: 1}
+workload: {isl: 32, osl: 32, concurrency: 2, requests: 8, warmup: 0, endpoint: completions, extra_body: {temperature: 0}, dataset: {path: DATASET}}
+"#;
+
+#[test]
+fn vllm_speculative_decoding_acceptance_is_read_from_its_own_counters() {
+    let s = Sweep::new("vllm-spec", venv("vllm-0.32.0"), VLLM_SPEC);
+    let dataset = s.dir.join("prompts.jsonl");
+    let line = serde_json::json!({"text": "the of and ".repeat(10).trim(), "output_length": 32});
+    std::fs::write(&dataset, format!("{line}\n").repeat(8)).expect("dataset");
+    let spec = std::fs::read_to_string(s.dir.join("spec.yaml")).expect("spec");
+    std::fs::write(s.dir.join("spec.yaml"), spec.replace("DATASET", &dataset.display().to_string()))
+        .expect("spec");
+    let rows = s.submit_and_wait(Duration::from_secs(600));
+    let measured = all_done_with_server_usage(&s, &rows, 1);
+    let m = &measured[0].scraped.measures;
+    for (measure, family) in [
+        ("spec_drafts", "vllm:spec_decode_num_drafts"),
+        ("spec_draft_tokens", "vllm:spec_decode_num_draft_tokens"),
+        ("spec_accepted_tokens", "vllm:spec_decode_num_accepted_tokens"),
+    ] {
+        assert_eq!(m.families.get(measure).map(String::as_str), Some(family), "{m:#?}");
+    }
+    let rate = m.spec_acceptance_rate.unwrap_or_else(|| panic!("no acceptance: {m:#?}"));
+    let per_step = m.spec_tokens_per_step.expect("tokens per step");
+    eprintln!("vLLM n-gram speculation: acceptance {rate:.3}, {per_step:.3} tokens per step");
+    assert!(rate > 0.0 && rate <= 1.0, "{m:#?}");
+    // 2 drafts a step: 1 to 3 tokens per step, and the rate says where (each step proposes 2).
+    assert!((1.0..=3.0).contains(&per_step), "{m:#?}");
+    assert!((per_step - (1.0 + 2.0 * rate)).abs() < 0.05, "2 draft tokens per proposal: {m:#?}");
+    let (code, _, stderr) = sweep(&["report", "sweep"], &s.dir);
+    assert_eq!(code, 0, "{stderr}");
+    let table = common::csv_rows(&s.dir.join("sweep/report/results.csv"));
+    let column: f64 = table[0]["server_spec_acceptance_rate"].parse().expect("the column");
+    assert!((column - rate).abs() < 1e-9, "{table:#?}");
+    assert!(s.dir.join("sweep/report/plots/server_spec_acceptance.svg").is_file());
+}
+
 /// vLLM's own option and an environment variable as knobs, zipped: `max_num_seqs` 2 with a 1 GiB
 /// CPU KV cache, and 6 with 2 GiB (`VLLM_CPU_KVCACHE_SPACE`, which the role's `env` sets over the
 /// test's own 1). vLLM's log says which arguments it was given and how many KV-cache blocks it
