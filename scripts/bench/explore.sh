@@ -1,42 +1,55 @@
 #!/usr/bin/env bash
 # `sweep explore` against the full grid (issue 38): the space in explore-space.yaml (144
-# deployments of the simulated engine) measured whole once, then each strategy — explore (its
-# first wave a spread, and a census), random deployments, successive halving — replayed on those
-# measurements at 1/10, 1/5 and 1/3 of the
-# grid's GPU-hours, 5 seeds each; prints each median hypervolume ratio (reference (0, 0)), the
-# GPU-hours spent (without and with engine start-up, as shares of the grid's) and how many of
-# the grid's frontier points were missed. Then runs `sweep explore` itself at each budget
-# (LIVE=0 skips it) and times one choice over 10,000 candidates.
-# Usage: scripts/bench/explore.sh [GRID_DIR]   (an existing full-grid folder of the same spec)
+# deployments of the simulated engine) measured whole, then each strategy — explore (its first
+# wave a spread, and a census), random deployments, successive halving — replayed on those
+# measurements at 1/10, 1/5 and 1/3 of the grid's GPU-hours, 5 seeds each; prints each median
+# hypervolume ratio (reference (0, 0)), the GPU-hours spent (without and with engine start-up,
+# as shares of the grid's) and how many of the grid's frontier points were missed. With several
+# grids (the same space measured again: each measurement has its own noise), each strategy's
+# line is the median over every grid and seed, with each grid's median after it, so that no
+# ranking rests on one measurement's noise. Then runs `sweep explore` itself at each budget
+# against the first grid (LIVE=0 skips it) and times one choice over 10,000 candidates.
+# Usage: scripts/bench/explore.sh [GRID_DIR...]   (existing full-grid folders of the same spec)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 cargo build --quiet --bins
 bin=$PWD/target/debug/sweep
 spec=scripts/bench/explore-space.yaml
-grid=${1:-}
-if [[ -z $grid ]]; then
+grids=("$@")
+if [[ ${#grids[@]} -eq 0 ]]; then
   grid=$(mktemp -d)/grid
   start=$(date +%s)
   "$bin" submit "$spec" -o "$grid" --executor local 2>/dev/null
   echo "full grid: $(($(date +%s) - start)) s of wall time, in $grid"
+  grids=("$grid")
 fi
+grid=${grids[0]}
+for g in "${grids[@]}"; do
+  full=$("$bin" explore "$spec" -o /nonexistent --replay "$g" --strategy random --budget-share 1 2>/dev/null)
+  echo "full grid $g: $(jq -r .grid_spent <<<"$full") GPU-hours ($(jq -r .grid_spent_with_startup <<<"$full") with engine start-up), hypervolume $(jq -r .grid_hypervolume <<<"$full")"
+done
 full=$("$bin" explore "$spec" -o /nonexistent --replay "$grid" --strategy random --budget-share 1 2>/dev/null)
-echo "full grid: $(jq -r .grid_spent <<<"$full") GPU-hours ($(jq -r .grid_spent_with_startup <<<"$full") with engine start-up), hypervolume $(jq -r .grid_hypervolume <<<"$full")"
-median() { printf '%s\n' "$@" | sort -g | sed -n 3p; }
-printf '%-8s  %-8s  %-12s  %-12s  %-12s  %-7s  %s\n' budget strategy "med. ratio" "med. spent" "+start-up" missed "ratios (seeds 0-4)"
+median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+printf '%-8s  %-8s  %-12s  %-12s  %-12s  %-7s  %s\n' budget strategy "med. ratio" "med. spent" "+start-up" missed "median per grid (ratios of the first grid's seeds 0-4)"
 for share in 0.1 0.2 0.333; do
   for strategy in explore census random halving; do
-    ratios=() spent=() startup=() missed=()
-    for seed in 0 1 2 3 4; do
-      if [[ $strategy == census ]]; then how=(--strategy explore --first-wave census); else how=(--strategy "$strategy"); fi
-      out=$("$bin" explore "$spec" -o /nonexistent --replay "$grid" "${how[@]}" --seed "$seed" --budget-share "$share" 2>/dev/null)
-      ratios+=("$(jq -r .ratio <<<"$out")")
-      spent+=("$(jq -r '.spent / .grid_spent' <<<"$out")")
-      startup+=("$(jq -r '.spent_with_startup / .grid_spent_with_startup' <<<"$out")")
-      missed+=("$(jq -r '.missed | length' <<<"$out")")
+    ratios=() spent=() startup=() missed=() per_grid=() first=()
+    for g in "${grids[@]}"; do
+      mine=()
+      for seed in 0 1 2 3 4; do
+        if [[ $strategy == census ]]; then how=(--strategy explore --first-wave census); else how=(--strategy "$strategy"); fi
+        out=$("$bin" explore "$spec" -o /nonexistent --replay "$g" "${how[@]}" --seed "$seed" --budget-share "$share" 2>/dev/null)
+        mine+=("$(jq -r .ratio <<<"$out")")
+        spent+=("$(jq -r '.spent / .grid_spent' <<<"$out")")
+        startup+=("$(jq -r '.spent_with_startup / .grid_spent_with_startup' <<<"$out")")
+        missed+=("$(jq -r '.missed | length' <<<"$out")")
+      done
+      ratios+=("${mine[@]}")
+      per_grid+=("$(printf '%.3f' "$(median "${mine[@]}")")")
+      [[ ${#first[@]} -eq 0 ]] && first=("${mine[@]}")
     done
-    printf '%-8s  %-8s  %-12.4f  %-12.4f  %-12.4f  %-7s  %s\n' "$share" "$strategy" "$(median "${ratios[@]}")" \
-      "$(median "${spent[@]}")" "$(median "${startup[@]}")" "$(median "${missed[@]}")" "$(printf '%.3f ' "${ratios[@]}")"
+    printf '%-8s  %-8s  %-12.4f  %-12.4f  %-12.4f  %-7s  %s (%s)\n' "$share" "$strategy" "$(median "${ratios[@]}")" \
+      "$(median "${spent[@]}")" "$(median "${startup[@]}")" "$(median "${missed[@]}")" "${per_grid[*]}" "$(printf '%.3f ' "${first[@]}")"
   done
 done
 # Live: `sweep explore` itself at each budget (its own estimate of the grid's cost), its frontier

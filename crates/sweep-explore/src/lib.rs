@@ -150,8 +150,11 @@ pub struct Decision {
     pub cost: f64,
     /// Hypervolume the bound would add to the frontier as it stood.
     pub gain: f64,
-    /// `gain / cost`: the rank.
+    /// `gain / cost`: the rank among candidates whose predicted points add nothing.
     pub score: f64,
+    /// Hypervolume the predicted points would add, per predicted GPU-hour: the rank first.
+    #[serde(default)]
+    pub likely: f64,
     pub choice: Choice,
     /// Why, in words.
     pub why: String,
@@ -341,6 +344,7 @@ fn decide(
             cost,
             gain: 0.0,
             score: 0.0,
+            likely: 0.0,
             choice: Choice::Deferred,
             why: String::new(),
         };
@@ -473,9 +477,23 @@ fn design(
     order
 }
 
-/// A score in a max-heap: by value, ties to the earlier candidate.
-#[derive(PartialEq)]
-struct Ranked(f64, std::cmp::Reverse<usize>);
+/// A rank in a max-heap: the predicted gain per GPU-hour, then the optimistic one, ties to the
+/// earlier candidate.
+#[derive(PartialEq, Clone, Copy)]
+struct Ranked(Score, std::cmp::Reverse<usize>);
+
+/// Gain per GPU-hour of a candidate's predicted points, and of its optimistic bound.
+#[derive(PartialEq, Clone, Copy, Debug)]
+struct Score {
+    likely: f64,
+    possible: f64,
+}
+
+impl Score {
+    fn cmp(&self, other: &Score) -> std::cmp::Ordering {
+        self.likely.total_cmp(&other.likely).then_with(|| self.possible.total_cmp(&other.possible))
+    }
+}
 
 impl Eq for Ranked {}
 
@@ -487,7 +505,7 @@ impl PartialOrd for Ranked {
 
 impl Ord for Ranked {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.0.total_cmp(&other.0).then_with(|| self.1.cmp(&other.1))
+        self.0.cmp(&other.0).then_with(|| self.1.cmp(&other.1))
     }
 }
 
@@ -504,22 +522,29 @@ fn greedy(
 ) -> Vec<usize> {
     let mut frontier = pareto_front(floor);
     let base = hypervolume(&frontier, REFERENCE);
-    let gain_of = |frontier: &[(f64, f64)], base: f64, p: &Prediction| {
+    let added = |frontier: &[(f64, f64)], base: f64, points: &[(f64, f64)]| {
         let mut with = frontier.to_vec();
-        with.extend(p.bound.iter().copied());
+        with.extend(points.iter().copied());
         (hypervolume(&with, REFERENCE) - base).max(0.0)
+    };
+    let score_of = |frontier: &[(f64, f64)], base: f64, l: &Live| {
+        let cost = l.cost.max(1e-9);
+        let possible = added(frontier, base, &l.prediction.bound) / cost;
+        let likely = if possible > 0.0 { added(frontier, base, &l.prediction.predicted) / cost } else { 0.0 };
+        Score { likely, possible }
     };
     let mut heap = std::collections::BinaryHeap::new();
     for (k, l) in live.iter().enumerate() {
-        let gain = gain_of(&frontier, base, &l.prediction);
+        let score = score_of(&frontier, base, l);
         let d = &mut decisions[l.decision];
-        d.gain = gain;
-        d.score = gain / l.cost.max(1e-9);
-        if gain <= base * 1e-9 {
+        d.gain = score.possible * l.cost.max(1e-9);
+        d.score = score.possible;
+        d.likely = score.likely;
+        if d.gain <= base * 1e-9 {
             d.choice = Choice::Dominated;
             d.why = "its optimistic bound lies under the measured frontier (less its noise)".to_owned();
         } else {
-            heap.push(Ranked(d.score, std::cmp::Reverse(k)));
+            heap.push(Ranked(score, std::cmp::Reverse(k)));
         }
     }
     let mut order = Vec::new();
@@ -535,12 +560,12 @@ fn greedy(
         }
         // The loads to measure were fixed against the frontier the wave began with, so a
         // candidate's cost stays put and its score only shrinks: the lazy greedy holds.
-        let score = gain_of(&frontier, current, &l.prediction) / l.cost.max(1e-9);
-        if heap.peek().is_some_and(|top| top.0 > score) {
+        let score = score_of(&frontier, current, l);
+        if heap.peek().is_some_and(|top| top.0.cmp(&score) == std::cmp::Ordering::Greater) {
             heap.push(Ranked(score, std::cmp::Reverse(k)));
             continue;
         }
-        if score <= 0.0 {
+        if score.possible <= 0.0 {
             heap.push(Ranked(score, std::cmp::Reverse(k)));
             break;
         }
@@ -557,11 +582,19 @@ fn greedy(
                 loads(&d.loads)
             )
         };
-        d.why = format!(
-            "best gain per GPU-hour left: {:.4} of hypervolume per GPU-hour ({} in this wave); {which}",
-            score,
-            order.len() + 1
-        );
+        d.why = if score.likely > 0.0 {
+            format!(
+                "best predicted gain per GPU-hour left: {:.4} of hypervolume per GPU-hour ({} in this wave); {which}",
+                score.likely,
+                order.len() + 1
+            )
+        } else {
+            format!(
+                "no prediction adds to the frontier; best optimistic gain per GPU-hour left: {:.4} ({} in this wave); {which}",
+                score.possible,
+                order.len() + 1
+            )
+        };
         order.push(l.decision);
         // What the wave will know afterwards: its predicted points at the loads it measures.
         frontier.extend(l.measure.iter().map(|&k| l.prediction.predicted[k]));
@@ -720,6 +753,71 @@ mod tests {
         let wave = choose(&all, &measured, &Settings { budget: 100.0, kappa: 0.0, ..Settings::default() });
         let twin = wave.decisions.iter().find(|d| d.job == "twin").expect("twin decided");
         assert_eq!(twin.choice, Choice::Dominated, "{twin:#?}");
+    }
+
+    /// Under a budget, what is likely comes first: a candidate whose predicted points add to
+    /// the frontier is chosen before one that only its optimistic bound could add to, however
+    /// much larger that bound's gain; the latter still ranks by it, above a dominated one.
+    #[test]
+    fn a_likely_gain_ranks_before_a_merely_possible_one() {
+        let floor = vec![(100.0, 100.0)];
+        let prediction = |predicted: (f64, f64), bound: (f64, f64)| Prediction {
+            loads: vec![1.0],
+            predicted: vec![predicted],
+            bound: vec![bound],
+            hours: vec![1.0],
+        };
+        let live = vec![
+            // Possible only: predicted under the frontier, its bound far past it.
+            Live {
+                decision: 0,
+                candidate: 0,
+                prediction: prediction((50.0, 50.0), (1000.0, 1000.0)),
+                measure: vec![0],
+                cost: 1.0,
+            },
+            // Likely: predicted a little past the frontier.
+            Live {
+                decision: 1,
+                candidate: 1,
+                prediction: prediction((110.0, 110.0), (120.0, 120.0)),
+                measure: vec![0],
+                cost: 1.0,
+            },
+            // Dominated: even its bound is under.
+            Live {
+                decision: 2,
+                candidate: 2,
+                prediction: prediction((10.0, 10.0), (90.0, 90.0)),
+                measure: vec![0],
+                cost: 1.0,
+            },
+        ];
+        let decision = |job: &str| Decision {
+            job: job.to_owned(),
+            loads: vec![1.0],
+            measure: vec![1.0],
+            predicted: Vec::new(),
+            bound: Vec::new(),
+            cost: 1.0,
+            gain: 0.0,
+            score: 0.0,
+            likely: 0.0,
+            choice: Choice::Deferred,
+            why: String::new(),
+        };
+        let mut decisions = vec![decision("possible"), decision("likely"), decision("dominated")];
+        let one = Settings { wave: 1, ..Settings::default() };
+        let order = greedy(&floor, &live, &mut decisions, 10.0, &one);
+        assert_eq!(order, vec![1], "{decisions:#?}");
+        assert!(decisions[1].why.starts_with("best predicted gain"), "{}", decisions[1].why);
+        assert!(decisions[0].score > decisions[1].score, "the bound's gain alone would rank it first");
+        assert_eq!((decisions[0].likely, decisions[2].choice), (0.0, Choice::Dominated));
+        // With room for both, the possible one follows, by its bound.
+        let two = Settings { wave: 2, ..Settings::default() };
+        let mut decisions = vec![decision("possible"), decision("likely"), decision("dominated")];
+        assert_eq!(greedy(&floor, &live, &mut decisions, 10.0, &two), vec![1, 0]);
+        assert!(decisions[0].why.starts_with("no prediction adds"), "{}", decisions[0].why);
     }
 
     #[test]

@@ -390,7 +390,12 @@ fn measured(
     for (name, folders) in runs {
         // The table's row of each point speaks for its latest finished attempt.
         let mut points = Vec::new();
+        // Why measured points were not valid (an inaccurate deployment, failed requests).
+        let mut invalid = None;
         for row in agg.rows.iter().filter(|r| r.config.job == name) {
+            if row.measured() && invalid.is_none() {
+                invalid = row.invalid.clone();
+            }
             if !row.measured() || row.invalid.is_some() || row.repeat_of.is_some() {
                 continue;
             }
@@ -442,6 +447,9 @@ fn measured(
         let closed = points.is_empty() && !(tried.is_empty() && only_cancelled);
         let failed = closed.then(|| {
             let job = folders[folders.len() - 1];
+            if let Some(why) = &invalid {
+                return format!("no valid point: {why}");
+            }
             match (job_dir_status(sweep, job), &job.reason) {
                 (Some(reason), _) => reason,
                 (None, Some(reason)) => reason.clone(),
