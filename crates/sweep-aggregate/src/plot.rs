@@ -77,6 +77,11 @@ impl Series {
     pub fn points(label: String, color: usize, scatter: Vec<(f64, f64)>) -> Series {
         Series { label, color, scatter, line: Vec::new(), curve: Vec::new(), intervals: Vec::new() }
     }
+
+    /// A series of joined markers only.
+    pub fn line(label: String, color: usize, line: Vec<(f64, f64)>) -> Series {
+        Series { label, color, scatter: Vec::new(), line, curve: Vec::new(), intervals: Vec::new() }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -474,14 +479,7 @@ pub fn server_charts(rows: &[Row]) -> Vec<Chart> {
             .into_iter()
             .enumerate()
             .filter(|(_, (_, line))| !line.is_empty())
-            .map(|(k, (label, line))| Series {
-                label: label.to_owned(),
-                color: k,
-                scatter: Vec::new(),
-                line,
-                curve: Vec::new(),
-                intervals: Vec::new(),
-            })
+            .map(|(k, (label, line))| Series::line(label.to_owned(), k, line))
             .collect();
             (!series.is_empty()).then(|| Chart {
                 name: server_chart_name(r),
@@ -598,14 +596,7 @@ pub fn gpu_charts(rows: &[Row]) -> Vec<Chart> {
             let series: Vec<Series> = by_gpu
                 .into_iter()
                 .enumerate()
-                .map(|(k, ((host, gpu), line))| Series {
-                    label: format!("{host} GPU {gpu}"),
-                    color: k,
-                    scatter: Vec::new(),
-                    line,
-                    curve: Vec::new(),
-                    intervals: Vec::new(),
-                })
+                .map(|(k, ((host, gpu), line))| Series::line(format!("{host} GPU {gpu}"), k, line))
                 .collect();
             let energy = summary.energy_j.map(|j| format!(", {j:.0} J")).unwrap_or_default();
             (!series.is_empty()).then(|| Chart {

@@ -1145,18 +1145,17 @@ fn profile_view<'a>(agg: &Aggregate, charts: &'a [(Chart, String)]) -> Option<Pr
     })
 }
 
-/// The GPUs' section: the energy frontier, a power panel per point, and what could not be
-/// sampled; `None` when no point has telemetry.
-fn gpus_view<'a>(agg: &'a Aggregate, charts: &'a [(Chart, String)]) -> Option<GpusView<'a>> {
-    if !agg.rows.iter().any(|r| r.gpu.is_some()) {
-        return None;
-    }
-    let panels = agg
-        .rows
+/// A panel per point whose chart (named by `name`) was drawn, open when `open` says so.
+fn panels<'a>(
+    agg: &Aggregate,
+    charts: &'a [(Chart, String)],
+    name: fn(&Row) -> String,
+    open: impl Fn(&Row) -> bool,
+) -> Vec<Panel<'a>> {
+    agg.rows
         .iter()
-        .filter(|r| r.gpu.is_some())
         .filter_map(|row| {
-            let name = crate::plot::gpu_chart_name(row);
+            let name = name(row);
             let (chart, svg) = charts.iter().find(|(c, _)| c.name == name)?;
             Some(Panel {
                 summary: format!(
@@ -1165,11 +1164,20 @@ fn gpus_view<'a>(agg: &'a Aggregate, charts: &'a [(Chart, String)]) -> Option<Gp
                     crate::plot::load_label(row),
                     row.point
                 ),
-                open: false,
+                open: open(row),
                 figure: figure(chart, svg),
             })
         })
-        .collect();
+        .collect()
+}
+
+/// The GPUs' section: the energy frontier, a power panel per point, and what could not be
+/// sampled; `None` when no point has telemetry.
+fn gpus_view<'a>(agg: &'a Aggregate, charts: &'a [(Chart, String)]) -> Option<GpusView<'a>> {
+    if !agg.rows.iter().any(|r| r.gpu.is_some()) {
+        return None;
+    }
+    let panels = panels(agg, charts, crate::plot::gpu_chart_name, |_| false);
     let mut notes: Vec<&String> =
         agg.rows.iter().filter_map(|r| r.gpu.as_ref()).flat_map(|g| &g.notes).collect();
     notes.sort();
@@ -1193,25 +1201,8 @@ fn servers_view<'a>(agg: &'a Aggregate, charts: &'a [(Chart, String)]) -> Option
             format!("{}, {} (point {}): {what}", row.config.job, crate::plot::load_label(row), row.point)
         })
         .collect();
-    let panels = agg
-        .rows
-        .iter()
-        .filter(|r| r.server.is_some())
-        .filter_map(|row| {
-            let name = crate::plot::server_chart_name(row);
-            let (chart, svg) = charts.iter().find(|(c, _)| c.name == name)?;
-            Some(Panel {
-                summary: format!(
-                    "{}, {} (point {})",
-                    row.config.job,
-                    crate::plot::load_label(row),
-                    row.point
-                ),
-                open: row.server.as_ref().is_some_and(|s| !s.flags.is_empty()),
-                figure: figure(chart, svg),
-            })
-        })
-        .collect();
+    let flagged_open = |row: &Row| row.server.as_ref().is_some_and(|s| !s.flags.is_empty());
+    let panels = panels(agg, charts, crate::plot::server_chart_name, flagged_open);
     let mut notes: Vec<&String> =
         agg.rows.iter().filter_map(|r| r.server.as_ref()).flat_map(|s| &s.notes).collect();
     notes.sort();
