@@ -2467,6 +2467,38 @@ fn accuracy_scores_each_deployment_and_keeps_the_inaccurate_off_the_frontier() {
     assert_eq!(html.matches("<td>inaccurate</td>").count(), 2, "both corrupted deployments flagged");
 }
 
+/// `sweep explore` over an honest and a corrupted deployment with an accuracy bound: the
+/// corrupted one measures nothing valid, so it is recorded as failed, saying it is inaccurate,
+/// and never chosen again.
+#[test]
+fn explore_records_an_inaccurate_deployment_as_failed_with_why() {
+    let s = new_sweep(
+        "explore-accuracy",
+        "name: e2e-explore-accuracy
+model: {path: /models/tiny, served_name: tiny}
+\
+         engine: {kind: mock, env: {SWEEP_MOCK_ANSWERS: arithmetic, SWEEP_MOCK_FAULT_WRONG_ANSWER_RATE: {sweep: [\"0\", \"0.5\"]}}}\n\
+         cluster: {gpus_per_node: 4, base_port: 25800, frontend_port: 25899}\nmode: agg\n\
+         agg: {tp: 1, batch: 8, engine_args: {speedup: 5}}\n\
+         workload: {isl: 64, osl: 16, concurrency: [1, 4], requests: 8, warmup: 1}\n\
+         accuracy: {limit: 20, min_score: 0.9}\n",
+    );
+    let (code, _, stderr) = sweep(
+        &["explore", "spec.yaml", "-o", "explored", "--budget-share", "1", "--executor", "local"],
+        &s.dir,
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let (log, _) = explore_log(&s.dir.join("explored/explore.json"));
+    let failed = log["waves"].as_array().expect("waves").iter().find_map(|w| {
+        w["failed"].as_object()?.iter().find(|(job, _)| job.ends_with("RATE-0.5")).map(|(_, why)| why.clone())
+    });
+    let why = failed.unwrap_or_else(|| panic!("the corrupted job recorded as failed: {log:#}"));
+    assert!(
+        why.as_str().is_some_and(|w| w.starts_with("no valid point: inaccurate: exact_match")),
+        "{why}"
+    );
+}
+
 /// lm-eval named but missing where the job runs: the accuracy step fails with that reason, and
 /// the points keep their results and stand on the frontier. Then a stand-in `lm_eval` (it asks
 /// the frontend once and writes lm-eval 0.4's results file, since the tasks' datasets cannot be
