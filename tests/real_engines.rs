@@ -110,6 +110,7 @@ impl Sweep {
             .env("VLLM_CPU_KVCACHE_SPACE", "1")
             .env("VLLM_NO_USAGE_STATS", "1")
             .env("HF_HUB_OFFLINE", "1")
+            .env("HF_DATASETS_OFFLINE", "1")
             .output()
             .expect("sweep runs")
     }
@@ -362,16 +363,29 @@ cluster: {gpus_per_node: 4, base_port: BASE, frontend_port: FRONTEND}
 mode: agg
 agg: {tp: 1, batch: 8, max_seq_len: 1024, engine_args: {enforce_eager: true, load_format: dummy, dtype: bfloat16}}
 workload: {isl: 32, osl: 16, requests: 8, warmup: 0, search: {axis: concurrency, from: 1, to: 4, slo: {time_to_first_token: {p99: 60000}}}}
-accuracy: {limit: 16, max_tokens: 8, concurrency: 4, min_score: 0.5}
+accuracy:
+  questions: builtin
+  limit: 16
+  max_tokens: 8
+  concurrency: 4
+  min_score: 0.5
+  lm_eval: {tasks: [sweep_arith], limit: 8, command: LMEVAL, args: [--include_path, TASKS]}
 ";
 
 /// One vLLM server on CPU with dummy (random) weights: a concurrency search, its exports and
-/// metrics against the client's, its provenance; then the built-in accuracy probe, which random
-/// weights fail (a score near 0), so the deployment is flagged `inaccurate` and its points stand
-/// on no frontier.
+/// metrics against the client's, its provenance; then the accuracy step: the built-in probe and
+/// a real lm-eval 0.4.13 (a task of its YAML format over local questions, the hub being out of
+/// reach), both of which random weights fail, so the deployment is flagged `inaccurate` and its
+/// points stand on no frontier.
 #[test]
 fn vllm_one_server_with_a_boolean_argument_a_search_and_ttft_against_its_own_clock() {
     let s = Sweep::new("vllm-one", venv("vllm-0.32.0"), VLLM_ONE);
+    let tasks = lm_eval_task(&s.dir);
+    let spec = std::fs::read_to_string(s.dir.join("spec.yaml")).expect("spec");
+    let lm_eval = venv("lm-eval-0.4.13").join("bin/lm_eval");
+    let spec =
+        spec.replace("LMEVAL", &lm_eval.display().to_string()).replace("TASKS", &tasks.display().to_string());
+    std::fs::write(s.dir.join("spec.yaml"), spec).expect("spec");
     let rows = s.submit_and_wait(Duration::from_secs(600));
     let measured = all_done_with_server_usage(&s, &rows, 3);
     let search = std::fs::read_dir(s.job().join("points"))
@@ -452,6 +466,16 @@ fn vllm_one_server_with_a_boolean_argument_a_search_and_ttft_against_its_own_clo
     let score = &accuracy.scores[0];
     assert_eq!((score.samples, score.errors), (Some(16), 0), "{accuracy:#?}");
     assert!(score.score <= 0.2, "random weights do not do arithmetic: {accuracy:#?}");
+    // lm-eval's own results file, read back: its task, its metric under its filter, its count.
+    let task = &accuracy.scores[1];
+    assert_eq!(
+        (task.name.as_str(), task.source.as_str(), task.metric.as_str(), task.samples),
+        ("sweep_arith", "lm_eval", "exact_match,first-number", Some(8)),
+        "{accuracy:#?}"
+    );
+    assert!(task.score <= 0.25, "{accuracy:#?}");
+    let log = std::fs::read_to_string(path.with_file_name("lm_eval/lm_eval.log")).expect("lm-eval's log");
+    assert!(log.contains("sweep_arith"), "{log}");
     let answers = std::fs::read_to_string(path.with_file_name("answers.jsonl")).expect("answers");
     let answered = answers.lines().filter(|l| l.contains("\"response\"")).count();
     assert_eq!(answered, 16, "every question got an answer from vLLM: {answers}");
@@ -462,6 +486,45 @@ fn vllm_one_server_with_a_boolean_argument_a_search_and_ttft_against_its_own_clo
         assert!(row["invalid_reason"].starts_with("inaccurate: exact_match"), "{row:#?}");
         assert_eq!(row["on_frontier"], "false", "{row:#?}");
     }
+}
+
+/// An lm-eval task in its own YAML format over the first 20 built-in questions, in a folder of
+/// `dir` (for `--include_path`): the answer is the response's first number.
+fn lm_eval_task(dir: &Path) -> PathBuf {
+    let tasks = dir.join("lm-eval-tasks");
+    std::fs::create_dir_all(&tasks).expect("tasks folder");
+    let data = tasks.join("arith.jsonl");
+    let questions = std::fs::read_to_string(repository().join("crates/sweep-spec/data/arithmetic.jsonl"))
+        .expect("the shipped questions");
+    std::fs::write(&data, questions.lines().take(20).map(|l| format!("{l}\n")).collect::<String>())
+        .expect("data");
+    let yaml = r#"task: sweep_arith
+dataset_path: json
+dataset_kwargs:
+  data_files:
+    test: DATA
+test_split: test
+output_type: generate_until
+doc_to_text: "{{question}}"
+doc_to_target: "{{answer}}"
+generation_kwargs:
+  until: ["\n"]
+  max_gen_toks: 8
+  do_sample: false
+filter_list:
+  - name: first-number
+    filter:
+      - function: regex
+        regex_pattern: "(-?[0-9]+)"
+      - function: take_first
+metric_list:
+  - metric: exact_match
+    aggregation: mean
+    higher_is_better: true
+"#
+    .replace("DATA", &data.display().to_string());
+    std::fs::write(tasks.join("sweep_arith.yaml"), yaml).expect("task");
+    tasks
 }
 
 /// A child process killed when the test ends, however it ends.

@@ -2493,10 +2493,7 @@ model: {path: /models/tiny, served_name: tiny}
         w["failed"].as_object()?.iter().find(|(job, _)| job.ends_with("RATE-0.5")).map(|(_, why)| why.clone())
     });
     let why = failed.unwrap_or_else(|| panic!("the corrupted job recorded as failed: {log:#}"));
-    assert!(
-        why.as_str().is_some_and(|w| w.starts_with("no valid point: inaccurate: exact_match")),
-        "{why}"
-    );
+    assert!(why.as_str().is_some_and(|w| w.starts_with("no valid point: inaccurate: exact_match")), "{why}");
 }
 
 /// lm-eval named but missing where the job runs: the accuracy step fails with that reason, and

@@ -242,6 +242,8 @@ pub struct LmEval {
     pub num_fewshot: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metric: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_args: Option<String>,
     pub command: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub args: Vec<String>,
@@ -259,13 +261,23 @@ impl From<&sweep_spec::Accuracy> for Accuracy {
             min_score: *min_score,
             timeout: *timeout,
             lm_eval: lm_eval.as_ref().map(|l| {
-                let sweep_spec::LmEval { tasks, limit, model, num_fewshot, metric, command, args } = l;
+                let sweep_spec::LmEval {
+                    tasks,
+                    limit,
+                    model,
+                    num_fewshot,
+                    metric,
+                    model_args,
+                    command,
+                    args,
+                } = l;
                 LmEval {
                     tasks: tasks.clone(),
                     limit: *limit,
                     model: (*model).into(),
                     num_fewshot: *num_fewshot,
                     metric: metric.clone(),
+                    model_args: model_args.clone(),
                     command: command.clone(),
                     args: args.clone(),
                 }

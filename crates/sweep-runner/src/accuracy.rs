@@ -269,7 +269,7 @@ fn run_lm_eval(
         )
     })?;
     std::fs::create_dir_all(out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
-    let args = lm_eval_args(lm_eval, &job.model.served_name, url, accuracy.concurrency, out);
+    let args = lm_eval_args(lm_eval, &job.model, url, accuracy.concurrency, out);
     let log_path = out.join("lm_eval.log");
     let log =
         std::fs::File::create(&log_path).map_err(|e| format!("cannot create {}: {e}", log_path.display()))?;
@@ -314,18 +314,34 @@ fn run_lm_eval(
     lm_eval_scores(&text, lm_eval).map_err(|e| format!("{}: {e}", results.display()))
 }
 
-/// lm-eval's command line: its OpenAI-compatible client pointed at the frontend.
-fn lm_eval_args(lm_eval: &LmEval, model: &str, url: &str, concurrency: u32, out: &Path) -> Vec<String> {
+/// lm-eval's command line: its OpenAI-compatible client pointed at the frontend, with the
+/// served model's own tokenizer (`model.path`, as the engine loaded it) rather than one looked
+/// up on the hub by the served name; `lm_eval.model_args` comes last and may override it.
+fn lm_eval_args(
+    lm_eval: &LmEval,
+    model: &sweep_folder::settings::Model,
+    url: &str,
+    concurrency: u32,
+    out: &Path,
+) -> Vec<String> {
     use sweep_folder::settings::LmEvalModel;
     let path = match lm_eval.model {
         LmEvalModel::LocalCompletions => "/v1/completions",
         LmEvalModel::LocalChatCompletions => "/v1/chat/completions",
     };
+    let mut model_args = format!(
+        "model={},base_url={url}{path},num_concurrent={concurrency},max_retries=3,tokenized_requests=False,tokenizer={}",
+        model.served_name, model.path
+    );
+    if let Some(more) = &lm_eval.model_args {
+        model_args.push(',');
+        model_args.push_str(more);
+    }
     let mut args = vec![
         "--model".to_owned(),
         lm_eval.model.as_str().to_owned(),
         "--model_args".to_owned(),
-        format!("model={model},base_url={url}{path},num_concurrent={concurrency},max_retries=3,tokenized_requests=False"),
+        model_args,
         "--tasks".to_owned(),
         lm_eval.tasks.join(","),
         "--output_path".to_owned(),
@@ -365,7 +381,8 @@ fn newest_results(dir: &Path) -> Option<PathBuf> {
 }
 
 /// Each task's score from lm-eval's results file: `results.<task>.<metric>` (the configured
-/// metric, else the task's first numeric one in name order, standard errors left out), with
+/// metric, else the task's first in name order: a numeric field named `metric,filter`, standard
+/// errors left out, as other fields such as `sample_len` are), with
 /// `n-samples.<task>.effective` as its sample count.
 fn lm_eval_scores(text: &str, lm_eval: &LmEval) -> Result<Vec<Score>, String> {
     let value: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
@@ -378,7 +395,7 @@ fn lm_eval_scores(text: &str, lm_eval: &LmEval) -> Result<Vec<Score>, String> {
             None => {
                 let mut names: Vec<&String> = fields
                     .iter()
-                    .filter(|(name, v)| v.is_number() && !name.contains("_stderr"))
+                    .filter(|(name, v)| v.is_number() && name.contains(',') && !name.contains("_stderr"))
                     .map(|(name, _)| name)
                     .collect();
                 names.sort();
@@ -419,6 +436,7 @@ mod tests {
             model: LmEvalModel::LocalChatCompletions,
             num_fewshot: Some(5),
             metric: metric.map(str::to_owned),
+            model_args: Some("tokenizer_backend=None".into()),
             command: "lm_eval".into(),
             args: vec!["--seed".into(), "0".into()],
         }
@@ -427,7 +445,7 @@ mod tests {
     /// The shape of lm-eval 0.4's `results_<time>.json`.
     const RESULTS: &str = r#"{
       "results": {
-        "gsm8k": {"alias": "gsm8k", "exact_match,strict-match": 0.25, "exact_match_stderr,strict-match": 0.06,
+        "gsm8k": {"alias": "gsm8k", "sample_len": 50, "exact_match,strict-match": 0.25, "exact_match_stderr,strict-match": 0.06,
                   "exact_match,flexible-extract": 0.5, "exact_match_stderr,flexible-extract": 0.07},
         "arc_easy": {"alias": "arc_easy", "acc,none": 0.75, "acc_stderr,none": 0.02, "acc_norm,none": 0.7}
       },
@@ -450,11 +468,17 @@ mod tests {
 
     #[test]
     fn lm_eval_is_pointed_at_the_frontend() {
-        let args = lm_eval_args(&lm_eval(None), "tiny", "http://n1:8000", 4, Path::new("/s/acc/lm_eval"));
+        let model = sweep_folder::settings::Model {
+            path: "/models/tiny".into(),
+            served_name: "tiny".into(),
+            config: None,
+            dtype: None,
+        };
+        let args = lm_eval_args(&lm_eval(None), &model, "http://n1:8000", 4, Path::new("/s/acc/lm_eval"));
         assert_eq!(
             args.join(" "),
             "--model local-chat-completions --model_args \
-             model=tiny,base_url=http://n1:8000/v1/chat/completions,num_concurrent=4,max_retries=3,tokenized_requests=False \
+             model=tiny,base_url=http://n1:8000/v1/chat/completions,num_concurrent=4,max_retries=3,tokenized_requests=False,tokenizer=/models/tiny,tokenizer_backend=None \
              --tasks gsm8k,arc_easy --output_path /s/acc/lm_eval --apply_chat_template --limit 50 --num_fewshot 5 --seed 0"
         );
     }

@@ -70,6 +70,10 @@ pub struct LmEval {
     /// name order.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metric: Option<String>,
+    /// More `--model_args`, `key=value` pairs joined by commas, after sweep's own (a key given
+    /// twice takes its last value): `tokenizer_backend=None`, say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_args: Option<String>,
     /// The program: a name looked up on `PATH` and in `engine.venv`, or a path.
     pub command: String,
     /// More options, passed as given.

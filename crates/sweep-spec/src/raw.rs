@@ -52,6 +52,7 @@ pub struct RawLmEval {
     pub model: Option<LmEvalModel>,
     pub num_fewshot: Option<u32>,
     pub metric: Option<String>,
+    pub model_args: Option<String>,
     pub command: Option<String>,
     #[serde(default)]
     pub args: Vec<String>,

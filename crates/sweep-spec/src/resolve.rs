@@ -637,6 +637,7 @@ fn resolve_accuracy(a: &crate::raw::RawAccuracy) -> Result<crate::Accuracy, Spec
                 model: l.model.unwrap_or(crate::LmEvalModel::LocalCompletions),
                 num_fewshot: l.num_fewshot,
                 metric: l.metric.clone(),
+                model_args: l.model_args.clone().filter(|a| !a.trim().is_empty()),
                 command,
                 args: l.args.clone(),
             })
