@@ -83,8 +83,12 @@ pub struct AccuracyResult {
 
 impl AccuracyResult {
     /// Why the deployment is `inaccurate`: each score below `min_score`, described; `None`
-    /// when every score meets it (or there is no bound).
+    /// when every score meets it, there is no bound, or the step was cancelled (a failed step
+    /// judges by the scores it got: the runner keeps no score of a probe cut short).
     pub fn inaccurate(&self) -> Option<String> {
+        if self.state == AccuracyState::Cancelled {
+            return None;
+        }
         let min = self.min_score?;
         let below: Vec<String> = self
             .scores
@@ -150,6 +154,10 @@ mod tests {
             Some("inaccurate: exact_match 0.400 (20 of 50) below accuracy.min_score 0.9")
         );
         assert_eq!(result.lowest().map(|s| s.score), Some(0.4));
+        result.state = AccuracyState::Cancelled;
+        assert_eq!(result.inaccurate(), None, "a cancelled step judges nothing");
+        result.state = AccuracyState::Failed;
+        assert!(result.inaccurate().is_some(), "a failed step judges the scores it got");
         result.min_score = None;
         assert_eq!(result.inaccurate(), None, "no bound, no flag");
         result.min_score = Some(0.3);

@@ -53,11 +53,23 @@ pub fn run(
                 }
                 let source = questions.clone();
                 let (score, asked) = probe(&list, &source, job, accuracy, url, deadline, cancel);
-                if score.errors == score.samples.unwrap_or(0) && score.errors > 0 {
+                // A score stands only for a probe that asked every question and heard answers:
+                // one cut short, or whose every request failed, says nothing of the model.
+                let unasked = asked
+                    .iter()
+                    .filter(|a| a.error.as_deref().is_some_and(|e| e.starts_with(NOT_ASKED)))
+                    .count();
+                if unasked > 0 {
+                    failures.push(format!(
+                        "the probe was cut short: {unasked} of {} questions not asked",
+                        asked.len()
+                    ));
+                } else if score.errors == score.samples.unwrap_or(0) && score.errors > 0 {
                     let first = asked.iter().find_map(|a| a.error.clone()).unwrap_or_default();
                     failures.push(format!("every question of the probe failed: {first}"));
+                } else {
+                    scores.push(score);
                 }
-                scores.push(score);
                 answers = asked;
             }
             Err(reason) => failures.push(reason),
@@ -95,6 +107,9 @@ pub fn run(
     }
     result
 }
+
+/// How an answer's error begins when its question was never sent.
+const NOT_ASKED: &str = "not asked: ";
 
 /// The shipped set, or the file (checked at submit; read again here, where the job runs).
 fn read_questions(questions: &str) -> Result<Vec<Question>, String> {
@@ -138,10 +153,10 @@ fn probe(
                 let target = format!("{url}{path}");
                 async move {
                     if cancel.reason().is_some() {
-                        return Err("not asked: the job was stopped".to_owned());
+                        return Err(format!("{NOT_ASKED}the job was stopped"));
                     }
                     if Instant::now() >= deadline {
-                        return Err("not asked: accuracy.timeout passed".to_owned());
+                        return Err(format!("{NOT_ASKED}accuracy.timeout passed"));
                     }
                     ask(&client, &target, body, endpoint).await
                 }
