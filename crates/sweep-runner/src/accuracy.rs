@@ -52,13 +52,10 @@ pub fn run(
                     list.truncate(limit as usize);
                 }
                 let source = questions.clone();
-                let (score, asked) = probe(&list, &source, job, accuracy, url, deadline, cancel);
+                let Probed { score, answers: asked, unasked } =
+                    probe(&list, &source, job, accuracy, url, deadline, cancel);
                 // A score stands only for a probe that asked every question and heard answers:
                 // one cut short, or whose every request failed, says nothing of the model.
-                let unasked = asked
-                    .iter()
-                    .filter(|a| a.error.as_deref().is_some_and(|e| e.starts_with(NOT_ASKED)))
-                    .count();
                 if unasked > 0 {
                     failures.push(format!(
                         "the probe was cut short: {unasked} of {} questions not asked",
@@ -108,9 +105,6 @@ pub fn run(
     result
 }
 
-/// How an answer's error begins when its question was never sent.
-const NOT_ASKED: &str = "not asked: ";
-
 /// The shipped set, or the file (checked at submit; read again here, where the job runs).
 fn read_questions(questions: &str) -> Result<Vec<Question>, String> {
     if questions == sweep_spec::Accuracy::BUILTIN {
@@ -119,6 +113,22 @@ fn read_questions(questions: &str) -> Result<Vec<Question>, String> {
     let text = std::fs::read_to_string(questions)
         .map_err(|e| format!("cannot read the questions {questions}: {e}"))?;
     sweep_spec::accuracy::parse(&text).map_err(|e| format!("the questions {questions}, {e}"))
+}
+
+/// What one question got.
+enum Reply {
+    Text(String),
+    /// The request failed: a wrong answer.
+    Failed(String),
+    /// Never sent: the job stopped, or the step's time was up.
+    NotAsked(&'static str),
+}
+
+/// The probe's score, each question's answer, and how many questions were never sent.
+struct Probed {
+    score: Score,
+    answers: Vec<Answer>,
+    unasked: usize,
 }
 
 /// Asks every question and judges the answers.
@@ -130,22 +140,21 @@ fn probe(
     url: &str,
     deadline: Instant,
     cancel: &Cancel,
-) -> (Score, Vec<Answer>) {
+) -> Probed {
     let endpoint = job.load.endpoint;
     let path = match endpoint {
         Endpoint::Chat => "/v1/chat/completions",
         Endpoint::Completions => "/v1/completions",
     };
     let request_timeout = Duration::from_secs_f64(job.load.request_timeout);
-    let responses: Vec<Result<String, String>> = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Err(e) => questions.iter().map(|_| Err(format!("no runtime: {e}"))).collect(),
+    let responses: Vec<Reply> = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Err(e) => questions.iter().map(|_| Reply::Failed(format!("no runtime: {e}"))).collect(),
         Ok(runtime) => runtime.block_on(async {
             let client = match reqwest::Client::builder().no_proxy().timeout(request_timeout).build() {
                 Ok(client) => client,
-                Err(e) => return questions.iter().map(|_| Err(format!("no HTTP client: {e}"))).collect(),
+                Err(e) => {
+                    return questions.iter().map(|_| Reply::Failed(format!("no HTTP client: {e}"))).collect()
+                }
             };
             let asks = questions.iter().map(|q| {
                 let body = request_body(endpoint, &job.model.served_name, &q.question, accuracy.max_tokens);
@@ -153,15 +162,18 @@ fn probe(
                 let target = format!("{url}{path}");
                 async move {
                     if cancel.reason().is_some() {
-                        return Err(format!("{NOT_ASKED}the job was stopped"));
+                        return Reply::NotAsked("the job was stopped");
                     }
                     if Instant::now() >= deadline {
-                        return Err(format!("{NOT_ASKED}accuracy.timeout passed"));
+                        return Reply::NotAsked("accuracy.timeout passed");
                     }
-                    ask(&client, &target, body, endpoint).await
+                    match ask(&client, &target, body, endpoint).await {
+                        Ok(text) => Reply::Text(text),
+                        Err(why) => Reply::Failed(why),
+                    }
                 }
             });
-            let mut all: Vec<(usize, Result<String, String>)> = futures_util::stream::iter(asks.enumerate())
+            let mut all: Vec<(usize, Reply)> = futures_util::stream::iter(asks.enumerate())
                 .map(|(i, ask)| async move { (i, ask.await) })
                 .buffer_unordered(accuracy.concurrency.max(1) as usize)
                 .collect()
@@ -171,10 +183,15 @@ fn probe(
         }),
     };
     let mut answers = Vec::with_capacity(questions.len());
-    for (q, response) in questions.iter().zip(responses) {
-        let (response, error) = match response {
-            Ok(text) => (Some(text), None),
-            Err(e) => (None, Some(e)),
+    let mut unasked = 0;
+    for (q, reply) in questions.iter().zip(responses) {
+        let (response, error) = match reply {
+            Reply::Text(text) => (Some(text), None),
+            Reply::Failed(why) => (None, Some(why)),
+            Reply::NotAsked(why) => {
+                unasked += 1;
+                (None, Some(format!("not asked: {why}")))
+            }
         };
         let judged = response.as_deref().map(|r| sweep_spec::accuracy::judge(r, &q.answer));
         answers.push(Answer {
@@ -199,7 +216,7 @@ fn probe(
         correct: Some(correct),
         errors,
     };
-    (score, answers)
+    Probed { score, answers, unasked }
 }
 
 /// A greedy, non-streamed request for one question.
