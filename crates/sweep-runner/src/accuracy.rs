@@ -268,17 +268,11 @@ fn answer_text(body: &str, endpoint: Endpoint) -> Result<String, String> {
     text.map(str::to_owned).ok_or_else(|| "the answer has no text in `choices[0]`".to_owned())
 }
 
-/// Where `command` is: a path as given, else the first match on `PATH` or in `engine.venv`'s
-/// `bin`.
+/// Where `command` is: a path as given, else the first match on `PATH`, else in `engine.venv`'s
+/// `bin` (executables only, as the serve step finds its engine).
 fn find_program(command: &str, venv: Option<&str>) -> Option<PathBuf> {
-    if command.contains('/') {
-        return Path::new(command).is_file().then(|| PathBuf::from(command));
-    }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(venv.map(|v| Path::new(v).join("bin")))
-        .map(|dir| dir.join(command))
-        .find(|candidate| candidate.is_file())
+    crate::provenance::executable(command, None)
+        .or_else(|| venv.and_then(|v| crate::provenance::executable(command, Some(&format!("{v}/bin")))))
 }
 
 /// Runs lm-eval against the frontend into `out`, and reads its scores.
@@ -536,6 +530,10 @@ mod tests {
         let venv = tempfile::tempdir().expect("tmp");
         std::fs::create_dir_all(venv.path().join("bin")).expect("bin");
         std::fs::write(venv.path().join("bin/lm_eval_standin"), "").expect("file");
+        assert_eq!(find_program("lm_eval_standin", venv.path().to_str()), None, "not executable");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::Permissions::from_mode(0o755);
+        std::fs::set_permissions(venv.path().join("bin/lm_eval_standin"), mode).expect("chmod");
         assert_eq!(
             find_program("lm_eval_standin", venv.path().to_str()),
             Some(venv.path().join("bin/lm_eval_standin"))

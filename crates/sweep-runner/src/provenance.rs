@@ -16,7 +16,7 @@ const LAUNCHERS: [&str; 8] =
 
 /// An executable file named `word`: a path, or found on `path` (the command's own `PATH=`
 /// assignment, as `engine.venv` renders it) or else on this process's `PATH`.
-fn executable(word: &str, path: Option<&str>) -> Option<PathBuf> {
+pub(crate) fn executable(word: &str, path: Option<&str>) -> Option<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
     let is_exe = |p: &Path| p.is_file() && p.metadata().is_ok_and(|m| m.permissions().mode() & 0o111 != 0);
     if word.contains('/') {
