@@ -10,6 +10,8 @@
 # ranking rests on one measurement's noise. Then runs `sweep explore` itself at each budget
 # against the first grid (LIVE=0 skips it) and times one choice over 10,000 candidates.
 # Usage: scripts/bench/explore.sh [GRID_DIR...]   (existing full-grid folders of the same spec)
+#        GRIDS=2 scripts/bench/explore.sh          (without folders: measure GRIDS grids first,
+#                                                   about 10 minutes each here; default 1)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 cargo build --quiet --bins
@@ -17,11 +19,13 @@ bin=$PWD/target/debug/sweep
 spec=scripts/bench/explore-space.yaml
 grids=("$@")
 if [[ ${#grids[@]} -eq 0 ]]; then
-  grid=$(mktemp -d)/grid
-  start=$(date +%s)
-  "$bin" submit "$spec" -o "$grid" --executor local 2>/dev/null
-  echo "full grid: $(($(date +%s) - start)) s of wall time, in $grid"
-  grids=("$grid")
+  for _ in $(seq "${GRIDS:-1}"); do
+    grid=$(mktemp -d)/grid
+    start=$(date +%s)
+    "$bin" submit "$spec" -o "$grid" --executor local 2>/dev/null
+    echo "full grid: $(($(date +%s) - start)) s of wall time, in $grid"
+    grids+=("$grid")
+  done
 fi
 grid=${grids[0]}
 for g in "${grids[@]}"; do
