@@ -2484,7 +2484,7 @@ model: {path: /models/tiny, served_name: tiny}
          accuracy: {limit: 20, min_score: 0.9}\n",
     );
     let (code, _, stderr) = sweep(
-        &["explore", "spec.yaml", "-o", "explored", "--budget-share", "1", "--executor", "local"],
+        &["explore", "spec.yaml", "-o", "explored", "--budget-gpu-hours", "1", "--executor", "local"],
         &s.dir,
     );
     assert_eq!(code, 0, "{stderr}");
